@@ -1,0 +1,187 @@
+"""User-facing messages in French (default) and English.
+
+Every message a user can see goes through :func:`translate`, keyed by a stable
+identifier, so the API (``Accept-Language``) and the CLI (``--lang``) speak
+the same words.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+Lang = Literal["fr", "en"]
+
+MESSAGES: dict[str, dict[str, str]] = {
+    # Generic HTTP problems
+    "http.not_found": {"fr": "Ressource introuvable.", "en": "Resource not found."},
+    "http.method_not_allowed": {"fr": "Méthode non autorisée.", "en": "Method not allowed."},
+    "http.validation": {
+        "fr": "La requête contient des paramètres invalides.",
+        "en": "The request has invalid parameters.",
+    },
+    "http.internal": {
+        "fr": "Erreur interne du service ; elle a été journalisée.",
+        "en": "Internal service error; it has been logged.",
+    },
+    "http.database_unavailable": {
+        "fr": "La base de données est injoignable.",
+        "en": "The database cannot be reached.",
+    },
+    # Territories
+    "territory.not_found": {
+        "fr": "Aucun(e) {level} avec le code « {code} ».",
+        "en": "No {level} with code '{code}'.",
+    },
+    "territory.no_children": {
+        "fr": "Le niveau « {level} » n'a pas de subdivisions.",
+        "en": "Level '{level}' has no subdivisions.",
+    },
+    "locate.outside_senegal": {
+        "fr": "Le point ({lon}, {lat}) est hors du Sénégal.",
+        "en": "The point ({lon}, {lat}) lies outside Senegal.",
+    },
+    "locate.no_commune": {
+        "fr": "Le point n'est dans aucune commune connue : ce territoire n'est rattaché à "
+        "aucune commune depuis l'import de limites officielles.",
+        "en": "The point lies in no known commune: this land has belonged to no commune "
+        "since official boundaries were imported.",
+    },
+    "locate.no_arrondissement": {
+        "fr": "Le point n'est dans aucun arrondissement connu.",
+        "en": "The point lies in no known arrondissement.",
+    },
+    "locate.reference_missing": {
+        "fr": "Le référentiel territorial n'est pas chargé (lancez « sifc territories load »).",
+        "en": "The territorial reference is not loaded (run 'sifc territories load').",
+    },
+    # Reference loading and commune import
+    "load.file_missing": {
+        "fr": "Fichier de référence introuvable : {path}.",
+        "en": "Reference file not found: {path}.",
+    },
+    "import.file_missing": {"fr": "Fichier introuvable : {path}.", "en": "File not found: {path}."},
+    "import.unreadable": {
+        "fr": "Impossible de lire « {path} » : {reason}.",
+        "en": "Cannot read '{path}': {reason}.",
+    },
+    "import.no_crs": {
+        "fr": "Le fichier « {path} » n'a pas de système de coordonnées (.prj absent) : "
+        "indiquez-le avec --crs (par ex. --crs EPSG:32628). Rien n'a été modifié.",
+        "en": "File '{path}' has no coordinate reference system (no .prj): give it with "
+        "--crs (e.g. --crs EPSG:32628). Nothing was changed.",
+    },
+    "import.bad_crs": {
+        "fr": "Système de coordonnées inconnu : « {crs} ».",
+        "en": "Unknown coordinate reference system: '{crs}'.",
+    },
+    "import.not_polygons": {
+        "fr": "Le fichier contient des géométries non polygonales ({found}) : "
+        "des limites de communes doivent être des polygones. Rien n'a été modifié.",
+        "en": "The file holds non-polygon geometries ({found}): commune boundaries must be "
+        "polygons. Nothing was changed.",
+    },
+    "import.empty": {
+        "fr": "Le fichier ne contient aucune entité. Rien n'a été modifié.",
+        "en": "The file holds no features. Nothing was changed.",
+    },
+    "import.field_missing": {
+        "fr": "Le champ « {field} » n'existe pas dans le fichier (champs présents : {fields}).",
+        "en": "Field '{field}' is not in the file (fields present: {fields}).",
+    },
+    "import.name_field_unknown": {
+        "fr": "Impossible de deviner le champ du nom de commune (champs présents : {fields}) : "
+        "indiquez-le avec --name-field.",
+        "en": "Cannot guess the commune name field (fields present: {fields}): give it with "
+        "--name-field.",
+    },
+    "import.strict_unmatched": {
+        "fr": "{count} entité(s) ne correspondent à aucune commune ({names}) ; avec --strict "
+        "le fichier entier est refusé. Rien n'a été modifié.",
+        "en": "{count} feature(s) match no commune ({names}); with --strict the whole file is "
+        "refused. Nothing was changed.",
+    },
+    "import.null_geometry": {
+        "fr": "Entité sans géométrie : « {name} ».",
+        "en": "Feature without geometry: '{name}'.",
+    },
+    "aliases.bad_file": {
+        "fr": "Fichier d'alias illisible « {path} » : {reason}.",
+        "en": "Unreadable alias file '{path}': {reason}.",
+    },
+    "aliases.unknown_commune": {
+        "fr": "Alias « {alias} » : aucune commune « {commune} ».",
+        "en": "Alias '{alias}': no commune '{commune}'.",
+    },
+    "aliases.ambiguous_commune": {
+        "fr": "Alias « {alias} » : « {commune} » désigne plusieurs communes ({codes}) ; "
+        "utilisez le code de la commune.",
+        "en": "Alias '{alias}': '{commune}' names several communes ({codes}); use the "
+        "commune's code.",
+    },
+    # Database operations
+    "db.unreachable": {
+        "fr": "Base de données injoignable ({target}) : {reason}.",
+        "en": "Database unreachable ({target}): {reason}.",
+    },
+    "db.postgis_missing": {
+        "fr": "L'extension PostGIS n'est pas disponible sur le serveur {target}.",
+        "en": "The PostGIS extension is not available on server {target}.",
+    },
+    "db.tool_failed": {
+        "fr": "{tool} a échoué : {reason}.",
+        "en": "{tool} failed: {reason}.",
+    },
+    "db.restore_target_not_empty": {
+        "fr": "La base « {database} » existe déjà et n'est pas vide : choisissez une "
+        "nouvelle base (--database) pour restaurer.",
+        "en": "Database '{database}' already exists and is not empty: choose a new database "
+        "(--database) to restore into.",
+    },
+    "db.backup_missing": {
+        "fr": "Sauvegarde introuvable : {path}.",
+        "en": "Backup not found: {path}.",
+    },
+}
+
+LEVEL_NAMES: dict[str, dict[str, str]] = {
+    "pole": {"fr": "pôle", "en": "pole"},
+    "region": {"fr": "région", "en": "region"},
+    "department": {"fr": "département", "en": "department"},
+    "arrondissement": {"fr": "arrondissement", "en": "arrondissement"},
+    "commune": {"fr": "commune", "en": "commune"},
+}
+
+
+def translate(key: str, lang: Lang = "fr", /, **params: object) -> str:
+    """Render message ``key`` in ``lang`` with ``params``; unknown keys render as the key."""
+    texts = MESSAGES.get(key)
+    if texts is None:
+        return key
+    template = texts.get(lang) or texts["fr"]
+    return template.format(**params)
+
+
+def pick_language(accept_language: str | None, default: Lang = "fr") -> Lang:
+    """Choose ``fr`` or ``en`` from an ``Accept-Language`` header (RFC 9110 §12.5.4)."""
+    if not accept_language:
+        return default
+    ranked: list[tuple[float, str]] = []
+    for part in accept_language.split(","):
+        piece = part.strip()
+        if not piece:
+            continue
+        tag, _, params = piece.partition(";")
+        quality = 1.0
+        if params.strip().startswith("q="):
+            try:
+                quality = float(params.strip()[2:])
+            except ValueError:
+                quality = 0.0
+        ranked.append((quality, tag.strip().lower()))
+    for _quality, tag in sorted(ranked, key=lambda item: -item[0]):
+        primary = tag.split("-")[0]
+        if primary in ("fr", "en"):
+            return primary  # type: ignore[return-value]
+        if tag == "*":
+            return default
+    return default

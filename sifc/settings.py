@@ -1,0 +1,85 @@
+"""Service settings, read from ``SIFC_*`` environment variables.
+
+Nothing here connects to anything: the settings object is built on demand
+(``get_settings``) and passed to the app factory and the CLI, so tests can
+build their own.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import URL, make_url
+
+DEFAULT_SECRET = "dev-only-change-me"
+REPO_DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+
+
+def normalize_database_url(value: str) -> str:
+    """Return a SQLAlchemy URL that uses the psycopg 3 driver.
+
+    Users give libpq-style URLs (``postgresql://…``); SQLAlchemy would pick
+    psycopg2 for those, which the project does not install.
+    """
+    url = make_url(value)
+    if url.drivername in ("postgresql", "postgres", "postgresql+psycopg2"):
+        url = url.set(drivername="postgresql+psycopg")
+    return url.render_as_string(hide_password=False)
+
+
+class Settings(BaseSettings):
+    """All runtime settings of the service and the CLI."""
+
+    model_config = SettingsConfigDict(env_prefix="SIFC_", extra="ignore")
+
+    environment: Literal["development", "test", "production"] = "development"
+    database_url: str = "postgresql+psycopg://sifc_app:sifc_app@127.0.0.1:5432/sifc"
+    admin_database_url: str | None = Field(
+        default=None,
+        description="Superuser URL of the same database, for migrations and provisioning.",
+    )
+    secret_key: SecretStr = SecretStr(DEFAULT_SECRET)
+    lang: Literal["fr", "en"] = "fr"
+    data_dir: Path = REPO_DATA_DIR
+    pool_size: int = 10
+    host: str = "127.0.0.1"
+    port: int = 8000
+    max_simplify_tolerance_m: float = 5000.0
+    list_page_max: int = 1000
+
+    @field_validator("database_url", "admin_database_url")
+    @classmethod
+    def _psycopg_driver(cls, value: str | None) -> str | None:
+        return normalize_database_url(value) if value else value
+
+    @model_validator(mode="after")
+    def _refuse_default_secret(self) -> Settings:
+        if self.environment == "production" and self.secret_key.get_secret_value() == DEFAULT_SECRET:
+            raise ValueError("SIFC_SECRET_KEY must be set to a real secret in production")
+        return self
+
+    @property
+    def db_url(self) -> URL:
+        """The service role's URL."""
+        return make_url(self.database_url)
+
+    @property
+    def admin_url(self) -> URL:
+        """The superuser URL of the service's database.
+
+        Defaults to the local ``postgres`` superuser on the same host, port and
+        database as ``database_url`` (trust authentication on a developer box).
+        """
+        if self.admin_database_url:
+            return make_url(self.admin_database_url)
+        return self.db_url.set(username="postgres", password=None)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """Settings from the environment, built once per process."""
+    return Settings()

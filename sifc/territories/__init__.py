@@ -1,0 +1,1 @@
+"""The national territorial reference: poles, regions, departments, arrondissements, communes."""
