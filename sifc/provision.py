@@ -6,13 +6,16 @@ Only this module and the migrations use the superuser URL
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from psycopg import sql
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import URL
+from sqlalchemy.engine import URL, Connection
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
 
@@ -25,6 +28,20 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 def describe(url: URL) -> str:
     """Where ``url`` points, without its password (safe for messages and logs)."""
     return f"{url.host or 'localhost'}:{url.port or 5432}/{url.database}"
+
+
+def ensure_service_role(conn: Connection, name: str, password: str | None) -> None:
+    """Create (or update the password of) the service's login role: no superuser rights."""
+    if conn.exec_driver_sql("SELECT current_user").scalar() == name:
+        return  # a database owner migrating as itself: nothing to create
+    exists = conn.exec_driver_sql(
+        "SELECT 1 FROM pg_roles WHERE rolname = %(name)s", {"name": name}).scalar()
+    raw = conn.connection.dbapi_connection
+    statement = sql.SQL("{} ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE").format(
+        sql.SQL("ALTER" if exists else "CREATE"), sql.Identifier(name))
+    if password:
+        statement = sql.SQL("{} PASSWORD {}").format(statement, sql.Literal(password))
+    conn.exec_driver_sql(statement.as_string(raw))
 
 
 def _autocommit_engine(url: URL):
@@ -118,3 +135,58 @@ def provision(settings: Settings) -> str:
     version = ensure_postgis(admin)
     migrate(settings)
     return version
+
+
+def libpq_url(url: URL) -> str:
+    """``url`` as a libpq connection string, without its password (given via PGPASSWORD)."""
+    return url.set(drivername="postgresql", password=None).render_as_string()
+
+
+def _run_tool(tool: str, args: list[str], url: URL) -> None:
+    executable = shutil.which(tool)
+    if executable is None:
+        raise DatabaseUnavailable("db.tool_failed", tool=tool, reason="commande introuvable")
+    env = dict(os.environ)
+    if url.password:
+        env["PGPASSWORD"] = str(url.password)  # never on the command line, where ps shows it
+    done = subprocess.run([executable, *args], capture_output=True, text=True, check=False,
+                          env=env)
+    if done.returncode != 0:
+        lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
+        raise DatabaseUnavailable("db.tool_failed", tool=tool,
+                                  reason=lines[-1] if lines else f"code {done.returncode}")
+
+
+def backup(settings: Settings, path: Path) -> None:
+    """Dump the service's database to ``path`` in PostgreSQL's custom format."""
+    _run_tool("pg_dump", ["--format=custom", "--no-owner", f"--file={path}",
+                          f"--dbname={libpq_url(settings.admin_url)}"], settings.admin_url)
+
+
+def restore(settings: Settings, path: Path, database: str) -> None:
+    """Restore the dump at ``path`` into ``database``, which must be new or empty."""
+    if not path.is_file():
+        raise DatabaseUnavailable("db.backup_missing", path=str(path))
+    admin = settings.admin_url.set(database=database)
+    if database_exists(settings.admin_url, database):
+        engine = _autocommit_engine(admin)
+        try:
+            with engine.connect() as conn:
+                tables = conn.execute(text(
+                    "SELECT count(*) FROM pg_tables WHERE schemaname NOT IN "
+                    "('pg_catalog', 'information_schema') AND tablename <> 'spatial_ref_sys'"
+                )).scalar()
+        finally:
+            engine.dispose()
+        if tables:
+            raise DatabaseUnavailable("db.restore_target_not_empty", database=database)
+    else:
+        create_database(settings.admin_url, database)
+    engine = _autocommit_engine(admin)
+    try:
+        with engine.connect() as conn:
+            ensure_service_role(conn, settings.db_url.username, settings.db_url.password)
+    finally:
+        engine.dispose()
+    _run_tool("pg_restore", ["--exit-on-error", "--no-owner", f"--dbname={libpq_url(admin)}",
+                             str(path)], admin)

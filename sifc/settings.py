@@ -76,7 +76,9 @@ class Settings(BaseSettings):
         """
         if self.admin_database_url:
             return make_url(self.admin_database_url)
-        return self.db_url.set(username="postgres", password=None)
+        url = self.db_url
+        return URL.create(url.drivername, username="postgres", host=url.host, port=url.port,
+                          database=url.database, query=url.query)
 
 
 @lru_cache

@@ -13,6 +13,8 @@ Create Date: 2026-11-28
 from alembic import context, op
 from psycopg import sql
 
+from sifc.provision import ensure_service_role
+
 revision = "0001"
 down_revision = None
 branch_labels = None
@@ -174,18 +176,7 @@ def upgrade() -> None:
 
 def _create_service_role() -> None:
     name, password = _service_role()
-    bind = op.get_bind()
-    exists = bind.exec_driver_sql(
-        "SELECT 1 FROM pg_roles WHERE rolname = %(name)s", {"name": name}
-    ).scalar()
-    raw = bind.connection.dbapi_connection
-    verb = "ALTER" if exists else "CREATE"
-    statement = sql.SQL("{} ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE").format(
-        sql.SQL(verb), sql.Identifier(name)
-    )
-    if password:
-        statement = sql.SQL("{} PASSWORD {}").format(statement, sql.Literal(password))
-    bind.exec_driver_sql(statement.as_string(raw))
+    ensure_service_role(op.get_bind(), name, password)
 
 
 def _grant_service_role() -> None:

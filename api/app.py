@@ -1,0 +1,45 @@
+"""The application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from api import problems
+from api.routers import health, territories
+from sifc import __version__
+from sifc.db import make_engine, make_sessionmaker
+from sifc.settings import Settings
+
+DESCRIPTION = """
+Système d'Information Foncière Communale (programme E-Territoire, Sénégal).
+
+Référentiel territorial national (pôles, régions, départements, arrondissements, communes)
+et cadastre communal. Géométries servies en GeoJSON WGS 84 (RFC 7946) par défaut, stockées
+en UTM 28N (EPSG:32628). Erreurs au format `application/problem+json` (RFC 9457), en français
+ou en anglais (`Accept-Language`).
+"""
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """Build the FastAPI app for ``settings``; the pool opens in the lifespan, not here."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = make_engine(settings.db_url, pool_size=settings.pool_size,
+                             application_name="sifc-api")
+        app.state.engine = engine
+        app.state.sessionmaker = make_sessionmaker(engine)
+        try:
+            yield
+        finally:
+            engine.dispose()
+
+    app = FastAPI(title="SIFC", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    app.state.settings = settings
+    problems.install(app)
+    app.include_router(health.router)
+    app.include_router(territories.router)
+    return app

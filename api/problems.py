@@ -1,0 +1,133 @@
+"""Errors as RFC 9457 ``application/problem+json``, in the caller's language.
+
+One table maps domain exceptions to HTTP; anything unexpected is a logged 500
+(a bug), never a traceback in the response.
+"""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from sqlalchemy.exc import DBAPIError, OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from sifc.errors import SifcError
+from sifc.i18n import Lang, pick_language, translate
+
+log = logging.getLogger("sifc.api")
+PROBLEM_JSON = "application/problem+json"
+
+# French renderings of the validation errors users actually cause (pydantic error types).
+VALIDATION_FR = {
+    "missing": "paramètre obligatoire manquant",
+    "greater_than_equal": "doit être supérieur ou égal à {ge}",
+    "less_than_equal": "doit être inférieur ou égal à {le}",
+    "greater_than": "doit être strictement supérieur à {gt}",
+    "less_than": "doit être strictement inférieur à {lt}",
+    "float_parsing": "doit être un nombre",
+    "float_type": "doit être un nombre",
+    "finite_number": "doit être un nombre fini",
+    "int_parsing": "doit être un nombre entier",
+    "bool_parsing": "doit être un booléen (true ou false)",
+    "literal_error": "valeur non admise ; valeurs possibles : {expected}",
+    "enum": "valeur non admise ; valeurs possibles : {expected}",
+    "string_too_long": "trop long (au plus {max_length} caractères)",
+    "string_too_short": "trop court (au moins {min_length} caractères)",
+    "json_invalid": "JSON invalide",
+}
+
+
+def language(request: Request) -> Lang:
+    """The language of the answer, from ``Accept-Language`` (French by default)."""
+    return pick_language(request.headers.get("accept-language"))
+
+
+def problem(status: int, *, key: str, detail: str, lang: Lang, instance: str,
+            errors: list[dict[str, Any]] | None = None) -> Response:
+    """Build one problem response."""
+    body: dict[str, Any] = {
+        "type": f"urn:sifc:problem:{key}",
+        "title": _title(status, lang),
+        "status": status,
+        "detail": detail,
+        "instance": instance,
+    }
+    if errors:
+        body["errors"] = errors
+    return Response(orjson.dumps(body), status_code=status, media_type=PROBLEM_JSON,
+                    headers={"Content-Language": lang})
+
+
+def _title(status: int, lang: Lang) -> str:
+    titles_fr = {400: "Requête invalide", 404: "Introuvable", 405: "Méthode non autorisée",
+                 409: "Conflit", 413: "Contenu trop volumineux", 422: "Paramètres invalides",
+                 500: "Erreur interne", 503: "Service indisponible"}
+    if lang == "fr" and status in titles_fr:
+        return titles_fr[status]
+    return HTTPStatus(status).phrase
+
+
+def _field_errors(error: RequestValidationError, lang: Lang) -> list[dict[str, Any]]:
+    items = []
+    for item in error.errors():
+        location = [str(part) for part in item.get("loc", ())]
+        message = item.get("msg", "")
+        if lang == "fr" and item.get("type") in VALIDATION_FR:
+            try:
+                message = VALIDATION_FR[item["type"]].format(**(item.get("ctx") or {}))
+            except (KeyError, IndexError):
+                pass
+        items.append({"field": ".".join(location[1:]) or ".".join(location),
+                      "in": location[0] if location else None, "message": message,
+                      "type": item.get("type")})
+    return items
+
+
+def install(app: FastAPI) -> None:
+    """Register the exception handlers on ``app``."""
+
+    @app.exception_handler(SifcError)
+    async def _domain(request: Request, exc: SifcError) -> Response:
+        lang = language(request)
+        return problem(exc.status, key=exc.key, detail=exc.message(lang), lang=lang,
+                       instance=request.url.path)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> Response:
+        lang = language(request)
+        errors = _field_errors(exc, lang)
+        summary = "; ".join(f"{e['field']} : {e['message']}" if lang == "fr"
+                            else f"{e['field']}: {e['message']}" for e in errors)
+        return problem(422, key="http.validation",
+                       detail=f"{translate('http.validation', lang)} {summary}".strip(),
+                       lang=lang, instance=request.url.path, errors=errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        lang = language(request)
+        key = {404: "http.not_found", 405: "http.method_not_allowed"}.get(exc.status_code)
+        detail = translate(key, lang) if key else str(exc.detail)
+        return problem(exc.status_code, key=key or f"http.{exc.status_code}", detail=detail,
+                       lang=lang, instance=request.url.path)
+
+    @app.exception_handler(OperationalError)
+    async def _database_down(request: Request, exc: OperationalError) -> Response:
+        log.error("database unavailable on %s: %s", request.url.path, type(exc.orig).__name__)
+        lang = language(request)
+        return problem(503, key="http.database_unavailable",
+                       detail=translate("http.database_unavailable", lang), lang=lang,
+                       instance=request.url.path)
+
+    @app.exception_handler(DBAPIError)
+    @app.exception_handler(Exception)
+    async def _bug(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        lang = language(request)
+        return problem(500, key="http.internal", detail=translate("http.internal", lang),
+                       lang=lang, instance=request.url.path)

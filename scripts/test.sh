@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Second command of the README: provision a separate test database and run the whole suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/lib.sh
+
+scripts/venv.sh
+SIFC_FORCE_DB_NAME=1 with_database "${SIFC_TEST_DB_NAME:-sifc_test}"
+say "provisionnement de la base de test (${SIFC_DATABASE_URL##*/})"
+.venv/bin/sifc db provision
+export SIFC_ENVIRONMENT=test
+exec .venv/bin/python -m pytest "$@"

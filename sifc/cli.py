@@ -1,0 +1,223 @@
+"""The ``sifc`` command line.
+
+User errors end with one readable line on stderr and a non-zero exit, never a
+traceback; messages follow ``--lang`` (or ``SIFC_LANG``), French by default.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy.exc import OperationalError
+
+from sifc.errors import SifcError
+from sifc.i18n import Lang, translate
+from sifc.settings import Settings
+
+app = typer.Typer(help="SIFC — Système d'Information Foncière Communale.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+db_app = typer.Typer(help="Base de données : provisionnement, migrations, sauvegardes.",
+                     no_args_is_help=True)
+territories_app = typer.Typer(help="Référentiel territorial (pôles → communes).",
+                              no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(territories_app, name="territories")
+
+out = Console()
+err = Console(stderr=True)
+
+
+class State:
+    """Options shared by every command."""
+
+    lang: Lang = "fr"
+
+    @staticmethod
+    def settings() -> Settings:
+        return Settings()
+
+
+def _say(fr: str, en: str) -> str:
+    return fr if State.lang == "fr" else en
+
+
+@app.callback()
+def _main(
+    lang: Annotated[str | None, typer.Option("--lang", help="Langue des messages : fr ou en.")] = None,
+) -> None:
+    chosen = (lang or os.environ.get("SIFC_LANG") or "fr").lower()
+    State.lang = "en" if chosen.startswith("en") else "fr"
+
+
+# --- db ---------------------------------------------------------------------------------
+
+@db_app.command("provision")
+def db_provision() -> None:
+    """Crée la base si besoin, active PostGIS et applique les migrations (superutilisateur)."""
+    from sifc.provision import describe, provision
+
+    settings = State.settings()
+    version = provision(settings)
+    out.print(_say(f"Base {describe(settings.db_url)} prête (PostGIS {version}, migrations à jour).",
+                   f"Database {describe(settings.db_url)} ready (PostGIS {version}, migrated)."))
+
+
+@db_app.command("migrate")
+def db_migrate(revision: str = "head") -> None:
+    """Applique les migrations Alembic jusqu'à REVISION."""
+    from sifc.provision import migrate
+
+    migrate(State.settings(), revision)
+    out.print(_say("Migrations appliquées.", "Migrations applied."))
+
+
+@db_app.command("backup")
+def db_backup(file: Annotated[Path, typer.Argument(help="Fichier de sauvegarde (format pg_dump custom).")]) -> None:
+    """Sauvegarde la base dans FILE (format personnalisé de pg_dump)."""
+    from sifc.provision import backup
+
+    backup(State.settings(), file)
+    out.print(_say(f"Sauvegarde écrite : {file}", f"Backup written: {file}"))
+
+
+@db_app.command("restore")
+def db_restore(
+    file: Annotated[Path, typer.Argument(help="Sauvegarde produite par « sifc db backup ».")],
+    database: Annotated[str | None, typer.Option(help="Base cible, nouvelle ou vide (par défaut : celle du service).")] = None,
+) -> None:
+    """Restaure FILE dans une base nouvelle ou vide."""
+    from sifc.provision import restore
+
+    settings = State.settings()
+    target = database or settings.db_url.database or "sifc"
+    restore(settings, file, target)
+    out.print(_say(f"Sauvegarde restaurée dans la base « {target} ».",
+                   f"Backup restored into database '{target}'."))
+
+
+# --- territories ------------------------------------------------------------------------
+
+@territories_app.command("load")
+def territories_load(
+    report: Annotated[Path | None, typer.Option(help="Écrire aussi le rapport JSON dans ce fichier.")] = None,
+) -> None:
+    """Charge (ou met à jour) le référentiel livré dans data/ ; deux chargements donnent la même base."""
+    from sifc.db import make_engine, transaction
+    from sifc.territories.loader import load_reference
+
+    settings = State.settings()
+    engine = make_engine(settings.db_url, application_name="sifc-cli")
+    with transaction(engine) as session:
+        result = load_reference(session, settings.data_dir)
+    engine.dispose()
+    _print_load(result)
+    if report:
+        report.write_text(json.dumps(result.as_dict(), ensure_ascii=False, indent=2, default=str),
+                          encoding="utf-8")
+
+
+def _print_load(result) -> None:
+    table = Table(title=_say("Référentiel territorial", "Territorial reference"))
+    for column in (_say("niveau", "level"), _say("lus", "read"), _say("ajoutés", "inserted"),
+                   _say("modifiés", "updated"), _say("inchangés", "unchanged")):
+        table.add_column(column)
+    for level, counts in result.levels.items():
+        table.add_row(level, str(counts.read), str(counts.inserted), str(counts.updated),
+                      str(counts.unchanged))
+    out.print(table)
+    for repair in result.repairs:
+        out.print(_say(
+            f"Réparé : {repair['level']} {repair['code']} ({repair['name']}) — "
+            f"{repair['invalid_reason']} → ST_MakeValid, {repair['area_after_km2']} km²",
+            f"Repaired: {repair['level']} {repair['code']} ({repair['name']}) — "
+            f"{repair['invalid_reason']} → ST_MakeValid, {repair['area_after_km2']} km²"))
+    for defect in result.defects:
+        out.print(_say("Défaut de la source : ", "Source defect: ")
+                  + f"{defect['level']} {defect['code']} — {defect['defect']}")
+    if not result.changed:
+        out.print(_say("Aucun changement : la base était déjà à jour.",
+                       "No change: the database was already up to date."))
+
+
+@territories_app.command("import-communes")
+def territories_import_communes(
+    file: Annotated[Path, typer.Argument(help="Limites officielles (shapefile, GeoPackage, GeoJSON).")],
+    crs: Annotated[str | None, typer.Option(help="CRS du fichier s'il n'en déclare pas (ex. EPSG:32628).")] = None,
+    name_field: Annotated[str | None, typer.Option(help="Champ du nom de commune (deviné sinon).")] = None,
+    code_field: Annotated[str | None, typer.Option(help="Champ du code national (ex. COD_ENTITE).")] = None,
+    department_field: Annotated[str | None, typer.Option(help="Champ du nom de département (deviné sinon).")] = None,
+    layer: Annotated[str | None, typer.Option(help="Couche (GeoPackage).")] = None,
+    aliases: Annotated[Path | None, typer.Option(help="CSV d'alias : alias,commune (nom ou code).")] = None,
+    strict: Annotated[bool, typer.Option(help="Refuser tout le fichier si une entité ne correspond à aucune commune.")] = False,
+    dry_run: Annotated[bool, typer.Option(help="Tout vérifier et rapporter sans rien enregistrer.")] = False,
+    report: Annotated[Path | None, typer.Option(help="Écrire aussi le rapport JSON dans ce fichier.")] = None,
+) -> None:
+    """Remplace des limites provisoires par des limites officielles, appariées par code ou par nom."""
+    from sifc.db import make_engine, make_sessionmaker
+    from sifc.territories.communes_import import ImportOptions, import_communes, read_alias_file
+
+    settings = State.settings()
+    options = ImportOptions(crs=crs, name_field=name_field, code_field=code_field,
+                            department_field=department_field, layer=layer, strict=strict,
+                            aliases=read_alias_file(aliases) if aliases else [])
+    engine = make_engine(settings.db_url, application_name="sifc-cli")
+    with make_sessionmaker(engine)() as session:
+        result = import_communes(session, file, options)
+        if dry_run:
+            session.rollback()
+        else:
+            session.commit()
+    engine.dispose()
+    from sifc.territories.communes_import import print_report
+
+    print_report(out, result, State.lang, dry_run=dry_run)
+    if report:
+        report.write_text(json.dumps(result.as_dict(), ensure_ascii=False, indent=2, default=str),
+                          encoding="utf-8")
+
+
+# --- serve ------------------------------------------------------------------------------
+
+@app.command("serve")
+def serve(
+    host: Annotated[str | None, typer.Option(help="Adresse d'écoute.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port d'écoute.")] = None,
+) -> None:
+    """Sert l'API (et sa documentation OpenAPI sur /docs)."""
+    import uvicorn
+
+    from api.app import create_app
+
+    settings = State.settings()
+    uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port,
+                log_level="info", proxy_headers=False)
+
+
+def main() -> None:
+    """Entry point: run the CLI, turning user errors into one line and exit code 2."""
+    try:
+        app()
+    except SifcError as error:
+        err.print(f"[bold red]{_say('Erreur', 'Error')} :[/] {error.message(State.lang)}"
+                  if State.lang == "fr" else f"[bold red]Error:[/] {error.message('en')}",
+                  highlight=False)
+        sys.exit(2)
+    except OperationalError as error:
+        reason = str(error.orig).strip().splitlines()[0] if error.orig else type(error).__name__
+        err.print(translate("db.unreachable", State.lang, target="", reason=reason),
+                  highlight=False)
+        sys.exit(3)
+    except ValueError as error:  # settings refused (e.g. default secret in production)
+        err.print(f"{_say('Configuration invalide', 'Invalid configuration')} : {error}".splitlines()[0])
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,150 @@
+"""Test tiers on a real PostGIS, migrated with the same Alembic migrations users run.
+
+- unit tests need nothing;
+- integration tests (``db``, ``client``) run inside one transaction rolled back per test;
+- end-to-end tests (``fresh_db``) get a database of their own per module, copied from a
+  template that was migrated and loaded once per session.
+
+A test that needs the database and cannot reach it fails; it never skips. Tests that read
+``../shared/data`` skip without it, except in CI (``CI=true``), where that is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, text
+from sqlalchemy.orm import Session
+
+from api.app import create_app
+from api.deps import get_session
+from sifc import provision
+from sifc.db import make_engine, transaction
+from sifc.settings import Settings
+from sifc.territories.loader import load_reference
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_DATA = REPO.parent / "shared" / "data"
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+DEFAULT_TEST_URL = "postgresql://sifc_app:sifc_app@127.0.0.1:5432/sifc_test"
+
+
+def shared_path(*parts: str) -> Path:
+    """A file of ``../shared/data``: skip without it, fail in CI."""
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        message = f"../shared/data absent ({path}): real-data test not run"
+        if IN_CI:
+            pytest.fail(message + " — in CI this is a failure")
+        pytest.skip(message)
+    return path
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    os.environ.setdefault("SIFC_DATABASE_URL", DEFAULT_TEST_URL)
+    built = Settings(environment="test")
+    assert "test" in (built.db_url.database or ""), "tests refuse to run on a non-test database"
+    return built
+
+
+@pytest.fixture(scope="session")
+def engine(settings: Settings) -> Iterator[Engine]:
+    provision.provision(settings)
+    service_engine = make_engine(settings.db_url, application_name="sifc-tests")
+    with transaction(service_engine) as session:
+        load_reference(session, settings.data_dir)
+    yield service_engine
+    service_engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def admin_engine(settings: Settings, engine: Engine) -> Iterator[Engine]:
+    superuser = make_engine(settings.admin_url, application_name="sifc-tests-admin")
+    yield superuser
+    superuser.dispose()
+
+
+@pytest.fixture
+def db(engine: Engine) -> Iterator[Session]:
+    """A session as the service's role, inside a transaction rolled back after the test."""
+    connection = engine.connect()
+    outer = connection.begin()
+    session = Session(bind=connection, join_transaction_mode="create_savepoint",
+                      expire_on_commit=False)
+    yield session
+    session.close()
+    outer.rollback()
+    connection.close()
+
+
+@pytest.fixture
+def client(settings: Settings, db: Session) -> TestClient:
+    app = create_app(settings)
+
+    def _session() -> Iterator[Session]:
+        yield db
+
+    app.dependency_overrides[get_session] = _session
+    return TestClient(app)
+
+
+@pytest.fixture(scope="session")
+def template_db(settings: Settings, engine: Engine) -> Iterator[str]:
+    """A migrated, loaded database that end-to-end modules copy (never connected to after)."""
+    name = f"{settings.db_url.database}_template"
+    provision.drop_database(settings.admin_url, name)
+    template = settings.model_copy(update={
+        "database_url": settings.db_url.set(database=name).render_as_string(hide_password=False),
+        "admin_database_url": settings.admin_url.set(database=name)
+        .render_as_string(hide_password=False),
+    })
+    provision.provision(template)
+    loader_engine = make_engine(template.db_url)
+    with transaction(loader_engine) as session:
+        load_reference(session, template.data_dir)
+    loader_engine.dispose()
+    yield name
+    provision.drop_database(settings.admin_url, name)
+
+
+@pytest.fixture(scope="module")
+def fresh_db(request: pytest.FixtureRequest, settings: Settings,
+             template_db: str) -> Iterator[Settings]:
+    """Settings pointing at a brand-new database for this module (end-to-end tier)."""
+    module = re.sub(r"[^a-z0-9]+", "_", request.module.__name__.split(".")[-1].lower())
+    name = f"{settings.db_url.database}_e2e_{module}"[:63]
+    provision.drop_database(settings.admin_url, name)
+    provision.create_database(settings.admin_url, name, template=template_db)
+    yield settings.model_copy(update={
+        "database_url": settings.db_url.set(database=name).render_as_string(hide_password=False),
+        "admin_database_url": settings.admin_url.set(database=name)
+        .render_as_string(hide_password=False),
+    })
+    provision.drop_database(settings.admin_url, name)
+
+
+def env_for(settings: Settings) -> dict[str, str]:
+    """Environment for a subprocess (CLI or server) bound to ``settings``' database."""
+    env = dict(os.environ)
+    env["SIFC_DATABASE_URL"] = settings.db_url.render_as_string(hide_password=False)
+    env["SIFC_ADMIN_DATABASE_URL"] = settings.admin_url.render_as_string(hide_password=False)
+    env["SIFC_ENVIRONMENT"] = "test"
+    return env
+
+
+def table_fingerprint(session_or_conn, table: str) -> tuple[int, str]:
+    """Row count and an md5 over the whole table's content, in key order."""
+    row = session_or_conn.execute(text(
+        f"SELECT count(*), md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) "
+        f"FROM {table} t")).one()
+    return int(row[0]), str(row[1])
+
+
+TABLES = ("pole", "region", "department", "arrondissement", "commune", "commune_alias",
+          "boundary_version")
