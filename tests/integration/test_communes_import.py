@@ -1,0 +1,220 @@
+"""Official commune boundaries replacing provisional ones (``import-communes``)."""
+
+from pathlib import Path
+
+import geopandas as gpd
+import pytest
+import shapely
+from shapely.geometry import Point
+from sqlalchemy import text
+
+from sifc.errors import ImportRejected
+from sifc.territories.communes_import import ImportOptions, import_communes, read_alias_file
+from tests.conftest import TABLES, shared_path, table_fingerprint
+
+BOUNDOU = ("cadastre", "procasef_boundou", "procasef_boundou_17_communes.gpkg")
+NEED_ALIASES = {"FONGOLEMBI": "SN0601-fongolimbi", "TOMBORONKOTO": "SN0601-tomboroncoto",
+                "SABODALA": "SN0603-sabadola", "DINDEFELLO": "SN0601-dindefelo"}
+ALIAS_CSV = "FONGOLEMBI,Fongolimbi\nTOMBORONKOTO,Tomboroncoto\nSABODALA,Sabadola\nDINDEFELLO,Dindéfélo\n"
+
+
+def _geoms(db, codes):
+    rows = db.execute(text("SELECT code, ST_AsBinary(geom) FROM commune WHERE code = ANY(:c)"),
+                      {"c": list(codes)}).all()
+    return {code: shapely.from_wkb(bytes(wkb)) for code, wkb in rows}
+
+
+def test_boundou_without_aliases_leaves_exactly_four_unmatched(db):
+    path = shared_path(*BOUNDOU)
+    source = gpd.read_file(path)
+    before = _geoms(db, NEED_ALIASES.values())
+
+    report = import_communes(db, path, ImportOptions(code_field="COD_ENTITE"))
+
+    assert {u["name"] for u in report.unmatched} == set(NEED_ALIASES)
+    assert all(u["reason"] == "no_commune_with_this_name" for u in report.unmatched)
+    assert len(report.matched) == 13
+    matched = {m["feature_name"]: m for m in report.matched}
+    assert matched["MISSIRAH"]["commune"] == "SN1204-missirah"  # not Missirah of Mbacké
+    assert matched["MISSIRAH"]["matched_by"] == "name+department"
+
+    # The 13 are official, with the file's geometry and national code.
+    official = source[~source.CCRCA.isin(list(NEED_ALIASES))]
+    stored = dict(db.execute(text(
+        "SELECT national_code, ST_Area(geom) FROM commune WHERE boundary_status = 'official'")).all())
+    assert set(stored) == set(official.COD_ENTITE)
+    for row in official.itertuples():
+        assert stored[row.COD_ENTITE] == pytest.approx(row.geometry.area, rel=1e-6)
+
+    # The 4 unmatched stay provisional, with no national code; their polygons change only
+    # where an official polygon overlaps them (official boundaries take precedence).
+    union = shapely.union_all(official.geometry.values)
+    after = _geoms(db, NEED_ALIASES.values())
+    rows = db.execute(text("SELECT boundary_status, national_code FROM commune WHERE code = ANY(:c)"),
+                      {"c": list(NEED_ALIASES.values())}).all()
+    assert {tuple(r) for r in rows} == {("provisional", None)}
+    for code, old in before.items():
+        expected = old.difference(union)
+        assert after[code].symmetric_difference(expected).area < 1.0, code
+    clipped = {c["commune"] for c in report.clipped}
+    assert set(NEED_ALIASES.values()) <= clipped
+
+
+def test_replaced_boundaries_are_kept_with_their_validity(db):
+    path = shared_path(*BOUNDOU)
+    import_communes(db, path, ImportOptions(code_field="COD_ENTITE"))
+    rows = db.execute(text("""
+        SELECT v.boundary_status, v.valid_from <= v.valid_to, v.replaced_by LIKE '%procasef%',
+               ST_Equals(v.geom, c.geom)
+        FROM boundary_version v JOIN commune c ON c.code = v.unit_code
+        WHERE v.unit_code = 'SN1204-missirah' AND v.level = 'commune'
+    """)).all()
+    assert rows and all(r[0] == "provisional" and r[1] and r[2] and not r[3] for r in rows)
+
+
+def test_boundou_with_aliases_matches_the_last_four(db, tmp_path):
+    path = shared_path(*BOUNDOU)
+    import_communes(db, path, ImportOptions(code_field="COD_ENTITE"))
+    aliases = tmp_path / "aliases.csv"
+    aliases.write_text(ALIAS_CSV, encoding="utf-8")
+    assert len(ALIAS_CSV.splitlines()) == 4
+
+    report = import_communes(db, path, ImportOptions(code_field="COD_ENTITE",
+                                                     aliases=read_alias_file(aliases)))
+    assert report.unmatched == []
+    assert report.aliases_added == 4
+    assert {m["commune"] for m in report.matched} == set(NEED_ALIASES.values())
+    assert all(m["matched_by"] == "alias" for m in report.matched)
+    assert len(report.unchanged) == 13  # a re-import of the same 13 changes nothing
+    assert db.execute(text("SELECT count(*) FROM commune WHERE boundary_status = 'official'")).scalar() == 17
+    codes = dict(db.execute(text(
+        "SELECT code, national_code FROM commune WHERE code = 'SN0603-sabadola'")).all())
+    assert codes == {"SN0603-sabadola": "13320203"}
+
+
+def test_land_left_without_a_commune_is_reported_and_located(db, client):
+    path = shared_path(*BOUNDOU)
+    report = import_communes(db, path, ImportOptions(code_field="COD_ENTITE"))
+    orphaned = {o["commune"]: o["area_km2"] for o in report.orphaned}
+    assert orphaned["SN1204-missirah"] > 1
+    lon, lat = db.execute(text("""
+        SELECT ST_X(p), ST_Y(p) FROM (
+            SELECT ST_Transform(ST_PointOnSurface(ST_Difference(v.geom,
+                (SELECT ST_Union(c.geom) FROM commune c WHERE ST_Intersects(c.geom, v.geom)))), 4326) p
+            FROM boundary_version v WHERE v.unit_code = 'SN1204-missirah' AND v.level = 'commune'
+        ) q""")).one()
+    body = client.get("/locate", params={"lon": lon, "lat": lat}).json()
+    assert body["commune"] is None
+    assert body["department"]["code"] == "SN1204"
+    assert body["pole"]["code"] == "SDE"
+    assert body["reasons"] and "aucune commune" in body["reasons"][0]
+
+
+def test_strict_refuses_the_whole_file_and_changes_nothing(db):
+    path = shared_path(*BOUNDOU)
+    before = {t: table_fingerprint(db, t) for t in TABLES}
+    with pytest.raises(ImportRejected) as refused, db.begin_nested():
+        import_communes(db, path, ImportOptions(code_field="COD_ENTITE", strict=True))
+    assert refused.value.key == "import.strict_unmatched"
+    assert "DINDEFELLO" in refused.value.message("fr")
+    assert {t: table_fingerprint(db, t) for t in TABLES} == before
+
+
+# --- synthetic files: run without ../shared -------------------------------------------------
+
+def _bargny(db, buffer_m: float) -> shapely.Geometry:
+    wkb = db.execute(text("SELECT ST_AsBinary(geom) FROM commune WHERE code = 'SN0104-bargny'")).scalar()
+    return shapely.from_wkb(bytes(wkb)).buffer(buffer_m)
+
+
+def _write(tmp_path: Path, rows: list[dict], crs: str | None, name: str = "communes.gpkg") -> Path:
+    frame = gpd.GeoDataFrame(rows, geometry="geometry", crs=crs)
+    path = tmp_path / name
+    frame.to_file(path)
+    return path
+
+
+def test_a_larger_official_polygon_clips_provisional_neighbours(db, client, tmp_path):
+    path = _write(tmp_path, [{"NOM": "BARGNY", "DEPT": "RUFISQUE", "COD_ENTITE": "01040101",
+                              "geometry": _bargny(db, 300)}], "EPSG:32628")
+    report = import_communes(db, path, ImportOptions())
+    assert [m["commune"] for m in report.matched] == ["SN0104-bargny"]
+    assert report.clipped and all(c["clipped_km2"] > 0 for c in report.clipped)
+    overlaps = db.execute(text("""
+        SELECT count(*) FROM commune a JOIN commune b ON a.code = 'SN0104-bargny'
+          AND b.code <> a.code AND ST_Relate(a.geom, b.geom, '2********')
+          AND ST_Area(ST_Intersection(a.geom, b.geom)) > 0.01""")).scalar()
+    assert overlaps == 0
+    body = client.get("/locate?lon=-17.2283&lat=14.6933").json()
+    assert body["commune"]["boundary_status"] == "official"
+    assert body["provisional"] is False
+    assert db.execute(text("SELECT national_code FROM commune WHERE code = 'SN0104-bargny'")).scalar() == "01040101"
+
+
+def test_a_smaller_official_polygon_leaves_land_without_commune(db, tmp_path):
+    path = _write(tmp_path, [{"name": "Bargny", "geometry": _bargny(db, -200)}], "EPSG:32628",
+                  name="bargny.geojson")
+    report = import_communes(db, path, ImportOptions())
+    assert report.clipped == []
+    assert [o["commune"] for o in report.orphaned] == ["SN0104-bargny"]
+    assert report.orphaned[0]["area_km2"] > 0.5
+
+
+def test_homonyms_are_told_apart_by_geometry_without_a_department_field(db, tmp_path):
+    wkb = db.execute(text("SELECT ST_AsBinary(ST_Buffer(geom, -50)) FROM commune "
+                          "WHERE code = 'SN1204-missirah'")).scalar()
+    path = _write(tmp_path, [{"name": "MISSIRAH", "geometry": shapely.from_wkb(bytes(wkb))}],
+                  "EPSG:32628")
+    report = import_communes(db, path, ImportOptions())
+    assert report.matched[0]["commune"] == "SN1204-missirah"
+    assert report.matched[0]["matched_by"] == "name+department(geometry)"
+
+
+def test_two_features_for_one_commune_are_both_left_out(db, tmp_path):
+    geom = _bargny(db, -10)
+    path = _write(tmp_path, [{"name": "Bargny", "geometry": geom},
+                             {"name": "BARGNY", "geometry": geom}], "EPSG:32628")
+    report = import_communes(db, path, ImportOptions())
+    assert report.matched == []
+    assert [u["reason"] for u in report.unmatched] == ["several_features_for_one_commune"] * 2
+
+
+def test_a_file_without_crs_is_refused_and_changes_nothing(db, tmp_path):
+    path = _write(tmp_path, [{"name": "Bargny", "geometry": _bargny(db, 0)}], "EPSG:32628",
+                  name="nocrs.shp")
+    path.with_suffix(".prj").unlink()
+    before = {t: table_fingerprint(db, t) for t in TABLES}
+    with pytest.raises(ImportRejected) as refused:
+        import_communes(db, path, ImportOptions())
+    assert refused.value.key == "import.no_crs"
+    assert "--crs" in refused.value.message("fr")
+    assert {t: table_fingerprint(db, t) for t in TABLES} == before
+    # Given the CRS, the same file goes through.
+    assert import_communes(db, path, ImportOptions(crs="EPSG:32628")).matched
+
+
+def test_non_polygon_geometries_are_refused(db, tmp_path):
+    path = _write(tmp_path, [{"name": "Bargny", "geometry": Point(-17.2283, 14.6933)}], "EPSG:4326",
+                  name="points.geojson")
+    with pytest.raises(ImportRejected) as refused:
+        import_communes(db, path, ImportOptions())
+    assert refused.value.key == "import.not_polygons"
+    assert "Point" in refused.value.message("en")
+
+
+@pytest.mark.parametrize(("content", "reason"), [
+    ("only-one-column\n", "deux colonnes"),
+])
+def test_bad_alias_file_is_refused(tmp_path, content, reason):
+    path = tmp_path / "a.csv"
+    path.write_text(content)
+    with pytest.raises(ImportRejected) as refused:
+        read_alias_file(path)
+    assert reason in refused.value.message("fr")
+
+
+def test_alias_to_an_unknown_commune_is_refused(db, tmp_path):
+    path = _write(tmp_path, [{"name": "X", "geometry": _bargny(db, -10)}], "EPSG:32628")
+    with pytest.raises(ImportRejected) as refused:
+        import_communes(db, path, ImportOptions(aliases=[("X", "Atlantis")]))
+    assert refused.value.key == "aliases.unknown_commune"
