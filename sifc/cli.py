@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy.exc import OperationalError
@@ -30,8 +31,8 @@ territories_app = typer.Typer(help="Référentiel territorial (pôles → commun
 app.add_typer(db_app, name="db")
 app.add_typer(territories_app, name="territories")
 
-out = Console()
-err = Console(stderr=True)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True, highlight=False)
 
 
 class State:
@@ -41,6 +42,7 @@ class State:
 
     @staticmethod
     def settings() -> Settings:
+        """Settings from the environment (read per command, never at import)."""
         return Settings()
 
 
@@ -90,7 +92,8 @@ def db_backup(file: Annotated[Path, typer.Argument(help="Fichier de sauvegarde (
 @db_app.command("restore")
 def db_restore(
     file: Annotated[Path, typer.Argument(help="Sauvegarde produite par « sifc db backup ».")],
-    database: Annotated[str | None, typer.Option(help="Base cible, nouvelle ou vide (par défaut : celle du service).")] = None,
+    database: Annotated[str | None, typer.Option(
+        help="Base cible, nouvelle ou vide (par défaut : celle du service).")] = None,
 ) -> None:
     """Restaure FILE dans une base nouvelle ou vide."""
     from sifc.provision import restore
@@ -155,7 +158,8 @@ def territories_import_communes(
     department_field: Annotated[str | None, typer.Option(help="Champ du nom de département (deviné sinon).")] = None,
     layer: Annotated[str | None, typer.Option(help="Couche (GeoPackage).")] = None,
     aliases: Annotated[Path | None, typer.Option(help="CSV d'alias : alias,commune (nom ou code).")] = None,
-    strict: Annotated[bool, typer.Option(help="Refuser tout le fichier si une entité ne correspond à aucune commune.")] = False,
+    strict: Annotated[bool, typer.Option(
+        help="Refuser tout le fichier si une entité ne correspond à aucune commune.")] = False,
     dry_run: Annotated[bool, typer.Option(help="Tout vérifier et rapporter sans rien enregistrer.")] = False,
     report: Annotated[Path | None, typer.Option(help="Écrire aussi le rapport JSON dans ce fichier.")] = None,
 ) -> None:
@@ -214,7 +218,7 @@ def main() -> None:
         err.print(translate("db.unreachable", State.lang, target="", reason=reason),
                   highlight=False)
         sys.exit(3)
-    except ValueError as error:  # settings refused (e.g. default secret in production)
+    except ValidationError as error:  # settings refused (e.g. default secret in production)
         err.print(f"{_say('Configuration invalide', 'Invalid configuration')} : {error}".splitlines()[0])
         sys.exit(2)
 

@@ -40,7 +40,8 @@ def geometry_options(
 
 def list_query(
     settings: SettingsDep,
-    q: Annotated[str | None, Query(max_length=100, description="Recherche par nom (accents, casse et tirets ignorés ; alias compris).")] = None,
+    q: Annotated[str | None, Query(
+        max_length=100, description="Recherche par nom (accents, casse et tirets ignorés ; alias compris).")] = None,
     pole: Annotated[str | None, Query(max_length=20)] = None,
     region: Annotated[str | None, Query(max_length=20)] = None,
     department: Annotated[str | None, Query(max_length=20)] = None,

@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 
 from sifc.errors import ImportRejected
 from sifc.i18n import Lang
-from sifc.territories.loader import NORMALIZE
+from sifc.territories.loader import NORMALIZE, assign_arrondissements
 from sifc.text import search_form
 
 NAME_FIELDS = ("CCRCA", "COMMUNE", "NOM_COMMUNE", "NOM_COM", "NOM", "NAME", "ADM4_FR", "name",
@@ -369,7 +369,7 @@ def _apply(session: Session, report: CommuneImportReport, file_name: str) -> Non
         _clip_provisional_neighbours(session, report, source)
         _report_orphaned_land(session, report)
         _report_official_overlaps(session, report)
-        _reassign_arrondissements(session)
+        assign_arrondissements(session)  # replaced and clipped communes alike
     session.execute(text("DROP TABLE replaced"))
 
 
@@ -441,21 +441,6 @@ def _report_official_overlaps(session: Session, report: CommuneImportReport) -> 
         if row["m2"] >= MIN_REPORTED_M2:
             report.warnings.append({"warning": "official_boundaries_overlap", "communes":
                                     [row["a"], row["b"]], "area_km2": round(row["m2"] / 1e6, 4)})
-
-
-def _reassign_arrondissements(session: Session) -> None:
-    session.execute(text("""
-        UPDATE commune c SET arrondissement_code = best.arrondissement_code
-        FROM (
-            SELECT DISTINCT ON (c2.code) c2.code, a.code AS arrondissement_code
-            FROM commune c2 JOIN arrondissement a
-              ON a.department_code = c2.department_code AND a.geom && c2.geom
-             AND ST_Intersects(a.geom, c2.geom)
-            WHERE c2.code IN (SELECT commune_code FROM import_match)
-            ORDER BY c2.code, ST_Area(ST_Intersection(a.geom, c2.geom)) DESC, a.code
-        ) best
-        WHERE best.code = c.code AND c.arrondissement_code IS DISTINCT FROM best.arrondissement_code
-    """))
 
 
 REASONS = {

@@ -127,7 +127,7 @@ def _archive_changed(session: Session, level: str) -> None:
         SELECT :level, t.code, t.name, t.geom, t.boundary_status, t.source, t.valid_from,
                greatest(now(), t.valid_from), s.source
         FROM {level} t JOIN stage_unit s ON s.code = t.code
-        WHERE t.geom IS DISTINCT FROM s.geom {official_guard}
+        WHERE {geom_changed("t.geom", "s.geom")} {official_guard}
     """), {"level": level})
 
 
@@ -138,86 +138,58 @@ def _count(result, counts: LevelCounts) -> None:
     counts.unchanged = counts.read - counts.inserted - counts.updated
 
 
-UPSERTS = {
-    "region": """
-        INSERT INTO region AS t (code, pole_code, name, name_search, official_area_km2, geom,
-                                 boundary_status, source, valid_from)
-        SELECT code, parent_code, name, name_search, official_area_km2, geom, 'official', source,
-               coalesce(valid_from, now())
-        FROM stage_unit
-        ON CONFLICT (code) DO UPDATE SET
-            pole_code = excluded.pole_code, name = excluded.name,
-            name_search = excluded.name_search, official_area_km2 = excluded.official_area_km2,
-            geom = excluded.geom, source = excluded.source,
-            valid_from = CASE WHEN t.geom IS DISTINCT FROM excluded.geom
-                              THEN greatest(now(), t.valid_from) ELSE t.valid_from END
-        WHERE (t.pole_code, t.name, t.name_search, t.official_area_km2, t.geom, t.source)
-              IS DISTINCT FROM (excluded.pole_code, excluded.name, excluded.name_search,
-                                excluded.official_area_km2, excluded.geom, excluded.source)
-        RETURNING (xmax = 0) AS inserted
-    """,
-    "department": """
-        INSERT INTO department AS t (code, region_code, name, name_search, official_area_km2,
-                                     geom, boundary_status, source, valid_from)
-        SELECT code, parent_code, name, name_search, official_area_km2, geom, 'official', source,
-               coalesce(valid_from, now())
-        FROM stage_unit
-        ON CONFLICT (code) DO UPDATE SET
-            region_code = excluded.region_code, name = excluded.name,
-            name_search = excluded.name_search, official_area_km2 = excluded.official_area_km2,
-            geom = excluded.geom, source = excluded.source,
-            valid_from = CASE WHEN t.geom IS DISTINCT FROM excluded.geom
-                              THEN greatest(now(), t.valid_from) ELSE t.valid_from END
-        WHERE (t.region_code, t.name, t.name_search, t.official_area_km2, t.geom, t.source)
-              IS DISTINCT FROM (excluded.region_code, excluded.name, excluded.name_search,
-                                excluded.official_area_km2, excluded.geom, excluded.source)
-        RETURNING (xmax = 0) AS inserted
-    """,
-    "arrondissement": """
-        INSERT INTO arrondissement AS t (code, department_code, region_code, name, name_search,
-                                         official_area_km2, geom, boundary_status, source,
-                                         valid_from)
-        SELECT s.code, s.parent_code, d.region_code, s.name, s.name_search, s.official_area_km2,
-               s.geom, 'official', s.source, coalesce(s.valid_from, now())
-        FROM stage_unit s JOIN department d ON d.code = s.parent_code
-        ON CONFLICT (code) DO UPDATE SET
-            department_code = excluded.department_code, region_code = excluded.region_code,
-            name = excluded.name, name_search = excluded.name_search,
-            official_area_km2 = excluded.official_area_km2, geom = excluded.geom,
-            source = excluded.source,
-            valid_from = CASE WHEN t.geom IS DISTINCT FROM excluded.geom
-                              THEN greatest(now(), t.valid_from) ELSE t.valid_from END
-        WHERE (t.department_code, t.region_code, t.name, t.name_search, t.official_area_km2,
-               t.geom, t.source)
-              IS DISTINCT FROM (excluded.department_code, excluded.region_code, excluded.name,
-                                excluded.name_search, excluded.official_area_km2, excluded.geom,
-                                excluded.source)
-        RETURNING (xmax = 0) AS inserted
-    """,
-    # Official communes belong to `import-communes`: the provisional file never overwrites them.
-    "commune": """
-        INSERT INTO commune AS t (code, name, name_search, department_code, region_code,
-                                  gazetteer_id, seat_source, geom, boundary_status, source,
-                                  valid_from)
-        SELECT s.code, s.name, s.name_search, s.parent_code, d.region_code, s.gazetteer_id,
-               s.seat_source, s.geom, 'provisional', s.source, coalesce(s.valid_from, now())
-        FROM stage_unit s JOIN department d ON d.code = s.parent_code
-        ON CONFLICT (code) DO UPDATE SET
-            name = excluded.name, name_search = excluded.name_search,
-            department_code = excluded.department_code, region_code = excluded.region_code,
-            gazetteer_id = excluded.gazetteer_id, seat_source = excluded.seat_source,
-            geom = excluded.geom, source = excluded.source,
-            valid_from = CASE WHEN t.geom IS DISTINCT FROM excluded.geom
-                              THEN greatest(now(), t.valid_from) ELSE t.valid_from END
-        WHERE t.boundary_status = 'provisional'
-          AND (t.name, t.name_search, t.department_code, t.region_code, t.gazetteer_id,
-               t.seat_source, t.geom, t.source)
-              IS DISTINCT FROM (excluded.name, excluded.name_search, excluded.department_code,
-                                excluded.region_code, excluded.gazetteer_id,
-                                excluded.seat_source, excluded.geom, excluded.source)
-        RETURNING (xmax = 0) AS inserted
-    """,
+def geom_changed(old: str, new: str) -> str:
+    """SQL: whether boundary ``new`` differs from ``old`` by more than noding noise (0.01 m²).
+
+    Clipping and reprojection can rewrite vertices without moving the boundary; such a
+    rewrite is not a new boundary and must not open a new version.
+    """
+    return (f"({old} IS DISTINCT FROM {new} AND ({old} IS NULL OR {new} IS NULL "
+            f"OR ST_Area(ST_SymDifference({old}, {new})) > 0.01))")
+
+
+# Per level: the columns a load writes (besides code and geom) and how the staged row
+# provides them. Official communes belong to `import-communes`: the provisional file never
+# overwrites them.
+_SOURCES = {
+    "region": ({"pole_code": "s.parent_code", "name": "s.name", "name_search": "s.name_search",
+                "official_area_km2": "s.official_area_km2", "source": "s.source"}, ""),
+    "department": ({"region_code": "s.parent_code", "name": "s.name",
+                    "name_search": "s.name_search", "official_area_km2": "s.official_area_km2",
+                    "source": "s.source"}, ""),
+    "arrondissement": ({"department_code": "s.parent_code", "region_code": "d.region_code",
+                        "name": "s.name", "name_search": "s.name_search",
+                        "official_area_km2": "s.official_area_km2", "source": "s.source"},
+                       "JOIN department d ON d.code = s.parent_code"),
+    "commune": ({"name": "s.name", "name_search": "s.name_search",
+                 "department_code": "s.parent_code", "region_code": "d.region_code",
+                 "gazetteer_id": "s.gazetteer_id", "seat_source": "s.seat_source",
+                 "source": "s.source"},
+                "JOIN department d ON d.code = s.parent_code"),
 }
+
+
+def _upsert_sql(level: str) -> str:
+    columns, join = _SOURCES[level]
+    status = "provisional" if level == "commune" else "official"
+    names = ", ".join(columns)
+    values = ", ".join(columns.values())
+    updates = ", ".join(f"{c} = excluded.{c}" for c in columns)
+    old = ", ".join(f"t.{c}" for c in columns)
+    new = ", ".join(f"excluded.{c}" for c in columns)
+    guard = "t.boundary_status = 'provisional' AND " if level == "commune" else ""
+    changed = geom_changed("t.geom", "excluded.geom")
+    return f"""
+        INSERT INTO {level} AS t (code, {names}, geom, boundary_status, valid_from)
+        SELECT s.code, {values}, s.geom, '{status}', coalesce(s.valid_from, now())
+        FROM stage_unit s {join}
+        ON CONFLICT (code) DO UPDATE SET {updates},
+            geom = CASE WHEN {changed} THEN excluded.geom ELSE t.geom END,
+            valid_from = CASE WHEN {changed} THEN greatest(now(), t.valid_from)
+                              ELSE t.valid_from END
+        WHERE {guard}(({old}) IS DISTINCT FROM ({new}) OR {changed})
+        RETURNING (xmax = 0) AS inserted
+    """
 
 
 def _load_level(session: Session, level: str, records: list[sources.UnitRecord],
@@ -229,7 +201,7 @@ def _load_level(session: Session, level: str, records: list[sources.UnitRecord],
     if level == "commune":
         _clip_staged_by_official(session)
     _archive_changed(session, level)
-    _count(session.execute(text(UPSERTS[level])), counts)
+    _count(session.execute(text(_upsert_sql(level))), counts)
 
 
 def _clip_staged_by_official(session: Session) -> None:
@@ -276,19 +248,19 @@ def _compute_pole_geometry(session: Session, report: LoadReport) -> None:
         SELECT r.pole_code AS code, {NORMALIZE.format(g="ST_Union(r.geom)")} AS geom
         FROM region r GROUP BY r.pole_code
     """))
-    session.execute(text("""
+    session.execute(text(f"""
         INSERT INTO boundary_version (level, unit_code, name, geom, boundary_status, source,
                                       valid_from, valid_to, replaced_by)
         SELECT 'pole', p.code, p.name, p.geom, p.boundary_status, p.source, p.valid_from,
                greatest(now(), p.valid_from), 'union des régions recalculée'
         FROM pole p JOIN pole_union u USING (code)
-        WHERE p.geom IS NOT NULL AND p.geom IS DISTINCT FROM u.geom
+        WHERE p.geom IS NOT NULL AND {geom_changed("p.geom", "u.geom")}
     """))
-    result = session.execute(text("""
+    result = session.execute(text(f"""
         UPDATE pole p SET geom = u.geom,
                valid_from = CASE WHEN p.geom IS NULL THEN p.valid_from
                                  ELSE greatest(now(), p.valid_from) END
-        FROM pole_union u WHERE u.code = p.code AND p.geom IS DISTINCT FROM u.geom
+        FROM pole_union u WHERE u.code = p.code AND {geom_changed("p.geom", "u.geom")}
         RETURNING p.code
     """)).all()
     counts = report.levels["pole"]
@@ -298,7 +270,7 @@ def _compute_pole_geometry(session: Session, report: LoadReport) -> None:
     session.execute(text("DROP TABLE pole_union"))
 
 
-def _assign_arrondissements(session: Session) -> None:
+def assign_arrondissements(session: Session) -> None:
     """A commune belongs to the arrondissement of its department holding most of its area."""
     session.execute(text("""
         UPDATE commune c SET arrondissement_code = best.arrondissement_code
@@ -360,7 +332,7 @@ def load_reference(session: Session, data_dir: Path) -> LoadReport:
     _load_level(session, "arrondissement", arrondissements, report)
     _load_level(session, "commune", communes, report)
     _compute_pole_geometry(session, report)
-    _assign_arrondissements(session)
+    assign_arrondissements(session)
     _load_aliases(session, data_dir, communes, report)
     session.execute(text("DROP TABLE stage_unit"))
     return report

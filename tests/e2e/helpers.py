@@ -1,0 +1,58 @@
+"""Running the real command line and the real server against a test database."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from sifc.settings import Settings
+from tests.conftest import REPO, env_for
+
+SIFC = [sys.executable, "-m", "sifc.cli"]
+
+
+def run_cli(settings: Settings, *args: str, env: dict[str, str] | None = None,
+            timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """Run ``sifc ARGS`` in a subprocess bound to ``settings``' database."""
+    return subprocess.run([*SIFC, *args], cwd=REPO, env=env or env_for(settings),
+                          capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
+                          check=False)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def get(url: str, timeout: float = 10) -> tuple[int, dict[str, str], bytes]:
+    request = urllib.request.Request(url, headers={"Accept-Language": "fr"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), error.read()
+
+
+def start_server(settings: Settings, port: int, log: Path) -> subprocess.Popen[bytes]:
+    with log.open("wb") as handle:  # the child keeps its own copy of the descriptor
+        process = subprocess.Popen([*SIFC, "serve", "--port", str(port)], cwd=REPO,
+                                   env=env_for(settings), stdout=handle,
+                                   stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited: {log.read_text()[-2000:]}")
+        try:
+            if get(f"http://127.0.0.1:{port}/health", timeout=2)[0] == 200:
+                return process
+        except OSError:
+            pass
+        time.sleep(0.3)
+    process.kill()
+    raise RuntimeError(f"server did not answer: {log.read_text()[-2000:]}")
