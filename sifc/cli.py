@@ -28,8 +28,12 @@ db_app = typer.Typer(help="Base de données : provisionnement, migrations, sauve
                      no_args_is_help=True)
 territories_app = typer.Typer(help="Référentiel territorial (pôles → communes).",
                               no_args_is_help=True)
+import_app = typer.Typer(help="Imports de fichiers cadastraux.", no_args_is_help=True)
+demo_app = typer.Typer(help="Données de démonstration (synthétiques).", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(territories_app, name="territories")
+app.add_typer(import_app, name="import")
+app.add_typer(demo_app, name="demo")
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True, highlight=False)
@@ -185,6 +189,94 @@ def territories_import_communes(
     if report:
         report.write_text(json.dumps(result.as_dict(), ensure_ascii=False, indent=2, default=str),
                           encoding="utf-8")
+
+
+# --- import -----------------------------------------------------------------------------
+
+@import_app.command("parcels")
+def import_parcels_command(
+    path: Annotated[Path, typer.Argument(help="Shapefile (dossier, .shp ou .zip), GeoPackage ou GeoJSON.")],
+    commune: Annotated[str | None, typer.Option(help="Commune (code, code national ou nom) ; sinon déduite.")] = None,
+    crs: Annotated[str | None, typer.Option(help="SCR du fichier s'il n'a pas de .prj (ex. EPSG:32628).")] = None,
+    layer: Annotated[str | None, typer.Option(help="Couche (GeoPackage).")] = None,
+    mapping: Annotated[Path | None, typer.Option(help="Correspondance YAML champ de parcelle → colonne.")] = None,
+    encoding: Annotated[str | None, typer.Option(help="Encodage des attributs (sinon .cpg, .dbf, Latin-1).")] = None,
+    dry_run: Annotated[bool, typer.Option(help="Tout vérifier sans rien enregistrer.")] = False,
+    on_invalid: Annotated[str, typer.Option(help="Géométries invalides : repair ou reject.")] = "repair",
+    overlap_tolerance_m2: Annotated[float, typer.Option(help="Chevauchement toléré (m²).")] = 1.0,
+    overlap_tolerance_ratio: Annotated[float, typer.Option(help="Chevauchement toléré (part de la plus petite).")] = 0.01,
+    area_tolerance: Annotated[float, typer.Option(help="Écart toléré superficie déclarée / calculée.")] = 0.10,
+    report: Annotated[Path | None, typer.Option(help="Écrire le rapport JSON dans ce fichier.")] = None,
+    rejects: Annotated[Path | None, typer.Option(help="GeoPackage des entités rejetées (défaut : NOM_rejets.gpkg).")] = None,
+    user: Annotated[str | None, typer.Option(help="Auteur enregistré du lot.")] = None,
+) -> None:
+    """Importe les parcelles d'un fichier : tout ou rien, avec rapport et entités rejetées."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from sifc.db import make_engine, make_sessionmaker
+    from sifc.errors import InvalidInput
+    from sifc.imports.mapping import read_mapping_file
+    from sifc.imports.parcels import ParcelImportOptions, import_parcels, write_rejects
+    from sifc.imports.summary import print_summary
+
+    if on_invalid not in ("repair", "reject"):
+        raise InvalidInput("import.on_invalid", value=on_invalid)
+    options = ParcelImportOptions(
+        commune=commune, crs=crs, layer=layer, mapping=read_mapping_file(mapping) if mapping else None,
+        encoding=encoding, dry_run=dry_run, on_invalid=on_invalid,  # type: ignore[arg-type]
+        overlap_tolerance_m2=overlap_tolerance_m2, overlap_tolerance_ratio=overlap_tolerance_ratio,
+        area_tolerance_ratio=area_tolerance)
+    if user:
+        options.author = user
+    settings = State.settings()
+    engine = make_engine(settings.db_url, application_name="sifc-import")
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+    with Progress(*columns, console=err, transient=True) as bar, make_sessionmaker(engine)() as session:
+        tasks: dict[str, object] = {}
+
+        def progress(stage: str, done: int, total: int) -> None:
+            label = {"read": _say("lecture", "reading"), "check": _say("contrôles", "checks")}[stage]
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(label, total=total or None)
+            bar.update(tasks[stage], completed=done, total=total or None)  # type: ignore[arg-type]
+
+        result = import_parcels(session, path, options, progress=progress)
+        if result.rejected or result.duplicates:
+            target = rejects or Path(f"{path.stem}_rejets.gpkg")
+            write_rejects(session, target, State.lang)
+            result_rejects = str(target)
+        else:
+            result_rejects = None
+        if dry_run:
+            session.rollback()
+        else:
+            session.commit()
+    engine.dispose()
+    print_summary(out, result, State.lang)
+    if result_rejects:
+        out.print(_say(f"Entités rejetées et motifs : {result_rejects}", f"Rejected features and reasons: {result_rejects}"))
+    if report:
+        report.write_text(json.dumps(result.as_dict(), ensure_ascii=False, indent=2, default=str), encoding="utf-8")
+
+
+# --- demo -------------------------------------------------------------------------------
+
+@demo_app.command("load")
+def demo_load() -> None:
+    """Génère et importe des parcelles synthétiques dans Bargny, Mont-Rolland et Sandiara."""
+    from sifc.db import make_engine, transaction
+    from sifc.demo import load_demo
+
+    settings = State.settings()
+    engine = make_engine(settings.db_url, application_name="sifc-demo")
+    with transaction(engine) as session:
+        outcome = load_demo(session)
+    engine.dispose()
+    if outcome is None:
+        out.print(_say("Démonstration déjà chargée : rien à faire.", "Demo already loaded: nothing to do."))
+    else:
+        out.print(_say(f"Démonstration chargée : {outcome.accepted} parcelles synthétiques ({outcome.communes}).",
+                       f"Demo loaded: {outcome.accepted} synthetic parcels ({outcome.communes})."))
 
 
 # --- serve ------------------------------------------------------------------------------

@@ -65,7 +65,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "Cannot read '{path}': {reason}.",
     },
     "import.no_crs": {
-        "fr": "Le fichier « {path} » n'a pas de système de coordonnées (.prj absent) : "
+        "fr": "Le fichier « {path} » n'a pas de système de coordonnées (no CRS : .prj absent) : "
         "indiquez-le avec --crs (par ex. --crs EPSG:32628). Rien n'a été modifié.",
         "en": "File '{path}' has no coordinate reference system (no .prj): give it with "
         "--crs (e.g. --crs EPSG:32628). Nothing was changed.",
@@ -75,14 +75,62 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "Unknown coordinate reference system: '{crs}'.",
     },
     "import.not_polygons": {
-        "fr": "Le fichier contient des géométries non polygonales ({found}) : "
-        "des limites de communes doivent être des polygones. Rien n'a été modifié.",
-        "en": "The file holds non-polygon geometries ({found}): commune boundaries must be "
+        "fr": "La couche contient des géométries non polygonales ({found}) : parcelles et limites "
+        "doivent être des polygones. Rien n'a été modifié.",
+        "en": "The layer holds non-polygon geometries ({found}): parcels and boundaries must be "
         "polygons. Nothing was changed.",
     },
     "import.empty": {
-        "fr": "Le fichier ne contient aucune entité. Rien n'a été modifié.",
+        "fr": "Le fichier ne contient aucune entité (no features). Rien n'a été modifié.",
         "en": "The file holds no features. Nothing was changed.",
+    },
+    "import.zip_bomb": {
+        "fr": "L'archive « {path} » est refusée : sa taille décompressée est démesurée.",
+        "en": "Archive '{path}' is refused: its uncompressed size is out of proportion.",
+    },
+    "import.zip_unsafe": {
+        "fr": "L'archive « {path} » est refusée : le membre « {member} » sort du dossier d'extraction.",
+        "en": "Archive '{path}' is refused: member '{member}' escapes the extraction folder.",
+    },
+    "import.no_dataset": {
+        "fr": "Aucun fichier géographique lisible dans « {path} » (.shp, .gpkg, .geojson).",
+        "en": "No readable geographic file in '{path}' (.shp, .gpkg, .geojson).",
+    },
+    "import.several_datasets": {
+        "fr": "« {path} » contient plusieurs jeux de données ({names}) : indiquez le fichier voulu.",
+        "en": "'{path}' holds several data sets ({names}): give the one you want.",
+    },
+    "import.unsupported_format": {
+        "fr": "Format non pris en charge pour « {path} » ({suffix}) : shapefile, GeoPackage ou GeoJSON.",
+        "en": "Unsupported format for '{path}' ({suffix}): shapefile, GeoPackage or GeoJSON.",
+    },
+    "import.choose_layer": {
+        "fr": "« {path} » contient plusieurs couches ({layers}) : choisissez-en une avec --layer.",
+        "en": "'{path}' holds several layers ({layers}): choose one with --layer.",
+    },
+    "import.unknown_commune": {
+        "fr": "Commune inconnue : « {commune} ».",
+        "en": "Unknown commune: '{commune}'.",
+    },
+    "import.ambiguous_commune": {
+        "fr": "« {commune} » désigne plusieurs communes ({codes}) : donnez son code.",
+        "en": "'{commune}' names several communes ({codes}): give its code.",
+    },
+    "import.on_invalid": {
+        "fr": "--on-invalid vaut repair ou reject (reçu : « {value} »).",
+        "en": "--on-invalid is repair or reject (got '{value}').",
+    },
+    "mapping.bad_file": {
+        "fr": "Correspondance de champs illisible « {path} » : {reason}.",
+        "en": "Unreadable field mapping '{path}': {reason}.",
+    },
+    "mapping.unknown_target": {
+        "fr": "Champs de parcelle inconnus dans la correspondance : {fields} (champs possibles : {targets}).",
+        "en": "Unknown parcel fields in the mapping: {fields} (possible fields: {targets}).",
+    },
+    "mapping.missing_column": {
+        "fr": "Colonnes absentes du fichier : {columns} (colonnes présentes : {fields}).",
+        "en": "Columns missing from the file: {columns} (columns present: {fields}).",
     },
     "import.field_missing": {
         "fr": "Le champ « {field} » n'existe pas dans le fichier (champs présents : {fields}).",

@@ -1,0 +1,64 @@
+"""Field mapping: which source column feeds which parcel field.
+
+Given as YAML (``parcel field: source column``) or guessed from common column names of
+Senegalese survey files and of other cadastres (PROCASEF ``Num_parcel``, French
+``contenance``, ``SUPERFICIE``, ``USAGE`` …).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from sifc.errors import ImportRejected
+
+TARGETS = ("nicad", "section", "local_number", "declared_area", "land_use", "tenure_regime", "source_id")
+GUESSES: dict[str, tuple[str, ...]] = {
+    "nicad": ("nicad", "num_nicad", "num_parcel", "num_parc", "numparcel", "num_parcelle", "nicad_parc"),
+    "section": ("section", "sect", "num_section"),
+    "local_number": ("numero", "num_lot", "lot", "num_local", "numero_lot", "local_number"),
+    "declared_area": ("superficie", "superf", "contenance", "surface", "sup_m2", "area_m2",
+                      "declared_area", "surf_m2"),
+    "land_use": ("usage", "land_use", "occupation", "vocation", "utilisation", "affectatio"),
+    "tenure_regime": ("regime", "regime_fon", "regime_foncier", "statut_fon", "tenure", "tenure_regime"),
+    "source_id": ("id", "identifiant", "objectid", "fid", "gid", "id_parcel", "inspireid_localid"),
+}
+
+
+def read_mapping_file(path: Path) -> dict[str, str]:
+    """Read a YAML mapping (parcel field → source column)."""
+    if not path.is_file():
+        raise ImportRejected("mapping.bad_file", path=str(path), reason="fichier introuvable")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        raise ImportRejected("mapping.bad_file", path=str(path), reason=str(error).splitlines()[0]) from error
+    if not isinstance(data, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in data.items()):
+        raise ImportRejected("mapping.bad_file", path=str(path),
+                             reason="attendu : un dictionnaire « champ: colonne »")
+    unknown = sorted(set(data) - set(TARGETS))
+    if unknown:
+        raise ImportRejected("mapping.unknown_target", fields=", ".join(unknown), targets=", ".join(TARGETS))
+    return data
+
+
+def resolve(columns: list[str], given: dict[str, str] | None) -> dict[str, str]:
+    """Mapping for a file with ``columns``: the given one (checked), completed by guesses."""
+    given = given or {}
+    missing = sorted(v for v in given.values() if v not in columns)
+    if missing:
+        raise ImportRejected("mapping.missing_column", columns=", ".join(missing), fields=", ".join(columns))
+    resolved = dict(given)
+    lowered = {c.lower(): c for c in columns}
+    used = set(resolved.values())
+    for target in TARGETS:
+        if target in resolved:
+            continue
+        for guess in GUESSES[target]:
+            column = lowered.get(guess)
+            if column and column not in used:
+                resolved[target] = column
+                used.add(column)
+                break
+    return resolved

@@ -1,0 +1,588 @@
+"""``sifc import parcels``: load a surveyor's file into the parcel registry.
+
+The file is streamed in chunks into a temporary staging table with ``COPY`` (memory does
+not grow with the file), then every check runs in PostGIS with spatial indexes, feature
+by feature, each outcome under a stable reason code:
+
+- rejected: null or empty geometry; invalid geometry with ``on_invalid="reject"`` (else
+  repaired with ``ST_MakeValid`` and reported); outside Senegal; in no commune, or outside
+  the given commune beyond the tolerance; one NICAD on two different geometries (both); a
+  NICAD already held by a current parcel; interiors overlapping another parcel of the file
+  or a current parcel beyond the tolerance (default 1 m² and 1 % of the smaller);
+- imported once: an exact duplicate (same NICAD, same geometry);
+- warnings: declared vs computed area, missing declared area, non-standard NICAD, NICAD
+  prefix other than the commune's national code, parcel in a provisional commune, parcel
+  straddling communes, repaired geometry.
+
+The accepted parcels and the batch record are written in the caller's transaction: the
+batch commits whole or not at all. A refusal of the whole file raises
+:class:`ImportRejected` before anything is written.
+"""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import orjson
+import pyogrio
+from pyogrio.raw import open_arrow
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
+
+from sifc.errors import ImportRejected
+from sifc.imports import mapping as field_mapping
+from sifc.imports.source import SourceInfo, open_source
+from sifc.parcels import nicad as nicad_rules
+
+Progress = Callable[[str, int, int], None]
+MAX_LISTED_ISSUES = 1000
+
+REASONS = {
+    "null_geometry": ("géométrie absente", "no geometry"),
+    "empty_geometry": ("géométrie vide", "empty geometry"),
+    "invalid_geometry": ("géométrie invalide", "invalid geometry"),
+    "unrepairable_geometry": ("géométrie invalide, irréparable", "invalid geometry that cannot be repaired"),
+    "reprojection_failed": ("coordonnées impossibles à reprojeter (SCR erroné ?)",
+                            "coordinates cannot be reprojected (wrong CRS?)"),
+    "outside_senegal": ("hors du Sénégal", "outside Senegal"),
+    "no_commune": ("dans aucune commune connue", "in no known commune"),
+    "outside_commune": ("hors de la commune indiquée au-delà de la tolérance",
+                        "outside the given commune beyond the tolerance"),
+    "nicad_conflict": ("même NICAD sur des géométries différentes", "one NICAD on different geometries"),
+    "nicad_taken": ("NICAD déjà attribué à une parcelle en vigueur", "NICAD already held by a current parcel"),
+    "duplicate": ("doublon exact (même NICAD, même géométrie) : importé une seule fois",
+                  "exact duplicate (same NICAD, same geometry): imported once"),
+    "overlap_in_file": ("chevauche une autre parcelle du fichier au-delà de la tolérance",
+                        "overlaps another parcel of the file beyond the tolerance"),
+    "overlap_existing": ("chevauche une parcelle en vigueur au-delà de la tolérance",
+                         "overlaps a current parcel beyond the tolerance"),
+}
+WARNINGS = {
+    "invalid_repaired": ("géométrie invalide réparée (ST_MakeValid)", "invalid geometry repaired (ST_MakeValid)"),
+    "area_mismatch": ("superficie déclarée et calculée diffèrent au-delà de la tolérance",
+                      "declared and computed areas differ beyond the tolerance"),
+    "declared_area_missing": ("superficie déclarée absente", "no declared area"),
+    "nicad_nonstandard": ("NICAD de longueur non standard (ni 13 ni 16 caractères)",
+                          "non-standard NICAD length (neither 13 nor 16 characters)"),
+    "nicad_prefix": ("le NICAD ne commence pas par le code national de la commune",
+                     "the NICAD does not begin with the commune's national code"),
+    "provisional_commune": ("commune aux limites provisoires", "commune with provisional boundaries"),
+    "straddles_communes": ("parcelle à cheval sur plusieurs communes", "parcel straddling several communes"),
+}
+FILE_NOTES = {
+    "shx_rebuilt": ("index .shx absent : reconstruit", "missing .shx index: rebuilt"),
+    "dbf_missing": (".dbf absent : parcelles sans attributs", "missing .dbf: parcels without attributes"),
+    "cpg_unknown": (".cpg illisible ou d'encodage inconnu : ignoré", "unreadable .cpg or unknown encoding: ignored"),
+    "encoding_fallback": ("encodage non déclaré : Latin-1 par défaut", "no declared encoding: Latin-1 assumed"),
+    "z_dropped": ("coordonnées Z supprimées", "Z coordinates dropped"),
+    "m_dropped": ("mesures M supprimées", "M measures dropped"),
+    "crs_overridden": ("SCR du fichier remplacé par --crs", "file CRS replaced by --crs"),
+}
+
+
+@dataclass
+class ParcelImportOptions:
+    """Options of one parcel import (see ``sifc import parcels --help``)."""
+
+    commune: str | None = None
+    crs: str | None = None
+    layer: str | None = None
+    mapping: dict[str, str] | None = None
+    encoding: str | None = None
+    dry_run: bool = False
+    on_invalid: Literal["repair", "reject"] = "repair"
+    overlap_tolerance_m2: float = 1.0
+    overlap_tolerance_ratio: float = 0.01
+    outside_tolerance_m2: float = 1.0
+    outside_tolerance_ratio: float = 0.01
+    area_tolerance_ratio: float = 0.10
+    author: str = field(default_factory=lambda: _default_author())
+    synthetic: bool = False
+    chunk_size: int = 20_000
+
+
+def _default_author() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "sifc"
+
+
+@dataclass
+class ParcelImportReport:
+    """Everything an import found, for the analyst (JSON, CLI summary, GeoPackage of rejects)."""
+
+    file: str
+    sha256: str
+    format: str = ""
+    layer: str | None = None
+    crs: str = ""
+    crs_origin: str = ""
+    encoding: str | None = None
+    encoding_origin: str | None = None
+    geometry_type: str = ""
+    mapping: dict[str, str] = field(default_factory=dict)
+    attributes: int = 0
+    read: int = 0
+    null_geometries: int = 0
+    empty_geometries: int = 0
+    invalid: int = 0
+    repaired: int = 0
+    accepted: int = 0
+    rejected: int = 0
+    duplicates: int = 0
+    rejected_by_reason: dict[str, int] = field(default_factory=dict)
+    warnings_by_code: dict[str, int] = field(default_factory=dict)
+    file_notes: list[dict[str, object]] = field(default_factory=list)
+    communes: dict[str, int] = field(default_factory=dict)
+    issues: list[dict[str, object]] = field(default_factory=list)
+    issues_truncated: bool = False
+    dry_run: bool = False
+    batch_id: str | None = None
+    options: dict[str, object] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, object]:
+        """JSON-ready form."""
+        return asdict(self)
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 of a file, or of a shapefile's parts (or a folder's files) in name order."""
+    digest = hashlib.sha256()
+    if path.is_dir():
+        parts = sorted(p for p in path.rglob("*") if p.is_file())
+    elif path.suffix.lower() == ".shp":
+        parts = sorted(p for p in path.parent.iterdir() if p.stem == path.stem and p.is_file())
+    else:
+        parts = [path]
+    for part in parts:
+        digest.update(part.name.encode())
+        with part.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+STAGE_DDL = """
+CREATE TEMP TABLE stage_parcel (
+    ord integer PRIMARY KEY,
+    src geometry,
+    nicad_raw text,
+    nicad text,
+    section text,
+    local_number text,
+    declared_raw text,
+    land_use text,
+    tenure_regime text,
+    source_id text,
+    attrs jsonb,
+    declared_area double precision,
+    geom geometry,
+    area double precision,
+    commune_code text,
+    status text NOT NULL DEFAULT 'pending',
+    reasons text[] NOT NULL DEFAULT '{}',
+    warnings text[] NOT NULL DEFAULT '{}'
+) ON COMMIT DROP
+"""
+
+
+def _text_value(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, float):
+        if value != value:
+            return None
+        if value.is_integer():
+            return str(int(value))
+    result = str(value).strip()
+    return result or None
+
+
+def _json_default(value: Any) -> str:
+    if isinstance(value, bytes):
+        return value.hex()
+    return str(value)
+
+
+def _stage(session: Session, info: SourceInfo, columns: dict[str, str], options: ParcelImportOptions,
+           progress: Progress | None) -> int:
+    """Stream the features into ``stage_parcel`` with COPY; return how many were read."""
+    session.execute(text(STAGE_DDL))
+    raw = session.connection().connection.driver_connection
+    ord_ = 0
+    if any(note["code"] == "shx_rebuilt" for note in info.notes):
+        pyogrio.set_gdal_config_options({"SHAPE_RESTORE_SHX": True})
+    encoding = info.encoding if info.fmt == "ESRI Shapefile" else None
+    try:
+        with open_arrow(info.path, layer=info.layer, encoding=encoding, use_pyarrow=True,
+                        batch_size=options.chunk_size) as (meta, reader):
+            geometry_column = meta.get("geometry_name") or "wkb_geometry"
+            fields = [str(f) for f in meta.get("fields", [])]
+            with raw.cursor() as cursor, cursor.copy(
+                "COPY stage_parcel (ord, src, nicad_raw, section, local_number, declared_raw, land_use, "
+                "tenure_regime, source_id, attrs) FROM STDIN"
+            ) as copy:
+                for batch in reader:
+                    data = {name: batch.column(name).to_pylist() for name in batch.schema.names}
+                    geometries = data.get(geometry_column) or [None] * batch.num_rows
+                    for i in range(batch.num_rows):
+                        attrs = {f: data[f][i] for f in fields if f in data}
+                        mapped = {t: _text_value(attrs.get(c)) for t, c in columns.items()}
+                        wkb = geometries[i]
+                        copy.write_row((
+                            ord_, wkb.hex() if wkb else None, mapped.get("nicad"), mapped.get("section"),
+                            mapped.get("local_number"), mapped.get("declared_area"), mapped.get("land_use"),
+                            mapped.get("tenure_regime"), mapped.get("source_id"),
+                            orjson.dumps(attrs, default=_json_default,
+                                         option=orjson.OPT_NON_STR_KEYS).decode(),
+                        ))
+                        ord_ += 1
+                    if progress:
+                        progress("read", ord_, info.features)
+    except ImportRejected:
+        raise
+    except Exception as error:  # GDAL and Arrow raise several types for broken files
+        if "stage_parcel" in str(error):
+            raise
+        raise ImportRejected("import.unreadable", path=info.path.name,
+                             reason=str(error).splitlines()[0][:200]) from error
+    finally:
+        pyogrio.set_gdal_config_options({"SHAPE_RESTORE_SHX": None})
+    return ord_
+
+
+def _sql(session: Session, statement: str, **params: Any) -> Any:
+    return session.execute(text(statement), params)
+
+
+def _reject(session: Session, reason: str, where: str, **params: Any) -> None:
+    _sql(session, f"UPDATE stage_parcel s SET status = 'rejected', reasons = array_append(reasons, '{reason}') "
+                  f"WHERE s.status = 'pending' AND ({where})", **params)
+
+
+def _warn(session: Session, code: str, where: str, **params: Any) -> None:
+    _sql(session, f"UPDATE stage_parcel s SET warnings = array_append(warnings, '{code}') "
+                  f"WHERE s.status IN ('pending', 'accepted') AND ({where})", **params)
+
+
+def _check_geometry(session: Session, info: SourceInfo, options: ParcelImportOptions,
+                    report: ParcelImportReport) -> None:
+    _sql(session, "UPDATE stage_parcel SET src = ST_SetSRID(ST_Force2D(src), :srid) WHERE src IS NOT NULL",
+         srid=info.srid)
+    found = _sql(session, """
+        SELECT DISTINCT GeometryType(src) FROM stage_parcel
+        WHERE src IS NOT NULL AND GeometryType(src) NOT IN ('POLYGON', 'MULTIPOLYGON')
+    """).scalars().all()
+    if found:
+        raise ImportRejected("import.not_polygons", found=", ".join(sorted(found)))
+    _reject(session, "null_geometry", "s.src IS NULL")
+    _reject(session, "empty_geometry", "ST_IsEmpty(s.src)")
+    report.null_geometries = _count(session, "'null_geometry' = ANY(reasons)")
+    report.empty_geometries = _count(session, "'empty_geometry' = ANY(reasons)")
+    # Validity is judged on the file's own coordinates, as any GIS reading the file would.
+    _sql(session, "UPDATE stage_parcel SET warnings = array_append(warnings, 'invalid_repaired') "
+                  "WHERE status = 'pending' AND NOT ST_IsValid(src)")
+    report.invalid = _count(session, "'invalid_repaired' = ANY(warnings)")
+    if options.on_invalid == "reject":
+        _reject(session, "invalid_geometry", "'invalid_repaired' = ANY(s.warnings)")
+        _sql(session, "UPDATE stage_parcel SET warnings = array_remove(warnings, 'invalid_repaired')")
+    else:
+        _sql(session, "UPDATE stage_parcel SET src = ST_MakeValid(src) "
+                      "WHERE status = 'pending' AND 'invalid_repaired' = ANY(warnings)")
+    _transform(session)
+    # Reprojection can make a valid ring invalid (rarely): repair in the storage CRS too.
+    _sql(session, """
+        UPDATE stage_parcel SET geom = ST_MakeValid(geom),
+               warnings = CASE WHEN 'invalid_repaired' = ANY(warnings) THEN warnings
+                               ELSE array_append(warnings, 'invalid_repaired') END
+        WHERE status = 'pending' AND NOT ST_IsValid(geom)
+    """)
+    _sql(session, "UPDATE stage_parcel SET geom = ST_CollectionExtract(geom, 3) "
+                  "WHERE status = 'pending' AND GeometryType(geom) = 'GEOMETRYCOLLECTION'")
+    _reject(session, "unrepairable_geometry", "ST_IsEmpty(s.geom) OR GeometryType(s.geom) NOT IN "
+                                              "('POLYGON', 'MULTIPOLYGON')")
+    _sql(session, "UPDATE stage_parcel SET geom = ST_Multi(geom), area = ST_Area(geom) WHERE status = 'pending'")
+    _sql(session, "CREATE INDEX ON stage_parcel USING gist (geom) WHERE status = 'pending'")
+    _sql(session, "ANALYZE stage_parcel")
+
+
+def _transform(session: Session) -> None:
+    """Reproject to EPSG:32628; rows whose coordinates cannot be reprojected are rejected."""
+    try:
+        with session.begin_nested():
+            _sql(session, "UPDATE stage_parcel SET geom = ST_Transform(src, 32628) WHERE status = 'pending'")
+    except DBAPIError:  # one row out of the CRS's range fails the whole statement: go row by row
+        rows = _sql(session, "SELECT ord FROM stage_parcel WHERE status = 'pending'").scalars().all()
+        for ord_ in rows:
+            try:
+                with session.begin_nested():
+                    _sql(session, "UPDATE stage_parcel SET geom = ST_Transform(src, 32628) WHERE ord = :o", o=ord_)
+            except DBAPIError:
+                _reject(session, "reprojection_failed", "s.ord = :o", o=ord_)
+
+
+def _count(session: Session, where: str) -> int:
+    return int(_sql(session, f"SELECT count(*) FROM stage_parcel WHERE {where}").scalar())
+
+
+def _resolve_commune(session: Session, reference: str) -> str:
+    codes = _sql(session, """
+        SELECT code FROM commune WHERE code = :ref OR national_code = :ref
+        UNION SELECT code FROM commune WHERE name_search = :search
+    """, ref=reference, search=_search(reference)).scalars().all()
+    if len(codes) != 1:
+        raise ImportRejected("import.unknown_commune" if not codes else "import.ambiguous_commune",
+                             commune=reference, codes=", ".join(sorted(codes)))
+    return str(codes[0])
+
+
+def _search(value: str) -> str:
+    from sifc.text import search_form
+
+    return search_form(value)
+
+
+def _check_location(session: Session, options: ParcelImportOptions, commune: str | None) -> None:
+    _reject(session, "outside_senegal", "NOT EXISTS (SELECT 1 FROM region r WHERE r.geom && s.geom "
+                                        "AND ST_Intersects(r.geom, s.geom))")
+    tolerance = {"m2": options.outside_tolerance_m2, "ratio": options.outside_tolerance_ratio}
+    if commune:
+        _sql(session, "UPDATE stage_parcel SET commune_code = :c WHERE status = 'pending'", c=commune)
+        _reject(session, "outside_commune", """
+            NOT EXISTS (SELECT 1 FROM commune c WHERE c.code = :c AND ST_Covers(c.geom, s.geom))
+            AND (SELECT s.area - coalesce(overlap_area(c.geom, s.geom), 0)
+                 FROM commune c WHERE c.code = :c) > greatest(:m2, :ratio * s.area)
+        """, c=commune, **tolerance)
+    else:
+        _sql(session, """
+            UPDATE stage_parcel s SET commune_code = c.code
+            FROM commune c
+            WHERE s.status = 'pending' AND c.geom && s.geom AND ST_Covers(c.geom, s.geom)
+        """)
+        # Straddling parcels: an official commune they reach beyond the tolerance wins over
+        # provisional ones (official boundaries take precedence; provisional ones are
+        # placeholders), then the largest share.
+        _sql(session, """
+            UPDATE stage_parcel s SET commune_code = best.code,
+                   warnings = array_append(s.warnings, 'straddles_communes')
+            FROM (
+                SELECT DISTINCT ON (ord) ord, code FROM (
+                    SELECT s2.ord, c.code, c.boundary_status, s2.area,
+                           overlap_area(c.geom, s2.geom) AS shared
+                    FROM stage_parcel s2 JOIN commune c ON c.geom && s2.geom AND ST_Intersects(c.geom, s2.geom)
+                    WHERE s2.status = 'pending' AND s2.commune_code IS NULL
+                ) candidate
+                ORDER BY ord, (boundary_status = 'official' AND shared > greatest(:m2, :ratio * area)) DESC,
+                         shared DESC, code
+            ) best
+            WHERE best.ord = s.ord
+        """, **tolerance)
+        _reject(session, "no_commune", "s.commune_code IS NULL")
+        # A parcel mostly in one commune, touching a neighbour by less than the tolerance, is not
+        # straddling: survey noise along a boundary.
+        _sql(session, """
+            UPDATE stage_parcel s SET warnings = array_remove(s.warnings, 'straddles_communes')
+            FROM commune c
+            WHERE c.code = s.commune_code AND 'straddles_communes' = ANY(s.warnings)
+              AND s.area - overlap_area(c.geom, s.geom) <= greatest(:m2, :ratio * s.area)
+        """, **tolerance)
+    _warn(session, "provisional_commune", "EXISTS (SELECT 1 FROM commune c WHERE c.code = s.commune_code "
+                                          "AND c.boundary_status = 'provisional')")
+
+
+def _check_nicad(session: Session) -> None:
+    rows = _sql(session, "SELECT ord, nicad_raw FROM stage_parcel WHERE nicad_raw IS NOT NULL").all()
+    cleaned = [{"o": o, "n": nicad_rules.clean(raw)} for o, raw in rows]
+    if cleaned:
+        _sql(session, """
+            UPDATE stage_parcel s SET nicad = v.n
+            FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS v(o integer, n text) WHERE s.ord = v.o
+        """, rows=orjson.dumps(cleaned).decode())
+    # Exact duplicates (same NICAD, same geometry): the first is imported, the others reported.
+    _sql(session, """
+        UPDATE stage_parcel s SET status = 'duplicate', reasons = array_append(s.reasons, 'duplicate')
+        FROM stage_parcel first
+        WHERE s.status = 'pending' AND first.status = 'pending' AND s.nicad = first.nicad
+          AND first.ord < s.ord AND ST_Equals(first.geom, s.geom)
+          AND NOT EXISTS (SELECT 1 FROM stage_parcel earlier WHERE earlier.status = 'pending'
+                          AND earlier.nicad = s.nicad AND earlier.ord < first.ord AND ST_Equals(earlier.geom, s.geom))
+    """)
+    _reject(session, "nicad_conflict", """
+        s.nicad IS NOT NULL AND EXISTS (SELECT 1 FROM stage_parcel o WHERE o.nicad = s.nicad
+            AND o.ord <> s.ord AND o.status IN ('pending', 'rejected') AND o.geom IS NOT NULL
+            AND NOT ST_Equals(o.geom, s.geom))
+    """)
+    _reject(session, "nicad_taken", "s.nicad IS NOT NULL AND EXISTS (SELECT 1 FROM parcel p WHERE p.nicad = s.nicad)")
+    lengths = ", ".join(str(n) for n in nicad_rules.STANDARD_LENGTHS)
+    _warn(session, "nicad_nonstandard", f"s.nicad IS NOT NULL AND length(s.nicad) NOT IN ({lengths})")
+    _warn(session, "nicad_prefix", f"""
+        s.nicad IS NOT NULL AND EXISTS (SELECT 1 FROM commune c WHERE c.code = s.commune_code
+            AND c.national_code IS NOT NULL
+            AND left(s.nicad, {nicad_rules.COMMUNE_PREFIX_LENGTH}) <> c.national_code)
+    """)
+
+
+def _check_overlaps(session: Session, options: ParcelImportOptions) -> None:
+    tolerance = {"m2": options.overlap_tolerance_m2, "ratio": options.overlap_tolerance_ratio}
+    _sql(session, """
+        CREATE TEMP TABLE stage_overlap ON COMMIT DROP AS
+        SELECT a.ord AS a, b.ord AS b FROM stage_parcel a JOIN stage_parcel b
+          ON a.ord < b.ord AND a.geom && b.geom
+        WHERE a.status = 'pending' AND b.status = 'pending'
+          AND overlap_area(a.geom, b.geom) > greatest(:m2, :ratio * least(a.area, b.area))
+    """, **tolerance)
+    _reject(session, "overlap_in_file", "s.ord IN (SELECT a FROM stage_overlap UNION SELECT b FROM stage_overlap)")
+    _sql(session, "DROP TABLE stage_overlap")
+    _reject(session, "overlap_existing", """
+        EXISTS (SELECT 1 FROM parcel p WHERE p.geom && s.geom
+                AND overlap_area(p.geom, s.geom) > greatest(:m2, :ratio * least(p.area_m2, s.area)))
+    """, **tolerance)
+
+
+def _check_areas(session: Session, options: ParcelImportOptions, mapped: bool) -> None:
+    if not mapped:
+        return
+    rows = _sql(session, "SELECT ord, declared_raw FROM stage_parcel WHERE declared_raw IS NOT NULL").all()
+    parsed = []
+    for ord_, raw in rows:
+        try:
+            parsed.append({"o": ord_, "a": float(str(raw).replace(" ", "").replace(",", "."))})
+        except ValueError:
+            continue
+    if parsed:
+        _sql(session, """
+            UPDATE stage_parcel s SET declared_area = v.a
+            FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS v(o integer, a double precision) WHERE s.ord = v.o
+        """, rows=orjson.dumps(parsed).decode())
+    _warn(session, "declared_area_missing", "s.declared_area IS NULL OR s.declared_area <= 0")
+    _warn(session, "area_mismatch", "s.declared_area > 0 AND abs(s.area - s.declared_area) / s.declared_area > :tol",
+          tol=options.area_tolerance_ratio)
+
+
+def _summarize(session: Session, report: ParcelImportReport, lang_messages: bool = True) -> None:
+    report.accepted = _count(session, "status = 'accepted'")
+    report.rejected = _count(session, "status = 'rejected'")
+    report.duplicates = _count(session, "status = 'duplicate'")
+    report.repaired = _count(session, "'invalid_repaired' = ANY(warnings)")
+    report.rejected_by_reason = dict(_sql(session, """
+        SELECT r, count(*) FROM stage_parcel, unnest(reasons) r WHERE status IN ('rejected', 'duplicate')
+        GROUP BY r ORDER BY r""").all())
+    report.warnings_by_code = dict(_sql(session, """
+        SELECT w, count(*) FROM stage_parcel, unnest(warnings) w WHERE status = 'accepted'
+        GROUP BY w ORDER BY w""").all())
+    report.communes = dict(_sql(session, """
+        SELECT commune_code, count(*) FROM stage_parcel WHERE status = 'accepted'
+        GROUP BY commune_code ORDER BY commune_code""").all())
+    issues = _sql(session, """
+        SELECT ord, status, reasons, warnings, nicad, source_id FROM stage_parcel
+        WHERE status <> 'accepted' OR cardinality(warnings) > 0 ORDER BY ord LIMIT :n
+    """, n=MAX_LISTED_ISSUES + 1).mappings().all()
+    report.issues_truncated = len(issues) > MAX_LISTED_ISSUES
+    report.issues = [{"feature": r["ord"], "status": r["status"], "reasons": list(r["reasons"]),
+                      "warnings": list(r["warnings"]), "nicad": r["nicad"], "source_id": r["source_id"]}
+                     for r in issues[:MAX_LISTED_ISSUES]]
+
+
+def _insert(session: Session, report: ParcelImportReport, options: ParcelImportOptions) -> None:
+    batch_id = uuid.uuid4()
+    report.batch_id = str(batch_id)
+    counts = {"read": report.read, "accepted": report.accepted, "rejected": report.rejected,
+              "duplicates": report.duplicates, "warnings": report.warnings_by_code}
+    _sql(session, """
+        INSERT INTO import_batch (id, kind, file_name, sha256, options, counts, report, created_by, synthetic)
+        VALUES (:id, 'parcels', :file, :sha, CAST(:options AS jsonb), CAST(:counts AS jsonb),
+                CAST(:report AS jsonb), :author, :synthetic)
+    """, id=batch_id, file=report.file, sha=report.sha256, options=orjson.dumps(report.options).decode(),
+         counts=orjson.dumps(counts).decode(), report=orjson.dumps(report.as_dict()).decode(),
+         author=options.author, synthetic=options.synthetic)
+    _sql(session, """
+        INSERT INTO parcel_version (parcel_id, version, nicad, nicad_status, commune_code, section, local_number,
+                                    source_id, geom, declared_area_m2, land_use, tenure_regime, batch_id,
+                                    action, author, reason)
+        SELECT gen_random_uuid(), 1, nicad, CASE WHEN nicad IS NULL THEN 'absent' ELSE 'attribue' END,
+               commune_code, section, local_number, source_id, geom, declared_area, land_use, tenure_regime,
+               :batch, 'import', :author, :reason
+        FROM stage_parcel WHERE status = 'accepted' ORDER BY ord
+    """, batch=batch_id, author=options.author, reason=f"import {report.file}")
+
+
+def import_parcels(session: Session, path: Path, options: ParcelImportOptions, *,
+                   progress: Progress | None = None) -> ParcelImportReport:
+    """Import the parcels of ``path`` in the caller's transaction; return the report.
+
+    With ``options.dry_run`` every check runs and nothing is written (the staging tables
+    are temporary and dropped at the end of the transaction).
+    """
+    if not path.exists():
+        raise ImportRejected("import.file_missing", path=str(path))
+    report = ParcelImportReport(file=path.name, sha256=file_sha256(path), dry_run=options.dry_run)
+    report.options = {k: v for k, v in asdict(options).items() if k not in ("author", "chunk_size")}
+    commune = _resolve_commune(session, options.commune) if options.commune else None
+    with open_source(path, layer=options.layer, crs=options.crs, encoding=options.encoding) as info:
+        columns = field_mapping.resolve(info.fields, options.mapping)
+        report.format, report.layer, report.geometry_type = info.fmt, info.layer, info.geometry_type
+        report.crs, report.crs_origin = f"EPSG:{info.srid}", info.crs_origin
+        report.encoding, report.encoding_origin = info.encoding, info.encoding_origin
+        report.mapping, report.attributes, report.file_notes = columns, len(info.fields), list(info.notes)
+        report.read = _stage(session, info, columns, options, progress)
+        if progress:
+            progress("check", 0, report.read)
+        _check_geometry(session, info, options, report)
+        _check_location(session, options, commune)
+        _check_nicad(session)
+        _check_overlaps(session, options)
+        _sql(session, "UPDATE stage_parcel SET status = 'accepted' WHERE status = 'pending'")
+        _check_areas(session, options, "declared_area" in columns)
+    _summarize(session, report)
+    if not options.dry_run:
+        _insert(session, report, options)
+    if progress:
+        progress("check", report.read, report.read)
+    return report
+
+
+def write_rejects(session: Session, path: Path, lang: Literal["fr", "en"] = "fr") -> int:
+    """Write the rejected and duplicate features (with their reasons) to a GeoPackage.
+
+    Geometries are written as read, in the file's CRS, so the analyst can fix them in QGIS and
+    load the file again. Must run in the import's transaction (the staging table is temporary).
+    """
+    import geopandas as gpd
+    import shapely
+
+    rows = _sql(session, """
+        SELECT ord, status, reasons, warnings, attrs, ST_AsBinary(src) AS wkb, ST_SRID(src) AS srid
+        FROM stage_parcel WHERE status <> 'accepted' ORDER BY ord
+    """).mappings().all()
+    if not rows:
+        return 0
+    pick = 0 if lang == "fr" else 1
+    records = []
+    srid = next((r["srid"] for r in rows if r["srid"]), None)
+    for row in rows:
+        record = {f"src_{k}"[:60]: (v if isinstance(v, (int, float, str)) or v is None else str(v))
+                  for k, v in (row["attrs"] or {}).items()}
+        record["sifc_feature"] = row["ord"]
+        record["sifc_status"] = row["status"]
+        record["sifc_reasons"] = ",".join(row["reasons"])
+        record["sifc_message"] = "; ".join(REASONS.get(r, (r, r))[pick] for r in row["reasons"])
+        record["geometry"] = shapely.from_wkb(bytes(row["wkb"])) if row["wkb"] else None
+        records.append(record)
+    frame = gpd.GeoDataFrame(records, geometry="geometry", crs=f"EPSG:{srid}" if srid else None)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_file(path, layer="rejets", driver="GPKG")
+    return len(records)
+
+
+def counted(items: dict[str, int]) -> Counter[str]:
+    """A Counter view of a report's code counts."""
+    return Counter(items)

@@ -1,0 +1,1 @@
+"""The communal cadastre: parcels (LADM spatial units), versioned from the start."""
