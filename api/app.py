@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api import problems
-from api.routers import health, territories
+from api.routers import health, parcels, territories
 from sifc import __version__
 from sifc.db import make_engine, make_sessionmaker
 from sifc.settings import Settings
@@ -42,4 +42,5 @@ def create_app(settings: Settings) -> FastAPI:
     problems.install(app)
     app.include_router(health.router)
     app.include_router(territories.router)
+    app.include_router(parcels.router)
     return app

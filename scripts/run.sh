@@ -10,5 +10,7 @@ say "provisionnement de la base (PostGIS, migrations)"
 .venv/bin/sifc db provision
 say "chargement du référentiel territorial"
 .venv/bin/sifc territories load
+say "chargement des parcelles de démonstration (synthétiques)"
+.venv/bin/sifc demo load
 say "API sur http://${SIFC_HOST:-127.0.0.1}:${SIFC_PORT:-8000} (documentation : /docs)"
 exec .venv/bin/sifc serve

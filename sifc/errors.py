@@ -34,6 +34,18 @@ class NotFound(SifcError):
     key = "http.not_found"
 
 
+class Conflict(SifcError):
+    """The request contradicts the current state (overlap, NICAD taken, stale version)."""
+
+    status = 409
+
+
+class Gone(SifcError):
+    """The object existed and was retired; its history remains readable."""
+
+    status = 410
+
+
 class InvalidInput(SifcError):
     """The request or the file is well-formed but unacceptable."""
 

@@ -54,6 +54,53 @@ MESSAGES: dict[str, dict[str, str]] = {
         "fr": "Le référentiel territorial n'est pas chargé (lancez « sifc territories load »).",
         "en": "The territorial reference is not loaded (run 'sifc territories load').",
     },
+    # Parcels
+    "parcel.not_found": {"fr": "Aucune parcelle d'identifiant « {id} ».", "en": "No parcel with id '{id}'."},
+    "parcel.retired": {
+        "fr": "La parcelle « {id} » a été retirée le {date} ; son historique reste consultable (/versions).",
+        "en": "Parcel '{id}' was retired on {date}; its history remains readable (/versions).",
+    },
+    "parcel.nicad_not_found": {
+        "fr": "Aucune parcelle en vigueur ne porte le NICAD « {nicad} ».",
+        "en": "No current parcel holds NICAD '{nicad}'.",
+    },
+    "parcel.bad_geometry": {"fr": "Géométrie GeoJSON illisible : {reason}.", "en": "Unreadable GeoJSON geometry: {reason}."},
+    "parcel.not_polygon": {
+        "fr": "Une parcelle est un polygone ou un multipolygone non vide (reçu : {found}).",
+        "en": "A parcel is a non-empty polygon or multipolygon (got {found}).",
+    },
+    "parcel.geometry_required": {"fr": "La géométrie de la parcelle est obligatoire.", "en": "The parcel's geometry is required."},
+    "parcel.invalid_geometry": {
+        "fr": "Géométrie invalide : {reason}. Corrigez-la avant de l'enregistrer.",
+        "en": "Invalid geometry: {reason}. Fix it before saving.",
+    },
+    "parcel.outside_senegal": {"fr": "La parcelle est hors du Sénégal.", "en": "The parcel lies outside Senegal."},
+    "parcel.no_commune": {"fr": "La parcelle n'est dans aucune commune connue.", "en": "The parcel lies in no known commune."},
+    "parcel.unknown_commune": {"fr": "Commune inconnue : « {commune} ».", "en": "Unknown commune: '{commune}'."},
+    "parcel.outside_commune": {
+        "fr": "La parcelle déborde de la commune « {commune} » de {m2} m², au-delà de la tolérance.",
+        "en": "The parcel extends {m2} m² outside commune '{commune}', beyond the tolerance.",
+    },
+    "parcel.overlap": {
+        "fr": "La parcelle chevauche des parcelles en vigueur au-delà de la tolérance : {ids}.",
+        "en": "The parcel overlaps current parcels beyond the tolerance: {ids}.",
+    },
+    "parcel.nicad_taken": {
+        "fr": "Le NICAD « {nicad} » est déjà porté par la parcelle en vigueur {id}.",
+        "en": "NICAD '{nicad}' is already held by current parcel {id}.",
+    },
+    "parcel.reason_required": {
+        "fr": "Indiquez le motif de la modification (reason).",
+        "en": "Give the reason for the change (reason).",
+    },
+    "parcel.version_mismatch": {
+        "fr": "La parcelle a changé entre-temps : version attendue {expected}, version actuelle {current}.",
+        "en": "The parcel changed meanwhile: expected version {expected}, current version {current}.",
+    },
+    "parcel.no_change": {
+        "fr": "Aucun changement : la nouvelle version serait identique à l'actuelle.",
+        "en": "No change: the new version would equal the current one.",
+    },
     # Reference loading and commune import
     "load.file_missing": {
         "fr": "Fichier de référence introuvable : {path}.",

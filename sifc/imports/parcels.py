@@ -219,8 +219,6 @@ def _stage(session: Session, info: SourceInfo, columns: dict[str, str], options:
     session.execute(text(STAGE_DDL))
     raw = session.connection().connection.driver_connection
     ord_ = 0
-    if any(note["code"] == "shx_rebuilt" for note in info.notes):
-        pyogrio.set_gdal_config_options({"SHAPE_RESTORE_SHX": True})
     encoding = info.encoding if info.fmt == "ESRI Shapefile" else None
     try:
         with open_arrow(info.path, layer=info.layer, encoding=encoding, use_pyarrow=True,
@@ -255,8 +253,6 @@ def _stage(session: Session, info: SourceInfo, columns: dict[str, str], options:
             raise
         raise ImportRejected("import.unreadable", path=info.path.name,
                              reason=str(error).splitlines()[0][:200]) from error
-    finally:
-        pyogrio.set_gdal_config_options({"SHAPE_RESTORE_SHX": None})
     return ord_
 
 
@@ -352,9 +348,13 @@ def _search(value: str) -> str:
 
 
 def _check_location(session: Session, options: ParcelImportOptions, commune: str | None) -> None:
-    _reject(session, "outside_senegal", "NOT EXISTS (SELECT 1 FROM region r WHERE r.geom && s.geom "
-                                        "AND ST_Intersects(r.geom, s.geom))")
     tolerance = {"m2": options.outside_tolerance_m2, "ratio": options.outside_tolerance_ratio}
+    # Outside Senegal: the part of the parcel outside every region exceeds the tolerance.
+    _reject(session, "outside_senegal", """
+        NOT EXISTS (SELECT 1 FROM region r WHERE r.geom && s.geom AND ST_Covers(r.geom, s.geom))
+        AND s.area - coalesce((SELECT sum(overlap_area(r.geom, s.geom)) FROM region r WHERE r.geom && s.geom), 0)
+            > greatest(:m2, :ratio * s.area)
+    """, **tolerance)
     if commune:
         _sql(session, "UPDATE stage_parcel SET commune_code = :c WHERE status = 'pending'", c=commune)
         _reject(session, "outside_commune", """

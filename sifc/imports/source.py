@@ -189,6 +189,9 @@ def open_source(path: Path, *, layer: str | None = None, crs: str | None = None,
     """Open ``path`` for reading, repairing what can be repaired on a private copy."""
     if not path.exists():
         raise ImportRejected("import.file_missing", path=str(path))
+    # GDAL rebuilds a missing .shx only when asked; a file missing it is first copied to a
+    # private scratch folder (see _private_copy), so the user's folder is never written to.
+    pyogrio.set_gdal_config_options({"SHAPE_RESTORE_SHX": True})
     with tempfile.TemporaryDirectory(prefix="sifc-import-") as scratch:
         work = Path(scratch)
         target = path
@@ -218,8 +221,6 @@ def _inspect(target: Path, work: Path, *, layer: str | None, crs: str | None,
             encoding_origin = "option"
         else:
             encoding, encoding_origin = _shapefile_encoding(target, notes)
-        if geometry_type == "MultiPatch" or geometry_type not in ("Polygon", "Null"):
-            raise ImportRejected("import.not_polygons", found=geometry_type)
     elif suffix in (".gpkg", ".geojson", ".json"):
         fmt = "GPKG" if suffix == ".gpkg" else "GeoJSON"
         geometry_type = ""
@@ -239,7 +240,12 @@ def _inspect(target: Path, work: Path, *, layer: str | None, crs: str | None,
     except Exception as error:  # GDAL raises several types for unreadable files
         raise ImportRejected("import.unreadable", path=target.name,
                              reason=str(error).splitlines()[0][:200]) from error
+    features = int(info.get("features") or 0)
+    if features == 0:
+        raise ImportRejected("import.empty")
     declared_type = str(info.get("geometry_type") or "Unknown")
+    if fmt == "ESRI Shapefile" and geometry_type not in ("Polygon", "Null"):
+        raise ImportRejected("import.not_polygons", found=geometry_type)
     if fmt != "ESRI Shapefile":
         geometry_type = declared_type
         upper = declared_type.upper()
@@ -248,9 +254,6 @@ def _inspect(target: Path, work: Path, *, layer: str | None, crs: str | None,
         base = declared_type.replace("3D ", "").split(" ")[0]
         if base not in ("Polygon", "MultiPolygon", "Unknown"):
             raise ImportRejected("import.not_polygons", found=declared_type)
-    features = int(info.get("features") or 0)
-    if features == 0:
-        raise ImportRejected("import.empty")
     srid, crs_origin = _resolve_srid(info.get("crs"), crs, target, notes)
     if has_z:
         _note(notes, "z_dropped")

@@ -44,6 +44,6 @@ def test_compose_uses_the_versions_the_scripts_use():
 def test_compose_api_runs_the_same_commands_as_make_run():
     command = " ".join(_compose()["services"]["api"]["command"])
     run = (REPO / "scripts" / "run.sh").read_text()
-    for step in ("sifc db provision", "sifc territories load", "sifc serve"):
+    for step in ("sifc db provision", "sifc territories load", "sifc demo load", "sifc serve"):
         assert step in command
         assert step.replace("sifc ", ".venv/bin/sifc ") in run

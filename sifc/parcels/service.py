@@ -1,0 +1,310 @@
+"""Parcels: get, list, create, update (a new version), retire, versions.
+
+A parcel is the series of its versions in ``parcel_version``; the current one has no
+``valid_to``. Every change writes a new version and closes the previous one (the only
+update the database allows). A new version whose shape changed keeps the old NICAD on
+the old version and is marked "à réattribuer" unless a new NICAD is given (domain notes:
+any change of area or boundary calls for a new NICAD).
+
+Personal data: author names are not part of the public representation.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import shapely
+from shapely.geometry import shape
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from sifc.errors import Conflict, Gone, InvalidInput, NotFound
+from sifc.parcels import nicad as nicad_rules
+
+OUTPUT_CRS = (4326, 32628)
+DIGITS = {4326: 7, 32628: 2}
+CONTENT_FIELDS = ("nicad", "commune_code", "section", "local_number", "declared_area_m2", "land_use",
+                  "tenure_regime")
+
+
+@dataclass
+class Tolerances:
+    """Overlap and commune tolerances of the quality rules (domain notes)."""
+
+    overlap_m2: float = 1.0
+    overlap_ratio: float = 0.01
+    outside_m2: float = 1.0
+    outside_ratio: float = 0.01
+
+
+@dataclass
+class ParcelInput:
+    """What a user gives to create a parcel or a new version of it."""
+
+    geometry: dict[str, Any] | None = None
+    input_crs: int = 4326
+    values: dict[str, Any] = field(default_factory=dict)
+    reason: str | None = None
+
+
+def _feature_sql(crs: int, *, history: bool = False) -> str:
+    geom = "p.geom" if crs == 32628 else f"ST_Transform(p.geom, {int(crs)})"
+    extra = ", 'valid_to', p.valid_to, 'close_reason', p.close_reason" if history else ""
+    return f"""json_build_object(
+        'type', 'Feature', 'id', p.parcel_id,
+        'geometry', ST_AsGeoJSON({geom}, {DIGITS[crs]})::json,
+        'properties', json_build_object(
+            'id', p.parcel_id, 'version', p.version, 'nicad', p.nicad, 'nicad_status', p.nicad_status,
+            'commune_code', p.commune_code, 'section', p.section, 'local_number', p.local_number,
+            'area_m2', round(p.area_m2::numeric, 2), 'declared_area_m2', p.declared_area_m2,
+            'land_use', p.land_use, 'tenure_regime', p.tenure_regime, 'source_id', p.source_id,
+            'valid_from', p.valid_from, 'reason', p.reason {extra},
+            'provenance', json_build_object('action', p.action, 'batch_id', p.batch_id,
+                                            'synthetic', coalesce(b.synthetic, false))))"""
+
+
+def _crs_member(crs: int) -> str:
+    if crs == 4326:
+        return ""
+    return (", 'crs', json_build_object('type', 'name', 'properties', "
+            f"json_build_object('name', 'urn:ogc:def:crs:EPSG::{int(crs)}'))")
+
+
+def _parse_id(parcel_id: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(str(parcel_id))
+    except ValueError as error:
+        raise NotFound("parcel.not_found", id=parcel_id) from error
+
+
+def get(session: Session, *, parcel_id: str, crs: int = 4326) -> bytes:
+    """The current version of a parcel as a GeoJSON Feature."""
+    pid = _parse_id(parcel_id)
+    row = session.execute(text(f"""
+        SELECT ({_feature_sql(crs)})::text FROM parcel p LEFT JOIN import_batch b ON b.id = p.batch_id
+        WHERE p.parcel_id = :id"""), {"id": pid}).scalar()
+    if row is None:
+        _missing(session, pid)
+    return row.encode()
+
+
+def _missing(session: Session, pid: uuid.UUID) -> None:
+    closed = session.execute(text("SELECT max(valid_to) FROM parcel_version WHERE parcel_id = :id"),
+                             {"id": pid}).scalar()
+    if closed is not None:
+        raise Gone("parcel.retired", id=str(pid), date=closed.date().isoformat())
+    raise NotFound("parcel.not_found", id=str(pid))
+
+
+def get_by_nicad(session: Session, *, nicad: str, crs: int = 4326) -> bytes:
+    """The current parcel holding ``nicad``."""
+    cleaned = nicad_rules.clean(nicad) or ""
+    row = session.execute(text(f"""
+        SELECT ({_feature_sql(crs)})::text FROM parcel p LEFT JOIN import_batch b ON b.id = p.batch_id
+        WHERE p.nicad = :nicad"""), {"nicad": cleaned}).scalar()
+    if row is None:
+        raise NotFound("parcel.nicad_not_found", nicad=nicad)
+    return row.encode()
+
+
+def list_commune(session: Session, *, commune_code: str, limit: int, offset: int, crs: int = 4326) -> bytes:
+    """A page of a commune's current parcels, in a stable order."""
+    if not session.execute(text("SELECT 1 FROM commune WHERE code = :c"), {"c": commune_code}).scalar():
+        raise NotFound("territory.not_found", level="commune", code=commune_code)
+    sql = f"""
+        WITH page AS (
+            SELECT * FROM parcel WHERE commune_code = :c ORDER BY parcel_id LIMIT :limit OFFSET :offset)
+        SELECT json_build_object(
+            'type', 'FeatureCollection',
+            'numberMatched', (SELECT count(*) FROM parcel WHERE commune_code = :c),
+            'numberReturned', (SELECT count(*) FROM page),
+            'features', coalesce((SELECT json_agg({_feature_sql(crs)} ORDER BY p.parcel_id)
+                                  FROM page p LEFT JOIN import_batch b ON b.id = p.batch_id), '[]'::json)
+            {_crs_member(crs)})::text"""
+    return session.execute(text(sql), {"c": commune_code, "limit": limit, "offset": offset}).scalar_one().encode()
+
+
+def versions(session: Session, *, parcel_id: str, crs: int = 4326) -> bytes:
+    """Every version of a parcel, oldest first, with its validity period."""
+    pid = _parse_id(parcel_id)
+    sql = f"""
+        SELECT json_build_object('type', 'FeatureCollection', 'features', coalesce(json_agg(
+            {_feature_sql(crs, history=True)} ORDER BY p.version), '[]'::json) {_crs_member(crs)})::text,
+            count(*)
+        FROM parcel_version p LEFT JOIN import_batch b ON b.id = p.batch_id WHERE p.parcel_id = :id"""
+    body, count = session.execute(text(sql), {"id": pid}).one()
+    if not count:
+        raise NotFound("parcel.not_found", id=str(pid))
+    return body.encode()
+
+
+def _to_storage_wkb(geometry: dict[str, Any], input_crs: int) -> bytes:
+    try:
+        geom = shape(geometry)
+    except (ValueError, TypeError, AttributeError, KeyError, shapely.errors.GEOSException) as error:
+        raise InvalidInput("parcel.bad_geometry", reason=str(error)[:200]) from error
+    if geom.geom_type not in ("Polygon", "MultiPolygon") or geom.is_empty:
+        raise InvalidInput("parcel.not_polygon", found=geom.geom_type)
+    return shapely.to_wkb(shapely.force_2d(geom), hex=False)
+
+
+def _checked_geometry(session: Session, wkb: bytes, input_crs: int, *, exclude: uuid.UUID | None,
+                      commune: str | None, tolerances: Tolerances) -> tuple[str, str]:
+    """Validate a geometry as the import pipeline does; return (storage EWKB hex, commune code)."""
+    row = session.execute(text("""
+        SELECT ST_IsValid(g) AS valid, ST_IsValidReason(g) AS reason,
+               encode(ST_AsEWKB(ST_Multi(g)), 'hex') AS ewkb, ST_Area(g) AS area
+        FROM (SELECT ST_Transform(ST_GeomFromWKB(:wkb, :srid), 32628) AS g) t
+    """), {"wkb": wkb, "srid": input_crs}).one()
+    if not row.valid:
+        raise InvalidInput("parcel.invalid_geometry", reason=row.reason)
+    geom_sql = "CAST(:g AS geometry)"
+    inside = session.execute(text(f"SELECT EXISTS (SELECT 1 FROM region r WHERE ST_Intersects(r.geom, {geom_sql}))"),
+                             {"g": row.ewkb}).scalar()
+    if not inside:
+        raise InvalidInput("parcel.outside_senegal")
+    tol = {"m2": tolerances.outside_m2, "ratio": tolerances.outside_ratio, "area": row.area, "g": row.ewkb}
+    if commune:
+        outside = session.execute(text(f"""
+            SELECT :area - coalesce(overlap_area(c.geom, {geom_sql}), 0) FROM commune c WHERE c.code = :c
+        """), {**tol, "c": commune}).scalar()
+        if outside is None:
+            raise InvalidInput("parcel.unknown_commune", commune=commune)
+        if outside > max(tolerances.outside_m2, tolerances.outside_ratio * row.area):
+            raise InvalidInput("parcel.outside_commune", commune=commune, m2=round(outside, 1))
+    else:
+        commune = session.execute(text(f"""
+            SELECT c.code FROM commune c WHERE c.geom && {geom_sql} AND ST_Intersects(c.geom, {geom_sql})
+            ORDER BY (c.boundary_status = 'official'
+                      AND overlap_area(c.geom, {geom_sql}) > greatest(:m2, :ratio * :area)) DESC,
+                     overlap_area(c.geom, {geom_sql}) DESC, c.code LIMIT 1
+        """), tol).scalar()
+        if commune is None:
+            raise InvalidInput("parcel.no_commune")
+    overlaps = session.execute(text(f"""
+        SELECT p.parcel_id FROM parcel p
+        WHERE p.geom && {geom_sql} AND p.parcel_id IS DISTINCT FROM :exclude
+          AND overlap_area(p.geom, {geom_sql}) > greatest(:m2, :ratio * least(p.area_m2, :area))
+        ORDER BY p.parcel_id LIMIT 10
+    """), {"g": row.ewkb, "exclude": exclude, "m2": tolerances.overlap_m2, "ratio": tolerances.overlap_ratio,
+           "area": row.area}).scalars().all()
+    if overlaps:
+        raise Conflict("parcel.overlap", ids=", ".join(str(o) for o in overlaps))
+    return row.ewkb, commune
+
+
+def _check_nicad(session: Session, nicad: str | None, exclude: uuid.UUID | None) -> None:
+    if nicad is None:
+        return
+    holder = session.execute(text("SELECT parcel_id FROM parcel WHERE nicad = :n AND parcel_id IS DISTINCT FROM :x"),
+                             {"n": nicad, "x": exclude}).scalar()
+    if holder:
+        raise Conflict("parcel.nicad_taken", nicad=nicad, id=str(holder))
+
+
+def _insert_version(session: Session, pid: uuid.UUID, version: int, values: dict[str, Any], ewkb: str,
+                    *, action: str, author: str, reason: str | None, batch_id: Any = None) -> None:
+    try:
+        with session.begin_nested():
+            session.execute(text("""
+                INSERT INTO parcel_version (parcel_id, version, nicad, nicad_status, commune_code, section,
+                    local_number, source_id, geom, declared_area_m2, land_use, tenure_regime, batch_id, action,
+                    author, reason)
+                VALUES (:pid, :version, :nicad, :nicad_status, :commune_code, :section, :local_number,
+                        :source_id, CAST(:g AS geometry), :declared_area_m2, :land_use, :tenure_regime, :batch_id,
+                        :action, :author, :reason)
+            """), {"pid": pid, "version": version, "g": ewkb, "action": action, "author": author,
+                   "reason": reason, "batch_id": batch_id, "source_id": values.get("source_id"),
+                   **{k: values.get(k) for k in CONTENT_FIELDS}, "nicad_status": values["nicad_status"]})
+    except IntegrityError as error:
+        if "uq_parcel_version_current_nicad" in str(error.orig):
+            raise Conflict("parcel.nicad_taken", nicad=values.get("nicad"), id="?") from error
+        raise
+
+
+def create(session: Session, *, data: ParcelInput, author: str, tolerances: Tolerances | None = None) -> str:
+    """Create a parcel (version 1) after the same checks as an import; return its id."""
+    tolerances = tolerances or Tolerances()
+    if data.geometry is None:
+        raise InvalidInput("parcel.geometry_required")
+    values = dict(data.values)
+    values["nicad"] = nicad_rules.clean(values.get("nicad"))
+    ewkb, commune = _checked_geometry(session, _to_storage_wkb(data.geometry, data.input_crs), data.input_crs,
+                                      exclude=None, commune=values.get("commune_code"), tolerances=tolerances)
+    values["commune_code"] = commune
+    _check_nicad(session, values["nicad"], None)
+    values["nicad_status"] = nicad_rules.STATUS_ASSIGNED if values["nicad"] else nicad_rules.STATUS_MISSING
+    pid = uuid.uuid4()
+    _insert_version(session, pid, 1, values, ewkb, action="api:create", author=author, reason=data.reason)
+    return str(pid)
+
+
+def _current_for_update(session: Session, pid: uuid.UUID) -> dict[str, Any]:
+    row = session.execute(text("""
+        SELECT parcel_id, version, nicad, nicad_status, commune_code, section, local_number, source_id,
+               declared_area_m2, land_use, tenure_regime, encode(ST_AsEWKB(geom), 'hex') AS ewkb
+        FROM parcel_version WHERE parcel_id = :id AND valid_to IS NULL FOR UPDATE
+    """), {"id": pid}).mappings().first()
+    if row is None:
+        _missing(session, pid)
+    return dict(row)  # type: ignore[arg-type]
+
+
+def _close(session: Session, pid: uuid.UUID, version: int, *, author: str, reason: str) -> None:
+    session.execute(text("""
+        UPDATE parcel_version SET valid_to = now(), closed_by = :author, close_reason = :reason
+        WHERE parcel_id = :id AND version = :version AND valid_to IS NULL
+    """), {"id": pid, "version": version, "author": author, "reason": reason})
+
+
+def update(session: Session, *, parcel_id: str, data: ParcelInput, author: str,
+           expected_version: int | None = None, tolerances: Tolerances | None = None) -> int:
+    """Write a new version of a parcel with ``data``'s changes; return its number."""
+    tolerances = tolerances or Tolerances()
+    if not data.reason:
+        raise InvalidInput("parcel.reason_required")
+    pid = _parse_id(parcel_id)
+    current = _current_for_update(session, pid)
+    if expected_version is not None and expected_version != current["version"]:
+        raise Conflict("parcel.version_mismatch", expected=expected_version, current=current["version"])
+    values = {k: current[k] for k in (*CONTENT_FIELDS, "source_id")}
+    changes = dict(data.values)
+    if "nicad" in changes:
+        changes["nicad"] = nicad_rules.clean(changes["nicad"])
+    values.update(changes)
+    ewkb = current["ewkb"]
+    shape_changed = False
+    if data.geometry is not None:
+        ewkb, commune = _checked_geometry(session, _to_storage_wkb(data.geometry, data.input_crs), data.input_crs,
+                                          exclude=pid, commune=changes.get("commune_code"), tolerances=tolerances)
+        shape_changed = not session.execute(text("SELECT ST_Equals(CAST(:a AS geometry), CAST(:b AS geometry))"),
+                                            {"a": ewkb, "b": current["ewkb"]}).scalar()
+        values["commune_code"] = commune
+    if shape_changed and "nicad" not in changes:
+        values["nicad"] = None  # the old NICAD stays on the old version
+        values["nicad_status"] = nicad_rules.STATUS_TO_REASSIGN
+    elif values["nicad"]:
+        values["nicad_status"] = nicad_rules.STATUS_ASSIGNED
+    elif current["nicad_status"] == nicad_rules.STATUS_TO_REASSIGN and "nicad" not in changes:
+        values["nicad_status"] = nicad_rules.STATUS_TO_REASSIGN
+    else:
+        values["nicad_status"] = nicad_rules.STATUS_MISSING
+    if not shape_changed and all(values.get(k) == current.get(k) for k in (*CONTENT_FIELDS, "nicad_status")):
+        raise InvalidInput("parcel.no_change")
+    _check_nicad(session, values["nicad"], pid)
+    version = current["version"] + 1
+    _close(session, pid, current["version"], author=author, reason=f"remplacée par la version {version}")
+    _insert_version(session, pid, version, values, ewkb, action="api:update", author=author, reason=data.reason)
+    return version
+
+
+def retire(session: Session, *, parcel_id: str, author: str, reason: str | None) -> None:
+    """Retire a parcel: close its current version; nothing is deleted."""
+    if not reason:
+        raise InvalidInput("parcel.reason_required")
+    pid = _parse_id(parcel_id)
+    current = _current_for_update(session, pid)
+    _close(session, pid, current["version"], author=author, reason=f"retirée : {reason}")
