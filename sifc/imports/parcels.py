@@ -216,6 +216,7 @@ def _json_default(value: Any) -> str:
 def _stage(session: Session, info: SourceInfo, columns: dict[str, str], options: ParcelImportOptions,
            progress: Progress | None) -> int:
     """Stream the features into ``stage_parcel`` with COPY; return how many were read."""
+    session.execute(text("DROP TABLE IF EXISTS stage_parcel"))
     session.execute(text(STAGE_DDL))
     raw = session.connection().connection.driver_connection
     ord_ = 0

@@ -121,9 +121,17 @@ def _codec(name: str) -> str | None:
     if not cleaned or len(cleaned) > 40:
         return None
     try:
-        return codecs.lookup(cleaned).name
+        return _gdal_name(codecs.lookup(cleaned).name)
     except LookupError:
         return None
+
+
+def _gdal_name(codec: str) -> str:
+    """Python's codec name as iconv (inside GDAL) spells it: ``iso8859-1`` → ``ISO-8859-1``."""
+    upper = codec.upper()
+    if upper.startswith("ISO8859-"):
+        return "ISO-8859-" + upper.split("-", 1)[1]
+    return upper
 
 
 def _shapefile_encoding(shp: Path, notes: list[dict[str, object]]) -> tuple[str | None, str | None]:
@@ -141,7 +149,7 @@ def _shapefile_encoding(shp: Path, notes: list[dict[str, object]]) -> tuple[str 
         header = handle.read(32)
     ldid = header[29] if len(header) > 29 else 0
     if ldid in DBF_CODE_PAGES:
-        return DBF_CODE_PAGES[ldid], "dbf"
+        return _gdal_name(DBF_CODE_PAGES[ldid]), "dbf"
     _note(notes, "encoding_fallback", encoding=FALLBACK_ENCODING)
     return FALLBACK_ENCODING, "fallback"
 
@@ -218,7 +226,7 @@ def _inspect(target: Path, work: Path, *, layer: str | None, crs: str | None,
         if _sidecar(target, ".dbf") is None:
             _note(notes, "dbf_missing")
         if encoding:
-            encoding_origin = "option"
+            encoding, encoding_origin = _codec(encoding) or encoding, "option"
         else:
             encoding, encoding_origin = _shapefile_encoding(target, notes)
     elif suffix in (".gpkg", ".geojson", ".json"):
