@@ -97,8 +97,9 @@ def upgrade() -> None:
             RAISE EXCEPTION 'parcel_version: version % of % is already closed', OLD.version, OLD.parcel_id
                 USING ERRCODE = 'insufficient_privilege';
         END IF;
-        IF (to_jsonb(NEW) - ARRAY['valid_to', 'closed_by', 'close_reason'])
-           IS DISTINCT FROM (to_jsonb(OLD) - ARRAY['valid_to', 'closed_by', 'close_reason']) THEN
+        -- area_m2 is generated from geom (and not yet computed in NEW in a BEFORE trigger).
+        IF (to_jsonb(NEW) - ARRAY['valid_to', 'closed_by', 'close_reason', 'area_m2'])
+           IS DISTINCT FROM (to_jsonb(OLD) - ARRAY['valid_to', 'closed_by', 'close_reason', 'area_m2']) THEN
             RAISE EXCEPTION 'parcel_version: a version''s content is immutable; only closing it is allowed'
                 USING ERRCODE = 'insufficient_privilege';
         END IF;

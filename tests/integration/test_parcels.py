@@ -1,0 +1,189 @@
+"""The parcel registry: API, versions, NICAD rules, and immutability enforced by the database."""
+
+import uuid
+
+import pytest
+import shapely
+from shapely.geometry import mapping
+from sqlalchemy import text
+from sqlalchemy.exc import ProgrammingError
+
+from tests.integration.fixtures import bargny_origin, bowtie, square
+
+
+def _to_wgs84(db, geom):
+    wkb = db.execute(text("SELECT ST_AsBinary(ST_Transform(ST_GeomFromWKB(:g, 32628), 4326))"),
+                     {"g": shapely.to_wkb(geom)}).scalar()
+    return shapely.from_wkb(bytes(wkb))
+
+
+def _feature(geom, **properties):
+    return {"type": "Feature", "geometry": mapping(geom), "properties": properties}
+
+
+@pytest.fixture
+def origin(db):
+    return bargny_origin(db)
+
+
+@pytest.fixture
+def created(client, db, origin):
+    x, y = origin
+    response = client.post("/parcels", params={"crs": "EPSG:32628"}, headers={"X-SIFC-User": "agent-test"},
+                           json=_feature(square(x, y), nicad="0104040100001", section="S01", local_number="1",
+                                         declared_area_m2=400, land_use="habitation",
+                                         tenure_regime="domaine national", reason="levé"))
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def test_create_and_read_in_both_crs(client, created, origin):
+    properties = created["properties"]
+    assert properties["version"] == 1
+    assert properties["nicad"] == "0104040100001" and properties["nicad_status"] == "attribue"
+    assert properties["commune_code"] == "SN0104-bargny"
+    assert properties["area_m2"] == pytest.approx(400)
+    assert properties["provenance"] == {"action": "api:create", "batch_id": None, "synthetic": False}
+    assert "author" not in properties  # personal data stays out of public responses
+    # Created in UTM 28N, answered in the CRS asked for.
+    corners = created["geometry"]["coordinates"][0][0]
+    assert min(c[0] for c in corners) == pytest.approx(origin[0], abs=0.01)
+    assert min(c[1] for c in corners) == pytest.approx(origin[1], abs=0.01)
+    wgs84 = client.get(f"/parcels/{created['id']}").json()
+    lon, lat = wgs84["geometry"]["coordinates"][0][0][0]
+    assert -17.3 < lon < -17.1 and 14.6 < lat < 14.8
+
+
+def test_create_in_wgs84(client, db, origin):
+    x, y = origin
+    geom = _to_wgs84(db, square(x + 100, y))
+    response = client.post("/parcels", json=_feature(geom))
+    assert response.status_code == 201
+    body = response.json()["properties"]
+    assert body["area_m2"] == pytest.approx(400, rel=1e-4)
+    assert body["nicad"] is None and body["nicad_status"] == "absent"
+
+
+def test_update_attributes_keeps_the_nicad(client, created):
+    response = client.patch(f"/parcels/{created['id']}", json={
+        "type": "Feature", "geometry": None, "properties": {"land_use": "commerce", "reason": "changement d'usage"}})
+    assert response.status_code == 200, response.text
+    body = response.json()["properties"]
+    assert body["version"] == 2 and body["land_use"] == "commerce" and body["nicad"] == "0104040100001"
+
+
+def test_shape_change_marks_the_nicad_for_reassignment(client, created, origin):
+    x, y = origin
+    response = client.patch(f"/parcels/{created['id']}", params={"crs": "EPSG:32628"}, json=_feature(
+        square(x, y, 22), reason="correction de limite"))
+    assert response.status_code == 200, response.text
+    body = response.json()["properties"]
+    assert body["version"] == 2 and body["nicad"] is None and body["nicad_status"] == "a_reattribuer"
+    versions = client.get(f"/parcels/{created['id']}/versions").json()["features"]
+    assert [v["properties"]["version"] for v in versions] == [1, 2]
+    assert versions[0]["properties"]["nicad"] == "0104040100001"  # the old NICAD stays on the old version
+    assert versions[0]["properties"]["valid_to"] is not None
+    assert versions[0]["properties"]["close_reason"] == "remplacée par la version 2"
+    assert versions[1]["properties"]["valid_to"] is None
+    # The NICAD is free again: the cadastre's new number can be given later.
+    response = client.patch(f"/parcels/{created['id']}", json={
+        "type": "Feature", "geometry": None, "properties": {"nicad": "0104040100099", "reason": "NICAD attribué"}})
+    assert response.json()["properties"]["nicad_status"] == "attribue"
+
+
+def test_shape_change_with_a_new_nicad(client, created, origin):
+    x, y = origin
+    response = client.patch(f"/parcels/{created['id']}", params={"crs": "EPSG:32628"}, json=_feature(
+        square(x, y, 21), nicad="0104040100050", reason="morcellement corrigé"))
+    assert response.json()["properties"]["nicad"] == "0104040100050"
+
+
+def test_retire_closes_and_keeps_history(client, created):
+    response = client.post(f"/parcels/{created['id']}/retire", json={"reason": "erreur de levé"})
+    assert response.status_code == 204
+    gone = client.get(f"/parcels/{created['id']}")
+    assert gone.status_code == 410 and gone.headers["content-type"] == "application/problem+json"
+    versions = client.get(f"/parcels/{created['id']}/versions").json()["features"]
+    assert versions[0]["properties"]["close_reason"] == "retirée : erreur de levé"
+    assert client.get("/parcels/by-nicad/0104040100001").status_code == 404
+
+
+def test_by_nicad_and_commune_listing(client, created, origin):
+    assert client.get("/parcels/by-nicad/0104040100001").json()["id"] == created["id"]
+    x, y = origin
+    for i in range(1, 4):
+        client.post("/parcels", params={"crs": "EPSG:32628"}, json=_feature(square(x + 30 * i, y)))
+    page = client.get("/communes/SN0104-bargny/parcels", params={"limit": 2}).json()
+    assert page["numberMatched"] == 4 and page["numberReturned"] == 2
+    rest = client.get("/communes/SN0104-bargny/parcels", params={"limit": 2, "offset": 2}).json()
+    ids = {f["id"] for f in page["features"]} | {f["id"] for f in rest["features"]}
+    assert len(ids) == 4
+    assert client.get("/communes/SN0104-nowhere/parcels").status_code == 404
+
+
+@pytest.mark.parametrize(("case", "status", "key"), [
+    ("overlap", 409, "parcel.overlap"),
+    ("nicad_taken", 409, "parcel.nicad_taken"),
+    ("invalid", 422, "parcel.invalid_geometry"),
+    ("outside", 422, "parcel.outside_senegal"),
+    ("wrong_commune", 422, "parcel.outside_commune"),
+])
+def test_refused_creations(client, created, origin, case, status, key):
+    x, y = origin
+    bodies = {
+        "overlap": _feature(square(x + 5, y + 5)),
+        "nicad_taken": _feature(square(x + 200, y), nicad="0104040100001"),
+        "invalid": _feature(bowtie(x + 300, y)),
+        "outside": _feature(square(200_000, 1_600_000)),
+        "wrong_commune": _feature(square(x + 400, y), commune_code="SN1301-sandiara"),
+    }
+    response = client.post("/parcels", params={"crs": "EPSG:32628"}, json=bodies[case])
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["type"] == f"urn:sifc:problem:{key}"
+
+
+def test_bad_requests_are_problems(client, created):
+    assert client.get(f"/parcels/{uuid.uuid4()}").status_code == 404
+    assert client.get("/parcels/not-a-uuid").status_code == 404
+    no_reason = client.patch(f"/parcels/{created['id']}", json={
+        "type": "Feature", "geometry": None, "properties": {"land_use": "x"}})
+    assert no_reason.status_code == 422 and "motif" in no_reason.json()["detail"]
+    point = client.post("/parcels", json={"type": "Feature", "geometry": {"type": "Point", "coordinates": [0, 0]},
+                                          "properties": {}})
+    assert point.status_code == 422 and point.headers["content-type"] == "application/problem+json"
+    stale = client.patch(f"/parcels/{created['id']}", json={
+        "type": "Feature", "geometry": None, "properties": {"land_use": "x", "reason": "r", "expected_version": 7}})
+    assert stale.status_code == 409
+
+
+# --- the database enforces immutability ---------------------------------------------------
+
+def test_service_role_cannot_update_a_geometry(db, created):
+    with pytest.raises(ProgrammingError, match="permission denied"), db.begin_nested():
+        db.execute(text("UPDATE parcel_version SET geom = ST_Buffer(geom, 1) WHERE parcel_id = CAST(:id AS uuid)"),
+                   {"id": created["id"]})
+
+
+def test_service_role_cannot_delete_a_version(db, created):
+    with pytest.raises(ProgrammingError, match="permission denied"), db.begin_nested():
+        db.execute(text("DELETE FROM parcel_version WHERE parcel_id = CAST(:id AS uuid)"), {"id": created["id"]})
+
+
+def test_closing_is_allowed_once(db, created):
+    db.execute(text("UPDATE parcel_version SET valid_to = now(), closed_by = 'x', close_reason = 'y' "
+                    "WHERE parcel_id = CAST(:id AS uuid)"), {"id": created["id"]})
+    with pytest.raises(ProgrammingError, match="already closed"), db.begin_nested():
+        db.execute(text("UPDATE parcel_version SET close_reason = 'z' WHERE parcel_id = CAST(:id AS uuid)"),
+                   {"id": created["id"]})
+
+
+def test_even_the_owner_cannot_rewrite_a_version(admin_engine, settings):
+    with admin_engine.connect() as conn, conn.begin() as outer:
+        conn.execute(text("""
+            INSERT INTO parcel_version (parcel_id, version, nicad_status, commune_code, geom, action, author)
+            VALUES (gen_random_uuid(), 1, 'absent', 'SN0104-bargny',
+                    ST_Multi(ST_MakeEnvelope(270000, 1625000, 270020, 1625020, 32628)), 'test', 'test')"""))
+        with pytest.raises(ProgrammingError, match="immutable"):
+            conn.execute(text("UPDATE parcel_version SET land_use = 'x'"))
+        outer.rollback()
