@@ -20,6 +20,24 @@ depends_on = None
 
 
 def upgrade() -> None:
+    # Region and commune polygons cut into small pieces (ST_Subdivide): point-in-polygon and
+    # cover tests against them touch a few hundred vertices instead of tens of thousands.
+    # Derived from the boundaries, rebuilt whenever they change.
+    op.execute("""
+    CREATE TABLE territory_piece (
+        level text NOT NULL,
+        code text NOT NULL,
+        geom geometry(Geometry, 32628) NOT NULL,
+        CONSTRAINT ck_territory_piece_level CHECK (level IN ('region', 'commune'))
+    )""")
+    op.execute("CREATE INDEX ix_territory_piece_geom ON territory_piece USING gist (geom)")
+    op.execute("CREATE INDEX ix_territory_piece_code ON territory_piece (level, code)")
+    op.execute("""
+    INSERT INTO territory_piece (level, code, geom)
+    SELECT 'region', code, ST_Subdivide(geom, 128) FROM region
+    UNION ALL
+    SELECT 'commune', code, ST_Subdivide(geom, 128) FROM commune WHERE geom IS NOT NULL""")
+
     op.execute("""
     CREATE TABLE import_batch (
         id uuid PRIMARY KEY,
@@ -131,6 +149,7 @@ def upgrade() -> None:
     raw = bind.connection.dbapi_connection
     for statement in (
         "GRANT SELECT, INSERT ON import_batch TO {}",
+        "GRANT SELECT, INSERT, DELETE ON territory_piece TO {}",
         "GRANT SELECT, INSERT ON parcel_version TO {}",
         "GRANT UPDATE (valid_to, closed_by, close_reason) ON parcel_version TO {}",
         "GRANT SELECT ON parcel TO {}",
@@ -144,3 +163,4 @@ def downgrade() -> None:
     op.execute("DROP FUNCTION IF EXISTS parcel_version_guard()")
     op.execute("DROP FUNCTION IF EXISTS overlap_area(geometry, geometry)")
     op.execute("DROP TABLE IF EXISTS import_batch")
+    op.execute("DROP TABLE IF EXISTS territory_piece")

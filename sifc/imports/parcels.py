@@ -308,7 +308,7 @@ def _check_geometry(session: Session, info: SourceInfo, options: ParcelImportOpt
     _reject(session, "unrepairable_geometry", "ST_IsEmpty(s.geom) OR GeometryType(s.geom) NOT IN "
                                               "('POLYGON', 'MULTIPOLYGON')")
     _sql(session, "UPDATE stage_parcel SET geom = ST_Multi(geom), area = ST_Area(geom) WHERE status = 'pending'")
-    _sql(session, "CREATE INDEX ON stage_parcel USING gist (geom) WHERE status = 'pending'")
+    _sql(session, "CREATE INDEX ON stage_parcel USING gist (geom)")
     _sql(session, "ANALYZE stage_parcel")
 
 
@@ -349,55 +349,57 @@ def _search(value: str) -> str:
 
 
 def _check_location(session: Session, options: ParcelImportOptions, commune: str | None) -> None:
+    """Outside Senegal, commune derived (or checked), straddling, provisional — on territory pieces."""
     tolerance = {"m2": options.outside_tolerance_m2, "ratio": options.outside_tolerance_ratio}
-    # Outside Senegal: the part of the parcel outside every region exceeds the tolerance.
+    # Share of each parcel in each region and commune; most parcels lie inside one piece.
+    _sql(session, """
+        CREATE TEMP TABLE stage_share ON COMMIT DROP AS
+        SELECT s.ord, p.level, p.code,
+               CASE WHEN ST_Covers(p.geom, s.geom) THEN s.area ELSE overlap_area(p.geom, s.geom) END AS shared
+        FROM stage_parcel s JOIN territory_piece p ON p.geom && s.geom
+        WHERE s.status = 'pending'
+    """)
+    _sql(session, """
+        CREATE TEMP TABLE stage_in ON COMMIT DROP AS
+        SELECT ord, level, code, sum(shared) AS shared FROM stage_share GROUP BY ord, level, code
+    """)
+    _sql(session, "DROP TABLE stage_share")
+    _sql(session, "CREATE INDEX ON stage_in (ord)")
+    # Outside Senegal: the part outside every region exceeds the tolerance.
     _reject(session, "outside_senegal", """
-        NOT EXISTS (SELECT 1 FROM region r WHERE r.geom && s.geom AND ST_Covers(r.geom, s.geom))
-        AND s.area - coalesce((SELECT sum(overlap_area(r.geom, s.geom)) FROM region r WHERE r.geom && s.geom), 0)
+        s.area - coalesce((SELECT sum(i.shared) FROM stage_in i WHERE i.ord = s.ord AND i.level = 'region'), 0)
             > greatest(:m2, :ratio * s.area)
     """, **tolerance)
     if commune:
         _sql(session, "UPDATE stage_parcel SET commune_code = :c WHERE status = 'pending'", c=commune)
         _reject(session, "outside_commune", """
-            NOT EXISTS (SELECT 1 FROM commune c WHERE c.code = :c AND ST_Covers(c.geom, s.geom))
-            AND (SELECT s.area - coalesce(overlap_area(c.geom, s.geom), 0)
-                 FROM commune c WHERE c.code = :c) > greatest(:m2, :ratio * s.area)
+            s.area - coalesce((SELECT i.shared FROM stage_in i WHERE i.ord = s.ord AND i.level = 'commune'
+                               AND i.code = :c), 0) > greatest(:m2, :ratio * s.area)
         """, c=commune, **tolerance)
     else:
+        # An official commune reached beyond the tolerance wins over provisional ones (official
+        # boundaries take precedence; provisional ones are placeholders), then the largest share.
         _sql(session, """
-            UPDATE stage_parcel s SET commune_code = c.code
-            FROM commune c
-            WHERE s.status = 'pending' AND c.geom && s.geom AND ST_Covers(c.geom, s.geom)
-        """)
-        # Straddling parcels: an official commune they reach beyond the tolerance wins over
-        # provisional ones (official boundaries take precedence; provisional ones are
-        # placeholders), then the largest share.
-        _sql(session, """
-            UPDATE stage_parcel s SET commune_code = best.code,
-                   warnings = array_append(s.warnings, 'straddles_communes')
+            UPDATE stage_parcel s SET commune_code = best.code
             FROM (
-                SELECT DISTINCT ON (ord) ord, code FROM (
-                    SELECT s2.ord, c.code, c.boundary_status, s2.area,
-                           overlap_area(c.geom, s2.geom) AS shared
-                    FROM stage_parcel s2 JOIN commune c ON c.geom && s2.geom AND ST_Intersects(c.geom, s2.geom)
-                    WHERE s2.status = 'pending' AND s2.commune_code IS NULL
-                ) candidate
-                ORDER BY ord, (boundary_status = 'official' AND shared > greatest(:m2, :ratio * area)) DESC,
-                         shared DESC, code
+                SELECT DISTINCT ON (i.ord) i.ord, i.code
+                FROM stage_in i JOIN commune c ON c.code = i.code JOIN stage_parcel s2 ON s2.ord = i.ord
+                WHERE i.level = 'commune'
+                ORDER BY i.ord, (c.boundary_status = 'official' AND i.shared > greatest(:m2, :ratio * s2.area)) DESC,
+                         i.shared DESC, i.code
             ) best
-            WHERE best.ord = s.ord
+            WHERE best.ord = s.ord AND s.status = 'pending'
         """, **tolerance)
         _reject(session, "no_commune", "s.commune_code IS NULL")
-        # A parcel mostly in one commune, touching a neighbour by less than the tolerance, is not
-        # straddling: survey noise along a boundary.
-        _sql(session, """
-            UPDATE stage_parcel s SET warnings = array_remove(s.warnings, 'straddles_communes')
-            FROM commune c
-            WHERE c.code = s.commune_code AND 'straddles_communes' = ANY(s.warnings)
-              AND s.area - overlap_area(c.geom, s.geom) <= greatest(:m2, :ratio * s.area)
+        _warn(session, "straddles_communes", """
+            (SELECT count(*) FROM stage_in i WHERE i.ord = s.ord AND i.level = 'commune'
+               AND i.shared > greatest(:m2, :ratio * s.area)) > 1
+            OR s.area - coalesce((SELECT i.shared FROM stage_in i WHERE i.ord = s.ord AND i.level = 'commune'
+                                  AND i.code = s.commune_code), 0) > greatest(:m2, :ratio * s.area)
         """, **tolerance)
     _warn(session, "provisional_commune", "EXISTS (SELECT 1 FROM commune c WHERE c.code = s.commune_code "
                                           "AND c.boundary_status = 'provisional')")
+    _sql(session, "DROP TABLE stage_in")
 
 
 def _check_nicad(session: Session) -> None:
@@ -437,7 +439,7 @@ def _check_overlaps(session: Session, options: ParcelImportOptions) -> None:
     _sql(session, """
         CREATE TEMP TABLE stage_overlap ON COMMIT DROP AS
         SELECT a.ord AS a, b.ord AS b FROM stage_parcel a JOIN stage_parcel b
-          ON a.ord < b.ord AND a.geom && b.geom
+          ON b.ord + 0 > a.ord + 0 AND a.geom && b.geom  -- "+ 0": the GiST index, not the key, drives the join
         WHERE a.status = 'pending' AND b.status = 'pending'
           AND overlap_area(a.geom, b.geom) > greatest(:m2, :ratio * least(a.area, b.area))
     """, **tolerance)
@@ -528,6 +530,7 @@ def import_parcels(session: Session, path: Path, options: ParcelImportOptions, *
     report = ParcelImportReport(file=path.name, sha256=file_sha256(path), dry_run=options.dry_run)
     report.options = {k: v for k, v in asdict(options).items() if k not in ("author", "chunk_size")}
     commune = _resolve_commune(session, options.commune) if options.commune else None
+    session.execute(text("SET LOCAL jit = off"))  # JIT compiles longer than these queries run
     with open_source(path, layer=options.layer, crs=options.crs, encoding=options.encoding) as info:
         columns = field_mapping.resolve(info.fields, options.mapping)
         report.format, report.layer, report.geometry_type = info.fmt, info.layer, info.geometry_type

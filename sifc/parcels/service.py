@@ -162,8 +162,9 @@ def _checked_geometry(session: Session, wkb: bytes, input_crs: int, *, exclude: 
     if not row.valid:
         raise InvalidInput("parcel.invalid_geometry", reason=row.reason)
     geom_sql = "CAST(:g AS geometry)"
-    inside = session.execute(text(f"SELECT EXISTS (SELECT 1 FROM region r WHERE ST_Intersects(r.geom, {geom_sql}))"),
-                             {"g": row.ewkb}).scalar()
+    inside = session.execute(text(f"""
+        SELECT EXISTS (SELECT 1 FROM territory_piece p WHERE p.level = 'region' AND p.geom && {geom_sql}
+                       AND ST_Intersects(p.geom, {geom_sql}))"""), {"g": row.ewkb}).scalar()
     if not inside:
         raise InvalidInput("parcel.outside_senegal")
     tol = {"m2": tolerances.outside_m2, "ratio": tolerances.outside_ratio, "area": row.area, "g": row.ewkb}

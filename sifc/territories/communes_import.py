@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session
 
 from sifc.errors import ImportRejected
 from sifc.i18n import Lang
+from sifc.territories import pieces
 from sifc.territories.loader import NORMALIZE, assign_arrondissements
 from sifc.text import search_form
 
@@ -370,6 +371,7 @@ def _apply(session: Session, report: CommuneImportReport, file_name: str) -> Non
         _report_orphaned_land(session, report)
         _report_official_overlaps(session, report)
         assign_arrondissements(session)  # replaced and clipped communes alike
+        pieces.refresh(session, "commune")
     session.execute(text("DROP TABLE replaced"))
 
 

@@ -19,7 +19,7 @@ import orjson
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from sifc.territories import sources
+from sifc.territories import pieces, sources
 from sifc.text import search_form
 
 NORMALIZE = "ST_Multi(ST_CollectionExtract(ST_MakeValid(ST_Force2D(ST_Transform({g}, 32628))), 3))"
@@ -334,5 +334,9 @@ def load_reference(session: Session, data_dir: Path) -> LoadReport:
     _compute_pole_geometry(session, report)
     assign_arrondissements(session)
     _load_aliases(session, data_dir, communes, report)
+    for level in ("region", "commune"):
+        counts = report.levels[level]
+        if counts.inserted or counts.updated or pieces.missing(session, level):
+            pieces.refresh(session, level)
     session.execute(text("DROP TABLE stage_unit"))
     return report
