@@ -204,10 +204,12 @@ def import_parcels_command(
     dry_run: Annotated[bool, typer.Option(help="Tout vérifier sans rien enregistrer.")] = False,
     on_invalid: Annotated[str, typer.Option(help="Géométries invalides : repair ou reject.")] = "repair",
     overlap_tolerance_m2: Annotated[float, typer.Option(help="Chevauchement toléré (m²).")] = 1.0,
-    overlap_tolerance_ratio: Annotated[float, typer.Option(help="Chevauchement toléré (part de la plus petite).")] = 0.01,
+    overlap_tolerance_ratio: Annotated[float, typer.Option(
+        help="Chevauchement toléré (part de la plus petite).")] = 0.01,
     area_tolerance: Annotated[float, typer.Option(help="Écart toléré superficie déclarée / calculée.")] = 0.10,
     report: Annotated[Path | None, typer.Option(help="Écrire le rapport JSON dans ce fichier.")] = None,
-    rejects: Annotated[Path | None, typer.Option(help="GeoPackage des entités rejetées (défaut : NOM_rejets.gpkg).")] = None,
+    rejects: Annotated[Path | None, typer.Option(
+        help="GeoPackage des entités rejetées (défaut : NOM_rejets.gpkg).")] = None,
     user: Annotated[str | None, typer.Option(help="Auteur enregistré du lot.")] = None,
 ) -> None:
     """Importe les parcelles d'un fichier : tout ou rien, avec rapport et entités rejetées."""
@@ -254,7 +256,8 @@ def import_parcels_command(
     engine.dispose()
     print_summary(out, result, State.lang)
     if result_rejects:
-        out.print(_say(f"Entités rejetées et motifs : {result_rejects}", f"Rejected features and reasons: {result_rejects}"))
+        out.print(_say(f"Entités rejetées et motifs : {result_rejects}",
+                       f"Rejected features and reasons: {result_rejects}"))
     if report:
         report.write_text(json.dumps(result.as_dict(), ensure_ascii=False, indent=2, default=str), encoding="utf-8")
 

@@ -64,18 +64,27 @@ MESSAGES: dict[str, dict[str, str]] = {
         "fr": "Aucune parcelle en vigueur ne porte le NICAD « {nicad} ».",
         "en": "No current parcel holds NICAD '{nicad}'.",
     },
-    "parcel.bad_geometry": {"fr": "Géométrie GeoJSON illisible : {reason}.", "en": "Unreadable GeoJSON geometry: {reason}."},
+    "parcel.bad_geometry": {
+        "fr": "Géométrie GeoJSON illisible : {reason}.",
+        "en": "Unreadable GeoJSON geometry: {reason}.",
+    },
     "parcel.not_polygon": {
         "fr": "Une parcelle est un polygone ou un multipolygone non vide (reçu : {found}).",
         "en": "A parcel is a non-empty polygon or multipolygon (got {found}).",
     },
-    "parcel.geometry_required": {"fr": "La géométrie de la parcelle est obligatoire.", "en": "The parcel's geometry is required."},
+    "parcel.geometry_required": {
+        "fr": "La géométrie de la parcelle est obligatoire.",
+        "en": "The parcel's geometry is required.",
+    },
     "parcel.invalid_geometry": {
         "fr": "Géométrie invalide : {reason}. Corrigez-la avant de l'enregistrer.",
         "en": "Invalid geometry: {reason}. Fix it before saving.",
     },
     "parcel.outside_senegal": {"fr": "La parcelle est hors du Sénégal.", "en": "The parcel lies outside Senegal."},
-    "parcel.no_commune": {"fr": "La parcelle n'est dans aucune commune connue.", "en": "The parcel lies in no known commune."},
+    "parcel.no_commune": {
+        "fr": "La parcelle n'est dans aucune commune connue.",
+        "en": "The parcel lies in no known commune.",
+    },
     "parcel.unknown_commune": {"fr": "Commune inconnue : « {commune} ».", "en": "Unknown commune: '{commune}'."},
     "parcel.outside_commune": {
         "fr": "La parcelle déborde de la commune « {commune} » de {m2} m², au-delà de la tolérance.",

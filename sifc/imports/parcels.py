@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import orjson
-import pyogrio
 from pyogrio.raw import open_arrow
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError

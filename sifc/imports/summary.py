@@ -14,8 +14,8 @@ def print_summary(console: Console, report: ParcelImportReport, lang: Lang) -> N
     fr = lang == "fr"
     pick = 0 if fr else 1
     head = Table(title=f"{'Import' if fr else 'Import'} : {report.file}", show_header=False)
-    head.add_column()
-    head.add_column()
+    head.add_column(no_wrap=True)
+    head.add_column(overflow="fold")
     rows = [
         ("format", f"{report.format} — {report.geometry_type}"),
         ("SCR" if fr else "CRS", f"{report.crs} ({report.crs_origin})"),

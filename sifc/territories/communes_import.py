@@ -71,6 +71,7 @@ class CommuneImportReport:
     orphaned: list[dict[str, object]] = field(default_factory=list)
     repaired: list[dict[str, object]] = field(default_factory=list)
     warnings: list[dict[str, object]] = field(default_factory=list)
+    parcels_outside: list[dict[str, object]] = field(default_factory=list)
     aliases_added: int = 0
 
     def as_dict(self) -> dict[str, object]:
@@ -369,6 +370,7 @@ def _apply(session: Session, report: CommuneImportReport, file_name: str) -> Non
     if rows:
         _clip_provisional_neighbours(session, report, source)
         _report_orphaned_land(session, report)
+        _report_parcels_outside(session, report)
         _report_official_overlaps(session, report)
         assign_arrondissements(session)  # replaced and clipped communes alike
         pieces.refresh(session, "commune")
@@ -430,6 +432,25 @@ def _report_orphaned_land(session: Session, report: CommuneImportReport) -> None
             report.orphaned.append({"commune": code, "area_km2": round(m2 / 1e6, 4)})
 
 
+def _report_parcels_outside(session: Session, report: CommuneImportReport) -> None:
+    """Parcels that the new boundaries leave (beyond 1 m² and 1 %) outside the commune they belong to.
+
+    Nothing is moved silently: the parcels keep their commune and are reported, for a land
+    officer to decide (a commune boundary change must never orphan parcels unnoticed).
+    """
+    changed = [row["commune"] for row in report.matched] + [row["commune"] for row in report.clipped]
+    if not changed:
+        return
+    rows = session.execute(text("""
+        SELECT p.commune_code, count(*) FROM parcel p JOIN commune c ON c.code = p.commune_code
+        WHERE p.commune_code = ANY(:codes)
+          AND (c.geom IS NULL OR (NOT ST_Covers(c.geom, p.geom)
+               AND p.area_m2 - overlap_area(c.geom, p.geom) > greatest(1.0, 0.01 * p.area_m2)))
+        GROUP BY p.commune_code ORDER BY p.commune_code
+    """), {"codes": changed}).all()
+    report.parcels_outside.extend({"commune": code, "parcels": count} for code, count in rows)
+
+
 def _report_official_overlaps(session: Session, report: CommuneImportReport) -> None:
     rows = session.execute(text("""
         SELECT a.code AS a, b.code AS b, ST_Area(ST_Intersection(a.geom, b.geom)) AS m2
@@ -487,6 +508,9 @@ def print_report(console: Console, report: CommuneImportReport, lang: Lang, *,
                       + f"{row['area_km2']} km² ({row['commune']})")
     for row in report.warnings:
         console.print(("Avertissement : " if fr else "Warning: ") + orjson.dumps(row).decode())
+    for row in report.parcels_outside:
+        console.print(f"Parcelles désormais hors de leur commune {row['commune']} : {row['parcels']}" if fr
+                       else f"Parcels now outside their commune {row['commune']}: {row['parcels']}")
     summary = (f"{len(report.matched)} remplacée(s), {len(report.unchanged)} inchangée(s), "
                f"{len(report.unmatched)} non appariée(s) sur {report.features} entité(s)."
                if fr else

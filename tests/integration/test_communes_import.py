@@ -218,3 +218,19 @@ def test_alias_to_an_unknown_commune_is_refused(db, tmp_path):
     with pytest.raises(ImportRejected) as refused:
         import_communes(db, path, ImportOptions(aliases=[("X", "Atlantis")]))
     assert refused.value.key == "aliases.unknown_commune"
+
+
+def test_parcels_left_outside_their_commune_are_reported(db, tmp_path):
+    from sifc.imports.parcels import ParcelImportOptions, import_parcels
+    from tests.integration.fixtures import bargny_origin, square
+
+    x, y = bargny_origin(db)
+    parcels = _write(tmp_path, [{"NICAD": "0104040100001", "geometry": square(x, y)}], "EPSG:32628",
+                     name="parcels.gpkg")
+    import_parcels(db, parcels, ParcelImportOptions())
+    # An official Bargny that no longer holds the parcel.
+    hole = _bargny(db, 0).difference(square(x - 100, y - 100, 300))
+    path = _write(tmp_path, [{"name": "Bargny", "geometry": hole}], "EPSG:32628", name="bargny.gpkg")
+    report = import_communes(db, path, ImportOptions())
+    assert report.parcels_outside == [{"commune": "SN0104-bargny", "parcels": 1}]
+    assert db.execute(text("SELECT commune_code FROM parcel")).scalar() == "SN0104-bargny"

@@ -4,7 +4,6 @@ the source file with geopandas/shapely, never read back from the importer's own 
 from collections import Counter
 
 import geopandas as gpd
-import pytest
 import shapely
 from shapely import affinity
 from sqlalchemy import text
