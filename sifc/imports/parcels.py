@@ -226,8 +226,8 @@ def _stage(session: Session, info: SourceInfo, columns: dict[str, str], options:
             geometry_column = meta.get("geometry_name") or "wkb_geometry"
             fields = [str(f) for f in meta.get("fields", [])]
             with raw.cursor() as cursor, cursor.copy(
-                "COPY stage_parcel (ord, src, nicad_raw, section, local_number, declared_raw, land_use, "
-                "tenure_regime, source_id, attrs) FROM STDIN"
+                "COPY stage_parcel (ord, src, nicad_raw, nicad, section, local_number, declared_raw, declared_area, "
+                "land_use, tenure_regime, source_id, attrs) FROM STDIN"
             ) as copy:
                 for batch in reader:
                     data = {name: batch.column(name).to_pylist() for name in batch.schema.names}
@@ -237,8 +237,10 @@ def _stage(session: Session, info: SourceInfo, columns: dict[str, str], options:
                         mapped = {t: _text_value(attrs.get(c)) for t, c in columns.items()}
                         wkb = geometries[i]
                         copy.write_row((
-                            ord_, wkb.hex() if wkb else None, mapped.get("nicad"), mapped.get("section"),
-                            mapped.get("local_number"), mapped.get("declared_area"), mapped.get("land_use"),
+                            ord_, wkb.hex() if wkb else None, mapped.get("nicad"),
+                            nicad_rules.clean(mapped.get("nicad")), mapped.get("section"),
+                            mapped.get("local_number"), mapped.get("declared_area"),
+                            _area(mapped.get("declared_area")), mapped.get("land_use"),
                             mapped.get("tenure_regime"), mapped.get("source_id"),
                             orjson.dumps(attrs, default=_json_default,
                                          option=orjson.OPT_NON_STR_KEYS).decode(),
@@ -401,14 +403,17 @@ def _check_location(session: Session, options: ParcelImportOptions, commune: str
     _sql(session, "DROP TABLE stage_in")
 
 
+def _area(raw: str | None) -> float | None:
+    """A declared area as surveyors write it ("1 234,5"); None when unreadable."""
+    if raw is None:
+        return None
+    try:
+        return float(raw.replace(" ", "").replace("\u202f", "").replace(",", "."))
+    except ValueError:
+        return None
+
+
 def _check_nicad(session: Session) -> None:
-    rows = _sql(session, "SELECT ord, nicad_raw FROM stage_parcel WHERE nicad_raw IS NOT NULL").all()
-    cleaned = [{"o": o, "n": nicad_rules.clean(raw)} for o, raw in rows]
-    if cleaned:
-        _sql(session, """
-            UPDATE stage_parcel s SET nicad = v.n
-            FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS v(o integer, n text) WHERE s.ord = v.o
-        """, rows=orjson.dumps(cleaned).decode())
     # Exact duplicates (same NICAD, same geometry): the first is imported, the others reported.
     _sql(session, """
         UPDATE stage_parcel s SET status = 'duplicate', reasons = array_append(s.reasons, 'duplicate')
@@ -453,18 +458,6 @@ def _check_overlaps(session: Session, options: ParcelImportOptions) -> None:
 def _check_areas(session: Session, options: ParcelImportOptions, mapped: bool) -> None:
     if not mapped:
         return
-    rows = _sql(session, "SELECT ord, declared_raw FROM stage_parcel WHERE declared_raw IS NOT NULL").all()
-    parsed = []
-    for ord_, raw in rows:
-        try:
-            parsed.append({"o": ord_, "a": float(str(raw).replace(" ", "").replace(",", "."))})
-        except ValueError:
-            continue
-    if parsed:
-        _sql(session, """
-            UPDATE stage_parcel s SET declared_area = v.a
-            FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS v(o integer, a double precision) WHERE s.ord = v.o
-        """, rows=orjson.dumps(parsed).decode())
     _warn(session, "declared_area_missing", "s.declared_area IS NULL OR s.declared_area <= 0")
     _warn(session, "area_mismatch", "s.declared_area > 0 AND abs(s.area - s.declared_area) / s.declared_area > :tol",
           tol=options.area_tolerance_ratio)
@@ -553,8 +546,8 @@ def import_parcels(session: Session, path: Path, options: ParcelImportOptions, *
     return report
 
 
-def write_rejects(session: Session, path: Path, lang: Literal["fr", "en"] = "fr") -> int:
-    """Write the rejected and duplicate features (with their reasons) to a GeoPackage.
+def write_rejects(session: Session, path: Path, lang: Literal["fr", "en"] = "fr", *, chunk: int = 5000) -> int:
+    """Write the rejected and duplicate features (with their reasons) to a GeoPackage, in chunks.
 
     Geometries are written as read, in the file's CRS, so the analyst can fix them in QGIS and
     load the file again. Must run in the import's transaction (the staging table is temporary).
@@ -562,28 +555,32 @@ def write_rejects(session: Session, path: Path, lang: Literal["fr", "en"] = "fr"
     import geopandas as gpd
     import shapely
 
-    rows = _sql(session, """
-        SELECT ord, status, reasons, warnings, attrs, ST_AsBinary(src) AS wkb, ST_SRID(src) AS srid
-        FROM stage_parcel WHERE status <> 'accepted' ORDER BY ord
-    """).mappings().all()
-    if not rows:
-        return 0
     pick = 0 if lang == "fr" else 1
-    records = []
-    srid = next((r["srid"] for r in rows if r["srid"]), None)
-    for row in rows:
-        record = {f"src_{k}"[:60]: (v if isinstance(v, (int, float, str)) or v is None else str(v))
-                  for k, v in (row["attrs"] or {}).items()}
-        record["sifc_feature"] = row["ord"]
-        record["sifc_status"] = row["status"]
-        record["sifc_reasons"] = ",".join(row["reasons"])
-        record["sifc_message"] = "; ".join(REASONS.get(r, (r, r))[pick] for r in row["reasons"])
-        record["geometry"] = shapely.from_wkb(bytes(row["wkb"])) if row["wkb"] else None
-        records.append(record)
-    frame = gpd.GeoDataFrame(records, geometry="geometry", crs=f"EPSG:{srid}" if srid else None)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_file(path, layer="rejets", driver="GPKG")
-    return len(records)
+    written, last = 0, -1
+    srid = _sql(session, "SELECT max(ST_SRID(src)) FROM stage_parcel").scalar()
+    path.unlink(missing_ok=True)
+    while True:
+        rows = _sql(session, """
+            SELECT ord, status, reasons, attrs, ST_AsBinary(src) AS wkb FROM stage_parcel
+            WHERE status <> 'accepted' AND ord > :last ORDER BY ord LIMIT :chunk
+        """, last=last, chunk=chunk).mappings().all()
+        if not rows:
+            return written
+        records = []
+        for row in rows:
+            record = {f"src_{k}"[:60]: (v if isinstance(v, (int, float, str)) or v is None else str(v))
+                      for k, v in (row["attrs"] or {}).items()}
+            record["sifc_feature"] = row["ord"]
+            record["sifc_status"] = row["status"]
+            record["sifc_reasons"] = ",".join(row["reasons"])
+            record["sifc_message"] = "; ".join(REASONS.get(r, (r, r))[pick] for r in row["reasons"])
+            record["geometry"] = shapely.from_wkb(bytes(row["wkb"])) if row["wkb"] else None
+            records.append(record)
+        frame = gpd.GeoDataFrame(records, geometry="geometry", crs=f"EPSG:{srid}" if srid else None)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        frame.to_file(path, layer="rejets", driver="GPKG", mode="a" if written else "w")
+        written += len(records)
+        last = rows[-1]["ord"]
 
 
 def counted(items: dict[str, int]) -> Counter[str]:
