@@ -9,8 +9,10 @@ from __future__ import annotations
 from geoalchemy2 import Geometry
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     Column,
+    Computed,
     DateTime,
     Float,
     ForeignKeyConstraint,
@@ -23,6 +25,7 @@ from sqlalchemy import (
     UniqueConstraint,
     func,
 )
+from sqlalchemy.dialects.postgresql import JSONB, UUID
 
 STORAGE_SRID = 32628
 """WGS 84 / UTM zone 28N: the metric CRS of Senegalese survey data (see domain notes)."""
@@ -76,7 +79,6 @@ pole = Table(
     *_boundary_columns(),
     *_boundary_checks(),
     CheckConstraint("code ~ '^[A-Z]{3}$'", "code_format"),
-    comment="Pôles territoriaux (Sénégal 2050); polygons are the union of their regions.",
 )
 
 region = Table(
@@ -92,7 +94,6 @@ region = Table(
     *_boundary_checks(),
     ForeignKeyConstraint(["pole_code"], ["pole.code"]),
     CheckConstraint("code ~ '^SN[0-9]{2}$'", "code_format"),
-    comment="Régions (State districts), OCHA PCODE SNnn.",
 )
 
 department = Table(
@@ -109,7 +110,6 @@ department = Table(
     ForeignKeyConstraint(["region_code"], ["region.code"]),
     UniqueConstraint("code", "region_code"),
     CheckConstraint("code ~ '^SN[0-9]{4}$' AND left(code, 4) = region_code", "code_format"),
-    comment="Départements (collectivités territoriales), OCHA PCODE SNnnnn.",
 )
 
 arrondissement = Table(
@@ -118,7 +118,7 @@ arrondissement = Table(
     Column("code", Text, primary_key=True),
     Column("department_code", Text, nullable=False),
     Column("region_code", Text, nullable=False),
-    Column("name", Text, nullable=True, comment="NULL where the source gives none (N/A)."),
+    Column("name", Text, nullable=True),  # NULL where the source gives none ("N/A")
     Column("name_search", Text, nullable=False),
     Column("official_area_km2", Float),
     _geom(),
@@ -127,7 +127,6 @@ arrondissement = Table(
     ForeignKeyConstraint(["department_code", "region_code"], ["department.code", "department.region_code"]),
     UniqueConstraint("code", "department_code"),
     CheckConstraint("code ~ '^SN[0-9]{6}$' AND left(code, 6) = department_code", "code_format"),
-    comment="Arrondissements (State districts), OCHA PCODE SNnnnnnn.",
 )
 
 commune = Table(
@@ -156,7 +155,6 @@ commune = Table(
         "code_format",
     ),
     CheckConstraint("boundary_status = 'provisional' OR geom IS NOT NULL", "official_has_geom"),
-    comment="Communes (collectivités territoriales); code = department PCODE + slug of the name.",
 )
 
 commune_alias = Table(
@@ -170,7 +168,6 @@ commune_alias = Table(
     ForeignKeyConstraint(["commune_code"], ["commune.code"]),
     UniqueConstraint("alias_search", "commune_code"),
     CheckConstraint("alias_search <> ''", "alias_search"),
-    comment="Known variants of commune names (Mont Roland → Mont-Rolland, Sabodala → Sabadola).",
 )
 
 boundary_version = Table(
@@ -192,7 +189,6 @@ boundary_version = Table(
     ),
     CheckConstraint("valid_to >= valid_from", "validity"),
     CheckConstraint("geom IS NULL OR ST_IsValid(geom)", "geom_valid"),
-    comment="Append-only history of replaced boundaries, each with its validity period.",
 )
 
 Index("ix_boundary_version_unit", boundary_version.c.level, boundary_version.c.unit_code)
@@ -206,6 +202,72 @@ Index("ix_department_region_code", department.c.region_code)
 Index("ix_arrondissement_department_code", arrondissement.c.department_code)
 Index("ix_commune_department_code", commune.c.department_code)
 Index("ix_commune_arrondissement_code", commune.c.arrondissement_code)
+
+territory_piece = Table(
+    "territory_piece",
+    metadata,
+    Column("level", Text, nullable=False),
+    Column("code", Text, nullable=False),
+    Column("geom", Geometry("GEOMETRY", srid=STORAGE_SRID, spatial_index=False), nullable=False),
+    CheckConstraint("level IN ('region', 'commune')", "level"),
+)
+Index("ix_territory_piece_geom", territory_piece.c.geom, postgresql_using="gist")
+Index("ix_territory_piece_code", territory_piece.c.level, territory_piece.c.code)
+
+import_batch = Table(
+    "import_batch",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("kind", Text, nullable=False, server_default="parcels"),
+    Column("file_name", Text, nullable=False),
+    Column("sha256", Text, nullable=False),
+    Column("options", JSONB, nullable=False),
+    Column("counts", JSONB, nullable=False),
+    Column("report", JSONB, nullable=False),
+    Column("created_by", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("synthetic", Boolean, nullable=False, server_default="false"),
+)
+Index("ix_import_batch_sha256", import_batch.c.sha256)
+
+parcel_version = Table(
+    "parcel_version",
+    metadata,
+    Column("parcel_id", UUID(as_uuid=True), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("nicad", Text),
+    Column("nicad_status", Text, nullable=False),
+    Column("commune_code", Text, nullable=False),
+    Column("section", Text),
+    Column("local_number", Text),
+    Column("source_id", Text),
+    Column("geom", Geometry("MULTIPOLYGON", srid=STORAGE_SRID, spatial_index=False), nullable=False),
+    Column("area_m2", Float(precision=53), Computed("ST_Area(geom)", persisted=True)),
+    Column("declared_area_m2", Float(precision=53)),
+    Column("land_use", Text),
+    Column("tenure_regime", Text),
+    Column("batch_id", UUID(as_uuid=True)),
+    Column("action", Text, nullable=False),
+    Column("author", Text, nullable=False),
+    Column("reason", Text),
+    Column("valid_from", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("valid_to", DateTime(timezone=True)),
+    Column("closed_by", Text),
+    Column("close_reason", Text),
+    ForeignKeyConstraint(["commune_code"], ["commune.code"]),
+    ForeignKeyConstraint(["batch_id"], ["import_batch.id"]),
+)
+Index("uq_parcel_version_current", parcel_version.c.parcel_id, unique=True,
+      postgresql_where=parcel_version.c.valid_to.is_(None))
+Index("uq_parcel_version_current_nicad", parcel_version.c.nicad, unique=True,
+      postgresql_where=parcel_version.c.valid_to.is_(None) & parcel_version.c.nicad.isnot(None))
+Index("ix_parcel_version_current_geom", parcel_version.c.geom, postgresql_using="gist",
+      postgresql_where=parcel_version.c.valid_to.is_(None))
+Index("ix_parcel_version_geom", parcel_version.c.geom, postgresql_using="gist")
+Index("ix_parcel_version_commune_current", parcel_version.c.commune_code, parcel_version.c.parcel_id,
+      postgresql_where=parcel_version.c.valid_to.is_(None))
+Index("ix_parcel_version_nicad", parcel_version.c.nicad)
+Index("ix_parcel_version_batch", parcel_version.c.batch_id)
 
 TERRITORY_TABLES = {"pole": pole, "region": region, "department": department,
                     "arrondissement": arrondissement, "commune": commune}
