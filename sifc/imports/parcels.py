@@ -350,57 +350,82 @@ def _search(value: str) -> str:
 
 
 def _check_location(session: Session, options: ParcelImportOptions, commune: str | None) -> None:
-    """Outside Senegal, commune derived (or checked), straddling, provisional — on territory pieces."""
+    """Outside Senegal, commune derived (or checked), straddling, provisional — on territory pieces.
+
+    Each piece is tested against the parcels under it (pieces outside, parcels inside the loop),
+    so PostGIS prepares each piece once; the verdicts are then written in one pass.
+    """
     tolerance = {"m2": options.outside_tolerance_m2, "ratio": options.outside_tolerance_ratio}
-    # Share of each parcel in each region and commune; most parcels lie inside one piece.
-    _sql(session, """
-        CREATE TEMP TABLE stage_share ON COMMIT DROP AS
-        SELECT s.ord, p.level, p.code,
-               CASE WHEN ST_Covers(p.geom, s.geom) THEN s.area ELSE overlap_area(p.geom, s.geom) END AS shared
-        FROM stage_parcel s JOIN territory_piece p ON p.geom && s.geom
-        WHERE s.status = 'pending'
-    """)
     _sql(session, """
         CREATE TEMP TABLE stage_in ON COMMIT DROP AS
-        SELECT ord, level, code, sum(shared) AS shared FROM stage_share GROUP BY ord, level, code
+        SELECT x.ord, p.level, p.code,
+               sum(CASE WHEN x.covered THEN x.area ELSE overlap_area(p.geom, x.geom) END) AS shared
+        FROM territory_piece p
+        CROSS JOIN LATERAL (
+            SELECT s.ord, s.area, s.geom, ST_Covers(p.geom, s.geom) AS covered
+            FROM stage_parcel s
+            WHERE s.status = 'pending' AND s.geom && p.geom AND ST_Intersects(p.geom, s.geom)
+        ) x
+        WHERE p.geom && (SELECT ST_SetSRID(ST_Extent(geom)::geometry, 32628) FROM stage_parcel
+                         WHERE status = 'pending')
+        GROUP BY x.ord, p.level, p.code
     """)
-    _sql(session, "DROP TABLE stage_share")
-    _sql(session, "CREATE INDEX ON stage_in (ord)")
-    # Outside Senegal: the part outside every region exceeds the tolerance.
-    _reject(session, "outside_senegal", """
-        s.area - coalesce((SELECT sum(i.shared) FROM stage_in i WHERE i.ord = s.ord AND i.level = 'region'), 0)
-            > greatest(:m2, :ratio * s.area)
-    """, **tolerance)
-    if commune:
-        _sql(session, "UPDATE stage_parcel SET commune_code = :c WHERE status = 'pending'", c=commune)
-        _reject(session, "outside_commune", """
-            s.area - coalesce((SELECT i.shared FROM stage_in i WHERE i.ord = s.ord AND i.level = 'commune'
-                               AND i.code = :c), 0) > greatest(:m2, :ratio * s.area)
-        """, c=commune, **tolerance)
-    else:
-        # An official commune reached beyond the tolerance wins over provisional ones (official
-        # boundaries take precedence; provisional ones are placeholders), then the largest share.
-        _sql(session, """
-            UPDATE stage_parcel s SET commune_code = best.code
-            FROM (
-                SELECT DISTINCT ON (i.ord) i.ord, i.code
-                FROM stage_in i JOIN commune c ON c.code = i.code JOIN stage_parcel s2 ON s2.ord = i.ord
-                WHERE i.level = 'commune'
-                ORDER BY i.ord, (c.boundary_status = 'official' AND i.shared > greatest(:m2, :ratio * s2.area)) DESC,
-                         i.shared DESC, i.code
-            ) best
-            WHERE best.ord = s.ord AND s.status = 'pending'
-        """, **tolerance)
-        _reject(session, "no_commune", "s.commune_code IS NULL")
-        _warn(session, "straddles_communes", """
-            (SELECT count(*) FROM stage_in i WHERE i.ord = s.ord AND i.level = 'commune'
-               AND i.shared > greatest(:m2, :ratio * s.area)) > 1
-            OR s.area - coalesce((SELECT i.shared FROM stage_in i WHERE i.ord = s.ord AND i.level = 'commune'
-                                  AND i.code = s.commune_code), 0) > greatest(:m2, :ratio * s.area)
-        """, **tolerance)
-    _warn(session, "provisional_commune", "EXISTS (SELECT 1 FROM commune c WHERE c.code = s.commune_code "
-                                          "AND c.boundary_status = 'provisional')")
+    _sql(session, "ANALYZE stage_in")
+    # An official commune reached beyond the tolerance wins over provisional ones (official
+    # boundaries take precedence; provisional ones are placeholders), then the largest share.
+    pick = "i.code = :commune" if commune else "TRUE"
+    _sql(session, f"""
+        CREATE TEMP TABLE stage_loc ON COMMIT DROP AS
+        WITH shares AS (
+            SELECT i.ord, i.code, i.shared, c.boundary_status,
+                   i.shared > greatest(:m2, :ratio * s.area) AS beyond
+            FROM stage_in i JOIN commune c ON c.code = i.code JOIN stage_parcel s ON s.ord = i.ord
+            WHERE i.level = 'commune'
+        ), best AS (
+            SELECT DISTINCT ON (ord) ord, code, shared, boundary_status FROM shares i WHERE {pick}
+            ORDER BY ord, (boundary_status = 'official' AND beyond) DESC, shared DESC, code
+        )
+        , regions AS (
+            SELECT ord, sum(shared) AS shared FROM stage_in WHERE level = 'region' GROUP BY ord
+        ), reached AS (
+            SELECT ord, count(*) AS n FROM shares WHERE beyond GROUP BY ord
+        )
+        SELECT s.ord,
+               s.area - coalesce(r.shared, 0) > greatest(:m2, :ratio * s.area) AS outside_senegal,
+               b.code, b.boundary_status,
+               s.area - coalesce(b.shared, 0) > greatest(:m2, :ratio * s.area) AS outside_best,
+               coalesce(n.n, 0) AS communes_reached
+        FROM stage_parcel s
+        LEFT JOIN best b ON b.ord = s.ord
+        LEFT JOIN regions r ON r.ord = s.ord
+        LEFT JOIN reached n ON n.ord = s.ord
+        WHERE s.status = 'pending'
+    """, commune=commune, **tolerance)
+    _sql(session, "CREATE UNIQUE INDEX ON stage_loc (ord)")
+    _sql(session, "ANALYZE stage_loc")
+    given = commune is not None
+    _sql(session, f"""
+        UPDATE stage_parcel s SET
+            commune_code = CASE WHEN {given} THEN :commune ELSE l.code END,
+            status = CASE WHEN l.outside_senegal OR l.code IS NULL OR ({given} AND l.outside_best)
+                          THEN 'rejected' ELSE s.status END,
+            reasons = s.reasons || CASE
+                WHEN l.outside_senegal THEN ARRAY['outside_senegal']
+                WHEN {given} AND (l.code IS NULL OR l.outside_best) THEN ARRAY['outside_commune']
+                WHEN l.code IS NULL THEN ARRAY['no_commune']
+                ELSE ARRAY[]::text[] END,
+            warnings = s.warnings
+                || CASE WHEN NOT {given} AND (l.communes_reached > 1 OR l.outside_best)
+                        THEN ARRAY['straddles_communes'] ELSE ARRAY[]::text[] END
+                || CASE WHEN l.boundary_status = 'provisional' THEN ARRAY['provisional_commune']
+                        ELSE ARRAY[]::text[] END
+        FROM stage_loc l WHERE l.ord = s.ord
+    """, commune=commune)
+    # Rejected parcels carry no warning about a commune they do not get.
+    _sql(session, "UPDATE stage_parcel SET warnings = '{}' WHERE status = 'rejected' AND cardinality(warnings) > 0 "
+                  "AND reasons && ARRAY['outside_senegal', 'outside_commune', 'no_commune']")
     _sql(session, "DROP TABLE stage_in")
+    _sql(session, "DROP TABLE stage_loc")
 
 
 def _area(raw: str | None) -> float | None:
@@ -414,20 +439,25 @@ def _area(raw: str | None) -> float | None:
 
 
 def _check_nicad(session: Session) -> None:
+    # Only NICADs read more than once need the pairwise checks.
+    _sql(session, """
+        CREATE TEMP TABLE stage_repeated ON COMMIT DROP AS
+        SELECT nicad FROM stage_parcel WHERE nicad IS NOT NULL AND geom IS NOT NULL
+        GROUP BY nicad HAVING count(*) > 1
+    """)
     # Exact duplicates (same NICAD, same geometry): the first is imported, the others reported.
     _sql(session, """
         UPDATE stage_parcel s SET status = 'duplicate', reasons = array_append(s.reasons, 'duplicate')
-        FROM stage_parcel first
-        WHERE s.status = 'pending' AND first.status = 'pending' AND s.nicad = first.nicad
-          AND first.ord < s.ord AND ST_Equals(first.geom, s.geom)
-          AND NOT EXISTS (SELECT 1 FROM stage_parcel earlier WHERE earlier.status = 'pending'
-                          AND earlier.nicad = s.nicad AND earlier.ord < first.ord AND ST_Equals(earlier.geom, s.geom))
+        WHERE s.status = 'pending' AND s.nicad IN (SELECT nicad FROM stage_repeated)
+          AND EXISTS (SELECT 1 FROM stage_parcel first WHERE first.nicad = s.nicad AND first.ord < s.ord
+                      AND first.status = 'pending' AND ST_Equals(first.geom, s.geom))
     """)
     _reject(session, "nicad_conflict", """
-        s.nicad IS NOT NULL AND EXISTS (SELECT 1 FROM stage_parcel o WHERE o.nicad = s.nicad
-            AND o.ord <> s.ord AND o.status IN ('pending', 'rejected') AND o.geom IS NOT NULL
-            AND NOT ST_Equals(o.geom, s.geom))
+        s.nicad IN (SELECT nicad FROM stage_repeated) AND EXISTS (
+            SELECT 1 FROM stage_parcel o WHERE o.nicad = s.nicad AND o.ord <> s.ord
+              AND o.status IN ('pending', 'rejected') AND o.geom IS NOT NULL AND NOT ST_Equals(o.geom, s.geom))
     """)
+    _sql(session, "DROP TABLE stage_repeated")
     _reject(session, "nicad_taken", "s.nicad IS NOT NULL AND EXISTS (SELECT 1 FROM parcel p WHERE p.nicad = s.nicad)")
     lengths = ", ".join(str(n) for n in nicad_rules.STANDARD_LENGTHS)
     _warn(session, "nicad_nonstandard", f"s.nicad IS NOT NULL AND length(s.nicad) NOT IN ({lengths})")
