@@ -24,7 +24,6 @@ from __future__ import annotations
 import getpass
 import hashlib
 import uuid
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -40,6 +39,7 @@ from sifc.errors import ImportRejected
 from sifc.imports import mapping as field_mapping
 from sifc.imports.source import SourceInfo, open_source
 from sifc.parcels import nicad as nicad_rules
+from sifc.text import search_form
 
 Progress = Callable[[str, int, int], None]
 MAX_LISTED_ISSUES = 1000
@@ -336,17 +336,11 @@ def _resolve_commune(session: Session, reference: str) -> str:
     codes = _sql(session, """
         SELECT code FROM commune WHERE code = :ref OR national_code = :ref
         UNION SELECT code FROM commune WHERE name_search = :search
-    """, ref=reference, search=_search(reference)).scalars().all()
+    """, ref=reference, search=search_form(reference)).scalars().all()
     if len(codes) != 1:
         raise ImportRejected("import.unknown_commune" if not codes else "import.ambiguous_commune",
                              commune=reference, codes=", ".join(sorted(codes)))
     return str(codes[0])
-
-
-def _search(value: str) -> str:
-    from sifc.text import search_form
-
-    return search_form(value)
 
 
 def _check_location(session: Session, options: ParcelImportOptions, commune: str | None) -> None:
@@ -611,8 +605,3 @@ def write_rejects(session: Session, path: Path, lang: Literal["fr", "en"] = "fr"
         frame.to_file(path, layer="rejets", driver="GPKG", mode="a" if written else "w")
         written += len(records)
         last = rows[-1]["ord"]
-
-
-def counted(items: dict[str, int]) -> Counter[str]:
-    """A Counter view of a report's code counts."""
-    return Counter(items)

@@ -22,10 +22,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from sifc.errors import Conflict, Gone, InvalidInput, NotFound
+from sifc.geojson import crs_member, geometry_sql
 from sifc.parcels import nicad as nicad_rules
 
-OUTPUT_CRS = (4326, 32628)
-DIGITS = {4326: 7, 32628: 2}
 CONTENT_FIELDS = ("nicad", "commune_code", "section", "local_number", "declared_area_m2", "land_use",
                   "tenure_regime")
 
@@ -51,11 +50,10 @@ class ParcelInput:
 
 
 def _feature_sql(crs: int, *, history: bool = False) -> str:
-    geom = "p.geom" if crs == 32628 else f"ST_Transform(p.geom, {int(crs)})"
     extra = ", 'valid_to', p.valid_to, 'close_reason', p.close_reason" if history else ""
     return f"""json_build_object(
         'type', 'Feature', 'id', p.parcel_id,
-        'geometry', ST_AsGeoJSON({geom}, {DIGITS[crs]})::json,
+        'geometry', {geometry_sql("p.geom", crs)},
         'properties', json_build_object(
             'id', p.parcel_id, 'version', p.version, 'nicad', p.nicad, 'nicad_status', p.nicad_status,
             'commune_code', p.commune_code, 'section', p.section, 'local_number', p.local_number,
@@ -64,13 +62,6 @@ def _feature_sql(crs: int, *, history: bool = False) -> str:
             'valid_from', p.valid_from, 'reason', p.reason {extra},
             'provenance', json_build_object('action', p.action, 'batch_id', p.batch_id,
                                             'synthetic', coalesce(b.synthetic, false))))"""
-
-
-def _crs_member(crs: int) -> str:
-    if crs == 4326:
-        return ""
-    return (", 'crs', json_build_object('type', 'name', 'properties', "
-            f"json_build_object('name', 'urn:ogc:def:crs:EPSG::{int(crs)}'))")
 
 
 def _parse_id(parcel_id: str) -> uuid.UUID:
@@ -123,7 +114,7 @@ def list_commune(session: Session, *, commune_code: str, limit: int, offset: int
             'numberReturned', (SELECT count(*) FROM page),
             'features', coalesce((SELECT json_agg({_feature_sql(crs)} ORDER BY p.parcel_id)
                                   FROM page p LEFT JOIN import_batch b ON b.id = p.batch_id), '[]'::json)
-            {_crs_member(crs)})::text"""
+            {crs_member(crs)})::text"""
     return session.execute(text(sql), {"c": commune_code, "limit": limit, "offset": offset}).scalar_one().encode()
 
 
@@ -132,7 +123,7 @@ def versions(session: Session, *, parcel_id: str, crs: int = 4326) -> bytes:
     pid = _parse_id(parcel_id)
     sql = f"""
         SELECT json_build_object('type', 'FeatureCollection', 'features', coalesce(json_agg(
-            {_feature_sql(crs, history=True)} ORDER BY p.version), '[]'::json) {_crs_member(crs)})::text,
+            {_feature_sql(crs, history=True)} ORDER BY p.version), '[]'::json) {crs_member(crs)})::text,
             count(*)
         FROM parcel_version p LEFT JOIN import_batch b ON b.id = p.batch_id WHERE p.parcel_id = :id"""
     body, count = session.execute(text(sql), {"id": pid}).one()

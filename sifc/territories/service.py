@@ -14,11 +14,11 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from sifc.errors import DatabaseUnavailable, InvalidInput, NotFound
+from sifc.geojson import crs_member, geometry_sql
 from sifc.text import search_form
 
 Level = Literal["pole", "region", "department", "arrondissement", "commune"]
 OutputCrs = Literal[4326, 32628]
-COORDINATE_DIGITS = {4326: 7, 32628: 2}  # about 1 cm either way
 
 
 @dataclass(frozen=True)
@@ -83,12 +83,7 @@ class ListQuery:
 def _geometry_sql(options: GeometryOptions) -> str:
     if not options.include:
         return "NULL::json"
-    geom = "t.geom"
-    if options.simplify_m:
-        geom = f"ST_SimplifyPreserveTopology({geom}, :simplify)"
-    if options.crs != 32628:
-        geom = f"ST_Transform({geom}, {int(options.crs)})"
-    return f"ST_AsGeoJSON({geom}, {COORDINATE_DIGITS[options.crs]})::json"
+    return geometry_sql("t.geom", options.crs, simplify_param="simplify" if options.simplify_m else None)
 
 
 def _properties_sql(spec: LevelSpec) -> str:
@@ -106,13 +101,6 @@ def _feature_sql(level: str, options: GeometryOptions) -> str:
 
 def _params(options: GeometryOptions) -> dict[str, object]:
     return {"simplify": options.simplify_m} if options.simplify_m else {}
-
-
-def _crs_member(options: GeometryOptions) -> str:
-    if options.crs == 4326:
-        return ""
-    return (", 'crs', json_build_object('type', 'name', 'properties', "
-            f"json_build_object('name', 'urn:ogc:def:crs:EPSG::{int(options.crs)}'))")
 
 
 def list_units(session: Session, *, level: str, query: ListQuery,
@@ -140,7 +128,7 @@ def list_units(session: Session, *, level: str, query: ListQuery,
             'numberReturned', (SELECT count(*) FROM page),
             'features', coalesce((SELECT json_agg({_feature_sql(level, geometry)} ORDER BY t.code)
                                   FROM page t), '[]'::json)
-            {_crs_member(geometry)})::text
+            {crs_member(geometry.crs)})::text
     """
     return session.execute(text(sql), params).scalar_one().encode()
 
