@@ -243,7 +243,7 @@ def import_parcels_command(
             bar.update(tasks[stage], completed=done, total=total or None)  # type: ignore[arg-type]
 
         result = import_parcels(session, path, options, progress=progress)
-        if result.rejected or result.duplicates:
+        if (result.rejected or result.duplicates) and not result.already_imported:
             target = rejects or Path(f"{path.stem}_rejets.gpkg")
             write_rejects(session, target, State.lang)
             result_rejects = str(target)

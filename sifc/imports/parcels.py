@@ -146,6 +146,7 @@ class ParcelImportReport:
     issues_truncated: bool = False
     dry_run: bool = False
     batch_id: str | None = None
+    already_imported: dict[str, object] | None = None
     options: dict[str, object] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, object]:
@@ -545,6 +546,14 @@ def import_parcels(session: Session, path: Path, options: ParcelImportOptions, *
         raise ImportRejected("import.file_missing", path=str(path))
     report = ParcelImportReport(file=path.name, sha256=file_sha256(path), dry_run=options.dry_run)
     report.options = {k: v for k, v in asdict(options).items() if k not in ("author", "chunk_size")}
+    previous = session.execute(text("""
+        SELECT id, file_name, created_at FROM import_batch WHERE kind = 'parcels' AND sha256 = :sha
+        ORDER BY created_at LIMIT 1"""), {"sha": report.sha256}).mappings().first()
+    if previous is not None:
+        # The very same content was imported before: nothing to do, and nothing is done.
+        report.already_imported = {"batch_id": str(previous["id"]), "file": previous["file_name"],
+                                   "date": previous["created_at"].isoformat()}
+        return report
     commune = _resolve_commune(session, options.commune) if options.commune else None
     session.execute(text("SET LOCAL jit = off"))  # JIT compiles longer than these queries run
     with open_source(path, layer=options.layer, crs=options.crs, encoding=options.encoding) as info:

@@ -13,6 +13,13 @@ def print_summary(console: Console, report: ParcelImportReport, lang: Lang) -> N
     """Counts, reasons and warnings of ``report``, in ``lang``."""
     fr = lang == "fr"
     pick = 0 if fr else 1
+    if report.already_imported:
+        done = report.already_imported
+        console.print((f"Fichier déjà importé (lot {done['batch_id']}, {done['file']}, {done['date'][:10]}) : "
+                       "rien n'a changé." if fr else
+                       f"File already imported (batch {done['batch_id']}, {done['file']}, {done['date'][:10]}): "
+                       "nothing changed."), markup=False)
+        return
     head = Table(title=f"{'Import' if fr else 'Import'} : {report.file}", show_header=False)
     head.add_column(no_wrap=True)
     head.add_column(overflow="fold")

@@ -68,11 +68,17 @@ def test_import_writes_the_batch_the_report_and_the_rejects(fresh_db, tmp_path):
     assert sorted(gpd.read_file(rejects).sifc_reasons) == ["invalid_geometry", "overlap_in_file", "overlap_in_file"]
     assert _scalar(fresh_db, "SELECT count(*) FROM parcel WHERE commune_code = 'SN1301-sandiara'") == 4
     assert _scalar(fresh_db, "SELECT created_by FROM import_batch") == "analyste"
-    # English on request, and a dry run leaves the database as it is.
+    # The same file again is recognised and changes nothing (English on request).
     before = _state(fresh_db)
-    dry = run_cli(fresh_db, "--lang", "en", "import", "parcels", str(path), "--dry-run", "--rejects",
+    again = run_cli(fresh_db, "--lang", "en", "import", "parcels", str(path))
+    assert again.returncode == 0 and "File already imported" in again.stdout and "nothing changed" in again.stdout
+    assert _state(fresh_db) == before
+    # A dry run of another file leaves the database as it is.
+    other = tmp_path / "autre.gpkg"
+    gpd.GeoDataFrame(rows[:1], geometry="geometry", crs="EPSG:32628").to_file(other)
+    dry = run_cli(fresh_db, "--lang", "en", "import", "parcels", str(other), "--dry-run", "--rejects",
                   str(tmp_path / "r2.gpkg"))
-    assert dry.returncode == 0 and "Dry run: nothing was saved." in dry.stdout
+    assert dry.returncode == 0 and "Dry run: nothing was saved." in dry.stdout, dry.stdout
     assert _state(fresh_db) == before
 
 

@@ -117,7 +117,7 @@ def test_location_checks(db, tmp_path):
         {"NICAD": "sea", "geometry": square(200_000, 1_600_000)},  # Atlantic, west of Dakar
     ]
     path = write(tmp_path, rows)
-    import_parcels(db, path, ParcelImportOptions())
+    import_parcels(db, path, ParcelImportOptions(dry_run=True))
     status = _statuses(db)
     assert status["in"][0] == "accepted"
     assert status["sea"][:2] == ("rejected", ["outside_senegal"])
@@ -231,3 +231,14 @@ def test_geopackage_layer_choice(db, tmp_path):
     assert refused.value.key == "import.choose_layer" and "brouillon" in refused.value.message("fr")
     report = import_parcels(db, path, ParcelImportOptions(dry_run=True, layer="levés"))
     assert report.accepted == 1 and report.layer == "levés"
+
+
+def test_the_same_file_twice_is_detected_and_changes_nothing(db, cases, tmp_path):
+    first = import_parcels(db, cases, ParcelImportOptions())
+    before = _state(db)
+    copy = tmp_path / "copie.gpkg"
+    copy.write_bytes(cases.read_bytes())
+    again = import_parcels(db, cases, ParcelImportOptions())
+    assert again.already_imported["batch_id"] == first.batch_id
+    assert again.accepted == 0 and again.batch_id is None
+    assert _state(db) == before
