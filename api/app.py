@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 
 from api import problems
 from api.routers import health, parcels, territories
 from sifc import __version__
 from sifc.db import make_engine, make_sessionmaker
+from sifc.i18n import translate
 from sifc.settings import Settings
 
 DESCRIPTION = """
@@ -40,6 +41,17 @@ def create_app(settings: Settings) -> FastAPI:
     app = FastAPI(title="SIFC", version=__version__, description=DESCRIPTION, lifespan=lifespan)
     app.state.settings = settings
     problems.install(app)
+
+    @app.middleware("http")
+    async def refuse_nul(request: Request, call_next):  # type: ignore[no-untyped-def]
+        # PostgreSQL text cannot hold NUL: refuse it at the door rather than fail in the database.
+        raw = (request.url.path + "?" + (request.url.query or "")).lower()
+        if "%00" in raw or "\x00" in raw:
+            lang = problems.language(request)
+            return problems.problem(400, key="http.nul_character", detail=translate("http.nul_character", lang),
+                                    lang=lang, instance=request.url.path)
+        return await call_next(request)
+
     app.include_router(health.router)
     app.include_router(territories.router)
     app.include_router(parcels.router)

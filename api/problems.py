@@ -14,7 +14,7 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sifc.errors import SifcError
@@ -122,6 +122,14 @@ def install(app: FastAPI) -> None:
         lang = language(request)
         return problem(503, key="http.database_unavailable",
                        detail=translate("http.database_unavailable", lang), lang=lang,
+                       instance=request.url.path)
+
+    @app.exception_handler(DataError)
+    async def _bad_value(request: Request, exc: DataError) -> Response:
+        # SQLSTATE class 22 (data exception): a value the user sent that PostgreSQL cannot hold.
+        log.warning("data exception on %s: %s", request.url.path, type(exc.orig).__name__)
+        lang = language(request)
+        return problem(400, key="http.bad_value", detail=translate("http.bad_value", lang), lang=lang,
                        instance=request.url.path)
 
     @app.exception_handler(DBAPIError)

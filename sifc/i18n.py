@@ -72,6 +72,18 @@ MESSAGES: dict[str, dict[str, str]] = {
         "fr": "Une parcelle est un polygone ou un multipolygone non vide (reçu : {found}).",
         "en": "A parcel is a non-empty polygon or multipolygon (got {found}).",
     },
+    "parcel.bad_coordinates": {
+        "fr": "Coordonnées impossibles en {crs} : vérifiez le SCR déclaré (paramètre crs) et l'ordre x, y.",
+        "en": "Impossible coordinates in {crs}: check the declared CRS (crs parameter) and the x, y order.",
+    },
+    "http.bad_value": {
+        "fr": "Une valeur de la requête ne peut pas être enregistrée telle quelle (caractère ou nombre hors limites).",
+        "en": "A value of the request cannot be stored as it is (character or number out of range).",
+    },
+    "http.nul_character": {
+        "fr": "La requête contient un caractère NUL, interdit.",
+        "en": "The request contains a NUL character, which is not allowed.",
+    },
     "parcel.geometry_required": {
         "fr": "La géométrie de la parcelle est obligatoire.",
         "en": "The parcel's geometry is required.",

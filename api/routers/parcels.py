@@ -111,5 +111,5 @@ def parcel_versions(parcel_id: ParcelId, session: SessionDep, crs: CrsParam = "E
             summary="Les parcelles en vigueur d'une commune (paginées)")
 def commune_parcels(code: Annotated[str, Path(max_length=100)], session: SessionDep,
                     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-                    offset: Annotated[int, Query(ge=0)] = 0, crs: CrsParam = "EPSG:4326") -> Response:
+                    offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0, crs: CrsParam = "EPSG:4326") -> Response:
     return _geojson(service.list_commune(session, commune_code=code, limit=limit, offset=offset, crs=_srid(crs)))

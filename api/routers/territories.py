@@ -47,7 +47,7 @@ def list_query(
     department: Annotated[str | None, Query(max_length=20)] = None,
     arrondissement: Annotated[str | None, Query(max_length=20)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
 ) -> ListQuery:
     given = {"pole": pole, "region": region, "department": department,
              "arrondissement": arrondissement}

@@ -25,6 +25,8 @@ from sifc.errors import Conflict, Gone, InvalidInput, NotFound
 from sifc.geojson import crs_member, geometry_sql
 from sifc.parcels import nicad as nicad_rules
 
+# Coordinates a parcel in Senegal can have, per input CRS (generous: the country is checked later).
+COORDINATE_LIMITS = {4326: (-180.0, -90.0, 180.0, 90.0), 32628: (-2_000_000.0, -1_000_000.0, 3_000_000.0, 4_000_000.0)}
 CONTENT_FIELDS = ("nicad", "commune_code", "section", "local_number", "declared_area_m2", "land_use",
                   "tenure_regime")
 
@@ -139,6 +141,10 @@ def _to_storage_wkb(geometry: dict[str, Any], input_crs: int) -> bytes:
         raise InvalidInput("parcel.bad_geometry", reason=str(error)[:200]) from error
     if geom.geom_type not in ("Polygon", "MultiPolygon") or geom.is_empty:
         raise InvalidInput("parcel.not_polygon", found=geom.geom_type)
+    minx, miny, maxx, maxy = geom.bounds
+    limit = COORDINATE_LIMITS[input_crs]
+    if not (limit[0] <= minx <= maxx <= limit[2] and limit[1] <= miny <= maxy <= limit[3]):
+        raise InvalidInput("parcel.bad_coordinates", crs=f"EPSG:{input_crs}")
     return shapely.to_wkb(shapely.force_2d(geom), hex=False)
 
 

@@ -192,3 +192,12 @@ def test_openapi_documents_the_routes(client):
     for path in ("/locate", "/health", "/communes", "/communes/{code}", "/poles/{code}/children"):
         assert path in paths
     assert client.get("/docs").status_code == 200
+
+
+@pytest.mark.parametrize("path", [
+    "/communes?offset=99999999999999999999", "/communes/%00", "/parcels/by-nicad/%00", "/communes?q=a%00b",
+])
+def test_hostile_inputs_are_problems_not_500(client, path):
+    response = client.get(path)
+    assert 400 <= response.status_code < 500
+    assert response.headers["content-type"] == "application/problem+json"

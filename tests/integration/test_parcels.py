@@ -187,3 +187,22 @@ def test_even_the_owner_cannot_rewrite_a_version(admin_engine, settings):
         with pytest.raises(ProgrammingError, match="immutable"):
             conn.execute(text("UPDATE parcel_version SET land_use = 'x'"))
         outer.rollback()
+
+
+@pytest.mark.parametrize("coordinates", [
+    [[[1e300, 1e300], [1e300, -1e300], [-1e300, 1e300], [1e300, 1e300]]],
+    [[[-200, 95], [-200, 96], [-201, 96], [-200, 95]]],
+])
+def test_impossible_coordinates_are_a_422(client, coordinates):
+    response = client.post("/parcels", json={"type": "Feature", "properties": {},
+                                             "geometry": {"type": "Polygon", "coordinates": coordinates}})
+    assert response.status_code == 422
+    assert response.json()["type"] == "urn:sifc:problem:parcel.bad_coordinates"
+
+
+def test_nul_in_a_property_is_a_400(client, origin):
+    x, y = origin
+    response = client.post("/parcels", params={"crs": "EPSG:32628"},
+                           json=_feature(square(x + 600, y), land_use="a\u0000b"))
+    assert response.status_code == 400
+    assert response.headers["content-type"] == "application/problem+json"
