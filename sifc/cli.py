@@ -233,7 +233,8 @@ def import_parcels_command(
     settings = State.settings()
     engine = make_engine(settings.db_url, application_name="sifc-import")
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
-    with Progress(*columns, console=err, transient=True) as bar, make_sessionmaker(engine)() as session:
+    with Progress(*columns, console=err, transient=True, disable=not err.is_terminal) as bar, \
+            make_sessionmaker(engine)() as session:
         tasks: dict[str, object] = {}
 
         def progress(stage: str, done: int, total: int) -> None:

@@ -184,6 +184,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "fr": "« {commune} » désigne plusieurs communes ({codes}) : donnez son code.",
         "en": "'{commune}' names several communes ({codes}): give its code.",
     },
+    "import.bad_encoding": {
+        "fr": "Encodage inconnu : « {encoding} » (exemples : UTF-8, ISO-8859-1, CP1252).",
+        "en": "Unknown encoding: '{encoding}' (for example UTF-8, ISO-8859-1, CP1252).",
+    },
     "import.on_invalid": {
         "fr": "--on-invalid vaut repair ou reject (reçu : « {value} »).",
         "en": "--on-invalid is repair or reject (got '{value}').",

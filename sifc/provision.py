@@ -180,13 +180,20 @@ def restore(settings: Settings, path: Path, database: str) -> None:
             engine.dispose()
         if tables:
             raise DatabaseUnavailable("db.restore_target_not_empty", database=database)
+        created = False
     else:
         create_database(settings.admin_url, database)
-    engine = _autocommit_engine(admin)
+        created = True
     try:
-        with engine.connect() as conn:
-            ensure_service_role(conn, settings.db_url.username, settings.db_url.password)
-    finally:
-        engine.dispose()
-    _run_tool("pg_restore", ["--exit-on-error", "--no-owner", f"--dbname={libpq_url(admin)}",
-                             str(path)], admin)
+        engine = _autocommit_engine(admin)
+        try:
+            with engine.connect() as conn:
+                ensure_service_role(conn, settings.db_url.username, settings.db_url.password)
+        finally:
+            engine.dispose()
+        _run_tool("pg_restore", ["--exit-on-error", "--no-owner", f"--dbname={libpq_url(admin)}",
+                                 str(path)], admin)
+    except Exception:
+        if created:  # a refused restore leaves no half-restored database behind
+            drop_database(settings.admin_url, database)
+        raise

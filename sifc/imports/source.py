@@ -226,7 +226,10 @@ def _inspect(target: Path, work: Path, *, layer: str | None, crs: str | None,
         if _sidecar(target, ".dbf") is None:
             _note(notes, "dbf_missing")
         if encoding:
-            encoding, encoding_origin = _codec(encoding) or encoding, "option"
+            known = _codec(encoding)
+            if known is None:
+                raise ImportRejected("import.bad_encoding", encoding=encoding)
+            encoding, encoding_origin = known, "option"
         else:
             encoding, encoding_origin = _shapefile_encoding(target, notes)
     elif suffix in (".gpkg", ".geojson", ".json"):

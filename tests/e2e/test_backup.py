@@ -49,3 +49,12 @@ def test_restore_of_a_missing_file_is_one_line(fresh_db):
     done = run_cli(fresh_db, "db", "restore", "/nonexistent.dump", "--database", "sifc_never")
     assert done.returncode == 2
     assert "Sauvegarde introuvable" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_restore_of_a_broken_file_leaves_no_database(fresh_db, tmp_path):
+    broken = tmp_path / "broken.dump"
+    broken.write_bytes(b"not a dump")
+    target = f"{fresh_db.db_url.database}_broken"
+    done = run_cli(fresh_db, "db", "restore", str(broken), "--database", target)
+    assert done.returncode == 2 and "pg_restore" in done.stderr and "Traceback" not in done.stderr
+    assert not provision.database_exists(fresh_db.admin_url, target)

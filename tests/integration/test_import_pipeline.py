@@ -242,3 +242,12 @@ def test_the_same_file_twice_is_detected_and_changes_nothing(db, cases, tmp_path
     assert again.already_imported["batch_id"] == first.batch_id
     assert again.accepted == 0 and again.batch_id is None
     assert _state(db) == before
+
+
+def test_unknown_encoding_is_refused(db):
+    from pathlib import Path
+
+    corpus = Path(__file__).resolve().parents[1] / "data" / "shp_corpus" / "fiona_gre"
+    with pytest.raises(ImportRejected) as refused:
+        import_parcels(db, corpus, ParcelImportOptions(encoding="klingon", dry_run=True))
+    assert refused.value.key == "import.bad_encoding"
