@@ -8,4 +8,5 @@ test:
 	bash scripts/test.sh
 
 lint:
-	.venv/bin/ruff check sifc api tests bench
+	.venv/bin/ruff check .
+	.venv/bin/mypy

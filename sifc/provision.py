@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
@@ -36,7 +37,7 @@ def ensure_service_role(conn: Connection, name: str, password: str | None) -> No
         return  # a database owner migrating as itself: nothing to create
     exists = conn.exec_driver_sql(
         "SELECT 1 FROM pg_roles WHERE rolname = %(name)s", {"name": name}).scalar()
-    raw = conn.connection.dbapi_connection
+    raw: Any = conn.connection.dbapi_connection
     statement = sql.SQL("{} ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE").format(
         sql.SQL("ALTER" if exists else "CREATE"), sql.Identifier(name))
     if password:
@@ -188,7 +189,7 @@ def restore(settings: Settings, path: Path, database: str) -> None:
         engine = _autocommit_engine(admin)
         try:
             with engine.connect() as conn:
-                ensure_service_role(conn, settings.db_url.username, settings.db_url.password)
+                ensure_service_role(conn, settings.db_url.username or "sifc_app", settings.db_url.password)
         finally:
             engine.dispose()
         _run_tool("pg_restore", ["--exit-on-error", "--no-owner", f"--dbname={libpq_url(admin)}",

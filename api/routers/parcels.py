@@ -10,11 +10,10 @@ from geojson_pydantic import Feature, MultiPolygon, Polygon
 from pydantic import BaseModel, Field
 
 from api.deps import SessionDep
+from api.responses import CREATED_RESPONSE, GEOJSON_RESPONSE, geojson
 from sifc.parcels import service
 from sifc.parcels.service import ParcelInput
 
-GEOJSON = "application/geo+json"
-GEOJSON_RESPONSE = {200: {"content": {GEOJSON: {}}, "description": "GeoJSON (RFC 7946)"}}
 router = APIRouter(tags=["Parcelles"])
 
 CrsParam = Annotated[Literal["EPSG:4326", "EPSG:32628"], Query(
@@ -38,7 +37,7 @@ class ParcelProperties(BaseModel):
 
 
 ParcelFeature = Feature[Polygon | MultiPolygon, ParcelProperties]
-ParcelPatch = Feature[Polygon | MultiPolygon | None, ParcelProperties]
+ParcelPatch = ParcelFeature  # geometry may be null: attributes-only change
 
 
 class RetireBody(BaseModel):
@@ -59,17 +58,14 @@ def _input(feature: Any, crs: str, *, partial: bool) -> tuple[ParcelInput, int |
             properties.expected_version)
 
 
-def _geojson(body: bytes, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(body, status_code=status, media_type=GEOJSON, headers=headers)
 
-
-@router.post("/parcels", status_code=201, responses={201: {"content": {GEOJSON: {}}}}, response_class=Response,
+@router.post("/parcels", status_code=201, responses=CREATED_RESPONSE, response_class=Response,
              summary="Créer une parcelle")
 def create_parcel(feature: Annotated[ParcelFeature, Body()], session: SessionDep, author: Author = None,
                   crs: CrsParam = "EPSG:4326") -> Response:
     data, _ = _input(feature, crs, partial=False)
     parcel_id = service.create(session, data=data, author=author or "api")
-    return _geojson(service.get(session, parcel_id=parcel_id, crs=_srid(crs)), 201,
+    return geojson(service.get(session, parcel_id=parcel_id, crs=_srid(crs)), 201,
                     {"Location": f"/parcels/{parcel_id}"})
 
 
@@ -77,13 +73,13 @@ def create_parcel(feature: Annotated[ParcelFeature, Body()], session: SessionDep
             summary="La parcelle en vigueur portant un NICAD")
 def parcel_by_nicad(nicad: Annotated[str, Path(max_length=64)], session: SessionDep,
                     crs: CrsParam = "EPSG:4326") -> Response:
-    return _geojson(service.get_by_nicad(session, nicad=nicad, crs=_srid(crs)))
+    return geojson(service.get_by_nicad(session, nicad=nicad, crs=_srid(crs)))
 
 
 @router.get("/parcels/{parcel_id}", responses=GEOJSON_RESPONSE, response_class=Response,
             summary="Une parcelle (version en vigueur)")
 def get_parcel(parcel_id: ParcelId, session: SessionDep, crs: CrsParam = "EPSG:4326") -> Response:
-    return _geojson(service.get(session, parcel_id=parcel_id, crs=_srid(crs)))
+    return geojson(service.get(session, parcel_id=parcel_id, crs=_srid(crs)))
 
 
 @router.patch("/parcels/{parcel_id}", responses=GEOJSON_RESPONSE, response_class=Response,
@@ -92,7 +88,7 @@ def update_parcel(parcel_id: ParcelId, feature: Annotated[ParcelPatch, Body()], 
                   author: Author = None, crs: CrsParam = "EPSG:4326") -> Response:
     data, expected = _input(feature, crs, partial=True)
     service.update(session, parcel_id=parcel_id, data=data, author=author or "api", expected_version=expected)
-    return _geojson(service.get(session, parcel_id=parcel_id, crs=_srid(crs)))
+    return geojson(service.get(session, parcel_id=parcel_id, crs=_srid(crs)))
 
 
 @router.post("/parcels/{parcel_id}/retire", status_code=204, summary="Retirer une parcelle (rien n'est effacé)")
@@ -104,7 +100,7 @@ def retire_parcel(parcel_id: ParcelId, body: RetireBody, session: SessionDep, au
 @router.get("/parcels/{parcel_id}/versions", responses=GEOJSON_RESPONSE, response_class=Response,
             summary="Toutes les versions d'une parcelle")
 def parcel_versions(parcel_id: ParcelId, session: SessionDep, crs: CrsParam = "EPSG:4326") -> Response:
-    return _geojson(service.versions(session, parcel_id=parcel_id, crs=_srid(crs)))
+    return geojson(service.versions(session, parcel_id=parcel_id, crs=_srid(crs)))
 
 
 @router.get("/communes/{code}/parcels", responses=GEOJSON_RESPONSE, response_class=Response,
@@ -112,4 +108,4 @@ def parcel_versions(parcel_id: ParcelId, session: SessionDep, crs: CrsParam = "E
 def commune_parcels(code: Annotated[str, Path(max_length=100)], session: SessionDep,
                     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
                     offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0, crs: CrsParam = "EPSG:4326") -> Response:
-    return _geojson(service.list_commune(session, commune_code=code, limit=limit, offset=offset, crs=_srid(crs)))
+    return geojson(service.list_commune(session, commune_code=code, limit=limit, offset=offset, crs=_srid(crs)))

@@ -10,17 +10,16 @@ from pydantic import BaseModel
 
 from api.deps import SessionDep, SettingsDep
 from api.problems import language
+from api.responses import GEOJSON_RESPONSE, geojson
 from sifc.errors import InvalidInput
 from sifc.i18n import translate
 from sifc.territories import service
 from sifc.territories.service import GeometryOptions, ListQuery
 
-GEOJSON = "application/geo+json"
 PLURAL = {"pole": "poles", "region": "regions", "department": "departments",
           "arrondissement": "arrondissements", "commune": "communes"}
 FILTER_COLUMNS = {"pole": "pole_code", "region": "region_code", "department": "department_code",
                   "arrondissement": "arrondissement_code"}
-GEOJSON_RESPONSE = {200: {"content": {GEOJSON: {}}, "description": "GeoJSON (RFC 7946)"}}
 
 router = APIRouter(tags=["Référentiel territorial"])
 
@@ -60,9 +59,6 @@ ListDep = Annotated[ListQuery, Depends(list_query)]
 Code = Annotated[str, Path(max_length=100)]
 
 
-def _geojson(body: bytes) -> Response:
-    return Response(body, media_type=GEOJSON)
-
 
 def _check_filters(level: str, query: ListQuery) -> None:
     allowed = service.LEVELS[level].parent_filters
@@ -78,22 +74,23 @@ def _add_level_routes(level: str) -> None:
                 summary=f"Lister les {plural}", operation_id=f"list_{plural}")
     def list_level(session: SessionDep, query: ListDep, geometry: GeometryDep) -> Response:
         _check_filters(level, query)
-        return _geojson(service.list_units(session, level=level, query=query, geometry=geometry))
+        return geojson(service.list_units(session, level=level, query=query, geometry=geometry))
 
     @router.get(f"/{plural}/{{code}}", responses=GEOJSON_RESPONSE, response_class=Response,
                 summary=f"Un(e) {level}", operation_id=f"get_{level}")
     def get_level(code: Code, session: SessionDep, geometry: GeometryDep) -> Response:
-        return _geojson(service.get_unit(session, level=level, code=code, geometry=geometry))
+        return geojson(service.get_unit(session, level=level, code=code, geometry=geometry))
 
-    if service.LEVELS[level].child:
-        child = PLURAL[service.LEVELS[level].child]
+    child_level = service.LEVELS[level].child
+    if child_level:
+        child = PLURAL[child_level]
 
         @router.get(f"/{plural}/{{code}}/children", responses=GEOJSON_RESPONSE,
                     response_class=Response, summary=f"Les {child} d'un(e) {level}",
                     operation_id=f"children_of_{level}")
         def children_of(code: Code, session: SessionDep, query: ListDep,
                         geometry: GeometryDep) -> Response:
-            return _geojson(service.children(session, level=level, code=code, query=query,
+            return geojson(service.children(session, level=level, code=code, query=query,
                                              geometry=geometry))
 
 

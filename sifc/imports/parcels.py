@@ -146,7 +146,7 @@ class ParcelImportReport:
     issues_truncated: bool = False
     dry_run: bool = False
     batch_id: str | None = None
-    already_imported: dict[str, object] | None = None
+    already_imported: dict[str, str] | None = None
     options: dict[str, object] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, object]:
@@ -219,6 +219,7 @@ def _stage(session: Session, info: SourceInfo, columns: dict[str, str], options:
     session.execute(text("DROP TABLE IF EXISTS stage_parcel"))
     session.execute(text(STAGE_DDL))
     raw = session.connection().connection.driver_connection
+    assert raw is not None  # a live psycopg connection: the session holds it for the transaction
     ord_ = 0
     encoding = info.encoding if info.fmt == "ESRI Shapefile" else None
     try:

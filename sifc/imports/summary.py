@@ -14,7 +14,7 @@ def print_summary(console: Console, report: ParcelImportReport, lang: Lang) -> N
     fr = lang == "fr"
     pick = 0 if fr else 1
     if report.already_imported:
-        done = report.already_imported
+        done = {k: str(v) for k, v in report.already_imported.items()}
         console.print((f"Fichier déjà importé (lot {done['batch_id']}, {done['file']}, {done['date'][:10]}) : "
                        "rien n'a changé." if fr else
                        f"File already imported (batch {done['batch_id']}, {done['file']}, {done['date'][:10]}): "

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 import shapely
 from shapely.geometry import shape
@@ -84,7 +84,7 @@ def get(session: Session, *, parcel_id: str, crs: int = 4326) -> bytes:
     return row.encode()
 
 
-def _missing(session: Session, pid: uuid.UUID) -> None:
+def _missing(session: Session, pid: uuid.UUID) -> NoReturn:
     closed = session.execute(text("SELECT max(valid_to) FROM parcel_version WHERE parcel_id = :id"),
                              {"id": pid}).scalar()
     if closed is not None:

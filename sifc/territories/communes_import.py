@@ -19,6 +19,7 @@ from __future__ import annotations
 import csv
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pyogrio
@@ -359,7 +360,7 @@ def _apply(session: Session, report: CommuneImportReport, file_name: str) -> Non
         RETURNING c.code, c.name, m.idx, m.how, s.name AS feature_name,
                   round((ST_Area(s.geom) / 1e6)::numeric, 3) AS area_km2
     """), {"source": source}).mappings().all()
-    old_area = dict(session.execute(text(
+    old_area: dict[str, Any] = dict(session.execute(text(
         "SELECT code, round((ST_Area(old_geom) / 1e6)::numeric, 3) FROM replaced")).all())
     for row in sorted(rows, key=lambda r: r["idx"]):
         report.matched.append({
@@ -406,7 +407,7 @@ def _clip_provisional_neighbours(session: Session, report: CommuneImportReport, 
         FROM cut WHERE cut.code = c.code
         RETURNING c.code, c.name, c.geom IS NULL AS emptied
     """)).mappings().all()
-    areas = dict(session.execute(text("""
+    areas: dict[str, float] = dict(session.execute(text("""
         SELECT k.code, ST_Area(k.old_geom) - coalesce(ST_Area(c.geom), 0)
         FROM clipped k JOIN commune c USING (code)
     """)).all())

@@ -12,7 +12,9 @@ overlap them.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from decimal import Decimal
 from pathlib import Path
 
 import orjson
@@ -110,12 +112,13 @@ def _record_repairs(session: Session, level: str, report: LoadReport) -> None:
                                "action": "ST_MakeValid"})
 
 
-def _json(rows: list[dict[str, object]]) -> str:
+def _json(rows: Sequence[Mapping[str, object]]) -> str:
     return orjson.dumps(rows).decode()
 
 
 def _plain(value: object) -> object:
-    return float(value) if hasattr(value, "as_integer_ratio") and not isinstance(value, int) else value
+    """Decimals from SQL as floats, for JSON."""
+    return float(value) if isinstance(value, Decimal) else value
 
 
 def _archive_changed(session: Session, level: str) -> None:
