@@ -161,8 +161,9 @@ def _sidecar(shp: Path, suffix: str) -> Path | None:
     return None
 
 
-def _resolve_srid(declared: str | None, override: str | None, path: Path,
-                  notes: list[dict[str, object]]) -> tuple[int, str]:
+def resolve_srid(declared: str | None, override: str | None, path: Path,
+                 notes: list[dict[str, object]]) -> tuple[int, str]:
+    """The EPSG code to read a file with: ``override`` (``--crs``) else the file's own CRS, else refused."""
     if override:
         try:
             srid = CRS.from_user_input(override).to_epsg()
@@ -265,7 +266,7 @@ def _inspect(target: Path, work: Path, *, layer: str | None, crs: str | None,
         base = declared_type.replace("3D ", "").split(" ")[0]
         if base not in ("Polygon", "MultiPolygon", "Unknown"):
             raise ImportRejected("import.not_polygons", found=declared_type)
-    srid, crs_origin = _resolve_srid(info.get("crs"), crs, target, notes)
+    srid, crs_origin = resolve_srid(info.get("crs"), crs, target, notes)
     if has_z:
         _note(notes, "z_dropped")
     if has_m:

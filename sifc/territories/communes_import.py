@@ -24,8 +24,6 @@ from typing import Any
 import orjson
 import pyogrio
 import shapely
-from pyproj import CRS
-from pyproj.exceptions import CRSError
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy import text
@@ -33,6 +31,7 @@ from sqlalchemy.orm import Session
 
 from sifc.errors import ImportRejected
 from sifc.i18n import Lang
+from sifc.imports.source import resolve_srid
 from sifc.territories import pieces
 from sifc.territories.loader import NORMALIZE, assign_arrondissements
 from sifc.text import search_form
@@ -141,15 +140,7 @@ def _read(path: Path, options: ImportOptions) -> tuple[list[_Feature], int, list
     except Exception as error:  # GDAL raises many types for unreadable files
         raise ImportRejected("import.unreadable", path=str(path),
                              reason=str(error).splitlines()[0]) from error
-    declared = options.crs or info.get("crs")
-    if not declared:
-        raise ImportRejected("import.no_crs", path=str(path))
-    try:
-        srid = CRS.from_user_input(declared).to_epsg()
-    except CRSError as error:
-        raise ImportRejected("import.bad_crs", crs=declared) from error
-    if srid is None:
-        raise ImportRejected("import.bad_crs", crs=declared)
+    srid, _origin = resolve_srid(info.get("crs"), options.crs, path, [])
     if len(frame) == 0:
         raise ImportRejected("import.empty")
     types = sorted({t for t in frame.geometry.geom_type.dropna().unique()})

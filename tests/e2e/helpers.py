@@ -10,8 +10,11 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from sqlalchemy import create_engine
+from sqlalchemy.pool import NullPool
+
 from sifc.settings import Settings
-from tests.conftest import REPO, env_for
+from tests.conftest import REPO, env_for, table_fingerprint
 
 SIFC = [sys.executable, "-m", "sifc.cli"]
 
@@ -56,3 +59,12 @@ def start_server(settings: Settings, port: int, log: Path) -> subprocess.Popen[b
         time.sleep(0.3)
     process.kill()
     raise RuntimeError(f"server did not answer: {log.read_text()[-2000:]}")
+
+
+def fingerprints(settings: Settings, tables: tuple[str, ...]) -> dict[str, tuple[int, str]]:
+    """Row count and md5 of each table of ``settings``' database, read as the superuser."""
+    engine = create_engine(settings.admin_url, poolclass=NullPool)
+    with engine.connect() as conn:
+        result = {t: table_fingerprint(conn, t) for t in tables}
+    engine.dispose()
+    return result

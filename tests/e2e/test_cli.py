@@ -1,21 +1,15 @@
 """The ``sifc`` command line, end to end, on a database of its own."""
 
 import pytest
-from sqlalchemy import create_engine
-from sqlalchemy.pool import NullPool
 
-from tests.conftest import TABLES, env_for, shared_path, table_fingerprint
-from tests.e2e.helpers import run_cli
+from tests.conftest import TABLES, env_for, shared_path
+from tests.e2e.helpers import fingerprints, run_cli
 
 pytestmark = pytest.mark.e2e
 
 
 def _fingerprints(settings):
-    engine = create_engine(settings.admin_url, poolclass=NullPool)
-    with engine.connect() as conn:
-        result = {t: table_fingerprint(conn, t) for t in TABLES}
-    engine.dispose()
-    return result
+    return fingerprints(settings, TABLES)
 
 
 def _assert_one_clean_line(done):

@@ -7,8 +7,8 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
-from tests.conftest import TABLES, table_fingerprint
-from tests.e2e.helpers import run_cli
+from tests.conftest import TABLES
+from tests.e2e.helpers import fingerprints, run_cli
 from tests.integration.fixtures import bowtie, square
 
 pytestmark = pytest.mark.e2e
@@ -17,11 +17,7 @@ CORPUS = "tests/data/shp_corpus"
 
 
 def _state(settings):
-    engine = create_engine(settings.admin_url, poolclass=NullPool)
-    with engine.connect() as conn:
-        result = {t: table_fingerprint(conn, t) for t in STATE}
-    engine.dispose()
-    return result
+    return fingerprints(settings, STATE)
 
 
 def _scalar(settings, sql):
