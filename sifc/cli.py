@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import os
 import sys
+import tempfile
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -218,7 +220,7 @@ def import_parcels_command(
     from sifc.db import make_engine, make_sessionmaker
     from sifc.errors import InvalidInput
     from sifc.imports.mapping import read_mapping_file
-    from sifc.imports.parcels import ParcelImportOptions, import_parcels, write_rejects
+    from sifc.imports.parcels import ParcelImportOptions, import_parcels, spool_issues, write_rejects, write_report
     from sifc.imports.summary import print_summary
 
     if on_invalid not in ("repair", "reject"):
@@ -238,12 +240,18 @@ def import_parcels_command(
         tasks: dict[str, object] = {}
 
         def progress(stage: str, done: int, total: int) -> None:
-            label = {"read": _say("lecture", "reading"), "check": _say("contrôles", "checks")}[stage]
+            label = {"staging": _say("lecture", "reading"), "validating": _say("contrôles", "checks")}.get(stage)
+            if label is None:
+                return
             if stage not in tasks:
                 tasks[stage] = bar.add_task(label, total=total or None)
             bar.update(tasks[stage], completed=done, total=total or None)  # type: ignore[arg-type]
 
         result = import_parcels(session, path, options, progress=progress)
+        spool = None
+        if report and not result.already_imported:  # every issue, read before the transaction ends
+            spool = Path(tempfile.mkstemp(prefix="sifc-issues-", suffix=".jsonl")[1])
+            spool_issues(session, spool)
         if (result.rejected or result.duplicates) and not result.already_imported:
             target = rejects or Path(f"{path.stem}_rejets.gpkg")
             write_rejects(session, target, State.lang)
@@ -253,14 +261,18 @@ def import_parcels_command(
         if dry_run:
             session.rollback()
         else:
+            started = time.perf_counter()
             session.commit()
+            result.timings["commit"] += time.perf_counter() - started
     engine.dispose()
     print_summary(out, result, State.lang)
     if result_rejects:
         out.print(_say(f"Entités rejetées et motifs : {result_rejects}",
                        f"Rejected features and reasons: {result_rejects}"))
     if report:
-        report.write_text(json.dumps(result.as_dict(), ensure_ascii=False, indent=2, default=str), encoding="utf-8")
+        write_report(result, report, spool)
+    if spool:
+        spool.unlink(missing_ok=True)
 
 
 # --- demo -------------------------------------------------------------------------------

@@ -148,6 +148,11 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "The layer holds non-polygon geometries ({found}): parcels and boundaries must be "
         "polygons. Nothing was changed.",
     },
+    "import.concurrent_change": {
+        "fr": "Des parcelles du fichier ont été modifiées par ailleurs pendant l'import : relancez-le. "
+              "Rien n'a été modifié.",
+        "en": "Parcels of the file were changed elsewhere during the import: run it again. Nothing was changed.",
+    },
     "import.empty": {
         "fr": "Le fichier ne contient aucune entité (no features). Rien n'a été modifié.",
         "en": "The file holds no features. Nothing was changed.",

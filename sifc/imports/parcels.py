@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import getpass
 import hashlib
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -63,6 +64,10 @@ REASONS = {
                         "overlaps another parcel of the file beyond the tolerance"),
     "overlap_existing": ("chevauche une parcelle en vigueur au-delà de la tolérance",
                          "overlaps a current parcel beyond the tolerance"),
+    "ring_open": ("contour ouvert : numérotation des bornes interrompue",
+                  "open outline: gap in the boundary markers' numbering"),
+    "ring_too_few_vertices": ("moins de 3 sommets distincts", "fewer than 3 distinct vertices"),
+    "ring_self_intersecting": ("contour qui se recoupe", "self-intersecting outline"),
 }
 WARNINGS = {
     "invalid_repaired": ("géométrie invalide réparée (ST_MakeValid)", "invalid geometry repaired (ST_MakeValid)"),
@@ -75,7 +80,12 @@ WARNINGS = {
                      "the NICAD does not begin with the commune's national code"),
     "provisional_commune": ("commune aux limites provisoires", "commune with provisional boundaries"),
     "straddles_communes": ("parcelle à cheval sur plusieurs communes", "parcel straddling several communes"),
+    "sliver": ("parcelle résiduelle : largeur moyenne (2 × surface / périmètre) inférieure à 0,5 m",
+               "sliver: mean width (2 × area / perimeter) under 0.5 m"),
 }
+SLIVER_MEAN_WIDTH_M = 0.5
+# Column of a converted file (DXF, bornes) carrying a feature-level refusal found while converting.
+PRE_REJECT_FIELD = "sifc_reject"
 FILE_NOTES = {
     "shx_rebuilt": ("index .shx absent : reconstruit", "missing .shx index: rebuilt"),
     "dbf_missing": (".dbf absent : parcelles sans attributs", "missing .dbf: parcels without attributes"),
@@ -142,8 +152,12 @@ class ParcelImportReport:
     warnings_by_code: dict[str, int] = field(default_factory=dict)
     file_notes: list[dict[str, object]] = field(default_factory=list)
     communes: dict[str, int] = field(default_factory=dict)
+    changes: dict[str, int] = field(default_factory=dict)
+    matched_by: dict[str, int] = field(default_factory=dict)
     issues: list[dict[str, object]] = field(default_factory=list)
     issues_truncated: bool = False
+    timings: dict[str, float] = field(default_factory=lambda: dict.fromkeys(("read", "stage", "validate", "commit"),
+                                                                            0.0))
     dry_run: bool = False
     batch_id: str | None = None
     already_imported: dict[str, str] | None = None
@@ -184,10 +198,16 @@ CREATE TEMP TABLE stage_parcel (
     tenure_regime text,
     source_id text,
     attrs jsonb,
+    pre_reject text,
     declared_area double precision,
     geom geometry,
     area double precision,
     commune_code text,
+    match_id uuid,
+    match_version integer,
+    match_by text,
+    change text,
+    changed_fields text[],
     status text NOT NULL DEFAULT 'pending',
     reasons text[] NOT NULL DEFAULT '{}',
     warnings text[] NOT NULL DEFAULT '{}'
@@ -214,7 +234,7 @@ def _json_default(value: Any) -> str:
 
 
 def _stage(session: Session, info: SourceInfo, columns: dict[str, str], options: ParcelImportOptions,
-           progress: Progress | None) -> int:
+           progress: Progress | None, timings: dict[str, float]) -> int:
     """Stream the features into ``stage_parcel`` with COPY; return how many were read."""
     session.execute(text("DROP TABLE IF EXISTS stage_parcel"))
     session.execute(text(STAGE_DDL))
@@ -222,20 +242,31 @@ def _stage(session: Session, info: SourceInfo, columns: dict[str, str], options:
     assert raw is not None  # a live psycopg connection: the session holds it for the transaction
     ord_ = 0
     encoding = info.encoding if info.fmt == "ESRI Shapefile" else None
+    clock = time.perf_counter
     try:
         with open_arrow(info.path, layer=info.layer, encoding=encoding, use_pyarrow=True,
                         batch_size=options.chunk_size) as (meta, reader):
             geometry_column = meta.get("geometry_name") or "wkb_geometry"
             fields = [str(f) for f in meta.get("fields", [])]
+            pre_reject = PRE_REJECT_FIELD in fields
+            attr_fields = [f for f in fields if f != PRE_REJECT_FIELD]
             with raw.cursor() as cursor, cursor.copy(
                 "COPY stage_parcel (ord, src, nicad_raw, nicad, section, local_number, declared_raw, declared_area, "
-                "land_use, tenure_regime, source_id, attrs) FROM STDIN"
+                "land_use, tenure_regime, source_id, attrs, pre_reject) FROM STDIN"
             ) as copy:
-                for batch in reader:
+                batches = iter(reader)
+                while True:
+                    started = clock()
+                    batch = next(batches, None)
+                    if batch is None:
+                        break
                     data = {name: batch.column(name).to_pylist() for name in batch.schema.names}
                     geometries = data.get(geometry_column) or [None] * batch.num_rows
+                    rejects = data.get(PRE_REJECT_FIELD) if pre_reject else None
+                    read_done = clock()
+                    timings["read"] += read_done - started
                     for i in range(batch.num_rows):
-                        attrs = {f: data[f][i] for f in fields if f in data}
+                        attrs = {f: data[f][i] for f in attr_fields if f in data}
                         mapped = {t: _text_value(attrs.get(c)) for t, c in columns.items()}
                         wkb = geometries[i]
                         copy.write_row((
@@ -246,10 +277,14 @@ def _stage(session: Session, info: SourceInfo, columns: dict[str, str], options:
                             mapped.get("tenure_regime"), mapped.get("source_id"),
                             orjson.dumps(attrs, default=_json_default,
                                          option=orjson.OPT_NON_STR_KEYS).decode(),
+                            rejects[i] if rejects else None,
                         ))
                         ord_ += 1
+                    timings["stage"] += clock() - read_done
                     if progress:
-                        progress("read", ord_, info.features)
+                        progress("staging", ord_, info.features)
+                started = clock()
+            timings["stage"] += clock() - started  # the end of COPY: the server's last rows
     except ImportRejected:
         raise
     except Exception as error:  # GDAL and Arrow raise several types for broken files
@@ -257,6 +292,10 @@ def _stage(session: Session, info: SourceInfo, columns: dict[str, str], options:
             raise
         raise ImportRejected("import.unreadable", path=info.path.name,
                              reason=str(error).splitlines()[0][:200]) from error
+    if pre_reject:
+        known = ", ".join(f"'{code}'" for code in REASONS)
+        _sql(session, f"UPDATE stage_parcel SET status = 'rejected', reasons = ARRAY[pre_reject] "
+                      f"WHERE pre_reject IN ({known})")
     return ord_
 
 
@@ -454,7 +493,6 @@ def _check_nicad(session: Session) -> None:
               AND o.status IN ('pending', 'rejected') AND o.geom IS NOT NULL AND NOT ST_Equals(o.geom, s.geom))
     """)
     _sql(session, "DROP TABLE stage_repeated")
-    _reject(session, "nicad_taken", "s.nicad IS NOT NULL AND EXISTS (SELECT 1 FROM parcel p WHERE p.nicad = s.nicad)")
     lengths = ", ".join(str(n) for n in nicad_rules.STANDARD_LENGTHS)
     _warn(session, "nicad_nonstandard", f"s.nicad IS NOT NULL AND length(s.nicad) NOT IN ({lengths})")
     _warn(session, "nicad_prefix", f"""
@@ -475,13 +513,94 @@ def _check_overlaps(session: Session, options: ParcelImportOptions) -> None:
     """, **tolerance)
     _reject(session, "overlap_in_file", "s.ord IN (SELECT a FROM stage_overlap UNION SELECT b FROM stage_overlap)")
     _sql(session, "DROP TABLE stage_overlap")
+    # Current parcels the file gives a new state of are checked as part of the file, not against it.
     _reject(session, "overlap_existing", """
         EXISTS (SELECT 1 FROM parcel p WHERE p.geom && s.geom
+                AND NOT EXISTS (SELECT 1 FROM stage_parcel m WHERE m.match_id = p.parcel_id
+                                AND m.status = 'pending')
                 AND overlap_area(p.geom, s.geom) > greatest(:m2, :ratio * least(p.area_m2, s.area)))
     """, **tolerance)
 
 
+def _match(session: Session) -> None:
+    """Match the file's parcels with current ones: by NICAD, else source identifier, else geometry.
+
+    A matched parcel gets a new version only if something changed; a NICAD found on a
+    parcel elsewhere (the shapes do not even touch) is refused as taken.
+    """
+    _sql(session, """
+        UPDATE stage_parcel s SET match_id = p.parcel_id, match_version = p.version, match_by = 'nicad'
+        FROM parcel p
+        WHERE s.status = 'pending' AND s.nicad IS NOT NULL AND p.nicad = s.nicad AND ST_Intersects(p.geom, s.geom)
+    """)
+    _reject(session, "nicad_taken", """
+        s.match_id IS NULL AND s.nicad IS NOT NULL AND EXISTS (SELECT 1 FROM parcel p WHERE p.nicad = s.nicad)
+    """)
+    # A source identifier is only an identifier within its commune, and only when unique on both sides.
+    _sql(session, """
+        WITH staged AS (
+            SELECT source_id, commune_code FROM stage_parcel
+            WHERE status = 'pending' AND source_id IS NOT NULL
+            GROUP BY source_id, commune_code HAVING count(*) = 1
+        ), current AS (
+            SELECT p.source_id, p.commune_code, min(p.parcel_id::text)::uuid AS parcel_id, min(p.version) AS version
+            FROM parcel p JOIN staged USING (source_id, commune_code)
+            GROUP BY p.source_id, p.commune_code HAVING count(*) = 1
+        )
+        UPDATE stage_parcel s SET match_id = c.parcel_id, match_version = c.version, match_by = 'source_id'
+        FROM current c
+        WHERE s.status = 'pending' AND s.match_id IS NULL AND s.source_id = c.source_id
+          AND s.commune_code = c.commune_code AND ST_Intersects((SELECT geom FROM parcel WHERE parcel_id = c.parcel_id),
+                                                                s.geom)
+          AND NOT EXISTS (SELECT 1 FROM stage_parcel o WHERE o.match_id = c.parcel_id)
+    """)
+    # The same land: each covers at least 90 % of the other, and nothing else does.
+    _sql(session, """
+        WITH pairs AS (
+            SELECT s.ord, p.parcel_id, p.version
+            FROM stage_parcel s JOIN parcel p ON p.geom && s.geom
+            WHERE s.status = 'pending' AND s.match_id IS NULL
+              AND NOT EXISTS (SELECT 1 FROM stage_parcel o WHERE o.match_id = p.parcel_id)
+              AND overlap_area(p.geom, s.geom) >= 0.9 * greatest(p.area_m2, s.area)
+        ), unique_pairs AS (
+            SELECT ord, min(parcel_id::text)::uuid AS parcel_id, min(version) AS version
+            FROM pairs GROUP BY ord HAVING count(*) = 1
+        ), claimed AS (
+            SELECT parcel_id FROM unique_pairs GROUP BY parcel_id HAVING count(*) = 1
+        )
+        UPDATE stage_parcel s SET match_id = u.parcel_id, match_version = u.version, match_by = 'geometry'
+        FROM unique_pairs u JOIN claimed USING (parcel_id)
+        WHERE s.ord = u.ord
+    """)
+    # What changed. Geometry: more than 1 cm anywhere (reprojection noise is far below).
+    _sql(session, """
+        UPDATE stage_parcel s SET
+            changed_fields = array_remove(ARRAY[
+                CASE WHEN ST_HausdorffDistance(p.geom, s.geom) > 0.01 THEN 'geometry' END,
+                CASE WHEN s.nicad IS NOT NULL AND s.nicad IS DISTINCT FROM p.nicad THEN 'nicad' END,
+                CASE WHEN s.commune_code IS DISTINCT FROM p.commune_code THEN 'commune_code' END,
+                CASE WHEN s.section IS DISTINCT FROM p.section THEN 'section' END,
+                CASE WHEN s.local_number IS DISTINCT FROM p.local_number THEN 'local_number' END,
+                CASE WHEN s.source_id IS DISTINCT FROM p.source_id THEN 'source_id' END,
+                CASE WHEN s.declared_area IS DISTINCT FROM p.declared_area_m2 THEN 'declared_area' END,
+                CASE WHEN s.land_use IS DISTINCT FROM p.land_use THEN 'land_use' END,
+                CASE WHEN s.tenure_regime IS DISTINCT FROM p.tenure_regime THEN 'tenure_regime' END
+            ], NULL)
+        FROM parcel p
+        WHERE s.match_id = p.parcel_id AND s.status = 'pending'
+    """)
+    _sql(session, "CREATE INDEX ON stage_parcel (match_id) WHERE match_id IS NOT NULL")
+    _sql(session, """
+        UPDATE stage_parcel SET change = CASE
+            WHEN match_id IS NULL THEN 'new'
+            WHEN cardinality(changed_fields) = 0 THEN 'unchanged'
+            ELSE 'changed' END
+        WHERE status = 'pending'
+    """)
+
+
 def _check_areas(session: Session, options: ParcelImportOptions, mapped: bool) -> None:
+    _warn(session, "sliver", f"s.area * 2 < {SLIVER_MEAN_WIDTH_M} * ST_Perimeter(s.geom)")
     if not mapped:
         return
     _warn(session, "declared_area_missing", "s.declared_area IS NULL OR s.declared_area <= 0")
@@ -489,11 +608,36 @@ def _check_areas(session: Session, options: ParcelImportOptions, mapped: bool) -
           tol=options.area_tolerance_ratio)
 
 
-def _summarize(session: Session, report: ParcelImportReport, lang_messages: bool = True) -> None:
+ISSUES_QUERY = """
+    SELECT ord, status, reasons, warnings, nicad, source_id, change, match_id, match_by, changed_fields
+    FROM stage_parcel
+    WHERE (status <> 'accepted' OR cardinality(warnings) > 0 OR change = 'changed') AND ord > :after
+    ORDER BY ord LIMIT :n
+"""
+
+
+def _issue(row: Any) -> dict[str, object]:
+    issue: dict[str, object] = {"feature": row["ord"], "status": row["status"], "reasons": list(row["reasons"]),
+                                "warnings": list(row["warnings"]), "nicad": row["nicad"],
+                                "source_id": row["source_id"]}
+    if row["change"] == "changed":
+        issue.update(change="changed", parcel_id=str(row["match_id"]), matched_by=row["match_by"],
+                     changed_fields=list(row["changed_fields"]))
+    return issue
+
+
+def _summarize(session: Session, report: ParcelImportReport) -> None:
     report.accepted = _count(session, "status = 'accepted'")
     report.rejected = _count(session, "status = 'rejected'")
     report.duplicates = _count(session, "status = 'duplicate'")
     report.repaired = _count(session, "'invalid_repaired' = ANY(warnings)")
+    report.changes = dict(_sql(session, """
+        SELECT change, count(*) FROM stage_parcel WHERE status = 'accepted' GROUP BY change ORDER BY change
+    """).all())
+    report.matched_by = dict(_sql(session, """
+        SELECT match_by, count(*) FROM stage_parcel WHERE status = 'accepted' AND match_by IS NOT NULL
+        GROUP BY match_by ORDER BY match_by
+    """).all())
     report.rejected_by_reason = dict(_sql(session, """
         SELECT r, count(*) FROM stage_parcel, unnest(reasons) r WHERE status IN ('rejected', 'duplicate')
         GROUP BY r ORDER BY r""").all())
@@ -501,23 +645,18 @@ def _summarize(session: Session, report: ParcelImportReport, lang_messages: bool
         SELECT w, count(*) FROM stage_parcel, unnest(warnings) w WHERE status = 'accepted'
         GROUP BY w ORDER BY w""").all())
     report.communes = dict(_sql(session, """
-        SELECT commune_code, count(*) FROM stage_parcel WHERE status = 'accepted'
+        SELECT commune_code, count(*) FROM stage_parcel WHERE status = 'accepted' AND change <> 'unchanged'
         GROUP BY commune_code ORDER BY commune_code""").all())
-    issues = _sql(session, """
-        SELECT ord, status, reasons, warnings, nicad, source_id FROM stage_parcel
-        WHERE status <> 'accepted' OR cardinality(warnings) > 0 ORDER BY ord LIMIT :n
-    """, n=MAX_LISTED_ISSUES + 1).mappings().all()
-    report.issues_truncated = len(issues) > MAX_LISTED_ISSUES
-    report.issues = [{"feature": r["ord"], "status": r["status"], "reasons": list(r["reasons"]),
-                      "warnings": list(r["warnings"]), "nicad": r["nicad"], "source_id": r["source_id"]}
-                     for r in issues[:MAX_LISTED_ISSUES]]
+    rows = _sql(session, ISSUES_QUERY, after=-1, n=MAX_LISTED_ISSUES + 1).mappings().all()
+    report.issues_truncated = len(rows) > MAX_LISTED_ISSUES
+    report.issues = [_issue(r) for r in rows[:MAX_LISTED_ISSUES]]
 
 
 def _insert(session: Session, report: ParcelImportReport, options: ParcelImportOptions) -> None:
     batch_id = uuid.uuid4()
     report.batch_id = str(batch_id)
     counts = {"read": report.read, "accepted": report.accepted, "rejected": report.rejected,
-              "duplicates": report.duplicates, "warnings": report.warnings_by_code}
+              "duplicates": report.duplicates, "warnings": report.warnings_by_code, "changes": report.changes}
     _sql(session, """
         INSERT INTO import_batch (id, kind, file_name, sha256, options, counts, report, created_by, synthetic)
         VALUES (:id, 'parcels', :file, :sha, CAST(:options AS jsonb), CAST(:counts AS jsonb),
@@ -525,6 +664,33 @@ def _insert(session: Session, report: ParcelImportReport, options: ParcelImportO
     """, id=batch_id, file=report.file, sha=report.sha256, options=orjson.dumps(report.options).decode(),
          counts=orjson.dumps(counts).decode(), report=orjson.dumps(report.as_dict()).decode(),
          author=options.author, synthetic=options.synthetic)
+    reason = f"import {report.file}"
+    if report.changes.get("changed"):
+        # Close the versions the file replaces (locking them: a concurrent change waits or fails).
+        closed = _sql(session, """
+            UPDATE parcel_version v SET valid_to = now(), closed_by = :author, close_reason = :why
+            FROM stage_parcel s
+            WHERE s.status = 'accepted' AND s.change = 'changed'
+              AND v.parcel_id = s.match_id AND v.version = s.match_version AND v.valid_to IS NULL
+        """, author=options.author, why=f"remplacée par l'import {report.file} (lot {batch_id})").rowcount
+        if closed != report.changes["changed"]:
+            raise ImportRejected("import.concurrent_change")
+        _sql(session, """
+            INSERT INTO parcel_version (parcel_id, version, nicad, nicad_status, commune_code, section, local_number,
+                                        source_id, geom, declared_area_m2, land_use, tenure_regime, batch_id,
+                                        action, author, reason)
+            SELECT s.match_id, s.match_version + 1,
+                   CASE WHEN 'nicad' = ANY(s.changed_fields) THEN s.nicad
+                        WHEN 'geometry' = ANY(s.changed_fields) THEN NULL ELSE p.nicad END,
+                   CASE WHEN 'nicad' = ANY(s.changed_fields) THEN 'attribue'
+                        WHEN 'geometry' = ANY(s.changed_fields)
+                             THEN CASE WHEN p.nicad_status = 'absent' THEN 'absent' ELSE 'a_reattribuer' END
+                        ELSE p.nicad_status END,
+                   s.commune_code, s.section, s.local_number, s.source_id, s.geom, s.declared_area, s.land_use,
+                   s.tenure_regime, :batch, 'import', :author, :reason
+            FROM stage_parcel s JOIN parcel_version p ON p.parcel_id = s.match_id AND p.version = s.match_version
+            WHERE s.status = 'accepted' AND s.change = 'changed' ORDER BY s.ord
+        """, batch=batch_id, author=options.author, reason=reason)
     _sql(session, """
         INSERT INTO parcel_version (parcel_id, version, nicad, nicad_status, commune_code, section, local_number,
                                     source_id, geom, declared_area_m2, land_use, tenure_regime, batch_id,
@@ -532,19 +698,25 @@ def _insert(session: Session, report: ParcelImportReport, options: ParcelImportO
         SELECT gen_random_uuid(), 1, nicad, CASE WHEN nicad IS NULL THEN 'absent' ELSE 'attribue' END,
                commune_code, section, local_number, source_id, geom, declared_area, land_use, tenure_regime,
                :batch, 'import', :author, :reason
-        FROM stage_parcel WHERE status = 'accepted' ORDER BY ord
-    """, batch=batch_id, author=options.author, reason=f"import {report.file}")
+        FROM stage_parcel WHERE status = 'accepted' AND change = 'new' ORDER BY ord
+    """, batch=batch_id, author=options.author, reason=reason)
 
 
 def import_parcels(session: Session, path: Path, options: ParcelImportOptions, *,
                    progress: Progress | None = None) -> ParcelImportReport:
     """Import the parcels of ``path`` in the caller's transaction; return the report.
 
-    With ``options.dry_run`` every check runs and nothing is written (the staging tables
-    are temporary and dropped at the end of the transaction).
+    ``progress(stage, done, total)`` hears of the stages ``reading`` (hash, format, CRS),
+    ``staging`` (features copied), ``validating`` and ``inserting``. With
+    ``options.dry_run`` every check runs and nothing is written (the staging tables are
+    temporary and dropped at the end of the transaction).
     """
+    clock = time.perf_counter
+    started = clock()
+    notify = progress or (lambda stage, done, total: None)
     if not path.exists():
         raise ImportRejected("import.file_missing", path=str(path))
+    notify("reading", 0, 0)
     report = ParcelImportReport(file=path.name, sha256=file_sha256(path), dry_run=options.dry_run)
     report.options = {k: v for k, v in asdict(options).items() if k not in ("author", "chunk_size")}
     previous = session.execute(text("""
@@ -557,27 +729,65 @@ def import_parcels(session: Session, path: Path, options: ParcelImportOptions, *
         return report
     commune = _resolve_commune(session, options.commune) if options.commune else None
     session.execute(text("SET LOCAL jit = off"))  # JIT compiles longer than these queries run
+    timings = report.timings
     with open_source(path, layer=options.layer, crs=options.crs, encoding=options.encoding) as info:
         columns = field_mapping.resolve(info.fields, options.mapping)
         report.format, report.layer, report.geometry_type = info.fmt, info.layer, info.geometry_type
         report.crs, report.crs_origin = f"EPSG:{info.srid}", info.crs_origin
         report.encoding, report.encoding_origin = info.encoding, info.encoding_origin
         report.mapping, report.attributes, report.file_notes = columns, len(info.fields), list(info.notes)
-        report.read = _stage(session, info, columns, options, progress)
-        if progress:
-            progress("check", 0, report.read)
-        _check_geometry(session, info, options, report)
-        _check_location(session, options, commune)
-        _check_nicad(session)
-        _check_overlaps(session, options)
-        _sql(session, "UPDATE stage_parcel SET status = 'accepted' WHERE status = 'pending'")
-        _check_areas(session, options, "declared_area" in columns)
+        timings["read"] += clock() - started
+        notify("staging", 0, info.features)
+        report.read = _stage(session, info, columns, options, progress, timings)
+    mark = clock()
+    notify("validating", 0, report.read)
+    _check_geometry(session, info, options, report)
+    _check_location(session, options, commune)
+    _check_nicad(session)
+    _match(session)
+    _check_overlaps(session, options)
+    _sql(session, "UPDATE stage_parcel SET status = 'accepted' WHERE status = 'pending'")
+    _check_areas(session, options, "declared_area" in columns)
     _summarize(session, report)
+    timings["validate"] += clock() - mark
     if not options.dry_run:
+        mark = clock()
+        notify("inserting", 0, report.accepted)
         _insert(session, report, options)
-    if progress:
-        progress("check", report.read, report.read)
+        timings["commit"] += clock() - mark
+    notify("checked", report.read, report.read)
     return report
+
+
+def spool_issues(session: Session, target: Path, *, chunk: int = 20_000) -> None:
+    """Write every issue of the import (not only the first ones) to ``target``, one JSON object per line.
+
+    Must run in the import's transaction, before it ends (the staging table is temporary).
+    """
+    with target.open("wb") as out:
+        after = -1
+        while True:
+            rows = _sql(session, ISSUES_QUERY, after=after, n=chunk).mappings().all()
+            if not rows:
+                return
+            out.write(b"".join(orjson.dumps(_issue(row)) + b"\n" for row in rows))
+            after = rows[-1]["ord"]
+
+
+def write_report(report: ParcelImportReport, path: Path, issues: Path | None = None) -> None:
+    """Write the JSON report to ``path``, with every issue from the ``issues`` spool when given."""
+    head = report.as_dict()
+    if issues is None:
+        path.write_bytes(orjson.dumps(head, option=orjson.OPT_INDENT_2))
+        return
+    head.pop("issues")
+    head["issues_truncated"] = False
+    with path.open("wb") as out, issues.open("rb") as spooled:
+        out.write(orjson.dumps(head, option=orjson.OPT_INDENT_2)[:-2])
+        out.write(b',\n  "issues": [')
+        for number, line in enumerate(spooled):
+            out.write((b"\n    " if number == 0 else b",\n    ") + line.rstrip(b"\n"))
+        out.write(b"\n  ]\n}\n")
 
 
 def write_rejects(session: Session, path: Path, lang: Literal["fr", "en"] = "fr", *, chunk: int = 5000) -> int:

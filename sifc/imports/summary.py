@@ -35,6 +35,8 @@ def print_summary(console: Console, report: ParcelImportReport, lang: Lang) -> N
         ("parcelles acceptées" if fr else "parcels accepted", str(report.accepted)),
         ("rejetées" if fr else "rejected", str(report.rejected)),
         ("doublons exacts ignorés" if fr else "exact duplicates skipped", str(report.duplicates)),
+        ("nouvelles / modifiées / inchangées" if fr else "new / changed / unchanged",
+         " / ".join(str(report.changes.get(k, 0)) for k in ("new", "changed", "unchanged"))),
     ]
     for key, value in rows:
         head.add_row(key, value)
