@@ -66,8 +66,8 @@ def problem(status: int, *, key: str, detail: str, lang: Lang, instance: str,
 
 def _title(status: int, lang: Lang) -> str:
     titles_fr = {400: "Requête invalide", 404: "Introuvable", 405: "Méthode non autorisée",
-                 409: "Conflit", 413: "Contenu trop volumineux", 422: "Paramètres invalides",
-                 500: "Erreur interne", 503: "Service indisponible"}
+                 409: "Conflit", 413: "Contenu trop volumineux", 415: "Format non pris en charge",
+                 422: "Paramètres invalides", 500: "Erreur interne", 503: "Service indisponible"}
     if lang == "fr" and status in titles_fr:
         return titles_fr[status]
     return HTTPStatus(status).phrase

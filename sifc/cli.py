@@ -197,7 +197,8 @@ def territories_import_communes(
 
 @import_app.command("parcels")
 def import_parcels_command(
-    path: Annotated[Path, typer.Argument(help="Shapefile (dossier, .shp ou .zip), GeoPackage ou GeoJSON.")],
+    path: Annotated[Path, typer.Argument(help="Shapefile (dossier, .shp ou .zip), GeoPackage, GeoJSON, GML, DXF "
+                                              "ou tableau de bornes .csv (DXF et .csv : --crs obligatoire).")],
     commune: Annotated[str | None, typer.Option(help="Commune (code, code national ou nom) ; sinon déduite.")] = None,
     crs: Annotated[str | None, typer.Option(help="SCR du fichier s'il n'a pas de .prj (ex. EPSG:32628).")] = None,
     layer: Annotated[str | None, typer.Option(help="Couche (GeoPackage).")] = None,
@@ -301,15 +302,40 @@ def demo_load() -> None:
 def serve(
     host: Annotated[str | None, typer.Option(help="Adresse d'écoute.")] = None,
     port: Annotated[int | None, typer.Option(help="Port d'écoute.")] = None,
+    import_workers: Annotated[int | None, typer.Option(
+        help="Processus d'import à lancer avec le service (0 : aucun).")] = None,
 ) -> None:
-    """Sert l'API (et sa documentation OpenAPI sur /docs)."""
+    """Sert l'API (documentation OpenAPI sur /docs) et lance le(s) processus d'import."""
     import uvicorn
 
     from api.app import create_app
+    from sifc.imports.supervisor import WorkerSupervisor
 
     settings = State.settings()
-    uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port,
-                log_level="info", proxy_headers=False)
+    supervisor = WorkerSupervisor(settings.import_workers if import_workers is None else import_workers)
+    supervisor.start()
+    try:
+        uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port,
+                    log_level="info", proxy_headers=False)
+    finally:
+        supervisor.stop()
+
+
+@app.command("worker")
+def worker(
+    once: Annotated[bool, typer.Option(help="S'arrêter quand la file est vide.")] = False,
+    parent: Annotated[int | None, typer.Option(help="S'arrêter quand ce processus (le service) disparaît.",
+                                               hidden=True)] = None,
+) -> None:
+    """Exécute les tâches d'import en file (un processus séparé du service web)."""
+    import logging
+
+    from sifc.imports.worker import serve_forever
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    count = serve_forever(State.settings(), once=once, parent=parent)
+    if once:
+        out.print(_say(f"{count} tâche(s) d'import exécutée(s).", f"{count} import job(s) run."))
 
 
 def main() -> None:

@@ -52,6 +52,20 @@ class InvalidInput(SifcError):
     status = 422
 
 
+class TooLarge(SifcError):
+    """An upload beyond the configured limit."""
+
+    status = 413
+    key = "upload.too_large"
+
+
+class UnsupportedFormat(SifcError):
+    """An upload of a kind the importer does not read."""
+
+    status = 415
+    key = "upload.unsupported"
+
+
 class ImportRejected(SifcError):
     """A file was refused whole; nothing was written."""
 

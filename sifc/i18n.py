@@ -148,6 +148,64 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "The layer holds non-polygon geometries ({found}): parcels and boundaries must be "
         "polygons. Nothing was changed.",
     },
+    "import_job.not_found": {
+        "fr": "Aucune tâche d'import « {id} ».",
+        "en": "No import job \"{id}\".",
+    },
+    "import_job.unknown_option": {
+        "fr": "Option(s) d'import inconnue(s) : {names}.",
+        "en": "Unknown import option(s): {names}.",
+    },
+    "import_job.bad_number": {
+        "fr": "L'option {name} attend un nombre positif (reçu : « {value} »).",
+        "en": "Option {name} expects a positive number (got \"{value}\").",
+    },
+    "import_job.bad_mapping": {
+        "fr": "La correspondance doit être un objet JSON « champ de parcelle : colonne du fichier ».",
+        "en": "The mapping must be a JSON object \"parcel field: file column\".",
+    },
+    "import_job.bad_text": {
+        "fr": "L'option {name} doit être un texte court.",
+        "en": "Option {name} must be a short text.",
+    },
+    "import_job.not_failed": {
+        "fr": "La tâche {id} est « {status} » : seule une tâche en échec peut être relancée.",
+        "en": "Job {id} is \"{status}\": only a failed job can be retried.",
+    },
+    "import_job.no_report": {
+        "fr": "La tâche {id} n'a pas encore de rapport (statut « {status} »).",
+        "en": "Job {id} has no report yet (status \"{status}\").",
+    },
+    "import_job.no_rejects": {
+        "fr": "La tâche {id} n'a aucune entité rejetée.",
+        "en": "Job {id} has no rejected feature.",
+    },
+    "import_job.worker_lost": {
+        "fr": "Le processus d'import s'est arrêté pendant l'étape « {stage} » : rien n'a été enregistré. "
+              "Relancez la tâche.",
+        "en": "The import process stopped during stage \"{stage}\": nothing was saved. Retry the job.",
+    },
+    "import_job.internal_error": {
+        "fr": "Erreur interne pendant l'import : rien n'a été enregistré. L'incident est journalisé.",
+        "en": "Internal error during the import: nothing was saved. The incident is logged.",
+    },
+    "upload.too_large": {
+        "fr": "Fichier trop volumineux : au plus {limit_mb} Mo.",
+        "en": "File too large: at most {limit_mb} MB.",
+    },
+    "upload.unsupported": {
+        "fr": "Fichier « {name} » non pris en charge : formats acceptés {suffixes} "
+              "(un shapefile s'envoie zippé).",
+        "en": "File \"{name}\" is not supported: accepted formats {suffixes} (send a shapefile zipped).",
+    },
+    "upload.no_file": {
+        "fr": "Aucun fichier reçu : envoyez-le dans le champ « file » du formulaire.",
+        "en": "No file received: send it in the form field \"file\".",
+    },
+    "upload.empty": {
+        "fr": "Le fichier reçu est vide.",
+        "en": "The file received is empty.",
+    },
     "import.concurrent_change": {
         "fr": "Des parcelles du fichier ont été modifiées par ailleurs pendant l'import : relancez-le. "
               "Rien n'a été modifié.",
@@ -166,20 +224,54 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "Archive '{path}' is refused: member '{member}' escapes the extraction folder.",
     },
     "import.no_dataset": {
-        "fr": "Aucun fichier géographique lisible dans « {path} » (.shp, .gpkg, .geojson).",
-        "en": "No readable geographic file in '{path}' (.shp, .gpkg, .geojson).",
+        "fr": "Aucun fichier géographique lisible dans « {path} » (.shp, .gpkg, .geojson, .gml, .dxf, .csv).",
+        "en": "No readable geographic file in '{path}' (.shp, .gpkg, .geojson, .gml, .dxf, .csv).",
     },
     "import.several_datasets": {
         "fr": "« {path} » contient plusieurs jeux de données ({names}) : indiquez le fichier voulu.",
         "en": "'{path}' holds several data sets ({names}): give the one you want.",
     },
     "import.unsupported_format": {
-        "fr": "Format non pris en charge pour « {path} » ({suffix}) : shapefile, GeoPackage ou GeoJSON.",
-        "en": "Unsupported format for '{path}' ({suffix}): shapefile, GeoPackage or GeoJSON.",
+        "fr": "Format non pris en charge pour « {path} » ({suffix}) : shapefile, GeoPackage, GeoJSON, GML, "
+        "DXF ou tableau de bornes (.csv).",
+        "en": "Unsupported format for '{path}' ({suffix}): shapefile, GeoPackage, GeoJSON, GML, DXF or "
+        "table of boundary markers (.csv).",
     },
     "import.choose_layer": {
         "fr": "« {path} » contient plusieurs couches ({layers}) : choisissez-en une avec --layer.",
         "en": "'{path}' holds several layers ({layers}): choose one with --layer.",
+    },
+    "import.dxf_needs_crs": {
+        "fr": "Un fichier DXF ne déclare pas son système de coordonnées : indiquez celui du dessin de "
+        "« {path} » avec --crs (par ex. --crs EPSG:32628). Rien n'a été modifié.",
+        "en": "A DXF file does not declare its coordinate reference system: give the one of drawing "
+        "'{path}' with --crs (e.g. --crs EPSG:32628). Nothing was changed.",
+    },
+    "import.dxf_no_parcels": {
+        "fr": "Aucune polyligne fermée dans l'espace objet de « {path} » (ou dans la couche demandée) : "
+        "les parcelles d'un DXF sont des LWPOLYLINE ou POLYLINE fermées. Rien n'a été modifié.",
+        "en": "No closed polyline in the model space of '{path}' (or in the requested layer): the "
+        "parcels of a DXF are closed LWPOLYLINE or POLYLINE entities. Nothing was changed.",
+    },
+    "import.bornes_needs_crs": {
+        "fr": "Un tableau de bornes ne déclare pas son système de coordonnées : indiquez celui des "
+        "coordonnées de « {path} » avec --crs (par ex. --crs EPSG:20138 pour Adindan / UTM 28N, "
+        "--crs EPSG:32628 pour WGS 84 / UTM 28N). Rien n'a été modifié.",
+        "en": "A table of boundary markers does not declare its coordinate reference system: give the "
+        "one of the coordinates of '{path}' with --crs (e.g. --crs EPSG:20138 for Adindan / UTM 28N, "
+        "--crs EPSG:32628 for WGS 84 / UTM 28N). Nothing was changed.",
+    },
+    "import.bornes_headers": {
+        "fr": "Colonnes du tableau de bornes non reconnues. Attendu — {expected}. Colonnes trouvées : "
+        "{found}. Rien n'a été modifié.",
+        "en": "Columns of the table of boundary markers not recognised. Expected — {expected}. Columns "
+        "found: {found}. Nothing was changed.",
+    },
+    "import.bornes_bad_value": {
+        "fr": "Tableau de bornes, ligne {line} : « {value} » n'est pas une valeur valable pour la colonne "
+        "« {column} » (nombre attendu ; numéro de parcelle obligatoire). Rien n'a été modifié.",
+        "en": "Table of boundary markers, line {line}: '{value}' is not a valid value for column "
+        "'{column}' (a number is expected; the parcel number is required). Nothing was changed.",
     },
     "import.unknown_commune": {
         "fr": "Commune inconnue : « {commune} ».",

@@ -19,6 +19,7 @@ from sqlalchemy import (
     Identity,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     Table,
     Text,
@@ -268,6 +269,41 @@ Index("ix_parcel_version_commune_current", parcel_version.c.commune_code, parcel
       postgresql_where=parcel_version.c.valid_to.is_(None))
 Index("ix_parcel_version_nicad", parcel_version.c.nicad)
 Index("ix_parcel_version_batch", parcel_version.c.batch_id)
+
+Index("ix_parcel_version_current_source", parcel_version.c.commune_code, parcel_version.c.source_id,
+      postgresql_where=parcel_version.c.valid_to.is_(None) & parcel_version.c.source_id.isnot(None))
+
+import_job = Table(
+    "import_job",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("kind", Text, nullable=False, server_default="parcels"),
+    Column("status", Text, nullable=False, server_default="queued"),
+    Column("stage", Text),
+    Column("progress_done", BigInteger, nullable=False, server_default="0"),
+    Column("progress_total", BigInteger, nullable=False, server_default="0"),
+    Column("file_name", Text, nullable=False),
+    Column("upload_path", Text, nullable=False),
+    Column("size_bytes", BigInteger, nullable=False),
+    Column("options", JSONB, nullable=False),
+    Column("dry_run", Boolean, nullable=False, server_default="false"),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("worker", Text),
+    Column("error", JSONB),
+    Column("report", JSONB),
+    Column("issues_gz", LargeBinary),
+    Column("rejects_gpkg", LargeBinary),
+    Column("batch_id", UUID(as_uuid=True)),
+    Column("created_by", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("started_at", DateTime(timezone=True)),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("finished_at", DateTime(timezone=True)),
+    ForeignKeyConstraint(["batch_id"], ["import_batch.id"]),
+)
+Index("ix_import_job_pending", import_job.c.created_at,
+      postgresql_where=import_job.c.status.in_(["queued", "running"]))
+Index("ix_import_job_created", import_job.c.created_at)
 
 TERRITORY_TABLES = {"pole": pole, "region": region, "department": department,
                     "arrondissement": arrondissement, "commune": commune}

@@ -49,6 +49,11 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     max_simplify_tolerance_m: float = 5000.0
+    upload_dir: Path = Field(default_factory=lambda: Path.home() / ".local" / "share" / "sifc" / "uploads",
+                             description="Where uploaded files wait for (and stay after) their import job.")
+    max_upload_bytes: int = 512 * 1024**2
+    import_workers: int = Field(default=1, ge=0, description="Import worker processes started by `sifc serve`.")
+    worker_poll_seconds: float = 0.5
     list_page_max: int = 1000
 
     @field_validator("database_url", "admin_database_url")

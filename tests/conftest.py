@@ -46,8 +46,10 @@ def shared_path(*parts: str) -> Path:
 
 
 @pytest.fixture(scope="session")
-def settings() -> Settings:
+def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     os.environ.setdefault("SIFC_DATABASE_URL", DEFAULT_TEST_URL)
+    # Uploads of this run (and of the servers it starts) stay in its own scratch folder.
+    os.environ["SIFC_UPLOAD_DIR"] = str(tmp_path_factory.mktemp("uploads"))
     built = Settings(environment="test")
     assert "test" in (built.db_url.database or ""), "tests refuse to run on a non-test database"
     return built

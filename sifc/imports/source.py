@@ -1,6 +1,8 @@
 """Opening a surveyor's file: format, layer, CRS, encoding, geometry type, sidecar repairs.
 
-Shapefiles come as a folder, a ``.shp`` or a ``.zip``; GeoPackages and GeoJSON as files.
+Shapefiles come as a folder, a ``.shp`` or a ``.zip``; GeoPackages, GeoJSON and GML as
+files (or alone in a folder or a zip). DXF drawings and tables of bornes (``.csv``) are
+first converted into a GeoPackage (see :mod:`sifc.imports.formats`).
 What is found and repaired on the way (a rebuilt ``.shx``, a missing ``.dbf``, an unusable
 ``.cpg``, dropped Z/M) becomes a file-level note of the report. Refusals raise
 :class:`ImportRejected` before anything is written.
@@ -23,8 +25,9 @@ from pyproj import CRS
 from pyproj.exceptions import CRSError
 
 from sifc.errors import ImportRejected
+from sifc.imports import formats
 
-VECTOR_SUFFIXES = (".shp", ".gpkg", ".geojson", ".json")
+VECTOR_SUFFIXES = (".shp", ".gpkg", ".geojson", ".json", ".gml", ".dxf", ".csv")
 SHAPEFILE_SIDECARS = (".shx", ".dbf", ".prj", ".cpg", ".sbn", ".sbx", ".qix", ".shp.xml")
 MAX_UNZIPPED_BYTES = 2 * 1024**3
 MAX_ZIP_RATIO = 200
@@ -73,19 +76,32 @@ def _note(info_notes: list[dict[str, object]], code: str, **details: object) -> 
     info_notes.append({"code": code, **details})
 
 
+def check_archive(archive: Path) -> None:
+    """Refuse a zip that is unreadable, a zip bomb, or has members outside its own folder."""
+    try:
+        with zipfile.ZipFile(archive) as bundle:
+            _check_members(archive, bundle)
+    except zipfile.BadZipFile as error:
+        raise ImportRejected("import.unreadable", path=archive.name, reason=str(error)) from error
+
+
+def _check_members(archive: Path, bundle: zipfile.ZipFile) -> None:
+    members = bundle.infolist()
+    total = sum(m.file_size for m in members)
+    packed = max(1, sum(m.compress_size for m in members))
+    if total > MAX_UNZIPPED_BYTES or total / packed > MAX_ZIP_RATIO:
+        raise ImportRejected("import.zip_bomb", path=archive.name)
+    for member in members:
+        name = Path(member.filename)
+        if name.is_absolute() or ".." in name.parts:
+            raise ImportRejected("import.zip_unsafe", path=archive.name, member=member.filename)
+
+
 def _safe_extract(archive: Path, target: Path) -> None:
     """Extract a zip, refusing path traversal and zip bombs."""
     try:
         with zipfile.ZipFile(archive) as bundle:
-            members = bundle.infolist()
-            total = sum(m.file_size for m in members)
-            packed = max(1, sum(m.compress_size for m in members))
-            if total > MAX_UNZIPPED_BYTES or total / packed > MAX_ZIP_RATIO:
-                raise ImportRejected("import.zip_bomb", path=archive.name)
-            for member in members:
-                name = Path(member.filename)
-                if name.is_absolute() or ".." in name.parts:
-                    raise ImportRejected("import.zip_unsafe", path=archive.name, member=member.filename)
+            _check_members(archive, bundle)
             bundle.extractall(target)
     except zipfile.BadZipFile as error:
         raise ImportRejected("import.unreadable", path=archive.name, reason=str(error)) from error
@@ -233,20 +249,28 @@ def _inspect(target: Path, work: Path, *, layer: str | None, crs: str | None,
             encoding, encoding_origin = known, "option"
         else:
             encoding, encoding_origin = _shapefile_encoding(target, notes)
-    elif suffix in (".gpkg", ".geojson", ".json"):
-        fmt = "GPKG" if suffix == ".gpkg" else "GeoJSON"
+    elif suffix in (".gpkg", ".geojson", ".json", ".gml"):
+        fmt = {".gpkg": "GPKG", ".gml": "GML"}.get(suffix, "GeoJSON")
         geometry_type = ""
         if encoding:
             encoding_origin = "option"
+        if fmt == "GML":
+            # GDAL writes a .gfs schema next to a GML it reads: read a private copy instead.
+            target = _private_gml(target, work)
+    elif suffix in (".dxf", ".csv"):
+        return _converted(target, work, layer=layer, crs=crs, encoding=encoding)
     else:
         raise ImportRejected("import.unsupported_format", path=target.name, suffix=suffix or "?")
     try:
-        if fmt == "GPKG" and layer is None:
-            layers = pyogrio.list_layers(target)
-            if len(layers) > 1:
-                raise ImportRejected("import.choose_layer", path=target.name,
-                                     layers=", ".join(str(row[0]) for row in layers))
+        if fmt in ("GPKG", "GML") and layer is None:
+            names = [str(row[0]) for row in pyogrio.list_layers(target)]
+            if fmt == "GML":
+                layer = formats.pick_gml_layer(names, target)
+            elif len(names) > 1:
+                raise ImportRejected("import.choose_layer", path=target.name, layers=", ".join(names))
         info = pyogrio.read_info(target, layer=layer, encoding=encoding if fmt == "ESRI Shapefile" else None)
+        if int(info.get("features") or 0) < 0:  # unknown without a full read (GML, some GeoJSON)
+            info = pyogrio.read_info(target, layer=layer, force_feature_count=True)
     except ImportRejected:
         raise
     except Exception as error:  # GDAL raises several types for unreadable files
@@ -266,7 +290,10 @@ def _inspect(target: Path, work: Path, *, layer: str | None, crs: str | None,
         base = declared_type.replace("3D ", "").split(" ")[0]
         if base not in ("Polygon", "MultiPolygon", "Unknown"):
             raise ImportRejected("import.not_polygons", found=declared_type)
-    srid, crs_origin = resolve_srid(info.get("crs"), crs, target, notes)
+    declared_crs = info.get("crs")
+    if fmt == "GML" and not declared_crs:
+        declared_crs = formats.gml_srs_name(target)  # INSPIRE 3.0: the CRS is on the geometries only
+    srid, crs_origin = resolve_srid(declared_crs, crs, target, notes)
     if has_z:
         _note(notes, "z_dropped")
     if has_m:
@@ -277,6 +304,36 @@ def _inspect(target: Path, work: Path, *, layer: str | None, crs: str | None,
         fields=[str(f) for f in info.get("fields", [])],
         geometry_column=str(info.get("geometry_name") or "wkb_geometry") or "wkb_geometry",
         has_z=has_z, has_m=has_m, notes=notes)
+
+
+def _converted(target: Path, work: Path, *, layer: str | None, crs: str | None,
+               encoding: str | None) -> SourceInfo:
+    """A DXF drawing or a table of bornes, converted to a GeoPackage in the CRS given with ``--crs``."""
+    dxf = target.suffix.lower() == ".dxf"
+    if not crs:
+        raise ImportRejected("import.dxf_needs_crs" if dxf else "import.bornes_needs_crs", path=target.name)
+    notes: list[dict[str, object]] = []
+    srid, crs_origin = resolve_srid(None, crs, target, notes)
+    if dxf:
+        converted = formats.dxf_to_gpkg(target, work, srid=srid, layer=layer)
+    else:
+        converted = formats.bornes_to_gpkg(target, work, srid=srid, encoding=encoding)
+    info = pyogrio.read_info(converted.path, layer=converted.layer)
+    return SourceInfo(
+        path=converted.path, layer=converted.layer, fmt="DXF" if dxf else "CSV (bornes)", srid=srid,
+        crs_origin=crs_origin, encoding=converted.encoding, encoding_origin=converted.encoding_origin,
+        geometry_type="Polygon", features=converted.features, fields=[str(f) for f in info.get("fields", [])],
+        geometry_column=str(info.get("geometry_name") or "geom"), notes=notes + converted.notes)
+
+
+def _private_gml(gml: Path, work: Path) -> Path:
+    """Copy a GML file (and an application schema beside it) to the scratch folder."""
+    folder = work / "gml"
+    folder.mkdir(exist_ok=True)
+    for part in (gml, gml.with_suffix(".xsd")):
+        if part.is_file():
+            shutil.copy2(part, folder / part.name)
+    return folder / gml.name
 
 
 def _private_copy(shp: Path, work: Path) -> Path:

@@ -1,0 +1,234 @@
+"""Import jobs over HTTP: upload a file, follow its job, download the report and the rejects."""
+
+from __future__ import annotations
+
+import gzip
+import re
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import orjson
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import Response, StreamingResponse
+from starlette.datastructures import UploadFile
+from starlette.types import Message
+
+from api.deps import SessionDep, SettingsDep
+from api.problems import language
+from sifc.errors import InvalidInput, TooLarge, UnsupportedFormat
+from sifc.imports import jobs
+from sifc.imports.source import check_archive
+from sifc.settings import Settings
+
+router = APIRouter(prefix="/imports", tags=["Imports"])
+Author = Annotated[str | None, Header(
+    alias="X-SIFC-User", max_length=100,
+    description="Auteur de l'import (en attendant l'authentification).")]
+CHUNK = 1 << 20
+GPKG = "application/geopackage+sqlite3"
+JOB_EXAMPLE = {"id": "5f0c…", "status": "running", "stage": "validating", "progress_done": 120000,
+               "progress_total": 200000, "file_name": "levé.zip"}
+
+
+def _safe_name(raw: str | None) -> str:
+    name = Path((raw or "").replace("\\", "/")).name.strip()
+    name = re.sub(r"[^\w.\- ()]+", "_", name)[:120]
+    if not name or not name.lower().endswith(jobs.UPLOAD_SUFFIXES):
+        raise UnsupportedFormat("upload.unsupported", name=name or "?", suffixes=", ".join(jobs.UPLOAD_SUFFIXES))
+    return name
+
+
+def _declared_length(request: Request, limit: int) -> None:
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > limit:
+        raise TooLarge("upload.too_large", limit_mb=limit // 1024**2)
+
+
+def _counting(request: Request, limit: int) -> Request:
+    """The same request, whose body refuses to grow beyond ``limit`` bytes whatever its headers say."""
+    received = 0
+    receive = request.receive
+
+    async def counted() -> Message:
+        nonlocal received
+        message = await receive()
+        received += len(message.get("body", b""))
+        if received > limit:
+            raise TooLarge("upload.too_large", limit_mb=limit // 1024**2)
+        return message
+
+    return Request(request.scope, counted)
+
+
+async def _save_stream(chunks: AsyncIterator[bytes], target: Path) -> int:
+    size = 0
+    with target.open("wb") as out:
+        async for chunk in chunks:
+            out.write(chunk)
+            size += len(chunk)
+    return size
+
+
+async def _upload_chunks(upload: UploadFile) -> AsyncIterator[bytes]:
+    while chunk := await upload.read(CHUNK):
+        yield chunk
+
+
+def _job_dir(settings: Settings, job_id: uuid.UUID) -> Path:
+    folder = settings.upload_dir / str(job_id)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _discard(folder: Path) -> None:
+    for part in folder.glob("*"):
+        part.unlink(missing_ok=True)
+    folder.rmdir()
+
+
+def _public(job: dict[str, Any], request: Request) -> dict[str, Any]:
+    base = str(request.url_for("get_import", job_id=str(job["id"])))
+    links = {"self": base}
+    if job.pop("has_report"):
+        links["report"] = f"{base}/report"
+    if job.pop("has_rejects"):
+        links["rejects"] = f"{base}/rejects"
+    if job["status"] == "failed":
+        links["retry"] = f"{base}/retry"
+    job["links"] = links
+    error = job.get("error")
+    if error:
+        from sifc.i18n import translate
+
+        lang = language(request)
+        params = error.get("params") or {"stage": error.get("stage") or "?"}
+        job["error"] = {"key": error.get("key"), "stage": error.get("stage"),
+                        "message": error.get(lang) or translate(error["key"], lang, **params)}
+    return job
+
+
+def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(body, default=str), status_code=status, media_type="application/json",
+                    headers=headers)
+
+
+@router.post("", status_code=202, summary="Téléverser un fichier à importer (tâche d'import)",
+             responses={202: {"content": {"application/json": {"example": JOB_EXAMPLE}}}})
+async def create_import(
+    request: Request, session: SessionDep, settings: SettingsDep, author: Author = None,
+    filename: Annotated[str | None, Query(max_length=200, description="Nom du fichier (envoi brut).")] = None,
+    commune: Annotated[str | None, Query(max_length=200)] = None,
+    crs: Annotated[str | None, Query(max_length=200)] = None,
+    layer: Annotated[str | None, Query(max_length=200)] = None,
+    encoding: Annotated[str | None, Query(max_length=50)] = None,
+    dry_run: bool = False,
+    on_invalid: Annotated[Literal["repair", "reject"], Query()] = "repair",
+) -> Response:
+    """Envoi multipart (champ `file`, options en champs de formulaire) ou corps brut (`?filename=`).
+
+    Formats : shapefile zippé, GeoPackage, GeoJSON, GML, DXF, CSV de bornes. La réponse (202)
+    décrit la tâche ; suivez-la sur son lien `self`.
+    """
+    limit = settings.max_upload_bytes
+    _declared_length(request, limit)
+    counted = _counting(request, limit)
+    options: dict[str, Any] = {"commune": commune, "crs": crs, "layer": layer, "encoding": encoding,
+                               "on_invalid": on_invalid, "lang": language(request)}
+    job_id = uuid.uuid4()
+    folder = _job_dir(settings, job_id)
+    try:
+        if request.headers.get("content-type", "").startswith("multipart/form-data"):
+            async with counted.form(max_files=1, max_fields=20) as form:
+                upload = form.get("file")
+                if not isinstance(upload, UploadFile):
+                    raise InvalidInput("upload.no_file")
+                name = _safe_name(upload.filename)
+                size = await _save_stream(_upload_chunks(upload), folder / name)
+                for key, value in form.multi_items():
+                    if key == "dry_run" and isinstance(value, str):
+                        dry_run = value.lower() in ("1", "true", "yes", "oui", "on")
+                    elif key != "file" and isinstance(value, str):
+                        options[key] = value
+        else:
+            name = _safe_name(filename or _disposition_name(request.headers.get("content-disposition")))
+            size = await _save_stream(counted.stream(), folder / name)
+        if size == 0:
+            raise InvalidInput("upload.empty")
+        if name.lower().endswith(".zip"):
+            check_archive(folder / name)
+        checked = jobs.check_options(options)
+    except BaseException:
+        _discard(folder)
+        raise
+    job = await run_in_threadpool(
+        jobs.submit, session, job_id=job_id, file_name=name, upload_path=str(folder / name), size_bytes=size,
+                      options=checked, dry_run=dry_run, author=author or "api")
+    body = _public(job, request)
+    return _json(body, 202, headers={"Location": body["links"]["self"]})
+
+
+def _disposition_name(header: str | None) -> str | None:
+    if not header:
+        return None
+    match = re.search(r'filename\*?=(?:UTF-8\'\')?"?([^";]+)"?', header, flags=re.IGNORECASE)
+    if not match:
+        return None
+    from urllib.parse import unquote
+
+    return unquote(match.group(1))
+
+
+@router.get("", summary="Tâches d'import récentes")
+def list_imports(
+    request: Request, session: SessionDep,
+    status: Annotated[Literal["queued", "running", "done", "failed"] | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+) -> Response:
+    """Les plus récentes d'abord."""
+    rows = jobs.list_jobs(session, status=status, limit=limit, offset=offset)
+    return _json({"jobs": [_public(r, request) for r in rows], "limit": limit, "offset": offset})
+
+
+@router.get("/{job_id}", name="get_import", summary="État d'une tâche d'import")
+def get_import(job_id: str, request: Request, session: SessionDep) -> Response:
+    """Statut (queued, running, done, failed), étape, progression, résumé du rapport, liens."""
+    return _json(_public(jobs.get(session, jobs.parse_id(job_id)), request))
+
+
+@router.get("/{job_id}/report", summary="Rapport complet d'une tâche d'import (JSON)")
+def get_import_report(job_id: str, session: SessionDep) -> Response:
+    """Le rapport avec toutes les anomalies (pas seulement les 1 000 premières)."""
+    report, issues = jobs.issues_lines(session, jobs.parse_id(job_id))
+    if issues is None:
+        return _json(report)
+    head = dict(report)
+    head.pop("issues", None)
+    head["issues_truncated"] = False
+
+    def body() -> Iterator[bytes]:
+        yield orjson.dumps(head)[:-1] + b',"issues":['
+        lines = gzip.decompress(issues).splitlines()
+        for number, line in enumerate(lines):
+            yield (b"," if number else b"") + line
+        yield b"]}"
+
+    return StreamingResponse(body(), media_type="application/json")
+
+
+@router.get("/{job_id}/rejects", summary="Entités rejetées (GeoPackage)",
+            responses={200: {"content": {GPKG: {}}}})
+def get_import_rejects(job_id: str, session: SessionDep) -> Response:
+    """Les entités rejetées et leurs motifs, dans le SCR du fichier, à corriger dans QGIS."""
+    data = jobs.rejects(session, jobs.parse_id(job_id))
+    return Response(data, media_type=GPKG,
+                    headers={"Content-Disposition": f'attachment; filename="rejets-{job_id}.gpkg"'})
+
+
+@router.post("/{job_id}/retry", summary="Relancer une tâche échouée")
+def retry_import(job_id: str, request: Request, session: SessionDep) -> Response:
+    """Remet en file une tâche en échec (son fichier est conservé)."""
+    return _json(_public(jobs.retry(session, jobs.parse_id(job_id)), request), 202)
