@@ -94,6 +94,9 @@ FILE_NOTES = {
     "z_dropped": ("coordonnées Z supprimées", "Z coordinates dropped"),
     "m_dropped": ("mesures M supprimées", "M measures dropped"),
     "crs_overridden": ("SCR du fichier remplacé par --crs", "file CRS replaced by --crs"),
+    "dxf_ignored": ("entités DXF ignorées : polylignes ouvertes, lignes, cercles, blocs… (nombre et types au rapport)",
+                    "DXF entities ignored: open polylines, lines, circles, blocks… (count and types in the report)"),
+    "dxf_texts_outside": ("textes DXF hors de toute parcelle : ignorés", "DXF texts inside no parcel: ignored"),
 }
 
 
