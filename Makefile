@@ -1,5 +1,5 @@
 # The two commands of the README. Everything else is in scripts/.
-.PHONY: run test lint
+.PHONY: run test lint bench-import
 
 run:
 	bash scripts/run.sh
@@ -10,3 +10,8 @@ test:
 lint:
 	.venv/bin/ruff check .
 	.venv/bin/mypy
+
+# Import benchmark (bench/README.md): make bench-import BENCH_ARGS="--parcels 20000 --runs 1"
+BENCH_ARGS ?= --parcels 200000 --runs 3
+bench-import:
+	bash bench/import_bench/run.sh $(BENCH_ARGS)

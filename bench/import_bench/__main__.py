@@ -1,0 +1,79 @@
+"""``python -m bench.import_bench [run|generate|profile] …`` (``run`` when no command is given)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parents[1]
+
+
+def _dataset_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--parcels", type=int, default=200_000,
+                        help="parcels in the grid (extra features are added for copies and slivers); "
+                             "200000 and 1000000 are the targets, 20000 a quick try")
+    parser.add_argument("--defect-rate", type=float, default=0.005,
+                        help="injected defects per parcel, split evenly among the four kinds (≤ 0.02)")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--data-dir", type=Path, default=BENCH / "data", help="where datasets are generated")
+    parser.add_argument("--regenerate", action="store_true", help="write the dataset again even if it exists")
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.import_bench", description=__doc__)
+    commands = parser.add_subparsers(dest="command")
+
+    run = commands.add_parser("run", help="generate if needed, then time ogr2ogr, sifc import and geopandas")
+    _dataset_options(run)
+    run.add_argument("--runs", type=int, default=3, help="timed runs per method, alternating")
+    run.add_argument("--methods", default="ogr2ogr,sifc,geopandas", help="comma-separated subset, in run order")
+    run.add_argument("--results-dir", type=Path, default=BENCH / "results")
+    run.add_argument("--work-dir", type=Path, default=BENCH / "work", help="logs and reports of the runs")
+    run.add_argument("--keep", action="store_true", help="keep the reports and logs of the runs")
+    run.add_argument("--rebuild-template", action="store_true",
+                     help="drop and rebuild sifc_bench_template (after a migration was edited in place)")
+    run.add_argument("--enforce-targets", action="store_true",
+                     help="exit 3 when a performance target of the issue is missed")
+
+    generate = commands.add_parser("generate", help="write the shapefile and its ground truth only")
+    _dataset_options(generate)
+
+    profile = commands.add_parser("profile", help="one sifc import in-process, every SQL statement timed")
+    _dataset_options(profile)
+    profile.add_argument("--explain", action="store_true",
+                         help="also run the heaviest statements under EXPLAIN ANALYZE (a second import)")
+    profile.add_argument("--top", type=int, default=15, help="statements listed")
+    profile.add_argument("--results-dir", type=Path, default=BENCH / "results")
+
+    if not argv or argv[0] not in ("run", "generate", "profile", "-h", "--help"):
+        argv = ["run", *argv]
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(sys.argv[1:] if argv is None else argv)
+    if args.command == "generate":
+        from bench.import_bench.databases import TEMPLATE, Server
+        from bench.import_bench.generate import generate
+
+        server = Server.from_environment()
+        try:
+            url = server.url(TEMPLATE) if server.exists(TEMPLATE) else None
+        except Exception:  # no server: the generator falls back to a circle inside the commune
+            url = None
+        dataset = generate(args.data_dir, parcels=args.parcels, defect_rate=args.defect_rate, seed=args.seed,
+                           admin_url=url, force=args.regenerate)
+        print(dataset.shapefile)
+        return 0
+    if args.command == "profile":
+        from bench.import_bench.profile import main as profile_main
+
+        return profile_main(args)
+    from bench.import_bench.runner import main as run_main
+
+    return run_main(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,326 @@
+"""Timed, alternating loads of one generated file: ogr2ogr, ``sifc import``, geopandas.
+
+Each method runs ``runs`` times in the order a, b, c, a, b, c, … so that drifts of a shared
+machine (page cache, other jobs, autovacuum) spread over all of them; medians are compared.
+Untimed between runs: the previous table or database is dropped and a ``CHECKPOINT`` flushes
+its writes, so that no run pays for another's I/O.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.import_bench.check import compare
+from bench.import_bench.databases import PLAIN, REPO, RUN, TEMPLATE, Server
+from bench.import_bench.generate import Dataset, generate
+from bench.import_bench.measure import Measurement, measure
+
+METHODS = ("ogr2ogr", "sifc", "geopandas")
+STAGES = ("read", "stage", "validate", "commit")
+# Targets of the issue (stated at 200,000 parcels for the times, 1,000,000 for memory).
+MAX_RATIO_TO_OGR2OGR = 2.0
+MAX_PEAK_MEMORY_BYTES = 1.5e9
+MEMORY_TARGET_PARCELS = 1_000_000
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+@dataclass
+class Run:
+    """One timed run of one method."""
+
+    method: str
+    run: int
+    wall_s: float
+    max_rss_mib: float
+    user_s: float
+    sys_s: float
+    returncode: int
+    rows: int | None = None
+    timings: dict[str, float] | None = None
+    check: dict[str, Any] | None = None
+    error: str | None = None
+
+
+@dataclass
+class Context:
+    server: Server
+    dataset: Dataset
+    truth: dict[str, Any]
+    work: Path
+    keep: bool
+    python: str = field(default_factory=lambda: str(REPO / ".venv" / "bin" / "python"))
+    sifc: str = field(default_factory=lambda: str(REPO / ".venv" / "bin" / "sifc"))
+
+
+def ensure_ogr2ogr() -> str:
+    """Path of ogr2ogr, installing Debian's gdal-bin when it is missing (root and apt-get needed)."""
+    found = shutil.which("ogr2ogr")
+    if found:
+        return found
+    if shutil.which("apt-get") is None or os.geteuid() != 0:
+        raise SystemExit("ogr2ogr is missing: install GDAL (Debian: apt-get install gdal-bin) and run again")
+    log("installing gdal-bin (ogr2ogr)")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
+    subprocess.run(["apt-get", "install", "-y", "-qq", "gdal-bin"], check=True, env=env)
+    return shutil.which("ogr2ogr") or "ogr2ogr"
+
+
+def _record(method: str, number: int, m: Measurement) -> Run:
+    run = Run(method, number, m.wall_s, m.max_rss_mib, m.user_s, m.sys_s, m.returncode)
+    if m.returncode != 0:
+        run.error = (m.stderr or m.stdout).strip()[-1500:]
+    return run
+
+
+def _count_rows(server: Server, database: str, table: str) -> int | None:
+    try:
+        with server.admin(database) as conn:
+            return conn.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0]
+    except Exception:  # the load failed: the table may not be there
+        return None
+
+
+def _checkpoint(server: Server) -> None:
+    with server.admin() as conn:
+        conn.execute("CHECKPOINT")
+
+
+def run_ogr2ogr(ctx: Context, number: int) -> Run:
+    table = f"bench_ogr_{number}"
+    ctx.server.drop_table(PLAIN, table)
+    _checkpoint(ctx.server)
+    command = [ensure_ogr2ogr(), "-f", "PostgreSQL", ctx.server.ogr_connection(PLAIN), str(ctx.dataset.shapefile),
+               "-nln", table, "-nlt", "PROMOTE_TO_MULTI", "-lco", "GEOMETRY_NAME=geom", "-lco", "SPATIAL_INDEX=GIST",
+               "--config", "PG_USE_COPY", "YES", "-overwrite"]
+    run = _record("ogr2ogr", number, measure(command, env=None, cwd=REPO, logs=ctx.work / f"ogr2ogr_{number}"))
+    run.rows = _count_rows(ctx.server, PLAIN, table)
+    ctx.server.drop_table(PLAIN, table)
+    return run
+
+
+def run_geopandas(ctx: Context, number: int) -> Run:
+    table = f"bench_gpd_{number}"
+    ctx.server.drop_table(PLAIN, table)
+    _checkpoint(ctx.server)
+    command = [ctx.python, "-m", "bench.import_bench.gpd_load", str(ctx.dataset.shapefile),
+               ctx.server.sqlalchemy_url(PLAIN), table]
+    run = _record("geopandas", number, measure(command, env=None, cwd=REPO, logs=ctx.work / f"geopandas_{number}"))
+    run.rows = _count_rows(ctx.server, PLAIN, table)
+    ctx.server.drop_table(PLAIN, table)
+    return run
+
+
+def run_sifc(ctx: Context, number: int) -> Run:
+    ctx.server.clone(TEMPLATE, RUN)
+    _checkpoint(ctx.server)
+    report = ctx.work / f"sifc_{number}.report.json"
+    report.unlink(missing_ok=True)
+    command = [ctx.sifc, "import", "parcels", str(ctx.dataset.shapefile), "--report", str(report),
+               "--rejects", str(ctx.work / f"sifc_{number}_rejets.gpkg")]
+    env = ctx.server.sifc_environment(RUN)
+    run = _record("sifc", number, measure(command, env=env, cwd=REPO, logs=ctx.work / f"sifc_{number}"))
+    run.rows = _count_rows(ctx.server, RUN, "parcel_version")
+    if report.exists():
+        data = json.loads(report.read_bytes())
+        timings = data.get("timings")
+        run.timings = {k: float(v) for k, v in timings.items()} if isinstance(timings, dict) else None
+        run.check = compare(data, ctx.truth).as_dict()
+        if not ctx.keep:
+            report.unlink()
+    elif run.error is None:
+        run.error = "no report written"
+    ctx.server.drop(RUN)
+    return run
+
+
+RUNNERS = {"ogr2ogr": run_ogr2ogr, "sifc": run_sifc, "geopandas": run_geopandas}
+
+
+def _median(values: list[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
+def summarize(runs: list[Run], methods: list[str], parcels: int) -> dict[str, Any]:
+    ok = [r for r in runs if r.returncode == 0]
+    median = {m: {"wall_s": _median([r.wall_s for r in ok if r.method == m]),
+                  "max_rss_mib": _median([r.max_rss_mib for r in ok if r.method == m]),
+                  "peak_rss_mib": max((r.max_rss_mib for r in ok if r.method == m), default=None),
+                  "runs": sum(1 for r in ok if r.method == m)} for m in methods}
+    ratios: dict[str, float | None] = {}
+    sifc_wall = median.get("sifc", {}).get("wall_s")
+    for other in ("ogr2ogr", "geopandas"):
+        other_wall = median.get(other, {}).get("wall_s")
+        if sifc_wall and other_wall:
+            ratios[f"sifc/{other}"] = sifc_wall / other_wall
+    staged = [r.timings for r in ok if r.method == "sifc" and r.timings]
+    stages = {s: _median([t.get(s, 0.0) for t in staged]) for s in STAGES} if staged else None
+    targets: dict[str, Any] = {}
+    if "sifc/ogr2ogr" in ratios:
+        targets["sifc <= 2 x ogr2ogr"] = {"value": ratios["sifc/ogr2ogr"], "ok": ratios["sifc/ogr2ogr"]
+                                          <= MAX_RATIO_TO_OGR2OGR, "stated_at": 200_000}
+    if "sifc/geopandas" in ratios:
+        targets["sifc faster than geopandas"] = {"value": ratios["sifc/geopandas"],
+                                                 "ok": ratios["sifc/geopandas"] < 1.0, "stated_at": 200_000}
+    peak = median.get("sifc", {}).get("peak_rss_mib")
+    if peak is not None:
+        targets["sifc peak memory < 1.5 GB"] = {"value_mib": peak, "ok": peak * 2**20 < MAX_PEAK_MEMORY_BYTES,
+                                                "stated_at": MEMORY_TARGET_PARCELS,
+                                                "applies": parcels >= MEMORY_TARGET_PARCELS}
+    checks = [r.check for r in runs if r.check is not None]
+    return {"median": median, "ratios": ratios, "stages": stages, "targets": targets,
+            "truth_ok": bool(checks) and all(c["ok"] for c in checks) if "sifc" in methods else None}
+
+
+def _git() -> dict[str, Any]:
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True)
+        return done.stdout.rstrip("\n")  # keep the leading blank of porcelain lines
+    return {"commit": git("rev-parse", "HEAD"), "branch": git("rev-parse", "--abbrev-ref", "HEAD"),
+            "uncommitted": [line[3:] for line in git("status", "--porcelain", "--", "sifc", "api", "migrations")
+                            .splitlines()]}
+
+
+def _environment(server: Server) -> dict[str, Any]:
+    import pyogrio
+    import shapely
+
+    gdal = subprocess.run([ensure_ogr2ogr(), "--version"], capture_output=True, text=True).stdout.strip()
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return {"machine": {"cpus": os.cpu_count(), "memory_gib": round(memory, 1), "platform": platform.platform()},
+            "versions": {"ogr2ogr": gdal, "pyogrio": pyogrio.__version__,
+                         "pyogrio_gdal": pyogrio.__gdal_version_string__, "shapely": shapely.__version__,
+                         "geos": shapely.geos_version_string, "python": platform.python_version(),
+                         **server.versions()},
+            "git": _git()}
+
+
+def _fmt(value: float | None, pattern: str = "{:.2f}") -> str:
+    return "–" if value is None else pattern.format(value)
+
+
+def render_markdown(result: dict[str, Any]) -> str:
+    s = result["summary"]
+    d = result["dataset"]
+    lines = [f"# Import benchmark — {d['parcels']:,} parcels ({d['features']:,} features)", "",
+             f"{result['started']} · {result['runs_per_method']} alternating runs per method · "
+             f"defects {d['defect_counts']} (rate {d['defect_rate']}) · seed {d['seed']}", "",
+             "| method | median wall (s) | runs (s) | median peak RSS (MiB) |", "|---|---|---|---|"]
+    for method, m in s["median"].items():
+        walls = ", ".join(f"{r['wall_s']:.2f}" + ("" if r["returncode"] == 0 else "✗")
+                          for r in result["runs"] if r["method"] == method)
+        lines.append(f"| {method} | {_fmt(m['wall_s'])} | {walls} | {_fmt(m['max_rss_mib'], '{:.0f}')} |")
+    lines += ["", "| ratio of medians | value |", "|---|---|"]
+    lines += [f"| {k} | {v:.2f} |" for k, v in s["ratios"].items()]
+    if s["stages"]:
+        total = sum(v or 0 for v in s["stages"].values())
+        lines += ["", f"`sifc import` stages (medians of the report's `timings`; the CLI's start-up, "
+                      f"`sifc --help`, takes {result['sifc_startup_s']:.2f} s):", "",
+                  "| stage | s | share |", "|---|---|---|"]
+        lines += [f"| {k} | {_fmt(v)} | {100 * (v or 0) / total:.0f} % |" for k, v in s["stages"].items()]
+    else:
+        lines += ["", "`sifc import` stages: the report has no `timings`."]
+    lines += ["", "| target | value | verdict |", "|---|---|---|"]
+    for name, t in s["targets"].items():
+        value = f"{t['value']:.2f}" if "value" in t else f"{t['value_mib']:.0f} MiB"
+        verdict = "met" if t["ok"] else "missed"
+        if not t.get("applies", True) or d["parcels"] < t["stated_at"] // 2:
+            verdict += f" (stated at {t['stated_at']:,} parcels)"
+        lines.append(f"| {name} | {value} | {verdict} |")
+    checks = [r for r in result["runs"] if r.get("check")]
+    lines += ["", "Ground truth:"]
+    if not checks:
+        lines.append("no `sifc import` report to check.")
+    for r in checks:
+        c = r["check"]
+        found = ", ".join(f"{k} {v['found']}/{v['injected']}" for k, v in c["by_kind"].items())
+        lines.append(f"- run {r['run']}: {'OK' if c['ok'] else 'FAILED'} — defects found {found}; "
+                     f"missed {c['missed']}, wrong {c['wrong']}, not injected {c['unexpected']}"
+                     + (", report incomplete" if c["incomplete"] else ""))
+        lines += [f"  - {line}" for line in c["differences"][:8]]
+    env = result["environment"]
+    lines += ["", f"Machine: {env['machine']['cpus']} CPUs, {env['machine']['memory_gib']} GiB; "
+              f"PostgreSQL {env['versions']['postgresql']}; {env['versions']['ogr2ogr']}; "
+              f"shapely {env['versions']['shapely']} (GEOS {env['versions']['geos']}).",
+              f"Code: {env['git']['commit'][:10]}" + (
+                  f" + uncommitted changes in {', '.join(env['git']['uncommitted'])}"
+                  if env["git"]["uncommitted"] else ""), ""]
+    return "\n".join(lines)
+
+
+def main(args) -> int:
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    unknown = set(methods) - set(METHODS)
+    if unknown:
+        raise SystemExit(f"unknown methods: {', '.join(sorted(unknown))} (known: {', '.join(METHODS)})")
+    server = Server.from_environment()
+    if "ogr2ogr" in methods:
+        ensure_ogr2ogr()
+    server.ensure_template(rebuild=args.rebuild_template, log=log)
+    server.ensure_plain()
+    dataset = generate(args.data_dir, parcels=args.parcels, defect_rate=args.defect_rate, seed=args.seed,
+                       admin_url=server.url(TEMPLATE), force=args.regenerate, log=log)
+    truth = json.loads(dataset.truth_json.read_text())
+    started = dt.datetime.now(dt.UTC)
+    work = args.work_dir / f"{dataset.shapefile.stem}-{started:%Y%m%d-%H%M%S}"
+    work.mkdir(parents=True, exist_ok=True)
+    ctx = Context(server, dataset, truth, work, args.keep)
+    # The CLI's fixed cost (interpreter start, imports), part of every sifc wall time below.
+    startup = measure([ctx.sifc, "--help"], env=None, cwd=REPO, logs=work / "sifc_startup").wall_s
+    runs: list[Run] = []
+    for number in range(1, args.runs + 1):
+        for method in methods:
+            run = RUNNERS[method](ctx, number)
+            runs.append(run)
+            extra = ""
+            if run.timings:
+                extra += " [" + ", ".join(f"{k} {v:.2f}" for k, v in run.timings.items()) + "]"
+            if run.check is not None:
+                extra += " truth " + ("OK" if run.check["ok"] else f"FAILED ({run.check['differences_count']})")
+            log(f"run {number} {method:<9} {run.wall_s:7.2f} s  {run.max_rss_mib:6.0f} MiB"
+                + (f"  exit {run.returncode}" if run.returncode else "") + extra)
+            if run.error:
+                log("    " + run.error.replace("\n", "\n    ")[-800:])
+    result = {"started": f"{started:%Y-%m-%d %H:%M} UTC", "runs_per_method": args.runs, "methods": methods,
+              "dataset": {"file": dataset.shapefile.name, "parcels": dataset.parcels, "features": dataset.features,
+                          "defect_counts": truth["defect_counts"], "defect_rate": truth["defect_rate"],
+                          "seed": truth["seed"], "placement": truth["placement"]},
+              "commands": {"ogr2ogr": "ogr2ogr -f PostgreSQL PG:... FILE -nln bench_ogr_N -nlt PROMOTE_TO_MULTI "
+                                      "-lco GEOMETRY_NAME=geom -lco SPATIAL_INDEX=GIST --config PG_USE_COPY YES "
+                                      "-overwrite",
+                           "sifc": "sifc import parcels FILE --report R.json --rejects R.gpkg (fresh database)",
+                           "geopandas": "geopandas.read_file(FILE).to_postgis(table, engine)"},
+              "environment": _environment(server),
+              "sifc_startup_s": startup,
+              "runs": [asdict(r) for r in runs],
+              "summary": summarize(runs, methods, dataset.parcels)}
+    markdown = render_markdown(result)
+    print(markdown)
+    args.results_dir.mkdir(parents=True, exist_ok=True)
+    stem = f"import-{dataset.parcels}-{started:%Y%m%d-%H%M%S}"
+    (args.results_dir / f"{stem}.json").write_text(json.dumps(result, ensure_ascii=False, indent=1))
+    (args.results_dir / f"{stem}.md").write_text(markdown)
+    log(f"results: {args.results_dir / stem}.md / .json")
+    if not args.keep:
+        shutil.rmtree(work, ignore_errors=True)
+    summary = result["summary"]
+    if any(r.returncode != 0 for r in runs):
+        return 2
+    if summary["truth_ok"] is False:
+        return 1
+    if args.enforce_targets and not all(t["ok"] for t in summary["targets"].values() if t.get("applies", True)):
+        return 3
+    return 0
