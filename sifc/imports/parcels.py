@@ -21,8 +21,10 @@ batch commits whole or not at all. A refusal of the whole file raises
 
 from __future__ import annotations
 
+import functools
 import getpass
 import hashlib
+import struct
 import time
 import uuid
 from collections.abc import Callable
@@ -30,14 +32,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import orjson
+import shapely
 from pyogrio.raw import open_arrow
 from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from sifc.errors import ImportRejected
 from sifc.imports import mapping as field_mapping
+from sifc.imports.checks import Territory, Verdicts, check_geometries, check_nicads, locate, overlapping_pairs
 from sifc.imports.source import SourceInfo, open_source
 from sifc.parcels import nicad as nicad_rules
 from sifc.text import search_form
@@ -200,22 +204,45 @@ CREATE TEMP TABLE stage_parcel (
     land_use text,
     tenure_regime text,
     source_id text,
-    attrs jsonb,
-    pre_reject text,
     declared_area double precision,
     geom geometry,
     area double precision,
     commune_code text,
+    change text,
+    status text NOT NULL,
+    reasons text[] NOT NULL DEFAULT '{}',
+    warnings text[] NOT NULL DEFAULT '{}',
+    attrs jsonb,
     match_id uuid,
     match_version integer,
     match_by text,
-    change text,
-    changed_fields text[],
-    status text NOT NULL DEFAULT 'pending',
-    reasons text[] NOT NULL DEFAULT '{}',
-    warnings text[] NOT NULL DEFAULT '{}'
+    changed_fields text[]
 ) ON COMMIT DROP
 """
+STAGE_COPY = ("COPY stage_parcel (ord, src, nicad_raw, nicad, section, local_number, declared_raw, land_use, "
+              "tenure_regime, source_id, declared_area, geom, area, commune_code, change, status, reasons, warnings) "
+              "FROM STDIN (FORMAT BINARY)")
+# PostGIS reads a geometry sent in binary as (E)WKB: the driver only has to pass the bytes.
+STAGE_TYPES = ["int4", "bytea", "text", "text", "text", "text", "text", "text", "text", "text", "float8", "bytea",
+               "float8", "text", "text", "text", "bytea", "bytea"]
+TEXT_OID = 25
+
+
+@functools.lru_cache(maxsize=4096)
+def _text_array(values: tuple[str, ...]) -> bytes:
+    """A text[] in PostgreSQL's binary format (the few distinct code lists are encoded once)."""
+    if not values:
+        return struct.pack("!iii", 0, 0, TEXT_OID)
+    items = [value.encode() for value in values]
+    return struct.pack("!iiiii", 1, 0, TEXT_OID, len(items), 1) + b"".join(
+        struct.pack("!i", len(item)) + item for item in items)
+
+
+def text_array(values: list[str] | None) -> bytes:
+    """Binary text[] of ``values`` (empty when None)."""
+    return _text_array(tuple(values) if values else ())
+# Warnings that only make sense on a parcel that is imported.
+ACCEPTED_ONLY_WARNINGS = ("sliver", "declared_area_missing", "area_mismatch")
 
 
 def _text_value(value: Any) -> str | None:
@@ -236,144 +263,191 @@ def _json_default(value: Any) -> str:
     return str(value)
 
 
-def _stage(session: Session, info: SourceInfo, columns: dict[str, str], options: ParcelImportOptions,
-           progress: Progress | None, timings: dict[str, float]) -> int:
-    """Stream the features into ``stage_parcel`` with COPY; return how many were read."""
-    session.execute(text("DROP TABLE IF EXISTS stage_parcel"))
-    session.execute(text(STAGE_DDL))
-    raw = session.connection().connection.driver_connection
-    assert raw is not None  # a live psycopg connection: the session holds it for the transaction
-    ord_ = 0
+@dataclass
+class _Features:
+    """A file's features as read: geometries (WKB) and the mapped attribute values, in file order."""
+
+    wkb: np.ndarray
+    mapped: dict[str, list[str | None]]
+    pre_reject: list[str | None] | None
+    batches: list[Any]
+    fields: list[str]
+
+    def attributes(self, ords: list[int]) -> list[str]:
+        """The source attributes of the features ``ords``, as JSON texts."""
+        wanted = sorted(ords)
+        out: dict[int, str] = {}
+        start, position = 0, 0
+        for batch in self.batches:
+            stop = start + batch.num_rows
+            while position < len(wanted) and wanted[position] < stop:
+                row = {f: batch.column(f)[wanted[position] - start].as_py() for f in self.fields
+                       if f in batch.schema.names}
+                out[wanted[position]] = orjson.dumps(row, default=_json_default,
+                                                     option=orjson.OPT_NON_STR_KEYS).decode()
+                position += 1
+            start = stop
+        return [out[o] for o in ords]
+
+
+def _read(info: SourceInfo, columns: dict[str, str], options: ParcelImportOptions,
+          notify: Progress) -> _Features:
+    """Read every feature of the file into arrays (Arrow batches: memory grows with the file, compactly)."""
     encoding = info.encoding if info.fmt == "ESRI Shapefile" else None
-    clock = time.perf_counter
+    wkb: list[Any] = []
+    mapped: dict[str, list[str | None]] = {target: [] for target in columns}
+    pre: list[str | None] = []
+    batches: list[Any] = []
+    read = 0
     try:
         with open_arrow(info.path, layer=info.layer, encoding=encoding, use_pyarrow=True,
                         batch_size=options.chunk_size) as (meta, reader):
             geometry_column = meta.get("geometry_name") or "wkb_geometry"
-            fields = [str(f) for f in meta.get("fields", [])]
-            pre_reject = PRE_REJECT_FIELD in fields
-            attr_fields = [f for f in fields if f != PRE_REJECT_FIELD]
-            with raw.cursor() as cursor, cursor.copy(
-                "COPY stage_parcel (ord, src, nicad_raw, nicad, section, local_number, declared_raw, declared_area, "
-                "land_use, tenure_regime, source_id, attrs, pre_reject) FROM STDIN"
-            ) as copy:
-                batches = iter(reader)
-                while True:
-                    started = clock()
-                    batch = next(batches, None)
-                    if batch is None:
-                        break
-                    data = {name: batch.column(name).to_pylist() for name in batch.schema.names}
-                    geometries = data.get(geometry_column) or [None] * batch.num_rows
-                    rejects = data.get(PRE_REJECT_FIELD) if pre_reject else None
-                    read_done = clock()
-                    timings["read"] += read_done - started
-                    for i in range(batch.num_rows):
-                        attrs = {f: data[f][i] for f in attr_fields if f in data}
-                        mapped = {t: _text_value(attrs.get(c)) for t, c in columns.items()}
-                        wkb = geometries[i]
-                        copy.write_row((
-                            ord_, wkb.hex() if wkb else None, mapped.get("nicad"),
-                            nicad_rules.clean(mapped.get("nicad")), mapped.get("section"),
-                            mapped.get("local_number"), mapped.get("declared_area"),
-                            _area(mapped.get("declared_area")), mapped.get("land_use"),
-                            mapped.get("tenure_regime"), mapped.get("source_id"),
-                            orjson.dumps(attrs, default=_json_default,
-                                         option=orjson.OPT_NON_STR_KEYS).decode(),
-                            rejects[i] if rejects else None,
-                        ))
-                        ord_ += 1
-                    timings["stage"] += clock() - read_done
-                    if progress:
-                        progress("staging", ord_, info.features)
-                started = clock()
-            timings["stage"] += clock() - started  # the end of COPY: the server's last rows
+            fields = [str(f) for f in meta.get("fields", []) if str(f) != PRE_REJECT_FIELD]
+            has_pre = PRE_REJECT_FIELD in [str(f) for f in meta.get("fields", [])]
+            for batch in reader:
+                names = batch.schema.names
+                wkb.extend(batch.column(geometry_column).to_pylist() if geometry_column in names
+                           else [None] * batch.num_rows)
+                for target, column in columns.items():
+                    mapped[target].extend(_text_value(v) for v in batch.column(column).to_pylist())
+                if has_pre:
+                    pre.extend(batch.column(PRE_REJECT_FIELD).to_pylist())
+                batches.append(batch.drop_columns([c for c in (geometry_column, PRE_REJECT_FIELD) if c in names]))
+                read += batch.num_rows
+                notify("reading", read, info.features)
     except ImportRejected:
         raise
     except Exception as error:  # GDAL and Arrow raise several types for broken files
-        if "stage_parcel" in str(error):
-            raise
         raise ImportRejected("import.unreadable", path=info.path.name,
                              reason=str(error).splitlines()[0][:200]) from error
-    if pre_reject:
-        known = ", ".join(f"'{code}'" for code in REASONS)
-        _sql(session, f"UPDATE stage_parcel SET status = 'rejected', reasons = ARRAY[pre_reject] "
-                      f"WHERE pre_reject IN ({known})")
-    return ord_
+    array = np.empty(len(wkb), dtype=object)
+    array[:] = wkb
+    return _Features(wkb=array, mapped=mapped, pre_reject=pre if has_pre else None, batches=batches, fields=fields)
+
+
+def _territory(session: Session, geoms: np.ndarray) -> Territory:
+    """The territorial pieces under the file's extent, and the communes' status and national code."""
+    present = geoms[np.array([g is not None for g in geoms])]
+    xmin, ymin, xmax, ymax = shapely.total_bounds(present) if len(present) else (0.0, 0.0, 0.0, 0.0)
+    rows = _sql(session, """
+        SELECT level, code, ST_AsBinary(geom) FROM territory_piece
+        WHERE geom && ST_MakeEnvelope(:xmin, :ymin, :xmax, :ymax, 32628)
+    """, xmin=xmin, ymin=ymin, xmax=xmax, ymax=ymax).all()
+    communes = _sql(session, "SELECT code, boundary_status, national_code FROM commune").all()
+    pieces = np.empty(len(rows), dtype=object)
+    pieces[:] = shapely.from_wkb([bytes(r[2]) for r in rows]) if rows else []
+    return Territory(pieces=pieces, level=np.array([r[0] for r in rows], dtype=object),
+                     code=np.array([r[1] for r in rows], dtype=object),
+                     commune_status={c[0]: c[1] for c in communes}, national_code={c[0]: c[2] for c in communes})
+
+
+def _validate(session: Session, info: SourceInfo, features: _Features, options: ParcelImportOptions,
+              commune: str | None, report: ParcelImportReport) -> tuple[Verdicts, dict[str, Any], np.ndarray]:
+    """Every check that needs no registry, on the whole file at once; returns the verdicts."""
+    n = len(features.wkb)
+    verdicts = Verdicts(n)
+    if features.pre_reject is not None:
+        for i, code in enumerate(features.pre_reject):
+            if code in REASONS and code not in WARNINGS:
+                verdicts.status[i] = "rejected"
+                verdicts.reasons[i].append(code)
+    checked = check_geometries(features.wkb, info.srid, on_invalid=options.on_invalid, verdicts=verdicts)
+    if checked["non_polygon_types"]:
+        names = {1: "Point", 2: "LineString", 4: "MultiPoint", 5: "MultiLineString", 7: "GeometryCollection"}
+        raise ImportRejected("import.not_polygons", found=", ".join(
+            sorted(names.get(k, str(k)).upper() for k in checked["non_polygon_types"])))
+    report.null_geometries, report.empty_geometries, report.invalid = checked["null"], checked["empty"], \
+        checked["invalid"]
+    geoms = checked["geoms"]
+    areas = np.nan_to_num(shapely.area(geoms))
+    codes = locate(geoms, areas, _territory(session, geoms), verdicts, commune=commune,
+                   tolerance_m2=options.outside_tolerance_m2, tolerance_ratio=options.outside_tolerance_ratio)
+    territory = _territory_cache(session)
+    nicads = np.empty(n, dtype=object)
+    nicads[:] = [nicad_rules.clean(v) for v in features.mapped.get("nicad", [None] * n)]
+    check_nicads(nicads, geoms, codes, territory, verdicts, standard_lengths=tuple(nicad_rules.STANDARD_LENGTHS),
+                 prefix_length=nicad_rules.COMMUNE_PREFIX_LENGTH)
+    pairs = overlapping_pairs(geoms, areas, verdicts.pending, tolerance_m2=options.overlap_tolerance_m2,
+                              tolerance_ratio=options.overlap_tolerance_ratio)
+    # Warnings of the parcels that will be imported (removed again if the registry refuses one).
+    live = verdicts.pending
+    perimeters = np.nan_to_num(shapely.length(geoms))
+    verdicts.warn(live & (areas * 2 < SLIVER_MEAN_WIDTH_M * perimeters), "sliver")
+    declared = np.array([_area(v) for v in features.mapped["declared_area"]], dtype=float) \
+        if "declared_area" in features.mapped else None
+    if declared is not None:
+        missing = np.isnan(declared) | (np.nan_to_num(declared) <= 0)
+        verdicts.warn(live & missing, "declared_area_missing")
+        with np.errstate(divide="ignore", invalid="ignore"):
+            off = np.abs(areas - declared) / declared > options.area_tolerance_ratio
+        verdicts.warn(live & ~missing & np.nan_to_num(off, nan=0).astype(bool), "area_mismatch")
+    extras = {"geoms": geoms, "areas": areas, "codes": codes, "nicads": nicads, "declared": declared}
+    return verdicts, extras, pairs
+
+
+def _territory_cache(session: Session) -> Territory:
+    communes = _sql(session, "SELECT code, boundary_status, national_code FROM commune").all()
+    empty = np.empty(0, dtype=object)
+    return Territory(pieces=empty, level=empty, code=empty, commune_status={c[0]: c[1] for c in communes},
+                     national_code={c[0]: c[2] for c in communes})
+
+
+def _copy_stage(session: Session, info: SourceInfo, features: _Features, verdicts: Verdicts,
+                extras: dict[str, Any], notify: Progress) -> None:
+    """COPY the checked features (binary) into the temporary staging table."""
+    session.execute(text("DROP TABLE IF EXISTS stage_parcel"))
+    session.execute(text(STAGE_DDL))
+    n = len(features.wkb)
+    geoms = extras["geoms"]
+    accepted = verdicts.status == "pending"
+    storage = np.empty(n, dtype=object)
+    storage[accepted] = shapely.to_wkb(shapely.set_srid(geoms[accepted], 32628), include_srid=True)
+    others = np.flatnonzero(~accepted)
+    source = np.empty(n, dtype=object)
+    if len(others):
+        read = shapely.force_2d(shapely.from_wkb(features.wkb[others], on_invalid="ignore"))
+        source[others] = shapely.to_wkb(shapely.set_srid(read, info.srid), include_srid=True)
+        for i in others[[g is not None for g in geoms[others]]]:
+            storage[i] = shapely.to_wkb(shapely.set_srid(geoms[i], 32628), include_srid=True)
+    status = np.where(accepted, "accepted", verdicts.status)
+    mapped = features.mapped
+    none = [None] * n
+    column = {t: mapped.get(t, none) for t in TARGETS_COPIED}
+    declared = extras["declared"]
+    raw = session.connection().connection.driver_connection
+    assert raw is not None  # a live psycopg connection: the session holds it for the transaction
+    with raw.cursor() as cursor, cursor.copy(STAGE_COPY) as copy:
+        copy.set_types(STAGE_TYPES)
+        for i in range(n):
+            copy.write_row((
+                i, source[i], column["nicad"][i], extras["nicads"][i], column["section"][i],
+                column["local_number"][i], column["declared_area"][i], column["land_use"][i],
+                column["tenure_regime"][i], column["source_id"][i],
+                None if declared is None or declared[i] != declared[i] else float(declared[i]),
+                storage[i], float(extras["areas"][i]) if storage[i] is not None else None, extras["codes"][i],
+                "new" if accepted[i] else None, status[i], text_array(verdicts.reasons.get(i)),
+                text_array(verdicts.warnings.get(i)),
+            ))
+            if i % 50_000 == 0:
+                notify("staging", i, n)
+    session.execute(text("ANALYZE stage_parcel"))
+
+
+TARGETS_COPIED = ("nicad", "section", "local_number", "declared_area", "land_use", "tenure_regime", "source_id")
 
 
 def _sql(session: Session, statement: str, **params: Any) -> Any:
     return session.execute(text(statement), params)
 
 
-def _reject(session: Session, reason: str, where: str, **params: Any) -> None:
-    _sql(session, f"UPDATE stage_parcel s SET status = 'rejected', reasons = array_append(reasons, '{reason}') "
-                  f"WHERE s.status = 'pending' AND ({where})", **params)
-
-
-def _warn(session: Session, code: str, where: str, **params: Any) -> None:
-    _sql(session, f"UPDATE stage_parcel s SET warnings = array_append(warnings, '{code}') "
-                  f"WHERE s.status IN ('pending', 'accepted') AND ({where})", **params)
-
-
-def _check_geometry(session: Session, info: SourceInfo, options: ParcelImportOptions,
-                    report: ParcelImportReport) -> None:
-    _sql(session, "UPDATE stage_parcel SET src = ST_SetSRID(ST_Force2D(src), :srid) WHERE src IS NOT NULL",
-         srid=info.srid)
-    found = _sql(session, """
-        SELECT DISTINCT GeometryType(src) FROM stage_parcel
-        WHERE src IS NOT NULL AND GeometryType(src) NOT IN ('POLYGON', 'MULTIPOLYGON')
-    """).scalars().all()
-    if found:
-        raise ImportRejected("import.not_polygons", found=", ".join(sorted(found)))
-    _reject(session, "null_geometry", "s.src IS NULL")
-    _reject(session, "empty_geometry", "ST_IsEmpty(s.src)")
-    report.null_geometries = _count(session, "'null_geometry' = ANY(reasons)")
-    report.empty_geometries = _count(session, "'empty_geometry' = ANY(reasons)")
-    # Validity is judged on the file's own coordinates, as any GIS reading the file would.
-    _sql(session, "UPDATE stage_parcel SET warnings = array_append(warnings, 'invalid_repaired') "
-                  "WHERE status = 'pending' AND NOT ST_IsValid(src)")
-    report.invalid = _count(session, "'invalid_repaired' = ANY(warnings)")
-    if options.on_invalid == "reject":
-        _reject(session, "invalid_geometry", "'invalid_repaired' = ANY(s.warnings)")
-        _sql(session, "UPDATE stage_parcel SET warnings = array_remove(warnings, 'invalid_repaired')")
-    else:
-        _sql(session, "UPDATE stage_parcel SET src = ST_MakeValid(src) "
-                      "WHERE status = 'pending' AND 'invalid_repaired' = ANY(warnings)")
-    _transform(session)
-    # Reprojection can make a valid ring invalid (rarely): repair in the storage CRS too.
-    _sql(session, """
-        UPDATE stage_parcel SET geom = ST_MakeValid(geom),
-               warnings = CASE WHEN 'invalid_repaired' = ANY(warnings) THEN warnings
-                               ELSE array_append(warnings, 'invalid_repaired') END
-        WHERE status = 'pending' AND NOT ST_IsValid(geom)
-    """)
-    _sql(session, "UPDATE stage_parcel SET geom = ST_CollectionExtract(geom, 3) "
-                  "WHERE status = 'pending' AND GeometryType(geom) = 'GEOMETRYCOLLECTION'")
-    _reject(session, "unrepairable_geometry", "ST_IsEmpty(s.geom) OR GeometryType(s.geom) NOT IN "
-                                              "('POLYGON', 'MULTIPOLYGON')")
-    _sql(session, "UPDATE stage_parcel SET geom = ST_Multi(geom), area = ST_Area(geom) WHERE status = 'pending'")
-    _sql(session, "CREATE INDEX ON stage_parcel USING gist (geom)")
-    _sql(session, "ANALYZE stage_parcel")
-
-
-def _transform(session: Session) -> None:
-    """Reproject to EPSG:32628; rows whose coordinates cannot be reprojected are rejected."""
-    try:
-        with session.begin_nested():
-            _sql(session, "UPDATE stage_parcel SET geom = ST_Transform(src, 32628) WHERE status = 'pending'")
-    except DBAPIError:  # one row out of the CRS's range fails the whole statement: go row by row
-        rows = _sql(session, "SELECT ord FROM stage_parcel WHERE status = 'pending'").scalars().all()
-        for ord_ in rows:
-            try:
-                with session.begin_nested():
-                    _sql(session, "UPDATE stage_parcel SET geom = ST_Transform(src, 32628) WHERE ord = :o", o=ord_)
-            except DBAPIError:
-                _reject(session, "reprojection_failed", "s.ord = :o", o=ord_)
-
-
-def _count(session: Session, where: str) -> int:
-    return int(_sql(session, f"SELECT count(*) FROM stage_parcel WHERE {where}").scalar())
+def _reject_accepted(session: Session, reason: str, where: str, **params: Any) -> None:
+    """Reject, in the registry checks, accepted rows matching ``where``; they lose the accepted-only warnings."""
+    dropped = ", ".join(f"'{w}'" for w in ACCEPTED_ONLY_WARNINGS)
+    _sql(session, f"""
+        UPDATE stage_parcel s SET status = 'rejected', reasons = array_append(reasons, '{reason}'), change = NULL,
+               warnings = ARRAY(SELECT w FROM unnest(s.warnings) w WHERE w NOT IN ({dropped}))
+        WHERE s.status = 'accepted' AND ({where})""", **params)
 
 
 def _resolve_commune(session: Session, reference: str) -> str:
@@ -387,85 +461,6 @@ def _resolve_commune(session: Session, reference: str) -> str:
     return str(codes[0])
 
 
-def _check_location(session: Session, options: ParcelImportOptions, commune: str | None) -> None:
-    """Outside Senegal, commune derived (or checked), straddling, provisional — on territory pieces.
-
-    Each piece is tested against the parcels under it (pieces outside, parcels inside the loop),
-    so PostGIS prepares each piece once; the verdicts are then written in one pass.
-    """
-    tolerance = {"m2": options.outside_tolerance_m2, "ratio": options.outside_tolerance_ratio}
-    _sql(session, """
-        CREATE TEMP TABLE stage_in ON COMMIT DROP AS
-        SELECT x.ord, p.level, p.code,
-               sum(CASE WHEN x.covered THEN x.area ELSE overlap_area(p.geom, x.geom) END) AS shared
-        FROM territory_piece p
-        CROSS JOIN LATERAL (
-            SELECT s.ord, s.area, s.geom, ST_Covers(p.geom, s.geom) AS covered
-            FROM stage_parcel s
-            WHERE s.status = 'pending' AND s.geom && p.geom AND ST_Intersects(p.geom, s.geom)
-        ) x
-        WHERE p.geom && (SELECT ST_SetSRID(ST_Extent(geom)::geometry, 32628) FROM stage_parcel
-                         WHERE status = 'pending')
-        GROUP BY x.ord, p.level, p.code
-    """)
-    _sql(session, "ANALYZE stage_in")
-    # An official commune reached beyond the tolerance wins over provisional ones (official
-    # boundaries take precedence; provisional ones are placeholders), then the largest share.
-    pick = "i.code = :commune" if commune else "TRUE"
-    _sql(session, f"""
-        CREATE TEMP TABLE stage_loc ON COMMIT DROP AS
-        WITH shares AS (
-            SELECT i.ord, i.code, i.shared, c.boundary_status,
-                   i.shared > greatest(:m2, :ratio * s.area) AS beyond
-            FROM stage_in i JOIN commune c ON c.code = i.code JOIN stage_parcel s ON s.ord = i.ord
-            WHERE i.level = 'commune'
-        ), best AS (
-            SELECT DISTINCT ON (ord) ord, code, shared, boundary_status FROM shares i WHERE {pick}
-            ORDER BY ord, (boundary_status = 'official' AND beyond) DESC, shared DESC, code
-        )
-        , regions AS (
-            SELECT ord, sum(shared) AS shared FROM stage_in WHERE level = 'region' GROUP BY ord
-        ), reached AS (
-            SELECT ord, count(*) AS n FROM shares WHERE beyond GROUP BY ord
-        )
-        SELECT s.ord,
-               s.area - coalesce(r.shared, 0) > greatest(:m2, :ratio * s.area) AS outside_senegal,
-               b.code, b.boundary_status,
-               s.area - coalesce(b.shared, 0) > greatest(:m2, :ratio * s.area) AS outside_best,
-               coalesce(n.n, 0) AS communes_reached
-        FROM stage_parcel s
-        LEFT JOIN best b ON b.ord = s.ord
-        LEFT JOIN regions r ON r.ord = s.ord
-        LEFT JOIN reached n ON n.ord = s.ord
-        WHERE s.status = 'pending'
-    """, commune=commune, **tolerance)
-    _sql(session, "CREATE UNIQUE INDEX ON stage_loc (ord)")
-    _sql(session, "ANALYZE stage_loc")
-    given = commune is not None
-    _sql(session, f"""
-        UPDATE stage_parcel s SET
-            commune_code = CASE WHEN {given} THEN :commune ELSE l.code END,
-            status = CASE WHEN l.outside_senegal OR l.code IS NULL OR ({given} AND l.outside_best)
-                          THEN 'rejected' ELSE s.status END,
-            reasons = s.reasons || CASE
-                WHEN l.outside_senegal THEN ARRAY['outside_senegal']
-                WHEN {given} AND (l.code IS NULL OR l.outside_best) THEN ARRAY['outside_commune']
-                WHEN l.code IS NULL THEN ARRAY['no_commune']
-                ELSE ARRAY[]::text[] END,
-            warnings = s.warnings
-                || CASE WHEN NOT {given} AND (l.communes_reached > 1 OR l.outside_best)
-                        THEN ARRAY['straddles_communes'] ELSE ARRAY[]::text[] END
-                || CASE WHEN l.boundary_status = 'provisional' THEN ARRAY['provisional_commune']
-                        ELSE ARRAY[]::text[] END
-        FROM stage_loc l WHERE l.ord = s.ord
-    """, commune=commune)
-    # Rejected parcels carry no warning about a commune they do not get.
-    _sql(session, "UPDATE stage_parcel SET warnings = '{}' WHERE status = 'rejected' AND cardinality(warnings) > 0 "
-                  "AND reasons && ARRAY['outside_senegal', 'outside_commune', 'no_commune']")
-    _sql(session, "DROP TABLE stage_in")
-    _sql(session, "DROP TABLE stage_loc")
-
-
 def _area(raw: str | None) -> float | None:
     """A declared area as surveyors write it ("1 234,5"); None when unreadable."""
     if raw is None:
@@ -476,56 +471,34 @@ def _area(raw: str | None) -> float | None:
         return None
 
 
-def _check_nicad(session: Session) -> None:
-    # Only NICADs read more than once need the pairwise checks.
-    _sql(session, """
-        CREATE TEMP TABLE stage_repeated ON COMMIT DROP AS
-        SELECT nicad FROM stage_parcel WHERE nicad IS NOT NULL AND geom IS NOT NULL
-        GROUP BY nicad HAVING count(*) > 1
-    """)
-    # Exact duplicates (same NICAD, same geometry): the first is imported, the others reported.
-    _sql(session, """
-        UPDATE stage_parcel s SET status = 'duplicate', reasons = array_append(s.reasons, 'duplicate')
-        WHERE s.status = 'pending' AND s.nicad IN (SELECT nicad FROM stage_repeated)
-          AND EXISTS (SELECT 1 FROM stage_parcel first WHERE first.nicad = s.nicad AND first.ord < s.ord
-                      AND first.status = 'pending' AND ST_Equals(first.geom, s.geom))
-    """)
-    _reject(session, "nicad_conflict", """
-        s.nicad IN (SELECT nicad FROM stage_repeated) AND EXISTS (
-            SELECT 1 FROM stage_parcel o WHERE o.nicad = s.nicad AND o.ord <> s.ord
-              AND o.status IN ('pending', 'rejected') AND o.geom IS NOT NULL AND NOT ST_Equals(o.geom, s.geom))
-    """)
-    _sql(session, "DROP TABLE stage_repeated")
-    lengths = ", ".join(str(n) for n in nicad_rules.STANDARD_LENGTHS)
-    _warn(session, "nicad_nonstandard", f"s.nicad IS NOT NULL AND length(s.nicad) NOT IN ({lengths})")
-    _warn(session, "nicad_prefix", f"""
-        s.nicad IS NOT NULL AND EXISTS (SELECT 1 FROM commune c WHERE c.code = s.commune_code
-            AND c.national_code IS NOT NULL
-            AND left(s.nicad, {nicad_rules.COMMUNE_PREFIX_LENGTH}) <> c.national_code)
-    """)
+def _check_registry(session: Session, options: ParcelImportOptions, pairs: np.ndarray,
+                    extent: tuple[float, float, float, float] | None) -> None:
+    """What needs the registry: matching (re-imports), NICAD taken, overlaps with current parcels.
 
-
-def _check_overlaps(session: Session, options: ParcelImportOptions) -> None:
+    Then the file's own overlapping pairs are refused, among the parcels still accepted.
+    """
+    near = extent is not None and bool(_sql(session, """
+        SELECT EXISTS (SELECT 1 FROM parcel WHERE geom && ST_MakeEnvelope(:x0, :y0, :x1, :y1, 32628))
+    """, x0=extent[0], y0=extent[1], x1=extent[2], y1=extent[3]).scalar())
+    _match(session, near=near)
     tolerance = {"m2": options.overlap_tolerance_m2, "ratio": options.overlap_tolerance_ratio}
-    _sql(session, """
-        CREATE TEMP TABLE stage_overlap ON COMMIT DROP AS
-        SELECT a.ord AS a, b.ord AS b FROM stage_parcel a JOIN stage_parcel b
-          ON b.ord + 0 > a.ord + 0 AND a.geom && b.geom  -- "+ 0": the GiST index, not the key, drives the join
-        WHERE a.status = 'pending' AND b.status = 'pending'
-          AND overlap_area(a.geom, b.geom) > greatest(:m2, :ratio * least(a.area, b.area))
-    """, **tolerance)
-    _reject(session, "overlap_in_file", "s.ord IN (SELECT a FROM stage_overlap UNION SELECT b FROM stage_overlap)")
-    _sql(session, "DROP TABLE stage_overlap")
     # Current parcels the file gives a new state of are checked as part of the file, not against it.
-    _reject(session, "overlap_existing", """
-        EXISTS (SELECT 1 FROM parcel p WHERE p.geom && s.geom
-                AND NOT EXISTS (SELECT 1 FROM stage_parcel m WHERE m.match_id = p.parcel_id
-                                AND m.status = 'pending')
-                AND overlap_area(p.geom, s.geom) > greatest(:m2, :ratio * least(p.area_m2, s.area)))
-    """, **tolerance)
+    if near:
+        _reject_accepted(session, "overlap_existing", """
+            s.ord IN (SELECT s2.ord FROM stage_parcel s2 JOIN parcel p ON p.geom && s2.geom
+                      WHERE s2.status = 'accepted'
+                        AND NOT EXISTS (SELECT 1 FROM stage_parcel m WHERE m.match_id = p.parcel_id
+                                        AND m.status = 'accepted')
+                        AND overlap_area(p.geom, s2.geom) > greatest(:m2, :ratio * least(p.area_m2, s2.area)))
+        """, **tolerance)
+    if len(pairs):
+        alive = set(_sql(session, "SELECT ord FROM stage_parcel WHERE status = 'accepted' AND ord = ANY(:ords)",
+                         ords=sorted({int(o) for o in pairs.ravel()})).scalars().all())
+        hit = sorted({int(o) for a, b in pairs if a in alive and b in alive for o in (a, b)})
+        _reject_accepted(session, "overlap_in_file", "s.ord = ANY(:ords)", ords=hit)
 
 
-def _match(session: Session) -> None:
+def _match(session: Session, *, near: bool) -> None:
     """Match the file's parcels with current ones: by NICAD, else source identifier, else geometry.
 
     A matched parcel gets a new version only if something changed; a NICAD found on a
@@ -534,16 +507,17 @@ def _match(session: Session) -> None:
     _sql(session, """
         UPDATE stage_parcel s SET match_id = p.parcel_id, match_version = p.version, match_by = 'nicad'
         FROM parcel p
-        WHERE s.status = 'pending' AND s.nicad IS NOT NULL AND p.nicad = s.nicad AND ST_Intersects(p.geom, s.geom)
+        WHERE s.status = 'accepted' AND s.nicad IS NOT NULL AND p.nicad = s.nicad AND ST_Intersects(p.geom, s.geom)
     """)
-    _reject(session, "nicad_taken", """
+    _sql(session, "CREATE INDEX ON stage_parcel (match_id) WHERE match_id IS NOT NULL")
+    _reject_accepted(session, "nicad_taken", """
         s.match_id IS NULL AND s.nicad IS NOT NULL AND EXISTS (SELECT 1 FROM parcel p WHERE p.nicad = s.nicad)
     """)
     # A source identifier is only an identifier within its commune, and only when unique on both sides.
     _sql(session, """
         WITH staged AS (
             SELECT source_id, commune_code FROM stage_parcel
-            WHERE status = 'pending' AND source_id IS NOT NULL
+            WHERE status = 'accepted' AND source_id IS NOT NULL
             GROUP BY source_id, commune_code HAVING count(*) = 1
         ), current AS (
             SELECT p.source_id, p.commune_code, min(p.parcel_id::text)::uuid AS parcel_id, min(p.version) AS version
@@ -552,17 +526,18 @@ def _match(session: Session) -> None:
         )
         UPDATE stage_parcel s SET match_id = c.parcel_id, match_version = c.version, match_by = 'source_id'
         FROM current c
-        WHERE s.status = 'pending' AND s.match_id IS NULL AND s.source_id = c.source_id
+        WHERE s.status = 'accepted' AND s.match_id IS NULL AND s.source_id = c.source_id
           AND s.commune_code = c.commune_code AND ST_Intersects((SELECT geom FROM parcel WHERE parcel_id = c.parcel_id),
                                                                 s.geom)
           AND NOT EXISTS (SELECT 1 FROM stage_parcel o WHERE o.match_id = c.parcel_id)
     """)
     # The same land: each covers at least 90 % of the other, and nothing else does.
-    _sql(session, """
+    if near:
+        _sql(session, """
         WITH pairs AS (
             SELECT s.ord, p.parcel_id, p.version
             FROM stage_parcel s JOIN parcel p ON p.geom && s.geom
-            WHERE s.status = 'pending' AND s.match_id IS NULL
+            WHERE s.status = 'accepted' AND s.match_id IS NULL
               AND NOT EXISTS (SELECT 1 FROM stage_parcel o WHERE o.match_id = p.parcel_id)
               AND overlap_area(p.geom, s.geom) >= 0.9 * greatest(p.area_m2, s.area)
         ), unique_pairs AS (
@@ -590,25 +565,12 @@ def _match(session: Session) -> None:
                 CASE WHEN s.tenure_regime IS DISTINCT FROM p.tenure_regime THEN 'tenure_regime' END
             ], NULL)
         FROM parcel p
-        WHERE s.match_id = p.parcel_id AND s.status = 'pending'
+        WHERE s.match_id = p.parcel_id AND s.status = 'accepted'
     """)
-    _sql(session, "CREATE INDEX ON stage_parcel (match_id) WHERE match_id IS NOT NULL")
     _sql(session, """
-        UPDATE stage_parcel SET change = CASE
-            WHEN match_id IS NULL THEN 'new'
-            WHEN cardinality(changed_fields) = 0 THEN 'unchanged'
-            ELSE 'changed' END
-        WHERE status = 'pending'
+        UPDATE stage_parcel SET change = CASE WHEN cardinality(changed_fields) = 0 THEN 'unchanged' ELSE 'changed' END
+        WHERE status = 'accepted' AND match_id IS NOT NULL
     """)
-
-
-def _check_areas(session: Session, options: ParcelImportOptions, mapped: bool) -> None:
-    _warn(session, "sliver", f"s.area * 2 < {SLIVER_MEAN_WIDTH_M} * ST_Perimeter(s.geom)")
-    if not mapped:
-        return
-    _warn(session, "declared_area_missing", "s.declared_area IS NULL OR s.declared_area <= 0")
-    _warn(session, "area_mismatch", "s.declared_area > 0 AND abs(s.area - s.declared_area) / s.declared_area > :tol",
-          tol=options.area_tolerance_ratio)
 
 
 ISSUES_QUERY = """
@@ -630,10 +592,14 @@ def _issue(row: Any) -> dict[str, object]:
 
 
 def _summarize(session: Session, report: ParcelImportReport) -> None:
-    report.accepted = _count(session, "status = 'accepted'")
-    report.rejected = _count(session, "status = 'rejected'")
-    report.duplicates = _count(session, "status = 'duplicate'")
-    report.repaired = _count(session, "'invalid_repaired' = ANY(warnings)")
+    counts = _sql(session, """
+        SELECT count(*) FILTER (WHERE status = 'accepted') AS accepted,
+               count(*) FILTER (WHERE status = 'rejected') AS rejected,
+               count(*) FILTER (WHERE status = 'duplicate') AS duplicates,
+               count(*) FILTER (WHERE 'invalid_repaired' = ANY(warnings)) AS repaired
+        FROM stage_parcel""").mappings().one()
+    report.accepted, report.rejected = counts["accepted"], counts["rejected"]
+    report.duplicates, report.repaired = counts["duplicates"], counts["repaired"]
     report.changes = dict(_sql(session, """
         SELECT change, count(*) FROM stage_parcel WHERE status = 'accepted' GROUP BY change ORDER BY change
     """).all())
@@ -689,8 +655,8 @@ def _insert(session: Session, report: ParcelImportReport, options: ParcelImportO
                         WHEN 'geometry' = ANY(s.changed_fields)
                              THEN CASE WHEN p.nicad_status = 'absent' THEN 'absent' ELSE 'a_reattribuer' END
                         ELSE p.nicad_status END,
-                   s.commune_code, s.section, s.local_number, s.source_id, s.geom, s.declared_area, s.land_use,
-                   s.tenure_regime, :batch, 'import', :author, :reason
+                   s.commune_code, s.section, s.local_number, s.source_id, ST_Multi(s.geom), s.declared_area,
+                   s.land_use, s.tenure_regime, :batch, 'import', :author, :reason
             FROM stage_parcel s JOIN parcel_version p ON p.parcel_id = s.match_id AND p.version = s.match_version
             WHERE s.status = 'accepted' AND s.change = 'changed' ORDER BY s.ord
         """, batch=batch_id, author=options.author, reason=reason)
@@ -699,7 +665,7 @@ def _insert(session: Session, report: ParcelImportReport, options: ParcelImportO
                                     source_id, geom, declared_area_m2, land_use, tenure_regime, batch_id,
                                     action, author, reason)
         SELECT gen_random_uuid(), 1, nicad, CASE WHEN nicad IS NULL THEN 'absent' ELSE 'attribue' END,
-               commune_code, section, local_number, source_id, geom, declared_area, land_use, tenure_regime,
+               commune_code, section, local_number, source_id, ST_Multi(geom), declared_area, land_use, tenure_regime,
                :batch, 'import', :author, :reason
         FROM stage_parcel WHERE status = 'accepted' AND change = 'new' ORDER BY ord
     """, batch=batch_id, author=options.author, reason=reason)
@@ -739,18 +705,20 @@ def import_parcels(session: Session, path: Path, options: ParcelImportOptions, *
         report.crs, report.crs_origin = f"EPSG:{info.srid}", info.crs_origin
         report.encoding, report.encoding_origin = info.encoding, info.encoding_origin
         report.mapping, report.attributes, report.file_notes = columns, len(info.fields), list(info.notes)
-        timings["read"] += clock() - started
-        notify("staging", 0, info.features)
-        report.read = _stage(session, info, columns, options, progress, timings)
+        features = _read(info, columns, options, notify)
+    report.read = len(features.wkb)
+    timings["read"] += clock() - started
     mark = clock()
     notify("validating", 0, report.read)
-    _check_geometry(session, info, options, report)
-    _check_location(session, options, commune)
-    _check_nicad(session)
-    _match(session)
-    _check_overlaps(session, options)
-    _sql(session, "UPDATE stage_parcel SET status = 'accepted' WHERE status = 'pending'")
-    _check_areas(session, options, "declared_area" in columns)
+    verdicts, extras, pairs = _validate(session, info, features, options, commune, report)
+    timings["validate"] += clock() - mark
+    mark = clock()
+    notify("staging", 0, report.read)
+    _copy_stage(session, info, features, verdicts, extras, notify)
+    timings["stage"] += clock() - mark
+    mark = clock()
+    _check_registry(session, options, pairs, _extent(extras["geoms"][verdicts.pending]))
+    _keep_rejected_sources(session, features, info.srid)
     _summarize(session, report)
     timings["validate"] += clock() - mark
     if not options.dry_run:
@@ -760,6 +728,23 @@ def import_parcels(session: Session, path: Path, options: ParcelImportOptions, *
         timings["commit"] += clock() - mark
     notify("checked", report.read, report.read)
     return report
+
+
+def _extent(geoms: np.ndarray) -> tuple[float, float, float, float] | None:
+    bounds = shapely.total_bounds(geoms) if len(geoms) else np.full(4, np.nan)
+    return None if np.isnan(bounds).any() else (float(bounds[0]), float(bounds[1]), float(bounds[2]), float(bounds[3]))
+
+
+def _keep_rejected_sources(session: Session, features: _Features, srid: int) -> None:
+    """The refused features' source attributes (and geometry as read) for the rejects file."""
+    ords = _sql(session, "SELECT ord FROM stage_parcel WHERE status <> 'accepted' ORDER BY ord").scalars().all()
+    if not ords:
+        return
+    _sql(session, """
+        UPDATE stage_parcel s SET attrs = CAST(v.attrs AS jsonb),
+               src = coalesce(s.src, ST_Transform(s.geom, CAST(:srid AS integer)))
+        FROM unnest(CAST(:ords AS integer[]), CAST(:attrs AS text[])) v(ord, attrs) WHERE s.ord = v.ord
+    """, ords=list(ords), attrs=features.attributes(list(ords)), srid=srid)
 
 
 def spool_issues(session: Session, target: Path, *, chunk: int = 20_000) -> None:

@@ -203,6 +203,8 @@ def test_dxf_parcels_keep_their_numbers_layers_and_arcs(db, tmp_path):
         assert notes["dxf_ignored"]["types"] == {"CIRCLE": 1, "LINE": 1, "LWPOLYLINE": 1}
         assert (notes["dxf_ignored"]["open_polylines"], notes["dxf_ignored"]["other_layers"]) == (1, 0)
         assert notes["dxf_texts_outside"]["count"] == 1
+        converted = gpd.read_file(info.path)
+        layers = dict(zip(converted["numero"], converted["calque"], strict=True))
 
     report = import_parcels(db, path, ParcelImportOptions(crs="EPSG:32628", author="test"))
 
@@ -213,7 +215,7 @@ def test_dxf_parcels_keep_their_numbers_layers_and_arcs(db, tmp_path):
     assert set(rows) == {"0104040100001", "12 / 7", "Lot C", "D1", None}
     assert rows["0104040100001"]["nicad"] == "0104040100001"
     assert rows["12 / 7"]["nicad"] is None
-    assert {k: r["attrs"]["calque"] for k, r in rows.items() if k} == {
+    assert {k: layers[k] for k in rows if k} == {
         "0104040100001": "PARCELLES", "12 / 7": "PARCELLES", "Lot C": "LOTS", "D1": "PARCELLES"}
     assert all(r["status"] == "accepted" and r["area"] == pytest.approx(400) for k, r in rows.items()
                if k in ("0104040100001", "12 / 7", "Lot C"))
@@ -319,6 +321,10 @@ def test_tables_of_bornes_become_parcels(db, tmp_path, variant, srid, header, de
         rows = [(p, o, *to_file.transform(bx, by)) for p, o, bx, by in rows]
     path = _table(tmp_path / f"bornes_{variant}.csv", header, rows, delimiter, encoding, decimal)
 
+    with open_source(path, crs=f"EPSG:{srid}") as info:
+        converted = gpd.read_file(info.path)
+    assert dict(zip(converted["numero"], converted["bornes"], strict=True)) == {"P-001": 4, "0104040100002": 4}
+
     report = import_parcels(db, path, ParcelImportOptions(crs=f"EPSG:{srid}", author="test"))
 
     assert (report.format, report.crs, report.crs_origin) == ("CSV (bornes)", f"EPSG:{srid}", "option")
@@ -327,7 +333,6 @@ def test_tables_of_bornes_become_parcels(db, tmp_path, variant, srid, header, de
     assert set(rows_by_number) == {"P-001", "0104040100002"}
     assert rows_by_number["0104040100002"]["nicad"] == "0104040100002"
     assert rows_by_number["P-001"]["nicad"] is None
-    assert {k: r["attrs"]["bornes"] for k, r in rows_by_number.items()} == {"P-001": 4, "0104040100002": 4}
     for row in rows_by_number.values():  # Adindan and WGS 84 UTM 28N differ by their datum, not their scale
         assert row["area"] == pytest.approx(400, rel=2e-3)
     stored = db.execute(text("SELECT count(*) FROM parcel WHERE batch_id = CAST(:b AS uuid)"),
