@@ -54,10 +54,44 @@ class Verdicts:
         for i in self._pending_indices(mask):
             self.warnings[i].append(code)
 
+    def window(self, offset: int, length: int) -> VerdictsWindow:
+        """The verdicts of features ``offset`` to ``offset + length``, indexed from 0."""
+        return VerdictsWindow(self, offset, length)
+
     def _pending_indices(self, mask: np.ndarray) -> np.ndarray:
         indices = np.flatnonzero(mask) if mask.dtype == bool else np.asarray(mask, dtype=np.int64)
         return indices[self.status[indices] == "pending"]
 
+
+
+class VerdictsWindow:
+    """A batch's view of the file's verdicts (local indices)."""
+
+    def __init__(self, verdicts: Verdicts, offset: int, length: int) -> None:
+        self.verdicts, self.offset, self.length = verdicts, offset, length
+
+    @property
+    def pending(self) -> np.ndarray:
+        """Mask of the batch's features no check has refused yet."""
+        return self.verdicts.status[self.offset:self.offset + self.length] == "pending"
+
+    def _global(self, mask: np.ndarray) -> np.ndarray:
+        indices = np.flatnonzero(mask) if mask.dtype == bool else np.asarray(mask, dtype=np.int64)
+        return indices + self.offset
+
+    def reject(self, mask: np.ndarray, reason: str) -> None:
+        """Reject the batch's pending features of ``mask``."""
+        self.verdicts.reject(self._global(mask), reason)
+
+    def warn(self, mask: np.ndarray, code: str) -> None:
+        """Warn the batch's pending features of ``mask``."""
+        self.verdicts.warn(self._global(mask), code)
+
+    def warn_once(self, mask: np.ndarray, code: str) -> None:
+        """Warn the features of ``mask`` that do not have ``code`` yet."""
+        for i in self._global(mask):
+            if code not in self.verdicts.warnings[i]:
+                self.verdicts.warnings[i].append(code)
 
 
 def intersection_areas(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -93,10 +127,11 @@ def _polygonal(geoms: np.ndarray) -> np.ndarray:
     return out
 
 
-def check_geometries(wkb: np.ndarray, srid: int, *, on_invalid: str, verdicts: Verdicts) -> dict[str, Any]:
+def check_geometries(wkb: np.ndarray, srid: int, *, on_invalid: str, verdicts: VerdictsWindow) -> dict[str, Any]:
     """Null, empty, invalid (judged on the file's own coordinates), reprojection to EPSG:32628.
 
-    Returns the storage geometries (None where rejected) and counts for the report.
+    Works on one batch. Returns the storage geometries (None where rejected) and counts for
+    the report.
     """
     source = shapely.from_wkb(wkb, on_invalid="ignore")
     if shapely.has_z(source).any() or shapely.has_m(source).any():
@@ -132,9 +167,7 @@ def check_geometries(wkb: np.ndarray, srid: int, *, on_invalid: str, verdicts: V
         broken = np.zeros(len(geoms), dtype=bool)
         broken[live] = ~shapely.is_valid(geoms[live])
         if broken.any():
-            for i in np.flatnonzero(broken):
-                if "invalid_repaired" not in verdicts.warnings[i]:
-                    verdicts.warnings[i].append("invalid_repaired")
+            verdicts.warn_once(broken, "invalid_repaired")
             geoms[broken] = _polygonal(shapely.make_valid(geoms[broken]))
     unusable = verdicts.pending & (shapely.is_empty(geoms) | (shapely.get_type_id(geoms) < 0))
     verdicts.reject(unusable, "unrepairable_geometry")

@@ -34,6 +34,7 @@ from typing import Any, Literal
 
 import numpy as np
 import orjson
+import pyarrow as pa
 import shapely
 from pyogrio.raw import open_arrow
 from sqlalchemy import text
@@ -41,7 +42,15 @@ from sqlalchemy.orm import Session
 
 from sifc.errors import ImportRejected
 from sifc.imports import mapping as field_mapping
-from sifc.imports.checks import Territory, Verdicts, check_geometries, check_nicads, locate, overlapping_pairs
+from sifc.imports.checks import (
+    STORAGE_SRID,
+    Territory,
+    Verdicts,
+    check_geometries,
+    check_nicads,
+    locate,
+    overlapping_pairs,
+)
 from sifc.imports.source import SourceInfo, open_source
 from sifc.parcels import nicad as nicad_rules
 from sifc.text import search_form
@@ -265,13 +274,29 @@ def _json_default(value: Any) -> str:
 
 @dataclass
 class _Features:
-    """A file's features as read: geometries (WKB) and the mapped attribute values, in file order."""
+    """A file's features as read, batch by batch, in compact Arrow arrays (not Python objects)."""
 
-    wkb: np.ndarray
-    mapped: dict[str, list[str | None]]
-    pre_reject: list[str | None] | None
     batches: list[Any]
+    wkb: list[Any]
+    mapped: dict[str, list[Any]]
+    nicads: list[Any]
+    declared: list[np.ndarray]
+    pre_reject: list[Any] | None
     fields: list[str]
+    offsets: list[int] = field(default_factory=list)
+
+    @property
+    def count(self) -> int:
+        """How many features were read."""
+        return sum(batch.num_rows for batch in self.batches)
+
+    def source_wkb(self, ords: list[int]) -> np.ndarray:
+        """The geometries of the features ``ords`` as read (WKB)."""
+        out = np.empty(len(ords), dtype=object)
+        for position, ord_ in enumerate(ords):
+            index = int(np.searchsorted(self.offsets, ord_, side="right")) - 1
+            out[position] = self.wkb[index][ord_ - self.offsets[index]].as_py()
+        return out
 
     def attributes(self, ords: list[int]) -> list[str]:
         """The source attributes of the features ``ords``, as JSON texts."""
@@ -292,28 +317,36 @@ class _Features:
 
 def _read(info: SourceInfo, columns: dict[str, str], options: ParcelImportOptions,
           notify: Progress) -> _Features:
-    """Read every feature of the file into arrays (Arrow batches: memory grows with the file, compactly)."""
+    """Read every feature of the file; attribute values are normalised as they come (Arrow arrays)."""
     encoding = info.encoding if info.fmt == "ESRI Shapefile" else None
-    wkb: list[Any] = []
-    mapped: dict[str, list[str | None]] = {target: [] for target in columns}
-    pre: list[str | None] = []
-    batches: list[Any] = []
+    features = _Features(batches=[], wkb=[], mapped={target: [] for target in columns}, nicads=[], declared=[],
+                         pre_reject=None, fields=[])
     read = 0
     try:
         with open_arrow(info.path, layer=info.layer, encoding=encoding, use_pyarrow=True,
                         batch_size=options.chunk_size) as (meta, reader):
             geometry_column = meta.get("geometry_name") or "wkb_geometry"
-            fields = [str(f) for f in meta.get("fields", []) if str(f) != PRE_REJECT_FIELD]
-            has_pre = PRE_REJECT_FIELD in [str(f) for f in meta.get("fields", [])]
+            all_fields = [str(f) for f in meta.get("fields", [])]
+            features.fields = [f for f in all_fields if f != PRE_REJECT_FIELD]
+            if PRE_REJECT_FIELD in all_fields:
+                features.pre_reject = []
             for batch in reader:
                 names = batch.schema.names
-                wkb.extend(batch.column(geometry_column).to_pylist() if geometry_column in names
-                           else [None] * batch.num_rows)
+                features.offsets.append(read)
+                features.wkb.append(batch.column(geometry_column) if geometry_column in names
+                                    else pa.nulls(batch.num_rows, pa.binary()))
+                values: dict[str, list[str | None]] = {}
                 for target, column in columns.items():
-                    mapped[target].extend(_text_value(v) for v in batch.column(column).to_pylist())
-                if has_pre:
-                    pre.extend(batch.column(PRE_REJECT_FIELD).to_pylist())
-                batches.append(batch.drop_columns([c for c in (geometry_column, PRE_REJECT_FIELD) if c in names]))
+                    values[target] = [_text_value(v) for v in batch.column(column).to_pylist()]
+                    features.mapped[target].append(pa.array(values[target], type=pa.string()))
+                features.nicads.append(pa.array([nicad_rules.clean(v) for v in values.get("nicad", [])]
+                                                or [None] * batch.num_rows, type=pa.string()))
+                features.declared.append(np.array([_area(v) for v in values["declared_area"]], dtype=float)
+                                         if "declared_area" in values else np.full(batch.num_rows, np.nan))
+                if features.pre_reject is not None:
+                    features.pre_reject.append(batch.column(PRE_REJECT_FIELD))
+                features.batches.append(batch.drop_columns(
+                    [c for c in (geometry_column, PRE_REJECT_FIELD) if c in names]))
                 read += batch.num_rows
                 notify("reading", read, info.features)
     except ImportRejected:
@@ -321,9 +354,7 @@ def _read(info: SourceInfo, columns: dict[str, str], options: ParcelImportOption
     except Exception as error:  # GDAL and Arrow raise several types for broken files
         raise ImportRejected("import.unreadable", path=info.path.name,
                              reason=str(error).splitlines()[0][:200]) from error
-    array = np.empty(len(wkb), dtype=object)
-    array[:] = wkb
-    return _Features(wkb=array, mapped=mapped, pre_reject=pre if has_pre else None, batches=batches, fields=fields)
+    return features
 
 
 def _territory(session: Session, geoms: np.ndarray) -> Territory:
@@ -344,28 +375,38 @@ def _territory(session: Session, geoms: np.ndarray) -> Territory:
 
 def _validate(session: Session, info: SourceInfo, features: _Features, options: ParcelImportOptions,
               commune: str | None, report: ParcelImportReport) -> tuple[Verdicts, dict[str, Any], np.ndarray]:
-    """Every check that needs no registry, on the whole file at once; returns the verdicts."""
-    n = len(features.wkb)
+    """Every check that needs no registry, on the whole file; returns the verdicts."""
+    n = features.count
     verdicts = Verdicts(n)
     if features.pre_reject is not None:
-        for i, code in enumerate(features.pre_reject):
+        codes_read = pa.chunked_array(features.pre_reject, type=pa.string()).to_pylist() \
+            if features.pre_reject else []
+        for i, code in enumerate(codes_read):
             if code in REASONS and code not in WARNINGS:
                 verdicts.status[i] = "rejected"
                 verdicts.reasons[i].append(code)
-    checked = check_geometries(features.wkb, info.srid, on_invalid=options.on_invalid, verdicts=verdicts)
-    if checked["non_polygon_types"]:
+    chunks = []
+    kinds: set[int] = set()
+    for index, offset in enumerate(features.offsets):
+        wkb = features.wkb[index].to_numpy(zero_copy_only=False)
+        checked = check_geometries(wkb, info.srid, on_invalid=options.on_invalid,
+                                   verdicts=verdicts.window(offset, len(wkb)))
+        chunks.append(checked["geoms"])
+        kinds |= checked["non_polygon_types"]
+        report.null_geometries += checked["null"]
+        report.empty_geometries += checked["empty"]
+        report.invalid += checked["invalid"]
+    if kinds:
         names = {1: "Point", 2: "LineString", 4: "MultiPoint", 5: "MultiLineString", 7: "GeometryCollection"}
         raise ImportRejected("import.not_polygons", found=", ".join(
-            sorted(names.get(k, str(k)).upper() for k in checked["non_polygon_types"])))
-    report.null_geometries, report.empty_geometries, report.invalid = checked["null"], checked["empty"], \
-        checked["invalid"]
-    geoms = checked["geoms"]
+            sorted(names.get(k, str(k)).upper() for k in kinds)))
+    geoms = np.concatenate(chunks) if chunks else np.empty(0, dtype=object)
     areas = np.nan_to_num(shapely.area(geoms))
     codes = locate(geoms, areas, _territory(session, geoms), verdicts, commune=commune,
                    tolerance_m2=options.outside_tolerance_m2, tolerance_ratio=options.outside_tolerance_ratio)
     territory = _territory_cache(session)
-    nicads = np.empty(n, dtype=object)
-    nicads[:] = [nicad_rules.clean(v) for v in features.mapped.get("nicad", [None] * n)]
+    nicads = pa.chunked_array(features.nicads, type=pa.string()).to_numpy(zero_copy_only=False) if n \
+        else np.empty(0, dtype=object)
     check_nicads(nicads, geoms, codes, territory, verdicts, standard_lengths=tuple(nicad_rules.STANDARD_LENGTHS),
                  prefix_length=nicad_rules.COMMUNE_PREFIX_LENGTH)
     pairs = overlapping_pairs(geoms, areas, verdicts.pending, tolerance_m2=options.overlap_tolerance_m2,
@@ -374,9 +415,8 @@ def _validate(session: Session, info: SourceInfo, features: _Features, options: 
     live = verdicts.pending
     perimeters = np.nan_to_num(shapely.length(geoms))
     verdicts.warn(live & (areas * 2 < SLIVER_MEAN_WIDTH_M * perimeters), "sliver")
-    declared = np.array([_area(v) for v in features.mapped["declared_area"]], dtype=float) \
-        if "declared_area" in features.mapped else None
-    if declared is not None:
+    declared = np.concatenate(features.declared) if features.declared else np.empty(0)
+    if "declared_area" in features.mapped:
         missing = np.isnan(declared) | (np.nan_to_num(declared) <= 0)
         verdicts.warn(live & missing, "declared_area_missing")
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -395,42 +435,38 @@ def _territory_cache(session: Session) -> Territory:
 
 def _copy_stage(session: Session, info: SourceInfo, features: _Features, verdicts: Verdicts,
                 extras: dict[str, Any], notify: Progress) -> None:
-    """COPY the checked features (binary) into the temporary staging table."""
+    """COPY the checked features (binary), batch by batch, into the temporary staging table."""
     session.execute(text("DROP TABLE IF EXISTS stage_parcel"))
     session.execute(text(STAGE_DDL))
-    n = len(features.wkb)
-    geoms = extras["geoms"]
+    n = features.count
+    geoms, areas, codes, nicads, declared = (extras[k] for k in ("geoms", "areas", "codes", "nicads", "declared"))
     accepted = verdicts.status == "pending"
-    storage = np.empty(n, dtype=object)
-    storage[accepted] = shapely.to_wkb(shapely.set_srid(geoms[accepted], 32628), include_srid=True)
-    others = np.flatnonzero(~accepted)
-    source = np.empty(n, dtype=object)
-    if len(others):
-        read = shapely.force_2d(shapely.from_wkb(features.wkb[others], on_invalid="ignore"))
-        source[others] = shapely.to_wkb(shapely.set_srid(read, info.srid), include_srid=True)
-        for i in others[[g is not None for g in geoms[others]]]:
-            storage[i] = shapely.to_wkb(shapely.set_srid(geoms[i], 32628), include_srid=True)
     status = np.where(accepted, "accepted", verdicts.status)
-    mapped = features.mapped
-    none = [None] * n
-    column = {t: mapped.get(t, none) for t in TARGETS_COPIED}
-    declared = extras["declared"]
     raw = session.connection().connection.driver_connection
     assert raw is not None  # a live psycopg connection: the session holds it for the transaction
     with raw.cursor() as cursor, cursor.copy(STAGE_COPY) as copy:
         copy.set_types(STAGE_TYPES)
-        for i in range(n):
-            copy.write_row((
-                i, source[i], column["nicad"][i], extras["nicads"][i], column["section"][i],
-                column["local_number"][i], column["declared_area"][i], column["land_use"][i],
-                column["tenure_regime"][i], column["source_id"][i],
-                None if declared is None or declared[i] != declared[i] else float(declared[i]),
-                storage[i], float(extras["areas"][i]) if storage[i] is not None else None, extras["codes"][i],
-                "new" if accepted[i] else None, status[i], text_array(verdicts.reasons.get(i)),
-                text_array(verdicts.warnings.get(i)),
-            ))
-            if i % 50_000 == 0:
-                notify("staging", i, n)
+        for index, offset in enumerate(features.offsets):
+            size = features.batches[index].num_rows
+            window = slice(offset, offset + size)
+            present = np.array([g is not None for g in geoms[window]], dtype=bool)
+            storage = np.empty(size, dtype=object)
+            storage[present] = shapely.to_wkb(shapely.set_srid(geoms[window][present], STORAGE_SRID),
+                                              include_srid=True)
+            column = {t: features.mapped[t][index].to_pylist() if t in features.mapped else [None] * size
+                      for t in TARGETS_COPIED}
+            for k in range(size):
+                i = offset + k
+                copy.write_row((
+                    i, None,
+                    column["nicad"][k], nicads[i], column["section"][k], column["local_number"][k],
+                    column["declared_area"][k], column["land_use"][k], column["tenure_regime"][k],
+                    column["source_id"][k], None if declared[i] != declared[i] else float(declared[i]),
+                    storage[k], float(areas[i]) if present[k] else None, codes[i],
+                    "new" if accepted[i] else None, status[i], text_array(verdicts.reasons.get(i)),
+                    text_array(verdicts.warnings.get(i)),
+                ))
+            notify("staging", offset + size, n)
     session.execute(text("ANALYZE stage_parcel"))
 
 
@@ -706,7 +742,7 @@ def import_parcels(session: Session, path: Path, options: ParcelImportOptions, *
         report.encoding, report.encoding_origin = info.encoding, info.encoding_origin
         report.mapping, report.attributes, report.file_notes = columns, len(info.fields), list(info.notes)
         features = _read(info, columns, options, notify)
-    report.read = len(features.wkb)
+    report.read = features.count
     timings["read"] += clock() - started
     mark = clock()
     notify("validating", 0, report.read)
@@ -736,15 +772,18 @@ def _extent(geoms: np.ndarray) -> tuple[float, float, float, float] | None:
 
 
 def _keep_rejected_sources(session: Session, features: _Features, srid: int) -> None:
-    """The refused features' source attributes (and geometry as read) for the rejects file."""
-    ords = _sql(session, "SELECT ord FROM stage_parcel WHERE status <> 'accepted' ORDER BY ord").scalars().all()
+    """The refused features' source attributes and geometry as read (2D), for the rejects file."""
+    ords = list(_sql(session, "SELECT ord FROM stage_parcel WHERE status <> 'accepted' ORDER BY ord").scalars())
     if not ords:
         return
+    read = shapely.force_2d(shapely.from_wkb(features.source_wkb(ords), on_invalid="ignore"))
+    sources = [None if g is None else shapely.to_wkb(g, hex=True) for g in read]
     _sql(session, """
         UPDATE stage_parcel s SET attrs = CAST(v.attrs AS jsonb),
-               src = coalesce(s.src, ST_Transform(s.geom, CAST(:srid AS integer)))
-        FROM unnest(CAST(:ords AS integer[]), CAST(:attrs AS text[])) v(ord, attrs) WHERE s.ord = v.ord
-    """, ords=list(ords), attrs=features.attributes(list(ords)), srid=srid)
+               src = ST_SetSRID(ST_GeomFromWKB(decode(v.src, 'hex')), CAST(:srid AS integer))
+        FROM unnest(CAST(:ords AS integer[]), CAST(:attrs AS text[]), CAST(:sources AS text[])) v(ord, attrs, src)
+        WHERE s.ord = v.ord
+    """, ords=ords, attrs=features.attributes(ords), sources=sources, srid=srid)
 
 
 def spool_issues(session: Session, target: Path, *, chunk: int = 20_000) -> None:
