@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import functools
+import importlib
 import inspect
 import json
 import os
@@ -30,6 +31,7 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from bench.import_bench.check import compare
 from bench.import_bench.databases import RUN, TEMPLATE, Server
@@ -38,6 +40,8 @@ from bench.import_bench.generate import generate
 # Helpers too small to be steps: their statements are charged to the step that calls them.
 NOT_STEPS = {"_sql", "_reject", "_warn", "_count", "_text_value", "_json_default", "_area", "_issue",
              "_default_author"}
+# Other modules of the pipeline whose functions are steps too (absent ones are skipped).
+STEP_MODULES = ("sifc.imports.checks", "sifc.imports.source")
 EXPLAINABLE = re.compile(r"^\s*(UPDATE|INSERT|DELETE|CREATE\s+(TEMP|TEMPORARY|UNLOGGED)?\s*TABLE\s+\S+.*\bAS\b)",
                          re.IGNORECASE | re.DOTALL)
 
@@ -57,7 +61,8 @@ class Statement:
 class Profile:
     explain: bool = False
     stack: list[str] = field(default_factory=lambda: ["(outside)"])
-    steps: dict[str, list[float]] = field(default_factory=lambda: defaultdict(lambda: [0, 0.0, 0.0]))
+    # step -> [calls, inclusive seconds, seconds in its own SQL statements, seconds in nested steps]
+    steps: dict[str, list[float]] = field(default_factory=lambda: defaultdict(lambda: [0, 0.0, 0.0, 0.0]))
     statements: dict[tuple[str, str], Statement] = field(default_factory=dict)
     started: dict[int, float] = field(default_factory=dict)
     commit_started: float = 0.0
@@ -89,9 +94,11 @@ class Profile:
         self.commit_started = time.perf_counter()
 
     def after_commit(self, session):
+        seconds = time.perf_counter() - self.commit_started
         entry = self.steps["session.commit (COMMIT)"]
         entry[0] += 1
-        entry[1] += time.perf_counter() - self.commit_started
+        entry[1] += seconds
+        self.steps[self.stack[-1]][3] += seconds
 
     # --- step timers -----------------------------------------------------------------------
     def enter(self, name: str) -> float:
@@ -99,10 +106,12 @@ class Profile:
         return time.perf_counter()
 
     def leave(self, name: str, started: float) -> None:
+        seconds = time.perf_counter() - started
         entry = self.steps[name]
         entry[0] += 1
-        entry[1] += time.perf_counter() - started
+        entry[1] += seconds
         self.stack.pop()
+        self.steps[self.stack[-1]][3] += seconds
 
 
 _ACTIVE: list[Profile] = []  # the profile being recorded (events and wrappers are installed once)
@@ -144,9 +153,24 @@ def _instrument() -> None:
     event.listen(Engine, "after_cursor_execute", after)
     event.listen(Session, "before_commit", lambda session: _ACTIVE and _ACTIVE[-1].before_commit(session))
     event.listen(Session, "after_commit", lambda session: _ACTIVE and _ACTIVE[-1].after_commit(session))
-    for name, function in list(vars(pipeline).items()):
-        if inspect.isfunction(function) and function.__module__ == pipeline.__name__ and name not in NOT_STEPS:
-            setattr(pipeline, name, _wrap(name, function))
+    # Steps: the functions of the import modules. A name imported from one module into another
+    # (``from sifc.imports.checks import locate``) is rebound too, so every call is timed.
+    modules = [pipeline]
+    for extra in STEP_MODULES:
+        try:
+            modules.append(importlib.import_module(extra))
+        except ImportError:
+            continue
+    wrapped: dict[int, Any] = {}
+    for module in modules:
+        for name, function in list(vars(module).items()):
+            if inspect.isfunction(function) and function.__module__ == module.__name__ and name not in NOT_STEPS:
+                label = name if module is pipeline else f"{module.__name__.rsplit('.', 1)[-1]}.{name}"
+                wrapped[id(function)] = _wrap(label, function)
+    for module in modules:
+        for name, value in list(vars(module).items()):
+            if id(value) in wrapped:
+                setattr(module, name, wrapped[id(value)])
 
 
 def _import_once(server: Server, shapefile: Path, work: Path, *, explain: bool) -> tuple[Profile, dict, float]:
@@ -184,16 +208,20 @@ def _render(profile: Profile, report: dict, wall: float, parcels: int, top: int,
     lines = [f"# Where `sifc import parcels` spends its time — {parcels:,} parcels", "",
              f"In-process run of the CLI: {wall:.2f} s from the command's start to its end (interpreter start "
              f"and imports excluded); {sql_total:.2f} s inside {sum(s.calls for s in profile.statements.values())} "
-             "SQL statements (client-side wall time). COPY is not a statement: it is inside `_stage`.", ""]
+             "SQL statements (client-side wall time). A COPY is not a statement: its time is in the step "
+             "that streams it.", ""]
     timings = report.get("timings")
     if timings:
         lines += ["Report `timings`: " + ", ".join(f"{k} {v:.2f} s" for k, v in timings.items()), ""]
-    lines += ["## Steps (inclusive, nested; SQL = statements issued by the step itself)", "",
-              "| step | calls | s | SQL s | other s |", "|---|---|---|---|---|"]
-    for name, (calls, seconds, sql_seconds) in sorted(profile.steps.items(), key=lambda kv: -kv[1][1]):
-        if name == "(outside)":
+    lines += ["## Steps", "",
+              "Steps of 10 ms or more. Inclusive time; SQL = statements the step issued itself; nested = time "
+              "in the steps it called; self = the rest (Python, GEOS, COPY, I/O).", "",
+              "| step | calls | inclusive s | SQL s | nested s | self s |", "|---|---|---|---|---|---|"]
+    for name, (calls, seconds, sql_seconds, nested) in sorted(profile.steps.items(), key=lambda kv: -kv[1][1]):
+        if name == "(outside)" or seconds < 0.01:
             continue
-        lines.append(f"| `{name}` | {calls} | {seconds:.2f} | {sql_seconds:.2f} | {seconds - sql_seconds:.2f} |")
+        lines.append(f"| `{name}` | {calls} | {seconds:.2f} | {sql_seconds:.2f} | {nested:.2f} | "
+                     f"{seconds - sql_seconds - nested:.2f} |")
     outside = profile.steps.get("(outside)")
     if outside:
         lines.append(f"| statements outside any step | – | – | {outside[2]:.2f} | – |")
