@@ -255,8 +255,7 @@ parcel_version = Table(
     Column("valid_to", DateTime(timezone=True)),
     Column("closed_by", Text),
     Column("close_reason", Text),
-    ForeignKeyConstraint(["commune_code"], ["commune.code"]),
-    ForeignKeyConstraint(["batch_id"], ["import_batch.id"]),
+    # commune_code and batch_id are checked per statement by triggers (migration 0004), not by FKs.
 )
 Index("uq_parcel_version_current", parcel_version.c.parcel_id, unique=True,
       postgresql_where=parcel_version.c.valid_to.is_(None))
@@ -264,10 +263,12 @@ Index("uq_parcel_version_current_nicad", parcel_version.c.nicad, unique=True,
       postgresql_where=parcel_version.c.valid_to.is_(None) & parcel_version.c.nicad.isnot(None))
 Index("ix_parcel_version_current_geom", parcel_version.c.geom, postgresql_using="gist",
       postgresql_where=parcel_version.c.valid_to.is_(None))
-Index("ix_parcel_version_geom", parcel_version.c.geom, postgresql_using="gist")
+Index("ix_parcel_version_closed_geom", parcel_version.c.geom, postgresql_using="gist",
+      postgresql_where=parcel_version.c.valid_to.isnot(None))
 Index("ix_parcel_version_commune_current", parcel_version.c.commune_code, parcel_version.c.parcel_id,
       postgresql_where=parcel_version.c.valid_to.is_(None))
-Index("ix_parcel_version_nicad", parcel_version.c.nicad)
+Index("ix_parcel_version_closed_nicad", parcel_version.c.nicad,
+      postgresql_where=parcel_version.c.valid_to.isnot(None) & parcel_version.c.nicad.isnot(None))
 Index("ix_parcel_version_batch", parcel_version.c.batch_id)
 
 Index("ix_parcel_version_current_source", parcel_version.c.commune_code, parcel_version.c.source_id,

@@ -24,6 +24,7 @@ from __future__ import annotations
 import functools
 import getpass
 import hashlib
+import os
 import struct
 import time
 import uuid
@@ -168,6 +169,9 @@ class ParcelImportReport:
     warnings_by_code: dict[str, int] = field(default_factory=dict)
     file_notes: list[dict[str, object]] = field(default_factory=list)
     communes: dict[str, int] = field(default_factory=dict)
+    # Communes with provisional boundaries that received parcels: said once here; their parcels
+    # count under the warning provisional_commune but are not each listed among the issues for it.
+    provisional_communes: list[str] = field(default_factory=list)
     changes: dict[str, int] = field(default_factory=dict)
     matched_by: dict[str, int] = field(default_factory=dict)
     issues: list[dict[str, object]] = field(default_factory=list)
@@ -222,6 +226,7 @@ CREATE TEMP TABLE stage_parcel (
     reasons text[] NOT NULL DEFAULT '{}',
     warnings text[] NOT NULL DEFAULT '{}',
     attrs jsonb,
+    parcel_id uuid,
     match_id uuid,
     match_version integer,
     match_by text,
@@ -229,11 +234,12 @@ CREATE TEMP TABLE stage_parcel (
 ) ON COMMIT DROP
 """
 STAGE_COPY = ("COPY stage_parcel (ord, src, nicad_raw, nicad, section, local_number, declared_raw, land_use, "
-              "tenure_regime, source_id, declared_area, geom, area, commune_code, change, status, reasons, warnings) "
+              "tenure_regime, source_id, declared_area, geom, area, commune_code, change, status, reasons, warnings, "
+              "parcel_id) "
               "FROM STDIN (FORMAT BINARY)")
 # PostGIS reads a geometry sent in binary as (E)WKB: the driver only has to pass the bytes.
 STAGE_TYPES = ["int4", "bytea", "text", "text", "text", "text", "text", "text", "text", "text", "float8", "bytea",
-               "float8", "text", "text", "text", "bytea", "bytea"]
+               "float8", "text", "text", "text", "bytea", "bytea", "bytea"]
 TEXT_OID = 25
 
 
@@ -442,6 +448,7 @@ def _copy_stage(session: Session, info: SourceInfo, features: _Features, verdict
     geoms, areas, codes, nicads, declared = (extras[k] for k in ("geoms", "areas", "codes", "nicads", "declared"))
     accepted = verdicts.status == "pending"
     status = np.where(accepted, "accepted", verdicts.status)
+    prefix = os.urandom(6)
     raw = session.connection().connection.driver_connection
     assert raw is not None  # a live psycopg connection: the session holds it for the transaction
     with raw.cursor() as cursor, cursor.copy(STAGE_COPY) as copy:
@@ -455,6 +462,7 @@ def _copy_stage(session: Session, info: SourceInfo, features: _Features, verdict
                                               include_srid=True)
             column = {t: features.mapped[t][index].to_pylist() if t in features.mapped else [None] * size
                       for t in TARGETS_COPIED}
+            ids = time_ordered_ids(size, prefix, offset)
             for k in range(size):
                 i = offset + k
                 copy.write_row((
@@ -464,10 +472,24 @@ def _copy_stage(session: Session, info: SourceInfo, features: _Features, verdict
                     column["source_id"][k], None if declared[i] != declared[i] else float(declared[i]),
                     storage[k], float(areas[i]) if present[k] else None, codes[i],
                     "new" if accepted[i] else None, status[i], text_array(verdicts.reasons.get(i)),
-                    text_array(verdicts.warnings.get(i)),
+                    text_array(verdicts.warnings.get(i)), ids[k],
                 ))
             notify("staging", offset + size, n)
     session.execute(text("ANALYZE stage_parcel"))
+
+
+def time_ordered_ids(count: int, prefix: bytes, start: int) -> list[bytes]:
+    """``count`` UUIDs (version 7 layout: milliseconds, then random) that increase with ``start + i``.
+
+    New parcels' ids: increasing keys are appended to the id indexes instead of landing on
+    random pages (which, at a million parcels, no longer fit in memory). 48-bit Unix time in
+    ms, version 7, 12 random bits, variant 10, 30 random bits, then a 32-bit row number.
+    """
+    millis = int(time.time() * 1000)
+    head = bytes([(millis >> 40) & 0xFF, (millis >> 32) & 0xFF, (millis >> 24) & 0xFF, (millis >> 16) & 0xFF,
+                  (millis >> 8) & 0xFF, millis & 0xFF, 0x70 | (prefix[0] & 0x0F), prefix[1],
+                  0x80 | (prefix[2] & 0x3F), prefix[3], prefix[4], prefix[5]])
+    return [head + ((start + i) & 0xFFFFFFFF).to_bytes(4, "big") for i in range(count)]
 
 
 TARGETS_COPIED = ("nicad", "section", "local_number", "declared_area", "land_use", "tenure_regime", "source_id")
@@ -612,7 +634,8 @@ def _match(session: Session, *, near: bool) -> None:
 ISSUES_QUERY = """
     SELECT ord, status, reasons, warnings, nicad, source_id, change, match_id, match_by, changed_fields
     FROM stage_parcel
-    WHERE (status <> 'accepted' OR cardinality(warnings) > 0 OR change = 'changed') AND ord > :after
+    WHERE (status <> 'accepted' OR change = 'changed'
+           OR (cardinality(warnings) > 0 AND warnings <> ARRAY['provisional_commune'])) AND ord > :after
     ORDER BY ord LIMIT :n
 """
 
@@ -652,6 +675,9 @@ def _summarize(session: Session, report: ParcelImportReport) -> None:
     report.communes = dict(_sql(session, """
         SELECT commune_code, count(*) FROM stage_parcel WHERE status = 'accepted' AND change <> 'unchanged'
         GROUP BY commune_code ORDER BY commune_code""").all())
+    report.provisional_communes = list(_sql(session, """
+        SELECT DISTINCT commune_code FROM stage_parcel
+        WHERE status = 'accepted' AND 'provisional_commune' = ANY(warnings) ORDER BY commune_code""").scalars())
     rows = _sql(session, ISSUES_QUERY, after=-1, n=MAX_LISTED_ISSUES + 1).mappings().all()
     report.issues_truncated = len(rows) > MAX_LISTED_ISSUES
     report.issues = [_issue(r) for r in rows[:MAX_LISTED_ISSUES]]
@@ -700,7 +726,7 @@ def _insert(session: Session, report: ParcelImportReport, options: ParcelImportO
         INSERT INTO parcel_version (parcel_id, version, nicad, nicad_status, commune_code, section, local_number,
                                     source_id, geom, declared_area_m2, land_use, tenure_regime, batch_id,
                                     action, author, reason)
-        SELECT gen_random_uuid(), 1, nicad, CASE WHEN nicad IS NULL THEN 'absent' ELSE 'attribue' END,
+        SELECT parcel_id, 1, nicad, CASE WHEN nicad IS NULL THEN 'absent' ELSE 'attribue' END,
                commune_code, section, local_number, source_id, ST_Multi(geom), declared_area, land_use, tenure_regime,
                :batch, 'import', :author, :reason
         FROM stage_parcel WHERE status = 'accepted' AND change = 'new' ORDER BY ord

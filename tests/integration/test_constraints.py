@@ -90,3 +90,29 @@ def test_service_role_is_not_a_superuser_and_cannot_change_the_schema(db):
         db.execute(text("CREATE TABLE public.intruder (id int)"))
     with pytest.raises(ProgrammingError, match="permission denied"), db.begin_nested():
         db.execute(text("DELETE FROM commune WHERE code = 'SN0104-bargny'"))
+
+
+VERSION = """
+    INSERT INTO parcel_version (parcel_id, version, nicad_status, commune_code, geom, batch_id, action, author)
+    VALUES (gen_random_uuid(), 1, 'absent', :commune, ST_Multi(ST_MakeEnvelope(251000, 1629000, 251020, 1629020,
+            32628)), CAST(:batch AS uuid), :action, 'test')
+"""
+
+
+@pytest.mark.parametrize(("commune", "batch", "action", "missing"), [
+    ("SN0104-nowhere", None, "api:create", "commune SN0104-nowhere"),
+    ("SN0104-bargny", "00000000-0000-0000-0000-00000000abcd", "import", "import batch"),
+])
+def test_parcel_versions_refer_to_existing_communes_and_batches(db, commune, batch, action, missing):
+    # Checked once per statement (migration 0004), with the same error as a foreign key.
+    with pytest.raises(IntegrityError, match=missing), db.begin_nested():
+        db.execute(text(VERSION), {"commune": commune, "batch": batch, "action": action})
+
+
+def test_a_referenced_commune_cannot_be_deleted_or_renumbered(admin_engine):
+    with admin_engine.connect() as conn:
+        outer = conn.begin()
+        conn.execute(text(VERSION), {"commune": "SN0104-bargny", "batch": None, "action": "api:create"})
+        with pytest.raises(IntegrityError, match="parcels refer to it"):
+            conn.execute(text("UPDATE commune SET code = 'SN0104-bargny2' WHERE code = 'SN0104-bargny'"))
+        outer.rollback()
