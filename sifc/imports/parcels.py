@@ -29,6 +29,7 @@ import struct
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -36,6 +37,7 @@ from typing import Any, Literal
 import numpy as np
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 import shapely
 from pyogrio.raw import open_arrow
 from sqlalchemy import text
@@ -321,6 +323,36 @@ class _Features:
         return [out[o] for o in ords]
 
 
+def _normalized(values: Any) -> Any:
+    """A column's values as trimmed texts, None for empty ones (whole numbers without ".0"), vectorised."""
+    kind = values.type
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        trimmed = pc.utf8_trim_whitespace(values)
+        return pc.if_else(pc.equal(trimmed, ""), pa.scalar(None, trimmed.type), trimmed).cast(pa.string())
+    if pa.types.is_integer(kind):
+        return pc.cast(values, pa.string())
+    if pa.types.is_floating(kind):
+        whole = pc.and_(pc.and_(pc.is_finite(values), pc.less(pc.abs(values), 2.0**53)),
+                        pc.equal(pc.floor(values), values))
+        as_integer = pc.cast(pc.cast(pc.if_else(whole, values, 0.0), pa.int64()), pa.string())
+        text = pc.if_else(whole, as_integer, pc.cast(values, pa.string()))
+        return pc.if_else(pc.is_nan(values), pa.scalar(None, pa.string()), text)
+    return pa.array([_text_value(v) for v in values.to_pylist()], type=pa.string())
+
+
+def _clean_nicads(values: Any) -> Any:
+    """NICADs of normalised texts: placeholders ("N/A", "0"…) are none, inner spaces removed."""
+    placeholder = pc.is_in(pc.utf8_upper(values), value_set=pa.array(sorted(nicad_rules.PLACEHOLDERS)))
+    return pc.if_else(placeholder, pa.scalar(None, pa.string()), pc.replace_substring_regex(values, r"\s+", ""))
+
+
+def _declared(raw: Any, texts: Any) -> np.ndarray:
+    """Declared areas: numbers as they are, texts as surveyors write them ("1 234,5")."""
+    if pa.types.is_integer(raw.type) or pa.types.is_floating(raw.type):
+        return np.asarray(pc.cast(raw, pa.float64()).to_numpy(zero_copy_only=False), dtype=float)
+    return np.array([_area(v) for v in texts.to_pylist()], dtype=float)
+
+
 def _read(info: SourceInfo, columns: dict[str, str], options: ParcelImportOptions,
           notify: Progress) -> _Features:
     """Read every feature of the file; attribute values are normalised as they come (Arrow arrays)."""
@@ -341,14 +373,13 @@ def _read(info: SourceInfo, columns: dict[str, str], options: ParcelImportOption
                 features.offsets.append(read)
                 features.wkb.append(batch.column(geometry_column) if geometry_column in names
                                     else pa.nulls(batch.num_rows, pa.binary()))
-                values: dict[str, list[str | None]] = {}
                 for target, column in columns.items():
-                    values[target] = [_text_value(v) for v in batch.column(column).to_pylist()]
-                    features.mapped[target].append(pa.array(values[target], type=pa.string()))
-                features.nicads.append(pa.array([nicad_rules.clean(v) for v in values.get("nicad", [])]
-                                                or [None] * batch.num_rows, type=pa.string()))
-                features.declared.append(np.array([_area(v) for v in values["declared_area"]], dtype=float)
-                                         if "declared_area" in values else np.full(batch.num_rows, np.nan))
+                    features.mapped[target].append(_normalized(batch.column(column)))
+                features.nicads.append(_clean_nicads(features.mapped["nicad"][-1]) if "nicad" in columns
+                                       else pa.nulls(batch.num_rows, pa.string()))
+                features.declared.append(_declared(batch.column(columns["declared_area"]),
+                                                   features.mapped["declared_area"][-1])
+                                         if "declared_area" in columns else np.full(batch.num_rows, np.nan))
                 if features.pre_reject is not None:
                     features.pre_reject.append(batch.column(PRE_REJECT_FIELD))
                 features.batches.append(batch.drop_columns(
@@ -380,8 +411,13 @@ def _territory(session: Session, geoms: np.ndarray) -> Territory:
 
 
 def _validate(session: Session, info: SourceInfo, features: _Features, options: ParcelImportOptions,
-              commune: str | None, report: ParcelImportReport) -> tuple[Verdicts, dict[str, Any], np.ndarray]:
-    """Every check that needs no registry, on the whole file; returns the verdicts."""
+              commune: str | None, report: ParcelImportReport,
+              pool: ThreadPoolExecutor) -> tuple[Verdicts, dict[str, Any], Future[np.ndarray]]:
+    """Every check that needs no registry, on the whole file; returns the verdicts.
+
+    The file's overlapping pairs are searched in a thread (GEOS releases the GIL) while the
+    rest goes on; pairs with a feature refused for another reason are dropped when used.
+    """
     n = features.count
     verdicts = Verdicts(n)
     if features.pre_reject is not None:
@@ -408,6 +444,8 @@ def _validate(session: Session, info: SourceInfo, features: _Features, options: 
             sorted(names.get(k, str(k)).upper() for k in kinds)))
     geoms = np.concatenate(chunks) if chunks else np.empty(0, dtype=object)
     areas = np.nan_to_num(shapely.area(geoms))
+    pairs = pool.submit(overlapping_pairs, geoms, areas, verdicts.pending.copy(),
+                        tolerance_m2=options.overlap_tolerance_m2, tolerance_ratio=options.overlap_tolerance_ratio)
     codes = locate(geoms, areas, _territory(session, geoms), verdicts, commune=commune,
                    tolerance_m2=options.outside_tolerance_m2, tolerance_ratio=options.outside_tolerance_ratio)
     territory = _territory_cache(session)
@@ -415,8 +453,6 @@ def _validate(session: Session, info: SourceInfo, features: _Features, options: 
         else np.empty(0, dtype=object)
     check_nicads(nicads, geoms, codes, territory, verdicts, standard_lengths=tuple(nicad_rules.STANDARD_LENGTHS),
                  prefix_length=nicad_rules.COMMUNE_PREFIX_LENGTH)
-    pairs = overlapping_pairs(geoms, areas, verdicts.pending, tolerance_m2=options.overlap_tolerance_m2,
-                              tolerance_ratio=options.overlap_tolerance_ratio)
     # Warnings of the parcels that will be imported (removed again if the registry refuses one).
     live = verdicts.pending
     perimeters = np.nan_to_num(shapely.length(geoms))
@@ -449,6 +485,7 @@ def _copy_stage(session: Session, info: SourceInfo, features: _Features, verdict
     accepted = verdicts.status == "pending"
     status = np.where(accepted, "accepted", verdicts.status)
     prefix = os.urandom(6)
+    reasons, warnings = verdicts.reasons, verdicts.warnings
     raw = session.connection().connection.driver_connection
     assert raw is not None  # a live psycopg connection: the session holds it for the transaction
     with raw.cursor() as cursor, cursor.copy(STAGE_COPY) as copy:
@@ -463,17 +500,21 @@ def _copy_stage(session: Session, info: SourceInfo, features: _Features, verdict
             column = {t: features.mapped[t][index].to_pylist() if t in features.mapped else [None] * size
                       for t in TARGETS_COPIED}
             ids = time_ordered_ids(size, prefix, offset)
-            for k in range(size):
-                i = offset + k
-                copy.write_row((
-                    i, None,
-                    column["nicad"][k], nicads[i], column["section"][k], column["local_number"][k],
-                    column["declared_area"][k], column["land_use"][k], column["tenure_regime"][k],
-                    column["source_id"][k], None if declared[i] != declared[i] else float(declared[i]),
-                    storage[k], float(areas[i]) if present[k] else None, codes[i],
-                    "new" if accepted[i] else None, status[i], text_array(verdicts.reasons.get(i)),
-                    text_array(verdicts.warnings.get(i)), ids[k],
-                ))
+            batch_declared = declared[window]
+            rows = zip(range(offset, offset + size), column["nicad"], nicads[window].tolist(), column["section"],
+                       column["local_number"], column["declared_area"], column["land_use"],
+                       column["tenure_regime"], column["source_id"],
+                       [None if d != d else d for d in batch_declared.tolist()], storage.tolist(),
+                       [a if p else None for a, p in zip(areas[window].tolist(), present.tolist(), strict=True)],
+                       codes[window].tolist(), ["new" if a else None for a in accepted[window].tolist()],
+                       status[window].tolist(),
+                       [text_array(reasons.get(i)) for i in range(offset, offset + size)],
+                       [text_array(warnings.get(i)) for i in range(offset, offset + size)], ids, strict=True)
+            for (i, nicad_raw, nicad, section, local_number, declared_raw, land_use, tenure, source_id, area_declared,
+                 geom, area, code, change, state, reasons_bin, warnings_bin, parcel_id) in rows:
+                copy.write_row((i, None, nicad_raw, nicad, section, local_number, declared_raw, land_use, tenure,
+                                source_id, area_declared, geom, area, code, change, state, reasons_bin, warnings_bin,
+                                parcel_id))
             notify("staging", offset + size, n)
     session.execute(text("ANALYZE stage_parcel"))
 
@@ -529,7 +570,7 @@ def _area(raw: str | None) -> float | None:
         return None
 
 
-def _check_registry(session: Session, options: ParcelImportOptions, pairs: np.ndarray,
+def _check_registry(session: Session, options: ParcelImportOptions, overlapping: Future[np.ndarray],
                     extent: tuple[float, float, float, float] | None) -> None:
     """What needs the registry: matching (re-imports), NICAD taken, overlaps with current parcels.
 
@@ -549,6 +590,7 @@ def _check_registry(session: Session, options: ParcelImportOptions, pairs: np.nd
                                         AND m.status = 'accepted')
                         AND overlap_area(p.geom, s2.geom) > greatest(:m2, :ratio * least(p.area_m2, s2.area)))
         """, **tolerance)
+    pairs = overlapping.result()
     if len(pairs):
         alive = set(_sql(session, "SELECT ord FROM stage_parcel WHERE status = 'accepted' AND ord = ANY(:ords)",
                          ords=sorted({int(o) for o in pairs.ravel()})).scalars().all())
@@ -772,14 +814,15 @@ def import_parcels(session: Session, path: Path, options: ParcelImportOptions, *
     timings["read"] += clock() - started
     mark = clock()
     notify("validating", 0, report.read)
-    verdicts, extras, pairs = _validate(session, info, features, options, commune, report)
-    timings["validate"] += clock() - mark
-    mark = clock()
-    notify("staging", 0, report.read)
-    _copy_stage(session, info, features, verdicts, extras, notify)
-    timings["stage"] += clock() - mark
-    mark = clock()
-    _check_registry(session, options, pairs, _extent(extras["geoms"][verdicts.pending]))
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sifc-overlaps") as pool:
+        verdicts, extras, pairs = _validate(session, info, features, options, commune, report, pool)
+        timings["validate"] += clock() - mark
+        mark = clock()
+        notify("staging", 0, report.read)
+        _copy_stage(session, info, features, verdicts, extras, notify)
+        timings["stage"] += clock() - mark
+        mark = clock()
+        _check_registry(session, options, pairs, _extent(extras["geoms"][verdicts.pending]))
     _keep_rejected_sources(session, features, info.srid)
     _summarize(session, report)
     timings["validate"] += clock() - mark
