@@ -41,6 +41,7 @@ import pyarrow.compute as pc
 import shapely
 from pyogrio.raw import open_arrow
 from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from sifc.errors import ImportRejected
@@ -737,6 +738,25 @@ def _insert(session: Session, report: ParcelImportReport, options: ParcelImportO
     """, id=batch_id, file=report.file, sha=report.sha256, options=orjson.dumps(report.options).decode(),
          counts=orjson.dumps(counts).decode(), report=orjson.dumps(report.as_dict()).decode(),
          author=options.author, synthetic=options.synthetic)
+    try:
+        with session.begin_nested():
+            _write_versions(session, report, options, batch_id)
+    except IntegrityError as error:
+        # Validity was judged by shapely's GEOS; should PostGIS's GEOS see one of them otherwise,
+        # its own repair applies (and is reported) rather than the whole import failing.
+        if "ck_parcel_version_geom_valid" not in str(error.orig):
+            raise
+        _sql(session, """
+            UPDATE stage_parcel SET geom = ST_CollectionExtract(ST_MakeValid(geom), 3),
+                   warnings = CASE WHEN 'invalid_repaired' = ANY(warnings) THEN warnings
+                                   ELSE array_append(warnings, 'invalid_repaired') END
+            WHERE status = 'accepted' AND NOT ST_IsValid(geom)""")
+        with session.begin_nested():
+            _write_versions(session, report, options, batch_id)
+
+
+def _write_versions(session: Session, report: ParcelImportReport, options: ParcelImportOptions,
+                    batch_id: uuid.UUID) -> None:
     reason = f"import {report.file}"
     if report.changes.get("changed"):
         # Close the versions the file replaces (locking them: a concurrent change waits or fails).

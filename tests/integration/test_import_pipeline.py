@@ -251,3 +251,19 @@ def test_unknown_encoding_is_refused(db):
     with pytest.raises(ImportRejected) as refused:
         import_parcels(db, corpus, ParcelImportOptions(encoding="klingon", dry_run=True))
     assert refused.value.key == "import.bad_encoding"
+
+
+def test_a_geometry_postgis_finds_invalid_is_repaired_there(db, tmp_path, monkeypatch):
+    # Validity is judged with shapely's GEOS; were PostGIS's GEOS to disagree, the table's CHECK
+    # refuses the row and the import repairs it with ST_MakeValid instead of failing.
+    import numpy as np
+    import shapely
+
+    x, y = bargny_origin(db)
+    path = write(tmp_path, [{"NICAD": "0104040100071", "geometry": bowtie(x, y)}])
+    monkeypatch.setattr(shapely, "is_valid", lambda geoms: np.ones(len(geoms), dtype=bool))
+    report = import_parcels(db, path, ParcelImportOptions(author="test"))
+    assert report.accepted == 1
+    row = db.execute(text("SELECT ST_IsValid(geom), round(area_m2) FROM parcel WHERE nicad = '0104040100071'")).one()
+    assert tuple(row) == (True, 200)
+    assert "invalid_repaired" in _statuses(db)["0104040100071"][2]
