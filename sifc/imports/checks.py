@@ -9,12 +9,12 @@ warning codes.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import shapely
 from pyproj import Transformer
 from shapely.errors import GEOSException
@@ -25,34 +25,53 @@ POLYGON, MULTIPOLYGON = 3, 6
 
 @dataclass
 class Verdicts:
-    """Per-feature status, reasons and warnings, in file order."""
+    """Per-feature status, and one mask per reason or warning code (compact at a million features)."""
 
     n: int
     status: np.ndarray = field(init=False)
-    reasons: defaultdict[int, list[str]] = field(init=False)
-    warnings: defaultdict[int, list[str]] = field(init=False)
+    reasons: dict[str, np.ndarray] = field(init=False)
+    warnings: dict[str, np.ndarray] = field(init=False)
 
     def __post_init__(self) -> None:
         self.status = np.full(self.n, "pending", dtype="<U9")
-        # Sparse: most features have no reason and few warnings.
-        self.reasons = defaultdict(list)
-        self.warnings = defaultdict(list)
+        self.reasons = {}  # code → mask, in the order codes were first given
+        self.warnings = {}
 
     @property
     def pending(self) -> np.ndarray:
         """Mask of the features no check has refused yet."""
         return self.status == "pending"
 
-    def reject(self, mask: np.ndarray, reason: str) -> None:
-        """Reject the pending features of ``mask`` (a boolean mask or indices) for ``reason``."""
-        for i in self._pending_indices(mask):
-            self.status[i] = "rejected"
-            self.reasons[i].append(reason)
+    def _mask(self, table: dict[str, np.ndarray], code: str) -> np.ndarray:
+        if code not in table:
+            table[code] = np.zeros(self.n, dtype=bool)
+        return table[code]
+
+    def reject(self, mask: np.ndarray, reason: str, status: str = "rejected") -> None:
+        """Refuse the pending features of ``mask`` (a boolean mask or indices) for ``reason``."""
+        indices = self._pending_indices(mask)
+        self.status[indices] = status
+        self._mask(self.reasons, reason)[indices] = True
 
     def warn(self, mask: np.ndarray, code: str) -> None:
         """Warn the pending features of ``mask``."""
-        for i in self._pending_indices(mask):
-            self.warnings[i].append(code)
+        self._mask(self.warnings, code)[self._pending_indices(mask)] = True
+
+    def warn_any(self, indices: np.ndarray, code: str) -> None:
+        """Warn the features ``indices`` whatever their status (once: a code is a flag)."""
+        self._mask(self.warnings, code)[indices] = True
+
+    def codes(self, table: dict[str, np.ndarray], start: int, stop: int) -> list[tuple[str, ...]]:
+        """Each feature's codes from ``start`` to ``stop``, in the order the codes were first given."""
+        names = list(table)
+        if not names:
+            return [()] * (stop - start)
+        signature = np.zeros(stop - start, dtype=np.uint64)
+        for bit, name in enumerate(names):
+            signature |= table[name][start:stop].astype(np.uint64) << np.uint64(bit)
+        decoded = {int(sig): tuple(n for b, n in enumerate(names) if int(sig) >> b & 1)
+                   for sig in np.unique(signature)}
+        return [decoded[int(sig)] for sig in signature]
 
     def window(self, offset: int, length: int) -> VerdictsWindow:
         """The verdicts of features ``offset`` to ``offset + length``, indexed from 0."""
@@ -61,7 +80,6 @@ class Verdicts:
     def _pending_indices(self, mask: np.ndarray) -> np.ndarray:
         indices = np.flatnonzero(mask) if mask.dtype == bool else np.asarray(mask, dtype=np.int64)
         return indices[self.status[indices] == "pending"]
-
 
 
 class VerdictsWindow:
@@ -87,11 +105,9 @@ class VerdictsWindow:
         """Warn the batch's pending features of ``mask``."""
         self.verdicts.warn(self._global(mask), code)
 
-    def warn_once(self, mask: np.ndarray, code: str) -> None:
-        """Warn the features of ``mask`` that do not have ``code`` yet."""
-        for i in self._global(mask):
-            if code not in self.verdicts.warnings[i]:
-                self.verdicts.warnings[i].append(code)
+    def warn_any(self, mask: np.ndarray, code: str) -> None:
+        """Warn the batch's features of ``mask`` whatever their status."""
+        self.verdicts.warn_any(self._global(mask), code)
 
 
 def intersection_areas(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -167,7 +183,7 @@ def check_geometries(wkb: np.ndarray, srid: int, *, on_invalid: str, verdicts: V
         broken = np.zeros(len(geoms), dtype=bool)
         broken[live] = ~shapely.is_valid(geoms[live])
         if broken.any():
-            verdicts.warn_once(broken, "invalid_repaired")
+            verdicts.warn_any(broken, "invalid_repaired")
             geoms[broken] = _polygonal(shapely.make_valid(geoms[broken]))
     unusable = verdicts.pending & (shapely.is_empty(geoms) | (shapely.get_type_id(geoms) < 0))
     verdicts.reject(unusable, "unrepairable_geometry")
@@ -188,6 +204,11 @@ class Territory:
     def __post_init__(self) -> None:
         shapely.prepare(self.pieces)
         self.tree = shapely.STRtree(self.pieces)
+        self.is_region = self.level == "region"
+        # Commune codes as sorted integer ids (the id order is the code order).
+        self.codes, self.code_id = np.unique(np.where(self.is_region, "", self.code).astype(str), return_inverse=True)
+        self.official = np.array([self.commune_status.get(c) == "official" for c in self.codes], dtype=bool)
+        self.provisional = np.array([self.commune_status.get(c) == "provisional" for c in self.codes], dtype=bool)
 
 
 def locate(geoms: np.ndarray, areas: np.ndarray, territory: Territory, verdicts: Verdicts, *,
@@ -208,32 +229,38 @@ def locate(geoms: np.ndarray, areas: np.ndarray, territory: Territory, verdicts:
     shared = np.where(covered, areas[parcel], 0.0)
     partial = np.flatnonzero(~covered)
     shared[partial] = intersection_areas(territory.pieces[piece_idx[partial]], geoms[parcel[partial]])
-    shares = pd.DataFrame({"parcel": parcel, "level": territory.level[piece_idx],
-                           "code": territory.code[piece_idx], "shared": shared})
-    shares = shares.groupby(["parcel", "level", "code"], as_index=False, sort=False)["shared"].sum()
+    n = len(geoms)
     limit = np.maximum(tolerance_m2, tolerance_ratio * areas)
-
-    regions = shares[shares.level == "region"].groupby("parcel")["shared"].sum()
-    region_shared = np.zeros(len(geoms))
-    region_shared[regions.index.to_numpy()] = regions.to_numpy()
+    is_region = territory.is_region[piece_idx]
+    region_shared = np.bincount(parcel[is_region], weights=shared[is_region], minlength=n)
     outside_senegal = areas - region_shared > limit
 
-    communes = shares[shares.level == "commune"].copy()
-    communes["beyond"] = communes.shared.to_numpy() > limit[communes.parcel.to_numpy()]
-    communes["official"] = communes.code.map(territory.commune_status).eq("official")
-    reached = np.zeros(len(geoms), dtype=np.int64)
-    counted = communes[communes.beyond].groupby("parcel").size()
-    reached[counted.index.to_numpy()] = counted.to_numpy()
-    candidates = communes[communes.code == commune] if commune else communes
-    candidates = candidates.assign(first=candidates.official & candidates.beyond)
-    best = (candidates.sort_values(["parcel", "first", "shared", "code"], ascending=[True, False, False, True])
-            .drop_duplicates("parcel"))
-    best_code = np.full(len(geoms), None, dtype=object)
-    best_code[best.parcel.to_numpy()] = best.code.to_numpy()
-    best_shared = np.zeros(len(geoms))
-    best_shared[best.parcel.to_numpy()] = best.shared.to_numpy()
+    # Share of each (parcel, commune): integer keys, summed without building Python objects.
+    ncodes = len(territory.codes)
+    key = parcel[~is_region] * ncodes + territory.code_id[piece_idx[~is_region]]
+    keys, inverse = np.unique(key, return_inverse=True)
+    sums = np.bincount(inverse, weights=shared[~is_region], minlength=len(keys))
+    c_parcel, c_code = keys // ncodes, keys % ncodes
+    beyond = sums > limit[c_parcel]
+    reached = np.bincount(c_parcel[beyond], minlength=n)
+    first = territory.official[c_code] & beyond
+    candidates = np.ones(len(keys), dtype=bool)
+    if commune:
+        given = np.flatnonzero(territory.codes == commune)
+        candidates = c_code == (given[0] if len(given) else -1)
+    # Best commune per parcel: official and beyond the tolerance first, then the largest share, then the code.
+    order = np.flatnonzero(candidates)[np.lexsort((c_code[candidates], -sums[candidates], ~first[candidates],
+                                                   c_parcel[candidates]))]
+    keep = np.ones(len(order), dtype=bool)
+    keep[1:] = c_parcel[order][1:] != c_parcel[order][:-1]
+    best = order[keep]
+    best_code = np.full(n, None, dtype=object)
+    best_code[c_parcel[best]] = territory.codes[c_code[best]]
+    best_shared = np.zeros(n)
+    best_shared[c_parcel[best]] = sums[best]
     outside_best = areas - best_shared > limit
-    no_code = np.array([c is None for c in best_code])
+    no_code = np.ones(n, dtype=bool)
+    no_code[c_parcel[best]] = False
 
     mask = np.zeros(len(geoms), dtype=bool)
     mask[live] = True
@@ -243,58 +270,90 @@ def locate(geoms: np.ndarray, areas: np.ndarray, territory: Territory, verdicts:
     else:
         verdicts.reject(mask & no_code, "no_commune")
         verdicts.warn(mask & ((reached > 1) | outside_best), "straddles_communes")
-    provisional = np.array([territory.commune_status.get(c) == "provisional" if c else False for c in best_code])
+    provisional = np.zeros(n, dtype=bool)
+    provisional[c_parcel[best]] = territory.provisional[c_code[best]]
     verdicts.warn(mask & provisional, "provisional_commune")
     still = verdicts.pending
     codes[still] = commune if commune else best_code[still]
     return codes
 
 
-def check_nicads(nicads: np.ndarray, geoms: np.ndarray, codes: np.ndarray, territory: Territory,
+def check_nicads(nicads: pa.ChunkedArray, geoms: np.ndarray, codes: np.ndarray, territory: Territory,
                  verdicts: Verdicts, *, standard_lengths: tuple[int, ...], prefix_length: int) -> None:
-    """Within the file: exact duplicates (imported once), one NICAD on different geometries; NICAD form."""
-    has = np.array([n is not None for n in nicads]) & np.array([g is not None for g in geoms])
-    frame = pd.DataFrame({"nicad": nicads[has], "ord": np.flatnonzero(has)})
-    repeated = frame[frame.nicad.duplicated(keep=False)]
+    """Within the file: exact duplicates (imported once), one NICAD on different geometries; NICAD form.
+
+    ``nicads`` stays an Arrow array: a million NICADs as Python strings would weigh ~100 MB.
+    """
+    present = ~np.asarray(pc.is_null(nicads).to_numpy(zero_copy_only=False), dtype=bool)
+    present &= np.array([g is not None for g in geoms], dtype=bool)
+    counts = pc.value_counts(pc.filter(nicads, pa.array(present)))
+    repeated_values = pc.filter(counts.field("values"), pc.greater(counts.field("counts"), 1))
+    repeated = present & np.asarray(pc.is_in(nicads, value_set=repeated_values).to_numpy(zero_copy_only=False),
+                                    dtype=bool)
+    groups: dict[str, list[int]] = {}
+    for o in np.flatnonzero(repeated).tolist():
+        groups.setdefault(nicads[o].as_py(), []).append(o)
     conflicts: list[int] = []
-    for _, group in repeated.groupby("nicad", sort=False):
-        ords = sorted(group.ord.tolist())
+    for ords in groups.values():
         pending = {o for o in ords if verdicts.status[o] == "pending"}
         duplicates = {o for o in ords if o in pending and any(
             f < o and f in pending and shapely.equals(geoms[f], geoms[o]) for f in ords)}
-        for o in duplicates:
-            verdicts.status[o] = "duplicate"
-            verdicts.reasons[o].append("duplicate")
+        verdicts.reject(np.asarray(sorted(duplicates), dtype=np.int64), "duplicate", status="duplicate")
         for o in ords:
             if verdicts.status[o] == "pending" and any(
                     p != o and verdicts.status[p] in ("pending", "rejected") and geoms[p] is not None
                     and not shapely.equals(geoms[p], geoms[o]) for p in ords):
                 conflicts.append(o)
     verdicts.reject(np.asarray(conflicts, dtype=np.int64), "nicad_conflict")
-    live = verdicts.pending & np.array([n is not None for n in nicads])
-    lengths = np.array([len(n) if n is not None else 0 for n in nicads])
+    has_nicad = ~np.asarray(pc.is_null(nicads).to_numpy(zero_copy_only=False), dtype=bool)
+    live = verdicts.pending & has_nicad
+    lengths = np.asarray(pc.fill_null(pc.utf8_length(nicads), 0).to_numpy(zero_copy_only=False))
     verdicts.warn(live & ~np.isin(lengths, standard_lengths), "nicad_nonstandard")
-    prefix_mismatch = np.array([
-        n is not None and c is not None and territory.national_code.get(c) is not None
-        and n[:prefix_length] != territory.national_code[c] for n, c in zip(nicads, codes, strict=True)])
-    verdicts.warn(live & prefix_mismatch, "nicad_prefix")
+    # Each feature's commune's national code, through integer ids of the (few) communes.
+    known = np.array([c is not None for c in codes], dtype=bool)
+    names, ids = np.unique(np.where(known, codes, "").astype(str), return_inverse=True)
+    national = np.array([territory.national_code.get(c) if c else None for c in names], dtype=object)[ids]
+    expected = pa.array(national, type=pa.string())
+    mismatch = pc.fill_null(pc.not_equal(pc.utf8_slice_codeunits(nicads, 0, prefix_length), expected), False)
+    verdicts.warn(live & np.asarray(mismatch.to_numpy(zero_copy_only=False), dtype=bool), "nicad_prefix")
 
 
 def overlapping_pairs(geoms: np.ndarray, areas: np.ndarray, alive: np.ndarray, *, tolerance_m2: float,
-                      tolerance_ratio: float) -> np.ndarray:
+                      tolerance_ratio: float, block_size: int = 100_000) -> np.ndarray:
     """Pairs of features of the file whose interiors share more than the tolerance, as (i, j), i < j.
 
     The set is first validated as a polygon coverage (GEOS): only features with an edge that
     does not match its neighbours' can overlap anything, and only those are compared pairwise.
+    To bound memory, this runs by strips of about ``block_size`` features (by centroid x); a
+    strip's block holds every feature reaching within the widest feature's width of it, so each
+    feature it owns is validated against all its neighbours.
     """
     ids = np.flatnonzero(alive)
     if len(ids) < 2:
         return np.zeros((0, 2), dtype=np.int64)
+    bounds = shapely.bounds(geoms[ids])
+    centre_x = (bounds[:, 0] + bounds[:, 2]) / 2
+    width = float(np.max(bounds[:, 2] - bounds[:, 0]))
+    order = np.argsort(centre_x, kind="stable")
+    found = []
+    for start in range(0, len(ids), block_size):
+        owned = order[start:start + block_size]
+        low, high = centre_x[owned].min() - width, centre_x[owned].max() + width
+        block = np.flatnonzero((bounds[:, 2] >= low) & (bounds[:, 0] <= high))
+        found.append(_block_pairs(geoms, areas, ids[block], np.isin(block, owned),
+                                  tolerance_m2=tolerance_m2, tolerance_ratio=tolerance_ratio))
+    pairs = np.concatenate(found)
+    return np.unique(pairs, axis=0) if len(pairs) else pairs
+
+
+def _block_pairs(geoms: np.ndarray, areas: np.ndarray, ids: np.ndarray, owned: np.ndarray, *,
+                 tolerance_m2: float, tolerance_ratio: float) -> np.ndarray:
     live = geoms[ids]
     try:
-        flagged = ids[~shapely.is_empty(shapely.coverage_invalid_edges(live))]
+        invalid = ~shapely.is_empty(shapely.coverage_invalid_edges(live))
     except GEOSException:
-        flagged = ids
+        invalid = np.ones(len(ids), dtype=bool)
+    flagged = ids[invalid & owned]
     if len(flagged) == 0:
         return np.zeros((0, 2), dtype=np.int64)
     tree = shapely.STRtree(live)

@@ -39,7 +39,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 import shapely
-from pyogrio.raw import open_arrow
+from pyogrio.raw import open_arrow, read_arrow
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -256,9 +256,7 @@ def _text_array(values: tuple[str, ...]) -> bytes:
         struct.pack("!i", len(item)) + item for item in items)
 
 
-def text_array(values: list[str] | None) -> bytes:
-    """Binary text[] of ``values`` (empty when None)."""
-    return _text_array(tuple(values) if values else ())
+FIDS_PER_READ = 4000
 # Warnings that only make sense on a parcel that is imported.
 ACCEPTED_ONLY_WARNINGS = ("sliver", "declared_area_missing", "area_mismatch")
 
@@ -293,18 +291,31 @@ class _Features:
     pre_reject: list[Any] | None
     fields: list[str]
     offsets: list[int] = field(default_factory=list)
+    fids: list[Any] = field(default_factory=list)
 
     @property
     def count(self) -> int:
         """How many features were read."""
         return sum(batch.num_rows for batch in self.batches)
 
-    def source_wkb(self, ords: list[int]) -> np.ndarray:
-        """The geometries of the features ``ords`` as read (WKB)."""
-        out = np.empty(len(ords), dtype=object)
-        for position, ord_ in enumerate(ords):
+    def source_wkb(self, info: SourceInfo, ords: list[int]) -> np.ndarray:
+        """The geometries of the features ``ords`` as read (WKB), read again from the file by feature id.
+
+        Only refused features need them, so the file's geometries are not kept in memory.
+        """
+        fids = []
+        for ord_ in ords:
             index = int(np.searchsorted(self.offsets, ord_, side="right")) - 1
-            out[position] = self.wkb[index][ord_ - self.offsets[index]].as_py()
+            fids.append(self.fids[index][ord_ - self.offsets[index]].as_py())
+        encoding = info.encoding if info.fmt == "ESRI Shapefile" else None
+        by_fid: dict[int, bytes | None] = {}
+        for start in range(0, len(fids), FIDS_PER_READ):  # GDAL's SQL takes a few thousand ids at a time
+            meta, table = read_arrow(info.path, layer=info.layer, encoding=encoding,
+                                     fids=fids[start:start + FIDS_PER_READ], columns=[], return_fids=True)
+            by_fid.update(zip(table.column(0).to_pylist(),
+                              table.column(meta.get("geometry_name") or "wkb_geometry").to_pylist(), strict=True))
+        out = np.empty(len(ords), dtype=object)
+        out[:] = [by_fid.get(fid) for fid in fids]
         return out
 
     def attributes(self, ords: list[int]) -> list[str]:
@@ -362,9 +373,10 @@ def _read(info: SourceInfo, columns: dict[str, str], options: ParcelImportOption
                          pre_reject=None, fields=[])
     read = 0
     try:
-        with open_arrow(info.path, layer=info.layer, encoding=encoding, use_pyarrow=True,
+        with open_arrow(info.path, layer=info.layer, encoding=encoding, use_pyarrow=True, return_fids=True,
                         batch_size=options.chunk_size) as (meta, reader):
             geometry_column = meta.get("geometry_name") or "wkb_geometry"
+            fid_column = meta.get("fid_column") or "OGC_FID"
             all_fields = [str(f) for f in meta.get("fields", [])]
             features.fields = [f for f in all_fields if f != PRE_REJECT_FIELD]
             if PRE_REJECT_FIELD in all_fields:
@@ -372,6 +384,7 @@ def _read(info: SourceInfo, columns: dict[str, str], options: ParcelImportOption
             for batch in reader:
                 names = batch.schema.names
                 features.offsets.append(read)
+                features.fids.append(batch.column(fid_column))
                 features.wkb.append(batch.column(geometry_column) if geometry_column in names
                                     else pa.nulls(batch.num_rows, pa.binary()))
                 for target, column in columns.items():
@@ -384,7 +397,7 @@ def _read(info: SourceInfo, columns: dict[str, str], options: ParcelImportOption
                 if features.pre_reject is not None:
                     features.pre_reject.append(batch.column(PRE_REJECT_FIELD))
                 features.batches.append(batch.drop_columns(
-                    [c for c in (geometry_column, PRE_REJECT_FIELD) if c in names]))
+                    [c for c in (geometry_column, PRE_REJECT_FIELD, fid_column) if c in names]))
                 read += batch.num_rows
                 notify("reading", read, info.features)
     except ImportRejected:
@@ -417,43 +430,45 @@ def _validate(session: Session, info: SourceInfo, features: _Features, options: 
     """Every check that needs no registry, on the whole file; returns the verdicts.
 
     The file's overlapping pairs are searched in a thread (GEOS releases the GIL) while the
-    rest goes on; pairs with a feature refused for another reason are dropped when used.
+    features are copied; pairs with a feature refused later are dropped when used.
     """
     n = features.count
     verdicts = Verdicts(n)
     if features.pre_reject is not None:
         codes_read = pa.chunked_array(features.pre_reject, type=pa.string()).to_pylist() \
             if features.pre_reject else []
-        for i, code in enumerate(codes_read):
+        for code in set(codes_read) - {None}:
             if code in REASONS and code not in WARNINGS:
-                verdicts.status[i] = "rejected"
-                verdicts.reasons[i].append(code)
+                verdicts.reject(np.array([c == code for c in codes_read]), code)
     chunks = []
     kinds: set[int] = set()
     for index, offset in enumerate(features.offsets):
         wkb = features.wkb[index].to_numpy(zero_copy_only=False)
         checked = check_geometries(wkb, info.srid, on_invalid=options.on_invalid,
                                    verdicts=verdicts.window(offset, len(wkb)))
+        features.wkb[index] = None  # read again, for the refused ones only, when the rejects are written
+        del wkb
         chunks.append(checked["geoms"])
         kinds |= checked["non_polygon_types"]
         report.null_geometries += checked["null"]
         report.empty_geometries += checked["empty"]
         report.invalid += checked["invalid"]
+    pa.default_memory_pool().release_unused()  # the geometries as read are gone: give their memory back
     if kinds:
         names = {1: "Point", 2: "LineString", 4: "MultiPoint", 5: "MultiLineString", 7: "GeometryCollection"}
         raise ImportRejected("import.not_polygons", found=", ".join(
             sorted(names.get(k, str(k)).upper() for k in kinds)))
     geoms = np.concatenate(chunks) if chunks else np.empty(0, dtype=object)
     areas = np.nan_to_num(shapely.area(geoms))
-    pairs = pool.submit(overlapping_pairs, geoms, areas, verdicts.pending.copy(),
-                        tolerance_m2=options.overlap_tolerance_m2, tolerance_ratio=options.overlap_tolerance_ratio)
     codes = locate(geoms, areas, _territory(session, geoms), verdicts, commune=commune,
                    tolerance_m2=options.outside_tolerance_m2, tolerance_ratio=options.outside_tolerance_ratio)
     territory = _territory_cache(session)
-    nicads = pa.chunked_array(features.nicads, type=pa.string()).to_numpy(zero_copy_only=False) if n \
-        else np.empty(0, dtype=object)
+    nicads = pa.chunked_array(features.nicads, type=pa.string())
     check_nicads(nicads, geoms, codes, territory, verdicts, standard_lengths=tuple(nicad_rules.STANDARD_LENGTHS),
                  prefix_length=nicad_rules.COMMUNE_PREFIX_LENGTH)
+    # Searched while the features are copied to the database (not while the checks above hold memory).
+    pairs = pool.submit(overlapping_pairs, geoms, areas, verdicts.pending.copy(),
+                        tolerance_m2=options.overlap_tolerance_m2, tolerance_ratio=options.overlap_tolerance_ratio)
     # Warnings of the parcels that will be imported (removed again if the registry refuses one).
     live = verdicts.pending
     perimeters = np.nan_to_num(shapely.length(geoms))
@@ -465,7 +480,7 @@ def _validate(session: Session, info: SourceInfo, features: _Features, options: 
         with np.errstate(divide="ignore", invalid="ignore"):
             off = np.abs(areas - declared) / declared > options.area_tolerance_ratio
         verdicts.warn(live & ~missing & np.nan_to_num(off, nan=0).astype(bool), "area_mismatch")
-    extras = {"geoms": geoms, "areas": areas, "codes": codes, "nicads": nicads, "declared": declared}
+    extras = {"geoms": geoms, "areas": areas, "codes": codes, "declared": declared}
     return verdicts, extras, pairs
 
 
@@ -482,11 +497,10 @@ def _copy_stage(session: Session, info: SourceInfo, features: _Features, verdict
     session.execute(text("DROP TABLE IF EXISTS stage_parcel"))
     session.execute(text(STAGE_DDL))
     n = features.count
-    geoms, areas, codes, nicads, declared = (extras[k] for k in ("geoms", "areas", "codes", "nicads", "declared"))
+    geoms, areas, codes, declared = (extras[k] for k in ("geoms", "areas", "codes", "declared"))
     accepted = verdicts.status == "pending"
     status = np.where(accepted, "accepted", verdicts.status)
     prefix = os.urandom(6)
-    reasons, warnings = verdicts.reasons, verdicts.warnings
     raw = session.connection().connection.driver_connection
     assert raw is not None  # a live psycopg connection: the session holds it for the transaction
     with raw.cursor() as cursor, cursor.copy(STAGE_COPY) as copy:
@@ -502,15 +516,17 @@ def _copy_stage(session: Session, info: SourceInfo, features: _Features, verdict
                       for t in TARGETS_COPIED}
             ids = time_ordered_ids(size, prefix, offset)
             batch_declared = declared[window]
-            rows = zip(range(offset, offset + size), column["nicad"], nicads[window].tolist(), column["section"],
+            rows = zip(range(offset, offset + size), column["nicad"], features.nicads[index].to_pylist(),
+                       column["section"],
                        column["local_number"], column["declared_area"], column["land_use"],
                        column["tenure_regime"], column["source_id"],
                        [None if d != d else d for d in batch_declared.tolist()], storage.tolist(),
                        [a if p else None for a, p in zip(areas[window].tolist(), present.tolist(), strict=True)],
                        codes[window].tolist(), ["new" if a else None for a in accepted[window].tolist()],
                        status[window].tolist(),
-                       [text_array(reasons.get(i)) for i in range(offset, offset + size)],
-                       [text_array(warnings.get(i)) for i in range(offset, offset + size)], ids, strict=True)
+                       [_text_array(c) for c in verdicts.codes(verdicts.reasons, offset, offset + size)],
+                       [_text_array(c) for c in verdicts.codes(verdicts.warnings, offset, offset + size)], ids,
+                       strict=True)
             for (i, nicad_raw, nicad, section, local_number, declared_raw, land_use, tenure, source_id, area_declared,
                  geom, area, code, change, state, reasons_bin, warnings_bin, parcel_id) in rows:
                 copy.write_row((i, None, nicad_raw, nicad, section, local_number, declared_raw, land_use, tenure,
@@ -830,22 +846,24 @@ def import_parcels(session: Session, path: Path, options: ParcelImportOptions, *
         report.encoding, report.encoding_origin = info.encoding, info.encoding_origin
         report.mapping, report.attributes, report.file_notes = columns, len(info.fields), list(info.notes)
         features = _read(info, columns, options, notify)
-    report.read = features.count
-    timings["read"] += clock() - started
-    mark = clock()
-    notify("validating", 0, report.read)
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sifc-overlaps") as pool:
-        verdicts, extras, pairs = _validate(session, info, features, options, commune, report, pool)
+        report.read = features.count
+        timings["read"] += clock() - started
+        mark = clock()
+        notify("validating", 0, report.read)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sifc-overlaps") as pool:
+            verdicts, extras, pairs = _validate(session, info, features, options, commune, report, pool)
+            timings["validate"] += clock() - mark
+            mark = clock()
+            notify("staging", 0, report.read)
+            extent = _extent(extras["geoms"][verdicts.pending])
+            _copy_stage(session, info, features, verdicts, extras, notify)
+            del verdicts, extras  # the database has them now: memory back before the registry checks
+            timings["stage"] += clock() - mark
+            mark = clock()
+            _check_registry(session, options, pairs, extent)
+            _keep_rejected_sources(session, features, info)
+            _summarize(session, report)
         timings["validate"] += clock() - mark
-        mark = clock()
-        notify("staging", 0, report.read)
-        _copy_stage(session, info, features, verdicts, extras, notify)
-        timings["stage"] += clock() - mark
-        mark = clock()
-        _check_registry(session, options, pairs, _extent(extras["geoms"][verdicts.pending]))
-    _keep_rejected_sources(session, features, info.srid)
-    _summarize(session, report)
-    timings["validate"] += clock() - mark
     if not options.dry_run:
         mark = clock()
         notify("inserting", 0, report.accepted)
@@ -860,19 +878,19 @@ def _extent(geoms: np.ndarray) -> tuple[float, float, float, float] | None:
     return None if np.isnan(bounds).any() else (float(bounds[0]), float(bounds[1]), float(bounds[2]), float(bounds[3]))
 
 
-def _keep_rejected_sources(session: Session, features: _Features, srid: int) -> None:
+def _keep_rejected_sources(session: Session, features: _Features, info: SourceInfo) -> None:
     """The refused features' source attributes and geometry as read (2D), for the rejects file."""
     ords = list(_sql(session, "SELECT ord FROM stage_parcel WHERE status <> 'accepted' ORDER BY ord").scalars())
     if not ords:
         return
-    read = shapely.force_2d(shapely.from_wkb(features.source_wkb(ords), on_invalid="ignore"))
+    read = shapely.force_2d(shapely.from_wkb(features.source_wkb(info, ords), on_invalid="ignore"))
     sources = [None if g is None else shapely.to_wkb(g, hex=True) for g in read]
     _sql(session, """
         UPDATE stage_parcel s SET attrs = CAST(v.attrs AS jsonb),
                src = ST_SetSRID(ST_GeomFromWKB(decode(v.src, 'hex')), CAST(:srid AS integer))
         FROM unnest(CAST(:ords AS integer[]), CAST(:attrs AS text[]), CAST(:sources AS text[])) v(ord, attrs, src)
         WHERE s.ord = v.ord
-    """, ords=ords, attrs=features.attributes(ords), sources=sources, srid=srid)
+    """, ords=ords, attrs=features.attributes(ords), sources=sources, srid=info.srid)
 
 
 def spool_issues(session: Session, target: Path, *, chunk: int = 20_000) -> None:
