@@ -28,6 +28,7 @@ import os
 import struct
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -533,7 +534,10 @@ def _copy_stage(session: Session, info: SourceInfo, features: _Features, verdict
                                 source_id, area_declared, geom, area, code, change, state, reasons_bin, warnings_bin,
                                 parcel_id))
             notify("staging", offset + size, n)
+    # Statistics for the registry joins; a small sample is enough (and the geometry's are costly).
+    session.execute(text("SET LOCAL default_statistics_target = 10"))
     session.execute(text("ANALYZE stage_parcel"))
+    session.execute(text("RESET default_statistics_target"))
 
 
 def time_ordered_ids(count: int, prefix: bytes, start: int) -> list[bytes]:
@@ -710,33 +714,38 @@ def _issue(row: Any) -> dict[str, object]:
 
 
 def _summarize(session: Session, report: ParcelImportReport) -> None:
-    counts = _sql(session, """
-        SELECT count(*) FILTER (WHERE status = 'accepted') AS accepted,
-               count(*) FILTER (WHERE status = 'rejected') AS rejected,
-               count(*) FILTER (WHERE status = 'duplicate') AS duplicates,
-               count(*) FILTER (WHERE 'invalid_repaired' = ANY(warnings)) AS repaired
-        FROM stage_parcel""").mappings().one()
-    report.accepted, report.rejected = counts["accepted"], counts["rejected"]
-    report.duplicates, report.repaired = counts["duplicates"], counts["repaired"]
-    report.changes = dict(_sql(session, """
-        SELECT change, count(*) FROM stage_parcel WHERE status = 'accepted' GROUP BY change ORDER BY change
-    """).all())
-    report.matched_by = dict(_sql(session, """
-        SELECT match_by, count(*) FROM stage_parcel WHERE status = 'accepted' AND match_by IS NOT NULL
-        GROUP BY match_by ORDER BY match_by
-    """).all())
+    # One pass for the counts (a few groups), one per code list.
+    groups = _sql(session, """
+        SELECT status, change, match_by, commune_code, 'provisional_commune' = ANY(warnings) AS provisional,
+               'invalid_repaired' = ANY(warnings) AS repaired, count(*) AS n
+        FROM stage_parcel GROUP BY 1, 2, 3, 4, 5, 6""").mappings().all()
+    total: Counter[str] = Counter()
+    changes: Counter[str] = Counter()
+    matched: Counter[str] = Counter()
+    communes: Counter[str] = Counter()
+    provisional: set[str] = set()
+    for g in groups:
+        total[g["status"]] += g["n"]
+        total["repaired"] += g["n"] if g["repaired"] else 0
+        if g["status"] != "accepted":
+            continue
+        changes[g["change"]] += g["n"]
+        if g["match_by"]:
+            matched[g["match_by"]] += g["n"]
+        if g["change"] != "unchanged":
+            communes[g["commune_code"]] += g["n"]
+        if g["provisional"]:
+            provisional.add(g["commune_code"])
+    report.accepted, report.rejected = total["accepted"], total["rejected"]
+    report.duplicates, report.repaired = total["duplicate"], total["repaired"]
+    report.changes, report.matched_by = dict(sorted(changes.items())), dict(sorted(matched.items()))
+    report.communes, report.provisional_communes = dict(sorted(communes.items())), sorted(provisional)
     report.rejected_by_reason = dict(_sql(session, """
         SELECT r, count(*) FROM stage_parcel, unnest(reasons) r WHERE status IN ('rejected', 'duplicate')
         GROUP BY r ORDER BY r""").all())
     report.warnings_by_code = dict(_sql(session, """
-        SELECT w, count(*) FROM stage_parcel, unnest(warnings) w WHERE status = 'accepted'
+        SELECT w, count(*) FROM stage_parcel, unnest(warnings) w WHERE status = 'accepted' AND warnings <> '{}'
         GROUP BY w ORDER BY w""").all())
-    report.communes = dict(_sql(session, """
-        SELECT commune_code, count(*) FROM stage_parcel WHERE status = 'accepted' AND change <> 'unchanged'
-        GROUP BY commune_code ORDER BY commune_code""").all())
-    report.provisional_communes = list(_sql(session, """
-        SELECT DISTINCT commune_code FROM stage_parcel
-        WHERE status = 'accepted' AND 'provisional_commune' = ANY(warnings) ORDER BY commune_code""").scalars())
     rows = _sql(session, ISSUES_QUERY, after=-1, n=MAX_LISTED_ISSUES + 1).mappings().all()
     report.issues_truncated = len(rows) > MAX_LISTED_ISSUES
     report.issues = [_issue(r) for r in rows[:MAX_LISTED_ISSUES]]
