@@ -148,6 +148,34 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "The layer holds non-polygon geometries ({found}): parcels and boundaries must be "
         "polygons. Nothing was changed.",
     },
+    "spatial.bad_point": {
+        "fr": "Point invalide (lon {lon}, lat {lat}) : longitude entre -180 et 180, latitude entre -90 et 90.",
+        "en": "Invalid point (lon {lon}, lat {lat}): longitude within -180..180, latitude within -90..90.",
+    },
+    "spatial.bad_bbox": {
+        "fr": "Emprise « {bbox} » invalide : attendu minx,miny,maxx,maxy (min < max) dans les limites du SCR.",
+        "en": "Invalid bbox \"{bbox}\": expected minx,miny,maxx,maxy (min < max) within the CRS's range.",
+    },
+    "spatial.area_too_large": {
+        "fr": "Zone trop grande ({area} km²) : au plus {limit} km² par question.",
+        "en": "Area too large ({area} km²): at most {limit} km² per question.",
+    },
+    "spatial.bad_geometry": {
+        "fr": "Géométrie GeoJSON invalide : {reason}.",
+        "en": "Invalid GeoJSON geometry: {reason}.",
+    },
+    "spatial.too_many_vertices": {
+        "fr": "Géométrie trop détaillée : au plus {limit} sommets.",
+        "en": "Geometry too detailed: at most {limit} vertices.",
+    },
+    "spatial.bad_distance": {
+        "fr": "Distance {distance} m invalide : entre 0 et {limit} m.",
+        "en": "Invalid distance {distance} m: between 0 and {limit} m.",
+    },
+    "spatial.bad_k": {
+        "fr": "Nombre de parcelles demandé ({k}) invalide : entre 1 et {limit}.",
+        "en": "Invalid number of parcels ({k}): between 1 and {limit}.",
+    },
     "import_job.not_found": {
         "fr": "Aucune tâche d'import « {id} ».",
         "en": "No import job \"{id}\".",

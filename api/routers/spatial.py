@@ -1,0 +1,83 @@
+"""Spatial questions about current parcels (GeoJSON in WGS 84 by default, ``crs`` for UTM 28N)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Body, Path, Query
+from fastapi.responses import Response
+from geojson_pydantic.geometries import Geometry
+
+from api.deps import SessionDep
+from api.responses import GEOJSON_RESPONSE, geojson
+from sifc.parcels import spatial
+
+router = APIRouter(tags=["Questions spatiales"])
+
+CrsParam = Annotated[Literal["EPSG:4326", "EPSG:32628"], Query(
+    description="SCR des coordonnées servies : WGS 84 (défaut) ou UTM 28N.")]
+Lon = Annotated[float, Query(ge=-180, le=180, description="Longitude WGS 84.")]
+Lat = Annotated[float, Query(ge=-90, le=90, description="Latitude WGS 84.")]
+Limit = Annotated[int, Query(ge=1, le=spatial.MAX_FEATURES)]
+Distance = Annotated[float, Query(ge=0, le=spatial.MAX_DISTANCE_M, description="Distance en mètres.")]
+
+
+def _srid(crs: str) -> int:
+    return int(crs.split(":")[1])
+
+
+@router.get("/parcels/at", responses=GEOJSON_RESPONSE, response_class=Response,
+            summary="Parcelle(s) en vigueur en un point")
+def parcels_at(session: SessionDep, lon: Lon, lat: Lat, crs: CrsParam = "EPSG:4326") -> Response:
+    """Plusieurs parcelles si elles se chevauchent en ce point ; aucune hors du cadastre."""
+    return geojson(spatial.at_point(session, lon=lon, lat=lat, crs=_srid(crs)))
+
+
+@router.get("/parcels/in-bbox", responses=GEOJSON_RESPONSE, response_class=Response,
+            summary="Parcelles en vigueur dans une emprise")
+def parcels_in_bbox(session: SessionDep,
+                    bbox: Annotated[str, Query(max_length=200, description="minx,miny,maxx,maxy")],
+                    bbox_crs: Annotated[Literal["EPSG:4326", "EPSG:32628"], Query(alias="bbox-crs")] = "EPSG:4326",
+                    limit: Limit = 100, offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+                    crs: CrsParam = "EPSG:4326") -> Response:
+    """Triées par identifiant, paginées (`limit`, `offset`) ; au plus 2 500 km² par question."""
+    box = spatial.parse_bbox(bbox, _srid(bbox_crs))
+    return geojson(spatial.in_bbox(session, bbox=box, bbox_crs=_srid(bbox_crs), limit=limit, offset=offset,
+                                   crs=_srid(crs)))
+
+
+@router.post("/parcels/intersecting", responses=GEOJSON_RESPONSE, response_class=Response,
+             summary="Parcelles en vigueur qui rencontrent une géométrie")
+def parcels_intersecting(session: SessionDep, geometry: Annotated[Geometry, Body()],
+                         geometry_crs: Annotated[Literal["EPSG:4326", "EPSG:32628"],
+                                                 Query(alias="geometry-crs")] = "EPSG:4326",
+                         limit: Limit = 100, crs: CrsParam = "EPSG:4326") -> Response:
+    """La géométrie (GeoJSON) est dans le SCR `geometry-crs` ; au plus 10 000 sommets."""
+    return geojson(spatial.intersecting(session, geometry=geometry.model_dump(exclude_none=True),
+                                        input_crs=_srid(geometry_crs), crs=_srid(crs), limit=limit))
+
+
+@router.get("/parcels/near", responses=GEOJSON_RESPONSE, response_class=Response,
+            summary="Parcelles en vigueur à moins d'une distance d'un point")
+def parcels_near(session: SessionDep, lon: Lon, lat: Lat, distance: Distance, limit: Limit = 100,
+                 crs: CrsParam = "EPSG:4326") -> Response:
+    """Les plus proches d'abord, avec `distance_m`."""
+    return geojson(spatial.within_distance(session, lon=lon, lat=lat, distance_m=distance, crs=_srid(crs),
+                                           limit=limit))
+
+
+@router.get("/parcels/nearest", responses=GEOJSON_RESPONSE, response_class=Response,
+            summary="Les k parcelles en vigueur les plus proches d'un point")
+def parcels_nearest(session: SessionDep, lon: Lon, lat: Lat,
+                    k: Annotated[int, Query(ge=1, le=spatial.MAX_NEAREST)] = 5,
+                    crs: CrsParam = "EPSG:4326") -> Response:
+    """Recherche des plus proches voisins par l'index spatial, avec `distance_m`."""
+    return geojson(spatial.nearest(session, lon=lon, lat=lat, k=k, crs=_srid(crs)))
+
+
+@router.get("/parcels/{parcel_id}/neighbours", responses=GEOJSON_RESPONSE, response_class=Response,
+            summary="Les voisines d'une parcelle")
+def parcel_neighbours(session: SessionDep, parcel_id: Annotated[str, Path(max_length=64)],
+                      distance: Distance = 0.0, crs: CrsParam = "EPSG:4326") -> Response:
+    """Celles qui la touchent (`distance=0`) ou sont à moins de `distance` mètres, avec `distance_m`."""
+    return geojson(spatial.neighbours(session, parcel_id=parcel_id, distance_m=distance, crs=_srid(crs)))

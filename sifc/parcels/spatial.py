@@ -1,0 +1,170 @@
+"""Spatial questions about current parcels.
+
+At a point, in a box, intersecting a shape, within a distance, the k nearest, a parcel's neighbours.
+
+Every answer is a GeoJSON FeatureCollection written by PostGIS. Inputs are bound parameters,
+never formatted into SQL; sizes are capped so that no question can ask for the whole country.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import shapely
+from shapely.geometry import shape
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from sifc.errors import InvalidInput
+from sifc.geojson import crs_member, geometry_sql
+from sifc.parcels.service import COORDINATE_LIMITS, _parse_id, get
+
+MAX_FEATURES = 1000
+MAX_DISTANCE_M = 10_000.0
+MAX_NEAREST = 100
+MAX_VERTICES = 10_000
+MAX_QUERY_AREA_KM2 = 2_500.0
+
+
+def _properties(extra: str = "") -> str:
+    return f"""json_build_object(
+        'id', p.parcel_id, 'version', p.version, 'nicad', p.nicad, 'nicad_status', p.nicad_status,
+        'commune_code', p.commune_code, 'section', p.section, 'local_number', p.local_number,
+        'area_m2', round(p.area_m2::numeric, 2), 'land_use', p.land_use, 'tenure_regime', p.tenure_regime
+        {extra})"""
+
+
+def _collection(session: Session, where: str, params: dict[str, Any], *, crs: int, order: str = "p.parcel_id",
+                limit: int = MAX_FEATURES, offset: int = 0, extra: str = "", extra_select: str = "") -> bytes:
+    """The current parcels matching ``where`` (bound parameters only) as a FeatureCollection."""
+    row = session.execute(text(f"""
+        WITH hits AS (
+            SELECT p.*{extra_select} FROM parcel p WHERE {where} ORDER BY {order} OFFSET :offset LIMIT :limit
+        )
+        SELECT json_build_object(
+            'type', 'FeatureCollection',
+            'numberReturned', count(*),
+            'features', coalesce(json_agg(json_build_object(
+                'type', 'Feature', 'id', p.parcel_id,
+                'geometry', {geometry_sql("p.geom", crs)},
+                'properties', {_properties(extra)}) ORDER BY {order}),
+                '[]'::json)
+            {crs_member(crs)})::text
+        FROM hits p
+    """), {**params, "limit": limit, "offset": offset}).scalar_one()
+    return str(row).encode()
+
+
+def _point(lon: float, lat: float) -> dict[str, float]:
+    if not (math.isfinite(lon) and math.isfinite(lat) and -180 <= lon <= 180 and -90 <= lat <= 90):
+        raise InvalidInput("spatial.bad_point", lon=lon, lat=lat)
+    return {"lon": lon, "lat": lat}
+
+
+POINT_SQL = "ST_Transform(ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), 32628)"
+
+
+def at_point(session: Session, *, lon: float, lat: float, crs: int = 4326) -> bytes:
+    """The current parcels that cover a WGS 84 point (several where parcels overlap)."""
+    return _collection(session, f"ST_Covers(p.geom, {POINT_SQL})", _point(lon, lat), crs=crs)
+
+
+def parse_bbox(raw: str, bbox_crs: int) -> tuple[float, float, float, float]:
+    """``minx,miny,maxx,maxy`` in ``bbox_crs`` (lon/lat order for EPSG:4326), checked."""
+    try:
+        values = [float(v) for v in raw.split(",")]
+    except ValueError as error:
+        raise InvalidInput("spatial.bad_bbox", bbox=raw[:100]) from error
+    if len(values) != 4 or not all(math.isfinite(v) for v in values):
+        raise InvalidInput("spatial.bad_bbox", bbox=raw[:100])
+    minx, miny, maxx, maxy = values
+    lo_x, lo_y, hi_x, hi_y = COORDINATE_LIMITS[bbox_crs]
+    if not (lo_x <= minx < maxx <= hi_x and lo_y <= miny < maxy <= hi_y):
+        raise InvalidInput("spatial.bad_bbox", bbox=raw[:100])
+    return minx, miny, maxx, maxy
+
+
+def in_bbox(session: Session, *, bbox: tuple[float, float, float, float], bbox_crs: int = 4326,
+            limit: int = 100, offset: int = 0, crs: int = 4326) -> bytes:
+    """The current parcels intersecting a box, in id order, paged."""
+    envelope = "ST_Transform(ST_MakeEnvelope(:x0, :y0, :x1, :y1, CAST(:bbox_srid AS integer)), 32628)"
+    area_km2 = session.execute(text(f"SELECT ST_Area({envelope}) / 1e6"), {
+        "x0": bbox[0], "y0": bbox[1], "x1": bbox[2], "y1": bbox[3], "bbox_srid": bbox_crs}).scalar_one()
+    if area_km2 > MAX_QUERY_AREA_KM2:
+        raise InvalidInput("spatial.area_too_large", area=round(area_km2), limit=MAX_QUERY_AREA_KM2)
+    return _collection(session, f"p.geom && {envelope} AND ST_Intersects(p.geom, {envelope})",
+                       {"x0": bbox[0], "y0": bbox[1], "x1": bbox[2], "y1": bbox[3], "bbox_srid": bbox_crs},
+                       crs=crs, limit=min(limit, MAX_FEATURES), offset=offset)
+
+
+def intersecting(session: Session, *, geometry: dict[str, Any], input_crs: int = 4326, crs: int = 4326,
+                 limit: int = 100) -> bytes:
+    """The current parcels whose interiors or boundaries meet a posted GeoJSON geometry."""
+    try:
+        shaped = shape(geometry)
+    except (ValueError, TypeError, AttributeError, KeyError) as error:
+        raise InvalidInput("spatial.bad_geometry", reason=str(error)[:200]) from error
+    if shapely.get_num_coordinates(shaped) > MAX_VERTICES:
+        raise InvalidInput("spatial.too_many_vertices", limit=MAX_VERTICES)
+    if shaped.is_empty or not all(math.isfinite(v) for v in shaped.bounds):
+        raise InvalidInput("spatial.bad_geometry", reason="vide ou non fini")
+    lo_x, lo_y, hi_x, hi_y = COORDINATE_LIMITS[input_crs]
+    minx, miny, maxx, maxy = shaped.bounds
+    if not (lo_x <= minx and maxx <= hi_x and lo_y <= miny and maxy <= hi_y):
+        raise InvalidInput("spatial.bad_geometry", reason="coordonnées hors limites")
+    shape_sql = "ST_Transform(ST_SetSRID(ST_GeomFromWKB(:wkb), CAST(:srid AS integer)), 32628)"
+    area_km2 = session.execute(text(f"SELECT ST_Area(ST_Envelope({shape_sql})) / 1e6"),
+                               {"wkb": shapely.to_wkb(shaped), "srid": input_crs}).scalar_one()
+    if area_km2 > MAX_QUERY_AREA_KM2:
+        raise InvalidInput("spatial.area_too_large", area=round(area_km2), limit=MAX_QUERY_AREA_KM2)
+    return _collection(session, f"ST_Intersects(p.geom, {shape_sql})",
+                       {"wkb": shapely.to_wkb(shaped), "srid": input_crs}, crs=crs, limit=min(limit, MAX_FEATURES))
+
+
+def within_distance(session: Session, *, lon: float, lat: float, distance_m: float, crs: int = 4326,
+                    limit: int = 100) -> bytes:
+    """The current parcels within ``distance_m`` metres of a point, nearest first, with their distance."""
+    if not (math.isfinite(distance_m) and 0 <= distance_m <= MAX_DISTANCE_M):
+        raise InvalidInput("spatial.bad_distance", distance=distance_m, limit=MAX_DISTANCE_M)
+    return _collection(session, f"ST_DWithin(p.geom, {POINT_SQL}, :distance)",
+                       {**_point(lon, lat), "distance": distance_m}, crs=crs,
+                       order="distance_m, parcel_id", limit=min(limit, MAX_FEATURES),
+                       extra=", 'distance_m', round(p.distance_m::numeric, 2)",
+                       extra_select=f", ST_Distance(p.geom, {POINT_SQL}) AS distance_m")
+
+
+def nearest(session: Session, *, lon: float, lat: float, k: int, crs: int = 4326) -> bytes:
+    """The ``k`` current parcels nearest a point (index-driven KNN), nearest first, with their distance."""
+    if not 1 <= k <= MAX_NEAREST:
+        raise InvalidInput("spatial.bad_k", k=k, limit=MAX_NEAREST)
+    point = POINT_SQL
+    row = session.execute(text(f"""
+        WITH hits AS (
+            SELECT p.*, ST_Distance(p.geom, {point}) AS distance_m
+            FROM parcel p ORDER BY p.geom <-> {point} LIMIT :k
+        )
+        SELECT json_build_object(
+            'type', 'FeatureCollection', 'numberReturned', count(*),
+            'features', coalesce(json_agg(json_build_object(
+                'type', 'Feature', 'id', p.parcel_id, 'geometry', {geometry_sql("p.geom", crs)},
+                'properties', {_properties(", 'distance_m', round(p.distance_m::numeric, 2)")})
+                ORDER BY p.distance_m, p.parcel_id), '[]'::json)
+            {crs_member(crs)})::text
+        FROM hits p
+    """), {**_point(lon, lat), "k": k}).scalar_one()
+    return str(row).encode()
+
+
+def neighbours(session: Session, *, parcel_id: str, distance_m: float = 0.0, crs: int = 4326) -> bytes:
+    """The current parcels touching a parcel (``distance_m`` = 0) or within ``distance_m`` metres of it."""
+    if not (math.isfinite(distance_m) and 0 <= distance_m <= MAX_DISTANCE_M):
+        raise InvalidInput("spatial.bad_distance", distance=distance_m, limit=MAX_DISTANCE_M)
+    pid = _parse_id(parcel_id)
+    get(session, parcel_id=str(pid))  # 404 / 410 as for the parcel itself
+    subject = "(SELECT geom FROM parcel WHERE parcel_id = :pid)"
+    return _collection(session, f"p.parcel_id <> :pid AND ST_DWithin(p.geom, {subject}, :distance)",
+                       {"pid": pid, "distance": distance_m}, crs=crs,
+                       extra=", 'distance_m', round(p.distance_m::numeric, 2)",
+                       extra_select=f", ST_Distance(p.geom, {subject}) AS distance_m",
+                       order="distance_m, parcel_id")
