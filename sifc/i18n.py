@@ -148,6 +148,14 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "The layer holds non-polygon geometries ({found}): parcels and boundaries must be "
         "polygons. Nothing was changed.",
     },
+    "quality.bad_width": {
+        "fr": "Largeur {width} m invalide : strictement positive, au plus {limit} m.",
+        "en": "Invalid width {width} m: positive, at most {limit} m.",
+    },
+    "quality.too_many_parcels": {
+        "fr": "Trop de parcelles ({count}) pour chercher les interstices en une fois : au plus {limit}.",
+        "en": "Too many parcels ({count}) to look for gaps at once: at most {limit}.",
+    },
     "spatial.bad_point": {
         "fr": "Point invalide (lon {lon}, lat {lat}) : longitude entre -180 et 180, latitude entre -90 et 90.",
         "en": "Invalid point (lon {lon}, lat {lat}): longitude within -180..180, latitude within -90..90.",

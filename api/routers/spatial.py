@@ -1,8 +1,8 @@
-"""Spatial questions about current parcels (GeoJSON in WGS 84 by default, ``crs`` for UTM 28N)."""
+"""Spatial and quality questions about current parcels, and statistics (GeoJSON in WGS 84 by default)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Path, Query
 from fastapi.responses import Response
@@ -10,7 +10,7 @@ from geojson_pydantic.geometries import Geometry
 
 from api.deps import SessionDep
 from api.responses import GEOJSON_RESPONSE, geojson
-from sifc.parcels import spatial
+from sifc.parcels import quality, spatial
 
 router = APIRouter(tags=["Questions spatiales"])
 
@@ -81,3 +81,38 @@ def parcel_neighbours(session: SessionDep, parcel_id: Annotated[str, Path(max_le
                       distance: Distance = 0.0, crs: CrsParam = "EPSG:4326") -> Response:
     """Celles qui la touchent (`distance=0`) ou sont à moins de `distance` mètres, avec `distance_m`."""
     return geojson(spatial.neighbours(session, parcel_id=parcel_id, distance_m=distance, crs=_srid(crs)))
+
+
+CommuneCode = Annotated[str, Path(max_length=100)]
+
+
+@router.get("/communes/{code}/overlaps", responses=GEOJSON_RESPONSE, response_class=Response,
+            summary="Chevauchements entre parcelles en vigueur d'une commune")
+def commune_overlaps(session: SessionDep, code: CommuneCode, limit: Limit = 1000,
+                     crs: CrsParam = "EPSG:4326") -> Response:
+    """Une entité par paire : la géométrie partagée et sa surface (`area_m2`)."""
+    return geojson(quality.overlaps(session, commune=code, crs=_srid(crs), limit=limit))
+
+
+@router.get("/communes/{code}/boundary-issues", responses=GEOJSON_RESPONSE, response_class=Response,
+            summary="Parcelles hors de leur commune ou à cheval sur sa limite")
+def commune_boundary_issues(session: SessionDep, code: CommuneCode, limit: Limit = 1000,
+                            crs: CrsParam = "EPSG:4326") -> Response:
+    """`issue` : `outside` ou `straddling`, avec la surface hors de la commune (`outside_m2`)."""
+    return geojson(quality.boundary_issues(session, commune=code, crs=_srid(crs), limit=limit))
+
+
+@router.get("/communes/{code}/gaps", responses=GEOJSON_RESPONSE, response_class=Response,
+            summary="Interstices plus étroits qu'une largeur entre parcelles voisines")
+def commune_gaps(session: SessionDep, code: CommuneCode,
+                 width: Annotated[float, Query(gt=0, le=quality.MAX_GAP_WIDTH_M, description="Largeur (m).")] = 0.5,
+                 limit: Limit = 1000, crs: CrsParam = "EPSG:4326") -> Response:
+    """Les vides entre parcelles que referme une largeur `width` (les plus grands d'abord)."""
+    return geojson(quality.gaps(session, commune=code, width_m=width, crs=_srid(crs), limit=limit))
+
+
+@router.get("/stats/{level}/{code}", summary="Statistiques des parcelles d'une commune, d'un département, d'un pôle")
+def unit_statistics(session: SessionDep, level: Literal["commune", "department", "pole"],
+                    code: Annotated[str, Path(max_length=100)]) -> dict[str, Any]:
+    """Nombre, surfaces totale et moyenne, répartition par usage et par régime foncier, part avec NICAD."""
+    return quality.statistics(session, level=level, code=code)

@@ -124,3 +124,49 @@ def test_posted_geometries_are_bounded(client, grid):
     assert response.json()["type"] == "urn:sifc:problem:spatial.area_too_large"
     response = client.post("/parcels/intersecting", json={"type": "Point", "coordinates": [500, 14]})
     assert response.status_code == 422
+
+
+def _import(db, tmp_path, rows, name):
+    path = write(tmp_path, rows, name=name)
+    return import_parcels(db, path, ParcelImportOptions(author="test", overlap_tolerance_m2=1e9,
+                                                        overlap_tolerance_ratio=1.0, commune="SN0104-bargny",
+                                                        outside_tolerance_m2=1e9, outside_tolerance_ratio=1.0))
+
+
+def test_quality_questions_overlaps_boundary_and_gaps(client, db, tmp_path):
+    x, y = bargny_origin(db)
+    rows = [
+        {"NICAD": "0104040100301", "geometry": box(x, y, x + 20, y + 20)},
+        {"NICAD": "0104040100302", "geometry": box(x + 15, y, x + 35, y + 20)},      # overlaps 301 by 5 × 20
+        {"NICAD": "0104040100303", "geometry": box(x + 35.3, y, x + 55, y + 20)},    # 0.3 m gap after 302
+        {"NICAD": "0104040100304", "geometry": box(x + 55, y, x + 75, y + 20)},      # touches 303
+    ]
+    # Imported with tolerances wide open, as legacy data arrives: the questions find what is wrong.
+    assert _import(db, tmp_path, rows, "qualite.gpkg").accepted == 4
+    overlaps = client.get("/communes/SN0104-bargny/overlaps?crs=EPSG:32628").json()["features"]
+    assert [(f["properties"]["nicad_a"], f["properties"]["nicad_b"]) in
+            [("0104040100301", "0104040100302"), ("0104040100302", "0104040100301")] for f in overlaps] == [True]
+    assert overlaps[0]["properties"]["area_m2"] == pytest.approx(100)
+    assert shapely.geometry.shape(overlaps[0]["geometry"]).area == pytest.approx(100, rel=1e-6)
+
+    gaps = client.get("/communes/SN0104-bargny/gaps?width=0.5&crs=EPSG:32628").json()["features"]
+    assert len(gaps) == 1 and gaps[0]["properties"]["area_m2"] == pytest.approx(0.3 * 20, rel=1e-3)
+    assert client.get("/communes/SN0104-bargny/gaps?width=0.2").json()["features"] == []
+    assert client.get("/communes/SN0104-bargny/gaps?width=50").status_code == 422
+
+    assert client.get("/communes/SN0104-bargny/boundary-issues").json()["features"] == []
+    assert client.get("/communes/SN9999-nulle-part/overlaps").status_code == 404
+
+
+def test_statistics_per_commune_department_and_pole(client, db, tmp_path, grid):
+    x, y, squares = grid
+    stats = client.get("/stats/commune/SN0104-bargny").json()
+    assert stats["parcels"] == len(squares) and stats["with_nicad"] == len(squares)
+    assert stats["total_area_m2"] == pytest.approx(sum(g.area for g in squares.values()), rel=1e-6)
+    assert stats["mean_area_m2"] == pytest.approx(400) and stats["share_with_nicad"] == 1
+    assert stats["by_land_use"] == [{"value": None, "parcels": len(squares), "area_m2": stats["total_area_m2"]}]
+    department = client.get("/stats/department/SN0104").json()
+    pole = client.get("/stats/pole/DKR").json()
+    assert department["parcels"] == pole["parcels"] == len(squares)
+    assert client.get("/stats/pole/NOPE").status_code == 404
+    assert client.get("/stats/region/SN01").status_code == 422
