@@ -4,11 +4,13 @@ the source file with geopandas/shapely, never read back from the importer's own 
 from collections import Counter
 
 import geopandas as gpd
+import pytest
 import shapely
 from shapely import affinity
 from sqlalchemy import text
 
 from sifc.imports.parcels import ParcelImportOptions, import_parcels
+from sifc.parcels import nicad as nicad_rules
 from sifc.territories.communes_import import ImportOptions, import_communes
 from tests.conftest import shared_path
 
@@ -84,3 +86,39 @@ def test_epinay_sur_orge_declared_areas(db, tmp_path):
     assert report.warnings_by_code.get("area_mismatch", 0) == mismatches
     assert report.warnings_by_code.get("declared_area_missing", 0) == missing
     assert report.rejected == 0
+
+
+def test_procasef_statistics_and_overlaps(db, client):
+    """Statistics and overlaps on real parcels, expected figures computed here from the source file."""
+    communes = shared_path("cadastre", "procasef_boundou", "procasef_boundou_17_communes.gpkg")
+    parcels = shared_path("cadastre", "procasef_boundou", "procasef_boundou_parcels.gpkg")
+    import_communes(db, communes, ImportOptions(code_field="COD_ENTITE", aliases=ALIASES))
+    report = import_parcels(db, parcels, ParcelImportOptions(author="test"))
+    source = gpd.read_file(parcels).to_crs(32628)
+    source["geometry"] = shapely.force_2d(source.geometry)
+    kept = source[~source.Num_parcel.astype(str).str.strip().duplicated()]
+    assert len(kept) == report.accepted == 1696
+
+    departments = db.execute(text("""
+        SELECT DISTINCT c.department_code FROM parcel p JOIN commune c ON c.code = p.commune_code""")).scalars().all()
+    stats = [client.get(f"/stats/department/{d}").json() for d in departments]
+    assert sum(s["parcels"] for s in stats) == 1696
+    total = sum(s["total_area_m2"] for s in stats)
+    assert total == pytest.approx(float(shapely.area(kept.geometry.values).sum()), rel=1e-6)
+    with_nicad = sum(nicad_rules.clean(v) is not None for v in kept.Num_parcel)
+    assert sum(s["with_nicad"] for s in stats) == with_nicad
+
+    # Overlaps the import tolerated (under 1 m² or 1 %), found again among each commune's parcels.
+    tree = shapely.STRtree(kept.geometry.values)
+    a, b = tree.query(kept.geometry.values, predicate="intersects")
+    pairs = [(i, j) for i, j in zip(a, b, strict=True) if i < j]
+    shared = shapely.area(shapely.intersection(kept.geometry.values[[i for i, _ in pairs]],
+                                               kept.geometry.values[[j for _, j in pairs]]))
+    by_nicad = dict(zip(kept.Num_parcel.astype(str).str.strip(), range(len(kept)), strict=True))
+    stored = dict(db.execute(text("SELECT nicad, commune_code FROM parcel WHERE batch_id = CAST(:b AS uuid)"),
+                             {"b": report.batch_id}).all())
+    commune_of = {by_nicad[n]: c for n, c in stored.items()}
+    expected = sum(1 for (i, j), area in zip(pairs, shared, strict=True)
+                   if area > 0.01 and commune_of[i] == commune_of[j])
+    found = sum(client.get(f"/communes/{c}/overlaps").json()["numberReturned"] for c in set(stored.values()))
+    assert found == expected == 1  # one pair shares between 0.01 m² and the import's tolerance
