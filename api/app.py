@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 
 from api import problems
-from api.routers import health, imports, parcels, spatial, territories
+from api.routers import health, imports, ogc, parcels, spatial, territories
 from sifc import __version__
 from sifc.db import make_engine, make_sessionmaker
 from sifc.i18n import translate
@@ -57,4 +57,5 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(spatial.router)  # before /parcels/{parcel_id}
     app.include_router(parcels.router)
     app.include_router(imports.router)
+    app.include_router(ogc.router)
     return app

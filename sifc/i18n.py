@@ -156,6 +156,14 @@ MESSAGES: dict[str, dict[str, str]] = {
         "fr": "Trop de parcelles ({count}) pour chercher les interstices en une fois : au plus {limit}.",
         "en": "Too many parcels ({count}) to look for gaps at once: at most {limit}.",
     },
+    "ogc.no_collection": {
+        "fr": "Aucune collection « {id} ».",
+        "en": "No collection \"{id}\".",
+    },
+    "ogc.no_feature": {
+        "fr": "Aucune entité « {id} » dans la collection {collection}.",
+        "en": "No feature \"{id}\" in collection {collection}.",
+    },
     "spatial.bad_point": {
         "fr": "Point invalide (lon {lon}, lat {lat}) : longitude entre -180 et 180, latitude entre -90 et 90.",
         "en": "Invalid point (lon {lon}, lat {lat}): longitude within -180..180, latitude within -90..90.",

@@ -1,0 +1,67 @@
+"""OGC API - Features (Part 1, core) at ``/ogc``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import Response
+
+from api.deps import SessionDep
+from api.responses import GEOJSON_RESPONSE, geojson
+from sifc import ogc
+
+router = APIRouter(prefix="/ogc", tags=["OGC API - Features"])
+CollectionId = Annotated[str, Path(max_length=64)]
+
+
+def _base(request: Request) -> str:
+    return str(request.base_url).rstrip("/")
+
+
+@router.get("", summary="Page d'accueil OGC API - Features")
+def landing(request: Request) -> dict[str, object]:
+    """Liens vers la définition de l'API, la conformité et les collections."""
+    return ogc.landing(_base(request))
+
+
+@router.get("/conformance", summary="Classes de conformité")
+def conformance() -> dict[str, object]:
+    """Les classes de conformité déclarées."""
+    return {"conformsTo": ogc.CONFORMANCE}
+
+
+@router.get("/collections", summary="Collections")
+def collections(request: Request, session: SessionDep) -> dict[str, object]:
+    """Pôles, régions, départements, arrondissements, communes et parcelles en vigueur."""
+    return ogc.collections(session, _base(request))
+
+
+@router.get("/collections/{collection_id}", summary="Une collection")
+def collection(collection_id: CollectionId, request: Request, session: SessionDep) -> dict[str, object]:
+    """Description et emprise (CRS84) d'une collection."""
+    return ogc.collection(session, collection_id, _base(request))
+
+
+@router.get("/collections/{collection_id}/items", responses=GEOJSON_RESPONSE, response_class=Response,
+            summary="Entités d'une collection")
+def items(collection_id: CollectionId, request: Request, session: SessionDep,
+          limit: Annotated[int, Query(ge=1, description=f"Au plus {ogc.MAX_LIMIT} (au-delà : ramené à ce maximum).")]
+          = ogc.DEFAULT_LIMIT,
+          offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
+          bbox: Annotated[str | None, Query(max_length=200, description="minlon,minlat,maxlon,maxlat (CRS84)")]
+          = None) -> Response:
+    """GeoJSON en CRS84 ; liens `next` et `prev` ; `numberMatched` quand le compte exact est bon marché."""
+    box = ogc.parse_bbox(bbox) if bbox is not None else None
+    body = ogc.items(session, collection_id, base=_base(request), limit=limit, offset=offset, bbox=box,
+                     query=dict(request.query_params))
+    return geojson(body, headers={"Content-Crs": f"<{ogc.CRS84}>"})
+
+
+@router.get("/collections/{collection_id}/items/{feature_id}", responses=GEOJSON_RESPONSE,
+            response_class=Response, summary="Une entité")
+def item(collection_id: CollectionId, feature_id: Annotated[str, Path(max_length=100)], request: Request,
+         session: SessionDep) -> Response:
+    """Une entité (code du territoire, ou identifiant de la parcelle)."""
+    body = ogc.item(session, collection_id, feature_id, base=_base(request))
+    return geojson(body, headers={"Content-Crs": f"<{ogc.CRS84}>"})

@@ -1,0 +1,201 @@
+"""OGC API - Features (Part 1, core): the territorial levels and the current parcels as collections.
+
+Features are serialized by PostGIS (GeoJSON, CRS84: longitude, latitude); this module adds
+the envelope (``numberReturned``, ``numberMatched`` where an exact count is cheap, links).
+Collection ids, tables and columns come from the fixed :data:`COLLECTIONS`; user values are
+bound parameters.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from sifc.errors import InvalidInput, NotFound
+from sifc.geojson import geometry_sql
+from sifc.territories.service import LEVELS, _properties_sql
+
+CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
+DEFAULT_LIMIT = 10
+MAX_LIMIT = 1000
+CONFORMANCE = [
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
+]
+PARCEL_PROPERTIES = """json_build_object(
+    'id', t.parcel_id, 'version', t.version, 'nicad', t.nicad, 'nicad_status', t.nicad_status,
+    'commune_code', t.commune_code, 'section', t.section, 'local_number', t.local_number,
+    'area_m2', round(t.area_m2::numeric, 2), 'declared_area_m2', t.declared_area_m2, 'land_use', t.land_use,
+    'tenure_regime', t.tenure_regime, 'valid_from', t.valid_from)"""
+
+
+@dataclass(frozen=True)
+class Collection:
+    """One collection: where its features live and how they are written."""
+
+    id: str
+    title: str
+    description: str
+    table: str
+    key: str
+    properties: str
+    exact_count: bool
+
+
+COLLECTIONS: dict[str, Collection] = {
+    **{f"{level}s": Collection(
+        id=f"{level}s", title=title, description=f"Référentiel territorial national : {title.lower()}.",
+        table=LEVELS[level].table, key="t.code", properties=_properties_sql(LEVELS[level]), exact_count=True)
+       for level, title in (("pole", "Pôles territoriaux"), ("region", "Régions"), ("department", "Départements"),
+                            ("arrondissement", "Arrondissements"), ("commune", "Communes"))},
+    "parcels": Collection(
+        id="parcels", title="Parcelles", description="Parcelles en vigueur du cadastre communal (LADM).",
+        table="parcel", key="t.parcel_id", properties=PARCEL_PROPERTIES, exact_count=False),
+}
+
+
+def _collection(collection_id: str) -> Collection:
+    if collection_id not in COLLECTIONS:
+        raise NotFound("ogc.no_collection", id=collection_id[:100])
+    return COLLECTIONS[collection_id]
+
+
+def landing(base: str) -> dict[str, Any]:
+    """The landing page: what the service is and where everything is."""
+    return {
+        "title": "SIFC — OGC API Features",
+        "description": "Référentiel territorial du Sénégal et cadastre communal (programme E-Territoire).",
+        "links": [
+            {"href": f"{base}/ogc", "rel": "self", "type": "application/json", "title": "Cette page"},
+            {"href": f"{base}/openapi.json", "rel": "service-desc",
+             "type": "application/vnd.oai.openapi+json;version=3.0", "title": "Définition de l'API (OpenAPI)"},
+            {"href": f"{base}/docs", "rel": "service-doc", "type": "text/html", "title": "Documentation"},
+            {"href": f"{base}/ogc/conformance", "rel": "conformance", "type": "application/json",
+             "title": "Classes de conformité"},
+            {"href": f"{base}/ogc/collections", "rel": "data", "type": "application/json", "title": "Collections"},
+        ],
+    }
+
+
+def _describe(session: Session, collection: Collection, base: str) -> dict[str, Any]:
+    extent = session.execute(text(f"""
+        SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e)
+        FROM (SELECT ST_Transform(ST_SetSRID(ST_Extent(geom)::geometry, 32628), 4326) AS e FROM {collection.table}) x
+    """)).one()
+    url = f"{base}/ogc/collections/{collection.id}"
+    description: dict[str, Any] = {
+        "id": collection.id, "title": collection.title, "description": collection.description,
+        "itemType": "feature", "crs": [CRS84],
+        "links": [
+            {"href": url, "rel": "self", "type": "application/json", "title": collection.title},
+            {"href": f"{url}/items", "rel": "items", "type": "application/geo+json", "title": "Entités"},
+        ],
+    }
+    if extent[0] is not None:
+        description["extent"] = {"spatial": {"bbox": [[round(v, 7) for v in extent]], "crs": CRS84}}
+    return description
+
+
+def collections(session: Session, base: str) -> dict[str, Any]:
+    """Every collection, described."""
+    return {
+        "links": [{"href": f"{base}/ogc/collections", "rel": "self", "type": "application/json"}],
+        "collections": [_describe(session, c, base) for c in COLLECTIONS.values()],
+    }
+
+
+def collection(session: Session, collection_id: str, base: str) -> dict[str, Any]:
+    """One collection, described."""
+    return _describe(session, _collection(collection_id), base)
+
+
+def parse_bbox(raw: str) -> tuple[float, float, float, float]:
+    """A CRS84 bbox ``minlon,minlat,maxlon,maxlat``."""
+    try:
+        values = [float(v) for v in raw.split(",")]
+    except ValueError as error:
+        raise InvalidInput("spatial.bad_bbox", bbox=raw[:100]) from error
+    if len(values) != 4 or not all(math.isfinite(v) for v in values):
+        raise InvalidInput("spatial.bad_bbox", bbox=raw[:100])
+    minx, miny, maxx, maxy = values
+    if not (-180 <= minx <= maxx <= 180 and -90 <= miny <= maxy <= 90):
+        raise InvalidInput("spatial.bad_bbox", bbox=raw[:100])
+    return minx, miny, maxx, maxy
+
+
+def items(session: Session, collection_id: str, *, base: str, limit: int, offset: int,
+          bbox: tuple[float, float, float, float] | None, query: dict[str, str]) -> bytes:
+    """A page of a collection's features as a GeoJSON FeatureCollection with its links.
+
+    ``limit`` above the maximum is clamped, as the standard asks. The next link exists when a
+    further feature does (one more row is read to know).
+    """
+    spec = _collection(collection_id)
+    limit = max(1, min(limit, MAX_LIMIT))
+    where: str = "TRUE"
+    params: dict[str, Any] = {"fetch": limit + 1, "limit": limit, "offset": offset}
+    if bbox is not None:
+        where = ("t.geom && ST_Transform(ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4326), 32628) "
+                 "AND ST_Intersects(t.geom, ST_Transform(ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4326), 32628))")
+        params.update(x0=bbox[0], y0=bbox[1], x1=bbox[2], y1=bbox[3])
+    row = session.execute(text(f"""
+        WITH page AS (SELECT t.* FROM {spec.table} t WHERE {where} ORDER BY {spec.key} LIMIT :fetch OFFSET :offset),
+             shown AS (SELECT * FROM page t ORDER BY {spec.key} LIMIT :limit)
+        SELECT (SELECT count(*) FROM page),
+               coalesce((SELECT json_agg(json_build_object(
+                   'type', 'Feature', 'id', {spec.key}, 'geometry', {geometry_sql("t.geom", 4326)},
+                   'properties', {spec.properties}) ORDER BY {spec.key}) FROM shown t), '[]'::json)::text
+    """), params).one()
+    fetched, features = int(row[0]), str(row[1])
+    returned = min(fetched, limit)
+    envelope: dict[str, Any] = {"type": "FeatureCollection", "numberReturned": returned}
+    if spec.exact_count:
+        envelope["numberMatched"] = session.execute(
+            text(f"SELECT count(*) FROM {spec.table} t WHERE {where}"), params).scalar_one()
+    url = f"{base}/ogc/collections/{spec.id}/items"
+    links = [{"href": _href(url, query, limit, offset), "rel": "self", "type": "application/geo+json"}]
+    if fetched > limit:
+        links.append({"href": _href(url, query, limit, offset + limit), "rel": "next", "type": "application/geo+json"})
+    if offset > 0:
+        links.append({"href": _href(url, query, limit, max(0, offset - limit)), "rel": "prev",
+                      "type": "application/geo+json"})
+    envelope["links"] = links
+    head = orjson.dumps(envelope)
+    return head[:-1] + b',"features":' + features.encode() + b"}"
+
+
+def _href(url: str, query: dict[str, str], limit: int, offset: int) -> str:
+    from urllib.parse import urlencode
+
+    kept = {k: v for k, v in query.items() if k not in ("limit", "offset")}
+    return f"{url}?{urlencode({**kept, 'limit': limit, 'offset': offset})}"
+
+
+def item(session: Session, collection_id: str, feature_id: str, *, base: str) -> bytes:
+    """One feature, with its links."""
+    spec = _collection(collection_id)
+    key_type = "uuid" if spec.key == "t.parcel_id" else "text"
+    if key_type == "uuid":
+        import uuid
+
+        try:
+            uuid.UUID(feature_id)
+        except ValueError as error:
+            raise NotFound("ogc.no_feature", id=feature_id[:100], collection=spec.id) from error
+    row = session.execute(text(f"""
+        SELECT json_build_object('type', 'Feature', 'id', {spec.key}, 'geometry', {geometry_sql("t.geom", 4326)},
+                                 'properties', {spec.properties})::text
+        FROM {spec.table} t WHERE {spec.key} = CAST(:id AS {key_type})
+    """), {"id": feature_id}).scalar()
+    if row is None:
+        raise NotFound("ogc.no_feature", id=feature_id[:100], collection=spec.id)
+    url = f"{base}/ogc/collections/{spec.id}"
+    links = [{"href": f"{url}/items/{feature_id}", "rel": "self", "type": "application/geo+json"},
+             {"href": url, "rel": "collection", "type": "application/json"}]
+    return str(row)[:-1].encode() + b',"links":' + orjson.dumps(links) + b"}"

@@ -1,0 +1,84 @@
+"""OGC API - Features, Part 1 core: landing page, conformance, collections, paged items, one item."""
+
+import pytest
+from sqlalchemy import text
+
+from tests.integration.test_api_spatial import grid  # noqa: F401  (fixture)
+
+
+def test_landing_page_and_conformance(client):
+    landing = client.get("/ogc").json()
+    rels = {link["rel"]: link for link in landing["links"]}
+    assert {"self", "service-desc", "service-doc", "conformance", "data"} <= set(rels)
+    assert client.get(rels["service-desc"]["href"]).status_code == 200
+    conformance = client.get(rels["conformance"]["href"]).json()["conformsTo"]
+    assert "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core" in conformance
+    assert "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson" in conformance
+
+
+def test_collections_are_described_with_their_extent(client):
+    collections = client.get("/ogc/collections").json()["collections"]
+    ids = [c["id"] for c in collections]
+    assert ids == ["poles", "regions", "departments", "arrondissements", "communes", "parcels"]
+    communes = client.get("/ogc/collections/communes").json()
+    minx, miny, maxx, maxy = communes["extent"]["spatial"]["bbox"][0]
+    assert -17.6 < minx < -17.4 and 12.2 < miny < 12.4 and -11.5 < maxx < -11.2 and 16.6 < maxy < 16.8  # Senegal
+    assert any(link["rel"] == "items" for link in communes["links"])
+    assert client.get("/ogc/collections/nothing").status_code == 404
+
+
+def _pages(client, url):
+    seen, pages = [], 0
+    while url:
+        response = client.get(url)
+        assert response.status_code == 200 and response.headers["content-type"] == "application/geo+json"
+        body = response.json()
+        assert body["numberReturned"] == len(body["features"])
+        seen += [f["id"] for f in body["features"]]
+        url = next((link["href"] for link in body["links"] if link["rel"] == "next"), None)
+        pages += 1
+    return seen, pages
+
+
+def test_every_commune_once_through_the_next_links(client, db):
+    total = db.execute(text("SELECT count(*) FROM commune")).scalar()
+    seen, pages = _pages(client, "/ogc/collections/communes/items?limit=100")
+    assert len(seen) == len(set(seen)) == total == 549 and pages == 6
+    first = client.get("/ogc/collections/communes/items?limit=100").json()
+    assert first["numberMatched"] == total
+    second = client.get("/ogc/collections/communes/items?limit=100&offset=100").json()
+    assert any(link["rel"] == "prev" for link in second["links"])
+
+
+def test_limit_above_the_maximum_is_clamped(client):
+    body = client.get("/ogc/collections/communes/items?limit=5000").json()
+    assert body["numberReturned"] == 549  # all of them: the 5000 asked became the maximum, 1000
+    next_link = [link["href"] for link in body["links"] if link["rel"] == "next"]
+    assert next_link == []
+    assert client.get("/ogc/collections/communes/items?limit=0").status_code == 422
+
+
+def test_parcels_by_bbox_and_one_by_id(client, db, grid):  # noqa: F811
+    from tests.integration.test_api_spatial import _lonlat
+
+    x, y, squares = grid
+    lo, hi = _lonlat(x + 10, y + 10), _lonlat(x + 40, y + 40)
+    body = client.get(f"/ogc/collections/parcels/items?bbox={lo[0]},{lo[1]},{hi[0]},{hi[1]}&limit=3").json()
+    assert "numberMatched" not in body  # not counted for parcels: the count would not be cheap
+    seen, _ = _pages(client, f"/ogc/collections/parcels/items?bbox={lo[0]},{lo[1]},{hi[0]},{hi[1]}&limit=3")
+    nicads = {f["properties"]["nicad"] for f in [
+        client.get(f"/ogc/collections/parcels/items/{i}").json() for i in seen]}
+    assert nicads == {"0104040100100", "0104040100101", "0104040100110", "0104040100111"}
+    one = client.get(f"/ogc/collections/parcels/items/{seen[0]}")
+    assert one.headers["content-crs"] == "<http://www.opengis.net/def/crs/OGC/1.3/CRS84>"
+    lon, lat = one.json()["geometry"]["coordinates"][0][0][0]
+    assert -17.3 < lon < -17.1 and 14.6 < lat < 14.8  # CRS84: longitude first
+    assert client.get("/ogc/collections/parcels/items/not-an-id").status_code == 404
+    assert client.get("/ogc/collections/communes/items/SN0104-bargny").json()["properties"]["name"] == "Bargny"
+
+
+@pytest.mark.parametrize("bbox", ["1,2,3", "10,10,5,5", "a,b,c,d", "-200,0,0,10"])
+def test_bad_bbox_is_a_problem(client, bbox):
+    response = client.get(f"/ogc/collections/communes/items?bbox={bbox}")
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
