@@ -156,6 +156,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "fr": "Trop de parcelles ({count}) pour chercher les interstices en une fois : au plus {limit}.",
         "en": "Too many parcels ({count}) to look for gaps at once: at most {limit}.",
     },
+    "ogc.bad_crs": {
+        "fr": "SCR « {crs} » non pris en charge ; SCR disponibles : {supported}.",
+        "en": "CRS \"{crs}\" is not supported; available: {supported}.",
+    },
     "ogc.no_collection": {
         "fr": "Aucune collection « {id} ».",
         "en": "No collection \"{id}\".",

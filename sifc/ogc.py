@@ -17,17 +17,39 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from sifc.errors import InvalidInput, NotFound
-from sifc.geojson import geometry_sql
 from sifc.territories.service import LEVELS, _properties_sql
 
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
+EPSG = "http://www.opengis.net/def/crs/EPSG/0/"
+STORAGE_CRS = f"{EPSG}32628"
+# Part 2: each CRS served → (SRID, latitude first?, decimals). EPSG:4326 is latitude, longitude.
+SUPPORTED_CRS = {CRS84: (4326, False, 7), f"{EPSG}4326": (4326, True, 7), STORAGE_CRS: (32628, False, 2),
+                 f"{EPSG}3857": (3857, False, 2)}
 DEFAULT_LIMIT = 10
 MAX_LIMIT = 1000
 CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
+    "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs",
     # oas30 is not claimed: FastAPI writes OpenAPI 3.1.
 ]
+
+
+def check_crs(uri: str | None) -> str:
+    """A supported CRS URI (CRS84 when none is asked for)."""
+    if uri is None:
+        return CRS84
+    if uri not in SUPPORTED_CRS:
+        raise InvalidInput("ogc.bad_crs", crs=uri[:200], supported=", ".join(SUPPORTED_CRS))
+    return uri
+
+
+def _geometry(uri: str) -> str:
+    srid, latitude_first, digits = SUPPORTED_CRS[uri]
+    geom = "t.geom" if srid == 32628 else f"ST_Transform(t.geom, {srid})"
+    if latitude_first:
+        geom = f"ST_FlipCoordinates({geom})"
+    return f"ST_AsGeoJSON({geom}, {digits})::json"
 PARCEL_PROPERTIES = """json_build_object(
     'id', t.parcel_id, 'version', t.version, 'nicad', t.nicad, 'nicad_status', t.nicad_status,
     'commune_code', t.commune_code, 'section', t.section, 'local_number', t.local_number,
@@ -91,7 +113,7 @@ def _describe(session: Session, collection: Collection, base: str) -> dict[str, 
     url = f"{base}/ogc/collections/{collection.id}"
     description: dict[str, Any] = {
         "id": collection.id, "title": collection.title, "description": collection.description,
-        "itemType": "feature", "crs": [CRS84],
+        "itemType": "feature", "crs": list(SUPPORTED_CRS), "storageCrs": STORAGE_CRS,
         "links": [
             {"href": url, "rel": "self", "type": "application/json", "title": collection.title},
             {"href": f"{url}/items", "rel": "items", "type": "application/geo+json", "title": "Entités"},
@@ -115,22 +137,27 @@ def collection(session: Session, collection_id: str, base: str) -> dict[str, Any
     return _describe(session, _collection(collection_id), base)
 
 
-def parse_bbox(raw: str) -> tuple[float, float, float, float]:
-    """A CRS84 bbox ``minlon,minlat,maxlon,maxlat``."""
+def parse_bbox(raw: str, bbox_crs: str = CRS84) -> tuple[float, float, float, float, int]:
+    """A bbox ``minx,miny,maxx,maxy`` in ``bbox_crs`` (EPSG:4326: latitude first), as (x0, y0, x1, y1, srid)."""
     try:
         values = [float(v) for v in raw.split(",")]
     except ValueError as error:
         raise InvalidInput("spatial.bad_bbox", bbox=raw[:100]) from error
     if len(values) != 4 or not all(math.isfinite(v) for v in values):
         raise InvalidInput("spatial.bad_bbox", bbox=raw[:100])
+    srid, latitude_first, _ = SUPPORTED_CRS[check_crs(bbox_crs)]
     minx, miny, maxx, maxy = values
-    if not (-180 <= minx <= maxx <= 180 and -90 <= miny <= maxy <= 90):
+    if latitude_first:
+        minx, miny, maxx, maxy = miny, minx, maxy, maxx
+    geographic = srid == 4326
+    if not (minx <= maxx and miny <= maxy) or (geographic and not (-180 <= minx and maxx <= 180
+                                                                 and -90 <= miny and maxy <= 90)):
         raise InvalidInput("spatial.bad_bbox", bbox=raw[:100])
-    return minx, miny, maxx, maxy
+    return minx, miny, maxx, maxy, srid
 
 
 def items(session: Session, collection_id: str, *, base: str, limit: int, offset: int,
-          bbox: tuple[float, float, float, float] | None, query: dict[str, str]) -> bytes:
+          bbox: tuple[float, float, float, float, int] | None, query: dict[str, str], crs: str = CRS84) -> bytes:
     """A page of a collection's features as a GeoJSON FeatureCollection with its links.
 
     ``limit`` above the maximum is clamped, as the standard asks. The next link exists when a
@@ -141,15 +168,15 @@ def items(session: Session, collection_id: str, *, base: str, limit: int, offset
     where: str = "TRUE"
     params: dict[str, Any] = {"fetch": limit + 1, "limit": limit, "offset": offset}
     if bbox is not None:
-        where = ("t.geom && ST_Transform(ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4326), 32628) "
-                 "AND ST_Intersects(t.geom, ST_Transform(ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4326), 32628))")
-        params.update(x0=bbox[0], y0=bbox[1], x1=bbox[2], y1=bbox[3])
+        box = "ST_Transform(ST_MakeEnvelope(:x0, :y0, :x1, :y1, CAST(:bbox_srid AS integer)), 32628)"
+        where = f"t.geom && {box} AND ST_Intersects(t.geom, {box})"
+        params.update(x0=bbox[0], y0=bbox[1], x1=bbox[2], y1=bbox[3], bbox_srid=bbox[4])
     row = session.execute(text(f"""
         WITH page AS (SELECT t.* FROM {spec.table} t WHERE {where} ORDER BY {spec.key} LIMIT :fetch OFFSET :offset),
              shown AS (SELECT * FROM page t ORDER BY {spec.key} LIMIT :limit)
         SELECT (SELECT count(*) FROM page),
                coalesce((SELECT json_agg(json_build_object(
-                   'type', 'Feature', 'id', {spec.key}, 'geometry', {geometry_sql("t.geom", 4326)},
+                   'type', 'Feature', 'id', {spec.key}, 'geometry', {_geometry(crs)},
                    'properties', {spec.properties}) ORDER BY {spec.key}) FROM shown t), '[]'::json)::text
     """), params).one()
     fetched, features = int(row[0]), str(row[1])
@@ -177,7 +204,7 @@ def _href(url: str, query: dict[str, str], limit: int, offset: int) -> str:
     return f"{url}?{urlencode({**kept, 'limit': limit, 'offset': offset})}"
 
 
-def item(session: Session, collection_id: str, feature_id: str, *, base: str) -> bytes:
+def item(session: Session, collection_id: str, feature_id: str, *, base: str, crs: str = CRS84) -> bytes:
     """One feature, with its links."""
     spec = _collection(collection_id)
     key_type = "uuid" if spec.key == "t.parcel_id" else "text"
@@ -189,7 +216,7 @@ def item(session: Session, collection_id: str, feature_id: str, *, base: str) ->
         except ValueError as error:
             raise NotFound("ogc.no_feature", id=feature_id[:100], collection=spec.id) from error
     row = session.execute(text(f"""
-        SELECT json_build_object('type', 'Feature', 'id', {spec.key}, 'geometry', {geometry_sql("t.geom", 4326)},
+        SELECT json_build_object('type', 'Feature', 'id', {spec.key}, 'geometry', {_geometry(crs)},
                                  'properties', {spec.properties})::text
         FROM {spec.table} t WHERE {spec.key} = CAST(:id AS {key_type})
     """), {"id": feature_id}).scalar()

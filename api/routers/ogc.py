@@ -13,6 +13,8 @@ from sifc import ogc
 
 router = APIRouter(prefix="/ogc", tags=["OGC API - Features"])
 CollectionId = Annotated[str, Path(max_length=64)]
+CrsParam = Annotated[str | None, Query(max_length=200, description="SCR servi (URI) : CRS84 par défaut, EPSG:4326 "
+                                                                  "(latitude d'abord), EPSG:32628, EPSG:3857.")]
 
 
 def _base(request: Request) -> str:
@@ -49,19 +51,23 @@ def items(collection_id: CollectionId, request: Request, session: SessionDep,
           limit: Annotated[int, Query(ge=1, description=f"Au plus {ogc.MAX_LIMIT} (au-delà : ramené à ce maximum).")]
           = ogc.DEFAULT_LIMIT,
           offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
-          bbox: Annotated[str | None, Query(max_length=200, description="minlon,minlat,maxlon,maxlat (CRS84)")]
-          = None) -> Response:
-    """GeoJSON en CRS84 ; liens `next` et `prev` ; `numberMatched` quand le compte exact est bon marché."""
-    box = ogc.parse_bbox(bbox) if bbox is not None else None
+          bbox: Annotated[str | None, Query(max_length=200, description="minx,miny,maxx,maxy (dans `bbox-crs`)")]
+          = None, bbox_crs: Annotated[str | None, Query(alias="bbox-crs", max_length=200)] = None,
+          crs: CrsParam = None) -> Response:
+    """GeoJSON (CRS84 par défaut, `crs` sinon) ; liens `next` et `prev` ; `numberMatched` quand le compte exact
+    est bon marché."""
+    served = ogc.check_crs(crs)
+    box = ogc.parse_bbox(bbox, ogc.check_crs(bbox_crs)) if bbox is not None else None
     body = ogc.items(session, collection_id, base=_base(request), limit=limit, offset=offset, bbox=box,
-                     query=dict(request.query_params))
-    return geojson(body, headers={"Content-Crs": f"<{ogc.CRS84}>"})
+                     query=dict(request.query_params), crs=served)
+    return geojson(body, headers={"Content-Crs": f"<{served}>"})
 
 
 @router.get("/collections/{collection_id}/items/{feature_id}", responses=GEOJSON_RESPONSE,
             response_class=Response, summary="Une entité")
 def item(collection_id: CollectionId, feature_id: Annotated[str, Path(max_length=100)], request: Request,
-         session: SessionDep) -> Response:
+         session: SessionDep, crs: CrsParam = None) -> Response:
     """Une entité (code du territoire, ou identifiant de la parcelle)."""
-    body = ogc.item(session, collection_id, feature_id, base=_base(request))
-    return geojson(body, headers={"Content-Crs": f"<{ogc.CRS84}>"})
+    served = ogc.check_crs(crs)
+    body = ogc.item(session, collection_id, feature_id, base=_base(request), crs=served)
+    return geojson(body, headers={"Content-Crs": f"<{served}>"})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pyogrio
 import pytest
+from pyproj import Transformer
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
@@ -43,12 +44,17 @@ def test_gdal_reads_every_parcel_exactly_once_across_pages(server, fresh_db):
     assert current > 97 * 3
     assert len(frame) == current
     assert frame["id"].is_unique
-    assert frame.crs.to_epsg() in (4326, None) or frame.crs.to_string().endswith("CRS84")
-    minx, miny, maxx, maxy = frame.total_bounds
+    # The collection advertises its storage CRS (Part 2): GDAL asks for it and gets UTM 28N.
+    assert frame.crs.to_epsg() == 32628
+    minx, miny, maxx, maxy = frame.to_crs(4326).total_bounds
     assert -17.6 < minx and maxx < -11.2 and 12.2 < miny and maxy < 16.8
 
 
 def test_gdal_reads_the_communes_with_a_bbox(server):
-    frame = pyogrio.read_dataframe(f"OAPIF:{server}/ogc", layer="communes", bbox=(-17.3, 14.6, -17.1, 14.8))
+    # In the layer's CRS (the storage CRS GDAL chose): GDAL sends it with bbox-crs.
+    to_utm = Transformer.from_crs(4326, 32628, always_xy=True)
+    x0, y0 = to_utm.transform(-17.3, 14.6)
+    x1, y1 = to_utm.transform(-17.1, 14.8)
+    frame = pyogrio.read_dataframe(f"OAPIF:{server}/ogc", layer="communes", bbox=(x0, y0, x1, y1))
     assert "SN0104-bargny" in set(frame["code"])
     assert 0 < len(frame) < 549

@@ -82,3 +82,29 @@ def test_bad_bbox_is_a_problem(client, bbox):
     response = client.get(f"/ogc/collections/communes/items?bbox={bbox}")
     assert response.status_code == 422
     assert response.headers["content-type"] == "application/problem+json"
+
+
+EPSG = "http://www.opengis.net/def/crs/EPSG/0/"
+
+
+def test_part2_crs_output_and_bbox(client):
+    bargny = "/ogc/collections/communes/items/SN0104-bargny"
+    default = client.get(bargny)
+    lon, lat = default.json()["geometry"]["coordinates"][0][0][0]
+    latlon = client.get(f"{bargny}?crs={EPSG}4326")
+    assert latlon.headers["content-crs"] == f"<{EPSG}4326>"
+    assert latlon.json()["geometry"]["coordinates"][0][0][0] == [lat, lon]  # EPSG:4326: latitude first
+    utm = client.get(f"{bargny}?crs={EPSG}32628").json()["geometry"]["coordinates"][0][0][0]
+    assert 200_000 < utm[0] < 300_000 and 1_600_000 < utm[1] < 1_700_000
+    mercator = client.get(f"{bargny}?crs={EPSG}3857").json()["geometry"]["coordinates"][0][0][0]
+    assert -1_930_000 < mercator[0] < -1_910_000
+    # The same box given as CRS84 (lon, lat) and as EPSG:4326 (lat, lon) selects the same communes.
+    crs84 = client.get("/ogc/collections/communes/items?bbox=-17.3,14.6,-17.1,14.8&limit=100").json()
+    epsg4326 = client.get(f"/ogc/collections/communes/items?bbox=14.6,-17.3,14.8,-17.1&bbox-crs={EPSG}4326"
+                          f"&limit=100").json()
+    assert [f["id"] for f in crs84["features"]] == [f["id"] for f in epsg4326["features"]]
+    assert "SN0104-bargny" in [f["id"] for f in crs84["features"]]
+    described = client.get("/ogc/collections/parcels").json()
+    assert described["storageCrs"] == f"{EPSG}32628" and f"{EPSG}3857" in described["crs"]
+    bad = client.get(f"{bargny}?crs={EPSG}2154")
+    assert bad.status_code == 422 and bad.json()["type"] == "urn:sifc:problem:ogc.bad_crs"
