@@ -160,6 +160,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "fr": "SCR « {crs} » non pris en charge ; SCR disponibles : {supported}.",
         "en": "CRS \"{crs}\" is not supported; available: {supported}.",
     },
+    "ogc.bad_filter": {
+        "fr": "Filtre CQL2 refusé : {reason}.",
+        "en": "CQL2 filter refused: {reason}.",
+    },
     "ogc.no_collection": {
         "fr": "Aucune collection « {id} ».",
         "en": "No collection \"{id}\".",

@@ -17,6 +17,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from sifc.errors import InvalidInput, NotFound
+from sifc.ogc_filter import SqlFilter
 from sifc.territories.service import LEVELS, _properties_sql
 
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
@@ -31,6 +32,14 @@ CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
     "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/filter",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/features-filter",
+    "http://www.opengis.net/spec/cql2/1.0/conf/cql2-text",
+    "http://www.opengis.net/spec/cql2/1.0/conf/cql2-json",
+    "http://www.opengis.net/spec/cql2/1.0/conf/basic-cql2",
+    "http://www.opengis.net/spec/cql2/1.0/conf/advanced-comparison-operators",
+    "http://www.opengis.net/spec/cql2/1.0/conf/basic-spatial-functions",
     # oas30 is not claimed: FastAPI writes OpenAPI 3.1.
 ]
 
@@ -68,17 +77,35 @@ class Collection:
     key: str
     properties: str
     exact_count: bool
+    queryables: dict[str, tuple[str, str]]  # name → (SQL expression over t, JSON type)
+
+
+def _territory_queryables(level: str) -> dict[str, tuple[str, str]]:
+    numbers = {"official_area_km2"}
+    found = {c: (f"t.{c}", "number" if c in numbers else "string") for c in LEVELS[level].properties
+             if c not in ("valid_from", "source")}
+    return {**found, "geometry": ("t.geom", "geometry")}
+
+
+PARCEL_QUERYABLES = {
+    **{c: (f"t.{c}", "string") for c in ("nicad", "nicad_status", "commune_code", "section", "local_number",
+                                          "land_use", "tenure_regime")},
+    "area_m2": ("t.area_m2", "number"), "declared_area_m2": ("t.declared_area_m2", "number"),
+    "geometry": ("t.geom", "geometry"),
+}
 
 
 COLLECTIONS: dict[str, Collection] = {
     **{f"{level}s": Collection(
         id=f"{level}s", title=title, description=f"Référentiel territorial national : {title.lower()}.",
-        table=LEVELS[level].table, key="t.code", properties=_properties_sql(LEVELS[level]), exact_count=True)
+        table=LEVELS[level].table, key="t.code", properties=_properties_sql(LEVELS[level]), exact_count=True,
+        queryables=_territory_queryables(level))
        for level, title in (("pole", "Pôles territoriaux"), ("region", "Régions"), ("department", "Départements"),
                             ("arrondissement", "Arrondissements"), ("commune", "Communes"))},
     "parcels": Collection(
         id="parcels", title="Parcelles", description="Parcelles en vigueur du cadastre communal (LADM).",
-        table="parcel", key="t.parcel_id", properties=PARCEL_PROPERTIES, exact_count=False),
+        table="parcel", key="t.parcel_id", properties=PARCEL_PROPERTIES, exact_count=False,
+        queryables=PARCEL_QUERYABLES),
 }
 
 
@@ -117,6 +144,8 @@ def _describe(session: Session, collection: Collection, base: str) -> dict[str, 
         "links": [
             {"href": url, "rel": "self", "type": "application/json", "title": collection.title},
             {"href": f"{url}/items", "rel": "items", "type": "application/geo+json", "title": "Entités"},
+            {"href": f"{url}/queryables", "rel": "http://www.opengis.net/def/rel/ogc/1.0/queryables",
+             "type": "application/schema+json", "title": "Propriétés interrogeables"},
         ],
     }
     if extent[0] is not None:
@@ -156,8 +185,21 @@ def parse_bbox(raw: str, bbox_crs: str = CRS84) -> tuple[float, float, float, fl
     return minx, miny, maxx, maxy, srid
 
 
+def queryables(collection_id: str, base: str) -> dict[str, Any]:
+    """The JSON Schema of what a CQL2 filter may name in a collection."""
+    spec = _collection(collection_id)
+    properties: dict[str, Any] = {}
+    for name, (_, json_type) in spec.queryables.items():
+        properties[name] = ({"format": "geometry-any", "title": "Géométrie"} if json_type == "geometry"
+                            else {"type": json_type, "title": name})
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema",
+            "$id": f"{base}/ogc/collections/{spec.id}/queryables", "type": "object", "title": spec.title,
+            "properties": properties, "additionalProperties": False}
+
+
 def items(session: Session, collection_id: str, *, base: str, limit: int, offset: int,
-          bbox: tuple[float, float, float, float, int] | None, query: dict[str, str], crs: str = CRS84) -> bytes:
+          bbox: tuple[float, float, float, float, int] | None, query: dict[str, str], crs: str = CRS84,
+          cql: Any = None, filter_crs: str = CRS84) -> bytes:
     """A page of a collection's features as a GeoJSON FeatureCollection with its links.
 
     ``limit`` above the maximum is clamped, as the standard asks. The next link exists when a
@@ -171,6 +213,11 @@ def items(session: Session, collection_id: str, *, base: str, limit: int, offset
         box = "ST_Transform(ST_MakeEnvelope(:x0, :y0, :x1, :y1, CAST(:bbox_srid AS integer)), 32628)"
         where = f"t.geom && {box} AND ST_Intersects(t.geom, {box})"
         params.update(x0=bbox[0], y0=bbox[1], x1=bbox[2], y1=bbox[3], bbox_srid=bbox[4])
+    if cql is not None:
+        srid, latitude_first, _ = SUPPORTED_CRS[filter_crs]
+        translator = SqlFilter(spec.queryables, srid=srid, latitude_first=latitude_first)
+        where = f"{where} AND {translator.sql(cql)}"
+        params.update(translator.params)
     row = session.execute(text(f"""
         WITH page AS (SELECT t.* FROM {spec.table} t WHERE {where} ORDER BY {spec.key} LIMIT :fetch OFFSET :offset),
              shown AS (SELECT * FROM page t ORDER BY {spec.key} LIMIT :limit)

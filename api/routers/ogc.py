@@ -1,15 +1,16 @@
-"""OGC API - Features (Part 1, core) at ``/ogc``."""
+"""OGC API - Features at ``/ogc``: Part 1 core, Part 2 CRS, Part 3 CQL2 filtering."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
+import orjson
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 
 from api.deps import SessionDep
 from api.responses import GEOJSON_RESPONSE, geojson
-from sifc import ogc
+from sifc import ogc, ogc_filter
 
 router = APIRouter(prefix="/ogc", tags=["OGC API - Features"])
 CollectionId = Annotated[str, Path(max_length=64)]
@@ -45,6 +46,12 @@ def collection(collection_id: CollectionId, request: Request, session: SessionDe
     return ogc.collection(session, collection_id, _base(request))
 
 
+@router.get("/collections/{collection_id}/queryables", summary="Propriétés interrogeables (CQL2)")
+def queryables(collection_id: CollectionId, request: Request) -> Response:
+    """Le schéma JSON des propriétés qu'un filtre CQL2 peut nommer."""
+    return Response(orjson.dumps(ogc.queryables(collection_id, _base(request))), media_type="application/schema+json")
+
+
 @router.get("/collections/{collection_id}/items", responses=GEOJSON_RESPONSE, response_class=Response,
             summary="Entités d'une collection")
 def items(collection_id: CollectionId, request: Request, session: SessionDep,
@@ -53,13 +60,17 @@ def items(collection_id: CollectionId, request: Request, session: SessionDep,
           offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
           bbox: Annotated[str | None, Query(max_length=200, description="minx,miny,maxx,maxy (dans `bbox-crs`)")]
           = None, bbox_crs: Annotated[str | None, Query(alias="bbox-crs", max_length=200)] = None,
-          crs: CrsParam = None) -> Response:
+          crs: CrsParam = None,
+          filter: Annotated[str | None, Query(max_length=20_000, description="Filtre CQL2 (Part 3).")] = None,
+          filter_lang: Annotated[Literal["cql2-text", "cql2-json"], Query(alias="filter-lang")] = "cql2-text",
+          filter_crs: Annotated[str | None, Query(alias="filter-crs", max_length=200)] = None) -> Response:
     """GeoJSON (CRS84 par défaut, `crs` sinon) ; liens `next` et `prev` ; `numberMatched` quand le compte exact
     est bon marché."""
     served = ogc.check_crs(crs)
     box = ogc.parse_bbox(bbox, ogc.check_crs(bbox_crs)) if bbox is not None else None
+    cql = ogc_filter.parse(filter, filter_lang) if filter is not None else None
     body = ogc.items(session, collection_id, base=_base(request), limit=limit, offset=offset, bbox=box,
-                     query=dict(request.query_params), crs=served)
+                     query=dict(request.query_params), crs=served, cql=cql, filter_crs=ogc.check_crs(filter_crs))
     return geojson(body, headers={"Content-Crs": f"<{served}>"})
 
 

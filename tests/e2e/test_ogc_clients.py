@@ -58,3 +58,13 @@ def test_gdal_reads_the_communes_with_a_bbox(server):
     frame = pyogrio.read_dataframe(f"OAPIF:{server}/ogc", layer="communes", bbox=(x0, y0, x1, y1))
     assert "SN0104-bargny" in set(frame["code"])
     assert 0 < len(frame) < 549
+
+
+def test_gdal_filters_parcels(server, fresh_db):
+    # This GDAL filters on its side (it does not send CQL2 here); the server's CQL2 is tested over HTTP.
+    where = "land_use = 'commerce' AND commune_code = 'SN0104-bargny'"
+    frame = pyogrio.read_dataframe(f"OAPIF:{server}/ogc", layer="parcels", where=where)
+    expected = _count(fresh_db, "SELECT count(*) FROM parcel WHERE land_use = 'commerce' "
+                                "AND commune_code = 'SN0104-bargny'")
+    assert 0 < len(frame) == expected
+    assert set(frame["land_use"]) == {"commerce"}

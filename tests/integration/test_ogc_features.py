@@ -108,3 +108,47 @@ def test_part2_crs_output_and_bbox(client):
     assert described["storageCrs"] == f"{EPSG}32628" and f"{EPSG}3857" in described["crs"]
     bad = client.get(f"{bargny}?crs={EPSG}2154")
     assert bad.status_code == 422 and bad.json()["type"] == "urn:sifc:problem:ogc.bad_crs"
+
+
+def _ids(client, url):
+    response = client.get(url)
+    assert response.status_code == 200, response.text
+    return sorted(f["properties"]["nicad"] for f in response.json()["features"])
+
+
+def test_part3_cql2_text_and_json_filters(client, grid):  # noqa: F811
+    from urllib.parse import quote
+
+    from tests.integration.test_api_spatial import _lonlat
+
+    x, y, squares = grid
+    base = "/ogc/collections/parcels/items?limit=100&filter="
+    assert _ids(client, base + quote("nicad LIKE '01040401001%'")) == sorted(k for k in squares if k.startswith("01040401001"))
+    assert _ids(client, base + quote("nicad IN ('0104040100201', '0104040100202')")) == ["0104040100201", "0104040100202"]
+    assert _ids(client, base + quote("area_m2 BETWEEN 399 AND 401 AND nicad = '0104040100111'")) == ["0104040100111"]
+    assert _ids(client, base + quote("land_use IS NULL AND NOT nicad LIKE '0104040100%'")) == []
+    lon, lat = _lonlat(x + 30, y + 30)
+    assert _ids(client, base + quote(f"S_INTERSECTS(geometry, POINT({lon} {lat}))")) == ["0104040100111"]
+    # The same point in EPSG:4326 (latitude first) with filter-crs.
+    crs = quote("http://www.opengis.net/def/crs/EPSG/0/4326")
+    assert _ids(client, base + quote(f"S_INTERSECTS(geometry, POINT({lat} {lon}))") + f"&filter-crs={crs}") == [
+        "0104040100111"]
+    as_json = quote('{"op": "and", "args": [{"op": "=", "args": [{"property": "nicad"}, "0104040100201"]}, '
+                    '{"op": ">", "args": [{"property": "area_m2"}, 100]}]}')
+    assert _ids(client, base + as_json + "&filter-lang=cql2-json") == ["0104040100201"]
+    schema = client.get("/ogc/collections/parcels/queryables").json()
+    assert schema["properties"]["area_m2"]["type"] == "number" and "geometry" in schema["properties"]
+
+
+@pytest.mark.parametrize("bad", [
+    "nicad ==== 'x'",                 # does not parse
+    "owner_name = 'x'",               # not a queryable (and personal data is never one)
+    "area_m2 > 'beaucoup'",           # wrong type: refused, not a 500
+    "S_INTERSECTS(nicad, POINT(0 0))",  # not a geometry
+])
+def test_bad_filters_are_problems_not_errors(client, bad):
+    from urllib.parse import quote
+
+    response = client.get(f"/ogc/collections/parcels/items?filter={quote(bad)}")
+    assert 400 <= response.status_code < 500, response.text
+    assert response.headers["content-type"] == "application/problem+json"
