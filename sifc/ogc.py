@@ -8,9 +8,10 @@ bound parameters.
 
 from __future__ import annotations
 
-import math
+import uuid
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 import orjson
 from sqlalchemy import text
@@ -18,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from sifc.errors import InvalidInput, NotFound
 from sifc.ogc_filter import SqlFilter
+from sifc.parcels.spatial import bbox_values
 from sifc.territories.service import LEVELS, _properties_sql
 
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
@@ -168,14 +170,8 @@ def collection(session: Session, collection_id: str, base: str) -> dict[str, Any
 
 def parse_bbox(raw: str, bbox_crs: str = CRS84) -> tuple[float, float, float, float, int]:
     """A bbox ``minx,miny,maxx,maxy`` in ``bbox_crs`` (EPSG:4326: latitude first), as (x0, y0, x1, y1, srid)."""
-    try:
-        values = [float(v) for v in raw.split(",")]
-    except ValueError as error:
-        raise InvalidInput("spatial.bad_bbox", bbox=raw[:100]) from error
-    if len(values) != 4 or not all(math.isfinite(v) for v in values):
-        raise InvalidInput("spatial.bad_bbox", bbox=raw[:100])
+    minx, miny, maxx, maxy = bbox_values(raw)
     srid, latitude_first, _ = SUPPORTED_CRS[check_crs(bbox_crs)]
-    minx, miny, maxx, maxy = values
     if latitude_first:
         minx, miny, maxx, maxy = miny, minx, maxy, maxx
     geographic = srid == 4326
@@ -245,8 +241,6 @@ def items(session: Session, collection_id: str, *, base: str, limit: int, offset
 
 
 def _href(url: str, query: dict[str, str], limit: int, offset: int) -> str:
-    from urllib.parse import urlencode
-
     kept = {k: v for k, v in query.items() if k not in ("limit", "offset")}
     return f"{url}?{urlencode({**kept, 'limit': limit, 'offset': offset})}"
 
@@ -256,8 +250,6 @@ def item(session: Session, collection_id: str, feature_id: str, *, base: str, cr
     spec = _collection(collection_id)
     key_type = "uuid" if spec.key == "t.parcel_id" else "text"
     if key_type == "uuid":
-        import uuid
-
         try:
             uuid.UUID(feature_id)
         except ValueError as error:

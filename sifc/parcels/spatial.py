@@ -70,15 +70,20 @@ def at_point(session: Session, *, lon: float, lat: float, crs: int = 4326) -> by
     return _collection(session, f"ST_Covers(p.geom, {POINT_SQL})", _point(lon, lat), crs=crs)
 
 
-def parse_bbox(raw: str, bbox_crs: int) -> tuple[float, float, float, float]:
-    """``minx,miny,maxx,maxy`` in ``bbox_crs`` (lon/lat order for EPSG:4326), checked."""
+def bbox_values(raw: str) -> tuple[float, float, float, float]:
+    """The four finite numbers of a ``minx,miny,maxx,maxy`` text, or a refusal naming it."""
     try:
         values = [float(v) for v in raw.split(",")]
     except ValueError as error:
         raise InvalidInput("spatial.bad_bbox", bbox=raw[:100]) from error
     if len(values) != 4 or not all(math.isfinite(v) for v in values):
         raise InvalidInput("spatial.bad_bbox", bbox=raw[:100])
-    minx, miny, maxx, maxy = values
+    return values[0], values[1], values[2], values[3]
+
+
+def parse_bbox(raw: str, bbox_crs: int) -> tuple[float, float, float, float]:
+    """``minx,miny,maxx,maxy`` in ``bbox_crs`` (lon/lat order for EPSG:4326), checked."""
+    minx, miny, maxx, maxy = bbox_values(raw)
     lo_x, lo_y, hi_x, hi_y = COORDINATE_LIMITS[bbox_crs]
     if not (lo_x <= minx < maxx <= hi_x and lo_y <= miny < maxy <= hi_y):
         raise InvalidInput("spatial.bad_bbox", bbox=raw[:100])
