@@ -89,13 +89,18 @@ def _field_errors(error: RequestValidationError, lang: Lang) -> list[dict[str, A
     return items
 
 
+def _ogc_status(request: Request, status: int) -> int:
+    # OGC API - Features answers an invalid parameter with 400 (/req/core/query-param-invalid).
+    return 400 if status == 422 and request.url.path.startswith("/ogc") else status
+
+
 def install(app: FastAPI) -> None:
     """Register the exception handlers on ``app``."""
 
     @app.exception_handler(SifcError)
     async def _domain(request: Request, exc: SifcError) -> Response:
         lang = language(request)
-        return problem(exc.status, key=exc.key, detail=exc.message(lang), lang=lang,
+        return problem(_ogc_status(request, exc.status), key=exc.key, detail=exc.message(lang), lang=lang,
                        instance=request.url.path)
 
     @app.exception_handler(RequestValidationError)
@@ -104,7 +109,7 @@ def install(app: FastAPI) -> None:
         errors = _field_errors(exc, lang)
         summary = "; ".join(f"{e['field']} : {e['message']}" if lang == "fr"
                             else f"{e['field']}: {e['message']}" for e in errors)
-        return problem(422, key="http.validation",
+        return problem(_ogc_status(request, 422), key="http.validation",
                        detail=f"{translate('http.validation', lang)} {summary}".strip(),
                        lang=lang, instance=request.url.path, errors=errors)
 

@@ -15,11 +15,11 @@ apt_install() {
     command -v apt-get >/dev/null 2>&1 || die "apt-get absent : installez $* à la main, ou donnez SIFC_ADMIN_DATABASE_URL"
     if [ -z "$APT_UPDATED" ]; then
         say "apt-get update"
-        as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 update -qq >&2
         APT_UPDATED=1
     fi
     say "apt-get install $*"
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >&2
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq "$@" >&2
 }
 
 # tcp_open HOST PORT: whether something listens there (no client needed).

@@ -164,6 +164,18 @@ MESSAGES: dict[str, dict[str, str]] = {
         "fr": "Filtre CQL2 refusé : {reason}.",
         "en": "CQL2 filter refused: {reason}.",
     },
+    "ogc.bad_properties": {
+        "fr": "Propriétés inconnues : {names} ; propriétés disponibles : {available}.",
+        "en": "Unknown properties: {names}; available: {available}.",
+    },
+    "ogc.bad_sortby": {
+        "fr": "Tri impossible sur « {name} » ; propriétés triables : {available}.",
+        "en": "Cannot sort by \"{name}\"; sortable properties: {available}.",
+    },
+    "ogc.unknown_parameter": {
+        "fr": "Paramètre « {name} » inconnu ; paramètres acceptés : {available}.",
+        "en": "Unknown parameter \"{name}\"; accepted parameters: {available}.",
+    },
     "ogc.no_collection": {
         "fr": "Aucune collection « {id} ».",
         "en": "No collection \"{id}\".",

@@ -18,9 +18,9 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from sifc.errors import InvalidInput, NotFound
-from sifc.ogc_filter import SqlFilter
+from sifc.ogc_filter import SQL_TYPES, SqlFilter
 from sifc.parcels.spatial import bbox_values
-from sifc.territories.service import LEVELS, _properties_sql
+from sifc.territories.service import LEVELS, json_object_sql, property_expressions
 
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 EPSG = "http://www.opengis.net/def/crs/EPSG/0/"
@@ -33,6 +33,7 @@ MAX_LIMIT = 1000
 CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
     "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs",
     "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables",
     "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/filter",
@@ -42,7 +43,6 @@ CONFORMANCE = [
     "http://www.opengis.net/spec/cql2/1.0/conf/basic-cql2",
     "http://www.opengis.net/spec/cql2/1.0/conf/advanced-comparison-operators",
     "http://www.opengis.net/spec/cql2/1.0/conf/basic-spatial-functions",
-    # oas30 is not claimed: FastAPI writes OpenAPI 3.1.
 ]
 
 
@@ -61,11 +61,12 @@ def _geometry(uri: str) -> str:
     if latitude_first:
         geom = f"ST_FlipCoordinates({geom})"
     return f"ST_AsGeoJSON({geom}, {digits})::json"
-PARCEL_PROPERTIES = """json_build_object(
-    'id', t.parcel_id, 'version', t.version, 'nicad', t.nicad, 'nicad_status', t.nicad_status,
-    'commune_code', t.commune_code, 'section', t.section, 'local_number', t.local_number,
-    'area_m2', round(t.area_m2::numeric, 2), 'declared_area_m2', t.declared_area_m2, 'land_use', t.land_use,
-    'tenure_regime', t.tenure_regime, 'valid_from', t.valid_from)"""
+PARCEL_FIELDS = {
+    "id": "t.parcel_id", "version": "t.version", "nicad": "t.nicad", "nicad_status": "t.nicad_status",
+    "commune_code": "t.commune_code", "section": "t.section", "local_number": "t.local_number",
+    "area_m2": "round(t.area_m2::numeric, 2)", "declared_area_m2": "t.declared_area_m2", "land_use": "t.land_use",
+    "tenure_regime": "t.tenure_regime", "valid_from": "t.valid_from",
+}
 
 
 @dataclass(frozen=True)
@@ -77,9 +78,19 @@ class Collection:
     description: str
     table: str
     key: str
-    properties: str
+    fields: dict[str, str]  # public property → SQL expression over t (fixed text, never user input)
     exact_count: bool
     queryables: dict[str, tuple[str, str]]  # name → (SQL expression over t, JSON type)
+
+    @property
+    def sortables(self) -> dict[str, tuple[str, str]]:
+        """What ``sortby`` may name: the queryables that are not geometries."""
+        return {name: spec for name, spec in self.queryables.items() if spec[1] != "geometry"}
+
+    def properties_sql(self, selected: list[str] | None = None) -> str:
+        """``json_build_object`` of the selected properties (all by default)."""
+        names = self.fields if selected is None else selected
+        return json_object_sql({name: self.fields[name] for name in names})
 
 
 def _territory_queryables(level: str) -> dict[str, tuple[str, str]]:
@@ -100,13 +111,13 @@ PARCEL_QUERYABLES = {
 COLLECTIONS: dict[str, Collection] = {
     **{f"{level}s": Collection(
         id=f"{level}s", title=title, description=f"Référentiel territorial national : {title.lower()}.",
-        table=LEVELS[level].table, key="t.code", properties=_properties_sql(LEVELS[level]), exact_count=True,
+        table=LEVELS[level].table, key="t.code", fields=property_expressions(LEVELS[level]), exact_count=True,
         queryables=_territory_queryables(level))
        for level, title in (("pole", "Pôles territoriaux"), ("region", "Régions"), ("department", "Départements"),
                             ("arrondissement", "Arrondissements"), ("commune", "Communes"))},
     "parcels": Collection(
         id="parcels", title="Parcelles", description="Parcelles en vigueur du cadastre communal (LADM).",
-        table="parcel", key="t.parcel_id", properties=PARCEL_PROPERTIES, exact_count=False,
+        table="parcel", key="t.parcel_id", fields=PARCEL_FIELDS, exact_count=False,
         queryables=PARCEL_QUERYABLES),
 }
 
@@ -148,6 +159,8 @@ def _describe(session: Session, collection: Collection, base: str) -> dict[str, 
             {"href": f"{url}/items", "rel": "items", "type": "application/geo+json", "title": "Entités"},
             {"href": f"{url}/queryables", "rel": "http://www.opengis.net/def/rel/ogc/1.0/queryables",
              "type": "application/schema+json", "title": "Propriétés interrogeables"},
+            {"href": f"{url}/sortables", "rel": "http://www.opengis.net/def/rel/ogc/1.0/sortables",
+             "type": "application/schema+json", "title": "Propriétés triables"},
         ],
     }
     if extent[0] is not None:
@@ -181,25 +194,82 @@ def parse_bbox(raw: str, bbox_crs: str = CRS84) -> tuple[float, float, float, fl
     return minx, miny, maxx, maxy, srid
 
 
-def queryables(collection_id: str, base: str) -> dict[str, Any]:
-    """The JSON Schema of what a CQL2 filter may name in a collection."""
-    spec = _collection(collection_id)
+def _schema(spec: Collection, kind: str, fields: dict[str, tuple[str, str]], base: str) -> dict[str, Any]:
     properties: dict[str, Any] = {}
-    for name, (_, json_type) in spec.queryables.items():
+    for name, (_, json_type) in fields.items():
         properties[name] = ({"format": "geometry-any", "title": "Géométrie"} if json_type == "geometry"
                             else {"type": json_type, "title": name})
     return {"$schema": "https://json-schema.org/draft/2020-12/schema",
-            "$id": f"{base}/ogc/collections/{spec.id}/queryables", "type": "object", "title": spec.title,
+            "$id": f"{base}/ogc/collections/{spec.id}/{kind}", "type": "object", "title": spec.title,
             "properties": properties, "additionalProperties": False}
+
+
+def queryables(collection_id: str, base: str) -> dict[str, Any]:
+    """The JSON Schema of what a CQL2 filter (or a property filter) may name in a collection."""
+    spec = _collection(collection_id)
+    return _schema(spec, "queryables", spec.queryables, base)
+
+
+def sortables(collection_id: str, base: str) -> dict[str, Any]:
+    """The JSON Schema of what ``sortby`` may name in a collection."""
+    spec = _collection(collection_id)
+    return _schema(spec, "sortables", spec.sortables, base)
+
+
+ITEMS_PARAMETERS = frozenset({"limit", "offset", "bbox", "bbox-crs", "crs", "filter", "filter-lang", "filter-crs",
+                              "properties", "sortby", "f"})
+
+
+def select_properties(collection_id: str, raw: str | None) -> list[str] | None:
+    """The properties asked for with ``properties=a,b`` (None: all of them; empty: none)."""
+    if raw is None:
+        return None
+    spec = _collection(collection_id)
+    names = [name.strip() for name in raw.split(",") if name.strip()]
+    unknown = [name for name in names if name not in spec.fields]
+    if unknown:
+        raise InvalidInput("ogc.bad_properties", names=", ".join(unknown)[:200], available=", ".join(spec.fields))
+    return list(dict.fromkeys(names))
+
+
+def parse_sortby(collection_id: str, raw: str | None) -> list[tuple[str, bool]]:
+    """``sortby=+name,-area_m2`` as (property, descending?) pairs over the collection's sortables."""
+    if not raw:
+        return []
+    spec = _collection(collection_id)
+    keys = []
+    for item in (part.strip() for part in raw.split(",")):
+        descending = item.startswith("-")
+        name = item.lstrip("+-").strip()
+        if name not in spec.sortables:
+            raise InvalidInput("ogc.bad_sortby", name=name[:100], available=", ".join(spec.sortables))
+        keys.append((name, descending))
+    return keys
+
+
+def property_filters(collection_id: str, query: dict[str, str]) -> dict[str, str]:
+    """Part 1 property filters (``?land_use=habitation``); any other unknown parameter is refused."""
+    spec = _collection(collection_id)
+    found = {}
+    for name, value in query.items():
+        if name in ITEMS_PARAMETERS:
+            continue
+        if name not in spec.sortables:
+            raise InvalidInput("ogc.unknown_parameter", name=name[:100],
+                               available=", ".join([*sorted(ITEMS_PARAMETERS), *spec.sortables]))
+        found[name] = value
+    return found
 
 
 def items(session: Session, collection_id: str, *, base: str, limit: int, offset: int,
           bbox: tuple[float, float, float, float, int] | None, query: dict[str, str], crs: str = CRS84,
-          cql: Any = None, filter_crs: str = CRS84) -> bytes:
+          cql: Any = None, filter_crs: str = CRS84, properties: list[str] | None = None,
+          sortby: list[tuple[str, bool]] | None = None, equals: dict[str, str] | None = None) -> bytes:
     """A page of a collection's features as a GeoJSON FeatureCollection with its links.
 
     ``limit`` above the maximum is clamped, as the standard asks. The next link exists when a
-    further feature does (one more row is read to know).
+    further feature does (one more row is read to know). Pages are ordered by ``sortby`` and
+    then by the feature id, so paging is stable.
     """
     spec = _collection(collection_id)
     limit = max(1, min(limit, MAX_LIMIT))
@@ -209,18 +279,24 @@ def items(session: Session, collection_id: str, *, base: str, limit: int, offset
         box = "ST_Transform(ST_MakeEnvelope(:x0, :y0, :x1, :y1, CAST(:bbox_srid AS integer)), 32628)"
         where = f"t.geom && {box} AND ST_Intersects(t.geom, {box})"
         params.update(x0=bbox[0], y0=bbox[1], x1=bbox[2], y1=bbox[3], bbox_srid=bbox[4])
+    for index, (name, value) in enumerate((equals or {}).items()):
+        expression, json_type = spec.queryables[name]
+        where = f"{where} AND {expression} = CAST(:eq{index} AS {SQL_TYPES[json_type]})"
+        params[f"eq{index}"] = value
     if cql is not None:
         srid, latitude_first, _ = SUPPORTED_CRS[filter_crs]
         translator = SqlFilter(spec.queryables, srid=srid, latitude_first=latitude_first)
         where = f"{where} AND {translator.sql(cql)}"
         params.update(translator.params)
+    order = ", ".join([*(f"{spec.sortables[name][0]} {'DESC' if descending else 'ASC'}"
+                         for name, descending in sortby or []), spec.key])
     row = session.execute(text(f"""
-        WITH page AS (SELECT t.* FROM {spec.table} t WHERE {where} ORDER BY {spec.key} LIMIT :fetch OFFSET :offset),
-             shown AS (SELECT * FROM page t ORDER BY {spec.key} LIMIT :limit)
+        WITH page AS (SELECT t.* FROM {spec.table} t WHERE {where} ORDER BY {order} LIMIT :fetch OFFSET :offset),
+             shown AS (SELECT * FROM page t ORDER BY {order} LIMIT :limit)
         SELECT (SELECT count(*) FROM page),
                coalesce((SELECT json_agg(json_build_object(
                    'type', 'Feature', 'id', {spec.key}, 'geometry', {_geometry(crs)},
-                   'properties', {spec.properties}) ORDER BY {spec.key}) FROM shown t), '[]'::json)::text
+                   'properties', {spec.properties_sql(properties)}) ORDER BY {order}) FROM shown t), '[]'::json)::text
     """), params).one()
     fetched, features = int(row[0]), str(row[1])
     returned = min(fetched, limit)
@@ -245,7 +321,8 @@ def _href(url: str, query: dict[str, str], limit: int, offset: int) -> str:
     return f"{url}?{urlencode({**kept, 'limit': limit, 'offset': offset})}"
 
 
-def item(session: Session, collection_id: str, feature_id: str, *, base: str, crs: str = CRS84) -> bytes:
+def item(session: Session, collection_id: str, feature_id: str, *, base: str, crs: str = CRS84,
+         properties: list[str] | None = None) -> bytes:
     """One feature, with its links."""
     spec = _collection(collection_id)
     key_type = "uuid" if spec.key == "t.parcel_id" else "text"
@@ -256,7 +333,7 @@ def item(session: Session, collection_id: str, feature_id: str, *, base: str, cr
             raise NotFound("ogc.no_feature", id=feature_id[:100], collection=spec.id) from error
     row = session.execute(text(f"""
         SELECT json_build_object('type', 'Feature', 'id', {spec.key}, 'geometry', {_geometry(crs)},
-                                 'properties', {spec.properties})::text
+                                 'properties', {spec.properties_sql(properties)})::text
         FROM {spec.table} t WHERE {spec.key} = CAST(:id AS {key_type})
     """), {"id": feature_id}).scalar()
     if row is None:

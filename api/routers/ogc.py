@@ -17,6 +17,9 @@ CollectionId = Annotated[str, Path(max_length=64)]
 CrsParam = Annotated[str | None, Query(max_length=200, description="SCR servi (URI) : CRS84 par défaut, EPSG:4326 "
                                                                   "(latitude d'abord), EPSG:32628, EPSG:3857.")]
 
+PropertiesParam = Annotated[str | None, Query(max_length=2000, description="Propriétés à renvoyer, séparées par "
+                                                                          "des virgules (toutes par défaut).")]
+
 
 def _base(request: Request) -> str:
     return str(request.base_url).rstrip("/")
@@ -52,6 +55,12 @@ def queryables(collection_id: CollectionId, request: Request) -> Response:
     return Response(orjson.dumps(ogc.queryables(collection_id, _base(request))), media_type="application/schema+json")
 
 
+@router.get("/collections/{collection_id}/sortables", summary="Propriétés triables (sortby)")
+def sortables(collection_id: CollectionId, request: Request) -> Response:
+    """Le schéma JSON des propriétés que `sortby` peut nommer."""
+    return Response(orjson.dumps(ogc.sortables(collection_id, _base(request))), media_type="application/schema+json")
+
+
 @router.get("/collections/{collection_id}/items", responses=GEOJSON_RESPONSE, response_class=Response,
             summary="Entités d'une collection")
 def items(collection_id: CollectionId, request: Request, session: SessionDep,
@@ -63,22 +72,30 @@ def items(collection_id: CollectionId, request: Request, session: SessionDep,
           crs: CrsParam = None,
           filter: Annotated[str | None, Query(max_length=20_000, description="Filtre CQL2 (Part 3).")] = None,
           filter_lang: Annotated[Literal["cql2-text", "cql2-json"], Query(alias="filter-lang")] = "cql2-text",
-          filter_crs: Annotated[str | None, Query(alias="filter-crs", max_length=200)] = None) -> Response:
+          filter_crs: Annotated[str | None, Query(alias="filter-crs", max_length=200)] = None,
+          properties: PropertiesParam = None,
+          sortby: Annotated[str | None, Query(max_length=500, description="Tri : `+nom,-area_m2` "
+                                                                          "(voir `sortables`).")] = None) -> Response:
     """GeoJSON (CRS84 par défaut, `crs` sinon) ; liens `next` et `prev` ; `numberMatched` quand le compte exact
-    est bon marché."""
+    est bon marché. Toute propriété interrogeable peut aussi servir de filtre d'égalité (`?land_use=habitation`)."""
     served = ogc.check_crs(crs)
+    query = dict(request.query_params)
     box = ogc.parse_bbox(bbox, ogc.check_crs(bbox_crs)) if bbox is not None else None
     cql = ogc_filter.parse(filter, filter_lang) if filter is not None else None
     body = ogc.items(session, collection_id, base=_base(request), limit=limit, offset=offset, bbox=box,
-                     query=dict(request.query_params), crs=served, cql=cql, filter_crs=ogc.check_crs(filter_crs))
+                     query=query, crs=served, cql=cql, filter_crs=ogc.check_crs(filter_crs),
+                     properties=ogc.select_properties(collection_id, properties),
+                     sortby=ogc.parse_sortby(collection_id, sortby),
+                     equals=ogc.property_filters(collection_id, query))
     return geojson(body, headers={"Content-Crs": f"<{served}>"})
 
 
 @router.get("/collections/{collection_id}/items/{feature_id}", responses=GEOJSON_RESPONSE,
             response_class=Response, summary="Une entité")
 def item(collection_id: CollectionId, feature_id: Annotated[str, Path(max_length=100)], request: Request,
-         session: SessionDep, crs: CrsParam = None) -> Response:
+         session: SessionDep, crs: CrsParam = None, properties: PropertiesParam = None) -> Response:
     """Une entité (code du territoire, ou identifiant de la parcelle)."""
     served = ogc.check_crs(crs)
-    body = ogc.item(session, collection_id, feature_id, base=_base(request), crs=served)
+    body = ogc.item(session, collection_id, feature_id, base=_base(request), crs=served,
+                    properties=ogc.select_properties(collection_id, properties))
     return geojson(body, headers={"Content-Crs": f"<{served}>"})

@@ -86,12 +86,22 @@ def _geometry_sql(options: GeometryOptions) -> str:
     return geometry_sql("t.geom", options.crs, simplify_param="simplify" if options.simplify_m else None)
 
 
+def property_expressions(spec: LevelSpec) -> dict[str, str]:
+    """Each public property of a level → its SQL expression over the alias ``t``."""
+    expressions = {column: f"t.{column}" for column in spec.properties}
+    expressions.update(spec.extra_properties)
+    expressions["area_km2"] = "round((ST_Area(t.geom) / 1e6)::numeric, 3)"
+    expressions["collectivite_territoriale"] = str(spec.collectivite).lower()
+    return expressions
+
+
+def json_object_sql(expressions: dict[str, str]) -> str:
+    """``json_build_object`` of fixed names (never user text) and their SQL expressions."""
+    return "json_build_object(" + ", ".join(f"'{name}', {sql}" for name, sql in expressions.items()) + ")"
+
+
 def _properties_sql(spec: LevelSpec) -> str:
-    pairs = [f"'{column}', t.{column}" for column in spec.properties]
-    pairs += [f"'{name}', {expression}" for name, expression in spec.extra_properties.items()]
-    pairs.append("'area_km2', round((ST_Area(t.geom) / 1e6)::numeric, 3)")
-    pairs.append(f"'collectivite_territoriale', {str(spec.collectivite).lower()}")
-    return "json_build_object(" + ", ".join(pairs) + ")"
+    return json_object_sql(property_expressions(spec))
 
 
 def _feature_sql(level: str, options: GeometryOptions) -> str:
