@@ -288,8 +288,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "Archive '{path}' is refused: member '{member}' escapes the extraction folder.",
     },
     "import.no_dataset": {
-        "fr": "Aucun fichier géographique lisible dans « {path} » (.shp, .gpkg, .geojson, .gml, .dxf, .csv).",
-        "en": "No readable geographic file in '{path}' (.shp, .gpkg, .geojson, .gml, .dxf, .csv).",
+        "fr": "Aucun fichier géographique lisible dans « {path} » (.shp, .gpkg, .geojson, .gml, .fgb, .dxf, .csv).",
+        "en": "No readable geographic file in '{path}' (.shp, .gpkg, .geojson, .gml, .fgb, .dxf, .csv).",
     },
     "import.several_datasets": {
         "fr": "« {path} » contient plusieurs jeux de données ({names}) : indiquez le fichier voulu.",
@@ -414,6 +414,31 @@ MESSAGES: dict[str, dict[str, str]] = {
     },
     "db.restore_target_not_empty": {
         "fr": "La base « {database} » existe déjà et n'est pas vide : choisissez une "
+    "import.wkt_needs_crs": {
+        "fr": "Un tableau CSV avec une colonne WKT ne déclare pas son système de coordonnées : indiquez "
+        "celui de « {path} » avec --crs (les exports CSV de SIFC sont en EPSG:32628 sauf demande contraire). "
+        "Rien n'a été modifié.",
+        "en": "A CSV table with a WKT column does not declare its coordinate reference system: give the "
+        "one of '{path}' with --crs (SIFC's CSV exports are in EPSG:32628 unless asked otherwise). "
+        "Nothing was changed.",
+    },
+    # Exports
+    "export.bad_format": {
+        "fr": "Format d'export « {format} » inconnu ; formats disponibles : {supported}.",
+        "en": "Unknown export format '{format}'; available formats: {supported}.",
+    },
+    "export.bad_suffix": {
+        "fr": "Impossible de déduire le format de « {path} » : donnez --format ou l'une des extensions {suffixes}.",
+        "en": "Cannot tell the format of '{path}': give --format or one of the suffixes {suffixes}.",
+    },
+    "export.bad_crs": {
+        "fr": "SCR « {crs} » non pris en charge pour un export ; SCR disponibles : {supported}.",
+        "en": "CRS '{crs}' is not supported for an export; available: {supported}.",
+    },
+    "export.target_exists": {
+        "fr": "Le fichier « {path} » existe déjà : choisissez un autre nom ou ajoutez --overwrite.",
+        "en": "File '{path}' already exists: choose another name or add --overwrite.",
+    },
         "nouvelle base (--database) pour restaurer.",
         "en": "Database '{database}' already exists and is not empty: choose a new database "
         "(--database) to restore into.",

@@ -527,3 +527,64 @@ def bornes_to_gpkg(path: Path, work: Path, *, srid: int, encoding: str | None) -
     _write_gpkg(target, records, ("numero", "nicad", "bornes", REJECT_FIELD), srid)
     return Converted(path=target, layer=CONVERTED_LAYER, features=len(records), encoding=used_encoding,
                      encoding_origin=origin, notes=notes)
+
+
+# --- tables with a WKT geometry column -----------------------------------------------------
+
+WKT_HEADERS = ("wkt", "geometry_wkt", "geom_wkt", "the_geom")
+
+
+def wkt_column(path: Path, encoding: str | None = None) -> int | None:
+    """The index of a table's WKT geometry column (``wkt``…), None when it has none (a table of bornes)."""
+    with path.open("rb") as handle:
+        head = handle.read(64 * 1024)
+    text, _, _ = decode_table(head, encoding, path.name)
+    header_line = next((line for line in text.splitlines() if line.strip()), "")
+    header = next(csv.reader([header_line], delimiter=sniff_delimiter(header_line)), [])
+    keys = [_header_key(h) for h in header]
+    for name in WKT_HEADERS:
+        if _header_key(name) in keys:
+            return keys.index(_header_key(name))
+    return None
+
+
+def wkt_table_to_gpkg(path: Path, work: Path, *, srid: int, encoding: str | None) -> Converted:
+    """Convert a table whose ``wkt`` column holds each parcel's geometry (as SIFC exports it) into parcels.
+
+    Every other column is kept as text, named as in the header; the pipeline maps them like the
+    fields of any layer. A cell that is not WKT gives a feature without geometry, which the
+    pipeline rejects (``null_geometry``) without refusing the file.
+    """
+    import pyarrow as pa
+    import shapely
+    from pyogrio import write_arrow
+
+    text, used_encoding, origin = decode_table(path.read_bytes(), encoding, path.name)
+    header_line = next((line for line in text.splitlines() if line.strip()), "")
+    if not header_line:
+        raise ImportRejected("import.empty")
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=sniff_delimiter(header_line))
+    header = next(reader)
+    keys = [_header_key(h) for h in header]
+    geometry_index = next(keys.index(_header_key(n)) for n in WKT_HEADERS if _header_key(n) in keys)
+    names = [h.strip() or f"field_{i + 1}" for i, h in enumerate(header) if i != geometry_index]
+    rows = [row for row in _rows(reader, path) if any(cell.strip() for cell in row)]
+    if not rows:
+        raise ImportRejected("import.empty")
+    width = len(header)
+    cells = [row + [""] * (width - len(row)) for row in rows]
+    others = [i for i in range(width) if i != geometry_index]
+    geometries = shapely.from_wkt([r[geometry_index].strip() or None for r in cells], on_invalid="ignore")
+    arrays = [pa.array([r[i] if r[i] != "" else None for r in cells], pa.string()) for i in others]
+    arrays.append(pa.array(shapely.to_wkb(geometries), pa.binary()))
+    schema = pa.schema([pa.field(n, pa.string()) for n in names]
+                       + [pa.field("geometry", pa.binary(), metadata={"ARROW:extension:name": "geoarrow.wkb"})])
+    target = work / "wkt" / f"{path.stem}.gpkg"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    write_arrow(pa.table(arrays, schema=schema), target, layer=CONVERTED_LAYER, driver="GPKG",
+                geometry_name="geometry", geometry_type="Unknown", crs=f"EPSG:{srid}")
+    notes: list[dict[str, object]] = []
+    if origin == "fallback":
+        notes.append({"code": "encoding_fallback", "encoding": "ISO-8859-1"})
+    return Converted(path=target, layer=CONVERTED_LAYER, features=len(rows), encoding=used_encoding,
+                     encoding_origin=origin, notes=notes)

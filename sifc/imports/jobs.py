@@ -24,7 +24,7 @@ from sifc.imports.parcels import ParcelImportOptions
 # Advisory lock namespace of import jobs (first key of the two-key form).
 JOB_LOCK_CLASS = 5141
 # What a user may upload: one file (a shapefile comes zipped).
-UPLOAD_SUFFIXES = (".zip", ".gpkg", ".geojson", ".json", ".gml", ".dxf", ".csv")
+UPLOAD_SUFFIXES = (".zip", ".gpkg", ".geojson", ".json", ".gml", ".fgb", ".dxf", ".csv")
 STAGES = ("reading", "staging", "validating", "inserting")
 OPTION_FIELDS = ("commune", "crs", "layer", "encoding", "on_invalid", "overlap_tolerance_m2",
                  "overlap_tolerance_ratio", "area_tolerance_ratio", "mapping", "lang")

@@ -4,7 +4,8 @@ Given as YAML (``parcel field: source column``) or guessed from common column na
 Senegalese survey files and of other cadastres (PROCASEF ``Num_parcel``, French
 ``contenance``, ``SUPERFICIE``, ``USAGE``, INSPIRE ``areaValue`` and ``localId`` …), and
 from the columns of converted DXF drawings and tables of bornes (``numero``, ``nicad``,
-``handle``).
+``handle``), and from SIFC's own exports (``declared_area_m2``, ``source_id`` and the shapefile's
+short names ``decl_area``, ``local_num``, ``tenure``; see :data:`sifc.exports.COLUMNS`).
 """
 
 from __future__ import annotations
@@ -19,13 +20,15 @@ TARGETS = ("nicad", "section", "local_number", "declared_area", "land_use", "ten
 GUESSES: dict[str, tuple[str, ...]] = {
     "nicad": ("nicad", "num_nicad", "num_parcel", "num_parc", "numparcel", "num_parcelle", "nicad_parc"),
     "section": ("section", "sect", "num_section"),
-    "local_number": ("numero", "num_lot", "lot", "num_local", "numero_lot", "local_number", "label"),
-    "declared_area": ("superficie", "superf", "contenance", "surface", "sup_m2", "area_m2",
-                      "declared_area", "surf_m2", "areavalue"),
+    "local_number": ("numero", "num_lot", "lot", "num_local", "numero_lot", "local_number", "local_num",
+                     "label"),
+    # SIFC's own exports (declared_area_m2, shapefile decl_area) come before the computed area_m2 beside them.
+    "declared_area": ("declared_area_m2", "decl_area", "superficie", "superf", "contenance", "surface", "sup_m2",
+                      "area_m2", "declared_area", "surf_m2", "areavalue"),
     "land_use": ("usage", "land_use", "occupation", "vocation", "utilisation", "affectatio"),
     "tenure_regime": ("regime", "regime_fon", "regime_foncier", "statut_fon", "tenure", "tenure_regime"),
-    "source_id": ("id", "identifiant", "objectid", "fid", "gid", "id_parcel", "inspireid_localid",
-                  "localid", "handle"),
+    "source_id": ("source_id", "src_id", "id", "identifiant", "objectid", "fid", "gid", "id_parcel",
+                  "inspireid_localid", "localid", "handle"),
 }
 
 

@@ -27,7 +27,7 @@ from pyproj.exceptions import CRSError
 from sifc.errors import ImportRejected
 from sifc.imports import formats
 
-VECTOR_SUFFIXES = (".shp", ".gpkg", ".geojson", ".json", ".gml", ".dxf", ".csv")
+VECTOR_SUFFIXES = (".shp", ".gpkg", ".geojson", ".json", ".gml", ".fgb", ".dxf", ".csv")
 SHAPEFILE_SIDECARS = (".shx", ".dbf", ".prj", ".cpg", ".sbn", ".sbx", ".qix", ".shp.xml")
 MAX_UNZIPPED_BYTES = 2 * 1024**3
 MAX_ZIP_RATIO = 200
@@ -249,8 +249,8 @@ def _inspect(target: Path, work: Path, *, layer: str | None, crs: str | None,
             encoding, encoding_origin = known, "option"
         else:
             encoding, encoding_origin = _shapefile_encoding(target, notes)
-    elif suffix in (".gpkg", ".geojson", ".json", ".gml"):
-        fmt = {".gpkg": "GPKG", ".gml": "GML"}.get(suffix, "GeoJSON")
+    elif suffix in (".gpkg", ".geojson", ".json", ".gml", ".fgb"):
+        fmt = {".gpkg": "GPKG", ".gml": "GML", ".fgb": "FlatGeobuf"}.get(suffix, "GeoJSON")
         geometry_type = ""
         if encoding:
             encoding_origin = "option"
@@ -308,19 +308,24 @@ def _inspect(target: Path, work: Path, *, layer: str | None, crs: str | None,
 
 def _converted(target: Path, work: Path, *, layer: str | None, crs: str | None,
                encoding: str | None) -> SourceInfo:
-    """A DXF drawing or a table of bornes, converted to a GeoPackage in the CRS given with ``--crs``."""
+    """A DXF drawing or a table (bornes, or a WKT column), converted to a GeoPackage in the CRS of ``--crs``."""
     dxf = target.suffix.lower() == ".dxf"
+    wkt = not dxf and formats.wkt_column(target, encoding) is not None
     if not crs:
-        raise ImportRejected("import.dxf_needs_crs" if dxf else "import.bornes_needs_crs", path=target.name)
+        raise ImportRejected("import.dxf_needs_crs" if dxf else "import.wkt_needs_crs" if wkt
+                             else "import.bornes_needs_crs", path=target.name)
     notes: list[dict[str, object]] = []
     srid, crs_origin = resolve_srid(None, crs, target, notes)
     if dxf:
         converted = formats.dxf_to_gpkg(target, work, srid=srid, layer=layer)
+    elif wkt:
+        converted = formats.wkt_table_to_gpkg(target, work, srid=srid, encoding=encoding)
     else:
         converted = formats.bornes_to_gpkg(target, work, srid=srid, encoding=encoding)
     info = pyogrio.read_info(converted.path, layer=converted.layer)
+    kind = "DXF" if dxf else "CSV (WKT)" if wkt else "CSV (bornes)"
     return SourceInfo(
-        path=converted.path, layer=converted.layer, fmt="DXF" if dxf else "CSV (bornes)", srid=srid,
+        path=converted.path, layer=converted.layer, fmt=kind, srid=srid,
         crs_origin=crs_origin, encoding=converted.encoding, encoding_origin=converted.encoding_origin,
         geometry_type="Polygon", features=converted.features, fields=[str(f) for f in info.get("fields", [])],
         geometry_column=str(info.get("geometry_name") or "geom"), notes=notes + converted.notes)
