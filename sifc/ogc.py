@@ -135,14 +135,28 @@ def landing(base: str) -> dict[str, Any]:
         "description": "Référentiel territorial du Sénégal et cadastre communal (programme E-Territoire).",
         "links": [
             {"href": f"{base}/ogc", "rel": "self", "type": "application/json", "title": "Cette page"},
-            {"href": f"{base}/openapi.json", "rel": "service-desc",
+            {"href": f"{base}/ogc/api", "rel": "service-desc",
              "type": "application/vnd.oai.openapi+json;version=3.0", "title": "Définition de l'API (OpenAPI)"},
             {"href": f"{base}/docs", "rel": "service-doc", "type": "text/html", "title": "Documentation"},
+            {"href": f"{base}/openapi.json", "rel": "describedby",
+             "type": "application/vnd.oai.openapi+json;version=3.1", "title": "Tout le service (OpenAPI 3.1)"},
             {"href": f"{base}/ogc/conformance", "rel": "conformance", "type": "application/json",
              "title": "Classes de conformité"},
             {"href": f"{base}/ogc/collections", "rel": "data", "type": "application/json", "title": "Collections"},
+            {"href": f"{base}/ogc/functions", "rel": "http://www.opengis.net/def/rel/ogc/1.0/functions",
+             "type": "application/json", "title": "Fonctions CQL2"},
         ],
     }
+
+
+FUNCTIONS: dict[str, object] = {"functions": [{
+    "name": "S_DWITHIN",
+    "description": "Vrai si les deux géométries sont à au plus `distance` mètres l'une de l'autre (mesurée dans le "
+                   "SCR de stockage, EPSG:32628). Un 4ᵉ argument facultatif `meters` nomme l'unité.",
+    "arguments": [{"title": "géométrie", "type": ["geometry"]}, {"title": "géométrie", "type": ["geometry"]},
+                  {"title": "distance (m)", "type": ["number"]}],
+    "returns": ["boolean"],
+}]}
 
 
 def _describe(session: Session, collection: Collection, base: str) -> dict[str, Any]:

@@ -6,6 +6,7 @@ queryable's type, so no user text ever reaches the SQL and a wrong type is a 4xx
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 from typing import Any
 
@@ -24,6 +25,42 @@ SPATIAL = {ast.GeometryIntersects: "ST_Intersects", ast.GeometryWithin: "ST_With
            ast.GeometryTouches: "ST_Touches", ast.GeometryOverlaps: "ST_Overlaps",
            ast.GeometryCrosses: "ST_Crosses", ast.GeometryEquals: "ST_Equals"}
 MAX_FILTER_LENGTH = 20_000
+MAX_DWITHIN_M = 10_000
+METRES = ("m", "meter", "meters", "metre", "metres")
+# CQL2 1.0 has no distance predicate; S_DWITHIN(geometry, geometry, metres) is this service's function
+# (listed at /ogc/functions). pygeofilter parses functions only as values, so the predicate is
+# rewritten to ``s_dwithin(...) = true`` before parsing and translated back below.
+DWITHIN_NAMES = ("s_dwithin", "dwithin")
+DWITHIN_CALL = re.compile(r"\b(S_DWITHIN|DWITHIN)\s*\(", re.IGNORECASE)
+
+
+def _rewrite_text(raw: str) -> str:
+    out, position = [], 0
+    for match in DWITHIN_CALL.finditer(raw):
+        if match.start() < position or raw.count("'", 0, match.start()) % 2:
+            continue  # inside a string literal or an already rewritten call
+        depth, end = 0, None
+        for index in range(match.end() - 1, len(raw)):
+            depth += {"(": 1, ")": -1}.get(raw[index], 0)
+            if depth == 0:
+                end = index + 1
+                break
+        if end is None:
+            break
+        out.append(raw[position:match.start()] + "s_dwithin" + raw[match.end() - 1:end] + " = true")
+        position = end
+    return "".join(out) + raw[position:]
+
+
+def _rewrite_json(node: Any) -> Any:
+    if isinstance(node, list):
+        return [_rewrite_json(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if str(node.get("op", "")).lower() in DWITHIN_NAMES:
+        call = {"function": {"name": "s_dwithin", "arguments": _rewrite_json(node.get("args", []))}}
+        return {"op": "=", "args": [call, True]}
+    return {key: _rewrite_json(value) for key, value in node.items()}
 
 
 def parse(raw: str, lang: str) -> Any:
@@ -31,7 +68,9 @@ def parse(raw: str, lang: str) -> Any:
     if len(raw) > MAX_FILTER_LENGTH:
         raise InvalidInput("ogc.bad_filter", reason=f"plus de {MAX_FILTER_LENGTH} caractères")
     try:
-        return parse_json(orjson.loads(raw)) if lang == "cql2-json" else parse_text(raw)
+        if lang == "cql2-json":
+            return parse_json(_rewrite_json(orjson.loads(raw)))
+        return parse_text(_rewrite_text(raw))
     except InvalidInput:
         raise
     except Exception as error:  # the parsers raise several types
@@ -59,6 +98,8 @@ class SqlFilter:
             return f"({self.sql(node.lhs)} {'AND' if kind is ast.And else 'OR'} {self.sql(node.rhs)})"
         if kind is ast.Not:
             return f"(NOT {self.sql(node.sub_node)})"
+        if kind is ast.Equal and isinstance(node.lhs, ast.Function) and node.rhs is True:
+            return self._function(node.lhs)
         if kind in COMPARISONS:
             left, right = self._pair(node.lhs, node.rhs)
             return f"({left} {COMPARISONS[kind]} {right})"
@@ -82,16 +123,25 @@ class SqlFilter:
             return f"({expression} IS {'NOT ' if node.not_ else ''}NULL)"
         if kind in SPATIAL:
             return f"{SPATIAL[kind]}({self._geometry(node.lhs)}, {self._geometry(node.rhs)})"
-        if kind is ast.DistanceWithin:
-            if node.units not in (None, "m", "meters", "metres", "metre", "meter"):
-                raise InvalidInput("ogc.bad_filter", reason=f"unité {node.units} : le mètre seulement")
-            distance = float(self._literal(node.distance))
-            return f"ST_DWithin({self._geometry(node.lhs)}, {self._geometry(node.rhs)}, {self._bind(distance)})"
         if kind is ast.Include:
             return "TRUE"
         if kind is ast.Exclude:
             return "FALSE"
         raise InvalidInput("ogc.bad_filter", reason=f"opération non prise en charge : {kind.__name__}")
+
+    def _function(self, node: Any) -> str:
+        if node.name.lower() not in DWITHIN_NAMES:
+            raise InvalidInput("ogc.bad_filter", reason=f"fonction inconnue : {node.name[:50]}")
+        arguments = list(node.arguments)
+        if len(arguments) == 4 and isinstance(arguments[3], ast.Attribute):
+            arguments[3] = arguments[3].name  # S_DWITHIN(a, b, 50, meters): the unit, not a property
+        if len(arguments) not in (3, 4) or (len(arguments) == 4 and str(arguments[3]).lower() not in METRES):
+            raise InvalidInput("ogc.bad_filter", reason="S_DWITHIN(géométrie, géométrie, distance en mètres)")
+        distance = self._literal(arguments[2])
+        if not isinstance(distance, (int, float)) or not 0 <= distance <= MAX_DWITHIN_M:
+            raise InvalidInput("ogc.bad_filter", reason=f"distance entre 0 et {MAX_DWITHIN_M} m")
+        return (f"ST_DWithin({self._geometry(arguments[0])}, {self._geometry(arguments[1])}, "
+                f"{self._bind(float(distance))})")
 
     def _attribute(self, node: Any) -> tuple[str, str]:
         if not isinstance(node, ast.Attribute):
@@ -126,6 +176,11 @@ class SqlFilter:
             return self.queryables[node.name][0]
         if isinstance(node, values.Geometry):
             shape = f"ST_SetSRID(ST_GeomFromGeoJSON({self._bind(orjson.dumps(node.geometry).decode())}), {self.srid})"
+        elif isinstance(node, ast.Function) and node.name.lower() == "bbox" and len(node.arguments) == 4 \
+                and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in node.arguments):
+            x1, y1, x2, y2 = node.arguments  # CQL2 text BBOX(minx, miny, maxx, maxy)
+            shape = (f"ST_MakeEnvelope({self._bind(x1)}, {self._bind(y1)}, {self._bind(x2)}, {self._bind(y2)}, "
+                     f"{self.srid})")
         elif isinstance(node, values.Envelope):
             shape = (f"ST_MakeEnvelope({self._bind(node.x1)}, {self._bind(node.y1)}, {self._bind(node.x2)}, "
                      f"{self._bind(node.y2)}, {self.srid})")

@@ -10,9 +10,10 @@ from fastapi.responses import Response
 
 from api.deps import SessionDep
 from api.responses import GEOJSON_RESPONSE, geojson
-from sifc import ogc, ogc_filter
+from sifc import ogc, ogc_filter, ogc_openapi
 
 router = APIRouter(prefix="/ogc", tags=["OGC API - Features"])
+OPENAPI_30 = "application/vnd.oai.openapi+json;version=3.0"
 CollectionId = Annotated[str, Path(max_length=64)]
 CrsParam = Annotated[str | None, Query(max_length=200, description="SCR servi (URI) : CRS84 par défaut, EPSG:4326 "
                                                                   "(latitude d'abord), EPSG:32628, EPSG:3857.")]
@@ -31,10 +32,23 @@ def landing(request: Request) -> dict[str, object]:
     return ogc.landing(_base(request))
 
 
+@router.get("/api", summary="Définition OpenAPI 3.0 de l'API OGC", response_class=Response,
+            responses={200: {"content": {OPENAPI_30: {}}}})
+def api_definition(request: Request) -> Response:
+    """Le document OpenAPI 3.0 de `/ogc` (paramètres `limit`, filtres par propriété de chaque collection)."""
+    return Response(orjson.dumps(ogc_openapi.document(_base(request))), media_type=OPENAPI_30)
+
+
 @router.get("/conformance", summary="Classes de conformité")
 def conformance() -> dict[str, object]:
     """Les classes de conformité déclarées."""
     return {"conformsTo": ogc.CONFORMANCE}
+
+
+@router.get("/functions", summary="Fonctions CQL2")
+def functions() -> dict[str, object]:
+    """Les fonctions qu'un filtre CQL2 peut appeler (S_DWITHIN)."""
+    return ogc.FUNCTIONS
 
 
 @router.get("/collections", summary="Collections")

@@ -152,3 +152,93 @@ def test_bad_filters_are_problems_not_errors(client, bad):
     response = client.get(f"/ogc/collections/parcels/items?filter={quote(bad)}")
     assert 400 <= response.status_code < 500, response.text
     assert response.headers["content-type"] == "application/problem+json"
+
+
+def test_openapi_30_document_describes_limit_and_property_filters(client):
+    from openapi_spec_validator import validate
+
+    from sifc.ogc import COLLECTIONS, MAX_LIMIT
+
+    landing = client.get("/ogc").json()
+    desc = next(link for link in landing["links"] if link["rel"] == "service-desc")
+    response = client.get(desc["href"])
+    assert response.headers["content-type"] == desc["type"] == "application/vnd.oai.openapi+json;version=3.0"
+    document = response.json()
+    validate(document)
+    assert document["openapi"].startswith("3.0.") and document["servers"][0]["url"].endswith("/ogc")
+    limit = document["components"]["parameters"]["limit"]["schema"]  # where QGIS reads the maximum
+    assert limit["maximum"] == MAX_LIMIT and limit["default"] == 10
+    for spec in COLLECTIONS.values():
+        parameters = document["paths"][f"/collections/{spec.id}/items"]["get"]["parameters"]
+        names = {document["components"]["parameters"][p["$ref"].rsplit("/", 1)[1]]["name"] for p in parameters}
+        assert {"limit", "bbox", "crs", "filter", "sortby", "properties"} <= names
+        assert set(spec.sortables) <= names  # the property filters GDAL and QGIS send
+    assert "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30" in client.get("/ogc/conformance").json()[
+        "conformsTo"]
+
+
+def test_properties_selects_what_is_returned(client, grid):  # noqa: F811
+    body = client.get("/ogc/collections/parcels/items?limit=3&properties=nicad,area_m2").json()
+    assert body["numberReturned"] == 3
+    assert all(set(f["properties"]) == {"nicad", "area_m2"} for f in body["features"])
+    assert all("properties=nicad%2Carea_m2" in link["href"] for link in body["links"])  # kept in the links
+    one = body["features"][0]["id"]
+    assert set(client.get(f"/ogc/collections/parcels/items/{one}?properties=land_use").json()["properties"]) == {
+        "land_use"}
+    assert client.get("/ogc/collections/parcels/items?limit=1&properties=").json()["features"][0]["properties"] == {}
+    bad = client.get("/ogc/collections/parcels/items?properties=nicad,owner_name")
+    assert bad.status_code == 400 and bad.json()["type"] == "urn:sifc:problem:ogc.bad_properties"
+    assert "owner_name" in bad.json()["detail"]
+
+
+def test_sortby_orders_and_pages_stably(client, db, grid):  # noqa: F811
+    communes, _ = _pages(client, "/ogc/collections/communes/items?limit=100&sortby=-name")
+    expected = [r[0] for r in db.execute(text("SELECT code FROM commune ORDER BY name DESC, code"))]
+    assert communes == expected
+    body = client.get("/ogc/collections/parcels/items?limit=1000&sortby=-area_m2,%2Bnicad").json()
+    areas = [(f["properties"]["area_m2"], f["properties"]["nicad"]) for f in body["features"]]
+    assert areas == sorted(areas, key=lambda a: (-a[0], a[1]))
+    sortables = client.get("/ogc/collections/parcels/sortables").json()["properties"]
+    assert "area_m2" in sortables and "geometry" not in sortables
+    bad = client.get("/ogc/collections/parcels/items?sortby=geometry")
+    assert bad.status_code == 400 and bad.json()["type"] == "urn:sifc:problem:ogc.bad_sortby"
+
+
+def test_part1_property_filters_and_unknown_parameters(client, db, grid):  # noqa: F811
+    _, _, squares = grid
+    body = client.get("/ogc/collections/parcels/items?nicad=0104040100111").json()
+    assert [f["properties"]["nicad"] for f in body["features"]] == ["0104040100111"]
+    dakar = client.get("/ogc/collections/departments/items?region_code=SN01&limit=100").json()
+    assert dakar["numberMatched"] == db.execute(text("SELECT count(*) FROM department WHERE region_code = 'SN01'")
+                                                ).scalar() > 0
+    assert all(f["properties"]["region_code"] == "SN01" for f in dakar["features"])
+    unknown = client.get("/ogc/collections/parcels/items?proprietaire=x")
+    assert unknown.status_code == 400 and unknown.json()["type"] == "urn:sifc:problem:ogc.unknown_parameter"
+    not_a_number = client.get("/ogc/collections/parcels/items?area_m2=beaucoup")
+    assert not_a_number.status_code == 400 and not_a_number.headers["content-type"] == "application/problem+json"
+
+
+def test_cql2_distance_and_bbox_functions(client, grid):  # noqa: F811
+    from urllib.parse import quote
+
+    from tests.integration.test_api_spatial import _lonlat
+
+    x, y, squares = grid
+    base = "/ogc/collections/parcels/items?limit=100&filter="
+    lon, lat = _lonlat(x + 30, y + 30)  # inside square (1, 1), 5 m from its lower left corner
+    # Squares (0, 1) and (1, 0) are 10 m from the point, (0, 0) is √200 ≈ 14.1 m, the others 20 m.
+    assert _ids(client, base + quote(f"S_DWITHIN(geometry, POINT({lon} {lat}), 3)")) == ["0104040100111"]
+    near = _ids(client, base + quote(f"DWITHIN(geometry, POINT({lon} {lat}), 12, meters)"))
+    assert near == ["0104040100101", "0104040100110", "0104040100111"]
+    assert len(_ids(client, base + quote(f"S_DWITHIN(geometry, POINT({lon} {lat}), 14.5)"))) == 4
+    as_json = quote('{"op": "s_dwithin", "args": [{"property": "geometry"}, '
+                    f'{{"type": "Point", "coordinates": [{lon}, {lat}]}}, 3]}}')
+    assert _ids(client, base + as_json + "&filter-lang=cql2-json") == ["0104040100111"]
+    (lon0, lat0), (lon1, lat1) = _lonlat(x - 1, y - 1), _lonlat(x + 46, y + 21)
+    within = _ids(client, base + quote(f"S_WITHIN(geometry, BBOX({lon0}, {lat0}, {lon1}, {lat1}))"))
+    assert within == ["0104040100100", "0104040100101"]
+    for bad in (f"S_DWITHIN(geometry, POINT({lon} {lat}), 50000)", f"S_DWITHIN(geometry, POINT({lon} {lat}), 3, feet)",
+                "S_DWITHIN(nicad, POINT(0 0), 3)", "FOO(geometry) = true"):
+        response = client.get(base + quote(bad))
+        assert response.status_code == 400 and response.headers["content-type"] == "application/problem+json", bad
+    assert client.get("/ogc/functions").json()["functions"][0]["name"] == "S_DWITHIN"
