@@ -32,10 +32,13 @@ territories_app = typer.Typer(help="Référentiel territorial (pôles → commun
                               no_args_is_help=True)
 import_app = typer.Typer(help="Imports de fichiers cadastraux.", no_args_is_help=True)
 demo_app = typer.Typer(help="Données de démonstration (synthétiques).", no_args_is_help=True)
+export_app = typer.Typer(help="Exports de parcelles (GeoJSON, GeoPackage, Shapefile, CSV, FlatGeobuf).",
+                         no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(territories_app, name="territories")
 app.add_typer(import_app, name="import")
 app.add_typer(demo_app, name="demo")
+app.add_typer(export_app, name="export")
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True, highlight=False)
@@ -274,6 +277,48 @@ def import_parcels_command(
         write_report(result, report, spool)
     if spool:
         spool.unlink(missing_ok=True)
+
+
+# --- export -----------------------------------------------------------------------------
+
+@export_app.command("parcels")
+def export_parcels_command(
+    output: Annotated[Path, typer.Argument(help="Fichier à écrire : .geojson, .gpkg, .zip (shapefile), .csv, .fgb.")],
+    format: Annotated[str | None, typer.Option(
+        "--format", help="geojson, gpkg, shp, csv ou fgb (sinon d'après l'extension).")] = None,
+    commune: Annotated[str | None, typer.Option(help="Commune (code, code national ou nom).")] = None,
+    bbox: Annotated[str | None, typer.Option(help="Emprise minx,miny,maxx,maxy (dans --bbox-crs).")] = None,
+    bbox_crs: Annotated[str, typer.Option(help="SCR de l'emprise : EPSG:4326 (longitude d'abord) ou EPSG:32628.")]
+    = "EPSG:4326",
+    filter: Annotated[str | None, typer.Option(
+        "--filter", help="Filtre CQL2 (ex. \"land_use = 'habitation' AND area_m2 > 400\").")] = None,
+    filter_lang: Annotated[str, typer.Option(help="cql2-text ou cql2-json.")] = "cql2-text",
+    filter_crs: Annotated[str, typer.Option(help="SCR des géométries du filtre.")] = "EPSG:4326",
+    crs: Annotated[str | None, typer.Option(
+        help="SCR du fichier : EPSG:4326 ou EPSG:32628 (défaut : 4326 pour GeoJSON, 32628 sinon).")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Remplacer le fichier s'il existe.")] = False,
+) -> None:
+    """Exporte les parcelles en vigueur d'une commune ou d'une sélection (emprise, filtre CQL2)."""
+    from sifc import exports
+    from sifc.db import make_engine, make_sessionmaker
+    from sifc.errors import InvalidInput
+
+    fmt = exports.get_format(format) if format else exports.format_for_path(output)
+    srid = exports.output_srid(fmt, crs)
+    if output.exists() and not overwrite:
+        raise InvalidInput("export.target_exists", path=str(output))
+    settings = State.settings()
+    engine = make_engine(settings.db_url, application_name="sifc-export")
+    try:
+        with make_sessionmaker(engine)() as session:
+            selection = exports.select(session, commune=commune, bbox=bbox, bbox_crs=bbox_crs, cql=filter,
+                                       filter_lang=filter_lang, filter_crs=filter_crs)
+            stats = exports.export(session, selection, fmt, output, srid=srid)
+            session.rollback()
+    finally:
+        engine.dispose()
+    out.print(_say(f"{stats.features} parcelle(s) exportée(s) en {fmt.title} (EPSG:{srid}) : {output}",
+                   f"{stats.features} parcel(s) exported as {fmt.title} (EPSG:{srid}): {output}"))
 
 
 # --- demo -------------------------------------------------------------------------------

@@ -215,15 +215,32 @@ def _geometry(srid: int) -> str:
     return "t.geom" if srid == 32628 else f"ST_Transform(t.geom, {int(srid)})"
 
 
-def _rows(session: Session, selection: Selection, columns: str, batch_size: int) -> Iterator[Sequence[Row[Any]]]:
-    """The selected parcels in id order, ``batch_size`` rows at a time, from a server-side cursor."""
+def _batches(session: Session, selection: Selection, columns: str,
+             batch_size: int) -> Iterator[Sequence[Row[Any]]]:
+    """The selected parcels in id order, ``batch_size`` rows at a time, from a server-side cursor.
+
+    The query runs and its first batch is read before this returns, so a value PostgreSQL
+    refuses (a filter comparing a number with a word) fails here, before a response has started.
+    """
     result = session.execute(
         text(f"SELECT {columns} FROM parcel t WHERE {selection.where} ORDER BY t.parcel_id"),
         selection.params, execution_options={"stream_results": True, "yield_per": batch_size})
+    partitions = result.partitions()
     try:
-        yield from result.partitions()
-    finally:
+        first = next(partitions, None)
+    except BaseException:
         result.close()
+        raise
+
+    def rest() -> Iterator[Sequence[Row[Any]]]:
+        try:
+            if first is not None:
+                yield first
+                yield from partitions
+        finally:
+            result.close()
+
+    return rest()
 
 
 def _attributes_sql() -> str:
@@ -244,9 +261,13 @@ def iter_geojson(session: Session, selection: Selection, *, srid: int = 4326, ba
     head: dict[str, Any] = {"type": "FeatureCollection", "name": LAYER}
     if srid != 4326:  # the 2008 "crs" member, as elsewhere in the API, so GIS tools place the file
         head["crs"] = {"type": "name", "properties": {"name": f"urn:ogc:def:crs:EPSG::{srid}"}}
-    yield orjson.dumps(head)[:-1] + b',"features":['
+    return _geojson_chunks(orjson.dumps(head), _batches(session, selection, feature, batch_size), stats)
+
+
+def _geojson_chunks(head: bytes, batches: Iterator[Sequence[Row[Any]]], stats: ExportStats) -> Iterator[bytes]:
+    yield head[:-1] + b',"features":['
     first = True
-    for rows in _rows(session, selection, feature, batch_size):
+    for rows in batches:
         chunk = ",\n".join(row[0] for row in rows).encode()
         yield (b"\n" if first else b",\n") + chunk
         first = False
@@ -267,12 +288,16 @@ def iter_csv(session: Session, selection: Selection, *, srid: int = 32628, batch
     """CSV (RFC 4180, UTF-8, comma): the public columns, then ``wkt``, the geometry in ``srid``."""
     stats = stats if stats is not None else ExportStats()
     stats.srid = srid
+    columns = f"{_attributes_sql()}, ST_AsText({_geometry(srid)}, {TEXT_DIGITS[srid]}) AS wkt"
+    return _csv_chunks(_batches(session, selection, columns, batch_size), stats)
+
+
+def _csv_chunks(batches: Iterator[Sequence[Row[Any]]], stats: ExportStats) -> Iterator[bytes]:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow([c.name for c in COLUMNS] + ["wkt"])
-    columns = f"{_attributes_sql()}, ST_AsText({_geometry(srid)}, {TEXT_DIGITS[srid]}) AS wkt"
     yield buffer.getvalue().encode()
-    for rows in _rows(session, selection, columns, batch_size):
+    for rows in batches:
         buffer.seek(0)
         buffer.truncate()
         writer.writerows([_csv_value(v) for v in row] for row in rows)
@@ -288,10 +313,9 @@ def _schema(short_names: bool) -> pa.Schema:
     return pa.schema(fields)
 
 
-def _record_batches(session: Session, selection: Selection, schema: pa.Schema, srid: int, batch_size: int,
+def _record_batches(batches: Iterator[Sequence[Row[Any]]], schema: pa.Schema,
                     stats: ExportStats) -> Iterator[pa.RecordBatch]:
-    columns = f"{_attributes_sql()}, ST_AsBinary({_geometry(srid)}) AS wkb"
-    for rows in _rows(session, selection, columns, batch_size):
+    for rows in batches:
         arrays = [pa.array([row[i] for row in rows], type=f.type) for i, f in enumerate(schema)]
         stats.features += len(rows)
         yield pa.record_batch(arrays, schema=schema)
@@ -307,8 +331,9 @@ def write_layer(session: Session, selection: Selection, fmt: ExportFormat, targe
     stats.srid = srid
     shapefile = fmt.name == "shp"
     schema = _schema(short_names=shapefile)
-    reader = pa.RecordBatchReader.from_batches(
-        schema, _record_batches(session, selection, schema, srid, batch_size, stats))
+    columns = f"{_attributes_sql()}, ST_AsBinary({_geometry(srid)}) AS wkb"
+    batches = _batches(session, selection, columns, batch_size)
+    reader = pa.RecordBatchReader.from_batches(schema, _record_batches(batches, schema, stats))
     options: dict[str, Any] = {"layer_options": {"RESIZE": "YES", "ENCODING": "UTF-8"}} if shapefile else {}
     with tempfile.TemporaryDirectory(prefix="sifc-export-", dir=target.parent) as scratch:
         layer_path = Path(scratch) / (f"{LAYER}.shp" if shapefile else target.name)

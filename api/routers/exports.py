@@ -1,0 +1,90 @@
+"""Exports of current parcels: GeoJSON, GeoPackage, zipped Shapefile, CSV (WKT), FlatGeobuf.
+
+The selection is checked first, so a bad commune, bbox or filter is a 4xx problem before
+any byte is sent. GeoJSON and CSV are then streamed from a server-side cursor; the other
+formats are written batch by batch to a temporary file, sent, and deleted. Either way the
+session lives until the response is sent (``scope="request"``) and memory does not grow
+with the export.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path as FilePath
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Path, Query
+from fastapi.responses import FileResponse, Response, StreamingResponse
+from sqlalchemy.orm import Session
+from starlette.background import BackgroundTask
+
+from api.deps import get_session
+from sifc import exports
+
+router = APIRouter(tags=["Exports"])
+
+# The session stays open until the streamed body is sent (the default "function" scope would close it first).
+StreamSessionDep = Annotated[Session, Depends(get_session, scope="request")]
+FormatParam = Annotated[Literal["geojson", "gpkg", "shp", "csv", "fgb"], Query(
+    description="geojson (WGS 84 par défaut), gpkg, shp (zip : .shp, .shx, .dbf, .prj, .cpg, LISEZMOI.txt), "
+                "csv (colonne wkt) ou fgb ; ces quatre derniers en EPSG:32628 par défaut.")]
+CrsParam = Annotated[Literal["EPSG:4326", "EPSG:32628"] | None, Query(
+    description="SCR du fichier (par défaut : EPSG:4326 pour GeoJSON, EPSG:32628 pour les autres formats).")]
+BboxParam = Annotated[str | None, Query(max_length=200, description="minx,miny,maxx,maxy (dans `bbox-crs`)")]
+BboxCrsParam = Annotated[Literal["EPSG:4326", "EPSG:32628"], Query(
+    alias="bbox-crs", description="SCR de `bbox` (EPSG:4326 : longitude d'abord).")]
+FilterParam = Annotated[str | None, Query(max_length=20_000, description="Filtre CQL2 sur les propriétés "
+                                          "interrogeables des parcelles (/ogc/collections/parcels/queryables).")]
+FilterLangParam = Annotated[Literal["cql2-text", "cql2-json"], Query(alias="filter-lang")]
+FilterCrsParam = Annotated[Literal["EPSG:4326", "EPSG:32628"], Query(alias="filter-crs")]
+EXPORT_RESPONSES: dict[int | str, dict[str, object]] = {200: {
+    "description": "Le fichier (Content-Disposition : parcelles_<commune>_<date>.<ext>)",
+    "content": {f.media_type.split(";")[0]: {} for f in exports.FORMATS.values()}}}
+
+
+def _send(session: Session, selection: exports.Selection, fmt_name: str, crs: str | None) -> Response:
+    fmt = exports.get_format(fmt_name)
+    srid = exports.output_srid(fmt, crs)
+    headers = {"Content-Disposition": f'attachment; filename="{exports.filename(fmt, selection)}"',
+               "Content-Crs": f"<http://www.opengis.net/def/crs/EPSG/0/{srid}>"}
+    if fmt.streamed:
+        chunks = (exports.iter_geojson if fmt.name == "geojson" else exports.iter_csv)(session, selection, srid=srid)
+        return StreamingResponse(chunks, media_type=fmt.media_type, headers=headers)
+    folder = FilePath(tempfile.mkdtemp(prefix="sifc-export-"))
+    target = folder / exports.filename(fmt, selection)
+    try:
+        exports.write_layer(session, selection, fmt, target, srid=srid)
+    except BaseException:
+        _remove(folder)
+        raise
+    return FileResponse(target, media_type=fmt.media_type, headers=headers,
+                        background=BackgroundTask(_remove, folder))
+
+
+def _remove(folder: FilePath) -> None:
+    for part in folder.iterdir():
+        part.unlink(missing_ok=True)
+    folder.rmdir()
+
+
+@router.get("/exports/parcels", response_class=Response, responses=EXPORT_RESPONSES,
+            summary="Exporter des parcelles en vigueur (commune, emprise, filtre CQL2)")
+def export_parcels(session: StreamSessionDep, format: FormatParam = "geojson",
+                   commune: Annotated[str | None, Query(max_length=100, description="Code, code national ou nom.")]
+                   = None, bbox: BboxParam = None, bbox_crs: BboxCrsParam = "EPSG:4326",
+                   filter: FilterParam = None, filter_lang: FilterLangParam = "cql2-text",
+                   filter_crs: FilterCrsParam = "EPSG:4326", crs: CrsParam = None) -> Response:
+    """Toutes les parcelles en vigueur qui répondent à tous les critères donnés (aucun : tout le cadastre)."""
+    selection = exports.select(session, commune=commune, bbox=bbox, bbox_crs=bbox_crs, cql=filter,
+                               filter_lang=filter_lang, filter_crs=filter_crs)
+    return _send(session, selection, format, crs)
+
+
+@router.get("/communes/{code}/parcels/export", response_class=Response, responses=EXPORT_RESPONSES,
+            summary="Exporter les parcelles en vigueur d'une commune")
+def export_commune_parcels(code: Annotated[str, Path(max_length=100)], session: StreamSessionDep,
+                           format: FormatParam = "geojson", filter: FilterParam = None,
+                           filter_lang: FilterLangParam = "cql2-text", crs: CrsParam = None) -> Response:
+    """Les parcelles en vigueur de la commune (code, code national ou nom), éventuellement filtrées (CQL2)."""
+    selection = exports.select(session, commune=code, cql=filter, filter_lang=filter_lang)
+    return _send(session, selection, format, crs)
