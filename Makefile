@@ -1,5 +1,5 @@
 # The two commands of the README. Everything else is in scripts/.
-.PHONY: run test lint bench-import
+.PHONY: run test lint bench-import bench-serve
 
 run:
 	bash scripts/run.sh
@@ -15,3 +15,9 @@ lint:
 BENCH_ARGS ?= --parcels 200000 --runs 3
 bench-import:
 	bash bench/import_bench/run.sh $(BENCH_ARGS)
+
+# Serving benchmark, SIFC against TiPg and pgbench (bench/README.md):
+# make bench-serve BENCH_SERVE_ARGS="--rounds 1 --duration 10"
+BENCH_SERVE_ARGS ?= --rounds 3 --duration 20
+bench-serve:
+	bash bench/serve_bench/run.sh $(BENCH_SERVE_ARGS)
