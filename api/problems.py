@@ -94,14 +94,62 @@ def _ogc_status(request: Request, status: int) -> int:
     return 400 if status == 422 and request.url.path.startswith("/ogc") else status
 
 
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "title": "Problem", "description": "Un problème (RFC 9457), en français ou en anglais (`Accept-Language`).",
+    "type": "object", "required": ["type", "title", "status", "detail", "instance"],
+    "properties": {
+        "type": {"type": "string", "description": "`urn:sifc:problem:<clé>`"}, "title": {"type": "string"},
+        "status": {"type": "integer"}, "detail": {"type": "string"}, "instance": {"type": "string"},
+        "errors": {"type": "array", "items": {"type": "object", "properties": {
+            "field": {"type": "string"}, "in": {"type": ["string", "null"]}, "message": {"type": "string"},
+            "type": {"type": ["string", "null"]}}}},
+    },
+}
+
+
+def _document(app: FastAPI) -> None:
+    """Describe the problems in the OpenAPI document: what FastAPI documents is not what is answered.
+
+    FastAPI lists a 422 ``HTTPValidationError`` in ``application/json``; the service answers every
+    error as ``application/problem+json`` (400 rather than 422 under ``/ogc``), including the 404s
+    of unknown codes and the 400s of values PostgreSQL refuses, which FastAPI cannot know of.
+    """
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        document = build()
+        document.setdefault("components", {}).setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
+        content = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+        for path, item in document.get("paths", {}).items():
+            for operation in item.values():
+                responses = operation.setdefault("responses", {})
+                if "422" in responses:
+                    invalid = "400" if path.startswith("/ogc") else "422"
+                    responses[invalid] = {"description": "Paramètres invalides", "content": content}
+                    if invalid != "422":
+                        del responses["422"]
+                for status, answer in list(responses.items()):
+                    if status[0] in "45":
+                        responses[status] = {**answer, "content": content}
+                responses.setdefault("4XX", {"description": "Requête refusée ou ressource introuvable",
+                                             "content": content})
+                responses.setdefault("503", {"description": "Base de données injoignable", "content": content})
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def install(app: FastAPI) -> None:
-    """Register the exception handlers on ``app``."""
+    """Register the exception handlers on ``app`` and describe them in its OpenAPI document."""
+    _document(app)
 
     @app.exception_handler(SifcError)
     async def _domain(request: Request, exc: SifcError) -> Response:
         lang = language(request)
         return problem(_ogc_status(request, exc.status), key=exc.key, detail=exc.message(lang), lang=lang,
-                       instance=request.url.path)
+                       instance=request.url.path, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Response:

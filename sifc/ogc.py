@@ -17,6 +17,7 @@ import orjson
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from sifc.crs import to_storage_sql
 from sifc.errors import InvalidInput, NotFound
 from sifc.ogc_filter import SQL_TYPES, SqlFilter
 from sifc.parcels.spatial import bbox_values
@@ -290,7 +291,8 @@ def items(session: Session, collection_id: str, *, base: str, limit: int, offset
     where: str = "TRUE"
     params: dict[str, Any] = {"fetch": limit + 1, "limit": limit, "offset": offset}
     if bbox is not None:
-        box = "ST_Transform(ST_MakeEnvelope(:x0, :y0, :x1, :y1, CAST(:bbox_srid AS integer)), 32628)"
+        bbox_srid = "CAST(:bbox_srid AS integer)"
+        box = to_storage_sql(f"ST_MakeEnvelope(:x0, :y0, :x1, :y1, {bbox_srid})", bbox_srid)
         where = f"t.geom && {box} AND ST_Intersects(t.geom, {box})"
         params.update(x0=bbox[0], y0=bbox[1], x1=bbox[2], y1=bbox[3], bbox_srid=bbox[4])
     for index, (name, value) in enumerate((equals or {}).items()):

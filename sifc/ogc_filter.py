@@ -15,6 +15,7 @@ from pygeofilter import ast, values
 from pygeofilter.parsers.cql2_json import parse as parse_json
 from pygeofilter.parsers.cql2_text import parse as parse_text
 
+from sifc.crs import to_storage_sql
 from sifc.errors import InvalidInput
 
 SQL_TYPES = {"string": "text", "number": "double precision", "integer": "bigint"}
@@ -188,4 +189,4 @@ class SqlFilter:
             raise InvalidInput("ogc.bad_filter", reason="une géométrie est attendue")
         if self.latitude_first:
             shape = f"ST_FlipCoordinates({shape})"
-        return f"ST_Transform({shape}, 32628)"
+        return to_storage_sql(shape, str(self.srid))  # clipped to where UTM 28N holds, then transformed

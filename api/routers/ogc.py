@@ -63,13 +63,15 @@ def collection(collection_id: CollectionId, request: Request, session: SessionDe
     return ogc.collection(session, collection_id, _base(request))
 
 
-@router.get("/collections/{collection_id}/queryables", summary="Propriétés interrogeables (CQL2)")
+@router.get("/collections/{collection_id}/queryables", summary="Propriétés interrogeables (CQL2)",
+            response_class=Response, responses={200: {"content": {"application/schema+json": {}}}})
 def queryables(collection_id: CollectionId, request: Request) -> Response:
     """Le schéma JSON des propriétés qu'un filtre CQL2 peut nommer."""
     return Response(orjson.dumps(ogc.queryables(collection_id, _base(request))), media_type="application/schema+json")
 
 
-@router.get("/collections/{collection_id}/sortables", summary="Propriétés triables (sortby)")
+@router.get("/collections/{collection_id}/sortables", summary="Propriétés triables (sortby)",
+            response_class=Response, responses={200: {"content": {"application/schema+json": {}}}})
 def sortables(collection_id: CollectionId, request: Request) -> Response:
     """Le schéma JSON des propriétés que `sortby` peut nommer."""
     return Response(orjson.dumps(ogc.sortables(collection_id, _base(request))), media_type="application/schema+json")

@@ -21,6 +21,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from sifc.crs import in_domain
 from sifc.errors import Conflict, Gone, InvalidInput, NotFound
 from sifc.geojson import crs_member, geometry_sql
 from sifc.parcels import nicad as nicad_rules
@@ -145,6 +146,8 @@ def _to_storage_wkb(geometry: dict[str, Any], input_crs: int) -> bytes:
     limit = COORDINATE_LIMITS[input_crs]
     if not (limit[0] <= minx <= maxx <= limit[2] and limit[1] <= miny <= maxy <= limit[3]):
         raise InvalidInput("parcel.bad_coordinates", crs=f"EPSG:{input_crs}")
+    if input_crs == 4326 and not (in_domain(minx, miny) and in_domain(maxx, maxy)):
+        raise InvalidInput("parcel.outside_senegal")  # and beyond what UTM 28N can transform
     return shapely.to_wkb(shapely.force_2d(geom), hex=False)
 
 

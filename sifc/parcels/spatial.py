@@ -16,6 +16,7 @@ from shapely.geometry import shape
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from sifc.crs import in_domain, point_sql, to_storage_sql
 from sifc.errors import InvalidInput
 from sifc.geojson import crs_member, geometry_sql
 from sifc.parcels.service import COORDINATE_LIMITS, _parse_id, get
@@ -62,7 +63,7 @@ def _point(lon: float, lat: float) -> dict[str, float]:
     return {"lon": lon, "lat": lat}
 
 
-POINT_SQL = "ST_Transform(ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), 32628)"
+POINT_SQL = point_sql()  # empty outside the domain: nothing there is near a parcel
 
 
 def at_point(session: Session, *, lon: float, lat: float, crs: int = 4326) -> bytes:
@@ -93,7 +94,8 @@ def parse_bbox(raw: str, bbox_crs: int) -> tuple[float, float, float, float]:
 def in_bbox(session: Session, *, bbox: tuple[float, float, float, float], bbox_crs: int = 4326,
             limit: int = 100, offset: int = 0, crs: int = 4326) -> bytes:
     """The current parcels intersecting a box, in id order, paged."""
-    envelope = "ST_Transform(ST_MakeEnvelope(:x0, :y0, :x1, :y1, CAST(:bbox_srid AS integer)), 32628)"
+    envelope = to_storage_sql("ST_MakeEnvelope(:x0, :y0, :x1, :y1, CAST(:bbox_srid AS integer))",
+                              "CAST(:bbox_srid AS integer)")
     area_km2 = session.execute(text(f"SELECT ST_Area({envelope}) / 1e6"), {
         "x0": bbox[0], "y0": bbox[1], "x1": bbox[2], "y1": bbox[3], "bbox_srid": bbox_crs}).scalar_one()
     if area_km2 > MAX_QUERY_AREA_KM2:
@@ -118,7 +120,7 @@ def intersecting(session: Session, *, geometry: dict[str, Any], input_crs: int =
     minx, miny, maxx, maxy = shaped.bounds
     if not (lo_x <= minx and maxx <= hi_x and lo_y <= miny and maxy <= hi_y):
         raise InvalidInput("spatial.bad_geometry", reason="coordonnées hors limites")
-    shape_sql = "ST_Transform(ST_SetSRID(ST_GeomFromWKB(:wkb), CAST(:srid AS integer)), 32628)"
+    shape_sql = to_storage_sql("ST_SetSRID(ST_GeomFromWKB(:wkb), CAST(:srid AS integer))", "CAST(:srid AS integer)")
     area_km2 = session.execute(text(f"SELECT ST_Area(ST_Envelope({shape_sql})) / 1e6"),
                                {"wkb": shapely.to_wkb(shaped), "srid": input_crs}).scalar_one()
     if area_km2 > MAX_QUERY_AREA_KM2:
@@ -143,6 +145,10 @@ def nearest(session: Session, *, lon: float, lat: float, k: int, crs: int = 4326
     """The ``k`` current parcels nearest a point (index-driven KNN), nearest first, with their distance."""
     if not 1 <= k <= MAX_NEAREST:
         raise InvalidInput("spatial.bad_k", k=k, limit=MAX_NEAREST)
+    params = {**_point(lon, lat), "k": k}
+    if not in_domain(lon, lat):
+        # Far from Senegal, distances in the storage CRS mean nothing (or fail): refuse rather than rank.
+        raise InvalidInput("locate.outside_senegal", lon=lon, lat=lat)
     point = POINT_SQL
     row = session.execute(text(f"""
         WITH hits AS (
@@ -157,7 +163,7 @@ def nearest(session: Session, *, lon: float, lat: float, k: int, crs: int = 4326
                 ORDER BY p.distance_m, p.parcel_id), '[]'::json)
             {crs_member(crs)})::text
         FROM hits p
-    """), {**_point(lon, lat), "k": k}).scalar_one()
+    """), params).scalar_one()
     return str(row).encode()
 
 

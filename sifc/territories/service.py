@@ -13,6 +13,7 @@ from typing import Literal
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from sifc.crs import in_domain
 from sifc.errors import DatabaseUnavailable, InvalidInput, NotFound
 from sifc.geojson import crs_member, geometry_sql
 from sifc.text import search_form
@@ -252,7 +253,9 @@ def locate(session: Session, *, lon: float, lat: float) -> Location:
     """
     location = Location(lon=lon, lat=lat)
     chain: dict[str, str | None] | None = None
-    for level in ("commune", "arrondissement", "department", "region"):
+    # Far from Senegal there is nothing to find, and UTM 28N cannot even place the point.
+    levels = ("commune", "arrondissement", "department", "region") if in_domain(lon, lat) else ()
+    for level in levels:
         code = _containing(session, level, lon, lat)
         if code is not None:
             chain = _parent_codes(session, level, code)
