@@ -308,3 +308,112 @@ Index("ix_import_job_created", import_job.c.created_at)
 
 TERRITORY_TABLES = {"pole": pole, "region": region, "department": department,
                     "arrondissement": arrondissement, "commune": commune}
+
+
+# --- accounts and access audit (migration 0006) ------------------------------------------
+
+ROLES = ("lecteur", "agent_foncier", "analyste_sig", "administrateur")
+SCOPE_LEVELS = ("country", "pole", "region", "department", "commune")
+
+app_user = Table(
+    "app_user",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("username", Text, nullable=False),
+    Column("password_hash", Text, nullable=False),
+    Column("role", Text, nullable=False),
+    Column("active", Boolean, nullable=False, server_default="true"),
+    Column("failed_attempts", Integer, nullable=False, server_default="0"),
+    Column("locked_until", DateTime(timezone=True)),
+    Column("last_login_at", DateTime(timezone=True)),
+    Column("created_by", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    UniqueConstraint("username"),
+    CheckConstraint("username ~ '^[a-z0-9][a-z0-9._@-]{1,63}$'", "username"),
+    CheckConstraint(f"role IN {ROLES}", "role"),
+    CheckConstraint("password_hash LIKE '$argon2%'", "password_hash"),
+    CheckConstraint("failed_attempts >= 0", "failed_attempts"),
+)
+
+app_user_scope = Table(
+    "app_user_scope",
+    metadata,
+    Column("user_id", BigInteger, primary_key=True),
+    Column("level", Text, primary_key=True),
+    Column("code", Text, primary_key=True),
+    ForeignKeyConstraint(["user_id"], ["app_user.id"]),
+    CheckConstraint(f"level IN {SCOPE_LEVELS}", "level"),
+)
+
+api_key = Table(
+    "api_key",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("prefix", Text, nullable=False),
+    Column("secret_hash", Text, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("role", Text, nullable=False),
+    Column("created_by", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("expires_at", DateTime(timezone=True)),
+    Column("revoked_at", DateTime(timezone=True)),
+    Column("last_used_at", DateTime(timezone=True)),
+    UniqueConstraint("prefix"),
+    CheckConstraint("prefix ~ '^[0-9a-f]{10}$'", "prefix"),
+    CheckConstraint("secret_hash ~ '^[0-9a-f]{64}$'", "secret_hash"),
+    CheckConstraint("btrim(name) <> ''", "name"),
+    CheckConstraint(f"role IN {ROLES}", "role"),
+    CheckConstraint("expires_at IS NULL OR expires_at > created_at", "expiry"),
+)
+
+api_key_scope = Table(
+    "api_key_scope",
+    metadata,
+    Column("key_id", BigInteger, primary_key=True),
+    Column("level", Text, primary_key=True),
+    Column("code", Text, primary_key=True),
+    ForeignKeyConstraint(["key_id"], ["api_key.id"]),
+    CheckConstraint(f"level IN {SCOPE_LEVELS}", "level"),
+)
+
+refresh_token = Table(
+    "refresh_token",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("family_id", UUID(as_uuid=True), nullable=False),
+    Column("user_id", BigInteger, nullable=False),
+    Column("token_hash", Text, nullable=False),
+    Column("issued_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("used_at", DateTime(timezone=True)),
+    Column("revoked_at", DateTime(timezone=True)),
+    UniqueConstraint("token_hash"),
+    ForeignKeyConstraint(["user_id"], ["app_user.id"]),
+    CheckConstraint("token_hash ~ '^[0-9a-f]{64}$'", "token_hash"),
+    CheckConstraint("expires_at > issued_at", "expiry"),
+)
+Index("ix_refresh_token_family_id", refresh_token.c.family_id)
+Index("ix_refresh_token_user_id", refresh_token.c.user_id)
+
+# Append-only (triggers refuse UPDATE, DELETE and TRUNCATE; the service role may only INSERT).
+access_audit = Table(
+    "access_audit",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("occurred_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("actor_kind", Text, nullable=False),
+    Column("actor_id", BigInteger),
+    Column("actor", Text, nullable=False),
+    Column("role", Text, nullable=False),
+    Column("method", Text, nullable=False),
+    Column("endpoint", Text, nullable=False),
+    Column("subject_kind", Text, nullable=False),
+    Column("subject_id", Text, nullable=False),
+    Column("commune_code", Text),
+    Column("purpose", Text),
+    CheckConstraint("actor_kind IN ('user', 'api_key', 'cli')", "actor_kind"),
+    CheckConstraint("btrim(subject_kind) <> '' AND btrim(subject_id) <> ''", "subject"),
+)
+Index("ix_access_audit_subject_kind_subject_id", access_audit.c.subject_kind, access_audit.c.subject_id)
+Index("ix_access_audit_actor_kind_actor_id", access_audit.c.actor_kind, access_audit.c.actor_id)
+Index("ix_access_audit_occurred_at", access_audit.c.occurred_at)
