@@ -12,6 +12,7 @@ class SifcError(Exception):
 
     status = 400
     key = "http.validation"
+    headers: dict[str, str] | None = None  # extra response headers (WWW-Authenticate, Retry-After)
 
     def __init__(self, key: str | None = None, /, **params: Any) -> None:
         self.key = key or self.key
@@ -76,3 +77,45 @@ class DatabaseUnavailable(SifcError):
     """The database cannot be reached or lacks what the service needs."""
 
     status = 503
+
+
+class Unauthorized(SifcError):
+    """No credentials where they are needed, or credentials that are expired, tampered or unknown.
+
+    ``headers`` carries the ``WWW-Authenticate`` challenge RFC 9110 §15.5.2 requires with a 401.
+    """
+
+    status = 401
+    key = "auth.required"
+
+    def __init__(self, key: str | None = None, /, *, error: str | None = None, **params: Any) -> None:
+        super().__init__(key, **params)
+        challenge = 'Bearer realm="sifc"'
+        if error:  # RFC 6750 §3.1 error codes: invalid_token, ...
+            challenge += f', error="{error}"'
+        self.headers = {"WWW-Authenticate": challenge}
+
+
+class Forbidden(SifcError):
+    """Authenticated, but the role or the commune scope does not allow the action."""
+
+    status = 403
+    key = "auth.forbidden"
+
+
+class TooManyRequests(SifcError):
+    """Too many attempts (rate limit, or an account locked after repeated failures)."""
+
+    status = 429
+    key = "auth.rate_limited"
+
+    def __init__(self, key: str | None = None, /, *, retry_after: float, **params: Any) -> None:
+        seconds = max(1, int(retry_after + 0.999))
+        super().__init__(key, seconds=seconds, minutes=max(1, (seconds + 59) // 60), **params)
+        self.headers = {"Retry-After": str(seconds)}
+
+
+class ConfigurationError(SifcError, ValueError):
+    """Settings the service refuses to start with (a ValueError, so pydantic reports it)."""
+
+    status = 500

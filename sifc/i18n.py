@@ -447,6 +447,113 @@ MESSAGES: dict[str, dict[str, str]] = {
         "fr": "Sauvegarde introuvable : {path}.",
         "en": "Backup not found: {path}.",
     },
+    # Accounts, authentication and permissions
+    "config.weak_secret": {
+        "fr": "SIFC_SECRET_KEY doit être un secret aléatoire d'au moins {length} caractères en production "
+        "(par exemple : python3 -c 'import secrets; print(secrets.token_urlsafe(48))') ; le service ne démarre pas.",
+        "en": "SIFC_SECRET_KEY must be a random secret of at least {length} characters in production "
+        "(for example: python3 -c 'import secrets; print(secrets.token_urlsafe(48))'); the service will not start.",
+    },
+    "auth.required": {
+        "fr": "Authentification requise : envoyez un jeton (Authorization: Bearer …) ou une clé d'API (X-API-Key).",
+        "en": "Authentication required: send a token (Authorization: Bearer …) or an API key (X-API-Key).",
+    },
+    "auth.bad_credentials": {
+        "fr": "Identifiant ou mot de passe incorrect.",
+        "en": "Wrong username or password.",
+    },
+    "auth.locked": {
+        "fr": "Compte verrouillé après trop d'échecs d'authentification : réessayez dans {minutes} min.",
+        "en": "Account locked after too many failed sign-ins: try again in {minutes} min.",
+    },
+    "auth.rate_limited": {
+        "fr": "Trop de tentatives : réessayez dans {seconds} s.",
+        "en": "Too many attempts: try again in {seconds} s.",
+    },
+    "auth.token_expired": {
+        "fr": "Le jeton d'accès a expiré : demandez-en un nouveau (POST /auth/refresh).",
+        "en": "The access token has expired: get a new one (POST /auth/refresh).",
+    },
+    "auth.token_invalid": {
+        "fr": "Jeton d'accès invalide (signature, format ou contenu refusé).",
+        "en": "Invalid access token (signature, format or content refused).",
+    },
+    "auth.bad_scheme": {
+        "fr": "Schéma d'authentification non pris en charge : utilisez « Bearer <jeton> » ou « ApiKey <clé> ».",
+        "en": "Unsupported authentication scheme: use 'Bearer <token>' or 'ApiKey <key>'.",
+    },
+    "auth.refresh_invalid": {
+        "fr": "Jeton de rafraîchissement inconnu, expiré ou révoqué : reconnectez-vous.",
+        "en": "Unknown, expired or revoked refresh token: sign in again.",
+    },
+    "auth.refresh_reused": {
+        "fr": "Ce jeton de rafraîchissement a déjà servi : par sécurité, la session est révoquée ; reconnectez-vous.",
+        "en": "This refresh token was already used: for safety the session is revoked; sign in again.",
+    },
+    "auth.key_invalid": {
+        "fr": "Clé d'API inconnue, révoquée ou expirée.",
+        "en": "Unknown, revoked or expired API key.",
+    },
+    "auth.account_disabled": {
+        "fr": "Ce compte est désactivé.",
+        "en": "This account is disabled.",
+    },
+    "auth.forbidden": {
+        "fr": "Le rôle « {role} » ne permet pas cette action ({action}).",
+        "en": "Role '{role}' does not allow this action ({action}).",
+    },
+    "auth.out_of_scope": {
+        "fr": "Hors de votre périmètre : commune(s) {communes}.",
+        "en": "Outside your scope: commune(s) {communes}.",
+    },
+    "auth.bad_username": {
+        "fr": "Identifiant « {username} » invalide : 2 à 64 caractères parmi a-z, 0-9, « . », « _ », « - », « @ ».",
+        "en": "Invalid username '{username}': 2 to 64 characters among a-z, 0-9, '.', '_', '-', '@'.",
+    },
+    "auth.username_taken": {
+        "fr": "L'identifiant « {username} » existe déjà.",
+        "en": "Username '{username}' already exists.",
+    },
+    "auth.unknown_user": {
+        "fr": "Aucun compte « {username} ».",
+        "en": "No account '{username}'.",
+    },
+    "auth.weak_password": {
+        "fr": "Mot de passe trop court : au moins {length} caractères.",
+        "en": "Password too short: at least {length} characters.",
+    },
+    "auth.password_mismatch": {
+        "fr": "Les deux mots de passe saisis diffèrent.",
+        "en": "The two passwords differ.",
+    },
+    "auth.bad_role": {
+        "fr": "Rôle « {role} » inconnu ; rôles possibles : {roles}.",
+        "en": "Unknown role '{role}'; possible roles: {roles}.",
+    },
+    "auth.bad_scope": {
+        "fr": "Périmètre « {scope} » invalide : niveau:code, niveau parmi {levels} (ex. commune:SN0104-bargny, "
+        "department:SN0104, pays:SN).",
+        "en": "Invalid scope '{scope}': level:code, level among {levels} (e.g. commune:SN0104-bargny, "
+        "department:SN0104, country:SN).",
+    },
+    "auth.unknown_scope": {
+        "fr": "Périmètre inconnu : aucun(e) {level} de code « {code} ».",
+        "en": "Unknown scope: no {level} with code '{code}'.",
+    },
+    "auth.scope_required": {
+        "fr": "Le rôle « {role} » demande un périmètre (--scope commune:CODE, department:CODE, region:CODE, "
+        "pole:CODE ou pays:SN).",
+        "en": "Role '{role}' needs a scope (--scope commune:CODE, department:CODE, region:CODE, pole:CODE "
+        "or country:SN).",
+    },
+    "auth.unknown_key": {
+        "fr": "Aucune clé d'API de préfixe « {prefix} ».",
+        "en": "No API key with prefix '{prefix}'.",
+    },
+    "auth.bad_expiry": {
+        "fr": "Date d'expiration « {value} » invalide ou passée (format AAAA-MM-JJ).",
+        "en": "Invalid or past expiry date '{value}' (format YYYY-MM-DD).",
+    },
 }
 
 LEVEL_NAMES: dict[str, dict[str, str]] = {

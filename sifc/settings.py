@@ -15,7 +15,10 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import URL, make_url
 
-DEFAULT_SECRET = "dev-only-change-me"
+from sifc.errors import ConfigurationError
+
+DEFAULT_SECRET = "dev-only-change-me-this-is-not-a-secret"  # 32+ bytes: HS256 warns below
+MIN_SECRET_LENGTH = 32  # HS256 keys should carry at least 256 bits (RFC 7518 §3.2)
 REPO_DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 
 
@@ -43,6 +46,11 @@ class Settings(BaseSettings):
         description="Superuser URL of the same database, for migrations and provisioning.",
     )
     secret_key: SecretStr = SecretStr(DEFAULT_SECRET)
+    access_token_minutes: int = Field(default=15, ge=1, le=60, description="Lifetime of a JWT access token.")
+    refresh_token_days: int = Field(default=14, ge=1, description="Lifetime of a refresh token (each use rotates it).")
+    login_max_failures: int = Field(default=5, ge=1, description="Failed sign-ins before an account is locked.")
+    login_lockout_minutes: int = Field(default=15, ge=1, description="How long a locked account stays locked.")
+    login_rate_per_ip: int = Field(default=30, ge=1, description="Sign-in attempts per minute from one client address.")
     lang: Literal["fr", "en"] = "fr"
     data_dir: Path = REPO_DATA_DIR
     pool_size: int = 10
@@ -63,8 +71,9 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_default_secret(self) -> Settings:
-        if self.environment == "production" and self.secret_key.get_secret_value() == DEFAULT_SECRET:
-            raise ValueError("SIFC_SECRET_KEY must be set to a real secret in production")
+        secret = self.secret_key.get_secret_value()
+        if self.environment == "production" and (secret == DEFAULT_SECRET or len(secret.strip()) < MIN_SECRET_LENGTH):
+            raise ConfigurationError("config.weak_secret", length=MIN_SECRET_LENGTH)
         return self
 
     @property

@@ -55,7 +55,7 @@ def test_libpq_urls_get_the_psycopg_driver():
 def test_production_refuses_the_default_secret():
     with pytest.raises(ValueError, match="SIFC_SECRET_KEY"):
         Settings(environment="production")
-    assert Settings(environment="production", secret_key="a-real-secret-value").environment
+    assert Settings(environment="production", secret_key="a-real-secret-value-of-32-characters-at-least").environment
 
 
 def test_admin_url_defaults_to_local_superuser_on_same_database():

@@ -1,0 +1,61 @@
+"""The access audit (loi 2008-12): who read personal data, when, through which endpoint, about whom.
+
+``access_audit`` is append-only for everyone (migration 0006). A row names the subject by its
+kind and internal id (a party's id, a parcel's id), never by its name or identity number, so
+the log itself adds no personal data about the subject.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from sifc.auth.principal import Principal
+
+
+@dataclass(frozen=True)
+class AccessRecord:
+    """One read of personal data."""
+
+    occurred_at: datetime
+    actor_kind: str
+    actor_id: int | None
+    actor: str
+    role: str
+    method: str
+    endpoint: str
+    subject_kind: str
+    subject_id: str
+    commune_code: str | None
+    purpose: str | None
+
+
+def record(session: Session, principal: Principal, *, method: str, endpoint: str, subject_kind: str,
+           subject_id: str, commune_code: str | None = None, purpose: str | None = None) -> None:
+    """Log one read of personal data by ``principal``, in the request's transaction.
+
+    ``endpoint`` is the route template (``/parties/{party_id}``), not the concrete path, so that
+    no identifier of the URL lands twice in the log.
+    """
+    if not principal.authenticated:
+        raise ValueError("personal data is never served to an anonymous caller")
+    session.execute(text("""
+        INSERT INTO access_audit (actor_kind, actor_id, actor, role, method, endpoint, subject_kind, subject_id,
+                                  commune_code, purpose)
+        VALUES (:kind, :id, :actor, :role, :method, :endpoint, :subject_kind, :subject_id, :commune, :purpose)"""),
+        {"kind": principal.kind, "id": principal.id, "actor": principal.name, "role": principal.role,
+         "method": method.upper(), "endpoint": endpoint, "subject_kind": subject_kind,
+         "subject_id": str(subject_id), "commune": commune_code, "purpose": purpose})
+
+
+def for_subject(session: Session, *, subject_kind: str, subject_id: str) -> list[AccessRecord]:
+    """Who read this subject's data, oldest first (for a subject access request)."""
+    rows = session.execute(text("""
+        SELECT occurred_at, actor_kind, actor_id, actor, role, method, endpoint, subject_kind, subject_id,
+               commune_code, purpose
+        FROM access_audit WHERE subject_kind = :kind AND subject_id = :id ORDER BY occurred_at, id"""),
+        {"kind": subject_kind, "id": str(subject_id)}).all()
+    return [AccessRecord(*row) for row in rows]
