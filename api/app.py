@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 
 from api import problems
-from api.routers import exports, health, imports, ogc, parcels, spatial, territories
+from api.routers import auth, exports, health, imports, ogc, parcels, spatial, territories
 from sifc import __version__
 from sifc.db import make_engine, make_sessionmaker
 from sifc.i18n import translate
@@ -53,6 +53,7 @@ def create_app(settings: Settings) -> FastAPI:
         return await call_next(request)
 
     app.include_router(health.router)
+    app.include_router(auth.router)
     app.include_router(territories.router)
     app.include_router(spatial.router)  # before /parcels/{parcel_id}
     app.include_router(parcels.router)

@@ -49,7 +49,7 @@ def language(request: Request) -> Lang:
 
 
 def problem(status: int, *, key: str, detail: str, lang: Lang, instance: str,
-            errors: list[dict[str, Any]] | None = None) -> Response:
+            errors: list[dict[str, Any]] | None = None, headers: dict[str, str] | None = None) -> Response:
     """Build one problem response."""
     body: dict[str, Any] = {
         "type": f"urn:sifc:problem:{key}",
@@ -61,11 +61,12 @@ def problem(status: int, *, key: str, detail: str, lang: Lang, instance: str,
     if errors:
         body["errors"] = errors
     return Response(orjson.dumps(body), status_code=status, media_type=PROBLEM_JSON,
-                    headers={"Content-Language": lang})
+                    headers={"Content-Language": lang, **(headers or {})})
 
 
 def _title(status: int, lang: Lang) -> str:
-    titles_fr = {400: "Requête invalide", 404: "Introuvable", 405: "Méthode non autorisée",
+    titles_fr = {400: "Requête invalide", 401: "Authentification requise", 403: "Accès refusé",
+                 404: "Introuvable", 405: "Méthode non autorisée", 429: "Trop de requêtes",
                  409: "Conflit", 413: "Contenu trop volumineux", 415: "Format non pris en charge",
                  422: "Paramètres invalides", 500: "Erreur interne", 503: "Service indisponible"}
     if lang == "fr" and status in titles_fr:
