@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 
 from api import problems
-from api.routers import auth, exports, health, imports, ogc, parcels, spatial, territories
+from api.routers import auth, exports, health, imports, ogc, parcels, spatial, territories, tiles
 from sifc import __version__
 from sifc.db import make_engine, make_sessionmaker
 from sifc.i18n import translate
@@ -59,5 +59,6 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(parcels.router)
     app.include_router(imports.router)
     app.include_router(ogc.router)
+    app.include_router(tiles.router)
     app.include_router(exports.router)
     return app

@@ -212,6 +212,21 @@ MESSAGES: dict[str, dict[str, str]] = {
         "fr": "Nombre de parcelles demandé ({k}) invalide : entre 1 et {limit}.",
         "en": "Invalid number of parcels ({k}): between 1 and {limit}.",
     },
+    # Vector tiles
+    "tiles.no_collection": {
+        "fr": "Aucune couche tuilée « {id} » ; couches disponibles : {known}.",
+        "en": "No tiled layer \"{id}\"; available layers: {known}.",
+    },
+    "tiles.out_of_matrix": {
+        "fr": "La tuile {z}/{x}/{y} n'existe pas dans la grille WebMercatorQuad : zoom de 0 à {max_zoom}, "
+        "x et y de 0 à {max_index} à ce zoom.",
+        "en": "Tile {z}/{x}/{y} does not exist in the WebMercatorQuad grid: zoom 0 to {max_zoom}, "
+        "x and y 0 to {max_index} at this zoom.",
+    },
+    "tiles.bad_properties": {
+        "fr": "Attributs inconnus pour la couche {collection} : {names} ; attributs disponibles : {known}.",
+        "en": "Unknown attributes for layer {collection}: {names}; available attributes: {known}.",
+    },
     "import_job.not_found": {
         "fr": "Aucune tâche d'import « {id} ».",
         "en": "No import job \"{id}\".",

@@ -53,6 +53,16 @@ def _geom(nullable: bool = False) -> Column:
     )
 
 
+def _mercator_columns() -> list[Column]:
+    # Kept by the database for vector tiles (migration 0005): full detail, and simplified to 100 m.
+    return [
+        Column("geom_3857", Geometry("MULTIPOLYGON", srid=3857, spatial_index=False),
+               Computed("ST_Transform(geom, 3857)", persisted=True)),
+        Column("geom_3857_low", Geometry("MULTIPOLYGON", srid=3857, spatial_index=False),
+               Computed("ST_Multi(ST_SimplifyPreserveTopology(ST_Transform(geom, 3857), 100))", persisted=True)),
+    ]
+
+
 def _boundary_columns() -> list[Column]:
     return [
         Column("boundary_status", Text, nullable=False, server_default="official"),
@@ -77,6 +87,7 @@ pole = Table(
     Column("name_search", Text, nullable=False),
     Column("region_order", Integer, nullable=False, server_default="0"),
     _geom(nullable=True),
+    *_mercator_columns(),
     *_boundary_columns(),
     *_boundary_checks(),
     CheckConstraint("code ~ '^[A-Z]{3}$'", "code_format"),
@@ -91,6 +102,7 @@ region = Table(
     Column("name_search", Text, nullable=False),
     Column("official_area_km2", Float),
     _geom(),
+    *_mercator_columns(),
     *_boundary_columns(),
     *_boundary_checks(),
     ForeignKeyConstraint(["pole_code"], ["pole.code"]),
@@ -106,6 +118,7 @@ department = Table(
     Column("name_search", Text, nullable=False),
     Column("official_area_km2", Float),
     _geom(),
+    *_mercator_columns(),
     *_boundary_columns(),
     *_boundary_checks(),
     ForeignKeyConstraint(["region_code"], ["region.code"]),
@@ -123,6 +136,7 @@ arrondissement = Table(
     Column("name_search", Text, nullable=False),
     Column("official_area_km2", Float),
     _geom(),
+    *_mercator_columns(),
     *_boundary_columns(),
     *_boundary_checks(),
     ForeignKeyConstraint(["department_code", "region_code"], ["department.code", "department.region_code"]),
@@ -143,6 +157,7 @@ commune = Table(
     Column("gazetteer_id", Integer, nullable=True),
     Column("seat_source", Text, nullable=True),
     _geom(nullable=True),
+    *_mercator_columns(),
     *_boundary_columns(),
     *_boundary_checks(),
     ForeignKeyConstraint(["department_code", "region_code"], ["department.code", "department.region_code"]),
@@ -196,6 +211,7 @@ Index("ix_boundary_version_unit", boundary_version.c.level, boundary_version.c.u
 for _table in (pole, region, department, arrondissement, commune):
     Index(f"ix_{_table.name}_name_search", _table.c.name_search)
     Index(f"ix_{_table.name}_geom", _table.c.geom, postgresql_using="gist")
+    Index(f"ix_{_table.name}_geom_3857", _table.c.geom_3857, postgresql_using="gist")
 Index("ix_boundary_version_geom", boundary_version.c.geom, postgresql_using="gist")
 Index("ix_commune_alias_search", commune_alias.c.alias_search)
 Index("ix_region_pole_code", region.c.pole_code)
@@ -244,6 +260,8 @@ parcel_version = Table(
     Column("source_id", Text),
     Column("geom", Geometry("MULTIPOLYGON", srid=STORAGE_SRID, spatial_index=False), nullable=False),
     Column("area_m2", Float(precision=53), Computed("ST_Area(geom)", persisted=True)),
+    Column("geom_3857", Geometry("MULTIPOLYGON", srid=3857, spatial_index=False),
+           Computed("ST_Transform(geom, 3857)", persisted=True)),  # vector tiles (migration 0005)
     Column("declared_area_m2", Float(precision=53)),
     Column("land_use", Text),
     Column("tenure_regime", Text),

@@ -63,6 +63,8 @@ class Settings(BaseSettings):
     import_workers: int = Field(default=1, ge=0, description="Import worker processes started by `sifc serve`.")
     worker_poll_seconds: float = 0.5
     list_page_max: int = 1000
+    tile_max_age_s: int = Field(default=300, ge=0, description=(
+        "Cache-Control max-age of vector tiles; 0: clients revalidate every tile (ETag) before using it."))
 
     @field_validator("database_url", "admin_database_url")
     @classmethod
@@ -75,6 +77,11 @@ class Settings(BaseSettings):
         if self.environment == "production" and (secret == DEFAULT_SECRET or len(secret.strip()) < MIN_SECRET_LENGTH):
             raise ConfigurationError("config.weak_secret", length=MIN_SECRET_LENGTH)
         return self
+
+    @property
+    def tile_cache_control(self) -> str:
+        """The ``Cache-Control`` of a vector tile: public data, kept ``tile_max_age_s`` seconds."""
+        return f"public, max-age={self.tile_max_age_s}" if self.tile_max_age_s else "no-cache"
 
     @property
     def db_url(self) -> URL:

@@ -1,0 +1,59 @@
+"""Vector tiles (MVT) on the WebMercatorQuad grid and their TileJSON."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Path, Query, Request
+from fastapi.responses import Response
+
+from api.deps import SessionDep, SettingsDep
+from sifc import tiles
+
+router = APIRouter(prefix="/tiles", tags=["Tuiles vectorielles"])
+Collection = Annotated[str, Path(max_length=64, description="poles, regions, departments, arrondissements, "
+                                                            "communes ou parcels")]
+Properties = Annotated[str | None, Query(max_length=1000, description=(
+    "Attributs à inclure, séparés par des virgules (tous les attributs publics si absent, aucun si vide)."))]
+TILE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"content": {tiles.MEDIA_TYPE: {}}, "description": "Tuile Mapbox Vector Tile 2.1"},
+    204: {"description": "Tuile vide (rien dans la tuile, ou niveau de zoom sous le minimum de la couche)"},
+    304: {"description": "Inchangée depuis l'ETag donné dans If-None-Match"},
+}
+
+
+@router.get("", summary="Couches tuilées")
+def index(request: Request) -> dict[str, Any]:
+    """Les collections servies en tuiles vectorielles, avec leur TileJSON."""
+    base = str(request.base_url).rstrip("/")
+    return {"tileMatrixSet": "WebMercatorQuad", "layers": [
+        {"id": spec.id, "title": spec.title, "minzoom": spec.minzoom, "maxzoom": spec.maxzoom,
+         "tilejson": f"{base}/tiles/{spec.id}/tilejson.json",
+         "tiles": f"{base}/tiles/{spec.id}/{{z}}/{{x}}/{{y}}.mvt"} for spec in tiles.LAYERS.values()]}
+
+
+@router.get("/{collection}/tilejson.json", summary="TileJSON 3.0.0 d'une couche")
+def tilejson(collection: Collection, request: Request, session: SessionDep,
+             properties: Properties = None) -> dict[str, Any]:
+    """Modèle d'URL des tuiles, zooms, emprise (WGS 84) et attributs de la couche ; `properties` est reporté
+    dans le modèle d'URL."""
+    names = tiles.properties(collection, properties)
+    query = "" if properties is None else str(request.url.include_query_params(properties=properties).query)
+    return tiles.tilejson(session, collection, base=str(request.base_url).rstrip("/"), names=names, query=query)
+
+
+@router.get("/{collection}/{z}/{x}/{y}.mvt", response_class=Response, responses=TILE_RESPONSES,
+            summary="Une tuile vectorielle (WebMercatorQuad)")
+def tile(collection: Collection, z: int, x: int, y: int, session: SessionDep, settings: SettingsDep,
+         properties: Properties = None,
+         if_none_match: Annotated[str | None, Header(max_length=2000)] = None) -> Response:
+    """Tuile `z/x/y` de la grille WebMercatorQuad (EPSG:3857), calque nommé comme la collection ;
+    204 si elle est vide ; `ETag` et 304 sur `If-None-Match`."""
+    body = tiles.tile(session, collection, z=z, x=x, y=y, names=tiles.properties(collection, properties))
+    tag = tiles.etag(body)
+    headers = {"ETag": tag, "Cache-Control": settings.tile_cache_control}
+    if tiles.not_modified(if_none_match, tag):
+        return Response(status_code=304, headers=headers)
+    if not body:
+        return Response(status_code=204, headers=headers)
+    return Response(body, media_type=tiles.MEDIA_TYPE, headers=headers)

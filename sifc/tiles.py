@@ -1,0 +1,267 @@
+"""Vector tiles (Mapbox Vector Tile 2.1) on the WebMercatorQuad grid (OGC 17-083r4), and their TileJSON.
+
+A tile is one SQL statement and its bytes are passed through untouched: ``ST_TileEnvelope``,
+``&&`` on a GiST-indexed geometry the database keeps in EPSG:3857 (migration 0005),
+``ST_AsMVTGeom`` (extent 4096, buffer 64, clipped), ``ST_AsMVT``. Layer names, tables and
+columns come from the fixed :data:`LAYERS`; the tile's indices are bound parameters.
+
+A parcel is in a tile when its geometry intersects the tile (``ST_Intersects`` after the index
+filter): the buffer only keeps outlines continuous across tile edges, it brings in no parcel
+that does not touch the tile. Territorial units are filtered by bounding box and dropped when
+nothing of them is left in the tile and its buffer.
+
+Simplification by zoom (territorial layers): below :data:`DETAIL_ZOOM`, geometries are simplified
+to half a pixel of a 512-pixel tile (``ST_Simplify``), from the copy simplified to 100 m once and
+for all at zooms ≤ :data:`LOW_ZOOM` (a whole region would otherwise be simplified for every tile).
+From :data:`DETAIL_ZOOM` on, ``ST_AsMVTGeom``'s own quantization to the 4096 grid suffices.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import morecantile
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from sifc.errors import InvalidInput, NotFound
+from sifc.models import STORAGE_SRID
+
+TMS = morecantile.tms.get("WebMercatorQuad")
+MAX_ZOOM = TMS.maxzoom  # 24
+EXTENT = 4096
+BUFFER = 64
+MEDIA_TYPE = "application/vnd.mapbox-vector-tile"
+WORLD_WIDTH_M = 2 * 20037508.342789244  # Web Mercator
+LOW_ZOOM = 8
+DETAIL_ZOOM = 12
+PARCEL_MIN_ZOOM = 14
+SERVED_AREA = (-18.5, 11.5, -10.5, 17.5)
+"""Longitude-latitude box around Senegal with a margin: no unit or parcel lies outside (imports refuse
+parcels outside Senegal). Tiles beyond it are answered empty without a query, and the tile envelopes
+that are transformed to UTM 28N stay where that projection is defined."""
+
+
+@dataclass(frozen=True)
+class Field:
+    """One public attribute: its SQL over ``t`` and its TileJSON type."""
+
+    sql: str
+    kind: str  # "String", "Number"
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One tiled collection."""
+
+    id: str
+    title: str
+    description: str
+    table: str
+    where: str
+    fields: dict[str, Field]
+    minzoom: int
+    maxzoom: int  # the data's maximum zoom for clients (they overzoom past it); the server serves up to 24
+    territorial: bool
+
+
+def _text(column: str) -> Field:
+    return Field(f"t.{column}", "String")
+
+
+def _number(column: str) -> Field:
+    return Field(f"t.{column}", "Number")
+
+
+_UTC = "to_char(t.valid_from AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+
+
+def _territorial(level: str, table: str, title: str, parents: tuple[str, ...], *, area: bool = True,
+                 extra: tuple[str, ...] = ()) -> Layer:
+    fields = {"code": _text("code"), "name": _text("name"),
+              **{c: _text(c) for c in extra}, **{c: _text(c) for c in parents},
+              "boundary_status": _text("boundary_status")}
+    if area:
+        fields["official_area_km2"] = _number("official_area_km2")
+    return Layer(id=f"{level}s", title=title, description=f"Référentiel territorial national : {title.lower()}.",
+                 table=table, where="t.geom_3857 IS NOT NULL", fields=fields, minzoom=0, maxzoom=14,
+                 territorial=True)
+
+
+PARCEL_FIELDS: dict[str, Field] = {
+    "id": Field("t.parcel_id::text", "String"),
+    "version": _number("version"),
+    "nicad": _text("nicad"),
+    "nicad_status": _text("nicad_status"),
+    "commune_code": _text("commune_code"),
+    "section": _text("section"),
+    "local_number": _text("local_number"),
+    "area_m2": Field("round(t.area_m2::numeric, 2)::float8", "Number"),
+    "declared_area_m2": _number("declared_area_m2"),
+    "land_use": _text("land_use"),
+    "tenure_regime": _text("tenure_regime"),
+    "valid_from": Field(_UTC, "String"),
+}
+"""The parcel attributes a tile may carry: the registry's public fields, never who wrote them."""
+
+LAYERS: dict[str, Layer] = {layer.id: layer for layer in (
+    _territorial("pole", "pole", "Pôles territoriaux", (), area=False),
+    _territorial("region", "region", "Régions", ("pole_code",)),
+    _territorial("department", "department", "Départements", ("region_code",)),
+    _territorial("arrondissement", "arrondissement", "Arrondissements", ("department_code", "region_code")),
+    _territorial("commune", "commune", "Communes", ("arrondissement_code", "department_code", "region_code"),
+                 area=False, extra=("national_code",)),
+    Layer(id="parcels", title="Parcelles", description="Parcelles en vigueur du cadastre communal (LADM).",
+          table="parcel_version", where="t.valid_to IS NULL", fields=PARCEL_FIELDS,
+          minzoom=PARCEL_MIN_ZOOM, maxzoom=18, territorial=False),
+)}
+
+
+def layer(collection: str) -> Layer:
+    """The tiled collection ``collection``, or 404."""
+    found = LAYERS.get(collection)
+    if found is None:
+        raise NotFound("tiles.no_collection", id=collection[:100], known=", ".join(LAYERS))
+    return found
+
+
+@lru_cache(maxsize=1024)
+def properties(collection: str, raw: str | None) -> tuple[str, ...]:
+    """The attributes asked for (``a,b,c``; all public ones when absent, none when empty), in that order."""
+    spec = layer(collection)
+    if raw is None:
+        return tuple(spec.fields)
+    names = tuple(dict.fromkeys(n.strip() for n in raw.split(",") if n.strip()))
+    unknown = [n for n in names if n not in spec.fields]
+    if unknown:
+        raise InvalidInput("tiles.bad_properties", names=", ".join(n[:50] for n in unknown[:10]),
+                           collection=spec.id, known=", ".join(spec.fields))
+    return names
+
+
+def check_tile(z: int, x: int, y: int) -> None:
+    """Refuse indices outside the WebMercatorQuad matrix of zoom ``z`` (404: that tile does not exist)."""
+    if not (0 <= z <= MAX_ZOOM and 0 <= x < 2**z and 0 <= y < 2**z):
+        raise NotFound("tiles.out_of_matrix", z=z, x=x, y=y, max_zoom=MAX_ZOOM,
+                       max_index=2 ** min(max(z, 0), MAX_ZOOM) - 1)
+
+
+@lru_cache(maxsize=MAX_ZOOM + 1)
+def _served_range(z: int) -> tuple[int, int, int, int]:
+    west, south, east, north = SERVED_AREA
+    top_left, bottom_right = TMS.tile(west, north, z), TMS.tile(east, south, z)
+    return top_left.x, bottom_right.x, top_left.y, bottom_right.y
+
+
+def outside_served_area(z: int, x: int, y: int) -> bool:
+    """Whether the tile lies wholly outside :data:`SERVED_AREA` (empty by construction, no query)."""
+    x0, x1, y0, y1 = _served_range(z)
+    return not (x0 <= x <= x1 and y0 <= y <= y1)
+
+
+def simplify_tolerance(z: int) -> float:
+    """Half a pixel of a 512-pixel tile at zoom ``z``, in Web Mercator metres."""
+    return WORLD_WIDTH_M / 2**z / 1024
+
+
+@lru_cache(maxsize=512)
+def _statement(collection: str, names: tuple[str, ...], band: str) -> Any:
+    spec = LAYERS[collection]
+    columns = "".join(f", {spec.fields[n].sql} AS \"{n}\"" for n in names)
+    if band == "low":
+        geom = "ST_Simplify(t.geom_3857_low, :tolerance, true)"
+    elif band == "middle":
+        geom = "ST_Simplify(t.geom_3857, :tolerance, true)"
+    else:
+        geom = "t.geom_3857"
+    if spec.territorial:
+        match = "t.geom_3857 && e.env"
+    else:
+        # The index of current versions is in UTM 28N: the envelope is transformed, widened by 1 m (its
+        # edges bend a little in UTM), then each candidate is tested exactly.
+        match = f"t.geom && ST_Expand(ST_Transform(e.env, {STORAGE_SRID}), 1) AND ST_Intersects(t.geom_3857, e.env)"
+    return text(f"""
+        SELECT ST_AsMVT(q, '{spec.id}', {EXTENT}, 'geom') FROM (
+            SELECT ST_AsMVTGeom({geom}, e.env, {EXTENT}, {BUFFER}, true) AS geom{columns}
+            FROM (SELECT ST_TileEnvelope(:z, :x, :y) AS env) e
+            JOIN {spec.table} t ON {match}
+            WHERE {spec.where}
+        ) q WHERE q.geom IS NOT NULL""")
+
+
+def tile(session: Session, collection: str, *, z: int, x: int, y: int, names: tuple[str, ...]) -> bytes:
+    """The tile's MVT bytes as PostGIS wrote them; empty when nothing is in it (or below the layer's minzoom)."""
+    check_tile(z, x, y)
+    spec = layer(collection)
+    if z < spec.minzoom or outside_served_area(z, x, y):
+        return b""
+    band = "detail"
+    params: dict[str, Any] = {"z": z, "x": x, "y": y}
+    if spec.territorial and z < DETAIL_ZOOM:
+        band = "low" if z <= LOW_ZOOM else "middle"
+        params["tolerance"] = simplify_tolerance(z)
+    body = session.execute(_statement(spec.id, names, band), params).scalar()
+    return bytes(body) if body else b""
+
+
+def etag(body: bytes) -> str:
+    """A strong validator (RFC 9110 §8.8.3): a 128-bit BLAKE2b hash of the tile's bytes."""
+    return '"' + hashlib.blake2b(body, digest_size=16).hexdigest() + '"'
+
+
+def not_modified(if_none_match: str | None, tag: str) -> bool:
+    """Whether ``If-None-Match`` names ``tag`` (weak comparison, RFC 9110 §13.1.2) or is ``*``."""
+    if not if_none_match:
+        return False
+    for candidate in if_none_match.split(","):
+        candidate = candidate.strip()
+        if candidate == "*" or candidate.removeprefix("W/") == tag:
+            return True
+    return False
+
+
+def _bounds(session: Session, spec: Layer) -> list[float] | None:
+    # A Web Mercator box is a longitude-latitude box: transforming its corners is exact.
+    if spec.territorial:
+        source = f"{spec.table} t"
+    else:
+        # The communes that hold current parcels (one index probe each), not a scan of every parcel.
+        source = ("commune t WHERE EXISTS (SELECT 1 FROM parcel_version p "
+                  "WHERE p.commune_code = t.code AND p.valid_to IS NULL)")
+    row = session.execute(text(f"""SELECT ST_XMin(b), ST_YMin(b), ST_XMax(b), ST_YMax(b) FROM (
+        SELECT ST_Transform(ST_SetSRID(ST_Extent(t.geom_3857)::geometry, 3857), 4326) AS b FROM {source}) x""")).one()
+    if row[0] is None:
+        return None
+    return [round(float(v), 6) for v in row]
+
+
+def tilejson(session: Session, collection: str, *, base: str, names: tuple[str, ...],
+             query: str = "") -> dict[str, Any]:
+    """TileJSON 3.0.0 of a collection: URL template, zooms, bounds, the layer and its fields."""
+    spec = layer(collection)
+    bounds = _bounds(session, spec) or [-17.6, 12.3, -11.3, 16.7]  # Senegal, before anything is loaded
+    center_zoom = max(spec.minzoom, 6)
+    suffix = f"?{query}" if query else ""
+    return {
+        "tilejson": "3.0.0",
+        "name": spec.id,
+        "description": spec.description,
+        "version": "1.0.0",
+        "attribution": "SIFC — programme E-Territoire",
+        "scheme": "xyz",
+        "tiles": [f"{base}/tiles/{spec.id}/{{z}}/{{x}}/{{y}}.mvt{suffix}"],
+        "minzoom": spec.minzoom,
+        "maxzoom": spec.maxzoom,
+        "bounds": bounds,
+        "center": [round((bounds[0] + bounds[2]) / 2, 6), round((bounds[1] + bounds[3]) / 2, 6), center_zoom],
+        "vector_layers": [{
+            "id": spec.id,
+            "description": spec.title,
+            "minzoom": spec.minzoom,
+            "maxzoom": spec.maxzoom,
+            "fields": {n: spec.fields[n].kind for n in names},
+        }],
+    }
