@@ -1,9 +1,10 @@
-"""A real OGC API - Features client, GDAL's OAPIF driver, reads the collections of the running server."""
+"""Real OGC API - Features clients, GDAL's OAPIF driver and OWSLib, read the collections of the running server."""
 
 from __future__ import annotations
 
 import pyogrio
 import pytest
+from owslib.ogcapi.features import Features
 from pyproj import Transformer
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
@@ -68,3 +69,55 @@ def test_gdal_filters_parcels(server, fresh_db):
                                 "AND commune_code = 'SN0104-bargny'")
     assert 0 < len(frame) == expected
     assert set(frame["land_use"]) == {"commerce"}
+
+
+# OWSLib, the Python client of OGC web services, reads every collection.
+COLLECTIONS = ["arrondissements", "communes", "departments", "parcels", "poles", "regions"]
+
+
+def test_owslib_reads_the_landing_page_conformance_and_openapi(server):
+    api = Features(f"{server}/ogc")
+    assert "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core" in api.conformance()["conformsTo"]
+    document = api.api()  # found through the landing page's service-desc link (OpenAPI 3.0)
+    assert document["openapi"].startswith("3.0.")
+    assert document["components"]["parameters"]["limit"]["schema"]["maximum"] == 1000
+    assert sorted(api.feature_collections()) == COLLECTIONS
+
+
+@pytest.mark.parametrize("collection", COLLECTIONS)
+def test_owslib_reads_each_collection(server, collection):
+    api = Features(f"{server}/ogc")
+    described = api.collection(collection)
+    assert described["id"] == collection and described["itemType"] == "feature"
+    assert "geometry" in api.collection_queryables(collection)["properties"]
+    page = api.collection_items(collection, limit=3)
+    assert page["type"] == "FeatureCollection"
+    assert 0 < page["numberReturned"] == len(page["features"]) <= 3
+    first = page["features"][0]
+    assert api.collection_item(collection, str(first["id"]))["id"] == first["id"]
+    west, south, east, north = described["extent"]["spatial"]["bbox"][0]
+    inside = api.collection_items(collection, bbox=[west, south, east, north], limit=3)
+    assert inside["numberReturned"] == 3 or inside["numberReturned"] == page["numberReturned"]
+
+
+def test_owslib_finds_bargny_in_a_bbox_and_filters(server, fresh_db):
+    api = Features(f"{server}/ogc")
+    communes = api.collection_items("communes", bbox=[-17.3, 14.6, -17.1, 14.8], limit=1000)
+    assert "SN0104-bargny" in {f["properties"]["code"] for f in communes["features"]}
+    assert communes["numberReturned"] < 549
+    expected = _count(fresh_db, "SELECT count(*) FROM parcel WHERE land_use = 'commerce'")
+    by_cql2 = api.collection_items("parcels", filter="land_use = 'commerce'", limit=1000)
+    by_property = api.collection_items("parcels", land_use="commerce", limit=1000)
+    assert 0 < by_cql2["numberReturned"] == by_property["numberReturned"] == expected
+
+
+def test_owslib_pages_through_every_parcel(server, fresh_db):
+    api = Features(f"{server}/ogc")
+    ids, offset = [], 0
+    while True:
+        page = api.collection_items("parcels", limit=250, offset=offset)
+        ids += [f["id"] for f in page["features"]]
+        if not any(link["rel"] == "next" for link in page["links"]):
+            break
+        offset += 250
+    assert len(ids) == len(set(ids)) == _count(fresh_db, "SELECT count(*) FROM parcel") > 250 * 3
