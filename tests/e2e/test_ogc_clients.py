@@ -15,10 +15,15 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
-def server(fresh_db, tmp_path_factory):
+def server_log(tmp_path_factory):
+    return tmp_path_factory.mktemp("ogc") / "server.log"
+
+
+@pytest.fixture(scope="module")
+def server(fresh_db, server_log):
     assert run_cli(fresh_db, "demo", "load").returncode == 0
     port = free_port()
-    process = start_server(fresh_db, port, tmp_path_factory.mktemp("ogc") / "server.log")
+    process = start_server(fresh_db, port, server_log)
     yield f"http://127.0.0.1:{port}"
     process.terminate()
     process.wait(timeout=30)
@@ -61,14 +66,17 @@ def test_gdal_reads_the_communes_with_a_bbox(server):
     assert 0 < len(frame) < 549
 
 
-def test_gdal_filters_parcels(server, fresh_db):
-    # This GDAL filters on its side (it does not send CQL2 here); the server's CQL2 is tested over HTTP.
+def test_gdal_filters_parcels(server, server_log, fresh_db):
+    # GDAL finds the collection's property parameters in /ogc/api (paths./collections/parcels/items) and
+    # sends `prop=value` (Part 1); it would send CQL only for a `filter-lang` enum holding "cql-text".
     where = "land_use = 'commerce' AND commune_code = 'SN0104-bargny'"
     frame = pyogrio.read_dataframe(f"OAPIF:{server}/ogc", layer="parcels", where=where)
     expected = _count(fresh_db, "SELECT count(*) FROM parcel WHERE land_use = 'commerce' "
                                 "AND commune_code = 'SN0104-bargny'")
     assert 0 < len(frame) == expected
     assert set(frame["land_use"]) == {"commerce"}
+    assert "/ogc/collections/parcels/items?" in server_log.read_text()
+    assert "land_use=commerce&commune_code=SN0104-bargny" in server_log.read_text()  # filtered by the server
 
 
 # OWSLib, the Python client of OGC web services, reads every collection.
