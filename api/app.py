@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 
 from api import problems
+from api.middleware import RefuseNul
 from api.routers import auth, exports, health, imports, ogc, parcels, spatial, territories, tiles
 from sifc import __version__
-from sifc.db import make_engine, make_sessionmaker
-from sifc.i18n import translate
+from sifc.db import PoolReader, make_engine, make_read_pool, make_sessionmaker
 from sifc.settings import Settings
 
 DESCRIPTION = """
@@ -33,24 +33,21 @@ def create_app(settings: Settings) -> FastAPI:
                              application_name="sifc-api")
         app.state.engine = engine
         app.state.sessionmaker = make_sessionmaker(engine)
+        # The hot read-only questions (GET /parcels/at…) run on an async pool of their own.
+        read_pool = make_read_pool(settings.db_url, size=settings.pool_size, application_name="sifc-api")
+        await read_pool.open(wait=False)
+        app.state.reader = PoolReader(read_pool)
         try:
             yield
         finally:
+            await read_pool.close()
             engine.dispose()
 
     app = FastAPI(title="SIFC", version=__version__, description=DESCRIPTION, lifespan=lifespan)
     app.state.settings = settings
     problems.install(app)
 
-    @app.middleware("http")
-    async def refuse_nul(request: Request, call_next):  # type: ignore[no-untyped-def]
-        # PostgreSQL text cannot hold NUL: refuse it at the door rather than fail in the database.
-        raw = (request.url.path + "?" + (request.url.query or "")).lower()
-        if "%00" in raw or "\x00" in raw:
-            lang = problems.language(request)
-            return problems.problem(400, key="http.nul_character", detail=translate("http.nul_character", lang),
-                                    lang=lang, instance=request.url.path)
-        return await call_next(request)
+    app.add_middleware(RefuseNul)
 
     app.include_router(health.router)
     app.include_router(auth.router)

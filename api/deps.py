@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from sifc.auth import service as auth_service
 from sifc.auth.keys import KEY_TAG
 from sifc.auth.principal import ANONYMOUS, Action, Principal, require
+from sifc.db import Reader
 from sifc.errors import Unauthorized
 from sifc.settings import Settings
 
@@ -28,6 +29,11 @@ def get_session(request: Request) -> Iterator[Session]:
             raise
 
 
+async def get_reader(request: Request) -> Reader:
+    """The read pool of the hot read-only questions (no session, no thread); tests give their session."""
+    return request.app.state.reader
+
+
 def get_settings(request: Request) -> Settings:
     """The settings the app was built with."""
     return request.app.state.settings
@@ -37,6 +43,7 @@ def get_settings(request: Request) -> Settings:
 # right after a write sees it.
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+ReaderDep = Annotated[Reader, Depends(get_reader)]
 
 
 # --- who is calling (issue 7) ------------------------------------------------------------

@@ -22,9 +22,9 @@ from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 from api.app import create_app
-from api.deps import get_session
+from api.deps import get_reader, get_session
 from sifc import provision
-from sifc.db import make_engine, transaction
+from sifc.db import SessionReader, make_engine, transaction
 from sifc.settings import Settings
 from sifc.territories.loader import load_reference
 
@@ -93,6 +93,7 @@ def client(settings: Settings, db: Session) -> TestClient:
         yield db
 
     app.dependency_overrides[get_session] = _session
+    app.dependency_overrides[get_reader] = lambda: SessionReader(db)
     return TestClient(app)
 
 

@@ -17,6 +17,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from sifc.crs import in_domain, point_sql, to_storage_sql
+from sifc.db import Statement
 from sifc.errors import InvalidInput
 from sifc.geojson import crs_member, geometry_sql
 from sifc.parcels.service import COORDINATE_LIMITS, _parse_id, get
@@ -39,7 +40,16 @@ def _properties(extra: str = "") -> str:
 def _collection(session: Session, where: str, params: dict[str, Any], *, crs: int, order: str = "p.parcel_id",
                 limit: int = MAX_FEATURES, offset: int = 0, extra: str = "", extra_select: str = "") -> bytes:
     """The current parcels matching ``where`` (bound parameters only) as a FeatureCollection."""
-    row = session.execute(text(f"""
+    statement = _collection_statement(where, params, crs=crs, order=order, limit=limit, offset=offset, extra=extra,
+                                      extra_select=extra_select)
+    return str(statement.row(session)[0]).encode()
+
+
+def _collection_statement(where: str, params: dict[str, Any], *, crs: int, order: str = "p.parcel_id",
+                          limit: int = MAX_FEATURES, offset: int = 0, extra: str = "",
+                          extra_select: str = "") -> Statement:
+    """The statement writing, in one text value, the FeatureCollection of the current parcels matching ``where``."""
+    return Statement(f"""
         WITH hits AS (
             SELECT p.*{extra_select} FROM parcel p WHERE {where} ORDER BY {order} OFFSET :offset LIMIT :limit
         )
@@ -53,8 +63,7 @@ def _collection(session: Session, where: str, params: dict[str, Any], *, crs: in
                 '[]'::json)
             {crs_member(crs)})::text
         FROM hits p
-    """), {**params, "limit": limit, "offset": offset}).scalar_one()
-    return str(row).encode()
+    """, {**params, "limit": limit, "offset": offset})
 
 
 def _point(lon: float, lat: float) -> dict[str, float]:
@@ -68,7 +77,12 @@ POINT_SQL = point_sql()  # empty outside the domain: nothing there is near a par
 
 def at_point(session: Session, *, lon: float, lat: float, crs: int = 4326) -> bytes:
     """The current parcels that cover a WGS 84 point (several where parcels overlap)."""
-    return _collection(session, f"ST_Covers(p.geom, {POINT_SQL})", _point(lon, lat), crs=crs)
+    return str(at_point_statement(lon=lon, lat=lat, crs=crs).row(session)[0]).encode()
+
+
+def at_point_statement(*, lon: float, lat: float, crs: int = 4326) -> Statement:
+    """The statement of :func:`at_point` (one text value), for the read pool of ``GET /parcels/at``."""
+    return _collection_statement(f"ST_Covers(p.geom, {POINT_SQL})", _point(lon, lat), crs=crs)
 
 
 def bbox_values(raw: str) -> tuple[float, float, float, float]:
