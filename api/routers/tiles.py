@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.responses import Response
@@ -38,7 +39,7 @@ def tilejson(collection: Collection, request: Request, session: SessionDep,
     """Modèle d'URL des tuiles, zooms, emprise (WGS 84) et attributs de la couche ; `properties` est reporté
     dans le modèle d'URL."""
     names = tiles.properties(collection, properties)
-    query = "" if properties is None else str(request.url.include_query_params(properties=properties).query)
+    query = "" if properties is None else urlencode({"properties": properties})
     return tiles.tilejson(session, collection, base=str(request.base_url).rstrip("/"), names=names, query=query)
 
 
