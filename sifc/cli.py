@@ -39,6 +39,10 @@ app.add_typer(territories_app, name="territories")
 app.add_typer(import_app, name="import")
 app.add_typer(demo_app, name="demo")
 app.add_typer(export_app, name="export")
+users_app = typer.Typer(help="Comptes des utilisateurs (rôles et périmètres).", no_args_is_help=True)
+keys_app = typer.Typer(help="Clés d'API des applications municipales.", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+app.add_typer(keys_app, name="keys")
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True, highlight=False)
@@ -341,6 +345,187 @@ def demo_load() -> None:
                        f"Demo loaded: {outcome.accepted} synthetic parcels ({outcome.communes})."))
 
 
+# --- users and API keys -----------------------------------------------------------------
+
+ScopeOption = Annotated[list[str] | None, typer.Option(
+    "--scope", help="Périmètre niveau:code, répétable : commune:SN0104-bargny, department:SN0104, region:SN01, "
+                    "pole:DKR, pays:SN (administrateur : tout le pays par défaut).")]
+RoleOption = Annotated[str, typer.Option(help="lecteur, agent_foncier, analyste_sig ou administrateur.")]
+
+
+def _read_password(from_stdin: bool) -> str:
+    from sifc.errors import InvalidInput
+
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    first = typer.prompt(_say("Mot de passe", "Password"), hide_input=True)
+    second = typer.prompt(_say("Confirmation", "Confirm"), hide_input=True)
+    if first != second:
+        raise InvalidInput("auth.password_mismatch")
+    return first
+
+
+def _scope_text(scope) -> str:  # type: ignore[no-untyped-def]
+    return ", ".join(str(entry) for entry in scope) or "—"
+
+
+def _when(value) -> str:  # type: ignore[no-untyped-def]
+    return value.strftime("%Y-%m-%d %H:%M") if value else "—"
+
+
+@users_app.command("create")
+def users_create(
+    username: Annotated[str, typer.Argument(help="Identifiant (a-z, 0-9, . _ - @).")],
+    role: RoleOption,
+    scope: ScopeOption = None,
+    password_stdin: Annotated[bool, typer.Option(
+        help="Lire le mot de passe sur l'entrée standard (scripts) plutôt que le demander.")] = False,
+) -> None:
+    """Crée un compte ; le mot de passe est demandé deux fois (ou lu sur l'entrée standard)."""
+    from sifc.auth import scopes, users
+    from sifc.db import make_engine, transaction
+
+    entries = scopes.parse(scope or [])
+    password = _read_password(password_stdin)
+    engine = make_engine(State.settings().db_url, application_name="sifc-cli")
+    try:
+        with transaction(engine) as session:
+            user_id = users.create(session, username=username, password=password, role=role, scope=entries,
+                                   created_by="cli")
+            user = users.get(session, user_id=user_id)
+    finally:
+        engine.dispose()
+    out.print(_say(f"Compte « {user.username} » créé : {user.role}, périmètre {_scope_text(user.scope)}.",
+                   f"Account '{user.username}' created: {user.role}, scope {_scope_text(user.scope)}."))
+
+
+@users_app.command("list")
+def users_list() -> None:
+    """Liste les comptes : rôle, périmètre, état, dernière connexion."""
+    from sifc.auth import users
+    from sifc.db import make_engine, make_sessionmaker
+
+    engine = make_engine(State.settings().db_url, application_name="sifc-cli")
+    try:
+        with make_sessionmaker(engine)() as session:
+            accounts = users.list_users(session)
+    finally:
+        engine.dispose()
+    table = Table(title=_say("Comptes", "Accounts"))
+    for column in (_say("identifiant", "username"), _say("rôle", "role"), _say("périmètre", "scope"),
+                   _say("état", "status"), _say("dernière connexion", "last sign-in")):
+        table.add_column(column)
+    for user in accounts:
+        status = _say("actif", "active") if user.active else _say("désactivé", "disabled")
+        table.add_row(user.username, user.role, _scope_text(user.scope), status, _when(user.last_login_at))
+    out.print(table)
+
+
+@users_app.command("disable")
+def users_disable(username: Annotated[str, typer.Argument(help="Identifiant du compte.")]) -> None:
+    """Désactive un compte (jamais supprimé) et révoque ses sessions."""
+    from sifc.auth import users
+    from sifc.db import make_engine, transaction
+
+    engine = make_engine(State.settings().db_url, application_name="sifc-cli")
+    try:
+        with transaction(engine) as session:
+            user = users.disable(session, username=username)
+    finally:
+        engine.dispose()
+    out.print(_say(f"Compte « {user.username} » désactivé ; ses sessions sont révoquées.",
+                   f"Account '{user.username}' disabled; its sessions are revoked."))
+
+
+@users_app.command("enable")
+def users_enable(username: Annotated[str, typer.Argument(help="Identifiant du compte.")]) -> None:
+    """Réactive un compte et lève son verrouillage."""
+    from sifc.auth import users
+    from sifc.db import make_engine, transaction
+
+    engine = make_engine(State.settings().db_url, application_name="sifc-cli")
+    try:
+        with transaction(engine) as session:
+            user = users.enable(session, username=username)
+    finally:
+        engine.dispose()
+    out.print(_say(f"Compte « {user.username} » actif.", f"Account '{user.username}' active."))
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Option(help="Nom de l'application (ex. « carte-bargny »).")],
+    role: RoleOption = "lecteur",
+    scope: ScopeOption = None,
+    expires: Annotated[str | None, typer.Option(help="Date d'expiration AAAA-MM-JJ (sinon : aucune).")] = None,
+) -> None:
+    """Crée une clé d'API et l'affiche une seule fois."""
+    from datetime import UTC, datetime
+
+    from sifc.auth import keys, scopes
+    from sifc.db import make_engine, transaction
+    from sifc.errors import InvalidInput
+
+    entries = scopes.parse(scope or [])
+    expires_at = None
+    if expires:
+        try:
+            expires_at = datetime.fromisoformat(expires)
+        except ValueError as error:
+            raise InvalidInput("auth.bad_expiry", value=expires) from error
+        expires_at = expires_at if expires_at.tzinfo else expires_at.replace(tzinfo=UTC)
+    engine = make_engine(State.settings().db_url, application_name="sifc-cli")
+    try:
+        with transaction(engine) as session:
+            _key_id, key = keys.create(session, name=name, role=role, scope=entries, expires_at=expires_at,
+                                       created_by="cli")
+    finally:
+        engine.dispose()
+    err.print(_say("Clé créée ; copiez-la maintenant, elle ne sera plus jamais affichée :",
+                   "Key created; copy it now, it will never be shown again:"))
+    print(key)
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """Liste les clés (jamais leur secret) : préfixe, application, rôle, périmètre, état."""
+    from sifc.auth import keys
+    from sifc.db import make_engine, make_sessionmaker
+
+    engine = make_engine(State.settings().db_url, application_name="sifc-cli")
+    try:
+        with make_sessionmaker(engine)() as session:
+            found = keys.list_keys(session)
+    finally:
+        engine.dispose()
+    table = Table(title=_say("Clés d'API", "API keys"))
+    for column in (_say("préfixe", "prefix"), _say("application", "app"), _say("rôle", "role"),
+                   _say("périmètre", "scope"), _say("état", "status"), _say("expire", "expires"),
+                   _say("dernier usage", "last used")):
+        table.add_column(column)
+    labels = {"active": _say("active", "active"), "revoked": _say("révoquée", "revoked"),
+              "expired": _say("expirée", "expired")}
+    for key in found:
+        table.add_row(key.prefix, key.name, key.role, _scope_text(key.scope), labels[key.status()],
+                      _when(key.expires_at), _when(key.last_used_at))
+    out.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(prefix: Annotated[str, typer.Argument(help="Préfixe de la clé (ou la clé entière).")]) -> None:
+    """Révoque une clé d'API : elle est refusée dès la requête suivante."""
+    from sifc.auth import keys
+    from sifc.db import make_engine, transaction
+
+    engine = make_engine(State.settings().db_url, application_name="sifc-cli")
+    try:
+        with transaction(engine) as session:
+            key = keys.revoke(session, prefix=prefix)
+    finally:
+        engine.dispose()
+    out.print(_say(f"Clé {key.prefix} ({key.name}) révoquée.", f"Key {key.prefix} ({key.name}) revoked."))
+
+
 # --- serve ------------------------------------------------------------------------------
 
 @app.command("serve")
@@ -398,7 +583,15 @@ def main() -> None:
                   highlight=False)
         sys.exit(3)
     except ValidationError as error:  # settings refused (e.g. default secret in production)
-        err.print(f"{_say('Configuration invalide', 'Invalid configuration')} : {error}".splitlines()[0])
+        reasons = []
+        for item in error.errors():
+            cause = (item.get("ctx") or {}).get("error")
+            if isinstance(cause, SifcError):
+                reasons.append(cause.message(State.lang))
+            else:
+                field = ".".join(str(part) for part in item.get("loc", ()))
+                reasons.append(f"SIFC_{field.upper()} : {item.get('msg')}" if field else str(item.get("msg")))
+        err.print(_say("Configuration invalide : ", "Invalid configuration: ") + "; ".join(reasons), highlight=False)
         sys.exit(2)
 
 
