@@ -14,6 +14,7 @@ import orjson
 from pygeofilter import ast, values
 from pygeofilter.parsers.cql2_json import parse as parse_json
 from pygeofilter.parsers.cql2_text import parse as parse_text
+from pygeofilter.parsers.ecql import parse as parse_ecql
 
 from sifc.crs import to_storage_sql
 from sifc.errors import InvalidInput
@@ -71,6 +72,8 @@ def parse(raw: str, lang: str) -> Any:
     try:
         if lang == "cql2-json":
             return parse_json(_rewrite_json(orjson.loads(raw)))
+        if lang == "cql-text":  # the draft's name, which GDAL's OAPIF driver sends: ECQL-like (ILIKE, DWITHIN)
+            return parse_ecql(raw)
         return parse_text(_rewrite_text(raw))
     except InvalidInput:
         raise
@@ -124,6 +127,9 @@ class SqlFilter:
             return f"({expression} IS {'NOT ' if node.not_ else ''}NULL)"
         if kind in SPATIAL:
             return f"{SPATIAL[kind]}({self._geometry(node.lhs)}, {self._geometry(node.rhs)})"
+        if kind is ast.DistanceWithin:  # ECQL's DWITHIN(a, b, distance, units)
+            units = str(node.units).lower() if node.units is not None else "meters"
+            return self._function(ast.Function("s_dwithin", [node.lhs, node.rhs, node.distance, units]))
         if kind is ast.Include:
             return "TRUE"
         if kind is ast.Exclude:

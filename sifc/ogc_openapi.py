@@ -46,7 +46,7 @@ PARAMETERS: dict[str, dict[str, Any]] = {
     "filter": _query("filter", "Filtre CQL2 sur les propriétés interrogeables (`queryables`).",
                      {"type": "string", "maxLength": 20_000}),
     "filter-lang": _query("filter-lang", "Langage du filtre.",
-                          {"type": "string", "enum": ["cql2-text", "cql2-json"], "default": "cql2-text"}),
+                          {"type": "string", "enum": ["cql2-text", "cql2-json", "cql-text"], "default": "cql2-text"}),
     "filter-crs": _query("filter-crs", "SCR des géométries du filtre.", CRS_SCHEMA),
     "properties": _query("properties", "Propriétés à renvoyer (toutes par défaut).",
                          {"type": "array", "items": {"type": "string"}}),

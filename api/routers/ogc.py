@@ -87,7 +87,9 @@ def items(collection_id: CollectionId, request: Request, session: SessionDep,
           = None, bbox_crs: Annotated[str | None, Query(alias="bbox-crs", max_length=200)] = None,
           crs: CrsParam = None,
           filter: Annotated[str | None, Query(max_length=20_000, description="Filtre CQL2 (Part 3).")] = None,
-          filter_lang: Annotated[Literal["cql2-text", "cql2-json"], Query(alias="filter-lang")] = "cql2-text",
+          filter_lang: Annotated[Literal["cql2-text", "cql2-json", "cql-text"], Query(
+              alias="filter-lang", description="`cql-text` : l'ancien nom (brouillon) qu'envoie GDAL, lu comme ECQL.")]
+          = "cql2-text",
           filter_crs: Annotated[str | None, Query(alias="filter-crs", max_length=200)] = None,
           properties: PropertiesParam = None,
           sortby: Annotated[str | None, Query(max_length=500, description="Tri : `+nom,-area_m2` "

@@ -66,17 +66,24 @@ def test_gdal_reads_the_communes_with_a_bbox(server):
     assert 0 < len(frame) < 549
 
 
-def test_gdal_filters_parcels(server, server_log, fresh_db):
-    # GDAL finds the collection's property parameters in /ogc/api (paths./collections/parcels/items) and
-    # sends `prop=value` (Part 1); it would send CQL only for a `filter-lang` enum holding "cql-text".
-    where = "land_use = 'commerce' AND commune_code = 'SN0104-bargny'"
+def test_gdal_filters_parcels_on_the_server(server, server_log, fresh_db):
+    # GDAL reads /ogc/api (the landing page's service-desc): a `filter-lang` enum holding "cql-text"
+    # (the draft's name) makes it translate the attribute filter to CQL and send it as `filter=`.
+    from urllib.parse import unquote_plus
+
+    where = "land_use = 'commerce' AND commune_code = 'SN0104-bargny' AND area_m2 > 450"
     frame = pyogrio.read_dataframe(f"OAPIF:{server}/ogc", layer="parcels", where=where)
     expected = _count(fresh_db, "SELECT count(*) FROM parcel WHERE land_use = 'commerce' "
-                                "AND commune_code = 'SN0104-bargny'")
+                                "AND commune_code = 'SN0104-bargny' AND area_m2 > 450")
     assert 0 < len(frame) == expected
-    assert set(frame["land_use"]) == {"commerce"}
-    assert "/ogc/collections/parcels/items?" in server_log.read_text()
-    assert "land_use=commerce&commune_code=SN0104-bargny" in server_log.read_text()  # filtered by the server
+    assert set(frame["land_use"]) == {"commerce"} and (frame["area_m2"] > 450).all()
+    sent = [unquote_plus(line) for line in server_log.read_text().splitlines() if "/ogc/collections/parcels/items?" in line]
+    assert any("filter-lang=cql-text" in line and "area_m2 > 450" in line for line in sent), sent[-3:]
+
+
+def test_gdal_case_insensitive_like_reaches_the_server(server, server_log, fresh_db):
+    frame = pyogrio.read_dataframe(f"OAPIF:{server}/ogc", layer="parcels", where="land_use ILIKE 'COMM%'")
+    assert len(frame) == _count(fresh_db, "SELECT count(*) FROM parcel WHERE land_use ILIKE 'comm%'") > 0
 
 
 # OWSLib, the Python client of OGC web services, reads every collection.
