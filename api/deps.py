@@ -34,8 +34,8 @@ async def get_reader(request: Request) -> Reader:
     return request.app.state.reader
 
 
-def get_settings(request: Request) -> Settings:
-    """The settings the app was built with."""
+async def get_settings(request: Request) -> Settings:
+    """The settings the app was built with (``async``: FastAPI would run a plain function in a thread)."""
     return request.app.state.settings
 
 

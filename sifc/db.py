@@ -8,10 +8,12 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Protocol
 
+import psycopg
 from psycopg_pool import AsyncConnectionPool
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.dialects.postgresql.psycopg import dialect as psycopg_dialect
 from sqlalchemy.engine import URL
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 
@@ -84,10 +86,17 @@ class PoolReader:
         self.pool = pool
 
     async def row(self, statement: Statement) -> tuple[Any, ...]:
-        """The single row of ``statement``."""
-        async with self.pool.connection() as conn:
-            cursor = await conn.execute(pyformat(statement.sql), statement.params)
-            found = await cursor.fetchone()
+        """The single row of ``statement``.
+
+        psycopg's errors (and the pool's timeout) are raised as SQLAlchemy's, as a session raises
+        them, so the API answers alike on both paths (503 database unavailable, 400 bad value…).
+        """
+        try:
+            async with self.pool.connection() as conn:
+                cursor = await conn.execute(pyformat(statement.sql), statement.params)
+                found = await cursor.fetchone()
+        except psycopg.Error as error:
+            raise DBAPIError.instance(statement.sql, statement.params, error, psycopg.Error) from error
         if found is None:
             raise LookupError("the statement returned no row")
         return tuple(found)
