@@ -31,13 +31,22 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--results-dir", type=Path, default=BENCH / "results")
     parser.add_argument("--rebuild", action="store_true", help="drop and reload sifc_bench_serve")
     parser.add_argument("--enforce-targets", action="store_true", help="exit 3 when a target of the issue is missed")
+    parser.add_argument("--profile", choices=("items", "at", "tiles"),
+                        help="instead of the benchmark: sample our service with py-spy under this case's load")
+    parser.add_argument("--top", type=int, default=30, help="functions listed by --profile")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
+    args = parse(sys.argv[1:] if argv is None else argv)
+    if args.profile:
+        from bench.serve_bench.profile import main as profile_main
+
+        args.case = args.profile
+        return profile_main(args)
     from bench.serve_bench.runner import main as run_main
 
-    return run_main(parse(sys.argv[1:] if argv is None else argv))
+    return run_main(args)
 
 
 if __name__ == "__main__":
