@@ -93,7 +93,8 @@ class PoolReader:
         """
         try:
             async with self.pool.connection() as conn:
-                cursor = await conn.execute(pyformat(statement.sql), statement.params)
+                # Binary results: a tile's bytea arrives as it is, not as hex text to decode.
+                cursor = await conn.execute(pyformat(statement.sql), statement.params, binary=True)
                 found = await cursor.fetchone()
         except psycopg.Error as error:
             raise DBAPIError.instance(statement.sql, statement.params, error, psycopg.Error) from error
