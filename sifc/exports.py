@@ -36,6 +36,7 @@ import pyarrow as pa
 from sqlalchemy import Row, text
 from sqlalchemy.orm import Session
 
+from sifc.crs import to_storage_sql
 from sifc.errors import InvalidInput, NotFound
 from sifc.ogc import PARCEL_QUERYABLES
 from sifc.ogc_filter import SqlFilter
@@ -196,7 +197,8 @@ def select(session: Session, *, commune: str | None = None, bbox: str | None = N
     if bbox is not None:
         srid = _crs_srid(bbox_crs)
         x0, y0, x1, y1 = parse_bbox(bbox, srid)
-        box = "ST_Transform(ST_MakeEnvelope(:bx0, :by0, :bx1, :by1, CAST(:bsrid AS integer)), 32628)"
+        box = to_storage_sql("ST_MakeEnvelope(:bx0, :by0, :bx1, :by1, CAST(:bsrid AS integer))",
+                             "CAST(:bsrid AS integer)")
         conditions.append(f"t.geom && {box} AND ST_Intersects(t.geom, {box})")
         params.update(bx0=x0, by0=y0, bx1=x1, by1=y1, bsrid=srid)
     if cql is not None:

@@ -71,3 +71,9 @@ def test_every_error_is_documented_as_a_problem(client):
         invalid = "400" if path.startswith("/ogc") else "422"
         assert set(responses[invalid]["content"]) == {"application/problem+json"}
     assert "422" not in document["paths"]["/ogc/collections/{collection_id}/items"]["get"]["responses"]
+
+
+def test_far_export_selection_is_empty_not_an_error(client, grid):  # noqa: F811
+    response = client.get("/exports/parcels?format=geojson&bbox=79,0,81,1")
+    assert response.status_code == 200, response.text
+    assert response.json()["features"] == []
