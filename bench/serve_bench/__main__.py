@@ -31,6 +31,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--results-dir", type=Path, default=BENCH / "results")
     parser.add_argument("--rebuild", action="store_true", help="drop and reload sifc_bench_serve")
     parser.add_argument("--enforce-targets", action="store_true", help="exit 3 when a target of the issue is missed")
+    parser.add_argument("--baseline-tree", type=Path,
+                        help="also serve our API from this source tree (e.g. `git worktree add /tmp/before "
+                             "COMMIT`), as side `sifc-base` in the same rounds: what the changes since gained")
     parser.add_argument("--profile", choices=("items", "at", "tiles"),
                         help="instead of the benchmark: sample our service with py-spy under this case's load")
     parser.add_argument("--top", type=int, default=30, help="functions listed by --profile")

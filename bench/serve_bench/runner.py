@@ -154,6 +154,9 @@ def summarize(results: list[load.Result]) -> dict[str, Any]:
             summary["ratios"][f"{case}: {num}/{den}"] = value
             summary["targets"].append({"case": case, "ratio": f"{num}/{den}", "value": value, "minimum": minimum,
                                        "ok": value >= minimum})
+    for case, sides in summary["sides"].items():
+        if "sifc-base" in sides and sides["sifc-base"]["rate"]:
+            summary["ratios"][f"{case}: sifc/sifc-base"] = sides["sifc"]["rate"] / sides["sifc-base"]["rate"]
     at = summary["sides"].get("at", {}).get("sifc")
     if at and at["p99_ms"] is not None:
         summary["targets"].append({"case": "at", "ratio": "p99 (ms)", "value": at["p99_ms"],
@@ -182,6 +185,12 @@ def render_markdown(result: dict[str, Any]) -> str:
     for t in s["targets"]:
         bound = f"≥ {t['minimum']}" if "minimum" in t else f"≤ {t['maximum']}"
         lines.append(f"| {t['case']}: {t['ratio']} {bound} | {t['value']:.2f} | {'met' if t['ok'] else 'MISSED'} |")
+    gains = {k: v for k, v in s["ratios"].items() if "sifc-base" in k}
+    if gains:
+        lines += ["", f"`sifc-base`: our service from `{result.get('baseline_tree')}` "
+                      f"({result.get('baseline_commit', '')[:10]}), in the same rounds.", "",
+                  "| gain | ratio of medians |", "|---|---|"]
+        lines += [f"| {k} | {v:.2f} |" for k, v in gains.items()]
     checks = result["checks"]
     lines += ["", "Answers checked on a sample before the rounds: "
               + ("all right." if not checks["problems"] else f"{len(checks['problems'])} problems: "
@@ -211,9 +220,9 @@ def render_markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _git() -> dict[str, Any]:
+def _git(tree: Path | None = None) -> dict[str, Any]:
     def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True).stdout.rstrip("\n")
+        return subprocess.run(["git", *args], cwd=tree or REPO, capture_output=True, text=True).stdout.rstrip("\n")
     return {"commit": git("rev-parse", "HEAD"),
             "uncommitted": [line[3:] for line in git("status", "--porcelain", "--", "sifc", "api", "migrations")
                             .splitlines()]}
@@ -243,10 +252,18 @@ def main(args) -> int:
 
     ours = servers.sifc(service_url, admin_url, pool_size=args.pool_size, work=work, extra_env={})
     theirs = servers.tipg(service_url, pool_size=args.pool_size, work=work)
+    # Our service as another source tree has it (an older commit's worktree), side by side in the same rounds.
+    base = None
+    if args.baseline_tree:
+        base = servers.sifc(service_url, admin_url, pool_size=args.pool_size, work=work,
+                            extra_env={"PYTHONPATH": str(args.baseline_tree.resolve())})
+        base.name, base.log = "sifc-base", work / "sifc-base.log"
     results: list[load.Result] = []
     try:
         ours.start()
         theirs.start()
+        if base is not None:
+            base.start()
         if "tiles" in cases and not tiles_available(ours.base, inp):
             log("our tile route does not answer yet: the tiles case is skipped")
             cases.remove("tiles")
@@ -271,8 +288,8 @@ def main(args) -> int:
             scripts[case] = load.write_pgbench_script(work / "pgbench", case, found.statement, constants,
                                                       variables[case])
         sides_of = {case: [s for s in ("sifc", "tipg") if s in paths[case]] + (["pgbench"] if case in scripts else [])
-                    for case in cases}
-        services = {"sifc": ours, "tipg": theirs}
+                    + (["sifc-base"] if base is not None else []) for case in cases}
+        services = {"sifc": ours, "tipg": theirs, **({"sifc-base": base} if base is not None else {})}
 
         def one(case: str, side: str, number: int, duration: int) -> load.Result:
             if side == "pgbench":
@@ -280,7 +297,8 @@ def main(args) -> int:
                                     connections=args.connections, threads=args.threads, log_dir=work / "pgbench")
             service = services[side]
             cpu = _cpu_seconds(service.pid)
-            result = load.wrk(service.base, work / f"{case}.{side}.paths", case=case, side=side, number=number,
+            listed = "sifc" if side == "sifc-base" else side
+            result = load.wrk(service.base, work / f"{case}.{listed}.paths", case=case, side=side, number=number,
                               duration=duration, connections=args.connections, threads=args.threads)
             after = _cpu_seconds(service.pid)
             if cpu is not None and after is not None and result.requests:
@@ -304,6 +322,8 @@ def main(args) -> int:
     finally:
         ours.stop()
         theirs.stop()
+        if base is not None:
+            base.stop()
     with server.admin(database.DATABASE) as conn:
         versions = {"postgresql": conn.execute("SHOW server_version").fetchone()[0],
                     "postgis": conn.execute("SELECT postgis_lib_version()").fetchone()[0],
@@ -315,7 +335,8 @@ def main(args) -> int:
               "bbox_side_m": inp.bbox_side_m, "bbox_parcels_median": statistics.median(inp.bbox_counts),
               "points": len(inp.points), "tiles": len(inp.tiles), "tile_properties": args.tile_properties},
               "versions": versions, "environment": {"cpus": os.cpu_count(), "platform": platform.platform()},
-              "git": _git(), "checks": checks, "sql": sql,
+              "git": _git(), "checks": checks, "sql": sql, "baseline_tree": str(args.baseline_tree or ""),
+              "baseline_commit": _git(args.baseline_tree)["commit"] if args.baseline_tree else "",
               "results": [asdict(r) for r in results]}
     result["summary"] = summarize(results)
     markdown = render_markdown(result)
