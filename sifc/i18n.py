@@ -414,21 +414,6 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "Alias '{alias}': '{commune}' names several communes ({codes}); use the "
         "commune's code.",
     },
-    # Database operations
-    "db.unreachable": {
-        "fr": "Base de données injoignable ({target}) : {reason}.",
-        "en": "Database unreachable ({target}): {reason}.",
-    },
-    "db.postgis_missing": {
-        "fr": "L'extension PostGIS n'est pas disponible sur le serveur {target}.",
-        "en": "The PostGIS extension is not available on server {target}.",
-    },
-    "db.tool_failed": {
-        "fr": "{tool} a échoué : {reason}.",
-        "en": "{tool} failed: {reason}.",
-    },
-    "db.restore_target_not_empty": {
-        "fr": "La base « {database} » existe déjà et n'est pas vide : choisissez une "
     "import.wkt_needs_crs": {
         "fr": "Un tableau CSV avec une colonne WKT ne déclare pas son système de coordonnées : indiquez "
         "celui de « {path} » avec --crs (les exports CSV de SIFC sont en EPSG:32628 sauf demande contraire). "
@@ -454,6 +439,21 @@ MESSAGES: dict[str, dict[str, str]] = {
         "fr": "Le fichier « {path} » existe déjà : choisissez un autre nom ou ajoutez --overwrite.",
         "en": "File '{path}' already exists: choose another name or add --overwrite.",
     },
+    # Database operations
+    "db.unreachable": {
+        "fr": "Base de données injoignable ({target}) : {reason}.",
+        "en": "Database unreachable ({target}): {reason}.",
+    },
+    "db.postgis_missing": {
+        "fr": "L'extension PostGIS n'est pas disponible sur le serveur {target}.",
+        "en": "The PostGIS extension is not available on server {target}.",
+    },
+    "db.tool_failed": {
+        "fr": "{tool} a échoué : {reason}.",
+        "en": "{tool} failed: {reason}.",
+    },
+    "db.restore_target_not_empty": {
+        "fr": "La base « {database} » existe déjà et n'est pas vide : choisissez une "
         "nouvelle base (--database) pour restaurer.",
         "en": "Database '{database}' already exists and is not empty: choose a new database "
         "(--database) to restore into.",
