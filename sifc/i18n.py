@@ -569,6 +569,20 @@ MESSAGES: dict[str, dict[str, str]] = {
         "fr": "Date d'expiration « {value} » invalide ou passée (format AAAA-MM-JJ).",
         "en": "Invalid or past expiry date '{value}' (format YYYY-MM-DD).",
     },
+    "personal.refused": {
+        "fr": "« {name} » n'est pas une propriété publique : les données personnelles (loi 2008-12) ne peuvent "
+        "servir ni de filtre, ni de tri, ni d'attribut demandé.",
+        "en": "'{name}' is not a public property: personal data (law 2008-12) can be used neither as a filter, "
+        "nor for sorting, nor as a requested attribute.",
+    },
+    "export.rate_limited": {
+        "fr": "Trop d'exports depuis votre adresse : réessayez dans {seconds} s.",
+        "en": "Too many exports from your address: try again in {seconds} s.",
+    },
+    "import_job.commune_required": {
+        "fr": "Votre périmètre est limité à certaines communes : indiquez l'option « commune » de l'import.",
+        "en": "Your scope is limited to some communes: give the import's 'commune' option.",
+    },
 }
 
 LEVEL_NAMES: dict[str, dict[str, str]] = {

@@ -21,6 +21,7 @@ from sifc.crs import to_storage_sql
 from sifc.errors import InvalidInput, NotFound
 from sifc.ogc_filter import SQL_TYPES, SqlFilter
 from sifc.parcels.spatial import bbox_values
+from sifc.personal import refuse as refuse_personal
 from sifc.territories.service import LEVELS, json_object_sql, property_expressions
 
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
@@ -241,6 +242,7 @@ def select_properties(collection_id: str, raw: str | None) -> list[str] | None:
         return None
     spec = _collection(collection_id)
     names = [name.strip() for name in raw.split(",") if name.strip()]
+    refuse_personal(names)
     unknown = [name for name in names if name not in spec.fields]
     if unknown:
         raise InvalidInput("ogc.bad_properties", names=", ".join(unknown)[:200], available=", ".join(spec.fields))
@@ -256,6 +258,7 @@ def parse_sortby(collection_id: str, raw: str | None) -> list[tuple[str, bool]]:
     for item in (part.strip() for part in raw.split(",")):
         descending = item.startswith("-")
         name = item.lstrip("+-").strip()
+        refuse_personal([name])
         if name not in spec.sortables:
             raise InvalidInput("ogc.bad_sortby", name=name[:100], available=", ".join(spec.sortables))
         keys.append((name, descending))
@@ -269,6 +272,7 @@ def property_filters(collection_id: str, query: dict[str, str]) -> dict[str, str
     for name, value in query.items():
         if name in ITEMS_PARAMETERS:
             continue
+        refuse_personal([name])
         if name not in spec.sortables:
             raise InvalidInput("ogc.unknown_parameter", name=name[:100],
                                available=", ".join([*sorted(ITEMS_PARAMETERS), *spec.sortables]))

@@ -18,6 +18,7 @@ from pygeofilter.parsers.ecql import parse as parse_ecql
 
 from sifc.crs import to_storage_sql
 from sifc.errors import InvalidInput
+from sifc.personal import refuse as refuse_personal
 
 SQL_TYPES = {"string": "text", "number": "double precision", "integer": "bigint"}
 COMPARISONS = {ast.Equal: "=", ast.NotEqual: "<>", ast.LessThan: "<", ast.LessEqual: "<=",
@@ -153,6 +154,7 @@ class SqlFilter:
     def _attribute(self, node: Any) -> tuple[str, str]:
         if not isinstance(node, ast.Attribute):
             raise InvalidInput("ogc.bad_filter", reason="une propriété est attendue à gauche")
+        refuse_personal([node.name])  # before any lookup: the same 400 whatever the data (loi 2008-12)
         if node.name not in self.queryables or self.queryables[node.name][1] == "geometry":
             raise InvalidInput("ogc.bad_filter", reason=f"propriété inconnue ou non interrogeable : {node.name}")
         expression, json_type = self.queryables[node.name]
@@ -178,6 +180,7 @@ class SqlFilter:
 
     def _geometry(self, node: Any) -> str:
         if isinstance(node, ast.Attribute):
+            refuse_personal([node.name])
             if self.queryables.get(node.name, ("", ""))[1] != "geometry":
                 raise InvalidInput("ogc.bad_filter", reason=f"{node.name} n'est pas une géométrie")
             return self.queryables[node.name][0]

@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 
 from sifc.errors import InvalidInput, NotFound
 from sifc.models import STORAGE_SRID
+from sifc.personal import refuse as refuse_personal
 
 TMS = morecantile.tms.get("WebMercatorQuad")
 MAX_ZOOM = TMS.maxzoom  # 24
@@ -135,6 +136,7 @@ def properties(collection: str, raw: str | None) -> tuple[str, ...]:
     if raw is None:
         return tuple(spec.fields)
     names = tuple(dict.fromkeys(n.strip() for n in raw.split(",") if n.strip()))
+    refuse_personal(names)
     unknown = [n for n in names if n not in spec.fields]
     if unknown:
         raise InvalidInput("tiles.bad_properties", names=", ".join(n[:50] for n in unknown[:10]),

@@ -1,0 +1,55 @@
+"""The registry of personal fields (loi 2008-12 sur la protection des données à caractère personnel).
+
+Public representations (OGC collections, queryables, sortables, tiles, exports) carry public
+fields only; the parameters that name fields (a CQL2 filter, ``sortby``, ``properties``, tile
+attributes, export filters) refuse a personal field with a 400 whose message is the same
+whatever the data holds, so that a filter cannot be used as an oracle on a hidden value.
+
+Parcels hold no personal field among their public properties today; the names below are
+refused in advance: the holders, identity numbers and contacts of the tenure issues, and the
+provenance user names (who wrote a version, who submitted an import), which only signed-in
+roles see in their scope, audited (``data/policy.yaml``, ``personal``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sifc.errors import InvalidInput
+from sifc.text import search_form
+
+# Served personal fields, per collection: names a representation may only carry for a principal
+# allowed to read personal data in the commune (today: the provenance user names of parcels).
+PERSONAL_FIELDS: dict[str, frozenset[str]] = {
+    "parcels": frozenset({"author", "closed_by", "imported_by"}),
+}
+
+# Names refused in every public parameter, whatever the collection (compared case-, accent- and
+# separator-insensitively): parties and their identifiers, contacts, and provenance user names.
+PROTECTED_NAMES = frozenset(search_form(name) for name in (
+    "owner", "owners", "holder", "holders", "proprietaire", "proprietaires", "titulaire", "titulaires",
+    "nom", "prenom", "prenoms", "surname", "given_name", "first_name", "last_name", "full_name",
+    "cni", "nin", "id_number", "numero_cni", "passport", "passeport",
+    "telephone", "phone", "email", "courriel", "adresse", "address", "contact",
+    "party", "parties", "partie", "beneficiaire",
+    "created_by", "author", "closed_by", "imported_by", "submitted_by", "user", "username", "auteur",
+    *(name for names in PERSONAL_FIELDS.values() for name in names),
+))
+
+
+def is_personal(name: str) -> bool:
+    """Whether ``name`` (a property named by a client) designates personal data."""
+    folded = search_form(name.strip().lstrip("+-"))
+    return folded in PROTECTED_NAMES or folded.replace(" ", "_") in PROTECTED_NAMES
+
+
+def refuse(names: Iterable[str]) -> None:
+    """Refuse (400) a request naming a personal field; the message names the parameter, never data."""
+    for name in names:
+        if isinstance(name, str) and is_personal(name):
+            raise InvalidInput("personal.refused", name=name.strip()[:64])
+
+
+def public(fields: Iterable[str]) -> list[str]:
+    """``fields`` without the personal ones (for queryables, sortables and default properties)."""
+    return [name for name in fields if not is_personal(name)]
