@@ -151,3 +151,18 @@ def table_fingerprint(session_or_conn, table: str) -> tuple[int, str]:
 
 TABLES = ("pole", "region", "department", "arrondissement", "commune", "commune_alias",
           "boundary_version")
+
+
+def api_key(session: Session, *, role: str = "administrateur", scope: tuple[str, ...] = (),
+            name: str = "tests") -> str:
+    """A new API key of ``role`` (national administrator by default), created in ``session``'s transaction."""
+    from sifc.auth import keys, scopes
+
+    return keys.create(session, name=name, role=role, scope=scopes.parse(list(scope)), expires_at=None,
+                       created_by="tests")[1]
+
+
+@pytest.fixture
+def admin_headers(db: Session) -> dict[str, str]:
+    """Headers of a national administrator's API key (writes and imports need credentials, issue 7)."""
+    return {"X-API-Key": api_key(db)}

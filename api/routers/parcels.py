@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Header, Path, Query
+import orjson
+from fastapi import APIRouter, Body, Path, Query
 from fastapi.responses import Response
 from geojson_pydantic import Feature, MultiPolygon, Polygon
 from pydantic import BaseModel, Field
 
-from api.deps import SessionDep
+from api.deps import PrincipalDep, SessionDep, allow
 from api.responses import CREATED_RESPONSE, GEOJSON_RESPONSE, geojson
+from sifc.auth import audit
+from sifc.auth.principal import Action, Principal
 from sifc.parcels import service
 from sifc.parcels.service import ParcelInput
 
@@ -18,9 +21,8 @@ router = APIRouter(tags=["Parcelles"])
 
 CrsParam = Annotated[Literal["EPSG:4326", "EPSG:32628"], Query(
     description="SCR des coordonnées (entrée et sortie) : WGS 84 (défaut) ou UTM 28N.")]
-Author = Annotated[str | None, Header(
-    alias="X-SIFC-User", max_length=100,
-    description="Auteur de la modification (en attendant l'authentification).")]
+# The write's author is the authenticated caller; role checked here, communes in the service's transaction.
+Writer = Annotated[Principal, allow(Action.WRITE_PARCELS)]
 ParcelId = Annotated[str, Path(max_length=64)]
 
 
@@ -58,54 +60,92 @@ def _input(feature: Any, crs: str, *, partial: bool) -> tuple[ParcelInput, int |
             properties.expected_version)
 
 
+def _reveals(principal: Principal, communes: set[str]) -> bool:
+    """Whether ``principal`` sees the personal fields of a parcel in ``communes`` (all of them in scope)."""
+    return (principal.authenticated and bool(communes)
+            and all(principal.may(Action.READ_PERSONAL, code) for code in communes))
+
+
+def _audit(session: SessionDep, principal: Principal, endpoint: str, parcels: list[tuple[str, str | None]]) -> None:
+    audit.record_many(session, principal, method="GET", endpoint=endpoint, subject_kind="parcel", subjects=parcels)
+
 
 @router.post("/parcels", status_code=201, responses=CREATED_RESPONSE, response_class=Response,
              summary="Créer une parcelle")
-def create_parcel(feature: Annotated[ParcelFeature, Body()], session: SessionDep, author: Author = None,
+def create_parcel(feature: Annotated[ParcelFeature, Body()], session: SessionDep, principal: Writer,
                   crs: CrsParam = "EPSG:4326") -> Response:
+    """Agent foncier ou administrateur, dans son périmètre (la commune de la parcelle)."""
     data, _ = _input(feature, crs, partial=False)
-    parcel_id = service.create(session, data=data, author=author or "api")
+    parcel_id = service.create(session, data=data, author=principal.name, by=principal)
     return geojson(service.get(session, parcel_id=parcel_id, crs=_srid(crs)), 201,
                     {"Location": f"/parcels/{parcel_id}"})
 
 
 @router.get("/parcels/by-nicad/{nicad}", responses=GEOJSON_RESPONSE, response_class=Response,
             summary="La parcelle en vigueur portant un NICAD")
-def parcel_by_nicad(nicad: Annotated[str, Path(max_length=64)], session: SessionDep,
+def parcel_by_nicad(nicad: Annotated[str, Path(max_length=64)], session: SessionDep, principal: PrincipalDep,
                     crs: CrsParam = "EPSG:4326") -> Response:
-    return geojson(service.get_by_nicad(session, nicad=nicad, crs=_srid(crs)))
+    parcel_id = service.id_by_nicad(session, nicad=nicad)
+    return _one(session, principal, parcel_id, crs, "/parcels/by-nicad/{nicad}")
 
 
 @router.get("/parcels/{parcel_id}", responses=GEOJSON_RESPONSE, response_class=Response,
             summary="Une parcelle (version en vigueur)")
-def get_parcel(parcel_id: ParcelId, session: SessionDep, crs: CrsParam = "EPSG:4326") -> Response:
-    return geojson(service.get(session, parcel_id=parcel_id, crs=_srid(crs)))
+def get_parcel(parcel_id: ParcelId, session: SessionDep, principal: PrincipalDep,
+               crs: CrsParam = "EPSG:4326") -> Response:
+    """Les auteurs des versions (données personnelles) seulement aux rôles connectés, dans leur périmètre."""
+    return _one(session, principal, parcel_id, crs, "/parcels/{parcel_id}")
+
+
+def _one(session: SessionDep, principal: Principal, parcel_id: str, crs: str, endpoint: str) -> Response:
+    communes = service.communes_of(session, parcel_id=parcel_id)
+    personal = _reveals(principal, communes)
+    body = service.get(session, parcel_id=parcel_id, crs=_srid(crs), personal=personal)
+    if personal:
+        _audit(session, principal, endpoint, [(parcel_id, min(communes))])
+    return geojson(body)
 
 
 @router.patch("/parcels/{parcel_id}", responses=GEOJSON_RESPONSE, response_class=Response,
               summary="Modifier une parcelle (nouvelle version)")
 def update_parcel(parcel_id: ParcelId, feature: Annotated[ParcelPatch, Body()], session: SessionDep,
-                  author: Author = None, crs: CrsParam = "EPSG:4326") -> Response:
+                  principal: Writer, crs: CrsParam = "EPSG:4326") -> Response:
+    """La commune avant et la commune après doivent être dans le périmètre ; sinon 403 et rien n'est écrit."""
     data, expected = _input(feature, crs, partial=True)
-    service.update(session, parcel_id=parcel_id, data=data, author=author or "api", expected_version=expected)
+    service.update(session, parcel_id=parcel_id, data=data, author=principal.name, expected_version=expected,
+                   by=principal)
     return geojson(service.get(session, parcel_id=parcel_id, crs=_srid(crs)))
 
 
 @router.post("/parcels/{parcel_id}/retire", status_code=204, summary="Retirer une parcelle (rien n'est effacé)")
-def retire_parcel(parcel_id: ParcelId, body: RetireBody, session: SessionDep, author: Author = None) -> Response:
-    service.retire(session, parcel_id=parcel_id, author=author or "api", reason=body.reason)
+def retire_parcel(parcel_id: ParcelId, body: RetireBody, session: SessionDep, principal: Writer) -> Response:
+    service.retire(session, parcel_id=parcel_id, author=principal.name, reason=body.reason, by=principal)
     return Response(status_code=204)
 
 
 @router.get("/parcels/{parcel_id}/versions", responses=GEOJSON_RESPONSE, response_class=Response,
             summary="Toutes les versions d'une parcelle")
-def parcel_versions(parcel_id: ParcelId, session: SessionDep, crs: CrsParam = "EPSG:4326") -> Response:
-    return geojson(service.versions(session, parcel_id=parcel_id, crs=_srid(crs)))
+def parcel_versions(parcel_id: ParcelId, session: SessionDep, principal: PrincipalDep,
+                    crs: CrsParam = "EPSG:4326") -> Response:
+    """Auteurs et clôtures (`author`, `closed_by`) seulement si toutes les communes de l'historique sont
+    dans le périmètre d'un rôle connecté ; chaque lecture est inscrite au journal des accès."""
+    communes = service.communes_of(session, parcel_id=parcel_id)
+    personal = _reveals(principal, communes)
+    body = service.versions(session, parcel_id=parcel_id, crs=_srid(crs), personal=personal)
+    if personal:
+        _audit(session, principal, "/parcels/{parcel_id}/versions", [(parcel_id, min(communes))])
+    return geojson(body)
 
 
 @router.get("/communes/{code}/parcels", responses=GEOJSON_RESPONSE, response_class=Response,
             summary="Les parcelles en vigueur d'une commune (paginées)")
-def commune_parcels(code: Annotated[str, Path(max_length=100)], session: SessionDep,
+def commune_parcels(code: Annotated[str, Path(max_length=100)], session: SessionDep, principal: PrincipalDep,
                     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
                     offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0, crs: CrsParam = "EPSG:4326") -> Response:
-    return geojson(service.list_commune(session, commune_code=code, limit=limit, offset=offset, crs=_srid(crs)))
+    personal = _reveals(principal, {code})
+    body = service.list_commune(session, commune_code=code, limit=limit, offset=offset, crs=_srid(crs),
+                                personal=personal)
+    if personal:
+        ids = [str(feature["id"]) for feature in orjson.loads(body)["features"]]
+        _audit(session, principal, "/communes/{code}/parcels", [(i, code) for i in ids])
+    return geojson(body)

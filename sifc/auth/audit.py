@@ -51,6 +51,23 @@ def record(session: Session, principal: Principal, *, method: str, endpoint: str
          "subject_id": str(subject_id), "commune": commune_code, "purpose": purpose})
 
 
+def record_many(session: Session, principal: Principal, *, method: str, endpoint: str, subject_kind: str,
+                subjects: list[tuple[str, str | None]], purpose: str | None = None) -> None:
+    """Log one read of personal data per ``(subject_id, commune_code)`` (a page of a list), in one statement."""
+    if not principal.authenticated:
+        raise ValueError("personal data is never served to an anonymous caller")
+    if not subjects:
+        return
+    session.execute(text("""
+        INSERT INTO access_audit (actor_kind, actor_id, actor, role, method, endpoint, subject_kind, subject_id,
+                                  commune_code, purpose)
+        SELECT :kind, :id, :actor, :role, :method, :endpoint, :subject_kind, s.id, s.commune, :purpose
+        FROM unnest(CAST(:ids AS text[]), CAST(:communes AS text[])) AS s(id, commune)"""),
+        {"kind": principal.kind, "id": principal.id, "actor": principal.name, "role": principal.role,
+         "method": method.upper(), "endpoint": endpoint, "subject_kind": subject_kind,
+         "ids": [str(s[0]) for s in subjects], "communes": [s[1] for s in subjects], "purpose": purpose})
+
+
 def for_subject(session: Session, *, subject_kind: str, subject_id: str) -> list[AccessRecord]:
     """Who read this subject's data, oldest first (for a subject access request)."""
     rows = session.execute(text("""

@@ -6,12 +6,17 @@ update the database allows). A new version whose shape changed keeps the old NIC
 the old version and is marked "à réattribuer" unless a new NICAD is given (domain notes:
 any change of area or boundary calls for a new NICAD).
 
-Personal data: author names are not part of the public representation.
+Personal data (loi 2008-12): the names of who wrote or closed a version, and who submitted
+its import, are only in the representation asked with ``personal=True``, which the API gives
+to principals allowed to read personal data in the parcel's commune (and audits). Writes are
+authorised here, in the transaction that writes, once the communes they touch are known:
+every commune before and after a change must be in the principal's scope (issue 7).
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
@@ -21,6 +26,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from sifc.auth.principal import Action, Principal, require
 from sifc.crs import in_domain
 from sifc.errors import Conflict, Gone, InvalidInput, NotFound
 from sifc.geojson import crs_member, geometry_sql
@@ -52,8 +58,11 @@ class ParcelInput:
     reason: str | None = None
 
 
-def _feature_sql(crs: int, *, history: bool = False) -> str:
+def _feature_sql(crs: int, *, history: bool = False, personal: bool = False) -> str:
     extra = ", 'valid_to', p.valid_to, 'close_reason', p.close_reason" if history else ""
+    if personal:  # the names of sifc.personal.PERSONAL_FIELDS["parcels"]
+        extra += ", 'author', p.author" + (", 'closed_by', p.closed_by" if history else "")
+    imported_by = ", 'imported_by', b.created_by" if personal else ""
     return f"""json_build_object(
         'type', 'Feature', 'id', p.parcel_id,
         'geometry', {geometry_sql("p.geom", crs)},
@@ -64,7 +73,7 @@ def _feature_sql(crs: int, *, history: bool = False) -> str:
             'land_use', p.land_use, 'tenure_regime', p.tenure_regime, 'source_id', p.source_id,
             'valid_from', p.valid_from, 'reason', p.reason {extra},
             'provenance', json_build_object('action', p.action, 'batch_id', p.batch_id,
-                                            'synthetic', coalesce(b.synthetic, false))))"""
+                                            'synthetic', coalesce(b.synthetic, false){imported_by})))"""
 
 
 def _parse_id(parcel_id: str) -> uuid.UUID:
@@ -74,12 +83,12 @@ def _parse_id(parcel_id: str) -> uuid.UUID:
         raise NotFound("parcel.not_found", id=parcel_id) from error
 
 
-def get(session: Session, *, parcel_id: str, crs: int = 4326) -> bytes:
-    """The current version of a parcel as a GeoJSON Feature."""
+def get(session: Session, *, parcel_id: str, crs: int = 4326, personal: bool = False) -> bytes:
+    """The current version of a parcel as a GeoJSON Feature (with its personal fields if ``personal``)."""
     pid = _parse_id(parcel_id)
     row = session.execute(text(f"""
-        SELECT ({_feature_sql(crs)})::text FROM parcel p LEFT JOIN import_batch b ON b.id = p.batch_id
-        WHERE p.parcel_id = :id"""), {"id": pid}).scalar()
+        SELECT ({_feature_sql(crs, personal=personal)})::text
+        FROM parcel p LEFT JOIN import_batch b ON b.id = p.batch_id WHERE p.parcel_id = :id"""), {"id": pid}).scalar()
     if row is None:
         _missing(session, pid)
     return row.encode()
@@ -93,18 +102,32 @@ def _missing(session: Session, pid: uuid.UUID) -> NoReturn:
     raise NotFound("parcel.not_found", id=str(pid))
 
 
-def get_by_nicad(session: Session, *, nicad: str, crs: int = 4326) -> bytes:
+def get_by_nicad(session: Session, *, nicad: str, crs: int = 4326, personal: bool = False) -> bytes:
     """The current parcel holding ``nicad``."""
+    return get(session, parcel_id=id_by_nicad(session, nicad=nicad), crs=crs, personal=personal)
+
+
+def id_by_nicad(session: Session, *, nicad: str) -> str:
+    """The id of the current parcel holding ``nicad``."""
     cleaned = nicad_rules.clean(nicad) or ""
-    row = session.execute(text(f"""
-        SELECT ({_feature_sql(crs)})::text FROM parcel p LEFT JOIN import_batch b ON b.id = p.batch_id
-        WHERE p.nicad = :nicad"""), {"nicad": cleaned}).scalar()
-    if row is None:
+    found = session.execute(text("SELECT parcel_id FROM parcel WHERE nicad = :nicad"), {"nicad": cleaned}).scalar()
+    if found is None:
         raise NotFound("parcel.nicad_not_found", nicad=nicad)
-    return row.encode()
+    return str(found)
 
 
-def list_commune(session: Session, *, commune_code: str, limit: int, offset: int, crs: int = 4326) -> bytes:
+def communes_of(session: Session, *, parcel_id: str) -> set[str]:
+    """The communes of every version of a parcel (empty if there is no such parcel)."""
+    try:
+        pid = uuid.UUID(str(parcel_id))
+    except ValueError:
+        return set()
+    return set(session.execute(text("SELECT DISTINCT commune_code FROM parcel_version WHERE parcel_id = :id"),
+                               {"id": pid}).scalars())
+
+
+def list_commune(session: Session, *, commune_code: str, limit: int, offset: int, crs: int = 4326,
+                 personal: bool = False) -> bytes:
     """A page of a commune's current parcels, in a stable order."""
     if not session.execute(text("SELECT 1 FROM commune WHERE code = :c"), {"c": commune_code}).scalar():
         raise NotFound("territory.not_found", level="commune", code=commune_code)
@@ -115,18 +138,19 @@ def list_commune(session: Session, *, commune_code: str, limit: int, offset: int
             'type', 'FeatureCollection',
             'numberMatched', (SELECT count(*) FROM parcel WHERE commune_code = :c),
             'numberReturned', (SELECT count(*) FROM page),
-            'features', coalesce((SELECT json_agg({_feature_sql(crs)} ORDER BY p.parcel_id)
+            'features', coalesce((SELECT json_agg({_feature_sql(crs, personal=personal)} ORDER BY p.parcel_id)
                                   FROM page p LEFT JOIN import_batch b ON b.id = p.batch_id), '[]'::json)
             {crs_member(crs)})::text"""
     return session.execute(text(sql), {"c": commune_code, "limit": limit, "offset": offset}).scalar_one().encode()
 
 
-def versions(session: Session, *, parcel_id: str, crs: int = 4326) -> bytes:
+def versions(session: Session, *, parcel_id: str, crs: int = 4326, personal: bool = False) -> bytes:
     """Every version of a parcel, oldest first, with its validity period."""
     pid = _parse_id(parcel_id)
     sql = f"""
         SELECT json_build_object('type', 'FeatureCollection', 'features', coalesce(json_agg(
-            {_feature_sql(crs, history=True)} ORDER BY p.version), '[]'::json) {crs_member(crs)})::text,
+            {_feature_sql(crs, history=True, personal=personal)} ORDER BY p.version), '[]'::json)
+            {crs_member(crs)})::text,
             count(*)
         FROM parcel_version p LEFT JOIN import_batch b ON b.id = p.batch_id WHERE p.parcel_id = :id"""
     body, count = session.execute(text(sql), {"id": pid}).one()
@@ -152,8 +176,13 @@ def _to_storage_wkb(geometry: dict[str, Any], input_crs: int) -> bytes:
 
 
 def _checked_geometry(session: Session, wkb: bytes, input_crs: int, *, exclude: uuid.UUID | None,
-                      commune: str | None, tolerances: Tolerances) -> tuple[str, str]:
-    """Validate a geometry as the import pipeline does; return (storage EWKB hex, commune code)."""
+                      commune: str | None, tolerances: Tolerances, by: Principal | None = None,
+                      also: Iterable[str] = ()) -> tuple[str, str]:
+    """Validate a geometry as the import pipeline does; return (storage EWKB hex, commune code).
+
+    ``by`` must be allowed to write parcels in the commune found (and in ``also``): checked as
+    soon as the commune is known, before the checks that would name other parcels.
+    """
     row = session.execute(text("""
         SELECT ST_IsValid(g) AS valid, ST_IsValidReason(g) AS reason,
                encode(ST_AsEWKB(ST_Multi(g)), 'hex') AS ewkb, ST_Area(g) AS area
@@ -185,6 +214,7 @@ def _checked_geometry(session: Session, wkb: bytes, input_crs: int, *, exclude: 
         """), tol).scalar()
         if commune is None:
             raise InvalidInput("parcel.no_commune")
+    _authorize(by, [*also, commune])
     overlaps = session.execute(text(f"""
         SELECT p.parcel_id FROM parcel p
         WHERE p.geom && {geom_sql} AND p.parcel_id IS DISTINCT FROM :exclude
@@ -195,6 +225,11 @@ def _checked_geometry(session: Session, wkb: bytes, input_crs: int, *, exclude: 
     if overlaps:
         raise Conflict("parcel.overlap", ids=", ".join(str(o) for o in overlaps))
     return row.ewkb, commune
+
+
+def _authorize(by: Principal | None, communes: Iterable[str]) -> None:
+    if by is not None:
+        require(by, Action.WRITE_PARCELS, communes=communes)
 
 
 def _check_nicad(session: Session, nicad: str | None, exclude: uuid.UUID | None) -> None:
@@ -226,15 +261,20 @@ def _insert_version(session: Session, pid: uuid.UUID, version: int, values: dict
         raise
 
 
-def create(session: Session, *, data: ParcelInput, author: str, tolerances: Tolerances | None = None) -> str:
-    """Create a parcel (version 1) after the same checks as an import; return its id."""
+def create(session: Session, *, data: ParcelInput, author: str, tolerances: Tolerances | None = None,
+           by: Principal | None = None) -> str:
+    """Create a parcel (version 1) after the same checks as an import; return its id.
+
+    ``by`` (the API's caller) must be allowed to write parcels in the parcel's commune.
+    """
     tolerances = tolerances or Tolerances()
     if data.geometry is None:
         raise InvalidInput("parcel.geometry_required")
     values = dict(data.values)
     values["nicad"] = nicad_rules.clean(values.get("nicad"))
     ewkb, commune = _checked_geometry(session, _to_storage_wkb(data.geometry, data.input_crs), data.input_crs,
-                                      exclude=None, commune=values.get("commune_code"), tolerances=tolerances)
+                                      exclude=None, commune=values.get("commune_code"), tolerances=tolerances,
+                                      by=by)
     values["commune_code"] = commune
     _check_nicad(session, values["nicad"], None)
     values["nicad_status"] = nicad_rules.STATUS_ASSIGNED if values["nicad"] else nicad_rules.STATUS_MISSING
@@ -262,13 +302,18 @@ def _close(session: Session, pid: uuid.UUID, version: int, *, author: str, reaso
 
 
 def update(session: Session, *, parcel_id: str, data: ParcelInput, author: str,
-           expected_version: int | None = None, tolerances: Tolerances | None = None) -> int:
-    """Write a new version of a parcel with ``data``'s changes; return its number."""
+           expected_version: int | None = None, tolerances: Tolerances | None = None,
+           by: Principal | None = None) -> int:
+    """Write a new version of a parcel with ``data``'s changes; return its number.
+
+    ``by`` must be allowed to write parcels in the commune before and the commune after.
+    """
     tolerances = tolerances or Tolerances()
     if not data.reason:
         raise InvalidInput("parcel.reason_required")
     pid = _parse_id(parcel_id)
     current = _current_for_update(session, pid)
+    _authorize(by, [current["commune_code"]])
     if expected_version is not None and expected_version != current["version"]:
         raise Conflict("parcel.version_mismatch", expected=expected_version, current=current["version"])
     values = {k: current[k] for k in (*CONTENT_FIELDS, "source_id")}
@@ -280,10 +325,12 @@ def update(session: Session, *, parcel_id: str, data: ParcelInput, author: str,
     shape_changed = False
     if data.geometry is not None:
         ewkb, commune = _checked_geometry(session, _to_storage_wkb(data.geometry, data.input_crs), data.input_crs,
-                                          exclude=pid, commune=changes.get("commune_code"), tolerances=tolerances)
+                                          exclude=pid, commune=changes.get("commune_code"), tolerances=tolerances,
+                                          by=by, also=[current["commune_code"]])
         shape_changed = not session.execute(text("SELECT ST_Equals(CAST(:a AS geometry), CAST(:b AS geometry))"),
                                             {"a": ewkb, "b": current["ewkb"]}).scalar()
         values["commune_code"] = commune
+    _authorize(by, [current["commune_code"], values["commune_code"]])
     if shape_changed and "nicad" not in changes:
         values["nicad"] = None  # the old NICAD stays on the old version
         values["nicad_status"] = nicad_rules.STATUS_TO_REASSIGN
@@ -302,10 +349,11 @@ def update(session: Session, *, parcel_id: str, data: ParcelInput, author: str,
     return version
 
 
-def retire(session: Session, *, parcel_id: str, author: str, reason: str | None) -> None:
-    """Retire a parcel: close its current version; nothing is deleted."""
+def retire(session: Session, *, parcel_id: str, author: str, reason: str | None, by: Principal | None = None) -> None:
+    """Retire a parcel: close its current version; nothing is deleted (``by`` in the parcel's commune)."""
     if not reason:
         raise InvalidInput("parcel.reason_required")
     pid = _parse_id(parcel_id)
     current = _current_for_update(session, pid)
+    _authorize(by, [current["commune_code"]])
     _close(session, pid, current["version"], author=author, reason=f"retirée : {reason}")

@@ -22,6 +22,13 @@ def _feature(geom, **properties):
 
 
 @pytest.fixture
+def client(client, admin_headers):
+    """Writes need credentials (issue 7): a national administrator's key; permissions: test_parcel_permissions."""
+    client.headers.update(admin_headers)
+    return client
+
+
+@pytest.fixture
 def origin(db):
     return bargny_origin(db)
 
@@ -29,7 +36,7 @@ def origin(db):
 @pytest.fixture
 def created(client, db, origin):
     x, y = origin
-    response = client.post("/parcels", params={"crs": "EPSG:32628"}, headers={"X-SIFC-User": "agent-test"},
+    response = client.post("/parcels", params={"crs": "EPSG:32628"},
                            json=_feature(square(x, y), nicad="0104040100001", section="S01", local_number="1",
                                          declared_area_m2=400, land_use="habitation",
                                          tenure_regime="domaine national", reason="levé"))
