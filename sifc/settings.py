@@ -51,11 +51,18 @@ class Settings(BaseSettings):
     login_max_failures: int = Field(default=5, ge=1, description="Failed sign-ins before an account is locked.")
     login_lockout_minutes: int = Field(default=15, ge=1, description="How long a locked account stays locked.")
     login_rate_per_ip: int = Field(default=30, ge=1, description="Sign-in attempts per minute from one client address.")
+    export_rate_per_minute: int = Field(default=120, ge=1, description=(
+        "Exports per minute per client (its key or account, else its address), as a burst refilled evenly; "
+        "beyond: 429 and Retry-After."))
     lang: Literal["fr", "en"] = "fr"
     data_dir: Path = REPO_DATA_DIR
     pool_size: int = 10
     host: str = "127.0.0.1"
     port: int = 8000
+    forwarded_allow_ips: str | None = Field(default=None, description=(
+        "Addresses or networks (comma-separated, CIDR allowed) of the reverse proxies whose "
+        "X-Forwarded-For/-Proto the service believes; unset: forwarded headers are ignored, and "
+        "the client is the TCP peer (production profile: the proxy's network)."))
     max_simplify_tolerance_m: float = 5000.0
     upload_dir: Path = Field(default_factory=lambda: Path.home() / ".local" / "share" / "sifc" / "uploads",
                              description="Where uploaded files wait for (and stay after) their import job.")

@@ -13,13 +13,15 @@ import tempfile
 from pathlib import Path as FilePath
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import FileResponse, Response, StreamingResponse
 from sqlalchemy.orm import Session
 from starlette.background import BackgroundTask
 
-from api.deps import get_session
+from api.deps import PrincipalDep, SettingsDep, get_session
 from sifc import exports
+from sifc.auth.ratelimit import TokenBucket
+from sifc.errors import TooManyRequests
 
 router = APIRouter(tags=["Exports"])
 
@@ -39,7 +41,27 @@ FilterLangParam = Annotated[Literal["cql2-text", "cql2-json"], Query(alias="filt
 FilterCrsParam = Annotated[Literal["EPSG:4326", "EPSG:32628"], Query(alias="filter-crs")]
 EXPORT_RESPONSES: dict[int | str, dict[str, object]] = {200: {
     "description": "Le fichier (Content-Disposition : parcelles_<commune>_<date>.<ext>)",
-    "content": {f.media_type.split(";")[0]: {} for f in exports.FORMATS.values()}}}
+    "content": {f.media_type.split(";")[0]: {} for f in exports.FORMATS.values()}},
+    429: {"description": "Trop d'exports : réessayez après `Retry-After` secondes."}}
+
+
+def rate_limit(request: Request, settings: SettingsDep, principal: PrincipalDep) -> None:
+    """Exports are heavy: ``export_rate_per_minute`` per client (its key or account, else its address).
+
+    In-process buckets (``sifc.auth.ratelimit``): one API worker, as ``sifc serve`` runs.
+    """
+    bucket = getattr(request.app.state, "export_limiter", None)
+    if bucket is None:
+        rate = settings.export_rate_per_minute
+        bucket = request.app.state.export_limiter = TokenBucket(rate, rate / 60)
+    client = (f"{principal.kind}:{principal.id}" if principal.authenticated
+              else f"ip:{request.client.host if request.client else 'unknown'}")
+    wait = bucket.take(client)
+    if wait:
+        raise TooManyRequests("export.rate_limited", retry_after=wait)
+
+
+RateLimited = Depends(rate_limit)
 
 
 def _send(session: Session, selection: exports.Selection, fmt_name: str, crs: str | None) -> Response:
@@ -67,7 +89,7 @@ def _remove(folder: FilePath) -> None:
     folder.rmdir()
 
 
-@router.get("/exports/parcels", response_class=Response, responses=EXPORT_RESPONSES,
+@router.get("/exports/parcels", response_class=Response, responses=EXPORT_RESPONSES, dependencies=[RateLimited],
             summary="Exporter des parcelles en vigueur (commune, emprise, filtre CQL2)")
 def export_parcels(session: StreamSessionDep, format: FormatParam = "geojson",
                    commune: Annotated[str | None, Query(max_length=100, description="Code, code national ou nom.")]
@@ -81,6 +103,7 @@ def export_parcels(session: StreamSessionDep, format: FormatParam = "geojson",
 
 
 @router.get("/communes/{code}/parcels/export", response_class=Response, responses=EXPORT_RESPONSES,
+            dependencies=[RateLimited],
             summary="Exporter les parcelles en vigueur d'une commune")
 def export_commune_parcels(code: Annotated[str, Path(max_length=100)], session: StreamSessionDep,
                            format: FormatParam = "geojson", filter: FilterParam = None,

@@ -10,23 +10,23 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import orjson
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response, StreamingResponse
 from starlette.datastructures import UploadFile
 from starlette.types import Message
 
-from api.deps import SessionDep, SettingsDep
+from api.deps import SessionDep, SettingsDep, allow
 from api.problems import language
+from sifc.auth.principal import Action, Principal
 from sifc.errors import InvalidInput, TooLarge, UnsupportedFormat
 from sifc.imports import jobs
 from sifc.imports.source import check_archive
 from sifc.settings import Settings
 
 router = APIRouter(prefix="/imports", tags=["Imports"])
-Author = Annotated[str | None, Header(
-    alias="X-SIFC-User", max_length=100,
-    description="Auteur de l'import (en attendant l'authentification).")]
+# analyste_sig or administrateur (401/403 before any byte of an upload is read); jobs in scope.
+Importer = Annotated[Principal, allow(Action.RUN_IMPORTS)]
 CHUNK = 1 << 20
 GPKG = "application/geopackage+sqlite3"
 JOB_EXAMPLE = {"id": "5f0c…", "status": "running", "stage": "validating", "progress_done": 120000,
@@ -118,7 +118,7 @@ def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -
 @router.post("", status_code=202, summary="Téléverser un fichier à importer (tâche d'import)",
              responses={202: {"content": {"application/json": {"example": JOB_EXAMPLE}}}})
 async def create_import(
-    request: Request, session: SessionDep, settings: SettingsDep, author: Author = None,
+    request: Request, session: SessionDep, settings: SettingsDep, principal: Importer,
     filename: Annotated[str | None, Query(max_length=200, description="Nom du fichier (envoi brut).")] = None,
     commune: Annotated[str | None, Query(max_length=200)] = None,
     crs: Annotated[str | None, Query(max_length=200)] = None,
@@ -130,7 +130,8 @@ async def create_import(
     """Envoi multipart (champ `file`, options en champs de formulaire) ou corps brut (`?filename=`).
 
     Formats : shapefile zippé, GeoPackage, GeoJSON, GML, DXF, CSV de bornes. La réponse (202)
-    décrit la tâche ; suivez-la sur son lien `self`.
+    décrit la tâche ; suivez-la sur son lien `self`. Un périmètre plus petit que le pays doit
+    donner l'option `commune`, dans ce périmètre (403 sinon).
     """
     limit = settings.max_upload_bytes
     _declared_length(request, limit)
@@ -159,13 +160,14 @@ async def create_import(
             raise InvalidInput("upload.empty")
         if name.lower().endswith(".zip"):
             check_archive(folder / name)
-        checked = jobs.check_options(options)
+        checked = await run_in_threadpool(jobs.authorize_submit, session, by=principal,
+                                          options=jobs.check_options(options))
     except BaseException:
         _discard(folder)
         raise
     job = await run_in_threadpool(
         jobs.submit, session, job_id=job_id, file_name=name, upload_path=str(folder / name), size_bytes=size,
-                      options=checked, dry_run=dry_run, author=author or "api")
+                      options=checked, dry_run=dry_run, author=principal.name)
     body = _public(job, request)
     return _json(body, 202, headers={"Location": body["links"]["self"]})
 
@@ -183,26 +185,33 @@ def _disposition_name(header: str | None) -> str | None:
 
 @router.get("", summary="Tâches d'import récentes")
 def list_imports(
-    request: Request, session: SessionDep,
+    request: Request, session: SessionDep, principal: Importer,
     status: Annotated[Literal["queued", "running", "done", "failed"] | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> Response:
-    """Les plus récentes d'abord."""
-    rows = jobs.list_jobs(session, status=status, limit=limit, offset=offset)
+    """Les plus récentes d'abord : les siennes et celles des communes de son périmètre."""
+    rows = jobs.list_jobs(session, status=status, limit=limit, offset=offset, by=principal)
     return _json({"jobs": [_public(r, request) for r in rows], "limit": limit, "offset": offset})
 
 
 @router.get("/{job_id}", name="get_import", summary="État d'une tâche d'import")
-def get_import(job_id: str, request: Request, session: SessionDep) -> Response:
+def get_import(job_id: str, request: Request, session: SessionDep, principal: Importer) -> Response:
     """Statut (queued, running, done, failed), étape, progression, résumé du rapport, liens."""
-    return _json(_public(jobs.get(session, jobs.parse_id(job_id)), request))
+    return _json(_public(jobs.get(session, _job(session, job_id, principal)), request))
+
+
+def _job(session: SessionDep, job_id: str, principal: Principal) -> uuid.UUID:
+    """The job's id, once ``principal`` is allowed to see it (its own, or in its scope)."""
+    parsed = jobs.parse_id(job_id)
+    jobs.authorize(session, parsed, by=principal)
+    return parsed
 
 
 @router.get("/{job_id}/report", summary="Rapport complet d'une tâche d'import (JSON)")
-def get_import_report(job_id: str, session: SessionDep) -> Response:
+def get_import_report(job_id: str, session: SessionDep, principal: Importer) -> Response:
     """Le rapport avec toutes les anomalies (pas seulement les 1 000 premières)."""
-    report, issues = jobs.issues_lines(session, jobs.parse_id(job_id))
+    report, issues = jobs.issues_lines(session, _job(session, job_id, principal))
     if issues is None:
         return _json(report)
     head = dict(report)
@@ -221,14 +230,14 @@ def get_import_report(job_id: str, session: SessionDep) -> Response:
 
 @router.get("/{job_id}/rejects", summary="Entités rejetées (GeoPackage)",
             responses={200: {"content": {GPKG: {}}}})
-def get_import_rejects(job_id: str, session: SessionDep) -> Response:
+def get_import_rejects(job_id: str, session: SessionDep, principal: Importer) -> Response:
     """Les entités rejetées et leurs motifs, dans le SCR du fichier, à corriger dans QGIS."""
-    data = jobs.rejects(session, jobs.parse_id(job_id))
+    data = jobs.rejects(session, _job(session, job_id, principal))
     return Response(data, media_type=GPKG,
                     headers={"Content-Disposition": f'attachment; filename="rejets-{job_id}.gpkg"'})
 
 
 @router.post("/{job_id}/retry", summary="Relancer une tâche échouée")
-def retry_import(job_id: str, request: Request, session: SessionDep) -> Response:
+def retry_import(job_id: str, request: Request, session: SessionDep, principal: Importer) -> Response:
     """Remet en file une tâche en échec (son fichier est conservé)."""
-    return _json(_public(jobs.retry(session, jobs.parse_id(job_id)), request), 202)
+    return _json(_public(jobs.retry(session, _job(session, job_id, principal)), request), 202)

@@ -18,8 +18,10 @@ import orjson
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from sifc.errors import Conflict, InvalidInput, NotFound
+from sifc.auth.principal import Action, Principal, require
+from sifc.errors import Conflict, Forbidden, InvalidInput, NotFound
 from sifc.imports.parcels import ParcelImportOptions
+from sifc.text import search_form
 
 # Advisory lock namespace of import jobs (first key of the two-key form).
 JOB_LOCK_CLASS = 5141
@@ -91,7 +93,45 @@ def import_options(job: dict[str, Any]) -> ParcelImportOptions:
     """The pipeline's options for a job row."""
     stored = dict(job["options"])
     stored.pop("lang", None)
+    stored.pop("commune_code", None)
     return ParcelImportOptions(dry_run=bool(job["dry_run"]), author=job["created_by"], **stored)
+
+
+def authorize_submit(session: Session, *, by: Principal, options: dict[str, Any]) -> dict[str, Any]:
+    """The checked options of a job ``by`` may submit, with ``commune_code``, the commune it resolves to.
+
+    The ``commune`` option confines every parcel of the job to that commune (the pipeline rejects
+    the others), so it is what the scope is checked against. A caller whose scope is not the whole
+    country must give it; a national one may leave the commune to each parcel's location.
+    """
+    require(by, Action.RUN_IMPORTS)
+    reference = options.get("commune")
+    if reference is None:
+        if not by.everywhere:
+            raise Forbidden("import_job.commune_required")
+        return options
+    codes = session.execute(text("""
+        SELECT code FROM commune WHERE code = :ref OR national_code = :ref
+        UNION SELECT code FROM commune WHERE name_search = :search"""),
+        {"ref": reference, "search": search_form(reference)}).scalars().all()
+    if len(codes) != 1:  # unknown or ambiguous: the worker reports it, if the caller may import anywhere
+        if not by.everywhere:
+            raise Forbidden("auth.out_of_scope", communes=str(reference)[:100])
+        return options
+    require(by, Action.RUN_IMPORTS, communes=[codes[0]])
+    return {**options, "commune_code": str(codes[0])}
+
+
+def authorize(session: Session, job_id: uuid.UUID, *, by: Principal) -> None:
+    """Refuse ``by`` a job outside its scope: neither its own nor confined to a commune of its scope."""
+    require(by, Action.RUN_IMPORTS)
+    row = session.execute(text("SELECT created_by, options ->> 'commune_code' AS commune FROM import_job "
+                               "WHERE id = :id"), {"id": job_id}).first()
+    if row is None:
+        raise NotFound("import_job.not_found", id=str(job_id))
+    if by.everywhere or row.created_by == by.name or (row.commune is not None and by.covers(row.commune)):
+        return
+    raise Forbidden("auth.out_of_scope", communes=row.commune or "?")
 
 
 def submit(session: Session, *, job_id: uuid.UUID, file_name: str, upload_path: str, size_bytes: int,
@@ -116,13 +156,19 @@ def get(session: Session, job_id: uuid.UUID) -> dict[str, Any]:
     return dict(row)
 
 
-def list_jobs(session: Session, *, status: str | None, limit: int, offset: int) -> list[dict[str, Any]]:
-    """The most recent jobs first."""
+def list_jobs(session: Session, *, status: str | None, limit: int, offset: int,
+              by: Principal | None = None) -> list[dict[str, Any]]:
+    """The most recent jobs first; with ``by``, only its own and those confined to its scope."""
     reap(session)
+    mine = "TRUE"
+    params: dict[str, Any] = {"status": status, "limit": limit, "offset": offset}
+    if by is not None and not by.everywhere:
+        mine = "(created_by = :me OR options ->> 'commune_code' = ANY(CAST(:communes AS text[])))"
+        params.update(me=by.name, communes=sorted(by.communes))
     rows = session.execute(text(f"""
-        SELECT {PUBLIC_COLUMNS} FROM import_job WHERE (CAST(:status AS text) IS NULL OR status = :status)
+        SELECT {PUBLIC_COLUMNS} FROM import_job WHERE (CAST(:status AS text) IS NULL OR status = :status) AND {mine}
         ORDER BY created_at DESC, id LIMIT :limit OFFSET :offset
-    """), {"status": status, "limit": limit, "offset": offset}).mappings().all()
+    """), params).mappings().all()
     return [dict(r) for r in rows]
 
 

@@ -33,8 +33,8 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def get(url: str, timeout: float = 10) -> tuple[int, dict[str, str], bytes]:
-    request = urllib.request.Request(url, headers={"Accept-Language": "fr"})
+def get(url: str, timeout: float = 10, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+    request = urllib.request.Request(url, headers={"Accept-Language": "fr", **(headers or {})})
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.status, dict(response.headers), response.read()
@@ -42,10 +42,11 @@ def get(url: str, timeout: float = 10) -> tuple[int, dict[str, str], bytes]:
         return error.code, dict(error.headers), error.read()
 
 
-def start_server(settings: Settings, port: int, log: Path) -> subprocess.Popen[bytes]:
+def start_server(settings: Settings, port: int, log: Path,
+                 extra_env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     with log.open("wb") as handle:  # the child keeps its own copy of the descriptor
         process = subprocess.Popen([*SIFC, "serve", "--port", str(port)], cwd=REPO,
-                                   env=env_for(settings), stdout=handle,
+                                   env={**env_for(settings), **(extra_env or {})}, stdout=handle,
                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -68,3 +69,13 @@ def fingerprints(settings: Settings, tables: tuple[str, ...]) -> dict[str, tuple
         result = {t: table_fingerprint(conn, t) for t in tables}
     engine.dispose()
     return result
+
+
+def create_key(settings: Settings, role: str = "administrateur", *scope: str) -> dict[str, str]:
+    """Headers carrying a new API key made with ``sifc keys create`` (national administrator by default)."""
+    args = ["keys", "create", "--name", f"e2e-{role}", "--role", role]
+    for entry in scope:
+        args += ["--scope", entry]
+    done = run_cli(settings, *args)
+    assert done.returncode == 0, done.stderr
+    return {"X-API-Key": done.stdout.strip().splitlines()[-1]}

@@ -18,19 +18,22 @@ import shapely
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
-from tests.e2e.helpers import free_port, get, start_server
+from tests.e2e.helpers import create_key, free_port, get, start_server
 
 pytestmark = pytest.mark.e2e
 LARGE = 100_000  # enough parcels for each stage to last long enough to be caught
 
 
 def _post(url: str, data: bytes, headers: dict[str, str] | None = None) -> tuple[int, dict]:
-    request = urllib.request.Request(url, data=data, method="POST", headers=headers or {})
+    request = urllib.request.Request(url, data=data, method="POST", headers={**AUTH, **(headers or {})})
     try:
         with urllib.request.urlopen(request, timeout=60) as response:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read())
+
+
+AUTH: dict[str, str] = {}
 
 
 @pytest.fixture(scope="module")
@@ -42,6 +45,7 @@ def admin(fresh_db):
 
 @pytest.fixture(scope="module")
 def server(fresh_db, tmp_path_factory):
+    AUTH.update(create_key(fresh_db))  # imports need an analyste_sig or administrateur (issue 7)
     port = free_port()
     log = tmp_path_factory.mktemp("server") / "server.log"
     process = start_server(fresh_db, port, log)
@@ -102,7 +106,7 @@ def _wait_for(predicate, timeout: float = 120, every: float = 0.002):
 
 def _follow(base: str, job_id: str, timeout: float = 300) -> dict:
     def finished():
-        status, _, body = get(f"{base}/imports/{job_id}")
+        status, _, body = get(f"{base}/imports/{job_id}", headers=AUTH)
         job = json.loads(body)
         return job if job["status"] in ("done", "failed") else None
     return _wait_for(finished, timeout=timeout, every=0.2)
@@ -133,19 +137,18 @@ def test_analyst_uploads_and_follows_the_job_to_its_report(server, admin, tmp_pa
     assert done["status"] == "done" and done["dry_run"] and done["batch_id"] is None
     assert _batch_rows(admin) == (0, 0)
 
-    status, job = _post(f"{base}/imports?filename=lev%C3%A9.gpkg", path.read_bytes(),
-                        headers={"X-SIFC-User": "analyste"})
+    status, job = _post(f"{base}/imports?filename=lev%C3%A9.gpkg", path.read_bytes())
     done = _follow(base, job["id"])
     assert done["status"] == "done" and done["progress_done"] == done["progress_total"]
     summary = done["summary"]
     assert (summary["read"], summary["accepted"], summary["rejected"]) == (7, 4, 3)
     assert summary["rejected_by_reason"] == {"null_geometry": 1, "overlap_in_file": 2}
     assert set(summary["timings"]) == {"read", "stage", "validate", "commit"}
-    _, headers, body = get(done["links"]["report"])
+    _, headers, body = get(done["links"]["report"], headers=AUTH)
     report = json.loads(body)
     assert headers["content-type"] == "application/json" and len(report["issues"]) >= 3
     assert report["file"] == "levé.gpkg" and report["batch_id"] == done["batch_id"]
-    status, headers, body = get(done["links"]["rejects"])
+    status, headers, body = get(done["links"]["rejects"], headers=AUTH)
     assert status == 200 and headers["content-type"] == "application/geopackage+sqlite3"
     rejects = tmp_path / "rejets.gpkg"
     rejects.write_bytes(body)

@@ -9,7 +9,15 @@ from sqlalchemy import text
 
 from api.app import create_app
 from api.deps import get_session
+from tests.conftest import api_key
 from tests.integration.fixtures import bargny_origin, square, write
+
+
+@pytest.fixture
+def client(client, admin_headers):
+    """Imports need an analyste_sig or administrateur (issue 7): a national administrator's key."""
+    client.headers.update(admin_headers)
+    return client
 
 
 def _jobs(db):
@@ -79,13 +87,13 @@ def test_hostile_zips_are_refused_and_nothing_stays(client, db, settings):
     assert sorted(settings.upload_dir.rglob("*")) == before
 
 
-def test_upload_beyond_the_limit_is_refused(settings, db):
+def test_upload_beyond_the_limit_is_refused(settings, db, admin_headers):
     from fastapi.testclient import TestClient
 
     small = settings.model_copy(update={"max_upload_bytes": 1000})
     app = create_app(small)
     app.dependency_overrides[get_session] = lambda: (yield db)
-    client = TestClient(app)
+    client = TestClient(app, headers=admin_headers)
     # Declared too large: refused before reading.
     response = client.post("/imports?filename=a.geojson", content=b"{" * 5000,
                            headers={"Accept-Language": "fr"})
@@ -121,3 +129,50 @@ def test_bad_options_and_unknown_jobs(client, db, tmp_path):
     assert response.status_code == 409 and response.json()["type"] == "urn:sifc:problem:import_job.not_failed"
     assert client.get(f"/imports/{queued['id']}/report").status_code == 409
     assert client.get(f"/imports/{queued['id']}/rejects").status_code == 404
+
+
+# --- permissions (issue 7) ----------------------------------------------------------------
+
+@pytest.fixture
+def analysts(db):
+    return {
+        "bargny": {"X-API-Key": api_key(db, role="analyste_sig", scope=("commune:SN0104-bargny",), name="sig-b")},
+        "sandiara": {"X-API-Key": api_key(db, role="analyste_sig", scope=("commune:SN1301-sandiara",), name="sig-s")},
+        "agent": {"X-API-Key": api_key(db, role="agent_foncier", scope=("commune:SN0104-bargny",), name="agent")},
+    }
+
+
+def test_imports_need_an_analyst_in_scope(client, db, tmp_path, analysts):
+    data = _gpkg_bytes(db, tmp_path)
+    anonymous = client.post("/imports", files={"file": ("a.gpkg", data)}, data={"commune": "Bargny"},
+                            headers={"X-API-Key": ""})
+    assert anonymous.status_code == 401
+    agent = client.post("/imports", files={"file": ("a.gpkg", data)}, data={"commune": "Bargny"},
+                        headers=analysts["agent"])
+    assert agent.status_code == 403
+    no_commune = client.post("/imports", files={"file": ("a.gpkg", data)}, headers=analysts["bargny"])
+    assert no_commune.status_code == 403
+    assert no_commune.json()["type"] == "urn:sifc:problem:import_job.commune_required"
+    elsewhere = client.post("/imports", files={"file": ("a.gpkg", data)}, data={"commune": "Sandiara"},
+                            headers=analysts["bargny"])
+    assert elsewhere.status_code == 403 and elsewhere.json()["type"] == "urn:sifc:problem:auth.out_of_scope"
+    assert _jobs(db) == 0
+    mine = client.post("/imports", files={"file": ("a.gpkg", data)}, data={"commune": "bargny"},
+                       headers=analysts["bargny"])
+    assert mine.status_code == 202, mine.text
+    job = mine.json()
+    assert job["options"]["commune_code"] == "SN0104-bargny"
+    author = db.execute(text("SELECT created_by FROM import_job WHERE id = CAST(:id AS uuid)"), {"id": job["id"]})
+    assert author.scalar().endswith(" sig-b")
+    national = client.post("/imports", files={"file": ("a.gpkg", data)}).json()  # the administrator's, no commune
+    for url in (f"/imports/{job['id']}", f"/imports/{job['id']}/report", f"/imports/{job['id']}/rejects",
+                f"/imports/{job['id']}/retry"):
+        call = client.post if url.endswith("retry") else client.get
+        assert call(url, headers=analysts["sandiara"]).status_code == 403, url
+        assert call(url, headers=analysts["bargny"]).status_code not in (401, 403), url
+        assert call(url, headers=analysts["agent"]).status_code == 403, url
+    assert client.get(f"/imports/{national['id']}", headers=analysts["bargny"]).status_code == 403
+    seen = {j["id"] for j in client.get("/imports", headers=analysts["bargny"]).json()["jobs"]}
+    assert seen == {job["id"]}
+    assert client.get("/imports", headers=analysts["sandiara"]).json()["jobs"] == []
+    assert {j["id"] for j in client.get("/imports").json()["jobs"]} >= {job["id"], national["id"]}
