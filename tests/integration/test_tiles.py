@@ -15,6 +15,8 @@ from shapely.geometry import Polygon, box
 from sqlalchemy import text
 
 from sifc.imports.parcels import ParcelImportOptions, import_parcels
+from sifc.parcels import service
+from sifc.parcels.service import ParcelInput
 from sifc.tiles import PARCEL_FIELDS
 from tests.integration.fixtures import bargny_origin, write
 
@@ -138,7 +140,7 @@ def test_attribute_selection(client, corner):
     assert len(bare) == len(everything) and all(f["properties"] == {} for f in bare)
 
 
-@pytest.mark.parametrize("names", ["nicad,author", "created_by", "geom_3857"])
+@pytest.mark.parametrize("names", ["nicad,colour", "geom_3857", "source_id"])
 def test_unknown_attributes_are_refused(client, names):
     response = client.get("/tiles/parcels/16/0/0.mvt", params={"properties": names})
     assert response.status_code == 422
@@ -149,6 +151,14 @@ def test_unknown_attributes_are_refused(client, names):
     english = client.get("/tiles/parcels/16/0/0.mvt", params={"properties": names},
                          headers={"Accept-Language": "en"}).json()
     assert english["detail"].startswith("Unknown attributes")
+
+
+@pytest.mark.parametrize("names", ["nicad,author", "created_by"])
+def test_personal_names_are_refused(client, names):
+    response = client.get("/tiles/parcels/16/0/0.mvt", params={"properties": names})
+    assert 400 <= response.status_code < 500
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["type"] == "urn:sifc:problem:personal.refused"
 
 
 def test_empty_tile_and_below_minzoom_answer_204(client, corner):
@@ -179,14 +189,13 @@ def test_etag_and_304(client, corner):
     assert client.get(_url(tiles[0]), params={"properties": "nicad"}).headers["etag"] != tag
 
 
-def test_a_new_version_replaces_the_old_one_in_tiles(client, corner):
+def test_a_new_version_replaces_the_old_one_in_tiles(client, db, corner):
     squares, tiles, _ = corner
     tile = next(t for t in tiles if "0104040100900" in _expected(squares, t))
     before = {f["properties"]["nicad"]: f["properties"] for f in _decode(client.get(_url(tile)))}
     parcel_id = before["0104040100900"]["id"]
-    response = client.patch(f"/parcels/{parcel_id}", json={
-        "type": "Feature", "geometry": None, "properties": {"land_use": "commerce", "reason": "changement d'usage"}})
-    assert response.status_code == 200, response.text
+    service.update(db, parcel_id=parcel_id, author="test",
+                   data=ParcelInput(values={"land_use": "commerce"}, reason="changement d'usage"))
     after = [f["properties"] for f in _decode(client.get(_url(tile))) if f["properties"]["id"] == parcel_id]
     assert [(p["version"], p["land_use"]) for p in after] == [(2, "commerce")]
 
