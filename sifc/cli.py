@@ -546,7 +546,8 @@ def serve(
     supervisor.start()
     try:
         uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port,
-                    log_level="info", proxy_headers=False)
+                    log_level="info", proxy_headers=settings.forwarded_allow_ips is not None,
+                    forwarded_allow_ips=settings.forwarded_allow_ips)
     finally:
         supervisor.stop()
 

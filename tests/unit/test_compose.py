@@ -5,11 +5,14 @@ Specification's JSON schema (vendored by check-jsonschema) instead of being run.
 """
 
 import json
+import re
 from importlib import resources
 from pathlib import Path
 
 import jsonschema
 import yaml
+
+from sifc.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -47,3 +50,78 @@ def test_compose_api_runs_the_same_commands_as_make_run():
     for step in ("sifc db provision", "sifc territories load", "sifc demo load", "sifc serve"):
         assert step in command
         assert step.replace("sifc ", ".venv/bin/sifc ") in run
+
+
+# --- production profile: docker-compose.prod.yml and the proxy's template ----------------------
+
+TEMPLATE = REPO / "deploy" / "nginx" / "sifc.conf.template"
+REQUIRED = re.compile(r"^\$\{(SIFC_[A-Z_]+):\?[^}]+\}$")
+
+
+class _ComposeLoader(yaml.SafeLoader):
+    """YAML with Compose's merge tags (``!reset`` empties what the base file set)."""
+
+
+_ComposeLoader.add_constructor("!reset", lambda loader, node: [] if isinstance(node, yaml.SequenceNode) else None)
+
+
+def _production() -> dict:
+    return yaml.load((REPO / "docker-compose.prod.yml").read_text(), Loader=_ComposeLoader)  # noqa: S506
+
+
+def _required_variable(value: str) -> str | None:
+    match = REQUIRED.match(value)
+    return match.group(1) if match else None
+
+
+def test_production_override_matches_the_compose_specification():
+    schema_file = resources.files("check_jsonschema.builtin_schemas.vendor") / "compose-spec.json"
+    jsonschema.validate(_production(), json.loads(schema_file.read_text()))
+    assert set(_production()["services"]) <= set(_compose()["services"]) | {"proxy"}
+
+
+def test_production_has_no_default_secret():
+    services = _production()["services"]
+    api = services["api"]["environment"]
+    assert api["SIFC_ENVIRONMENT"] == "production"
+    assert _required_variable(api["SIFC_SECRET_KEY"]) == "SIFC_SECRET_KEY"
+    assert _required_variable(services["db"]["environment"]["POSTGRES_PASSWORD"]) == "SIFC_DB_PASSWORD"
+    for url, variable in ((api["SIFC_ADMIN_DATABASE_URL"], "SIFC_DB_PASSWORD"),
+                          (api["SIFC_DATABASE_URL"], "SIFC_APP_DB_PASSWORD")):
+        password = url.split("://", 1)[1].split("@", 1)[0].split(":", 1)[1]
+        assert _required_variable(password) == variable, url
+
+
+def test_production_serves_only_through_the_proxy():
+    services = _production()["services"]
+    assert services["api"]["ports"] == [] and services["db"]["ports"] == []
+    assert [port.split(":")[-1] for port in services["proxy"]["ports"]] == ["80", "443"]
+    assert services["proxy"]["networks"] == ["edge"]  # the proxy never reaches the database
+    command = " ".join(services["api"]["command"])
+    assert "demo" not in command and "sifc db provision" in command and "sifc serve" in command
+
+
+def test_the_api_trusts_forwarded_headers_from_the_proxy_network_only():
+    production = _production()
+    subnet = production["networks"]["edge"]["ipam"]["config"][0]["subnet"]
+    assert production["services"]["api"]["environment"]["SIFC_FORWARDED_ALLOW_IPS"] == subnet
+    assert production["services"]["proxy"]["image"] == _versions()["NGINX_IMAGE"]
+
+
+def test_the_proxy_template_gets_every_variable_it_uses():
+    used = set(re.findall(r"\$\{(SIFC_[A-Z_]+)\}", TEMPLATE.read_text()))
+    environment = _production()["services"]["proxy"]["environment"]
+    assert used == {name for name in environment if name.startswith("SIFC_")}
+    assert environment["NGINX_ENVSUBST_FILTER"] == "^SIFC_"
+    mounts = [volume.rsplit(":", 2)[1] for volume in _production()["services"]["proxy"]["volumes"]]
+    assert "/etc/nginx/templates/default.conf.template" in mounts
+    assert {environment["SIFC_TLS_CERT"], environment["SIFC_TLS_KEY"]} <= set(mounts)
+
+
+def test_the_proxy_upload_limit_is_the_api_limit():
+    services = _production()["services"]
+    limit = services["api"]["environment"]["SIFC_MAX_UPLOAD_BYTES"]
+    assert services["proxy"]["environment"]["SIFC_MAX_UPLOAD_BYTES"] == limit
+    default = Settings.model_fields["max_upload_bytes"].default
+    assert limit == f"${{SIFC_MAX_UPLOAD_BYTES:-{default}}}"
+    assert "client_max_body_size ${SIFC_MAX_UPLOAD_BYTES};" in TEMPLATE.read_text()
