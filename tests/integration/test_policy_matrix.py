@@ -1,0 +1,243 @@
+"""The role matrix (issue 7): every route of the OpenAPI document × every role, against data/policy.yaml.
+
+The policy file is written by hand; this test sends one minimal valid request per route and role
+(users with tokens scoped to Bargny, plus a national administrator) and compares: an allowed role
+never gets 401/403, a refused one gets 401 (anonymous) or 403 (signed in). A route of the document
+that the file does not list, or that this test cannot call, fails. Then hostile strings in every
+string path and query parameter of every GET route: a 4xx or a 200, never a 500, nothing leaked.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from shapely.geometry import mapping
+from sqlalchemy import text
+
+from sifc.auth import policy, tokens, users
+from sifc.auth.principal import ScopeEntry
+from tests.conftest import api_key
+from tests.integration.fixtures import bargny_origin, square
+
+BARGNY = "SN0104-bargny"
+PASSWORD = "matrix password 2026"
+ROLES = ("public", "lecteur", "agent_foncier", "analyste_sig", "administrateur")
+HOSTILE = ["' OR 1=1 --", "../../etc/passwd", "..%2F..%2Fetc%2Fpasswd", "%00", "\u0000", "x" * 5000,
+           "'; DROP TABLE parcel; --", "<script>alert(1)</script>", "${jndi:ldap://x}", "é" * 300]
+LEAKS = ("Traceback", "psycopg", "sqlalchemy", "SELECT ", "root:x:0:0", "/work/", "password", "secret")
+
+
+@pytest.fixture
+def world(client, db, settings) -> dict[str, Any]:
+    """Users of every role scoped to Bargny with their tokens, a national administrator, a parcel, a job."""
+    headers: dict[str, dict[str, str]] = {"public": {}}
+    ids = {}
+    for role in ROLES[1:]:
+        user_id = users.create(db, username=f"matrix.{role}", password=PASSWORD, role=role,
+                               scope=[ScopeEntry("commune", BARGNY)], created_by="tests")
+        ids[role] = user_id
+        token, _ = tokens.issue_access_token(settings, user_id=user_id, username=f"matrix.{role}", role=role,
+                                             scope=(ScopeEntry("commune", BARGNY),))
+        headers[role] = {"Authorization": f"Bearer {token}"}
+    national = {"X-API-Key": api_key(db)}
+    x, y = bargny_origin(db)
+    created = client.post("/parcels", params={"crs": "EPSG:32628"}, headers=national,
+                          json={"type": "Feature", "geometry": mapping(square(x, y)),
+                                "properties": {"nicad": "0104040199999", "reason": "matrice"}})
+    assert created.status_code == 201, created.text
+    job = client.post("/imports", headers=national, data={"commune": BARGNY, "dry_run": "true"},
+                      files={"file": ("m.geojson", _geojson_bytes(db))})
+    assert job.status_code == 202, job.text
+    where = client.get("/locate", params={"lon": -17.2283, "lat": 14.6933}).json()
+    return {"headers": headers, "national": national, "user_ids": ids, "parcel": created.json()["id"],
+            "job": job.json()["id"], "where": where, "origin": (x, y), "settings": settings, "db": db}
+
+
+def _geojson_bytes(db) -> bytes:
+    lon, lat = -17.2283, 14.6933
+    ring = [[lon, lat], [lon + 0.0002, lat], [lon + 0.0002, lat + 0.0002], [lon, lat + 0.0002], [lon, lat]]
+    return json.dumps({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {}, "geometry": {"type": "Polygon", "coordinates": [ring]}}]}).encode()
+
+
+def _path_values(world: dict[str, Any]) -> dict[str, str]:
+    return {"parcel_id": world["parcel"], "nicad": "0104040199999", "job_id": world["job"], "level": "commune",
+            "collection_id": "parcels", "feature_id": world["parcel"], "collection": "parcels",
+            "z": "14", "x": "7599", "y": "7520", "code": BARGNY}
+
+
+TERRITORY_CODES = {"poles": "pole", "regions": "region", "departments": "department",
+                   "arrondissements": "arrondissement", "communes": "commune"}
+
+
+def _fill(path: str, world: dict[str, Any]) -> str:
+    values = _path_values(world)
+    first = path.strip("/").split("/")[0]
+    if first in TERRITORY_CODES and "{code}" in path and not path.endswith("/parcels") and "export" not in path \
+            and not any(part in path for part in ("overlaps", "boundary-issues", "gaps")):
+        values["code"] = world["where"][TERRITORY_CODES[first]]["code"]
+    for name, value in values.items():
+        path = path.replace("{" + name + "}", str(value))
+    assert "{" not in path, f"no value for a path parameter of {path}"
+    return path
+
+
+def _requests(world: dict[str, Any], role: str) -> dict[tuple[str, str], Callable[[Any, str, dict], Any]]:
+    """Per route, a minimal valid request (the callable gets the client, the filled path and the headers)."""
+    settings, db = world["settings"], world["db"]
+    x, y = world["origin"]
+    offset = 40 * ((*ROLES, "national").index(role) + 1)
+
+    def refresh_token() -> str:
+        return tokens.issue_refresh_token(db, settings, user_id=world["user_ids"]["administrateur"])[0]
+
+    lon, lat = -17.2283, 14.6933
+    point = {"type": "Point", "coordinates": [lon, lat]}
+    return {
+        ("POST", "/auth/token"): lambda c, p, h: c.post(p, headers=h, data={"username": "matrix.administrateur",
+                                                                             "password": PASSWORD}),
+        ("POST", "/auth/refresh"): lambda c, p, h: c.post(p, headers=h, json={"refresh_token": refresh_token()}),
+        ("POST", "/auth/logout"): lambda c, p, h: c.post(p, headers=h, json={"refresh_token": refresh_token()}),
+        ("GET", "/locate"): lambda c, p, h: c.get(p, headers=h, params={"lon": lon, "lat": lat}),
+        ("POST", "/parcels"): lambda c, p, h: c.post(p, headers=h, params={"crs": "EPSG:32628"}, json={
+            "type": "Feature", "geometry": mapping(square(x + offset, y + 200)), "properties": {"reason": "m"}}),
+        ("PATCH", "/parcels/{parcel_id}"): lambda c, p, h: c.patch(p, headers=h, json={
+            "type": "Feature", "geometry": None, "properties": {"land_use": f"usage {role}", "reason": "m"}}),
+        ("POST", "/parcels/{parcel_id}/retire"): lambda c, p, h: c.post(p, headers=h, json={"reason": "m"}),
+        ("GET", "/parcels/at"): lambda c, p, h: c.get(p, headers=h, params={"lon": lon, "lat": lat}),
+        ("GET", "/parcels/in-bbox"): lambda c, p, h: c.get(p, headers=h, params={
+            "bbox": f"{lon},{lat},{lon + 0.01},{lat + 0.01}"}),
+        ("POST", "/parcels/intersecting"): lambda c, p, h: c.post(p, headers=h, json=point),
+        ("GET", "/parcels/near"): lambda c, p, h: c.get(p, headers=h, params={"lon": lon, "lat": lat, "distance": 100}),
+        ("GET", "/parcels/nearest"): lambda c, p, h: c.get(p, headers=h, params={"lon": lon, "lat": lat, "k": 2}),
+        ("POST", "/imports"): lambda c, p, h: c.post(p, headers=h, data={"commune": BARGNY, "dry_run": "true"},
+                                                     files={"file": ("m.geojson", io.BytesIO(_geojson_bytes(db)))}),
+        ("POST", "/imports/{job_id}/retry"): lambda c, p, h: c.post(p, headers=h),
+        ("GET", "/exports/parcels"): lambda c, p, h: c.get(p, headers=h, params={"format": "csv", "commune": BARGNY}),
+    }
+
+
+def _call(client, world, role: str, method: str, path: str):
+    special = _requests(world, role).get((method, path))
+    url = _fill(path, world)
+    headers = world["headers"][role]
+    if special is not None:
+        return special(client, url, headers)
+    assert method == "GET", f"{method} {path}: no minimal request in the matrix test"
+    return client.get(url, headers=headers)
+
+
+def _operations(client) -> list[tuple[str, str]]:
+    document = client.app.openapi()
+    return sorted((method.upper(), path) for path, item in document["paths"].items() for method in item)
+
+
+def test_every_route_every_role_against_the_policy(client, world):
+    rules = policy.load()
+    operations = _operations(client)
+    missing = [op for op in operations if op not in rules]
+    assert not missing, f"routes not in data/policy.yaml: {missing}"
+    wrong = []
+    for method, path in operations:
+        allowed = rules[(method, path)].allow
+        for role in ROLES:
+            response = _call(client, world, role, method, path)
+            status = response.status_code
+            assert status < 500, (method, path, role, status, response.text[:300])
+            if role in allowed:
+                ok = status not in (401, 403)
+            else:
+                ok = status == (401 if role == "public" else 403)
+            if not ok:
+                wrong.append(f"{method} {path} as {role}: {status} {response.text[:160]}")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_a_national_administrator_is_allowed_everywhere_the_policy_says(client, world):
+    rules = policy.load()
+    world["headers"]["national"] = world["national"]
+    for method, path in _operations(client):
+        if "administrateur" in rules[(method, path)].allow:
+            status = _call(client, world, "national", method, path).status_code
+            assert status not in (401, 403) and status < 500, (method, path, status)
+
+
+def _tamper(token: str) -> str:
+    header, payload, signature = token.split(".")
+    return f"{header}.{payload[:-2]}{'AA' if payload[-2:] != 'AA' else 'BB'}.{signature}"
+
+
+def test_expired_or_tampered_tokens_are_refused_with_401(client, world):
+    settings = world["settings"]
+    user_id = world["user_ids"]["administrateur"]
+    scope = (ScopeEntry("commune", BARGNY),)
+    expired, _ = tokens.issue_access_token(settings, user_id=user_id, username="matrix.administrateur",
+                                           role="administrateur", scope=scope,
+                                           now=datetime.now(UTC) - timedelta(hours=2))
+    good = world["headers"]["administrateur"]["Authorization"].removeprefix("Bearer ")
+    for token in (expired, _tamper(good), good[:-3], "x.y.z"):
+        for url in ("/auth/me", "/imports", "/communes/SN0104-bargny/parcels", f"/parcels/{world['parcel']}"):
+            response = client.get(url, headers={"Authorization": f"Bearer {token}"})
+            assert response.status_code == 401, (url, response.text)
+            assert response.headers["content-type"] == "application/problem+json"
+    assert client.get("/imports", headers={"X-API-Key": "sifc_0123456789_nope"}).status_code == 401
+
+
+def _string_parameters(document: dict[str, Any], path: str) -> tuple[list[str], list[str]]:
+    """The string path and query parameters of ``GET path``."""
+    operation = document["paths"][path]["get"]
+    in_path, in_query = [], []
+    for parameter in operation.get("parameters", []):
+        schema = parameter.get("schema", {})
+        types = {schema.get("type")} | {s.get("type") for s in schema.get("anyOf", [])}
+        if "string" in types and "enum" not in schema and not any("enum" in s for s in schema.get("anyOf", [])):
+            (in_path if parameter["in"] == "path" else in_query).append(parameter["name"])
+    return in_path, in_query
+
+
+def test_hostile_strings_in_every_string_parameter_never_cause_a_500_nor_leak(client, world):
+    document = client.app.openapi()
+    headers = world["national"]
+    tried = 0
+    for path, item in document["paths"].items():
+        if "get" not in item:
+            continue
+        in_path, in_query = _string_parameters(document, path)
+        base = _fill(path, world)
+        for hostile in HOSTILE:
+            for name in in_path:
+                url = path
+                for other in in_path:
+                    url = url.replace("{" + other + "}", "\u2063" if other == name else "{" + other + "}")
+                url = _fill(url, world).replace("\u2063", _quote(hostile))
+                tried += _check(client, url, headers, {})
+            for name in in_query:
+                tried += _check(client, base, headers, {name: hostile})
+    assert tried > 200
+
+
+def _quote(value: str) -> str:
+    from urllib.parse import quote
+
+    return quote(value, safe="")
+
+
+def _check(client, url: str, headers: dict[str, str], params: dict[str, str]) -> int:
+    response = client.get(url, headers=headers, params=params)
+    assert response.status_code < 500, (url, params, response.status_code, response.text[:300])
+    assert response.status_code in (200, 204, 400, 401, 403, 404, 405, 406, 409, 410, 413, 414, 422, 429), \
+        (url, params, response.status_code)
+    body = response.text
+    assert not any(leak in body for leak in LEAKS), (url, params, body[:300])
+    return 1
+
+
+def test_nothing_was_written_by_a_hostile_string(world):
+    db = world["db"]
+    assert db.execute(text("SELECT count(*) FROM commune")).scalar() > 500
+    assert db.execute(text("SELECT to_regclass('parcel')")).scalar() == "parcel"
