@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from api import problems
 from api.middleware import RefuseNul
-from api.routers import auth, exports, health, imports, ogc, parcels, spatial, territories, tiles
+from api.routers import admin, auth, exports, health, imports, ogc, parcels, spatial, territories, tiles
 from sifc import __version__
 from sifc.db import PoolReader, make_engine, make_read_pool, make_sessionmaker
 from sifc.settings import Settings
@@ -51,6 +51,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     app.include_router(health.router)
     app.include_router(auth.router)
+    app.include_router(admin.router)
     app.include_router(territories.router)
     app.include_router(spatial.router)  # before /parcels/{parcel_id}
     app.include_router(parcels.router)

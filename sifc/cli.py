@@ -43,6 +43,8 @@ users_app = typer.Typer(help="Comptes des utilisateurs (rôles et périmètres).
 keys_app = typer.Typer(help="Clés d'API des applications municipales.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
 app.add_typer(keys_app, name="keys")
+admin_app = typer.Typer(help="Administration : demandes d'accès (loi 2008-12).", no_args_is_help=True)
+app.add_typer(admin_app, name="admin")
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True, highlight=False)
@@ -524,6 +526,58 @@ def keys_revoke(prefix: Annotated[str, typer.Argument(help="Préfixe de la clé 
     finally:
         engine.dispose()
     out.print(_say(f"Clé {key.prefix} ({key.name}) révoquée.", f"Key {key.prefix} ({key.name}) revoked."))
+
+
+# --- admin ------------------------------------------------------------------------------
+
+@admin_app.command("subject")
+def admin_subject(
+    subject: Annotated[str, typer.Argument(
+        help="Identifiant ou numéro de compte, ou nom tel qu'écrit dans les données.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Le rapport en JSON, lignes comprises.")] = False,
+    limit: Annotated[int, typer.Option(min=1, help="Lignes au plus par source.")] = 10_000,
+) -> None:
+    """Demande d'accès : tout ce qui est détenu sur une personne, et qui l'a lu (inscrit au journal d'accès)."""
+    import getpass
+
+    from sifc.auth import subjects
+    from sifc.auth.principal import Principal
+    from sifc.db import make_engine, transaction
+
+    operator = Principal(kind="cli", role="administrateur", name=f"cli:{getpass.getuser()}", everywhere=True)
+    engine = make_engine(State.settings().db_url, application_name="sifc-cli")
+    try:
+        with transaction(engine) as session:
+            report = subjects.access_request(session, operator, query=subject, limit=limit, method="CLI",
+                                             endpoint="sifc admin subject")
+    finally:
+        engine.dispose()
+    data = subjects.as_dict(report)
+    if as_json:
+        out.print_json(json.dumps(data, default=str, ensure_ascii=False))
+        return
+    who = report.subject
+    account = _say(f"compte n° {who.user_id}", f"account #{who.user_id}") if who.user_id else _say(
+        "sans compte", "no account")
+    out.print(_say(f"Personne : {who.name} ({account}) — rapport du {_when(report.generated_at)}",
+                   f"Person: {who.name} ({account}) — report of {_when(report.generated_at)}"), highlight=False)
+    table = Table(title=_say("Données détenues", "Data held"))
+    for column in (_say("source", "source"), _say("lignes", "rows"), "description"):
+        table.add_column(column)
+    for source, found in report.sources:
+        table.add_row(source.name, str(found.count), source.description)
+    out.print(table)
+    reads = Table(title=_say("Qui a lu ses données", "Who read their data"))
+    for column in (_say("quand", "when"), _say("qui", "who"), _say("rôle", "role"), _say("accès", "access"),
+                   _say("objet", "subject")):
+        reads.add_column(column)
+    for row in report.reads.rows:
+        reads.add_row(_when(row["occurred_at"]), row["actor"], row["role"], f"{row['method']} {row['endpoint']}",
+                      f"{row['subject_kind']}:{row['subject_id']}")
+    out.print(reads)
+    if any(found.truncated for _, found in report.sources) or report.reads.truncated:
+        out.print(_say("Certaines sources ont plus de lignes que --limit : relancez avec un --limit plus grand.",
+                       "Some sources have more rows than --limit: run again with a larger --limit."))
 
 
 # --- serve ------------------------------------------------------------------------------

@@ -469,6 +469,12 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "SIFC_SECRET_KEY must be a random secret of at least {length} characters in production "
         "(for example: python3 -c 'import secrets; print(secrets.token_urlsafe(48))'); the service will not start.",
     },
+    "admin.bad_subject": {
+        "fr": "Personne à rechercher invalide : donnez un identifiant de compte, un numéro de compte ou un nom "
+              "(au plus {limit} caractères).",
+        "en": "Invalid person to look up: give an account name, an account number or a name "
+              "(at most {limit} characters).",
+    },
     "auth.required": {
         "fr": "Authentification requise : envoyez un jeton (Authorization: Bearer …) ou une clé d'API (X-API-Key).",
         "en": "Authentication required: send a token (Authorization: Bearer …) or an API key (X-API-Key).",

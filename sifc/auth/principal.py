@@ -98,7 +98,7 @@ class Principal:
     scope, so that it needs no set of every commune.
     """
 
-    kind: Literal["anonymous", "user", "api_key"]
+    kind: Literal["anonymous", "user", "api_key", "cli"]  # cli: an operator on the server (sifc admin …)
     role: str
     id: int | None = None
     name: str = ""
