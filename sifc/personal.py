@@ -37,6 +37,13 @@ PROTECTED_NAMES = frozenset(search_form(name) for name in (
 ))
 
 
+class PersonalFieldRefused(InvalidInput):
+    """A parameter named a personal field: 400 everywhere (a bad request, whatever the data)."""
+
+    status = 400
+    key = "personal.refused"
+
+
 def is_personal(name: str) -> bool:
     """Whether ``name`` (a property named by a client) designates personal data."""
     folded = search_form(name.strip().lstrip("+-"))
@@ -47,7 +54,7 @@ def refuse(names: Iterable[str]) -> None:
     """Refuse (400) a request naming a personal field; the message names the parameter, never data."""
     for name in names:
         if isinstance(name, str) and is_personal(name):
-            raise InvalidInput("personal.refused", name=name.strip()[:64])
+            raise PersonalFieldRefused("personal.refused", name=name.strip()[:64])
 
 
 def public(fields: Iterable[str]) -> list[str]:

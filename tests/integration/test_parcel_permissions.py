@@ -141,3 +141,33 @@ def test_personal_fields_only_in_scope_and_audited(client, db, parcels, keys):
     assert len(rows) == 2 + listed["numberReturned"]
     assert {(r.subject_kind, r.commune_code, r.method) for r in rows} == {("parcel", BARGNY, "GET")}
     assert pid in {r.subject_id for r in rows[2:]}
+
+
+PROBES = [
+    ("/ogc/collections/parcels/items", {"filter": "author = 'key:x agent'"}),
+    ("/ogc/collections/parcels/items", {"filter": "owner LIKE 'A%'"}),
+    ("/ogc/collections/parcels/items", {"filter": '{"op": "=", "args": [{"property": "created_by"}, "x"]}',
+                                        "filter-lang": "cql2-json"}),
+    ("/ogc/collections/parcels/items", {"sortby": "-author"}),
+    ("/ogc/collections/parcels/items", {"properties": "nicad,proprietaire"}),
+    ("/ogc/collections/parcels/items", {"cni": "1234"}),
+    ("/exports/parcels", {"format": "csv", "filter": "nin = '1'"}),
+    ("/communes/SN0104-bargny/parcels/export", {"filter": "S_INTERSECTS(holder, POINT(0 0))"}),
+    ("/tiles/parcels/16/30396/30081.mvt", {"properties": "nicad,nom"}),
+]
+
+
+def _answers(client):
+    return [(r.status_code, r.json()["type"], r.json()["detail"])
+            for r in (client.get(url, params=params) for url, params in PROBES)]
+
+
+def test_an_anonymous_filter_sortby_or_attribute_on_a_personal_field_reveals_nothing(client, db, keys):
+    before = _answers(client)  # no parcel yet in this transaction
+    assert {status for status, _, _ in before} == {400}
+    assert {kind for _, kind, _ in before} == {"urn:sifc:problem:personal.refused"}
+    x, y = bargny_origin(db)
+    created = client.post("/parcels", params={"crs": "EPSG:32628"}, headers=keys["agent_bargny"],
+                          json=_feature(square(x, y), reason="levé"))
+    assert created.status_code == 201
+    assert _answers(client) == before
