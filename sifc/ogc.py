@@ -18,6 +18,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from sifc.crs import to_storage_sql
+from sifc.db import Statement
 from sifc.errors import InvalidInput, NotFound
 from sifc.ogc_filter import SQL_TYPES, SqlFilter
 from sifc.parcels.spatial import bbox_values
@@ -284,7 +285,47 @@ def items(session: Session, collection_id: str, *, base: str, limit: int, offset
           bbox: tuple[float, float, float, float, int] | None, query: dict[str, str], crs: str = CRS84,
           cql: Any = None, filter_crs: str = CRS84, properties: list[str] | None = None,
           sortby: list[tuple[str, bool]] | None = None, equals: dict[str, str] | None = None) -> bytes:
-    """A page of a collection's features as a GeoJSON FeatureCollection with its links.
+    """A page of a collection's features as a GeoJSON FeatureCollection with its links (see :func:`items_page`)."""
+    page = items_page(collection_id, base=base, limit=limit, offset=offset, bbox=bbox, query=query, crs=crs,
+                      cql=cql, filter_crs=filter_crs, properties=properties, sortby=sortby, equals=equals)
+    matched = page.count.row(session)[0] if page.count is not None else None
+    return page.body(page.features.row(session), matched)
+
+
+@dataclass(frozen=True)
+class ItemsPage:
+    """A page of items: the statements to run (on a session or the read pool) and the envelope around them."""
+
+    features: Statement  # (rows fetched, up to limit + 1; the features' JSON array as text)
+    count: Statement | None  # numberMatched, where an exact count is cheap
+    url: str
+    query: dict[str, str]
+    limit: int
+    offset: int
+
+    def body(self, row: tuple[Any, ...], matched: int | None) -> bytes:
+        """The FeatureCollection: the envelope (links, counts) around the features PostGIS wrote, untouched."""
+        fetched, features = int(row[0]), str(row[1])
+        envelope: dict[str, Any] = {"type": "FeatureCollection", "numberReturned": min(fetched, self.limit)}
+        if matched is not None:
+            envelope["numberMatched"] = matched
+        links = [{"href": _href(self.url, self.query, self.limit, self.offset), "rel": "self",
+                  "type": "application/geo+json"}]
+        if fetched > self.limit:
+            links.append({"href": _href(self.url, self.query, self.limit, self.offset + self.limit), "rel": "next",
+                          "type": "application/geo+json"})
+        if self.offset > 0:
+            links.append({"href": _href(self.url, self.query, self.limit, max(0, self.offset - self.limit)),
+                          "rel": "prev", "type": "application/geo+json"})
+        envelope["links"] = links
+        return b"".join((orjson.dumps(envelope)[:-1], b',"features":', features.encode(), b"}"))
+
+
+def items_page(collection_id: str, *, base: str, limit: int, offset: int,
+               bbox: tuple[float, float, float, float, int] | None, query: dict[str, str], crs: str = CRS84,
+               cql: Any = None, filter_crs: str = CRS84, properties: list[str] | None = None,
+               sortby: list[tuple[str, bool]] | None = None, equals: dict[str, str] | None = None) -> ItemsPage:
+    """The statements of a page of a collection's features, and its envelope.
 
     ``limit`` above the maximum is clamped, as the standard asks. The next link exists when a
     further feature does (one more row is read to know). Pages are ordered by ``sortby`` and
@@ -310,30 +351,16 @@ def items(session: Session, collection_id: str, *, base: str, limit: int, offset
         params.update(translator.params)
     order = ", ".join([*(f"{spec.sortables[name][0]} {'DESC' if descending else 'ASC'}"
                          for name, descending in sortby or []), spec.key])
-    row = session.execute(text(f"""
+    features = Statement(f"""
         WITH page AS (SELECT t.* FROM {spec.table} t WHERE {where} ORDER BY {order} LIMIT :fetch OFFSET :offset),
              shown AS (SELECT * FROM page t ORDER BY {order} LIMIT :limit)
         SELECT (SELECT count(*) FROM page),
                coalesce((SELECT json_agg(json_build_object(
                    'type', 'Feature', 'id', {spec.key}, 'geometry', {_geometry(crs)},
                    'properties', {spec.properties_sql(properties)}) ORDER BY {order}) FROM shown t), '[]'::json)::text
-    """), params).one()
-    fetched, features = int(row[0]), str(row[1])
-    returned = min(fetched, limit)
-    envelope: dict[str, Any] = {"type": "FeatureCollection", "numberReturned": returned}
-    if spec.exact_count:
-        envelope["numberMatched"] = session.execute(
-            text(f"SELECT count(*) FROM {spec.table} t WHERE {where}"), params).scalar_one()
-    url = f"{base}/ogc/collections/{spec.id}/items"
-    links = [{"href": _href(url, query, limit, offset), "rel": "self", "type": "application/geo+json"}]
-    if fetched > limit:
-        links.append({"href": _href(url, query, limit, offset + limit), "rel": "next", "type": "application/geo+json"})
-    if offset > 0:
-        links.append({"href": _href(url, query, limit, max(0, offset - limit)), "rel": "prev",
-                      "type": "application/geo+json"})
-    envelope["links"] = links
-    head = orjson.dumps(envelope)
-    return head[:-1] + b',"features":' + features.encode() + b"}"
+    """, params)
+    count = Statement(f"SELECT count(*) FROM {spec.table} t WHERE {where}", params) if spec.exact_count else None
+    return ItemsPage(features, count, f"{base}/ogc/collections/{spec.id}/items", query, limit, offset)
 
 
 def _href(url: str, query: dict[str, str], limit: int, offset: int) -> str:

@@ -27,6 +27,7 @@ import morecantile
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from sifc.db import Statement
 from sifc.errors import InvalidInput, NotFound
 from sifc.models import STORAGE_SRID
 from sifc.personal import refuse as refuse_personal
@@ -170,7 +171,7 @@ def simplify_tolerance(z: int) -> float:
 
 
 @lru_cache(maxsize=512)
-def _statement(collection: str, names: tuple[str, ...], band: str) -> Any:
+def _statement(collection: str, names: tuple[str, ...], band: str) -> str:
     spec = LAYERS[collection]
     columns = "".join(f", {spec.fields[n].sql} AS \"{n}\"" for n in names)
     if band == "low":
@@ -185,28 +186,38 @@ def _statement(collection: str, names: tuple[str, ...], band: str) -> Any:
         # The index of current versions is in UTM 28N: the envelope is transformed, widened by 1 m (its
         # edges bend a little in UTM), then each candidate is tested exactly.
         match = f"t.geom && ST_Expand(ST_Transform(e.env, {STORAGE_SRID}), 1) AND ST_Intersects(t.geom_3857, e.env)"
-    return text(f"""
+    return f"""
         SELECT ST_AsMVT(q, '{spec.id}', {EXTENT}, 'geom') FROM (
             SELECT ST_AsMVTGeom({geom}, e.env, {EXTENT}, {BUFFER}, true) AS geom{columns}
             FROM (SELECT ST_TileEnvelope(:z, :x, :y) AS env) e
             JOIN {spec.table} t ON {match}
             WHERE {spec.where}
-        ) q WHERE q.geom IS NOT NULL""")
+        ) q WHERE q.geom IS NOT NULL"""
 
 
 def tile(session: Session, collection: str, *, z: int, x: int, y: int, names: tuple[str, ...]) -> bytes:
     """The tile's MVT bytes as PostGIS wrote them; empty when nothing is in it (or below the layer's minzoom)."""
+    statement = tile_statement(collection, z=z, x=x, y=y, names=names)
+    return tile_bytes(statement.row(session)[0]) if statement is not None else b""
+
+
+def tile_bytes(value: Any) -> bytes:
+    """The MVT bytes of the tile statement's value (``NULL`` or empty: an empty tile)."""
+    return bytes(value) if value else b""
+
+
+def tile_statement(collection: str, *, z: int, x: int, y: int, names: tuple[str, ...]) -> Statement | None:
+    """The statement writing the tile (for a session or the read pool); ``None`` when it is empty by construction."""
     check_tile(z, x, y)
     spec = layer(collection)
     if z < spec.minzoom or outside_served_area(z, x, y):
-        return b""
+        return None
     band = "detail"
     params: dict[str, Any] = {"z": z, "x": x, "y": y}
     if spec.territorial and z < DETAIL_ZOOM:
         band = "low" if z <= LOW_ZOOM else "middle"
         params["tolerance"] = simplify_tolerance(z)
-    body = session.execute(_statement(spec.id, names, band), params).scalar()
-    return bytes(body) if body else b""
+    return Statement(_statement(spec.id, names, band), params)
 
 
 def etag(body: bytes) -> str:
