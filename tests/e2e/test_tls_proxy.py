@@ -30,6 +30,7 @@ from sifc.settings import Settings
 from tests.conftest import IN_CI, REPO
 from tests.e2e.helpers import free_port, run_cli, start_server
 
+pytestmark = pytest.mark.e2e
 TEMPLATE = REPO / "deploy" / "nginx" / "sifc.conf.template"
 UPLOAD_LIMIT = 200_000
 SIGN_IN_RATE = 3
