@@ -186,12 +186,15 @@ def _statement(collection: str, names: tuple[str, ...], band: str) -> str:
         # The index of current versions is in UTM 28N: the envelope is transformed, widened by 1 m (its
         # edges bend a little in UTM), then each candidate is tested exactly.
         match = f"t.geom && ST_Expand(ST_Transform(e.env, {STORAGE_SRID}), 1) AND ST_Intersects(t.geom_3857, e.env)"
+    # OFFSET 0 fences the subquery: pushed into it, `q.geom IS NOT NULL` made PostgreSQL run
+    # ST_AsMVTGeom twice per feature (once to filter, once to output); same tile, 30-40 % less work.
     return f"""
         SELECT ST_AsMVT(q, '{spec.id}', {EXTENT}, 'geom') FROM (
             SELECT ST_AsMVTGeom({geom}, e.env, {EXTENT}, {BUFFER}, true) AS geom{columns}
             FROM (SELECT ST_TileEnvelope(:z, :x, :y) AS env) e
             JOIN {spec.table} t ON {match}
             WHERE {spec.where}
+            OFFSET 0
         ) q WHERE q.geom IS NOT NULL"""
 
 
