@@ -346,7 +346,8 @@ def main(args) -> int:
     (args.results_dir / f"{stem}.json").write_text(json.dumps(result, ensure_ascii=False, indent=1, default=str))
     (args.results_dir / f"{stem}.md").write_text(markdown)
     log(f"results: {args.results_dir / stem}.md / .json")
-    if checks["problems"] or any(sum(r.errors.values()) for r in results):
+    # Errors of our service or pgbench fail the run; TiPg's (timeouts under load) are only reported.
+    if checks["problems"] or any(sum(r.errors.values()) for r in results if r.side != "tipg"):
         return 1
     if args.enforce_targets and not all(t["ok"] for t in result["summary"]["targets"]):
         return 3
