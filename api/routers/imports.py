@@ -237,7 +237,7 @@ def get_import_rejects(job_id: str, session: SessionDep, principal: Importer) ->
                     headers={"Content-Disposition": f'attachment; filename="rejets-{job_id}.gpkg"'})
 
 
-@router.post("/{job_id}/retry", summary="Relancer une tâche échouée")
+@router.post("/{job_id}/retry", status_code=202, summary="Relancer une tâche échouée")
 def retry_import(job_id: str, request: Request, session: SessionDep, principal: Importer) -> Response:
     """Remet en file une tâche en échec (son fichier est conservé)."""
     return _json(_public(jobs.retry(session, _job(session, job_id, principal)), request), 202)

@@ -13,6 +13,9 @@ Examples are bounded and derandomized: the file runs in about a minute and a fai
 from __future__ import annotations
 
 import json
+import subprocess
+import urllib.parse
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -27,7 +30,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from tests.e2e.helpers import free_port, get, run_cli, start_server
+from tests.e2e.helpers import SIFC, free_port, get, run_cli, start_server
 
 pytestmark = pytest.mark.e2e
 
@@ -103,7 +106,8 @@ def _strategy(operation, known: dict[str, list[dict[str, str]]]) -> st.SearchStr
     return st.one_of(*generated, *real)
 
 
-def _run(url: str, known: dict[str, list[dict[str, str]]], path_regex: str | None = None) -> list[str]:
+def _run(url: str, known: dict[str, list[dict[str, str]]], path_regex: str | None = None,
+         headers: dict[str, str] | None = None, examples: settings = EXAMPLES) -> list[str]:
     """Run the generated requests of every operation of the document at ``url``; the failures, described."""
     schema = schemathesis.openapi.from_url(url)
     if path_regex:
@@ -114,9 +118,9 @@ def _run(url: str, known: dict[str, list[dict[str, str]]], path_regex: str | Non
         tested.append(operation.label)
 
         @given(case=_strategy(operation, known))
-        @EXAMPLES
+        @examples
         def check(case: schemathesis.Case) -> None:
-            case.call_and_validate(checks=CHECKS)
+            case.call_and_validate(checks=CHECKS, headers=headers)
 
         try:
             check()
@@ -133,6 +137,40 @@ def test_spatial_and_ogc_operations_answer_as_documented(server, known):
 
 def test_ogc_openapi_30_operations_answer_as_documented(server, known):
     failures = _run(f"{server[0]}/ogc/api", known)
+    assert not failures, "\n\n".join(failures)
+
+
+def _admin_token(fresh_db, base: str) -> dict[str, str]:
+    """A signed-in national administrator's access token (POST /auth/token), as a header."""
+    from tests.conftest import env_for
+
+    password = "schemathesis administrator"
+    created = subprocess.run([*SIFC, "users", "create", "st.admin", "--role", "administrateur", "--password-stdin"],
+                             input=f"{password}\n", env=env_for(fresh_db), capture_output=True, text=True,
+                             timeout=120, check=False)
+    assert created.returncode == 0, created.stderr
+    form = urllib.parse.urlencode({"username": "st.admin", "password": password}).encode()
+    with urllib.request.urlopen(urllib.request.Request(f"{base}/auth/token", data=form), timeout=30) as answer:
+        return {"Authorization": f"Bearer {json.loads(answer.read())['access_token']}"}
+
+
+def _job_id(base: str, headers: dict[str, str]) -> str:
+    body = json.dumps({"type": "FeatureCollection", "features": []}).encode()
+    request = urllib.request.Request(f"{base}/imports?filename=vide.geojson&dry_run=true", data=body,
+                                     headers=headers, method="POST")
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        return json.loads(answer.read())["id"]
+
+
+def test_every_operation_with_an_administrator_token_answers_as_documented(server, known, fresh_db):
+    """The whole API (writes, imports, exports, tiles, accounts) signed in as an administrator: no server error."""
+    base = server[0]
+    headers = _admin_token(fresh_db, base)
+    everything = {**known, "job_id": [{"job_id": _job_id(base, headers)}],
+                  "collection,x,y,z": [{"collection": "parcels", "z": 14, "x": 7599, "y": 7520},
+                                       {"collection": "communes", "z": 8, "x": 117, "y": 118}]}
+    bounded = settings(EXAMPLES, max_examples=12)
+    failures = _run(f"{base}/openapi.json", everything, headers=headers, examples=bounded)
     assert not failures, "\n\n".join(failures)
 
 

@@ -45,10 +45,10 @@ def test_far_point_has_no_nearest_parcels_and_no_location(client, grid):  # noqa
     assert response.status_code == 404 and response.json()["type"] == "urn:sifc:problem:locate.outside_senegal"
 
 
-def test_far_parcel_is_refused(client):
+def test_far_parcel_is_refused(client, admin_headers):
     square = [[[80, 0], [80.001, 0], [80.001, 0.001], [80, 0.001], [80, 0]]]
-    response = client.post("/parcels", json={"type": "Feature", "properties": {},
-                                             "geometry": {"type": "Polygon", "coordinates": square}})
+    response = client.post("/parcels", headers=admin_headers, json={
+        "type": "Feature", "properties": {}, "geometry": {"type": "Polygon", "coordinates": square}})
     assert response.status_code == 422, response.text
     assert response.json()["type"] == "urn:sifc:problem:parcel.outside_senegal"
 
