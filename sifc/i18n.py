@@ -581,6 +581,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "'{name}' is not a public property: personal data (law 2008-12) can be used neither as a filter, "
         "nor for sorting, nor as a requested attribute.",
     },
+    "import_job.rate_limited": {
+        "fr": "Trop d'envois de fichiers à importer : réessayez dans {seconds} s.",
+        "en": "Too many import uploads: try again in {seconds} s.",
+    },
     "export.rate_limited": {
         "fr": "Trop d'exports depuis votre adresse : réessayez dans {seconds} s.",
         "en": "Too many exports from your address: try again in {seconds} s.",

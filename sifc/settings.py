@@ -54,6 +54,8 @@ class Settings(BaseSettings):
     export_rate_per_minute: int = Field(default=120, ge=1, description=(
         "Exports per minute per client (its key or account, else its address), as a burst refilled evenly; "
         "beyond: 429 and Retry-After."))
+    import_rate_per_minute: int = Field(default=30, ge=1, description=(
+        "Import uploads per minute per client, as a burst refilled evenly; beyond: 429 and Retry-After."))
     lang: Literal["fr", "en"] = "fr"
     data_dir: Path = REPO_DATA_DIR
     pool_size: int = 10

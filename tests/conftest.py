@@ -50,6 +50,7 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     os.environ.setdefault("SIFC_DATABASE_URL", DEFAULT_TEST_URL)
     # Exports are rate limited per client (issue 7); the suite (and the servers it starts) exports far more.
     os.environ.setdefault("SIFC_EXPORT_RATE_PER_MINUTE", "1000000")
+    os.environ.setdefault("SIFC_IMPORT_RATE_PER_MINUTE", "1000000")
     # Uploads of this run (and of the servers it starts) stay in its own scratch folder.
     os.environ["SIFC_UPLOAD_DIR"] = str(tmp_path_factory.mktemp("uploads"))
     built = Settings(environment="test")

@@ -13,15 +13,14 @@ import tempfile
 from pathlib import Path as FilePath
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import FileResponse, Response, StreamingResponse
 from sqlalchemy.orm import Session
 from starlette.background import BackgroundTask
 
-from api.deps import PrincipalDep, SettingsDep, get_session
+from api.deps import get_session
+from api.limits import rate_limited
 from sifc import exports
-from sifc.auth.ratelimit import TokenBucket
-from sifc.errors import TooManyRequests
 
 router = APIRouter(tags=["Exports"])
 
@@ -45,23 +44,7 @@ EXPORT_RESPONSES: dict[int | str, dict[str, object]] = {200: {
     429: {"description": "Trop d'exports : réessayez après `Retry-After` secondes."}}
 
 
-def rate_limit(request: Request, settings: SettingsDep, principal: PrincipalDep) -> None:
-    """Exports are heavy: ``export_rate_per_minute`` per client (its key or account, else its address).
-
-    In-process buckets (``sifc.auth.ratelimit``): one API worker, as ``sifc serve`` runs.
-    """
-    bucket = getattr(request.app.state, "export_limiter", None)
-    if bucket is None:
-        rate = settings.export_rate_per_minute
-        bucket = request.app.state.export_limiter = TokenBucket(rate, rate / 60)
-    client = (f"{principal.kind}:{principal.id}" if principal.authenticated
-              else f"ip:{request.client.host if request.client else 'unknown'}")
-    wait = bucket.take(client)
-    if wait:
-        raise TooManyRequests("export.rate_limited", retry_after=wait)
-
-
-RateLimited = Depends(rate_limit)
+RateLimited = rate_limited("export", lambda settings: settings.export_rate_per_minute, "export.rate_limited")
 
 
 def _send(session: Session, selection: exports.Selection, fmt_name: str, crs: str | None) -> Response:

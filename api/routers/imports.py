@@ -17,6 +17,7 @@ from starlette.datastructures import UploadFile
 from starlette.types import Message
 
 from api.deps import SessionDep, SettingsDep, allow
+from api.limits import rate_limited
 from api.problems import language
 from sifc.auth.principal import Action, Principal
 from sifc.errors import InvalidInput, TooLarge, UnsupportedFormat
@@ -115,8 +116,13 @@ def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -
                     headers=headers)
 
 
+UploadRateLimited = rate_limited("import", lambda settings: settings.import_rate_per_minute, "import_job.rate_limited")
+
+
 @router.post("", status_code=202, summary="Téléverser un fichier à importer (tâche d'import)",
-             responses={202: {"content": {"application/json": {"example": JOB_EXAMPLE}}}})
+             dependencies=[UploadRateLimited],
+             responses={202: {"content": {"application/json": {"example": JOB_EXAMPLE}}},
+                        429: {"description": "Trop d'envois : réessayez après `Retry-After` secondes."}})
 async def create_import(
     request: Request, session: SessionDep, settings: SettingsDep, principal: Importer,
     filename: Annotated[str | None, Query(max_length=200, description="Nom du fichier (envoi brut).")] = None,

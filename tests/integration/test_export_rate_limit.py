@@ -24,3 +24,16 @@ def test_exports_beyond_the_rate_get_a_429_with_retry_after(settings, db):
     key = {"X-API-Key": api_key(db, role="lecteur", scope=("commune:SN0104-bargny",))}
     assert client.get(url, headers=key).status_code == 200
     assert "429" in app.openapi()["paths"]["/exports/parcels"]["get"]["responses"]
+
+
+def test_import_uploads_beyond_the_rate_get_a_429(settings, db):
+    app = create_app(settings.model_copy(update={"import_rate_per_minute": 1}))
+    app.dependency_overrides[get_session] = lambda: (yield db)
+    client = TestClient(app)
+    key = {"X-API-Key": api_key(db, role="analyste_sig", scope=("commune:SN0104-bargny",))}
+    url = "/imports?filename=vide.txt&commune=SN0104-bargny"
+    first = client.post(url, content=b"x", headers=key)
+    assert first.status_code == 415  # counted, then refused for its format
+    refused = client.post(url, content=b"x", headers=key)
+    assert refused.status_code == 429 and refused.json()["type"] == "urn:sifc:problem:import_job.rate_limited"
+    assert int(refused.headers["retry-after"]) >= 1
