@@ -4,7 +4,7 @@ Starts our service as the benchmark does, drives one case with wrk (16 clients) 
 uvicorn process with py-spy (``--gil``: only samples where Python holds the GIL, i.e. the
 interpreter's own work, not waits on the database or the socket). Writes the functions with the
 most samples, own and inclusive, and the process's CPU time per request, to
-``bench/results/serve-profile-<case>-<date>.md`` (the raw stacks beside it, for flame graphs).
+``bench/results/serve-profile-<case>-<date>.md`` (the raw stacks in ``bench/work``, for flame graphs).
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ def main(args) -> int:
     ours = servers.sifc(server.url(database.DATABASE, service=True), server.url(database.DATABASE),
                         pool_size=args.pool_size, work=work, extra_env={})
     stem = f"serve-profile-{args.case}-{started:%Y%m%d-%H%M%S}"
-    raw = args.results_dir / f"{stem}.raw"
+    raw = work / f"{stem}.raw"  # about 1 MB: kept with the run's logs (bench/work), not in results
     args.results_dir.mkdir(parents=True, exist_ok=True)
     try:
         ours.start()
@@ -94,7 +94,7 @@ def main(args) -> int:
              f"{data['p50_us'] / 1000:.1f} ms · p99 {data['p99_us'] / 1000:.1f} ms · service CPU "
              + (f"{cpu_ms:.2f} ms per request" if cpu_ms is not None else "–"),
              f"py-spy --gil, 250 Hz for {seconds} s: {total} samples with the GIL held "
-             f"({100 * total / (250 * seconds):.0f} % of the time); raw stacks: `{raw.name}`.", "",
+             f"({100 * total / (250 * seconds):.0f} % of the time); raw stacks: `{raw}`.", "",
              "| own % | function |", "|---|---|"]
     lines += [f"| {100 * n / total:.1f} | `{f}` |" for f, n in own]
     lines += ["", "| inclusive % | function |", "|---|---|"]
