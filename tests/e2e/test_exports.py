@@ -99,7 +99,8 @@ def test_cli_refusals_are_one_line(demo: Settings, tmp_path: Path) -> None:
     for args, message in (
         (["parcelles.kml"], "--format"),
         (["p.gpkg", "--commune", "Atlantide"], "Atlantide"),
-        (["p.gpkg", "--filter", "proprietaire = 'x'"], "CQL2"),
+        (["p.gpkg", "--filter", "surface_totale > 'x'"], "CQL2"),
+        (["p.gpkg", "--filter", "proprietaire = 'x'"], "loi 2008-12"),  # personal data: refused as such
         (["p.gpkg", "--crs", "EPSG:3857"], "EPSG:3857"),
         ([str(existing)], "--overwrite"),
     ):
