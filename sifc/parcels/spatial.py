@@ -73,6 +73,12 @@ def _point(lon: float, lat: float) -> dict[str, float]:
 
 
 POINT_SQL = point_sql()  # empty outside the domain: nothing there is near a parcel
+# Inside the domain the clipping changes nothing and costs about a quarter of a point lookup.
+DIRECT_POINT_SQL = "ST_Transform(ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), 32628)"
+
+
+def _point_sql(lon: float, lat: float) -> str:
+    return DIRECT_POINT_SQL if in_domain(lon, lat) else POINT_SQL
 
 
 def at_point(session: Session, *, lon: float, lat: float, crs: int = 4326) -> bytes:
@@ -82,7 +88,8 @@ def at_point(session: Session, *, lon: float, lat: float, crs: int = 4326) -> by
 
 def at_point_statement(*, lon: float, lat: float, crs: int = 4326) -> Statement:
     """The statement of :func:`at_point` (one text value), for the read pool of ``GET /parcels/at``."""
-    return _collection_statement(f"ST_Covers(p.geom, {POINT_SQL})", _point(lon, lat), crs=crs)
+    params = _point(lon, lat)
+    return _collection_statement(f"ST_Covers(p.geom, {_point_sql(lon, lat)})", params, crs=crs)
 
 
 def bbox_values(raw: str) -> tuple[float, float, float, float]:
@@ -148,11 +155,12 @@ def within_distance(session: Session, *, lon: float, lat: float, distance_m: flo
     """The current parcels within ``distance_m`` metres of a point, nearest first, with their distance."""
     if not (math.isfinite(distance_m) and 0 <= distance_m <= MAX_DISTANCE_M):
         raise InvalidInput("spatial.bad_distance", distance=distance_m, limit=MAX_DISTANCE_M)
-    return _collection(session, f"ST_DWithin(p.geom, {POINT_SQL}, :distance)",
-                       {**_point(lon, lat), "distance": distance_m}, crs=crs,
+    params = {**_point(lon, lat), "distance": distance_m}
+    point = _point_sql(lon, lat)
+    return _collection(session, f"ST_DWithin(p.geom, {point}, :distance)", params, crs=crs,
                        order="distance_m, parcel_id", limit=min(limit, MAX_FEATURES),
                        extra=", 'distance_m', round(p.distance_m::numeric, 2)",
-                       extra_select=f", ST_Distance(p.geom, {POINT_SQL}) AS distance_m")
+                       extra_select=f", ST_Distance(p.geom, {point}) AS distance_m")
 
 
 def nearest(session: Session, *, lon: float, lat: float, k: int, crs: int = 4326) -> bytes:
@@ -163,7 +171,7 @@ def nearest(session: Session, *, lon: float, lat: float, k: int, crs: int = 4326
     if not in_domain(lon, lat):
         # Far from Senegal, distances in the storage CRS mean nothing (or fail): refuse rather than rank.
         raise InvalidInput("locate.outside_senegal", lon=lon, lat=lat)
-    point = POINT_SQL
+    point = DIRECT_POINT_SQL
     row = session.execute(text(f"""
         WITH hits AS (
             SELECT p.*, ST_Distance(p.geom, {point}) AS distance_m
