@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api import problems
+from api import access_log, problems
 from api.middleware import RefuseNul
 from api.routers import admin, auth, exports, health, imports, ogc, parcels, spatial, territories, tiles
 from sifc import __version__
@@ -46,6 +46,7 @@ def create_app(settings: Settings) -> FastAPI:
     app = FastAPI(title="SIFC", version=__version__, description=DESCRIPTION, lifespan=lifespan)
     app.state.settings = settings
     problems.install(app)
+    access_log.install()
 
     app.add_middleware(RefuseNul)
 
