@@ -590,6 +590,8 @@ def serve(
         help="Processus d'import à lancer avec le service (0 : aucun).")] = None,
 ) -> None:
     """Sert l'API (documentation OpenAPI sur /docs) et lance le(s) processus d'import."""
+    import gc
+
     import uvicorn
 
     from api.app import create_app
@@ -598,8 +600,13 @@ def serve(
     settings = State.settings()
     supervisor = WorkerSupervisor(settings.import_workers if import_workers is None else import_workers)
     supervisor.start()
+    application = create_app(settings)
+    # Everything imported so far (pandas, pyproj, shapely…) lives as long as the process: frozen, it is
+    # no longer walked by each full garbage collection, whose pauses were the long tail of fast requests.
+    gc.collect()
+    gc.freeze()
     try:
-        uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port,
+        uvicorn.run(application, host=host or settings.host, port=port or settings.port,
                     log_level="info", proxy_headers=settings.forwarded_allow_ips is not None,
                     forwarded_allow_ips=settings.forwarded_allow_ips)
     finally:
