@@ -11,8 +11,10 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from pydantic import ValidationError
@@ -23,6 +25,9 @@ from sqlalchemy.exc import OperationalError
 from sifc.errors import SifcError
 from sifc.i18n import Lang, translate
 from sifc.settings import Settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 app = typer.Typer(help="SIFC — Système d'Information Foncière Communale.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -375,6 +380,19 @@ def _when(value) -> str:  # type: ignore[no-untyped-def]
     return value.strftime("%Y-%m-%d %H:%M") if value else "—"
 
 
+@contextmanager
+def _database() -> Iterator[Session]:
+    """One transaction on the configured database (committed when the block ends), then the engine closed."""
+    from sifc.db import make_engine, transaction
+
+    engine = make_engine(State.settings().db_url, application_name="sifc-cli")
+    try:
+        with transaction(engine) as session:
+            yield session
+    finally:
+        engine.dispose()
+
+
 @users_app.command("create")
 def users_create(
     username: Annotated[str, typer.Argument(help="Identifiant (a-z, 0-9, . _ - @).")],
@@ -385,18 +403,13 @@ def users_create(
 ) -> None:
     """Crée un compte ; le mot de passe est demandé deux fois (ou lu sur l'entrée standard)."""
     from sifc.auth import scopes, users
-    from sifc.db import make_engine, transaction
 
     entries = scopes.parse(scope or [])
     password = _read_password(password_stdin)
-    engine = make_engine(State.settings().db_url, application_name="sifc-cli")
-    try:
-        with transaction(engine) as session:
-            user_id = users.create(session, username=username, password=password, role=role, scope=entries,
-                                   created_by="cli")
-            user = users.get(session, user_id=user_id)
-    finally:
-        engine.dispose()
+    with _database() as session:
+        user_id = users.create(session, username=username, password=password, role=role, scope=entries,
+                               created_by="cli")
+        user = users.get(session, user_id=user_id)
     out.print(_say(f"Compte « {user.username} » créé : {user.role}, périmètre {_scope_text(user.scope)}.",
                    f"Account '{user.username}' created: {user.role}, scope {_scope_text(user.scope)}."))
 
@@ -405,14 +418,9 @@ def users_create(
 def users_list() -> None:
     """Liste les comptes : rôle, périmètre, état, dernière connexion."""
     from sifc.auth import users
-    from sifc.db import make_engine, make_sessionmaker
 
-    engine = make_engine(State.settings().db_url, application_name="sifc-cli")
-    try:
-        with make_sessionmaker(engine)() as session:
-            accounts = users.list_users(session)
-    finally:
-        engine.dispose()
+    with _database() as session:
+        accounts = users.list_users(session)
     table = Table(title=_say("Comptes", "Accounts"))
     for column in (_say("identifiant", "username"), _say("rôle", "role"), _say("périmètre", "scope"),
                    _say("état", "status"), _say("dernière connexion", "last sign-in")):
@@ -427,14 +435,9 @@ def users_list() -> None:
 def users_disable(username: Annotated[str, typer.Argument(help="Identifiant du compte.")]) -> None:
     """Désactive un compte (jamais supprimé) et révoque ses sessions."""
     from sifc.auth import users
-    from sifc.db import make_engine, transaction
 
-    engine = make_engine(State.settings().db_url, application_name="sifc-cli")
-    try:
-        with transaction(engine) as session:
-            user = users.disable(session, username=username)
-    finally:
-        engine.dispose()
+    with _database() as session:
+        user = users.disable(session, username=username)
     out.print(_say(f"Compte « {user.username} » désactivé ; ses sessions sont révoquées.",
                    f"Account '{user.username}' disabled; its sessions are revoked."))
 
@@ -443,14 +446,9 @@ def users_disable(username: Annotated[str, typer.Argument(help="Identifiant du c
 def users_enable(username: Annotated[str, typer.Argument(help="Identifiant du compte.")]) -> None:
     """Réactive un compte et lève son verrouillage."""
     from sifc.auth import users
-    from sifc.db import make_engine, transaction
 
-    engine = make_engine(State.settings().db_url, application_name="sifc-cli")
-    try:
-        with transaction(engine) as session:
-            user = users.enable(session, username=username)
-    finally:
-        engine.dispose()
+    with _database() as session:
+        user = users.enable(session, username=username)
     out.print(_say(f"Compte « {user.username} » actif.", f"Account '{user.username}' active."))
 
 
@@ -465,7 +463,6 @@ def keys_create(
     from datetime import UTC, datetime
 
     from sifc.auth import keys, scopes
-    from sifc.db import make_engine, transaction
     from sifc.errors import InvalidInput
 
     entries = scopes.parse(scope or [])
@@ -476,13 +473,9 @@ def keys_create(
         except ValueError as error:
             raise InvalidInput("auth.bad_expiry", value=expires) from error
         expires_at = expires_at if expires_at.tzinfo else expires_at.replace(tzinfo=UTC)
-    engine = make_engine(State.settings().db_url, application_name="sifc-cli")
-    try:
-        with transaction(engine) as session:
-            _key_id, key = keys.create(session, name=name, role=role, scope=entries, expires_at=expires_at,
-                                       created_by="cli")
-    finally:
-        engine.dispose()
+    with _database() as session:
+        _key_id, key = keys.create(session, name=name, role=role, scope=entries, expires_at=expires_at,
+                                   created_by="cli")
     err.print(_say("Clé créée ; copiez-la maintenant, elle ne sera plus jamais affichée :",
                    "Key created; copy it now, it will never be shown again:"))
     print(key)
@@ -492,14 +485,9 @@ def keys_create(
 def keys_list() -> None:
     """Liste les clés (jamais leur secret) : préfixe, application, rôle, périmètre, état."""
     from sifc.auth import keys
-    from sifc.db import make_engine, make_sessionmaker
 
-    engine = make_engine(State.settings().db_url, application_name="sifc-cli")
-    try:
-        with make_sessionmaker(engine)() as session:
-            found = keys.list_keys(session)
-    finally:
-        engine.dispose()
+    with _database() as session:
+        found = keys.list_keys(session)
     table = Table(title=_say("Clés d'API", "API keys"))
     for column in (_say("préfixe", "prefix"), _say("application", "app"), _say("rôle", "role"),
                    _say("périmètre", "scope"), _say("état", "status"), _say("expire", "expires"),
@@ -517,14 +505,9 @@ def keys_list() -> None:
 def keys_revoke(prefix: Annotated[str, typer.Argument(help="Préfixe de la clé (ou la clé entière).")]) -> None:
     """Révoque une clé d'API : elle est refusée dès la requête suivante."""
     from sifc.auth import keys
-    from sifc.db import make_engine, transaction
 
-    engine = make_engine(State.settings().db_url, application_name="sifc-cli")
-    try:
-        with transaction(engine) as session:
-            key = keys.revoke(session, prefix=prefix)
-    finally:
-        engine.dispose()
+    with _database() as session:
+        key = keys.revoke(session, prefix=prefix)
     out.print(_say(f"Clé {key.prefix} ({key.name}) révoquée.", f"Key {key.prefix} ({key.name}) revoked."))
 
 
@@ -542,16 +525,11 @@ def admin_subject(
 
     from sifc.auth import subjects
     from sifc.auth.principal import Principal
-    from sifc.db import make_engine, transaction
 
     operator = Principal(kind="cli", role="administrateur", name=f"cli:{getpass.getuser()}", everywhere=True)
-    engine = make_engine(State.settings().db_url, application_name="sifc-cli")
-    try:
-        with transaction(engine) as session:
-            report = subjects.access_request(session, operator, query=subject, limit=limit, method="CLI",
-                                             endpoint="sifc admin subject")
-    finally:
-        engine.dispose()
+    with _database() as session:
+        report = subjects.access_request(session, operator, query=subject, limit=limit, method="CLI",
+                                         endpoint="sifc admin subject")
     data = subjects.as_dict(report)
     if as_json:
         out.print_json(json.dumps(data, default=str, ensure_ascii=False))
