@@ -67,7 +67,8 @@ def problem(status: int, *, key: str, detail: str, lang: Lang, instance: str,
 def _title(status: int, lang: Lang) -> str:
     titles_fr = {400: "Requête invalide", 401: "Authentification requise", 403: "Accès refusé",
                  404: "Introuvable", 405: "Méthode non autorisée", 429: "Trop de requêtes",
-                 409: "Conflit", 413: "Contenu trop volumineux", 415: "Format non pris en charge",
+                 409: "Conflit", 410: "Supprimé", 412: "Précondition échouée",
+                 428: "Précondition requise", 413: "Contenu trop volumineux", 415: "Format non pris en charge",
                  422: "Paramètres invalides", 500: "Erreur interne", 503: "Service indisponible"}
     if lang == "fr" and status in titles_fr:
         return titles_fr[status]

@@ -119,3 +119,17 @@ class ConfigurationError(SifcError, ValueError):
     """Settings the service refuses to start with (a ValueError, so pydantic reports it)."""
 
     status = 500
+
+
+class PreconditionFailed(SifcError):
+    """``If-Match`` names a version that is no longer the current one (RFC 9110 §13.1.1): reread, then write."""
+
+    status = 412
+    key = "http.precondition_failed"
+
+
+class PreconditionRequired(SifcError):
+    """A write without ``If-Match`` (RFC 6585 §3): the lost-update problem is refused, not guessed around."""
+
+    status = 428
+    key = "http.precondition_required"

@@ -593,6 +593,157 @@ MESSAGES: dict[str, dict[str, str]] = {
         "fr": "Votre périmètre est limité à certaines communes : indiquez l'option « commune » de l'import.",
         "en": "Your scope is limited to some communes: give the import's 'commune' option.",
     },
+    # Concurrency (issue 8): RFC 9110 §13.1.1 and RFC 6585 §3
+    "http.precondition_failed": {
+        "fr": "Cet enregistrement a changé depuis votre lecture (If-Match périmé) : relisez-le, puis refaites "
+        "votre modification.",
+        "en": "This record changed since you read it (stale If-Match): read it again, then redo your change.",
+    },
+    "http.precondition_required": {
+        "fr": "Modification refusée sans en-tête If-Match : envoyez l'ETag reçu à la lecture de l'enregistrement.",
+        "en": "Change refused without an If-Match header: send the ETag you received when reading the record.",
+    },
+    "parcel.not_at_date": {
+        "fr": "La parcelle « {id} » n'existait pas au registre à la date {at}.",
+        "en": "Parcel '{id}' was not in the register at {at}.",
+    },
+    # Tenure (issue 8)
+    "tenure.not_found": {"fr": "Aucun(e) {kind} d'identifiant « {id} ».", "en": "No {kind} with id '{id}'."},
+    "tenure.date_in_future": {
+        "fr": "La date {field} ({date}) est dans le futur.", "en": "Date {field} ({date}) lies in the future."},
+    "tenure.parcel_retired": {
+        "fr": "La parcelle « {id} » est retirée : aucun droit ni procédure ne peut plus y être inscrit.",
+        "en": "Parcel '{id}' is retired: no right or procedure can be recorded on it any more.",
+    },
+    "tenure.under_litige": {
+        "fr": "La parcelle « {id} » fait l'objet d'un litige en cours ({litiges}) : aucune modification n'est "
+        "possible avant sa mainlevée.",
+        "en": "Parcel '{id}' is under a dispute ({litiges}): no change is possible until it is lifted.",
+    },
+    "party.not_found": {"fr": "Aucune partie d'identifiant « {id} ».", "en": "No party with id '{id}'."},
+    "party.bad_kind": {
+        "fr": "Type de partie « {kind} » inconnu ; types possibles : {kinds}.",
+        "en": "Unknown party kind '{kind}'; possible kinds: {kinds}.",
+    },
+    "party.bad_group_type": {
+        "fr": "Un groupement a un type parmi : {types}.", "en": "A group has a type among: {types}."},
+    "party.members_of_group_only": {
+        "fr": "Seul un groupement a des membres.", "en": "Only a group has members."},
+    "party.name_required": {"fr": "Le nom de la partie est obligatoire.", "en": "The party's name is required."},
+    "party.unknown_commune": {"fr": "Commune « {commune} » inconnue.", "en": "Unknown commune '{commune}'."},
+    "party.reason_required": {
+        "fr": "Indiquez le motif de la modification (reason).", "en": "Give the reason for the change (reason)."},
+    "party.no_change": {"fr": "Aucun changement par rapport à la version en vigueur.",
+                        "en": "Nothing differs from the current version."},
+    "rrr.not_found": {"fr": "Aucun droit d'identifiant « {id} ».", "en": "No right with id '{id}'."},
+    "rrr.bad_share": {
+        "fr": "Quote-part « {share} » invalide : une fraction entre 0 (exclu) et 1, par exemple 1/2.",
+        "en": "Invalid share '{share}': a fraction between 0 (excluded) and 1, e.g. 1/2.",
+    },
+    "rrr.duplicate_holder": {"fr": "La partie « {party} » figure deux fois parmi les titulaires.",
+                             "en": "Party '{party}' is listed twice among the holders."},
+    "rrr.holders_required": {"fr": "Un droit a au moins un titulaire.", "en": "A right has at least one holder."},
+    "rrr.shares_not_one": {
+        "fr": "Les quotes-parts des titulaires totalisent {total}, et non 1.",
+        "en": "The holders' shares sum to {total}, not 1.",
+    },
+    "rrr.affectation_exists": {
+        "fr": "La parcelle « {parcel} » a déjà une affectation en vigueur (une affectation partagée est un seul "
+        "droit à plusieurs titulaires).",
+        "en": "Parcel '{parcel}' already has an affectation in force (a shared affectation is one right with "
+        "several holders).",
+    },
+    "rrr.source_required": {"fr": "Indiquez la source (acte, délibération…) sur laquelle repose ce droit.",
+                            "en": "Give the source (act, délibération…) this right rests on."},
+    "rrr.bad_type": {"fr": "Type « {type} » inconnu ; types possibles : {types}.",
+                     "en": "Unknown type '{type}'; possible types: {types}."},
+    "rrr.affectation_needs_procedure": {
+        "fr": "Une affectation ne s'inscrit pas directement : elle résulte d'une procédure de la commission "
+        "domaniale achevée (POST /procedures).",
+        "en": "An affectation is not recorded directly: it results from a completed procedure of the commission "
+        "domaniale (POST /procedures).",
+    },
+    "rrr.tf_number_required": {"fr": "Un titre foncier a un numéro au livre foncier (tf_number).",
+                               "en": "A titre foncier has a number in the livre foncier (tf_number)."},
+    "rrr.ended": {"fr": "Le droit « {id} » a pris fin le {date} : il ne peut plus changer.",
+                  "en": "Right '{id}' ended on {date}: it can no longer change."},
+    "rrr.reason_required": {"fr": "Indiquez le motif (reason).", "en": "Give the reason (reason)."},
+    "rrr.affectation_not_transferable": {
+        "fr": "Une affectation ne se vend ni ne se transmet : elle est retirée (désaffectation) puis accordée à "
+        "nouveau par une procédure.",
+        "en": "An affectation is never sold or transferred: it is withdrawn (désaffectation) and granted again "
+        "through a procedure.",
+    },
+    "rrr.no_change": {"fr": "Aucun changement par rapport à la version en vigueur.",
+                      "en": "Nothing differs from the current version."},
+    "rrr.bad_end_cause": {"fr": "Cause de fin « {cause} » inconnue ; causes possibles : {causes}.",
+                          "en": "Unknown end cause '{cause}'; possible causes: {causes}."},
+    "rrr.litige_lifted_by_mainlevee": {"fr": "Un litige prend fin par sa mainlevée (cause « mainlevee »).",
+                                       "en": "A litige ends with its lifting (cause 'mainlevee')."},
+    "rrr.mainlevee_for_restrictions": {"fr": "La mainlevée met fin à un litige, pas à un droit.",
+                                       "en": "A mainlevée ends a litige, not a right."},
+    "rrr.end_before_start": {"fr": "La date de fin précède le début du droit ({start}).",
+                             "en": "The end date is before the right's start ({start})."},
+    "rrr.desaffectation_needs_deliberation": {
+        "fr": "Une désaffectation repose sur une délibération du conseil municipal (source de type deliberation).",
+        "en": "A désaffectation rests on a délibération of the municipal council (a source of kind deliberation).",
+    },
+    "rrr.desaffectation_needs_notice": {
+        "fr": "Une désaffectation suppose une mise en demeure préalable (notice_date).",
+        "en": "A désaffectation requires a prior formal notice (notice_date).",
+    },
+    "rrr.notice_too_short": {
+        "fr": "La désaffectation ne peut prendre effet moins de {days} jours après la mise en demeure du {notice}.",
+        "en": "The désaffectation cannot take effect less than {days} days after the formal notice of {notice}.",
+    },
+    "source.not_found": {"fr": "Aucune source d'identifiant « {id} ».", "en": "No source with id '{id}'."},
+    "source.other_commune": {"fr": "La source « {id} » n'est pas de la commune {commune}.",
+                             "en": "Source '{id}' is not of commune {commune}."},
+    "source.bad_kind": {"fr": "Type de source « {kind} » inconnu ; types possibles : {kinds}.",
+                        "en": "Unknown source kind '{kind}'; possible kinds: {kinds}."},
+    "source.deliberation_fields": {
+        "fr": "Une délibération a un numéro (reference) et une session du conseil (council_session).",
+        "en": "A délibération has a number (reference) and a council session (council_session).",
+    },
+    "source.bad_authority": {"fr": "Une approbation est donnée par : {authorities}.",
+                             "en": "An approval is given by: {authorities}."},
+    "source.bad_file_type": {"fr": "Le document n'est ni un PDF, ni une image JPEG, PNG ou TIFF.",
+                             "en": "The document is neither a PDF nor a JPEG, PNG or TIFF image."},
+    "source.empty_file": {"fr": "Le document est vide.", "en": "The document is empty."},
+    "source.file_too_large": {"fr": "Le document dépasse la taille admise ({limit_mib} Mio).",
+                              "en": "The document exceeds the size allowed ({limit_mib} MiB)."},
+    "source.file_not_found": {"fr": "Aucun document d'identifiant « {id} ».", "en": "No document with id '{id}'."},
+    "procedure.not_found": {"fr": "Aucune procédure d'identifiant « {id} ».", "en": "No procedure with id '{id}'."},
+    "procedure.already_open": {"fr": "Une demande est déjà en cours d'instruction sur cette parcelle ({id}).",
+                               "en": "A request is already being processed on this parcel ({id})."},
+    "procedure.bad_predecessor": {
+        "fr": "Une demande des ayants droit suit une affectation de la même parcelle, terminée par le décès ou la "
+        "dissolution de son titulaire.",
+        "en": "A request by the heirs follows an affectation of the same parcel ended by its holder's death or "
+        "dissolution.",
+    },
+    "procedure.closed": {"fr": "La procédure est close ({state}).", "en": "The procedure is closed ({state})."},
+    "procedure.refusal_reason": {"fr": "Un refus est motivé (reason).", "en": "A refusal gives its reason (reason)."},
+    "procedure.bad_step": {"fr": "Étape « {step} » inconnue ; étapes : {steps}.",
+                           "en": "Unknown step '{step}'; steps: {steps}."},
+    "procedure.out_of_order": {
+        "fr": "Étape « {step} » hors d'ordre : la procédure en est à « {state} », l'étape suivante est « {expected} ».",
+        "en": "Step '{step}' out of order: the procedure stands at '{state}', the next step is '{expected}'.",
+    },
+    "procedure.date_before_previous": {"fr": "Cette étape ne peut précéder l'étape précédente ({date}).",
+                                       "en": "This step cannot precede the previous one ({date})."},
+    "procedure.neighbours_not_consulted": {
+        "fr": "Le constat de la commission suppose les voisins consultés (details.neighbours_consulted = true).",
+        "en": "The commission's survey requires the neighbours consulted (details.neighbours_consulted = true).",
+    },
+    "procedure.source_required": {
+        "fr": "L'étape « {step} » repose sur un document de type « {kind} » (source_ids).",
+        "en": "Step '{step}' rests on a document of kind '{kind}' (source_ids).",
+    },
+    "procedure.wrong_authority": {
+        "fr": "Pour {hectares} ha, la délibération est approuvée par le {required}, non par le {authority}.",
+        "en": "For {hectares} ha, the délibération is approved by the {required}, not by the {authority}.",
+    },
 }
 
 LEVEL_NAMES: dict[str, dict[str, str]] = {

@@ -13,6 +13,7 @@ from sqlalchemy import (
     CheckConstraint,
     Column,
     Computed,
+    Date,
     DateTime,
     Float,
     ForeignKeyConstraint,
@@ -26,7 +27,7 @@ from sqlalchemy import (
     UniqueConstraint,
     func,
 )
-from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 
 STORAGE_SRID = 32628
 """WGS 84 / UTM zone 28N: the metric CRS of Senegalese survey data (see domain notes)."""
@@ -435,3 +436,186 @@ access_audit = Table(
 Index("ix_access_audit_subject_kind_subject_id", access_audit.c.subject_kind, access_audit.c.subject_id)
 Index("ix_access_audit_actor_kind_actor_id", access_audit.c.actor_kind, access_audit.c.actor_id)
 Index("ix_access_audit_occurred_at", access_audit.c.occurred_at)
+
+
+
+# --- tenure (LADM): parties, rights, sources, procedures, write audit (migration 0007) -------
+
+PARTY_KINDS = ("natural_person", "group", "legal_entity")
+RRR_TYPES = {
+    "right": ("affectation", "bail", "titre_foncier", "droit_superficie", "occupation"),
+    "restriction": ("servitude", "zone_reservee", "litige"),
+    "responsibility": ("mise_en_valeur", "entretien"),
+}
+SOURCE_KINDS = ("deliberation", "approbation", "acte", "plan", "proces_verbal", "notification",
+                "decision_justice", "certificat", "autre")
+APPROVING_AUTHORITIES = ("sous_prefet", "prefet", "gouverneur")
+PROCEDURE_STEPS = ("registered", "surveyed", "deliberated", "approved", "notified", "refused")
+DOCUMENT_MEDIA_TYPES = ("application/pdf", "image/jpeg", "image/png", "image/tiff")
+
+
+def _version_columns() -> list[Column]:
+    # As parcel_version: a version is only ever closed (valid_to, closed_by, close_reason).
+    return [
+        Column("synthetic", Boolean, nullable=False, server_default="false"),
+        Column("action", Text, nullable=False),
+        Column("author", Text, nullable=False),
+        Column("reason", Text),
+        Column("valid_from", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        Column("valid_to", DateTime(timezone=True)),
+        Column("closed_by", Text),
+        Column("close_reason", Text),
+    ]
+
+
+party_version = Table(
+    "party_version",
+    metadata,
+    Column("party_id", UUID(as_uuid=True), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("kind", Text, nullable=False),
+    Column("group_type", Text),
+    Column("name", Text, nullable=False),  # personal data (loi 2008-12), as the three below
+    Column("given_names", Text),
+    Column("id_number", Text),
+    Column("contact", Text),
+    Column("members", ARRAY(UUID(as_uuid=True))),
+    Column("commune_code", Text, nullable=False),
+    *_version_columns(),
+    ForeignKeyConstraint(["commune_code"], ["commune.code"]),
+)
+Index("uq_party_version_current", party_version.c.party_id, unique=True,
+      postgresql_where=party_version.c.valid_to.is_(None))
+Index("ix_party_version_commune_code", party_version.c.commune_code)
+Index("ix_party_version_id_number", party_version.c.id_number,
+      postgresql_where=party_version.c.id_number.isnot(None))
+
+source_document = Table(
+    "source_document",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("kind", Text, nullable=False),
+    Column("reference", Text),
+    Column("document_date", Date, nullable=False),
+    Column("authority", Text),
+    Column("council_session", Text),
+    Column("commune_code", Text, nullable=False),
+    Column("description", Text),
+    Column("synthetic", Boolean, nullable=False, server_default="false"),
+    Column("created_by", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    ForeignKeyConstraint(["commune_code"], ["commune.code"]),
+)
+Index("ix_source_document_commune_code", source_document.c.commune_code)
+
+source_file = Table(
+    "source_file",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("source_id", UUID(as_uuid=True), nullable=False),
+    Column("file_name", Text, nullable=False),
+    Column("media_type", Text, nullable=False),
+    Column("size_bytes", BigInteger, nullable=False),
+    Column("sha256", Text, nullable=False),
+    Column("content", LargeBinary, nullable=False),
+    Column("created_by", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    ForeignKeyConstraint(["source_id"], ["source_document.id"]),
+)
+Index("ix_source_file_source_id", source_file.c.source_id)
+
+tenure_procedure = Table(
+    "tenure_procedure",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("kind", Text, nullable=False, server_default="affectation"),
+    Column("reference", Text),
+    Column("parcel_id", UUID(as_uuid=True), nullable=False),
+    Column("commune_code", Text, nullable=False),
+    Column("applicants", JSONB, nullable=False),  # [{party_id, share_numerator, share_denominator}]
+    Column("purpose", Text),
+    Column("follows_rrr_id", UUID(as_uuid=True)),
+    Column("synthetic", Boolean, nullable=False, server_default="false"),
+    Column("created_by", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    ForeignKeyConstraint(["commune_code"], ["commune.code"]),
+)
+Index("ix_tenure_procedure_parcel_id", tenure_procedure.c.parcel_id)
+
+procedure_step = Table(
+    "procedure_step",
+    metadata,
+    Column("procedure_id", UUID(as_uuid=True), primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("step", Text, nullable=False),
+    Column("occurred_on", Date, nullable=False),
+    Column("details", JSONB, nullable=False, server_default="{}"),
+    Column("source_ids", ARRAY(UUID(as_uuid=True)), nullable=False, server_default="{}"),
+    Column("reason", Text),
+    Column("author", Text, nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    ForeignKeyConstraint(["procedure_id"], ["tenure_procedure.id"]),
+    UniqueConstraint("procedure_id", "step"),
+)
+
+rrr_version = Table(
+    "rrr_version",
+    metadata,
+    Column("rrr_id", UUID(as_uuid=True), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("parcel_id", UUID(as_uuid=True), nullable=False),
+    Column("commune_code", Text, nullable=False),
+    Column("class", Text, nullable=False),
+    Column("type", Text, nullable=False),
+    Column("tf_number", Text),
+    Column("description", Text),
+    Column("start_date", Date, nullable=False),
+    Column("end_date", Date),
+    Column("end_cause", Text),
+    Column("notice_date", Date),
+    Column("source_ids", ARRAY(UUID(as_uuid=True)), nullable=False),
+    Column("procedure_id", UUID(as_uuid=True)),
+    Column("predecessor_id", UUID(as_uuid=True)),
+    *_version_columns(),
+    ForeignKeyConstraint(["commune_code"], ["commune.code"]),
+    ForeignKeyConstraint(["procedure_id"], ["tenure_procedure.id"]),
+)
+Index("uq_rrr_version_current", rrr_version.c.rrr_id, unique=True, postgresql_where=rrr_version.c.valid_to.is_(None))
+Index("uq_rrr_version_one_affectation", rrr_version.c.parcel_id, unique=True,
+      postgresql_where=rrr_version.c.valid_to.is_(None) & (rrr_version.c.type == "affectation")
+      & rrr_version.c.end_date.is_(None))
+Index("ix_rrr_version_parcel_id", rrr_version.c.parcel_id)
+
+rrr_holder = Table(
+    "rrr_holder",
+    metadata,
+    Column("rrr_id", UUID(as_uuid=True), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("party_id", UUID(as_uuid=True), primary_key=True),
+    Column("share_numerator", Integer, nullable=False),
+    Column("share_denominator", Integer, nullable=False),
+    ForeignKeyConstraint(["rrr_id", "version"], ["rrr_version.rrr_id", "rrr_version.version"]),
+)
+Index("ix_rrr_holder_party_id", rrr_holder.c.party_id)
+
+# Append-only for everyone, as access_audit: every write, who, when, what, before and after.
+write_audit = Table(
+    "write_audit",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("occurred_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("actor_kind", Text, nullable=False),
+    Column("actor_id", BigInteger),
+    Column("actor", Text, nullable=False),
+    Column("role", Text, nullable=False),
+    Column("operation", Text, nullable=False),
+    Column("object_kind", Text, nullable=False),
+    Column("object_id", Text, nullable=False),
+    Column("parcel_id", UUID(as_uuid=True)),
+    Column("commune_code", Text),
+    Column("before", JSONB),
+    Column("after", JSONB),
+)
+Index("ix_write_audit_object_kind_object_id", write_audit.c.object_kind, write_audit.c.object_id)
+Index("ix_write_audit_parcel_id", write_audit.c.parcel_id)
+Index("ix_write_audit_occurred_at", write_audit.c.occurred_at)

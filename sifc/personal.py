@@ -5,10 +5,11 @@ fields only; the parameters that name fields (a CQL2 filter, ``sortby``, ``prope
 attributes, export filters) refuse a personal field with a 400 whose message is the same
 whatever the data holds, so that a filter cannot be used as an oracle on a hidden value.
 
-Parcels hold no personal field among their public properties today; the names below are
-refused in advance: the holders, identity numbers and contacts of the tenure issues, and the
-provenance user names (who wrote a version, who submitted an import), which only signed-in
-roles see in their scope, audited (``data/policy.yaml``, ``personal``).
+Parcels hold no personal field among their public properties; the names below are refused:
+the holders, identity numbers and contacts of the tenure records (issue 8: parties, rights'
+holders, procedures' applicants), and the provenance user names (who wrote a version, who
+submitted an import), which only signed-in roles see in their scope, audited
+(``data/policy.yaml``, ``personal``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,11 @@ from sifc.text import search_form
 # allowed to read personal data in the commune (today: the provenance user names of parcels).
 PERSONAL_FIELDS: dict[str, frozenset[str]] = {
     "parcels": frozenset({"author", "closed_by", "imported_by"}),
+    # Tenure (issue 8): a party is personal through and through; a right's holders, a request's
+    # applicants and the authors of versions and steps are served in scope only.
+    "parties": frozenset({"name", "given_names", "id_number", "contact", "members", "author", "closed_by"}),
+    "rights": frozenset({"holders", "author", "closed_by"}),
+    "procedures": frozenset({"applicants", "author", "created_by"}),
 }
 
 # Names refused in every public parameter, whatever the collection (compared case-, accent- and
@@ -31,7 +37,8 @@ PROTECTED_NAMES = frozenset(search_form(name) for name in (
     "nom", "prenom", "prenoms", "surname", "given_name", "first_name", "last_name", "full_name",
     "cni", "nin", "id_number", "numero_cni", "passport", "passeport",
     "telephone", "phone", "email", "courriel", "adresse", "address", "contact",
-    "party", "parties", "partie", "beneficiaire",
+    "party", "parties", "partie", "beneficiaire", "given_names", "members", "membres", "applicants", "demandeur",
+    "demandeurs", "ayants_droit", "heritiers", "party_id",
     "created_by", "author", "closed_by", "imported_by", "submitted_by", "user", "username", "auteur",
     *(name for names in PERSONAL_FIELDS.values() for name in names),
 ))

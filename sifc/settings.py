@@ -74,6 +74,21 @@ class Settings(BaseSettings):
     list_page_max: int = 1000
     tile_max_age_s: int = Field(default=300, ge=0, description=(
         "Cache-Control max-age of vector tiles; 0: clients revalidate every tile (ETag) before using it."))
+    approval_thresholds_ha: tuple[float, float] = Field(default=(10.0, 50.0), description=(
+        "Areas (ha) up to which a délibération d'affectation is approved by the sous-préfet, then the "
+        "préfet; above the second, the gouverneur (décret 72-1288 as amended in 2020 and 2022). "
+        "Environment: SIFC_APPROVAL_THRESHOLDS_HA='[10, 50]'."))
+    desaffectation_notice_days: int = Field(default=30, ge=0, description=(
+        "Days between the formal notice (mise en demeure) and the date a désaffectation takes effect."))
+    max_document_bytes: int = Field(default=20 * 1024**2, ge=1024, description=(
+        "Largest scanned document (PDF, JPEG, PNG, TIFF) attached to a source."))
+
+    @field_validator("approval_thresholds_ha")
+    @classmethod
+    def _increasing(cls, value: tuple[float, float]) -> tuple[float, float]:
+        if not 0 < value[0] < value[1]:
+            raise ValueError("approval thresholds must be positive and increasing")
+        return value
 
     @field_validator("database_url", "admin_database_url")
     @classmethod

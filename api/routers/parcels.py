@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -11,11 +12,13 @@ from geojson_pydantic import Feature, MultiPolygon, Polygon
 from pydantic import BaseModel, Field
 
 from api.deps import PrincipalDep, SessionDep, allow
+from api.preconditions import PRECONDITION_RESPONSES, AtParam, IfMatch, expected
 from api.responses import CREATED_RESPONSE, GEOJSON_RESPONSE, geojson
 from sifc.auth import audit
 from sifc.auth.principal import Action, Principal
 from sifc.parcels import service
 from sifc.parcels.service import ParcelInput
+from sifc.tenure.common import etag, instant
 
 router = APIRouter(tags=["Parcelles"])
 
@@ -35,7 +38,6 @@ class ParcelProperties(BaseModel):
     land_use: str | None = Field(default=None, max_length=100)
     tenure_regime: str | None = Field(default=None, max_length=100)
     reason: str | None = Field(default=None, max_length=500)
-    expected_version: int | None = Field(default=None, ge=1)
 
 
 ParcelFeature = Feature[Polygon | MultiPolygon, ParcelProperties]
@@ -50,17 +52,16 @@ def _srid(crs: str) -> int:
     return int(crs.split(":")[1])
 
 
-def _input(feature: Any, crs: str, *, partial: bool) -> tuple[ParcelInput, int | None]:
+def _input(feature: Any, crs: str, *, partial: bool) -> ParcelInput:
     properties = feature.properties or ParcelProperties()
-    given = properties.model_dump(exclude_unset=partial, exclude={"reason", "expected_version"})
+    given = properties.model_dump(exclude_unset=partial, exclude={"reason"})
     if not partial:
         given = {k: v for k, v in given.items() if v is not None}
     geometry = feature.geometry.model_dump(exclude_none=True) if feature.geometry is not None else None
-    return (ParcelInput(geometry=geometry, input_crs=_srid(crs), values=given, reason=properties.reason),
-            properties.expected_version)
+    return ParcelInput(geometry=geometry, input_crs=_srid(crs), values=given, reason=properties.reason)
 
 
-def _reveals(principal: Principal, communes: set[str]) -> bool:
+def reveals(principal: Principal, communes: set[str]) -> bool:
     """Whether ``principal`` sees the personal fields of a parcel in ``communes`` (all of them in scope)."""
     return (principal.authenticated and bool(communes)
             and all(principal.may(Action.READ_PERSONAL, code) for code in communes))
@@ -75,10 +76,10 @@ def _audit(session: SessionDep, principal: Principal, endpoint: str, parcels: li
 def create_parcel(feature: Annotated[ParcelFeature, Body()], session: SessionDep, principal: Writer,
                   crs: CrsParam = "EPSG:4326") -> Response:
     """Agent foncier ou administrateur, dans son périmètre (la commune de la parcelle)."""
-    data, _ = _input(feature, crs, partial=False)
+    data = _input(feature, crs, partial=False)
     parcel_id = service.create(session, data=data, author=principal.name, by=principal)
-    return geojson(service.get(session, parcel_id=parcel_id, crs=_srid(crs)), 201,
-                    {"Location": f"/parcels/{parcel_id}"})
+    body, version = service.get_with_version(session, parcel_id=parcel_id, crs=_srid(crs))
+    return geojson(body, 201, {"Location": f"/parcels/{parcel_id}", "ETag": etag(parcel_id, version)})
 
 
 @router.get("/parcels/by-nicad/{nicad}", responses=GEOJSON_RESPONSE, response_class=Response,
@@ -92,34 +93,46 @@ def parcel_by_nicad(nicad: Annotated[str, Path(max_length=64)], session: Session
 @router.get("/parcels/{parcel_id}", responses=GEOJSON_RESPONSE, response_class=Response,
             summary="Une parcelle (version en vigueur)")
 def get_parcel(parcel_id: ParcelId, session: SessionDep, principal: PrincipalDep,
-               crs: CrsParam = "EPSG:4326") -> Response:
-    """Les auteurs des versions (données personnelles) seulement aux rôles connectés, dans leur périmètre."""
-    return _one(session, principal, parcel_id, crs, "/parcels/{parcel_id}")
+               crs: CrsParam = "EPSG:4326", at: AtParam = None) -> Response:
+    """Les auteurs des versions (données personnelles) seulement aux rôles connectés, dans leur périmètre.
+
+    L'en-tête `ETag` est à renvoyer dans `If-Match` pour modifier ou retirer la parcelle ; `at` donne la
+    version en vigueur au registre à une date passée."""
+    return _one(session, principal, parcel_id, crs, "/parcels/{parcel_id}", at)
 
 
-def _one(session: SessionDep, principal: Principal, parcel_id: str, crs: str, endpoint: str) -> Response:
+def _one(session: SessionDep, principal: Principal, parcel_id: str, crs: str, endpoint: str,
+         at: date | datetime | None = None) -> Response:
     communes = service.communes_of(session, parcel_id=parcel_id)
-    personal = _reveals(principal, communes)
-    body = service.get(session, parcel_id=parcel_id, crs=_srid(crs), personal=personal)
+    personal = reveals(principal, communes)
+    body, version = service.get_with_version(session, parcel_id=parcel_id, crs=_srid(crs), personal=personal,
+                                             at=instant(at))
     if personal:
         _audit(session, principal, endpoint, [(parcel_id, min(communes))])
-    return geojson(body)
+    return geojson(body, headers=None if at is not None else {"ETag": etag(parcel_id, version)})
 
 
-@router.patch("/parcels/{parcel_id}", responses=GEOJSON_RESPONSE, response_class=Response,
-              summary="Modifier une parcelle (nouvelle version)")
+@router.patch("/parcels/{parcel_id}", responses={**GEOJSON_RESPONSE, **PRECONDITION_RESPONSES},
+              response_class=Response, summary="Modifier une parcelle (nouvelle version)")
 def update_parcel(parcel_id: ParcelId, feature: Annotated[ParcelPatch, Body()], session: SessionDep,
-                  principal: Writer, crs: CrsParam = "EPSG:4326") -> Response:
-    """La commune avant et la commune après doivent être dans le périmètre ; sinon 403 et rien n'est écrit."""
-    data, expected = _input(feature, crs, partial=True)
-    service.update(session, parcel_id=parcel_id, data=data, author=principal.name, expected_version=expected,
+                  principal: Writer, crs: CrsParam = "EPSG:4326", if_match: IfMatch = None) -> Response:
+    """La commune avant et la commune après doivent être dans le périmètre ; sinon 403 et rien n'est écrit.
+    `If-Match` : l'ETag de la version lue (412 si elle a changé, 428 s'il manque)."""
+    version = expected(if_match, parcel_id)
+    data = _input(feature, crs, partial=True)
+    service.update(session, parcel_id=parcel_id, data=data, author=principal.name, expected_version=version,
                    by=principal)
-    return geojson(service.get(session, parcel_id=parcel_id, crs=_srid(crs)))
+    body, current = service.get_with_version(session, parcel_id=parcel_id, crs=_srid(crs))
+    return geojson(body, headers={"ETag": etag(parcel_id, current)})
 
 
-@router.post("/parcels/{parcel_id}/retire", status_code=204, summary="Retirer une parcelle (rien n'est effacé)")
-def retire_parcel(parcel_id: ParcelId, body: RetireBody, session: SessionDep, principal: Writer) -> Response:
-    service.retire(session, parcel_id=parcel_id, author=principal.name, reason=body.reason, by=principal)
+@router.post("/parcels/{parcel_id}/retire", status_code=204, responses=PRECONDITION_RESPONSES,
+             summary="Retirer une parcelle (rien n'est effacé)")
+def retire_parcel(parcel_id: ParcelId, body: RetireBody, session: SessionDep, principal: Writer,
+                  if_match: IfMatch = None) -> Response:
+    version = expected(if_match, parcel_id)
+    service.retire(session, parcel_id=parcel_id, author=principal.name, reason=body.reason, by=principal,
+                   expected_version=version)
     return Response(status_code=204)
 
 
@@ -130,7 +143,7 @@ def parcel_versions(parcel_id: ParcelId, session: SessionDep, principal: Princip
     """Auteurs et clôtures (`author`, `closed_by`) seulement si toutes les communes de l'historique sont
     dans le périmètre d'un rôle connecté ; chaque lecture est inscrite au journal des accès."""
     communes = service.communes_of(session, parcel_id=parcel_id)
-    personal = _reveals(principal, communes)
+    personal = reveals(principal, communes)
     body = service.versions(session, parcel_id=parcel_id, crs=_srid(crs), personal=personal)
     if personal:
         _audit(session, principal, "/parcels/{parcel_id}/versions", [(parcel_id, min(communes))])
@@ -142,7 +155,7 @@ def parcel_versions(parcel_id: ParcelId, session: SessionDep, principal: Princip
 def commune_parcels(code: Annotated[str, Path(max_length=100)], session: SessionDep, principal: PrincipalDep,
                     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
                     offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0, crs: CrsParam = "EPSG:4326") -> Response:
-    personal = _reveals(principal, {code})
+    personal = reveals(principal, {code})
     body = service.list_commune(session, commune_code=code, limit=limit, offset=offset, crs=_srid(crs),
                                 personal=personal)
     if personal:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, NoReturn
 
 import shapely
@@ -26,11 +27,13 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from sifc import journal
 from sifc.auth.principal import Action, Principal, require
 from sifc.crs import in_domain
 from sifc.errors import Conflict, Gone, InvalidInput, NotFound
 from sifc.geojson import crs_member, geometry_sql
 from sifc.parcels import nicad as nicad_rules
+from sifc.tenure.common import check_expected, close_version, refuse_if_frozen
 
 # Coordinates a parcel in Senegal can have, per input CRS (generous: the country is checked later).
 COORDINATE_LIMITS = {4326: (-180.0, -90.0, 180.0, 90.0), 32628: (-2_000_000.0, -1_000_000.0, 3_000_000.0, 4_000_000.0)}
@@ -83,15 +86,32 @@ def _parse_id(parcel_id: str) -> uuid.UUID:
         raise NotFound("parcel.not_found", id=parcel_id) from error
 
 
-def get(session: Session, *, parcel_id: str, crs: int = 4326, personal: bool = False) -> bytes:
-    """The current version of a parcel as a GeoJSON Feature (with its personal fields if ``personal``)."""
+def get(session: Session, *, parcel_id: str, crs: int = 4326, personal: bool = False,
+        at: datetime | None = None) -> bytes:
+    """The current version of a parcel as a GeoJSON Feature (with its personal fields if ``personal``).
+
+    With ``at``, the version the register held at that instant (an as-of read, issue 8).
+    """
+    return get_with_version(session, parcel_id=parcel_id, crs=crs, personal=personal, at=at)[0]
+
+
+def get_with_version(session: Session, *, parcel_id: str, crs: int = 4326, personal: bool = False,
+                     at: datetime | None = None) -> tuple[bytes, int]:
+    """:func:`get` and the version's number (the parcel's ETag)."""
     pid = _parse_id(parcel_id)
+    if at is None:
+        source, where = "parcel p", "p.parcel_id = :id"
+    else:
+        source = "parcel_version p"
+        where = "p.parcel_id = :id AND p.valid_from <= :at AND (p.valid_to IS NULL OR p.valid_to > :at)"
     row = session.execute(text(f"""
-        SELECT ({_feature_sql(crs, personal=personal)})::text
-        FROM parcel p LEFT JOIN import_batch b ON b.id = p.batch_id WHERE p.parcel_id = :id"""), {"id": pid}).scalar()
+        SELECT ({_feature_sql(crs, history=at is not None, personal=personal)})::text, p.version
+        FROM {source} LEFT JOIN import_batch b ON b.id = p.batch_id WHERE {where}"""), {"id": pid, "at": at}).first()
     if row is None:
+        if at is not None:
+            raise NotFound("parcel.not_at_date", id=str(pid), at=at.isoformat())
         _missing(session, pid)
-    return row.encode()
+    return row[0].encode(), row[1]
 
 
 def _missing(session: Session, pid: uuid.UUID) -> NoReturn:
@@ -280,14 +300,22 @@ def create(session: Session, *, data: ParcelInput, author: str, tolerances: Tole
     values["nicad_status"] = nicad_rules.STATUS_ASSIGNED if values["nicad"] else nicad_rules.STATUS_MISSING
     pid = uuid.uuid4()
     _insert_version(session, pid, 1, values, ewkb, action="api:create", author=author, reason=data.reason)
+    journal.record(session, by, operation="parcel.create", object_kind="parcel", object_id=pid, parcel_id=pid,
+                   commune_code=commune, after=_audit_state(session, pid))
     return str(pid)
 
 
-def _current_for_update(session: Session, pid: uuid.UUID) -> dict[str, Any]:
+def _audit_state(session: Session, pid: uuid.UUID) -> bytes:
+    """The current version as the write audit keeps it (EPSG:32628, personal fields included)."""
+    return get(session, parcel_id=str(pid), crs=32628, personal=True)
+
+
+def _current(session: Session, pid: uuid.UUID) -> dict[str, Any]:
+    # Not locked: the write closes this version only if it is still current (tenure.common.close_version).
     row = session.execute(text("""
         SELECT parcel_id, version, nicad, nicad_status, commune_code, section, local_number, source_id,
                declared_area_m2, land_use, tenure_regime, encode(ST_AsEWKB(geom), 'hex') AS ewkb
-        FROM parcel_version WHERE parcel_id = :id AND valid_to IS NULL FOR UPDATE
+        FROM parcel_version WHERE parcel_id = :id AND valid_to IS NULL
     """), {"id": pid}).mappings().first()
     if row is None:
         _missing(session, pid)
@@ -295,10 +323,13 @@ def _current_for_update(session: Session, pid: uuid.UUID) -> dict[str, Any]:
 
 
 def _close(session: Session, pid: uuid.UUID, version: int, *, author: str, reason: str) -> None:
-    session.execute(text("""
-        UPDATE parcel_version SET valid_to = now(), closed_by = :author, close_reason = :reason
-        WHERE parcel_id = :id AND version = :version AND valid_to IS NULL
-    """), {"id": pid, "version": version, "author": author, "reason": reason})
+    """Close the version the write started from; 412 if another write closed it first.
+
+    The closing UPDATE holds the row's lock until commit, so the litige check that follows sees
+    every litige committed before it, and a litige recorded later waits for this write.
+    """
+    close_version(session, "parcel_version", "parcel_id", pid, version, author=author, reason=reason)
+    refuse_if_frozen(session, pid)
 
 
 def update(session: Session, *, parcel_id: str, data: ParcelInput, author: str,
@@ -307,15 +338,17 @@ def update(session: Session, *, parcel_id: str, data: ParcelInput, author: str,
     """Write a new version of a parcel with ``data``'s changes; return its number.
 
     ``by`` must be allowed to write parcels in the commune before and the commune after.
+    ``expected_version`` is the version the client read (``If-Match``): another one is a 412.
+    A parcel under litige refuses every change (issue 8).
     """
     tolerances = tolerances or Tolerances()
     if not data.reason:
         raise InvalidInput("parcel.reason_required")
     pid = _parse_id(parcel_id)
-    current = _current_for_update(session, pid)
+    current = _current(session, pid)
     _authorize(by, [current["commune_code"]])
-    if expected_version is not None and expected_version != current["version"]:
-        raise Conflict("parcel.version_mismatch", expected=expected_version, current=current["version"])
+    check_expected(expected_version, current["version"])
+    refuse_if_frozen(session, pid)
     values = {k: current[k] for k in (*CONTENT_FIELDS, "source_id")}
     changes = dict(data.values)
     if "nicad" in changes:
@@ -344,16 +377,25 @@ def update(session: Session, *, parcel_id: str, data: ParcelInput, author: str,
         raise InvalidInput("parcel.no_change")
     _check_nicad(session, values["nicad"], pid)
     version = current["version"] + 1
+    before = _audit_state(session, pid)
     _close(session, pid, current["version"], author=author, reason=f"remplacée par la version {version}")
     _insert_version(session, pid, version, values, ewkb, action="api:update", author=author, reason=data.reason)
+    journal.record(session, by, operation="parcel.update", object_kind="parcel", object_id=pid, parcel_id=pid,
+                   commune_code=values["commune_code"], before=before, after=_audit_state(session, pid))
     return version
 
 
-def retire(session: Session, *, parcel_id: str, author: str, reason: str | None, by: Principal | None = None) -> None:
+def retire(session: Session, *, parcel_id: str, author: str, reason: str | None, by: Principal | None = None,
+           expected_version: int | None = None) -> None:
     """Retire a parcel: close its current version; nothing is deleted (``by`` in the parcel's commune)."""
     if not reason:
         raise InvalidInput("parcel.reason_required")
     pid = _parse_id(parcel_id)
-    current = _current_for_update(session, pid)
+    current = _current(session, pid)
     _authorize(by, [current["commune_code"]])
+    check_expected(expected_version, current["version"])
+    refuse_if_frozen(session, pid)
+    before = _audit_state(session, pid)
     _close(session, pid, current["version"], author=author, reason=f"retirée : {reason}")
+    journal.record(session, by, operation="parcel.retire", object_kind="parcel", object_id=pid, parcel_id=pid,
+                   commune_code=current["commune_code"], before=before, after=None)

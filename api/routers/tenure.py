@@ -1,0 +1,401 @@
+"""Tenure (issue 8): parties, sources and their files, rights, the affectation procedure, history, write audit.
+
+Writes need ``agent_foncier`` or ``administrateur`` in the commune's scope (checked by the
+services in the writing transaction) and, on an existing record, the ``If-Match`` of the version
+read (412 if stale, 428 if missing). Personal fields (holders, identity numbers, contacts,
+authors) go only to signed-in roles whose scope covers the commune, and each such read is
+written to the access audit.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any, Literal
+
+import orjson
+from fastapi import APIRouter, File, Path, Query, UploadFile
+from fastapi.responses import Response
+from pydantic import BaseModel, Field
+
+from api.deps import PrincipalDep, SessionDep, SettingsDep, allow
+from api.preconditions import PRECONDITION_RESPONSES, IfMatch, expected
+from api.preconditions import AtParam as At
+from api.routers.parcels import reveals
+from sifc import journal
+from sifc.auth import audit
+from sifc.auth.principal import Action, Principal, require
+from sifc.errors import NotFound
+from sifc.parcels import service as parcel_service
+from sifc.tenure import history, parties, procedures, rights, sources
+from sifc.tenure.common import etag, instant, parse_id
+
+router = APIRouter(tags=["Foncier"])
+Writer = Annotated[Principal, allow(Action.WRITE_TENURE)]
+Id = Annotated[str, Path(max_length=64)]
+JSON = "application/json"
+
+
+def answer(body: Any, *, status: int = 200, tag: str | None = None, location: str | None = None) -> Response:
+    """JSON bytes (orjson) with the record's ETag."""
+    headers = {}
+    if tag:
+        headers["ETag"] = tag
+    if location:
+        headers["Location"] = location
+    return Response(orjson.dumps(body), status_code=status, media_type=JSON, headers=headers)
+
+
+def _personal_reader(session: SessionDep, principal: Principal, commune: str | None, missing: NotFound) -> str:
+    """Signed in with the right to read personal data in ``commune`` (401/403), the object existing (404)."""
+    require(principal, Action.READ_PERSONAL)
+    if commune is None:
+        raise missing
+    require(principal, Action.READ_PERSONAL, communes=[commune])
+    return commune
+
+
+# --- parties -------------------------------------------------------------------------------
+
+class PartyIn(BaseModel):
+    kind: Literal["natural_person", "group", "legal_entity"]
+    group_type: Literal["famille", "gie", "association", "cooperative", "autre"] | None = None
+    name: str = Field(min_length=1, max_length=200, description="Nom (personne), dénomination (groupement, entité).")
+    given_names: str | None = Field(default=None, max_length=200)
+    id_number: str | None = Field(default=None, max_length=64, description="NIN, CNI, passeport, NINEA.")
+    contact: str | None = Field(default=None, max_length=200)
+    members: list[str] | None = Field(default=None, max_length=500, description="Membres d'un groupement (parties).")
+    commune_code: str = Field(max_length=100, description="La commune qui enregistre la partie (son périmètre).")
+    reason: str | None = Field(default=None, max_length=500)
+
+
+class PartyPatch(BaseModel):
+    group_type: Literal["famille", "gie", "association", "cooperative", "autre"] | None = None
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    given_names: str | None = Field(default=None, max_length=200)
+    id_number: str | None = Field(default=None, max_length=64)
+    contact: str | None = Field(default=None, max_length=200)
+    members: list[str] | None = Field(default=None, max_length=500)
+    reason: str = Field(min_length=1, max_length=500)
+
+
+@router.post("/parties", status_code=201, summary="Enregistrer une partie (personne, groupement, personne morale)")
+def create_party(body: PartyIn, session: SessionDep, principal: Writer) -> Response:
+    values = body.model_dump(exclude={"reason"})
+    party_id = parties.create(session, data=parties.PartyInput(values, body.reason), by=principal,
+                              author=principal.name)
+    party = parties.get(session, party_id=party_id, personal=True)
+    return answer(party, status=201, tag=etag(party_id, party["version"]), location=f"/parties/{party_id}")
+
+
+@router.get("/parties/{party_id}", summary="Une partie (données personnelles : rôles connectés, dans leur périmètre)")
+def get_party(party_id: Id, session: SessionDep, principal: PrincipalDep, at: At = None) -> Response:
+    commune = _personal_reader(session, principal, parties.commune_of(session, party_id=party_id),
+                               NotFound("party.not_found", id=party_id))
+    party = parties.get(session, party_id=party_id, personal=True, at=instant(at))
+    audit.record(session, principal, method="GET", endpoint="/parties/{party_id}", subject_kind="party",
+                 subject_id=party["id"], commune_code=commune)
+    return answer(party, tag=etag(party["id"], party["version"]) if at is None else None)
+
+
+@router.get("/parties/{party_id}/versions", summary="Toutes les versions d'une partie")
+def party_versions(party_id: Id, session: SessionDep, principal: PrincipalDep) -> Response:
+    commune = _personal_reader(session, principal, parties.commune_of(session, party_id=party_id),
+                               NotFound("party.not_found", id=party_id))
+    found = parties.versions(session, party_id=party_id, personal=True)
+    audit.record(session, principal, method="GET", endpoint="/parties/{party_id}/versions", subject_kind="party",
+                 subject_id=found[0]["id"], commune_code=commune)
+    return answer(found)
+
+
+@router.patch("/parties/{party_id}", responses=PRECONDITION_RESPONSES, summary="Modifier une partie (nouvelle version)")
+def update_party(party_id: Id, body: PartyPatch, session: SessionDep, principal: Writer,
+                 if_match: IfMatch = None) -> Response:
+    version = expected(if_match, party_id)
+    parties.update(session, party_id=party_id, data=parties.PartyInput(body.model_dump(exclude_unset=True,
+                   exclude={"reason"}), body.reason), expected_version=version, by=principal, author=principal.name)
+    party = parties.get(session, party_id=party_id, personal=True)
+    return answer(party, tag=etag(party["id"], party["version"]))
+
+
+# --- sources ---------------------------------------------------------------------------------
+
+class SourceIn(BaseModel):
+    kind: Literal["deliberation", "approbation", "acte", "plan", "proces_verbal", "notification",
+                  "decision_justice", "certificat", "autre"]
+    document_date: date
+    commune_code: str = Field(max_length=100)
+    reference: str | None = Field(default=None, max_length=100, description="Numéro (délibération, acte, PV).")
+    authority: str | None = Field(default=None, max_length=100, description=(
+        "Approbation : sous_prefet, prefet ou gouverneur ; sinon l'autorité qui a établi le document."))
+    council_session: str | None = Field(default=None, max_length=200, description="Délibération : la session.")
+    description: str | None = Field(default=None, max_length=1000)
+
+
+@router.post("/sources", status_code=201, summary="Enregistrer une source (délibération, approbation, acte, PV…)")
+def create_source(body: SourceIn, session: SessionDep, principal: Writer) -> Response:
+    source_id = sources.create(session, data=sources.SourceInput(**body.model_dump()), by=principal,
+                               author=principal.name)
+    return answer(sources.get(session, source_id=source_id), status=201, location=f"/sources/{source_id}")
+
+
+@router.get("/sources/{source_id}", summary="Une source et la liste de ses documents")
+def get_source(source_id: Id, session: SessionDep, principal: PrincipalDep) -> Response:
+    _personal_reader(session, principal, sources.commune_of(session, source_id=source_id),
+                     NotFound("source.not_found", id=source_id))
+    return answer(sources.get(session, source_id=source_id))
+
+
+@router.post("/sources/{source_id}/files", status_code=201,
+             summary="Joindre un document numérisé (PDF, JPEG, PNG, TIFF) à une source")
+def attach_file(source_id: Id, session: SessionDep, settings: SettingsDep, principal: Writer,
+                file: Annotated[UploadFile, File(description="Le document.")]) -> Response:
+    content = file.file.read(settings.max_document_bytes + 1)
+    described = sources.attach(session, source_id=source_id, file_name=file.filename or "document", content=content,
+                               max_bytes=settings.max_document_bytes, by=principal, author=principal.name)
+    return answer(described, status=201, location=f"/sources/{source_id}/files/{described['id']}")
+
+
+@router.get("/sources/{source_id}/files/{file_id}", responses={200: {"content": {"application/pdf": {}}}},
+            response_class=Response, summary="Télécharger un document d'une source")
+def download_file(source_id: Id, file_id: Id, session: SessionDep, principal: PrincipalDep) -> Response:
+    commune = _personal_reader(session, principal, sources.commune_of(session, source_id=source_id),
+                               NotFound("source.not_found", id=source_id))
+    name, media_type, content, digest = sources.file(session, source_id=source_id, file_id=file_id)
+    audit.record(session, principal, method="GET", endpoint="/sources/{source_id}/files/{file_id}",
+                 subject_kind="source_file", subject_id=file_id, commune_code=commune)
+    safe = "".join(c if c.isascii() and (c.isalnum() or c in "._-") else "_" for c in name)
+    return Response(content, media_type=media_type, headers={
+        "Content-Disposition": f'attachment; filename="{safe}"', "ETag": f'"{digest}"',
+        "Digest": f"sha-256={digest}", "X-Content-Type-Options": "nosniff"})
+
+
+# --- rights, restrictions, responsibilities ---------------------------------------------------
+
+class HolderIn(BaseModel):
+    party_id: str = Field(max_length=64)
+    share: str = Field(default="1", max_length=32, description="Quote-part : 1, 1/2, 0.25…")
+
+
+class RightIn(BaseModel):
+    type: Literal["bail", "titre_foncier", "droit_superficie", "occupation", "servitude", "zone_reservee", "litige",
+                  "mise_en_valeur", "entretien", "affectation"]
+    start_date: date
+    source_ids: list[str] = Field(min_length=1, max_length=20)
+    holders: list[HolderIn] = Field(default_factory=list, max_length=200)
+    tf_number: str | None = Field(default=None, max_length=64, description="Titre foncier : numéro au livre foncier.")
+    description: str | None = Field(default=None, max_length=1000)
+    reason: str | None = Field(default=None, max_length=500)
+
+
+class RightPatch(BaseModel):
+    holders: list[HolderIn] | None = Field(default=None, max_length=200)
+    tf_number: str | None = Field(default=None, max_length=64)
+    description: str | None = Field(default=None, max_length=1000)
+    source_ids: list[str] | None = Field(default=None, min_length=1, max_length=20)
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class RightEnd(BaseModel):
+    end_date: date
+    cause: Literal["desaffectation", "deces", "dissolution", "renonciation", "expiration", "mainlevee",
+                   "resiliation", "autre"]
+    source_ids: list[str] = Field(default_factory=list, max_length=20)
+    notice_date: date | None = Field(default=None, description="Désaffectation : la date de la mise en demeure.")
+    reason: str = Field(min_length=1, max_length=500)
+
+
+def _rights_answer(session: SessionDep, principal: Principal, parcel_id: str, endpoint: str,
+                   build: Any) -> Any:
+    communes = parcel_service.communes_of(session, parcel_id=parcel_id)
+    personal = reveals(principal, communes)
+    found = build(personal)
+    if personal:
+        audit.record(session, principal, method="GET", endpoint=endpoint, subject_kind="parcel", subject_id=parcel_id,
+                     commune_code=min(communes))
+    return found
+
+
+@router.get("/parcels/{parcel_id}/rights", summary="Droits, restrictions et responsabilités d'une parcelle")
+def parcel_rights(parcel_id: Id, session: SessionDep, principal: PrincipalDep, at: At = None) -> Response:
+    """Titulaires et quotes-parts seulement aux rôles connectés dont le périmètre couvre la parcelle."""
+    parcel_service.get(session, parcel_id=parcel_id, at=instant(at))  # 404/410 for an unknown or retired parcel
+    found = _rights_answer(session, principal, parcel_id, "/parcels/{parcel_id}/rights", lambda personal: (
+        rights.for_parcel(session, parcel_id=parcel_id, personal=personal, at=instant(at))))
+    return answer({"parcel_id": parcel_id, "at": at.isoformat() if at else None, "rights": found})
+
+
+@router.post("/parcels/{parcel_id}/rights", status_code=201,
+             summary="Inscrire un droit (bail, titre foncier…), une restriction (servitude, litige…) "
+             "ou une responsabilité")
+def create_right(parcel_id: Id, body: RightIn, session: SessionDep, principal: Writer) -> Response:
+    """Une affectation n'est pas inscrite ici : elle résulte d'une procédure achevée (`POST /procedures`)."""
+    data = rights.RightInput(type=body.type, start_date=body.start_date, source_ids=body.source_ids,
+                             holders=[h.model_dump() for h in body.holders], tf_number=body.tf_number,
+                             description=body.description, reason=body.reason)
+    rrr_id = rights.create(session, parcel_id=parcel_id, data=data, by=principal, author=principal.name)
+    found = rights.get(session, rrr_id=rrr_id, personal=True)
+    return answer(found, status=201, tag=etag(rrr_id, found["version"]), location=f"/rights/{rrr_id}")
+
+
+@router.get("/rights/{rrr_id}", summary="Un droit, une restriction ou une responsabilité")
+def get_right(rrr_id: Id, session: SessionDep, principal: PrincipalDep, at: At = None) -> Response:
+    communes = rights.communes_of(session, rrr_id=rrr_id)
+    personal = reveals(principal, communes)
+    found = rights.get(session, rrr_id=rrr_id, personal=personal, at=instant(at))
+    if personal:
+        audit.record(session, principal, method="GET", endpoint="/rights/{rrr_id}", subject_kind="rrr",
+                     subject_id=found["id"], commune_code=min(communes))
+    return answer(found, tag=etag(found["id"], found["version"]) if at is None else None)
+
+
+@router.get("/rights/{rrr_id}/versions", summary="Toutes les versions d'un droit")
+def right_versions(rrr_id: Id, session: SessionDep, principal: PrincipalDep) -> Response:
+    communes = rights.communes_of(session, rrr_id=rrr_id)
+    personal = reveals(principal, communes)
+    found = rights.versions(session, rrr_id=rrr_id, personal=personal)
+    if personal:
+        audit.record(session, principal, method="GET", endpoint="/rights/{rrr_id}/versions", subject_kind="rrr",
+                     subject_id=found[0]["id"], commune_code=min(communes))
+    return answer(found)
+
+
+@router.patch("/rights/{rrr_id}", responses=PRECONDITION_RESPONSES, summary="Modifier un droit (nouvelle version)")
+def update_right(rrr_id: Id, body: RightPatch, session: SessionDep, principal: Writer,
+                 if_match: IfMatch = None) -> Response:
+    """Titulaires et quotes-parts d'un bail ou d'un titre foncier ; une affectation ne change jamais de titulaire."""
+    version = expected(if_match, rrr_id)
+    changes = body.model_dump(exclude_unset=True, exclude={"reason"})
+    rights.update(session, rrr_id=rrr_id, changes=changes, reason=body.reason, expected_version=version, by=principal,
+                  author=principal.name)
+    found = rights.get(session, rrr_id=rrr_id, personal=True)
+    return answer(found, tag=etag(found["id"], found["version"]))
+
+
+@router.post("/rights/{rrr_id}/end", responses=PRECONDITION_RESPONSES,
+             summary="Mettre fin à un droit (désaffectation, décès, mainlevée d'un litige…)")
+def end_right(rrr_id: Id, body: RightEnd, session: SessionDep, settings: SettingsDep, principal: Writer,
+              if_match: IfMatch = None) -> Response:
+    version = expected(if_match, rrr_id)
+    rights.end(session, rrr_id=rrr_id, end_date=body.end_date, cause=body.cause, source_ids=body.source_ids,
+               reason=body.reason, notice_date=body.notice_date, notice_days=settings.desaffectation_notice_days,
+               expected_version=version, by=principal, author=principal.name)
+    found = rights.get(session, rrr_id=rrr_id, personal=True)
+    return answer(found, tag=etag(found["id"], found["version"]))
+
+
+# --- the commission domaniale's procedure ----------------------------------------------------
+
+class ApplicantIn(HolderIn):
+    pass
+
+
+class ProcedureIn(BaseModel):
+    parcel_id: str = Field(max_length=64)
+    applicants: list[ApplicantIn] = Field(min_length=1, max_length=200)
+    registered_on: date
+    purpose: str | None = Field(default=None, max_length=500, description="L'usage demandé (habitation…).")
+    reference: str | None = Field(default=None, max_length=100, description="Numéro d'enregistrement de la demande.")
+    follows_rrr_id: str | None = Field(default=None, max_length=64, description=(
+        "Demande des ayants droit : l'affectation terminée par le décès de son titulaire."))
+    source_ids: list[str] = Field(default_factory=list, max_length=20)
+
+
+class StepIn(BaseModel):
+    step: Literal["surveyed", "deliberated", "approved", "notified", "refused"]
+    occurred_on: date
+    source_ids: list[str] = Field(default_factory=list, max_length=20)
+    details: dict[str, Any] = Field(default_factory=dict, description=(
+        "Constat : `neighbours_consulted` (true), `neighbour_parcel_ids`, observations."))
+    reason: str | None = Field(default=None, max_length=1000, description="Motif d'un refus.")
+
+
+def _procedure_reader(session: SessionDep, principal: Principal, procedure_id: str) -> str:
+    return _personal_reader(session, principal, procedures.commune_of(session, procedure_id=procedure_id),
+                            NotFound("procedure.not_found", id=procedure_id))
+
+
+@router.post("/procedures", status_code=201, summary="Enregistrer une demande d'affectation")
+def register_procedure(body: ProcedureIn, session: SessionDep, principal: Writer) -> Response:
+    data = procedures.ProcedureInput(parcel_id=body.parcel_id, applicants=[a.model_dump() for a in body.applicants],
+                                     registered_on=body.registered_on, purpose=body.purpose, reference=body.reference,
+                                     follows_rrr_id=body.follows_rrr_id, source_ids=body.source_ids)
+    procedure_id = procedures.register(session, data=data, by=principal, author=principal.name)
+    found = procedures.get(session, procedure_id=procedure_id, personal=True)
+    return answer(found, status=201, tag=etag(procedure_id, found["version"]), location=f"/procedures/{procedure_id}")
+
+
+@router.get("/procedures/{procedure_id}", summary="Une procédure, ses étapes et ses documents")
+def get_procedure(procedure_id: Id, session: SessionDep, principal: PrincipalDep) -> Response:
+    commune = _procedure_reader(session, principal, procedure_id)
+    found = procedures.get(session, procedure_id=procedure_id, personal=True)
+    audit.record(session, principal, method="GET", endpoint="/procedures/{procedure_id}", subject_kind="procedure",
+                 subject_id=found["id"], commune_code=commune)
+    return answer(found, tag=etag(found["id"], found["version"]))
+
+
+@router.post("/procedures/{procedure_id}/steps", responses=PRECONDITION_RESPONSES,
+             summary="Inscrire l'étape suivante (constat, délibération, approbation, notification) ou un refus")
+def advance_procedure(procedure_id: Id, body: StepIn, session: SessionDep, settings: SettingsDep, principal: Writer,
+                      if_match: IfMatch = None) -> Response:
+    """La notification achève la procédure et crée l'affectation ; un refus la clôt sans droit."""
+    version = expected(if_match, procedure_id)
+    step = procedures.StepInput(step=body.step, occurred_on=body.occurred_on, source_ids=body.source_ids,
+                                details=body.details, reason=body.reason)
+    found = procedures.advance(session, procedure_id=procedure_id, step=step, expected_version=version,
+                               thresholds_ha=settings.approval_thresholds_ha, by=principal, author=principal.name)
+    return answer(found, tag=etag(found["id"], found["version"]))
+
+
+@router.get("/parcels/{parcel_id}/procedures", summary="Les procédures d'une parcelle")
+def parcel_procedures(parcel_id: Id, session: SessionDep, principal: PrincipalDep) -> Response:
+    communes = parcel_service.communes_of(session, parcel_id=parcel_id)
+    commune = _personal_reader(session, principal, min(communes) if communes else None,
+                               NotFound("parcel.not_found", id=parcel_id))
+    require(principal, Action.READ_PERSONAL, communes=communes)
+    pid = parse_id(parcel_id, key="parcel.not_found", kind="parcelle")
+    found = procedures.for_parcel(session, parcel_id=pid, personal=True)
+    audit.record(session, principal, method="GET", endpoint="/parcels/{parcel_id}/procedures", subject_kind="parcel",
+                 subject_id=parcel_id, commune_code=commune)
+    return answer(found)
+
+
+# --- history and the write audit ---------------------------------------------------------------
+
+@router.get("/parcels/{parcel_id}/history",
+            summary="L'historique complet d'une parcelle : versions, droits, procédures")
+def parcel_history(parcel_id: Id, session: SessionDep, principal: PrincipalDep,
+                   crs: Annotated[Literal["EPSG:4326", "EPSG:32628"], Query()] = "EPSG:4326") -> Response:
+    """Titulaires, auteurs et demandeurs seulement aux rôles connectés dont le périmètre couvre la parcelle."""
+    srid = int(crs.split(":")[1])
+    found = _rights_answer(session, principal, parcel_id, "/parcels/{parcel_id}/history", lambda personal: (
+        history.parcel_history(session, parcel_id=parcel_id, personal=personal, crs=srid)))
+    if not reveals(principal, parcel_service.communes_of(session, parcel_id=parcel_id)):
+        found["procedures"] = [{k: v for k, v in p.items() if k != "applicants"} for p in found["procedures"]]
+    return answer(found)
+
+
+@router.get("/parcels/{parcel_id}/audit", summary="Le journal des écritures d'une parcelle (avant, après, qui, quand)")
+def parcel_audit(parcel_id: Id, session: SessionDep, principal: PrincipalDep,
+                 limit: Annotated[int, Query(ge=1, le=500)] = 100,
+                 offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0) -> Response:
+    communes = parcel_service.communes_of(session, parcel_id=parcel_id)
+    commune = _personal_reader(session, principal, min(communes) if communes else None,
+                               NotFound("parcel.not_found", id=parcel_id))
+    require(principal, Action.READ_PERSONAL, communes=communes)
+    rows = journal.entries(session, parcel_id=parcel_id, limit=limit, offset=offset)
+    audit.record(session, principal, method="GET", endpoint="/parcels/{parcel_id}/audit", subject_kind="parcel",
+                 subject_id=parcel_id, commune_code=commune)
+    return answer({"parcel_id": parcel_id, "limit": limit, "offset": offset, "entries": rows})
+
+
+@router.get("/admin/writes", tags=["Administration"], summary="Le journal des écritures (toutes les communes)")
+def write_log(session: SessionDep, _admin: Annotated[Principal, allow(Action.MANAGE_ACCOUNTS)],
+              object_kind: Annotated[str | None, Query(max_length=40)] = None,
+              object_id: Annotated[str | None, Query(max_length=64)] = None,
+              actor: Annotated[str | None, Query(max_length=100)] = None,
+              limit: Annotated[int, Query(ge=1, le=500)] = 100,
+              offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0) -> Response:
+    rows = journal.entries(session, object_kind=object_kind, object_id=object_id, actor=actor, limit=limit,
+                           offset=offset)
+    return answer({"limit": limit, "offset": offset, "entries": rows})
+

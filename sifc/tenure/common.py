@@ -1,0 +1,205 @@
+"""What the tenure services share: instants of as-of reads, shares, the parcel lock, the litige freeze."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from fractions import Fraction
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from sifc import hooks
+from sifc.auth.principal import Action, Principal, require
+from sifc.errors import Conflict, InvalidInput, NotFound, PreconditionFailed
+
+MAX_DENOMINATOR = 1_000_000
+
+
+def parse_id(value: Any, *, key: str = "tenure.not_found", kind: str = "objet") -> uuid.UUID:
+    """``value`` as a UUID, or the 404 of an unknown object."""
+    try:
+        return uuid.UUID(str(value))
+    except (ValueError, TypeError, AttributeError) as error:
+        raise NotFound(key, kind=kind, id=str(value)[:64]) from error
+
+
+def instant(at: date | datetime | None) -> datetime | None:
+    """The instant an as-of read answers for: a date stands for the end of that day (UTC, Dakar's time)."""
+    if at is None:
+        return None
+    if isinstance(at, datetime):
+        return at if at.tzinfo else at.replace(tzinfo=UTC)
+    return datetime.combine(at, time.max, tzinfo=UTC)
+
+
+def not_future(day: date, field: str) -> None:
+    """Refuse a legal date after today (a step, a notice, a start)."""
+    if day > datetime.now(UTC).date() + timedelta(days=1):
+        raise InvalidInput("tenure.date_in_future", field=field, date=day.isoformat())
+
+
+@dataclass(frozen=True)
+class Share:
+    """A holder of a right and their share (a fraction, as LADM's ``Fraction``)."""
+
+    party_id: uuid.UUID
+    share: Fraction
+
+    def as_row(self) -> dict[str, Any]:
+        """The JSON of a holder without personal fields."""
+        return {"party_id": str(self.party_id), "share": f"{self.share.numerator}/{self.share.denominator}"}
+
+
+def parse_share(value: Any) -> Fraction:
+    """``"1/2"``, ``"0.25"``, ``1`` or ``0.5`` as a fraction in ]0, 1]."""
+    try:
+        share = Fraction(str(value).strip()).limit_denominator(MAX_DENOMINATOR)
+    except (ValueError, ZeroDivisionError) as error:
+        raise InvalidInput("rrr.bad_share", share=str(value)[:32]) from error
+    if not 0 < share <= 1:
+        raise InvalidInput("rrr.bad_share", share=str(value)[:32])
+    return share
+
+
+def shares(session: Session, holders: Iterable[dict[str, Any]], *, required: bool) -> list[Share]:
+    """Holders as shares that sum to exactly 1, each a current party (the rule of LADM-COL and SOLA)."""
+    parsed: dict[uuid.UUID, Fraction] = {}
+    for holder in holders:
+        party = parse_id(holder.get("party_id"), key="party.not_found", kind="partie")
+        if party in parsed:
+            raise InvalidInput("rrr.duplicate_holder", party=str(party))
+        parsed[party] = parse_share(holder.get("share", "1"))
+    if not parsed:
+        if required:
+            raise InvalidInput("rrr.holders_required")
+        return []
+    total = sum(parsed.values(), Fraction(0))
+    if total != 1:
+        raise InvalidInput("rrr.shares_not_one", total=f"{total.numerator}/{total.denominator}")
+    found = set(session.execute(text(
+        "SELECT party_id FROM party_version WHERE valid_to IS NULL AND party_id = ANY(:ids)"),
+        {"ids": list(parsed)}).scalars())
+    missing = [str(p) for p in parsed if p not in found]
+    if missing:
+        raise NotFound("party.not_found", id=", ".join(missing))
+    return [Share(party, share) for party, share in parsed.items()]
+
+
+@dataclass(frozen=True)
+class ParcelState:
+    """The current version of a parcel, as a tenure write sees it."""
+
+    parcel_id: uuid.UUID
+    version: int
+    commune_code: str
+    area_m2: float
+    nicad: str | None
+
+
+def current_parcel(session: Session, parcel_id: uuid.UUID, *, lock: bool = False) -> ParcelState:
+    """The parcel's current version; ``lock`` takes its row lock, which serialises the parcel's writes.
+
+    A parcel update closes the locked row and inserts a new one: a waiting writer then finds no
+    current row in the old one, and reads again.
+    """
+    for _ in range(3):
+        row = session.execute(text(
+            "SELECT parcel_id, version, commune_code, area_m2, nicad FROM parcel_version "
+            "WHERE parcel_id = :id AND valid_to IS NULL" + (" FOR UPDATE" if lock else "")),
+            {"id": parcel_id}).first()
+        if row is not None:
+            return ParcelState(*row)
+        if not lock:
+            break
+    exists = session.execute(text("SELECT 1 FROM parcel_version WHERE parcel_id = :id LIMIT 1"),
+                             {"id": parcel_id}).scalar()
+    if exists:
+        raise Conflict("tenure.parcel_retired", id=str(parcel_id))
+    raise NotFound("parcel.not_found", id=str(parcel_id))
+
+
+def litiges(session: Session, parcel_id: uuid.UUID) -> list[str]:
+    """The ids of the litiges in force on a parcel today (current versions, not ended)."""
+    return [str(r) for r in session.execute(text("""
+        SELECT rrr_id FROM rrr_version
+        WHERE parcel_id = :id AND valid_to IS NULL AND type = 'litige'
+          AND start_date <= current_date AND (end_date IS NULL OR end_date > current_date)
+        ORDER BY rrr_id"""), {"id": parcel_id}).scalars()]
+
+
+def refuse_if_frozen(session: Session, parcel_id: uuid.UUID) -> None:
+    """A litige freezes every change to the parcel until it is lifted (domain notes)."""
+    found = litiges(session, parcel_id)
+    if found:
+        raise Conflict("tenure.under_litige", id=str(parcel_id), litiges=", ".join(found))
+
+
+def authorise(principal: Principal | None, *communes: str) -> None:
+    """Tenure writes: agent foncier or administrateur, every commune in scope (issue 7)."""
+    if principal is not None:
+        require(principal, Action.WRITE_TENURE, communes=communes)
+
+
+def check_expected(expected: int | None, current: int) -> None:
+    """The ``If-Match`` check of a versioned write, then the test seam (:mod:`sifc.hooks`).
+
+    The check alone cannot stop two writers that read the same version: the write itself closes
+    ``version`` only if it is still current (:func:`close_version`), so one of them gets 412.
+    """
+    if expected is not None and expected != current:
+        raise PreconditionFailed("http.precondition_failed")
+    hooks.after_precondition()
+
+
+def close_version(session: Session, table: str, key: str, object_id: uuid.UUID, version: int, *, author: str,
+                  reason: str) -> None:
+    """Close ``version`` if it is still the current one; otherwise another write won (412)."""
+    assert table in ("parcel_version", "party_version", "rrr_version") and key in ("parcel_id", "party_id", "rrr_id")
+    closed = session.execute(text(f"""
+        UPDATE {table} SET valid_to = now(), closed_by = :author, close_reason = :reason
+        WHERE {key} = :id AND version = :version AND valid_to IS NULL"""),
+        {"id": object_id, "version": version, "author": author, "reason": reason})
+    if closed.rowcount != 1:  # type: ignore[attr-defined]
+        raise PreconditionFailed("http.precondition_failed")
+
+
+def sources_of(session: Session, source_ids: Iterable[Any], *, commune_code: str) -> list[dict[str, Any]]:
+    """The sources named by a write, each existing and of the parcel's commune."""
+    ids = [parse_id(s, key="source.not_found", kind="source") for s in source_ids]
+    if not ids:
+        return []
+    rows = session.execute(text("""
+        SELECT id, kind, reference, document_date, authority, council_session, commune_code
+        FROM source_document WHERE id = ANY(:ids)"""), {"ids": ids}).mappings().all()
+    found = {row["id"]: dict(row) for row in rows}
+    missing = [str(i) for i in ids if i not in found]
+    if missing:
+        raise NotFound("source.not_found", id=", ".join(missing))
+    foreign = [str(i) for i in ids if found[i]["commune_code"] != commune_code]
+    if foreign:
+        raise InvalidInput("source.other_commune", id=", ".join(foreign), commune=commune_code)
+    return [found[i] for i in ids]
+
+
+def etag(object_id: Any, version: int) -> str:
+    """The strong entity tag of one version of an object (RFC 9110 §8.8.3)."""
+    return f'"{str(object_id)[:8]}-{version}"'
+
+
+def version_from_etag(value: str, object_id: Any) -> int:
+    """The version an ``If-Match`` names for this object; -1 for tags of no version of it.
+
+    A weak tag never matches (If-Match uses the strong comparison, RFC 9110 §13.1.1).
+    """
+    prefix = str(object_id)[:8]
+    for tag in (t.strip() for t in value.split(",")):
+        if tag.startswith("W/"):
+            continue
+        head, _, number = tag.strip('"').rpartition("-")
+        if head == prefix and number.isdigit():
+            return int(number)
+    return -1

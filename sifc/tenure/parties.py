@@ -1,0 +1,165 @@
+"""Parties (LADM ``LA_Party``): natural persons, groups (famille, GIE, association…), legal entities.
+
+A party is the series of its versions in ``party_version``, like a parcel; a change writes a new
+version and closes the previous one. Name, given names, identity number (NIN, CNI, NINEA) and
+contact are personal data (loi 2008-12): only the roles allowed to read personal data in the
+party's commune get them, and each read is written to the access audit by the API.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from sifc import journal
+from sifc.auth.principal import Principal
+from sifc.errors import InvalidInput, NotFound
+from sifc.models import PARTY_KINDS
+from sifc.tenure.common import authorise, check_expected, close_version, parse_id
+
+GROUP_TYPES = ("famille", "gie", "association", "cooperative", "autre")
+FIELDS = ("kind", "group_type", "name", "given_names", "id_number", "contact", "members", "commune_code")
+PERSONAL = frozenset({"name", "given_names", "id_number", "contact", "members"})
+
+
+@dataclass
+class PartyInput:
+    """What a land officer gives to register a party or change it."""
+
+    values: dict[str, Any]
+    reason: str | None = None
+
+
+def _row_json(row: Any, *, personal: bool) -> dict[str, Any]:
+    body = {"id": str(row["party_id"]), "version": row["version"], "kind": row["kind"],
+            "group_type": row["group_type"], "commune_code": row["commune_code"], "synthetic": row["synthetic"],
+            "valid_from": row["valid_from"].isoformat(),
+            "valid_to": row["valid_to"].isoformat() if row["valid_to"] else None,
+            "reason": row["reason"], "close_reason": row["close_reason"]}
+    if personal:
+        body.update({"name": row["name"], "given_names": row["given_names"], "id_number": row["id_number"],
+                     "contact": row["contact"], "author": row["author"], "closed_by": row["closed_by"],
+                     "members": [str(m) for m in row["members"]] if row["members"] is not None else None})
+    return body
+
+
+SELECT = """SELECT party_id, version, kind, group_type, name, given_names, id_number, contact, members, commune_code,
+                   synthetic, author, reason, valid_from, valid_to, closed_by, close_reason FROM party_version"""
+
+
+def _validate(session: Session, values: dict[str, Any]) -> dict[str, Any]:
+    kind = values.get("kind")
+    if kind not in PARTY_KINDS:
+        raise InvalidInput("party.bad_kind", kind=str(kind), kinds=", ".join(PARTY_KINDS))
+    if kind == "group":
+        if values.get("group_type") not in GROUP_TYPES:
+            raise InvalidInput("party.bad_group_type", types=", ".join(GROUP_TYPES))
+    else:
+        values["group_type"] = None
+        if values.get("members"):
+            raise InvalidInput("party.members_of_group_only")
+        values["members"] = None
+    if not str(values.get("name") or "").strip():
+        raise InvalidInput("party.name_required")
+    if kind == "group" and values.get("members"):
+        members = [parse_id(m, key="party.not_found", kind="partie") for m in values["members"]]
+        found = set(session.execute(text(
+            "SELECT party_id FROM party_version WHERE valid_to IS NULL AND party_id = ANY(:ids)"),
+            {"ids": members}).scalars())
+        if set(members) - found:
+            raise NotFound("party.not_found", id=", ".join(str(m) for m in members if m not in found))
+        values["members"] = members
+    commune = values.get("commune_code")
+    if not session.execute(text("SELECT 1 FROM commune WHERE code = :c"), {"c": commune}).scalar():
+        raise InvalidInput("party.unknown_commune", commune=str(commune))
+    return values
+
+
+def _insert(session: Session, pid: uuid.UUID, version: int, values: dict[str, Any], *, action: str, author: str,
+            reason: str | None, synthetic: bool = False) -> None:
+    session.execute(text("""
+        INSERT INTO party_version (party_id, version, kind, group_type, name, given_names, id_number, contact,
+                                   members, commune_code, synthetic, action, author, reason)
+        VALUES (:pid, :version, :kind, :group_type, :name, :given_names, :id_number, :contact,
+                CAST(:members AS uuid[]), :commune_code, :synthetic, :action, :author, :reason)"""),
+        {"pid": pid, "version": version, **{k: values.get(k) for k in FIELDS}, "synthetic": synthetic,
+         "action": action, "author": author, "reason": reason})
+
+
+def create(session: Session, *, data: PartyInput, by: Principal | None, author: str, synthetic: bool = False) -> str:
+    """Register a party in a commune of ``by``'s scope; return its id."""
+    values = _validate(session, {k: data.values.get(k) for k in FIELDS})
+    authorise(by, values["commune_code"])
+    pid = uuid.uuid4()
+    _insert(session, pid, 1, values, action="api:create", author=author, reason=data.reason, synthetic=synthetic)
+    journal.record(session, by, operation="party.create", object_kind="party", object_id=pid,
+                   commune_code=values["commune_code"], after=get(session, party_id=str(pid), personal=True))
+    return str(pid)
+
+
+def _one(session: Session, pid: uuid.UUID, at: datetime | None) -> Any:
+    if at is None:
+        row = session.execute(text(SELECT + " WHERE party_id = :id AND valid_to IS NULL"),
+                              {"id": pid}).mappings().first()
+    else:
+        row = session.execute(text(SELECT + """ WHERE party_id = :id AND valid_from <= :at
+            AND (valid_to IS NULL OR valid_to > :at)"""), {"id": pid, "at": at}).mappings().first()
+    if row is None:
+        raise NotFound("party.not_found", id=str(pid))
+    return row
+
+
+def commune_of(session: Session, *, party_id: str) -> str | None:
+    """The commune a party was registered in (its scope); None for an unknown party."""
+    try:
+        pid = uuid.UUID(str(party_id))
+    except ValueError:
+        return None
+    return session.execute(text("SELECT commune_code FROM party_version WHERE party_id = :id ORDER BY version DESC "
+                                "LIMIT 1"), {"id": pid}).scalar()
+
+
+def get(session: Session, *, party_id: str, personal: bool, at: datetime | None = None) -> dict[str, Any]:
+    """A party's current version (or the one valid at ``at``)."""
+    return _row_json(_one(session, parse_id(party_id, key="party.not_found", kind="partie"), at), personal=personal)
+
+
+def versions(session: Session, *, party_id: str, personal: bool) -> list[dict[str, Any]]:
+    """Every version of a party, oldest first."""
+    pid = parse_id(party_id, key="party.not_found", kind="partie")
+    rows = session.execute(text(SELECT + " WHERE party_id = :id ORDER BY version"), {"id": pid}).mappings().all()
+    if not rows:
+        raise NotFound("party.not_found", id=str(pid))
+    return [_row_json(row, personal=personal) for row in rows]
+
+
+def update(session: Session, *, party_id: str, data: PartyInput, expected_version: int | None, by: Principal | None,
+           author: str) -> int:
+    """Write a new version of a party with ``data``'s changes; return its number."""
+    if not data.reason:
+        raise InvalidInput("party.reason_required")
+    pid = parse_id(party_id, key="party.not_found", kind="partie")
+    current = _one(session, pid, None)
+    authorise(by, current["commune_code"])
+    check_expected(expected_version, current["version"])
+    values = {k: current[k] for k in FIELDS}
+    values.update({k: v for k, v in data.values.items() if k in FIELDS})
+    values = _validate(session, values)
+    authorise(by, current["commune_code"], values["commune_code"])
+    if all(values.get(k) == current[k] for k in FIELDS):
+        raise InvalidInput("party.no_change")
+    before = _row_json(current, personal=True)
+    version = current["version"] + 1
+    close_version(session, "party_version", "party_id", pid, current["version"], author=author,
+                  reason=f"remplacée par la version {version}")
+    _insert(session, pid, version, values, action="api:update", author=author, reason=data.reason,
+            synthetic=current["synthetic"])
+    journal.record(session, by, operation="party.update", object_kind="party", object_id=pid,
+                   commune_code=values["commune_code"], before=before,
+                   after=get(session, party_id=str(pid), personal=True))
+    return version

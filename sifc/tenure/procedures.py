@@ -1,0 +1,285 @@
+"""The commission domaniale's procedure for an affectation (domain notes; décret 72-1288 as amended).
+
+registered → surveyed (procès-verbal, neighbours consulted) → deliberated (délibération of the
+municipal council) → approved (by the State's representative whose level follows the parcel's
+area: ``SIFC_APPROVAL_THRESHOLDS_HA``) → notified; it may be refused at any step, with a reason.
+Each step records its date, its author and its documents; the affectation exists only once the
+procedure completes (notified). A request that follows an affectation ended by its holder's death
+(or dissolution) grants a new affectation to the heirs, linked to the first.
+
+A procedure and its steps are append-only; its version (for ``If-Match``) is its number of steps.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+import orjson
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from sifc import journal
+from sifc.auth.principal import Principal
+from sifc.errors import Conflict, InvalidInput, NotFound
+from sifc.tenure import rights
+from sifc.tenure.common import Share as Holder
+from sifc.tenure.common import (
+    authorise,
+    check_expected,
+    current_parcel,
+    not_future,
+    parse_id,
+    refuse_if_frozen,
+    shares,
+    sources_of,
+)
+
+ORDER = ("registered", "surveyed", "deliberated", "approved", "notified")
+# The document each step rests on (a source of that kind among the step's sources).
+REQUIRED_SOURCE = {"surveyed": "proces_verbal", "deliberated": "deliberation", "approved": "approbation"}
+FOLLOWABLE_CAUSES = ("deces", "dissolution")
+
+
+@dataclass
+class ProcedureInput:
+    """A request for an affectation (demande d'affectation)."""
+
+    parcel_id: str
+    applicants: list[dict[str, Any]]
+    registered_on: date
+    purpose: str | None = None
+    reference: str | None = None
+    follows_rrr_id: str | None = None
+    source_ids: list[str] = field(default_factory=list)
+
+
+@dataclass
+class StepInput:
+    """One step of the procedure."""
+
+    step: str
+    occurred_on: date
+    source_ids: list[str] = field(default_factory=list)
+    details: dict[str, Any] = field(default_factory=dict)
+    reason: str | None = None
+
+
+def required_authority(area_m2: float, thresholds_ha: tuple[float, float]) -> str:
+    """Who approves a délibération for a parcel of ``area_m2``: sous-préfet, préfet or gouverneur."""
+    hectares = area_m2 / 10_000
+    if hectares <= thresholds_ha[0]:
+        return "sous_prefet"
+    if hectares <= thresholds_ha[1]:
+        return "prefet"
+    return "gouverneur"
+
+
+def _open_procedures(session: Session, parcel_id: uuid.UUID) -> list[str]:
+    return [str(r) for r in session.execute(text("""
+        SELECT p.id FROM tenure_procedure p WHERE p.parcel_id = :id
+          AND NOT EXISTS (SELECT 1 FROM procedure_step s
+                          WHERE s.procedure_id = p.id AND s.step IN ('notified', 'refused'))
+        ORDER BY p.created_at"""), {"id": parcel_id}).scalars()]
+
+
+def _affectation_in_force(session: Session, parcel_id: uuid.UUID) -> str | None:
+    found = session.execute(text("""
+        SELECT rrr_id FROM rrr_version WHERE parcel_id = :id AND valid_to IS NULL AND type = 'affectation'
+          AND (end_date IS NULL OR end_date > current_date) LIMIT 1"""), {"id": parcel_id}).scalar()
+    return str(found) if found else None
+
+
+def _predecessor(session: Session, follows: str | None, parcel_id: uuid.UUID) -> uuid.UUID | None:
+    if not follows:
+        return None
+    rid = parse_id(follows, key="rrr.not_found", kind="droit")
+    row = session.execute(text("""
+        SELECT parcel_id, type, end_cause FROM rrr_version WHERE rrr_id = :id AND valid_to IS NULL"""),
+        {"id": rid}).first()
+    if row is None:
+        raise NotFound("rrr.not_found", id=str(rid))
+    if row.parcel_id != parcel_id or row.type != "affectation" or row.end_cause not in FOLLOWABLE_CAUSES:
+        raise InvalidInput("procedure.bad_predecessor")
+    return rid
+
+
+def register(session: Session, *, data: ProcedureInput, by: Principal | None, author: str,
+             synthetic: bool = False) -> str:
+    """Register a request for an affectation on a parcel; return the procedure's id."""
+    pid = parse_id(data.parcel_id, key="parcel.not_found", kind="parcelle")
+    not_future(data.registered_on, "registered_on")
+    parcel = current_parcel(session, pid)
+    authorise(by, parcel.commune_code)
+    parcel = current_parcel(session, pid, lock=True)
+    refuse_if_frozen(session, pid)
+    held = _affectation_in_force(session, pid)
+    if held:
+        raise Conflict("rrr.affectation_exists", parcel=str(pid))
+    pending = _open_procedures(session, pid)
+    if pending:
+        raise Conflict("procedure.already_open", id=pending[0])
+    applicants = shares(session, data.applicants, required=True)
+    predecessor = _predecessor(session, data.follows_rrr_id, pid)
+    sources = sources_of(session, data.source_ids, commune_code=parcel.commune_code)
+    procedure_id = uuid.uuid4()
+    session.execute(text("""
+        INSERT INTO tenure_procedure (id, kind, reference, parcel_id, commune_code, applicants, purpose, follows_rrr_id,
+                                      synthetic, created_by)
+        VALUES (:id, 'affectation', :reference, :parcel, :commune, CAST(:applicants AS jsonb), :purpose, :follows,
+                :synthetic, :author)"""),
+        {"id": procedure_id, "reference": data.reference, "parcel": pid, "commune": parcel.commune_code,
+         "applicants": orjson.dumps([a.as_row() for a in applicants]).decode(), "purpose": data.purpose,
+         "follows": predecessor, "synthetic": synthetic, "author": author})
+    _insert_step(session, procedure_id, 1, StepInput("registered", data.registered_on,
+                                                     [str(s["id"]) for s in sources]), author)
+    journal.record(session, by, operation="procedure.register", object_kind="procedure", object_id=procedure_id,
+                   parcel_id=pid, commune_code=parcel.commune_code,
+                   after=get(session, procedure_id=str(procedure_id), personal=True))
+    return str(procedure_id)
+
+
+def _insert_step(session: Session, procedure_id: uuid.UUID, seq: int, step: StepInput, author: str) -> None:
+    session.execute(text("""
+        INSERT INTO procedure_step (procedure_id, seq, step, occurred_on, details, source_ids, reason, author)
+        VALUES (:id, :seq, :step, :on, CAST(:details AS jsonb), CAST(:sources AS uuid[]), :reason, :author)"""),
+        {"id": procedure_id, "seq": seq, "step": step.step, "on": step.occurred_on,
+         "details": orjson.dumps(step.details).decode(), "sources": [str(s) for s in step.source_ids],
+         "reason": step.reason, "author": author})
+
+
+def _load(session: Session, procedure_id: uuid.UUID) -> tuple[Any, list[Any]]:
+    head = session.execute(text("SELECT * FROM tenure_procedure WHERE id = :id"),
+                           {"id": procedure_id}).mappings().first()
+    if head is None:
+        raise NotFound("procedure.not_found", id=str(procedure_id))
+    steps = session.execute(text("SELECT * FROM procedure_step WHERE procedure_id = :id ORDER BY seq"),
+                            {"id": procedure_id}).mappings().all()
+    return head, list(steps)
+
+
+def state(steps: list[Any]) -> str:
+    """Where a procedure stands: its last step."""
+    return steps[-1]["step"]
+
+
+def commune_of(session: Session, *, procedure_id: str) -> str | None:
+    """The commune of a procedure (its scope); None for an unknown one."""
+    try:
+        pid = uuid.UUID(str(procedure_id))
+    except ValueError:
+        return None
+    return session.execute(text("SELECT commune_code FROM tenure_procedure WHERE id = :id"), {"id": pid}).scalar()
+
+
+def _json(session: Session, head: Any, steps: list[Any], *, personal: bool) -> dict[str, Any]:
+    right = session.execute(text("SELECT rrr_id FROM rrr_version WHERE procedure_id = :id AND version = 1"),
+                            {"id": head["id"]}).scalar()
+    body = {"id": str(head["id"]), "kind": head["kind"], "reference": head["reference"],
+            "parcel_id": str(head["parcel_id"]), "commune_code": head["commune_code"], "purpose": head["purpose"],
+            "follows_rrr_id": str(head["follows_rrr_id"]) if head["follows_rrr_id"] else None,
+            "state": state(steps), "version": len(steps), "rrr_id": str(right) if right else None,
+            "synthetic": head["synthetic"], "created_at": head["created_at"].isoformat(),
+            "steps": [{"seq": s["seq"], "step": s["step"], "occurred_on": s["occurred_on"].isoformat(),
+                       "details": s["details"], "source_ids": [str(x) for x in s["source_ids"]],
+                       "reason": s["reason"], "recorded_at": s["recorded_at"].isoformat(),
+                       **({"author": s["author"]} if personal else {})} for s in steps]}
+    if personal:
+        names: dict[str, str] = dict(session.execute(text("""
+            SELECT party_id::text, concat_ws(' ', given_names, name) FROM party_version
+            WHERE valid_to IS NULL AND party_id = ANY(CAST(:ids AS uuid[]))"""),
+            {"ids": [a["party_id"] for a in head["applicants"]]}).all())
+        body["applicants"] = [{**a, "name": names.get(a["party_id"])} for a in head["applicants"]]
+        body["created_by"] = head["created_by"]
+    return body
+
+
+def get(session: Session, *, procedure_id: str, personal: bool) -> dict[str, Any]:
+    """A procedure with its steps (applicants and authors only with ``personal``)."""
+    head, steps = _load(session, parse_id(procedure_id, key="procedure.not_found", kind="procédure"))
+    return _json(session, head, steps, personal=personal)
+
+
+def for_parcel(session: Session, *, parcel_id: uuid.UUID, personal: bool) -> list[dict[str, Any]]:
+    """Every procedure on a parcel, oldest first."""
+    ids = session.execute(text("SELECT id FROM tenure_procedure WHERE parcel_id = :id ORDER BY created_at, id"),
+                          {"id": parcel_id}).scalars().all()
+    return [get(session, procedure_id=str(i), personal=personal) for i in ids]
+
+
+def _check_step(step: StepInput, steps: list[Any]) -> None:
+    current = state(steps)
+    if current in ("notified", "refused"):
+        raise Conflict("procedure.closed", state=current)
+    if step.step == "refused":
+        if not (step.reason or "").strip():
+            raise InvalidInput("procedure.refusal_reason")
+    elif step.step not in ORDER:
+        raise InvalidInput("procedure.bad_step", step=step.step, steps=", ".join((*ORDER[1:], "refused")))
+    else:
+        expected = ORDER[ORDER.index(current) + 1]
+        if step.step != expected:
+            raise Conflict("procedure.out_of_order", step=step.step, expected=expected, state=current)
+    not_future(step.occurred_on, "occurred_on")
+    last = steps[-1]["occurred_on"]
+    if step.occurred_on < last:
+        raise InvalidInput("procedure.date_before_previous", date=last.isoformat())
+    if step.step == "surveyed" and step.details.get("neighbours_consulted") is not True:
+        raise InvalidInput("procedure.neighbours_not_consulted")
+
+
+def advance(session: Session, *, procedure_id: str, step: StepInput, expected_version: int | None,
+            thresholds_ha: tuple[float, float], by: Principal | None, author: str) -> dict[str, Any]:
+    """Record the next step (or a refusal); the notification creates the affectation."""
+    procedure = parse_id(procedure_id, key="procedure.not_found", kind="procédure")
+    head, steps = _load(session, procedure)
+    authorise(by, head["commune_code"])
+    check_expected(expected_version, len(steps))
+    parcel = current_parcel(session, head["parcel_id"], lock=True)
+    head, steps = _load(session, procedure)  # under the parcel's lock: the steps another writer added
+    check_expected_again(expected_version, len(steps))
+    _check_step(step, steps)
+    sources = sources_of(session, step.source_ids, commune_code=parcel.commune_code)
+    if step.step != "refused":
+        refuse_if_frozen(session, parcel.parcel_id)
+        needed = REQUIRED_SOURCE.get(step.step)
+        if needed and needed not in {s["kind"] for s in sources}:
+            raise InvalidInput("procedure.source_required", step=step.step, kind=needed)
+    if step.step == "approved":
+        approval = next(s for s in sources if s["kind"] == "approbation")
+        required = required_authority(parcel.area_m2, thresholds_ha)
+        if approval["authority"] != required:
+            raise InvalidInput("procedure.wrong_authority", authority=approval["authority"], required=required,
+                               hectares=round(parcel.area_m2 / 10_000, 4))
+    before = _json(session, head, steps, personal=True)
+    step = StepInput(step.step, step.occurred_on, [str(s["id"]) for s in sources], step.details, step.reason)
+    _insert_step(session, procedure, len(steps) + 1, step, author)
+    if step.step == "notified":
+        _grant(session, head, steps, parcel, by=by, author=author)
+    journal.record(session, by, operation=f"procedure.{step.step}", object_kind="procedure", object_id=procedure,
+                   parcel_id=parcel.parcel_id, commune_code=parcel.commune_code, before=before,
+                   after=get(session, procedure_id=str(procedure), personal=True))
+    return get(session, procedure_id=str(procedure), personal=True)
+
+
+def check_expected_again(expected: int | None, current: int) -> None:
+    """Under the lock, a step recorded meanwhile by another writer makes this one stale (412)."""
+    from sifc.errors import PreconditionFailed
+
+    if expected is not None and expected != current:
+        raise PreconditionFailed("http.precondition_failed")
+
+
+def _grant(session: Session, head: Any, steps: list[Any], parcel: Any, *, by: Principal | None, author: str) -> None:
+    from fractions import Fraction
+
+    if _affectation_in_force(session, parcel.parcel_id):
+        raise Conflict("rrr.affectation_exists", parcel=str(parcel.parcel_id))
+    by_step = {s["step"]: s for s in steps}
+    sources = [*by_step["deliberated"]["source_ids"], *by_step["approved"]["source_ids"]]
+    holders = [Holder(uuid.UUID(a["party_id"]), Fraction(a["share"])) for a in head["applicants"]]
+    rights.grant_affectation(session, parcel=parcel, holders=holders, start_date=by_step["approved"]["occurred_on"],
+                             source_ids=list(dict.fromkeys(sources)), procedure_id=head["id"],
+                             predecessor_id=head["follows_rrr_id"], by=by, author=author, synthetic=head["synthetic"])

@@ -1,0 +1,142 @@
+"""Sources (LADM ``LA_AdministrativeSource``): délibérations, approvals, acts, survey plans, procès-verbaux.
+
+A source is recorded once and never changed; its scanned files are attached to it, each stored
+with its SHA-256, its media type (read from the file's first bytes, not from the name or the
+header the client sent) and its size, within ``SIFC_MAX_DOCUMENT_BYTES``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from sifc import journal
+from sifc.auth.principal import Principal
+from sifc.errors import InvalidInput, NotFound, TooLarge, UnsupportedFormat
+from sifc.models import APPROVING_AUTHORITIES, SOURCE_KINDS
+from sifc.tenure.common import authorise, parse_id
+
+# Magic numbers of the scanned documents a commune keeps.
+SIGNATURES = ((b"%PDF-", "application/pdf"), (b"\xff\xd8\xff", "image/jpeg"), (b"\x89PNG\r\n\x1a\n", "image/png"),
+              (b"II*\x00", "image/tiff"), (b"MM\x00*", "image/tiff"))
+
+
+@dataclass
+class SourceInput:
+    """What a land officer gives to record a source."""
+
+    kind: str
+    document_date: date
+    commune_code: str
+    reference: str | None = None
+    authority: str | None = None
+    council_session: str | None = None
+    description: str | None = None
+
+
+def _json(row: Any) -> dict[str, Any]:
+    return {"id": str(row["id"]), "kind": row["kind"], "reference": row["reference"],
+            "document_date": row["document_date"].isoformat(), "authority": row["authority"],
+            "council_session": row["council_session"], "commune_code": row["commune_code"],
+            "description": row["description"], "synthetic": row["synthetic"],
+            "created_at": row["created_at"].isoformat()}
+
+
+def create(session: Session, *, data: SourceInput, by: Principal | None, author: str, synthetic: bool = False) -> str:
+    """Record a source of a commune in ``by``'s scope; return its id."""
+    if data.kind not in SOURCE_KINDS:
+        raise InvalidInput("source.bad_kind", kind=data.kind, kinds=", ".join(SOURCE_KINDS))
+    if data.kind == "deliberation" and not (data.reference and data.council_session):
+        raise InvalidInput("source.deliberation_fields")
+    if data.kind == "approbation" and data.authority not in APPROVING_AUTHORITIES:
+        raise InvalidInput("source.bad_authority", authorities=", ".join(APPROVING_AUTHORITIES))
+    if not session.execute(text("SELECT 1 FROM commune WHERE code = :c"), {"c": data.commune_code}).scalar():
+        raise InvalidInput("party.unknown_commune", commune=data.commune_code)
+    authorise(by, data.commune_code)
+    sid = uuid.uuid4()
+    session.execute(text("""
+        INSERT INTO source_document (id, kind, reference, document_date, authority, council_session, commune_code,
+                                     description, synthetic, created_by)
+        VALUES (:id, :kind, :reference, :document_date, :authority, :council_session, :commune_code, :description,
+                :synthetic, :author)"""),
+        {"id": sid, **data.__dict__, "synthetic": synthetic, "author": author})
+    journal.record(session, by, operation="source.create", object_kind="source", object_id=sid,
+                   commune_code=data.commune_code, after=get(session, source_id=str(sid)))
+    return str(sid)
+
+
+def get(session: Session, *, source_id: str) -> dict[str, Any]:
+    """A source with the list of its files (name, type, size, checksum)."""
+    sid = parse_id(source_id, key="source.not_found", kind="source")
+    row = session.execute(text("SELECT * FROM source_document WHERE id = :id"), {"id": sid}).mappings().first()
+    if row is None:
+        raise NotFound("source.not_found", id=str(sid))
+    files = session.execute(text("""
+        SELECT id, file_name, media_type, size_bytes, sha256, created_at FROM source_file
+        WHERE source_id = :id ORDER BY created_at, id"""), {"id": sid}).mappings().all()
+    return {**_json(row), "files": [{"id": str(f["id"]), "file_name": f["file_name"], "media_type": f["media_type"],
+                                     "size_bytes": f["size_bytes"], "sha256": f["sha256"],
+                                     "created_at": f["created_at"].isoformat()} for f in files]}
+
+
+def commune_of(session: Session, *, source_id: str) -> str | None:
+    """The commune of a source (its scope); None for an unknown one."""
+    try:
+        sid = uuid.UUID(str(source_id))
+    except ValueError:
+        return None
+    return session.execute(text("SELECT commune_code FROM source_document WHERE id = :id"), {"id": sid}).scalar()
+
+
+def sniff(content: bytes) -> str:
+    """The media type of a document, from its first bytes (PDF, JPEG, PNG, TIFF)."""
+    for signature, media_type in SIGNATURES:
+        if content.startswith(signature):
+            return media_type
+    raise UnsupportedFormat("source.bad_file_type")
+
+
+def attach(session: Session, *, source_id: str, file_name: str, content: bytes, max_bytes: int, by: Principal | None,
+           author: str) -> dict[str, Any]:
+    """Attach a scanned file to a source; return its description (with its SHA-256)."""
+    sid = parse_id(source_id, key="source.not_found", kind="source")
+    commune = commune_of(session, source_id=str(sid))
+    if commune is None:
+        raise NotFound("source.not_found", id=str(sid))
+    authorise(by, commune)
+    if not content:
+        raise InvalidInput("source.empty_file")
+    if len(content) > max_bytes:
+        raise TooLarge("source.file_too_large", limit_mib=round(max_bytes / 1024**2, 1))
+    media_type = sniff(content)
+    fid = uuid.uuid4()
+    digest = hashlib.sha256(content).hexdigest()
+    name = (file_name or "document").replace("/", "_").replace("\\", "_")[:200]
+    session.execute(text("""
+        INSERT INTO source_file (id, source_id, file_name, media_type, size_bytes, sha256, content, created_by)
+        VALUES (:id, :sid, :name, :media_type, :size, :sha, :content, :author)"""),
+        {"id": fid, "sid": sid, "name": name, "media_type": media_type, "size": len(content), "sha": digest,
+         "content": content, "author": author})
+    described = {"id": str(fid), "source_id": str(sid), "file_name": name, "media_type": media_type,
+                 "size_bytes": len(content), "sha256": digest}
+    journal.record(session, by, operation="source.attach", object_kind="source_file", object_id=fid,
+                   commune_code=commune, after=described)
+    return described
+
+
+def file(session: Session, *, source_id: str, file_id: str) -> tuple[str, str, bytes, str]:
+    """A file of a source: (name, media type, content, SHA-256)."""
+    sid = parse_id(source_id, key="source.not_found", kind="source")
+    fid = parse_id(file_id, key="source.file_not_found", kind="fichier")
+    row = session.execute(text("""
+        SELECT file_name, media_type, content, sha256 FROM source_file WHERE id = :fid AND source_id = :sid"""),
+        {"fid": fid, "sid": sid}).first()
+    if row is None:
+        raise NotFound("source.file_not_found", id=str(fid))
+    return row[0], row[1], bytes(row[2]), row[3]
