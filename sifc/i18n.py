@@ -628,7 +628,8 @@ MESSAGES: dict[str, dict[str, str]] = {
     "party.bad_group_type": {
         "fr": "Un groupement a un type parmi : {types}.", "en": "A group has a type among: {types}."},
     "party.members_of_group_only": {
-        "fr": "Seul un groupement a des membres.", "en": "Only a group has members."},
+        "fr": "Seul un groupement a un type de groupement et des membres.",
+        "en": "Only a group has a group type and members."},
     "party.name_required": {"fr": "Le nom de la partie est obligatoire.", "en": "The party's name is required."},
     "party.unknown_commune": {"fr": "Commune « {commune} » inconnue.", "en": "Unknown commune '{commune}'."},
     "party.reason_required": {

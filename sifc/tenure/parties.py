@@ -60,7 +60,8 @@ def _validate(session: Session, values: dict[str, Any]) -> dict[str, Any]:
         if values.get("group_type") not in GROUP_TYPES:
             raise InvalidInput("party.bad_group_type", types=", ".join(GROUP_TYPES))
     else:
-        values["group_type"] = None
+        if values.get("group_type"):
+            raise InvalidInput("party.members_of_group_only")
         if values.get("members"):
             raise InvalidInput("party.members_of_group_only")
         values["members"] = None
