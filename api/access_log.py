@@ -1,7 +1,8 @@
 """Keep personal data out of the access log (loi 2008-12).
 
 uvicorn logs every request line. Two of them name a person: the subject of an access request
-(``/admin/subjects/{subject}``) and the filters of the access log (``/admin/audit?subject=…&user=…``).
+(``/admin/subjects/{subject}``) and the filters of the access and write logs (``/admin/audit?subject=…&user=…``,
+``/admin/writes?actor=…``).
 Their personal parts are replaced before the record is written; other request lines are kept
 whole (their parameters never hold personal data: personal fields are refused as filters).
 """
@@ -14,7 +15,7 @@ from urllib.parse import parse_qsl, urlencode
 
 REDACTED = "***"
 SUBJECT_PATH = re.compile(r"^(/admin/subjects/)[^?]*")
-PERSONAL_PARAMETERS = frozenset({"subject", "user"})
+PERSONAL_PARAMETERS = frozenset({"subject", "user", "actor"})  # actor: /admin/writes
 
 
 def redact(path: str) -> str:

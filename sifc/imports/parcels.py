@@ -45,6 +45,8 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from sifc import journal
+from sifc.auth.principal import Principal
 from sifc.errors import ImportRejected
 from sifc.imports import mapping as field_mapping
 from sifc.imports.checks import (
@@ -82,6 +84,8 @@ REASONS = {
                         "overlaps another parcel of the file beyond the tolerance"),
     "overlap_existing": ("chevauche une parcelle en vigueur au-delà de la tolérance",
                          "overlaps a current parcel beyond the tolerance"),
+    "under_litige": ("la parcelle en vigueur qu'elle modifierait fait l'objet d'un litige en cours",
+                     "the current parcel it would change is under a dispute (litige)"),
     "ring_open": ("contour ouvert : numérotation des bornes interrompue",
                   "open outline: gap in the boundary markers' numbering"),
     "ring_too_few_vertices": ("moins de 3 sommets distincts", "fewer than 3 distinct vertices"),
@@ -137,6 +141,8 @@ class ParcelImportOptions:
     author: str = field(default_factory=lambda: _default_author())
     synthetic: bool = False
     chunk_size: int = 20_000
+    actor_kind: str = "cli"  # who submitted it, for the write audit: cli, user or api_key
+    actor_role: str = "administrateur"
 
 
 def _default_author() -> str:
@@ -601,6 +607,11 @@ def _check_registry(session: Session, options: ParcelImportOptions, overlapping:
         SELECT EXISTS (SELECT 1 FROM parcel WHERE geom && ST_MakeEnvelope(:x0, :y0, :x1, :y1, 32628))
     """, x0=extent[0], y0=extent[1], x1=extent[2], y1=extent[3]).scalar())
     _match(session, near=near)
+    # A litige freezes the parcel (issue 8): a new state of it waits for the litige to be lifted.
+    _reject_accepted(session, "under_litige", """
+        s.change = 'changed' AND EXISTS (
+            SELECT 1 FROM rrr_version r WHERE r.parcel_id = s.match_id AND r.valid_to IS NULL AND r.type = 'litige'
+              AND r.start_date <= current_date AND (r.end_date IS NULL OR r.end_date > current_date))""")
     tolerance = {"m2": options.overlap_tolerance_m2, "ratio": options.overlap_tolerance_ratio}
     # Current parcels the file gives a new state of are checked as part of the file, not against it.
     if near:
@@ -763,6 +774,11 @@ def _insert(session: Session, report: ParcelImportReport, options: ParcelImportO
     """, id=batch_id, file=report.file, sha=report.sha256, options=orjson.dumps(report.options).decode(),
          counts=orjson.dumps(counts).decode(), report=orjson.dumps(report.as_dict()).decode(),
          author=options.author, synthetic=options.synthetic)
+    # One write-audit row per batch: its parcel versions name the batch, and the batch its report.
+    actor = Principal(kind=options.actor_kind, role=options.actor_role, name=options.author)  # type: ignore[arg-type]
+    journal.record(session, actor, operation="import.batch", object_kind="import_batch", object_id=batch_id,
+                   after={"file": report.file, "sha256": report.sha256, "counts": counts,
+                          "communes": report.communes})
     try:
         with session.begin_nested():
             _write_versions(session, report, options, batch_id)
@@ -836,7 +852,8 @@ def import_parcels(session: Session, path: Path, options: ParcelImportOptions, *
         raise ImportRejected("import.file_missing", path=str(path))
     notify("reading", 0, 0)
     report = ParcelImportReport(file=path.name, sha256=file_sha256(path), dry_run=options.dry_run)
-    report.options = {k: v for k, v in asdict(options).items() if k not in ("author", "chunk_size")}
+    report.options = {k: v for k, v in asdict(options).items()
+                      if k not in ("author", "chunk_size", "actor_kind", "actor_role")}
     previous = session.execute(text("""
         SELECT id, file_name, created_at FROM import_batch WHERE kind = 'parcels' AND sha256 = :sha
         ORDER BY created_at LIMIT 1"""), {"sha": report.sha256}).mappings().first()

@@ -379,3 +379,31 @@ def test_versions_are_only_ever_closed(client, db, officer, parcel, table):
         db.execute(text(f"UPDATE {table} SET {column} = {column} || 'x'"))
     with pytest.raises(DBAPIError), db.begin_nested():
         db.execute(text(f"DELETE FROM {table}"))
+
+
+def test_a_reimport_cannot_change_a_parcel_under_litige(client, db, officer, tmp_path):
+    from sifc.imports.parcels import ParcelImportOptions, import_parcels
+    from tests.integration.fixtures import write
+
+    x, y = bargny_origin(db)
+    first = write(tmp_path, [{"NICAD": "0104040100031", "USAGE": "habitation", "geometry": square(x - 400, y)},
+                             {"NICAD": "0104040100032", "USAGE": "habitation", "geometry": square(x - 370, y)}],
+                  name="levé.gpkg")
+    import_parcels(db, first, ParcelImportOptions(author="test"))
+    frozen, free = (db.execute(text("SELECT parcel_id FROM parcel WHERE nicad = :n"), {"n": n}).scalar()
+                    for n in ("0104040100031", "0104040100032"))
+    decision = _source(client, officer, "decision_justice")
+    assert client.post(f"/parcels/{frozen}/rights", headers=officer, json={
+        "type": "litige", "start_date": day(1), "source_ids": [decision]}).status_code == 201
+    corrected = write(tmp_path, [{"NICAD": "0104040100031", "USAGE": "commerce", "geometry": square(x - 400, y)},
+                                 {"NICAD": "0104040100032", "USAGE": "commerce", "geometry": square(x - 370, y)}],
+                      name="levé_corrigé.gpkg")
+    report = import_parcels(db, corrected, ParcelImportOptions(author="test"))
+    assert report.changes == {"changed": 1} and report.rejected == 1
+    assert [i["reasons"] for i in report.issues if i["status"] == "rejected"] == [["under_litige"]]
+    uses = dict(db.execute(text("SELECT parcel_id, land_use FROM parcel WHERE parcel_id IN (:a, :b)"),
+                           {"a": frozen, "b": free}).all())
+    assert uses == {frozen: "habitation", free: "commerce"}
+    batches = db.execute(text("SELECT actor, after->'counts'->>'accepted' FROM write_audit "
+                              "WHERE operation = 'import.batch' ORDER BY id")).all()
+    assert [(a, n) for a, n in batches] == [("test", "2"), ("test", "1")]

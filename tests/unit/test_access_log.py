@@ -11,6 +11,7 @@ def test_subject_paths_and_audit_filters_are_redacted():
     assert redact("/admin/audit?subject=Awa+Diop&user=agent.bargny&limit=5") == (
         "/admin/audit?subject=***&user=***&limit=5")
     assert redact("/admin/audit") == "/admin/audit"
+    assert redact("/admin/writes?actor=agent.bargny&object_kind=rrr") == "/admin/writes?actor=***&object_kind=rrr"
 
 
 def test_uvicorn_access_records_are_rewritten_other_lines_kept():
