@@ -26,7 +26,7 @@ PERSONAL_FIELDS: dict[str, frozenset[str]] = {
     # Tenure (issue 8): a party is personal through and through; a right's holders, a request's
     # applicants and the authors of versions and steps are served in scope only.
     "parties": frozenset({"name", "given_names", "id_number", "contact", "members", "author", "closed_by"}),
-    "rights": frozenset({"holders", "author", "closed_by"}),
+    "rights": frozenset({"holders", "author", "closed_by"}),  # and free text, which no public parameter names
     "procedures": frozenset({"applicants", "author", "created_by"}),
 }
 
@@ -40,7 +40,9 @@ PROTECTED_NAMES = frozenset(search_form(name) for name in (
     "party", "parties", "partie", "beneficiaire", "given_names", "members", "membres", "applicants", "demandeur",
     "demandeurs", "ayants_droit", "heritiers", "party_id",
     "created_by", "author", "closed_by", "imported_by", "submitted_by", "user", "username", "auteur",
-    *(name for names in PERSONAL_FIELDS.values() for name in names),
+    # The served personal fields of the collections public parameters can name (OGC, tiles, exports);
+    # a party's "name" is not refused there: territories have public names.
+    *PERSONAL_FIELDS["parcels"],
 ))
 
 

@@ -370,7 +370,10 @@ def parcel_history(parcel_id: Id, session: SessionDep, principal: PrincipalDep,
     found = _rights_answer(session, principal, parcel_id, "/parcels/{parcel_id}/history", lambda personal: (
         history.parcel_history(session, parcel_id=parcel_id, personal=personal, crs=srid)))
     if not reveals(principal, parcel_service.communes_of(session, parcel_id=parcel_id)):
-        found["procedures"] = [{k: v for k, v in p.items() if k != "applicants"} for p in found["procedures"]]
+        # The public sees where a request stands, not who made it nor what officers wrote of it.
+        found["procedures"] = [{"id": p["id"], "kind": p["kind"], "state": p["state"], "rrr_id": p["rrr_id"],
+                                "steps": [{"step": s["step"], "occurred_on": s["occurred_on"]} for s in p["steps"]]}
+                               for p in found["procedures"]]
     return answer(found)
 
 

@@ -100,19 +100,20 @@ def _rows_json(session: Session, rows: list[Any], *, personal: bool, day: date) 
     for row in rows:
         body = {"id": str(row["rrr_id"]), "version": row["version"], "parcel_id": str(row["parcel_id"]),
                 "commune_code": row["commune_code"], "class": row["class"], "type": row["type"],
-                "status": _status(row, day), "tf_number": row["tf_number"], "description": row["description"],
+                "status": _status(row, day), "tf_number": row["tf_number"],
                 "start_date": row["start_date"].isoformat(),
                 "end_date": row["end_date"].isoformat() if row["end_date"] else None, "end_cause": row["end_cause"],
                 "notice_date": row["notice_date"].isoformat() if row["notice_date"] else None,
                 "source_ids": [str(s) for s in row["source_ids"]],
                 "procedure_id": str(row["procedure_id"]) if row["procedure_id"] else None,
                 "predecessor_id": str(row["predecessor_id"]) if row["predecessor_id"] else None,
-                "synthetic": row["synthetic"], "reason": row["reason"], "valid_from": row["valid_from"].isoformat(),
-                "valid_to": row["valid_to"].isoformat() if row["valid_to"] else None,
-                "close_reason": row["close_reason"]}
+                "synthetic": row["synthetic"], "valid_from": row["valid_from"].isoformat(),
+                "valid_to": row["valid_to"].isoformat() if row["valid_to"] else None}
         if personal:
+            # Free text written by land officers may name people: served with the personal fields only.
             body.update({"holders": holders[(row["rrr_id"], row["version"])], "author": row["author"],
-                         "closed_by": row["closed_by"]})
+                         "closed_by": row["closed_by"], "description": row["description"], "reason": row["reason"],
+                         "close_reason": row["close_reason"]})
         out.append(body)
     return out
 
