@@ -348,8 +348,12 @@ def demo_load() -> None:
     if outcome is None:
         out.print(_say("Démonstration déjà chargée : rien à faire.", "Demo already loaded: nothing to do."))
     else:
-        out.print(_say(f"Démonstration chargée : {outcome.accepted} parcelles synthétiques ({outcome.communes}).",
-                       f"Demo loaded: {outcome.accepted} synthetic parcels ({outcome.communes})."))
+        out.print(_say(f"Démonstration chargée : {outcome.accepted} parcelles synthétiques ({outcome.communes}), "
+                       f"{outcome.parties} parties, {outcome.sources} sources, {outcome.rights} droits et "
+                       f"restrictions, {outcome.procedures} procédures d'affectation.",
+                       f"Demo loaded: {outcome.accepted} synthetic parcels ({outcome.communes}), {outcome.parties} "
+                       f"parties, {outcome.sources} sources, {outcome.rights} rights and restrictions, "
+                       f"{outcome.procedures} affectation procedures."))
 
 
 # --- users and API keys -----------------------------------------------------------------

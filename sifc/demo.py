@@ -1,10 +1,19 @@
-"""``sifc demo load``: synthetic parcels in the three pilot communes, so a new user sees parcels.
+"""``sifc demo load``: synthetic parcels and tenure records in the three pilot communes.
 
 Blocks of 2 × 10 parcels of about 20 × 25 m along 8 m streets, around each commune's
 centre, with plausible land uses and tenure regimes and some parcels without NICAD. The
 parcels are written to a GeoPackage and loaded through the same import pipeline as a
-surveyor's file; their batch is flagged synthetic. Loading twice does nothing the second
-time. Nothing here is real: NICADs are made up and no holder is named.
+surveyor's file; their batch is flagged synthetic.
+
+Then, in each commune, tenure records written through the tenure services, as a land officer
+would (issue 8): parties (natural persons, a famille and a GIE), sources (procès-verbaux,
+délibérations, approbations, notifications, acts), affectations granted by complete procedures
+(one shared by two holders), a request refused at the survey, one awaiting approval, a bail, a
+titre foncier and a litige. Everything is flagged synthetic; the write audit names ``sifc-demo``.
+
+Nothing here is real: NICADs are made up, names are common given and family names drawn at
+random (fixed seed) and identity numbers are ``SYN-…``, which no NIN can be. Loading twice does
+nothing the second time (the whole demo is written in one transaction).
 """
 
 from __future__ import annotations
@@ -12,7 +21,9 @@ from __future__ import annotations
 import random
 import tempfile
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import shapely
@@ -20,7 +31,10 @@ from shapely.geometry import box
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from sifc.auth.principal import Principal
 from sifc.imports.parcels import ParcelImportOptions, import_parcels
+from sifc.settings import Settings
+from sifc.tenure import parties, procedures, rights, sources
 
 DEMO_FILE = "sifc-demo-parcelles.gpkg"
 PILOTS = {  # commune code → centre (lon, lat), as in the data README
@@ -35,12 +49,43 @@ LAND_USES = [("habitation", 70), ("commerce", 10), ("agriculture", 10), ("équip
 TENURES = [("domaine national", 75), ("titre foncier", 15), ("bail", 10)]
 
 
+# --- tenure records (issue 8) ----------------------------------------------------------------
+DEMO_AUTHOR = "sifc-demo"
+DEMO_PRINCIPAL = Principal(kind="cli", role="administrateur", name=DEMO_AUTHOR, everywhere=True)
+THRESHOLDS_HA: tuple[float, float] = Settings.model_fields["approval_thresholds_ha"].default
+GIVEN_NAMES = ("Awa", "Moussa", "Fatou", "Mamadou", "Aminata", "Ousmane", "Khady", "Ibrahima", "Mariama", "Cheikh",
+               "Ndeye", "Abdoulaye", "Astou", "Babacar", "Coumba", "Modou")
+FAMILY_NAMES = ("Diop", "Ndiaye", "Fall", "Sarr", "Faye", "Gueye", "Diallo", "Mbaye", "Cissé", "Diouf", "Thiam",
+                "Seck", "Ndour", "Kane", "Niang", "Sène")
+GIE_NAMES = ("GIE Jappoo (démo)", "GIE Bokk Jom (démo)", "GIE Liggéey Ak Jikko (démo)")
+TF_SUFFIX = {"SN0104-bargny": "RF", "SN1301-sandiara": "MB", "SN1303-mont-rolland": "TV"}
+MONTHS = ("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre", "octobre",
+          "novembre", "décembre")
+PERSONS_PER_COMMUNE = 8
+FAMILY_MEMBERS = 3
+
+
 @dataclass
 class DemoOutcome:
     """What the demo loaded."""
 
     accepted: int
     communes: str
+    parties: int = 0
+    sources: int = 0
+    rights: int = 0
+    procedures: int = 0
+
+
+@dataclass
+class _Tenure:
+    """What the tenure part of the demo wrote, and the identity numbers handed out."""
+
+    parties: int = 0
+    sources: int = 0
+    rights: int = 0
+    procedures: int = 0
+    next_id: int = 1
 
 
 def _choice(rng: random.Random, weighted: list[tuple[str, int]]) -> str:
@@ -93,8 +138,191 @@ def already_loaded(session: Session) -> bool:
         "SELECT 1 FROM import_batch WHERE synthetic AND file_name = :f"), {"f": DEMO_FILE}).scalar())
 
 
+def _past(day: date) -> date:
+    """A demo date, never after today (the services refuse legal dates in the future)."""
+    return min(day, datetime.now(UTC).date())
+
+
+def _session_name(day: date) -> str:
+    return f"Session ordinaire du conseil municipal du {day.day} {MONTHS[day.month - 1]} {day.year}"
+
+
+def _party(session: Session, done: _Tenure, code: str, values: dict[str, Any]) -> str:
+    party_id = parties.create(session, data=parties.PartyInput({**values, "commune_code": code},
+                                                                 reason="démonstration (données synthétiques)"),
+                              by=DEMO_PRINCIPAL, author=DEMO_AUTHOR, synthetic=True)
+    done.parties += 1
+    return party_id
+
+
+def _person(session: Session, done: _Tenure, rng: random.Random, code: str, family: str | None = None) -> str:
+    number = done.next_id
+    done.next_id += 1
+    return _party(session, done, code, {
+        "kind": "natural_person", "name": family or rng.choice(FAMILY_NAMES), "given_names": rng.choice(GIVEN_NAMES),
+        "id_number": f"SYN-{number:06d}", "contact": f"partie-{number:06d}@exemple.invalid"})
+
+
+def _source(session: Session, done: _Tenure, code: str, kind: str, day: date, reference: str, **extra: Any) -> str:
+    source_id = sources.create(session, data=sources.SourceInput(
+        kind=kind, document_date=_past(day), commune_code=code, reference=reference, **extra),
+        by=DEMO_PRINCIPAL, author=DEMO_AUTHOR, synthetic=True)
+    done.sources += 1
+    return source_id
+
+
+def _parcel_pools(session: Session, batch_id: str, code: str) -> dict[str, list[Any]]:
+    rows = session.execute(text("""
+        SELECT parcel_id::text AS id, area_m2, tenure_regime, land_use FROM parcel
+        WHERE batch_id = :batch AND commune_code = :code
+        ORDER BY section, length(local_number), local_number"""), {"batch": batch_id, "code": code}).all()
+    pools: dict[str, list[Any]] = {"domaine national": [], "bail": [], "titre foncier": []}
+    for row in rows:
+        pools.setdefault(row.tenure_regime, []).append(row)
+    return pools
+
+
+def _take(rng: random.Random, pools: dict[str, list[Any]], regime: str) -> Any:
+    """A parcel of ``regime`` not used yet (any other parcel if the commune has none left)."""
+    pool = pools.get(regime) or next(p for p in pools.values() if p)
+    return pool.pop(rng.randrange(len(pool)))
+
+
+def _register(session: Session, done: _Tenure, parcel: Any, applicants: list[tuple[str, str]], day: date,
+              reference: str, purpose: str) -> str:
+    procedure_id = procedures.register(session, data=procedures.ProcedureInput(
+        parcel_id=parcel.id, applicants=[{"party_id": p, "share": s} for p, s in applicants],
+        registered_on=_past(day), purpose=purpose, reference=reference),
+        by=DEMO_PRINCIPAL, author=DEMO_AUTHOR, synthetic=True)
+    done.procedures += 1
+    return procedure_id
+
+
+def _step(session: Session, procedure_id: str, step: str, day: date, source_ids: list[str] | None = None,
+          **extra: Any) -> dict[str, Any]:
+    return procedures.advance(session, procedure_id=procedure_id, step=procedures.StepInput(
+        step=step, occurred_on=_past(day), source_ids=source_ids or [], **extra), expected_version=None,
+        thresholds_ha=THRESHOLDS_HA, by=DEMO_PRINCIPAL, author=DEMO_AUTHOR)
+
+
+def _right(session: Session, done: _Tenure, parcel: Any, kind: str, day: date, source_ids: list[str],
+           holders: list[tuple[str, str]], **extra: Any) -> str:
+    rrr_id = rights.create(session, parcel_id=parcel.id, data=rights.RightInput(
+        type=kind, start_date=_past(day), source_ids=source_ids,
+        holders=[{"party_id": p, "share": s} for p, s in holders], **extra),
+        by=DEMO_PRINCIPAL, author=DEMO_AUTHOR, synthetic=True)
+    done.rights += 1
+    return rrr_id
+
+
+def _tenure_for(session: Session, done: _Tenure, batch_id: str, code: str, index: int) -> None:
+    """One commune's parties, sources, procedures and rights, in the order a commission would write them."""
+    rng = random.Random(f"sifc-demo-tenure:{code}")
+    pools = _parcel_pools(session, batch_id, code)
+    if not any(pools.values()):
+        return
+    base = date(2025, 2, 3) + timedelta(days=9 * index)
+    year = base.year
+    family = rng.choice(FAMILY_NAMES)
+    persons = [_person(session, done, rng, code, family if i < FAMILY_MEMBERS else None)
+               for i in range(PERSONS_PER_COMMUNE)]
+    famille = _party(session, done, code, {"kind": "group", "group_type": "famille", "name": f"Famille {family}",
+                                           "members": persons[:FAMILY_MEMBERS]})
+    gie = _party(session, done, code, {"kind": "group", "group_type": "gie", "name": GIE_NAMES[index % len(GIE_NAMES)],
+                                       "id_number": f"SYN-NINEA-{done.next_id:06d}"})
+    done.next_id += 1
+
+    # Four requests granted by the council's first session, one shared by two holders.
+    granted = [([(persons[3], "1")], "habitation"), ([(persons[4], "1/2"), (persons[5], "1/2")], "habitation"),
+               ([(famille, "1")], "habitation"), ([(gie, "1")], "maraîchage")]
+    council = base + timedelta(days=75)
+    deliberation = _source(session, done, code, "deliberation", council, f"DEL-{year}-{10 + index:03d}",
+                           council_session=_session_name(council),
+                           description="Délibération portant affectation de parcelles (démonstration)")
+    approvals: dict[str, str] = {}
+    notified_on = base + timedelta(days=115)
+    notification = _source(session, done, code, "notification", notified_on, f"NOT-{year}-{10 + index:03d}",
+                           description="Notification des affectations aux attributaires (démonstration)")
+    affected = []
+    for number, (applicants, purpose) in enumerate(granted, start=1):
+        parcel = _take(rng, pools, "domaine national")
+        procedure_id = _register(session, done, parcel, applicants, base + timedelta(days=5 * number),
+                                 f"DEM-{year}-{index + 1}{number:02d}", purpose)
+        surveyed = base + timedelta(days=30 + 3 * number)
+        pv = _source(session, done, code, "proces_verbal", surveyed, f"PV-{year}-{index + 1}{number:02d}",
+                     description="Procès-verbal de constat de la commission domaniale (démonstration)")
+        _step(session, procedure_id, "surveyed", surveyed, [pv], details={"neighbours_consulted": True})
+        _step(session, procedure_id, "deliberated", council, [deliberation])
+        authority = procedures.required_authority(parcel.area_m2, THRESHOLDS_HA)
+        if authority not in approvals:
+            approvals[authority] = _source(
+                session, done, code, "approbation", base + timedelta(days=100),
+                f"APP-{year}-{10 + index:03d}-{authority}", authority=authority,
+                description=f"Approbation de la délibération DEL-{year}-{10 + index:03d} (démonstration)")
+        _step(session, procedure_id, "approved", base + timedelta(days=100), [approvals[authority]])
+        found = _step(session, procedure_id, "notified", notified_on, [notification])
+        done.rights += 1
+        affected.append((parcel, found["rrr_id"]))
+
+    # A request refused at the survey: the plot encroaches on a street's right of way.
+    parcel = _take(rng, pools, "domaine national")
+    procedure_id = _register(session, done, parcel, [(persons[6], "1")], base + timedelta(days=26),
+                             f"DEM-{year}-{index + 1}90", "commerce")
+    surveyed = base + timedelta(days=44)
+    pv = _source(session, done, code, "proces_verbal", surveyed, f"PV-{year}-{index + 1}90",
+                 description="Procès-verbal de constat : empiètement sur l'emprise de la voie (démonstration)")
+    _step(session, procedure_id, "refused", surveyed, [pv],
+          reason="Empiètement sur l'emprise d'une voie : la parcelle ne peut être affectée en l'état.")
+
+    # A request the council deliberated at its second session, awaiting approval.
+    parcel = _take(rng, pools, "domaine national")
+    registered = base + timedelta(days=200)
+    procedure_id = _register(session, done, parcel, [(persons[7], "1")], registered, f"DEM-{year}-{index + 1}91",
+                             "habitation")
+    surveyed = registered + timedelta(days=25)
+    pv = _source(session, done, code, "proces_verbal", surveyed, f"PV-{year}-{index + 1}91",
+                 description="Procès-verbal de constat de la commission domaniale (démonstration)")
+    _step(session, procedure_id, "surveyed", surveyed, [pv], details={"neighbours_consulted": True})
+    second = registered + timedelta(days=60)
+    deliberation = _source(session, done, code, "deliberation", second, f"DEL-{year}-{40 + index:03d}",
+                           council_session=_session_name(second),
+                           description="Délibération portant affectation de parcelles (démonstration)")
+    _step(session, procedure_id, "deliberated", second, [deliberation])
+
+    # A bail and a titre foncier, recorded from their acts.
+    parcel = _take(rng, pools, "bail")
+    start = date(2022, 3, 1) + timedelta(days=11 * index)
+    lease = _source(session, done, code, "acte", start, f"BAIL-{start.year}-{index + 1:03d}",
+                    description="Contrat de bail (démonstration)")
+    _right(session, done, parcel, "bail", start, [lease], [(persons[1], "1")],
+           description="Bail de 18 ans (démonstration)")
+    parcel = _take(rng, pools, "titre foncier")
+    start = date(2016, 6, 14) + timedelta(days=23 * index)
+    number = 1234 + 1111 * index
+    certificate = _source(session, done, code, "certificat", start, f"CIF-{number}",
+                          description="Certificat d'inscription au livre foncier (démonstration)")
+    _right(session, done, parcel, "titre_foncier", start, [certificate], [(persons[0], "1")],
+           tf_number=f"TF {number}/{TF_SUFFIX.get(code, 'XX')}")
+
+    # A litige on the first affectation: a neighbour contests its boundary (it freezes the parcel).
+    parcel, _ = affected[0]
+    contested = base + timedelta(days=300)
+    minutes = _source(session, done, code, "proces_verbal", contested, f"PV-LIT-{year}-{index + 1:03d}",
+                      description="Procès-verbal de non-conciliation : contestation de limite (démonstration)")
+    _right(session, done, parcel, "litige", contested, [minutes], [],
+           description="Contestation de limite par un voisin (démonstration)")
+
+
+def load_tenure(session: Session, batch_id: str) -> _Tenure:
+    """The demo's tenure records on the parcels of ``batch_id``, written through the tenure services."""
+    done = _Tenure()
+    for index, code in enumerate(PILOTS):
+        _tenure_for(session, done, batch_id, code, index)
+    return done
+
+
 def load_demo(session: Session) -> DemoOutcome | None:
-    """Generate and import the demo parcels; None when they are already there."""
+    """Generate and import the demo parcels and their tenure records; None when they are already there."""
     if already_loaded(session):
         return None
     records = [p for code, centre in PILOTS.items() for p in _parcels_for(session, code, centre)]
@@ -102,6 +330,8 @@ def load_demo(session: Session) -> DemoOutcome | None:
     with tempfile.TemporaryDirectory(prefix="sifc-demo-") as folder:
         path = Path(folder) / DEMO_FILE
         frame.to_file(path, layer="parcelles", driver="GPKG")
-        report = import_parcels(session, path, ParcelImportOptions(author="sifc-demo", synthetic=True))
+        report = import_parcels(session, path, ParcelImportOptions(author=DEMO_AUTHOR, synthetic=True))
     summary = ", ".join(f"{code} : {count}" for code, count in report.communes.items())
-    return DemoOutcome(accepted=report.accepted, communes=summary)
+    tenure = load_tenure(session, report.batch_id) if report.batch_id else _Tenure()
+    return DemoOutcome(accepted=report.accepted, communes=summary, parties=tenure.parties, sources=tenure.sources,
+                       rights=tenure.rights, procedures=tenure.procedures)

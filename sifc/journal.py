@@ -32,9 +32,13 @@ def _json(value: Any) -> str | None:
 
 def record(session: Session, principal: Principal | None, *, operation: str, object_kind: str, object_id: Any,
            parcel_id: uuid.UUID | str | None = None, commune_code: str | None = None,
-           before: Any = None, after: Any = None) -> None:
-    """Write one audit row in the writing transaction (so that a refused write leaves none)."""
-    actor = principal or SYSTEM
+           before: Any = None, after: Any = None, author: str | None = None) -> None:
+    """Write one audit row in the writing transaction (so that a refused write leaves none).
+
+    Without a principal (a command on the server, the demo), the actor is ``author``, the name the
+    versions carry.
+    """
+    actor = principal or Principal(kind="cli", role=SYSTEM.role, name=author or SYSTEM.name, everywhere=True)
     session.execute(text("""
         INSERT INTO write_audit (actor_kind, actor_id, actor, role, operation, object_kind, object_id, parcel_id,
                                  commune_code, before, after)

@@ -22,6 +22,8 @@ class SubjectOut(BaseModel):
     user_id: int | None = Field(description="Son compte, si elle en a un.")
     audit_kind: str = Field(description="Comment le journal d'accès la désigne : `app_user` ou `person`.")
     audit_id: str = Field(description="Son identifiant dans le journal (jamais son nom).")
+    party_ids: list[str] = Field(default_factory=list, description=(
+        "Les parties (registre foncier) qui la désignent : nom complet, numéro d'identité ou identifiant."))
 
 
 class RowsOut(BaseModel):

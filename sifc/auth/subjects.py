@@ -7,19 +7,32 @@ name as written in provenance fields, or their account id). The queries are buil
 registry with SQLAlchemy Core over the tables of :mod:`sifc.models` — identifiers quoted by the
 dialect, the person's name or id always a bound parameter, never text in the SQL.
 
-The tenure issues register their parties the same way: a source keyed by ``party_id`` (and a
-resolver turning the request into that id), with ``audit_kind="party"`` so that the reads of the
-party's records join the log.
+The tenure records (issue 8) are registered the same way: sources keyed by ``party_id`` (the
+resolver turns the request into the ids of the parties it names: full name, identity number or
+party id), with ``audit_kind="party"`` (or ``rrr``, ``procedure``) so that the reads of those
+records join the log. Three small extensions let the registry say where a party id sits:
+
+- a ``uuid[]`` column (a group's ``members``) matches when it holds one of the ids;
+- ``within`` names JSON arrays whose elements are the id, or objects with the id in a field
+  (``tenure_procedure.applicants``, the holders and applicants in ``write_audit``'s before and
+  after), matched by containment (``@>``, the document a bound parameter);
+- ``join`` adds the columns of a row the source's row belongs to (a holder's right), equal on
+  the columns both tables share.
+
+A name names every party of that full name: homonyms are reported together, and a request by
+identity number or party id is the precise one.
 """
 
 from __future__ import annotations
 
 import hashlib
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Select, Table, Text, and_, cast, false, func, or_, select
+from sqlalchemy import ColumnElement, FromClause, Select, String, Table, Text, and_, cast, false, func, or_, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from sifc import models
@@ -27,10 +40,23 @@ from sifc.auth import audit
 from sifc.auth.principal import Principal
 from sifc.errors import InvalidInput
 
-Key = Literal["name", "user_id"]
+Key = Literal["name", "user_id", "party_id"]
 SAR_ENDPOINT = "/admin/subjects/{subject}"
 SAR_PURPOSE = "subject_access_request"
 MAX_QUERY_LENGTH = 200
+
+
+@dataclass(frozen=True)
+class Join:
+    """The row a source's row belongs to: ``table``, equal on the columns ``on`` both tables share."""
+
+    table: str
+    on: tuple[str, ...]
+    columns: tuple[str, ...]
+
+    def sa_table(self) -> Table:
+        """The joined table, as declared in :mod:`sifc.models`."""
+        return models.metadata.tables[self.table]
 
 
 @dataclass(frozen=True)
@@ -40,7 +66,14 @@ class PersonalDataSource:
     ``column`` of ``table`` holds the person's identifier ``key``; ``columns`` are what the
     answer shows of each row (never a secret: no password or key hash); ``where`` adds constant
     conditions (bound too). When rows of the source are themselves read through audited
-    endpoints, ``audit_kind``/``audit_key`` tell how: the log's ``(subject_kind, subject_id)``.
+    endpoints, ``audit_kind``/``audit_key`` tell how: the log's ``(subject_kind, subject_id)``;
+    ``audited_also`` adds other ``(subject_kind, column)`` pairs (a parcel whose reads show the
+    row), the column of ``table`` or of the joined table.
+
+    ``within`` (JSONB columns, ``party_id`` key): ``(column, array, field)`` — the person's id is
+    an element of the array ``array`` of the document in ``column`` (``""``: the document is the
+    array), an object with the id in ``field`` (``""``: the element is the id itself). ``join``
+    shows the row the source's row belongs to (:class:`Join`).
     """
 
     name: str
@@ -52,10 +85,51 @@ class PersonalDataSource:
     where: tuple[tuple[str, str], ...] = ()
     audit_kind: str | None = None
     audit_key: str | None = None
+    within: tuple[tuple[str, str, str], ...] = ()
+    join: Join | None = None
+    audited_also: tuple[tuple[str, str], ...] = ()
 
     def sa_table(self) -> Table:
         """The table, as declared in :mod:`sifc.models` (an unknown name fails at once)."""
         return models.metadata.tables[self.table]
+
+    def selectable(self) -> FromClause:
+        """The table, joined to the row it belongs to if the source says so."""
+        table = self.sa_table()
+        if self.join is None:
+            return table
+        other = self.join.sa_table()
+        return table.join(other, and_(*(table.c[name] == other.c[name] for name in self.join.on)))
+
+    def shown(self) -> list[Any]:
+        """The columns the answer shows: the source's, then the joined row's."""
+        table = self.sa_table()
+        found = [table.c[name] for name in self.columns]
+        if self.join is not None:
+            other = self.join.sa_table()
+            found += [other.c[name] for name in self.join.columns]
+        return found
+
+    def audited(self) -> list[tuple[str, Any]]:
+        """``(subject_kind, column)`` of the log's rows about this source's records."""
+        pairs = [(self.audit_kind, self.audit_key)] if self.audit_kind and self.audit_key else []
+        return [(kind, self._column(name)) for kind, name in [*pairs, *self.audited_also]]
+
+    def _column(self, name: str) -> Any:
+        table = self.sa_table()
+        if name in table.c:
+            return table.c[name]
+        if self.join is not None:
+            return self.join.sa_table().c[name]
+        raise KeyError(f"{self.name}: {name}")
+
+
+# What the person's id sits in, in the write audit's before and after (the objects' full representation).
+_NAMED_IN_WRITES = (("after", "holders", "party_id"), ("before", "holders", "party_id"),
+                    ("after", "applicants", "party_id"), ("before", "applicants", "party_id"),
+                    ("after", "members", ""), ("before", "members", ""))
+_WRITE_COLUMNS = ("id", "occurred_at", "actor_kind", "role", "operation", "object_kind", "object_id", "parcel_id",
+                  "commune_code")
 
 
 SOURCES: tuple[PersonalDataSource, ...] = (
@@ -91,6 +165,73 @@ SOURCES: tuple[PersonalDataSource, ...] = (
                        ("occurred_at", "method", "endpoint", "subject_kind", "subject_id", "commune_code", "purpose"),
                        "Lectures de données personnelles faites par la personne (journal d'accès).",
                        where=(("actor_kind", "user"),)),
+    # --- tenure (issue 8): the person as a party --------------------------------------------------
+    PersonalDataSource("parties", "party_version", "party_id", "party_id",
+                       ("party_id", "version", "kind", "group_type", "name", "given_names", "id_number", "contact",
+                        "members", "commune_code", "reason", "valid_from", "valid_to", "close_reason"),
+                       "La personne comme partie (toutes les versions : nom, prénoms, numéro d'identité, contact).",
+                       audit_kind="party", audit_key="party_id"),
+    PersonalDataSource("party_groups", "party_version", "members", "party_id",
+                       ("party_id", "version", "kind", "group_type", "name", "commune_code", "valid_from",
+                        "valid_to"),
+                       "Groupements (famille, GIE…) dont la personne est membre.",
+                       audit_kind="party", audit_key="party_id"),
+    PersonalDataSource("rights_held", "rrr_holder", "party_id", "party_id",
+                       ("rrr_id", "version", "share_numerator", "share_denominator"),
+                       "Droits dont la personne est titulaire (quote-part), avec la parcelle et le droit.",
+                       audit_kind="rrr", audit_key="rrr_id",
+                       join=Join("rrr_version", ("rrr_id", "version"),
+                                 ("parcel_id", "commune_code", "class", "type", "tf_number", "start_date", "end_date",
+                                  "end_cause", "valid_from", "valid_to")),
+                       audited_also=(("parcel", "parcel_id"),)),
+    PersonalDataSource("procedures_applied", "tenure_procedure", "applicants", "party_id",
+                       ("id", "reference", "parcel_id", "commune_code", "applicants", "purpose", "created_at"),
+                       "Demandes d'affectation dont la personne est demanderesse.",
+                       audit_kind="procedure", audit_key="id", within=(("applicants", "", "party_id"),),
+                       audited_also=(("parcel", "parcel_id"),)),
+    PersonalDataSource("writes_about_party", "write_audit", "object_id", "party_id",
+                       (*_WRITE_COLUMNS, "before", "after"),
+                       "Écritures de la fiche de la personne (journal des écritures : avant, après).",
+                       where=(("object_kind", "party"),)),
+    PersonalDataSource("writes_naming_party", "write_audit", "after", "party_id", _WRITE_COLUMNS,
+                       "Écritures de droits, de procédures ou de groupements qui nomment la personne "
+                       "(journal des écritures ; avant et après, qui nomment aussi d'autres personnes, non repris).",
+                       within=_NAMED_IN_WRITES, audit_kind="parcel", audit_key="parcel_id"),
+    # --- tenure: the person as the author of records (provenance) ------------------------------------
+    PersonalDataSource("writes_by_subject", "write_audit", "actor", "name", _WRITE_COLUMNS,
+                       "Écritures faites par la personne (journal des écritures).",
+                       audit_kind="parcel", audit_key="parcel_id"),
+    PersonalDataSource("party_versions_authored", "party_version", "author", "name",
+                       ("party_id", "version", "commune_code", "action", "reason", "valid_from"),
+                       "Versions de parties écrites par la personne (auteur).",
+                       audit_kind="party", audit_key="party_id"),
+    PersonalDataSource("party_versions_closed", "party_version", "closed_by", "name",
+                       ("party_id", "version", "commune_code", "valid_to", "close_reason"),
+                       "Versions de parties closes par la personne.",
+                       audit_kind="party", audit_key="party_id"),
+    PersonalDataSource("rrr_versions_authored", "rrr_version", "author", "name",
+                       ("rrr_id", "version", "parcel_id", "commune_code", "type", "action", "reason", "valid_from"),
+                       "Versions de droits, restrictions et responsabilités écrites par la personne (auteur).",
+                       audit_kind="rrr", audit_key="rrr_id", audited_also=(("parcel", "parcel_id"),)),
+    PersonalDataSource("rrr_versions_closed", "rrr_version", "closed_by", "name",
+                       ("rrr_id", "version", "parcel_id", "commune_code", "type", "valid_to", "close_reason"),
+                       "Versions de droits closes par la personne.",
+                       audit_kind="rrr", audit_key="rrr_id", audited_also=(("parcel", "parcel_id"),)),
+    PersonalDataSource("sources_recorded", "source_document", "created_by", "name",
+                       ("id", "kind", "reference", "document_date", "commune_code", "created_at"),
+                       "Sources (délibérations, approbations, actes…) enregistrées par la personne."),
+    PersonalDataSource("source_files_attached", "source_file", "created_by", "name",
+                       ("id", "source_id", "file_name", "media_type", "size_bytes", "sha256", "created_at"),
+                       "Documents joints par la personne (sans leur contenu).",
+                       audit_kind="source_file", audit_key="id"),
+    PersonalDataSource("procedures_registered", "tenure_procedure", "created_by", "name",
+                       ("id", "reference", "parcel_id", "commune_code", "created_at"),
+                       "Demandes d'affectation enregistrées par la personne.",
+                       audit_kind="procedure", audit_key="id", audited_also=(("parcel", "parcel_id"),)),
+    PersonalDataSource("procedure_steps_recorded", "procedure_step", "author", "name",
+                       ("procedure_id", "seq", "step", "occurred_on", "recorded_at"),
+                       "Étapes de procédure inscrites par la personne.",
+                       audit_kind="procedure", audit_key="procedure_id"),
 )
 
 
@@ -107,9 +248,12 @@ class Subject:
     user_id: int | None
     audit_kind: str
     audit_id: str
+    party_ids: tuple[uuid.UUID, ...] = ()
 
-    def identifier(self, key: Key) -> str | int | None:
+    def identifier(self, key: Key) -> str | int | tuple[uuid.UUID, ...] | None:
         """The person's identifier of kind ``key`` (``None``: this kind of source cannot name them)."""
+        if key == "party_id":
+            return self.party_ids or None
         return self.name if key == "name" else self.user_id
 
 
@@ -146,7 +290,7 @@ def as_dict(report: SubjectReport) -> dict[str, Any]:
     who = report.subject
     return {
         "subject": {"query": who.query, "name": who.name, "user_id": who.user_id, "audit_kind": who.audit_kind,
-                    "audit_id": who.audit_id},
+                    "audit_id": who.audit_id, "party_ids": [str(p) for p in who.party_ids]},
         "generated_at": report.generated_at,
         "sources": [{"name": source.name, "table": source.table, "column": source.column,
                      "description": source.description, **rows(found)} for source, found in report.sources],
@@ -154,10 +298,38 @@ def as_dict(report: SubjectReport) -> dict[str, Any]:
     }
 
 
+def _spaced(value: Any) -> Any:
+    """``value`` in lower case with its runs of blanks made one space (the pattern a bound value)."""
+    return func.lower(func.btrim(func.regexp_replace(value, r"\s+", " ", "g")))
+
+
+def parties_named(session: Session, text: str) -> tuple[uuid.UUID, ...]:
+    """The parties ``text`` names, in any of their versions: party id, identity number, or full name.
+
+    A full name is the given names and the name (either order), without regard to case or blanks;
+    a group or legal entity has only its name. A family name alone names no one.
+    """
+    party = models.party_version
+    wanted = " ".join(text.split()).lower()
+    conditions: list[ColumnElement[bool]] = [
+        _spaced(party.c.id_number) == wanted,
+        _spaced(func.concat_ws(" ", party.c.given_names, party.c.name)) == wanted,
+        _spaced(func.concat_ws(" ", party.c.name, party.c.given_names)) == wanted,
+    ]
+    try:
+        conditions.append(party.c.party_id == uuid.UUID(text))
+    except ValueError:
+        pass
+    found = session.execute(select(party.c.party_id).where(or_(*conditions)).distinct()
+                            .order_by(party.c.party_id)).scalars()
+    return tuple(found)
+
+
 def resolve(session: Session, query: str) -> Subject:
     """The person named by ``query``: an account id (digits) or name, or else a name as written.
 
-    Names are compared without regard to case, as provenance fields were once typed by hand.
+    Names are compared without regard to case, as provenance fields were once typed by hand. The
+    parties the query names (:func:`parties_named`) are found either way.
     """
     text = (query or "").strip()
     if not text or len(text) > MAX_QUERY_LENGTH or "\x00" in text:
@@ -168,10 +340,29 @@ def resolve(session: Session, query: str) -> Subject:
         condition = or_(user.c.id == int(text), condition)
     row = session.execute(select(user.c.id, user.c.username).where(condition)
                           .order_by((user.c.username == text).desc()).limit(1)).first()
+    party_ids = parties_named(session, text)
     if row is not None:
-        return Subject(text, row.username, int(row.id), "app_user", str(row.id))
+        return Subject(text, row.username, int(row.id), "app_user", str(row.id), party_ids)
     digest = hashlib.sha256(text.lower().encode("utf-8")).hexdigest()[:32]
-    return Subject(text, text, None, "person", f"sha256:{digest}")
+    return Subject(text, text, None, "person", f"sha256:{digest}", party_ids)
+
+
+def _contained(column: Any, array: str, key: str, party: uuid.UUID) -> ColumnElement[bool]:
+    """``column @> document``: the party's id an element of ``array`` (see ``PersonalDataSource.within``)."""
+    element: Any = {key: str(party)} if key else str(party)
+    return column.contains([element] if not array else {array: [element]})
+
+
+def _party_matches(source: PersonalDataSource, table: Table, parties: tuple[uuid.UUID, ...]) -> ColumnElement[bool]:
+    column = table.c[source.column]
+    if source.within:
+        return or_(*(_contained(table.c[name], array, key, party)
+                     for name, array, key in source.within for party in parties))
+    if isinstance(column.type, ARRAY):
+        return column.overlap(list(parties))
+    if isinstance(column.type, String):
+        return column.in_([str(party) for party in parties])
+    return column.in_(list(parties))
 
 
 def _matches(source: PersonalDataSource, subject: Subject) -> ColumnElement[bool]:
@@ -180,7 +371,13 @@ def _matches(source: PersonalDataSource, subject: Subject) -> ColumnElement[bool
     if value is None:
         return false()
     column = table.c[source.column]
-    condition = func.lower(column) == str(value).lower() if source.key == "name" else column == value
+    if source.key == "party_id":
+        assert isinstance(value, tuple)
+        condition = _party_matches(source, table, value)
+    elif source.key == "name":
+        condition = func.lower(column) == str(value).lower()
+    else:
+        condition = column == value
     return and_(condition, *(table.c[name] == constant for name, constant in source.where))
 
 
@@ -194,10 +391,9 @@ def gather(session: Session, subject: Subject, *, limit: int = 1000) -> list[tup
     """Every source's rows naming ``subject`` (at most ``limit`` each, with the total count)."""
     found = []
     for source in SOURCES:
-        table = source.sa_table()
-        query = select(*(table.c[name] for name in source.columns)).where(_matches(source, subject))
-        found.append((source, _rows(session, query, order=[table.c[name] for name in source.columns[:2]],
-                                    limit=limit)))
+        shown = source.shown()
+        query = select(*shown).select_from(source.selectable()).where(_matches(source, subject))
+        found.append((source, _rows(session, query, order=shown[:2], limit=limit)))
     return found
 
 
@@ -206,10 +402,11 @@ def reads_of(session: Session, subject: Subject, *, limit: int = 1000) -> Rows:
     log = models.access_audit
     about = [and_(log.c.subject_kind == subject.audit_kind, log.c.subject_id == subject.audit_id)]
     for source in SOURCES:
-        if source.audit_kind and source.audit_key and subject.identifier(source.key) is not None:
-            table = source.sa_table()
-            records = select(cast(table.c[source.audit_key], Text)).where(_matches(source, subject))
-            about.append(and_(log.c.subject_kind == source.audit_kind, log.c.subject_id.in_(records)))
+        if subject.identifier(source.key) is None:
+            continue
+        for kind, column in source.audited():
+            records = select(cast(column, Text)).select_from(source.selectable()).where(_matches(source, subject))
+            about.append(and_(log.c.subject_kind == kind, log.c.subject_id.in_(records)))
     query = select(log.c.occurred_at, log.c.actor_kind, log.c.actor_id, log.c.actor, log.c.role, log.c.method,
                    log.c.endpoint, log.c.subject_kind, log.c.subject_id, log.c.commune_code,
                    log.c.purpose).where(or_(*about))

@@ -300,7 +300,8 @@ def create(session: Session, *, data: ParcelInput, author: str, tolerances: Tole
     values["nicad_status"] = nicad_rules.STATUS_ASSIGNED if values["nicad"] else nicad_rules.STATUS_MISSING
     pid = uuid.uuid4()
     _insert_version(session, pid, 1, values, ewkb, action="api:create", author=author, reason=data.reason)
-    journal.record(session, by, operation="parcel.create", object_kind="parcel", object_id=pid, parcel_id=pid,
+    journal.record(session, by, author=author,
+                   operation="parcel.create", object_kind="parcel", object_id=pid, parcel_id=pid,
                    commune_code=commune, after=_audit_state(session, pid))
     return str(pid)
 
@@ -380,7 +381,8 @@ def update(session: Session, *, parcel_id: str, data: ParcelInput, author: str,
     before = _audit_state(session, pid)
     _close(session, pid, current["version"], author=author, reason=f"remplacée par la version {version}")
     _insert_version(session, pid, version, values, ewkb, action="api:update", author=author, reason=data.reason)
-    journal.record(session, by, operation="parcel.update", object_kind="parcel", object_id=pid, parcel_id=pid,
+    journal.record(session, by, author=author,
+                   operation="parcel.update", object_kind="parcel", object_id=pid, parcel_id=pid,
                    commune_code=values["commune_code"], before=before, after=_audit_state(session, pid))
     return version
 
@@ -397,5 +399,6 @@ def retire(session: Session, *, parcel_id: str, author: str, reason: str | None,
     refuse_if_frozen(session, pid)
     before = _audit_state(session, pid)
     _close(session, pid, current["version"], author=author, reason=f"retirée : {reason}")
-    journal.record(session, by, operation="parcel.retire", object_kind="parcel", object_id=pid, parcel_id=pid,
+    journal.record(session, by, author=author,
+                   operation="parcel.retire", object_kind="parcel", object_id=pid, parcel_id=pid,
                    commune_code=current["commune_code"], before=before, after=None)

@@ -98,7 +98,7 @@ def create(session: Session, *, data: PartyInput, by: Principal | None, author: 
     authorise(by, values["commune_code"])
     pid = uuid.uuid4()
     _insert(session, pid, 1, values, action="api:create", author=author, reason=data.reason, synthetic=synthetic)
-    journal.record(session, by, operation="party.create", object_kind="party", object_id=pid,
+    journal.record(session, by, author=author, operation="party.create", object_kind="party", object_id=pid,
                    commune_code=values["commune_code"], after=get(session, party_id=str(pid), personal=True))
     return str(pid)
 
@@ -160,7 +160,7 @@ def update(session: Session, *, party_id: str, data: PartyInput, expected_versio
                   reason=f"remplacée par la version {version}")
     _insert(session, pid, version, values, action="api:update", author=author, reason=data.reason,
             synthetic=current["synthetic"])
-    journal.record(session, by, operation="party.update", object_kind="party", object_id=pid,
+    journal.record(session, by, author=author, operation="party.update", object_kind="party", object_id=pid,
                    commune_code=values["commune_code"], before=before,
                    after=get(session, party_id=str(pid), personal=True))
     return version

@@ -135,7 +135,8 @@ def register(session: Session, *, data: ProcedureInput, by: Principal | None, au
          "follows": predecessor, "synthetic": synthetic, "author": author})
     _insert_step(session, procedure_id, 1, StepInput("registered", data.registered_on,
                                                      [str(s["id"]) for s in sources]), author)
-    journal.record(session, by, operation="procedure.register", object_kind="procedure", object_id=procedure_id,
+    journal.record(session, by, author=author,
+                   operation="procedure.register", object_kind="procedure", object_id=procedure_id,
                    parcel_id=pid, commune_code=parcel.commune_code,
                    after=get(session, procedure_id=str(procedure_id), personal=True))
     return str(procedure_id)
@@ -258,7 +259,8 @@ def advance(session: Session, *, procedure_id: str, step: StepInput, expected_ve
     _insert_step(session, procedure, len(steps) + 1, step, author)
     if step.step == "notified":
         _grant(session, head, steps, parcel, by=by, author=author)
-    journal.record(session, by, operation=f"procedure.{step.step}", object_kind="procedure", object_id=procedure,
+    journal.record(session, by, author=author,
+                   operation=f"procedure.{step.step}", object_kind="procedure", object_id=procedure,
                    parcel_id=parcel.parcel_id, commune_code=parcel.commune_code, before=before,
                    after=get(session, procedure_id=str(procedure), personal=True))
     return get(session, procedure_id=str(procedure), personal=True)

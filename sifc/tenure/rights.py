@@ -239,7 +239,8 @@ def create(session: Session, *, parcel_id: str, data: RightInput, by: Principal 
               "synthetic": synthetic}
     rid = uuid.uuid4()
     _insert(session, rid, 1, values, holders, action="api:create", author=author)
-    journal.record(session, by, operation=f"rrr.create.{data.type}", object_kind="rrr", object_id=rid, parcel_id=pid,
+    journal.record(session, by, author=author,
+                   operation=f"rrr.create.{data.type}", object_kind="rrr", object_id=rid, parcel_id=pid,
                    commune_code=parcel.commune_code, after=get(session, rrr_id=str(rid), personal=True))
     return str(rid)
 
@@ -253,7 +254,7 @@ def grant_affectation(session: Session, *, parcel: ParcelState, holders: list[Sh
               "type": "affectation", "start_date": start_date, "source_ids": source_ids, "procedure_id": procedure_id,
               "predecessor_id": predecessor_id, "reason": "procédure d'affectation achevée", "synthetic": synthetic}
     _insert(session, rid, 1, values, holders, action="procedure:notified", author=author)
-    journal.record(session, by, operation="rrr.create.affectation", object_kind="rrr", object_id=rid,
+    journal.record(session, by, author=author, operation="rrr.create.affectation", object_kind="rrr", object_id=rid,
                    parcel_id=parcel.parcel_id, commune_code=parcel.commune_code,
                    after=get(session, rrr_id=str(rid), personal=True))
     return str(rid)
@@ -275,7 +276,7 @@ def _new_version(session: Session, row: Any, values: dict[str, Any], holders: li
                   reason=f"remplacée par la version {version}")
     _insert(session, row["rrr_id"], version, {**values, "reason": reason}, holders, action=f"api:{operation}",
             author=author)
-    journal.record(session, by, operation=f"rrr.{operation}", object_kind="rrr", object_id=row["rrr_id"],
+    journal.record(session, by, author=author, operation=f"rrr.{operation}", object_kind="rrr", object_id=row["rrr_id"],
                    parcel_id=row["parcel_id"], commune_code=row["commune_code"], before=before,
                    after=get(session, rrr_id=str(row["rrr_id"]), personal=True))
     return version
@@ -305,7 +306,8 @@ def update(session: Session, *, rrr_id: str, changes: dict[str, Any], reason: st
     if "holders" in changes:
         if row["type"] == "affectation":
             raise Conflict("rrr.affectation_not_transferable")
-        holders = shares(session, changes["holders"], required=row["class"] == "right")
+        # ``"holders": null`` removes them (JSON merge patch): none left, which a right refuses (422).
+        holders = shares(session, changes["holders"] or [], required=row["class"] == "right")
     for name in ("tf_number", "description"):
         if name in changes:
             values[name] = changes[name]

@@ -66,7 +66,7 @@ def create(session: Session, *, data: SourceInput, by: Principal | None, author:
         VALUES (:id, :kind, :reference, :document_date, :authority, :council_session, :commune_code, :description,
                 :synthetic, :author)"""),
         {"id": sid, **data.__dict__, "synthetic": synthetic, "author": author})
-    journal.record(session, by, operation="source.create", object_kind="source", object_id=sid,
+    journal.record(session, by, author=author, operation="source.create", object_kind="source", object_id=sid,
                    commune_code=data.commune_code, after=get(session, source_id=str(sid)))
     return str(sid)
 
@@ -125,7 +125,7 @@ def attach(session: Session, *, source_id: str, file_name: str, content: bytes, 
          "content": content, "author": author})
     described = {"id": str(fid), "source_id": str(sid), "file_name": name, "media_type": media_type,
                  "size_bytes": len(content), "sha256": digest}
-    journal.record(session, by, operation="source.attach", object_kind="source_file", object_id=fid,
+    journal.record(session, by, author=author, operation="source.attach", object_kind="source_file", object_id=fid,
                    commune_code=commune, after=described)
     return described
 

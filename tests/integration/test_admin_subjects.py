@@ -46,7 +46,7 @@ def test_a_subject_access_request_gathers_everything_about_the_person(client, ad
     assert answer.status_code == 200, answer.text
     report = answer.json()
     assert report["subject"] == {"query": "awa.diop", "name": "awa.diop", "user_id": awa["id"],
-                                 "audit_kind": "app_user", "audit_id": str(awa["id"])}
+                                 "audit_kind": "app_user", "audit_id": str(awa["id"]), "party_ids": []}
     [account] = _source(report, "account")["rows"]
     assert account["username"] == "awa.diop" and account["role"] == "agent_foncier"
     assert _source(report, "account_scope")["rows"] == [{"level": "commune", "code": BARGNY}]
