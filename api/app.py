@@ -9,7 +9,20 @@ from fastapi import FastAPI
 
 from api import access_log, problems
 from api.middleware import RefuseNul
-from api.routers import admin, auth, exports, health, imports, ogc, parcels, spatial, tenure, territories, tiles
+from api.routers import (
+    admin,
+    auth,
+    exports,
+    health,
+    imports,
+    mutations,
+    ogc,
+    parcels,
+    spatial,
+    tenure,
+    territories,
+    tiles,
+)
 from sifc import __version__
 from sifc.db import PoolReader, make_engine, make_read_pool, make_sessionmaker
 from sifc.settings import Settings
@@ -55,6 +68,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(admin.router)
     app.include_router(territories.router)
     app.include_router(spatial.router)  # before /parcels/{parcel_id}
+    app.include_router(mutations.router)  # POST /parcels/merge
     app.include_router(parcels.router)
     app.include_router(tenure.router)
     app.include_router(imports.router)

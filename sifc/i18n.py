@@ -745,6 +745,87 @@ MESSAGES: dict[str, dict[str, str]] = {
         "fr": "Pour {hectares} ha, la délibération est approuvée par le {required}, non par le {authority}.",
         "en": "For {hectares} ha, the délibération is approved by the {required}, not by the {authority}.",
     },
+    # Parcel mutations (issue 9)
+    "mutation.procedure_in_progress": {
+        "fr": "La parcelle « {id} » a une procédure en cours ({procedure}) : aucune mutation avant sa clôture.",
+        "en": "Parcel '{id}' has a procedure in progress ({procedure}): no mutation until it is closed.",
+    },
+    "mutation.reason_required": {"fr": "Indiquez le motif de la mutation (reason).",
+                                 "en": "Give the reason for the mutation (reason)."},
+    "mutation.source_required": {
+        "fr": "Une mutation repose sur au moins un document (plan de morcellement, délibération…) : source_ids.",
+        "en": "A mutation rests on at least one document (survey plan, délibération…): source_ids.",
+    },
+    "mutation.bad_child": {"fr": "Parcelle issue n° {index} : {reason}",
+                           "en": "Resulting parcel no. {index}: {reason}"},
+    "mutation.child_outside": {
+        "fr": "La parcelle issue n° {index} déborde de la parcelle mère de {m2} m².",
+        "en": "Resulting parcel no. {index} extends {m2} m² beyond the parent parcel.",
+    },
+    "mutation.children_overlap": {
+        "fr": "Les parcelles issues n° {a} et n° {b} se chevauchent sur {m2} m².",
+        "en": "Resulting parcels no. {a} and no. {b} overlap by {m2} m².",
+    },
+    "mutation.children_do_not_cover": {
+        "fr": "Les parcelles issues ne recouvrent pas la parcelle mère : {m2} m² non couverts, écart de "
+        "superficie {percent} % (tolérance {tolerance} %).",
+        "en": "The resulting parcels do not cover the parent: {m2} m² left uncovered, area difference "
+        "{percent} % (tolerance {tolerance} %).",
+    },
+    "mutation.nicad_used": {
+        "fr": "Le NICAD « {nicad} » a déjà été attribué (un NICAD retiré n'est jamais réutilisé).",
+        "en": "NICAD '{nicad}' was already assigned (a retired NICAD is never reused).",
+    },
+    "mutation.before_right": {
+        "fr": "La mutation ne peut précéder le début du droit « {id} » ({start}).",
+        "en": "The mutation cannot precede the start of right '{id}' ({start}).",
+    },
+    "mutation.unknown_rights": {"fr": "Droits inconnus sur cette parcelle : {ids}.",
+                                "en": "Rights unknown on this parcel: {ids}."},
+    "mutation.rights_undecided": {
+        "fr": "Dites ce que devient chaque droit en vigueur (reporté sur des parcelles issues, ou clos) : {ids}.",
+        "en": "Say what becomes of each current right (carried to resulting parcels, or closed): {ids}.",
+    },
+    "mutation.bad_decision": {
+        "fr": "Droit « {id} » : « close » ou {{\"carry\": [numéros des parcelles issues, de 1 à {count}]}}.",
+        "en": "Right '{id}': 'close' or {{\"carry\": [numbers of resulting parcels, 1 to {count}]}}.",
+    },
+    "mutation.public_land_inalienable": {
+        "fr": "Le droit « {id} » ne peut être reporté sur le domaine public (inaliénable).",
+        "en": "Right '{id}' cannot be carried to public land (inalienable).",
+    },
+    "mutation.too_few_children": {"fr": "Un morcellement donne au moins deux parcelles.",
+                                  "en": "A split gives at least two parcels."},
+    "mutation.lots_required": {"fr": "Un lotissement a au moins un lot.", "en": "A lotissement has at least one lot."},
+    "mutation.bad_public_use": {
+        "fr": "Domaine public : usage « {use} » inconnu ; usages possibles : {uses}.",
+        "en": "Public land: unknown use '{use}'; possible uses: {uses}.",
+    },
+    "mutation.merge_needs_two": {"fr": "Une fusion réunit au moins deux parcelles.",
+                                 "en": "A merge joins at least two parcels."},
+    "mutation.merge_across_communes": {
+        "fr": "Les parcelles à fusionner sont de communes différentes ({communes}).",
+        "en": "The parcels to merge lie in different communes ({communes}).",
+    },
+    "mutation.not_adjacent": {"fr": "Les parcelles à fusionner ne sont pas contiguës.",
+                              "en": "The parcels to merge are not adjacent."},
+    "mutation.rights_incompatible": {
+        "fr": "Les droits des parcelles à fusionner diffèrent (titulaires, quotes-parts ou nature) : {ids} ; "
+        "indiquez ceux qui prennent fin (end_rights).",
+        "en": "The rights of the parcels to merge differ (holders, shares or kind): {ids}; say which end "
+        "(end_rights).",
+    },
+    "mutation.regimes_differ": {
+        "fr": "Les parcelles à fusionner n'ont pas le même régime foncier ({regimes}) : indiquez celui de la "
+        "parcelle issue (tenure_regime).",
+        "en": "The parcels to merge have different tenure regimes ({regimes}): give the merged parcel's "
+        "(tenure_regime).",
+    },
+    "mutation.if_match_each": {
+        "fr": "Une fusion exige dans If-Match l'ETag lu de chaque parcelle à fusionner.",
+        "en": "A merge needs in If-Match the ETag read of every parcel to merge.",
+    },
+    "mutation.not_found": {"fr": "Aucune mutation d'identifiant « {id} ».", "en": "No mutation with id '{id}'."},
 }
 
 LEVEL_NAMES: dict[str, dict[str, str]] = {

@@ -619,3 +619,39 @@ write_audit = Table(
 Index("ix_write_audit_object_kind_object_id", write_audit.c.object_kind, write_audit.c.object_id)
 Index("ix_write_audit_parcel_id", write_audit.c.parcel_id)
 Index("ix_write_audit_occurred_at", write_audit.c.occurred_at)
+
+
+# --- parcel mutations and lineage (migration 0008) -------------------------------------------
+
+MUTATIONS = ("split", "merge", "lotissement", "boundary_correction")
+
+parcel_mutation = Table(
+    "parcel_mutation",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("operation", Text, nullable=False),
+    Column("occurred_on", Date, nullable=False),
+    Column("commune_code", Text, nullable=False),
+    Column("source_ids", ARRAY(UUID(as_uuid=True)), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("details", JSONB, nullable=False, server_default="{}"),
+    Column("author", Text, nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    ForeignKeyConstraint(["commune_code"], ["commune.code"]),
+)
+Index("ix_parcel_mutation_recorded_at", parcel_mutation.c.recorded_at)
+
+parcel_lineage = Table(
+    "parcel_lineage",
+    metadata,
+    Column("mutation_id", UUID(as_uuid=True), primary_key=True),
+    Column("parent_id", UUID(as_uuid=True), primary_key=True),
+    Column("parent_version", Integer, nullable=False),
+    Column("child_id", UUID(as_uuid=True), primary_key=True),
+    Column("child_version", Integer, nullable=False),
+    ForeignKeyConstraint(["mutation_id"], ["parcel_mutation.id"]),
+    ForeignKeyConstraint(["parent_id", "parent_version"], ["parcel_version.parcel_id", "parcel_version.version"]),
+    ForeignKeyConstraint(["child_id", "child_version"], ["parcel_version.parcel_id", "parcel_version.version"]),
+)
+Index("ix_parcel_lineage_parent_id", parcel_lineage.c.parent_id)
+Index("ix_parcel_lineage_child_id", parcel_lineage.c.child_id)
