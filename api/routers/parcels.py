@@ -154,10 +154,12 @@ def parcel_versions(parcel_id: ParcelId, session: SessionDep, principal: Princip
             summary="Les parcelles en vigueur d'une commune (paginées)")
 def commune_parcels(code: Annotated[str, Path(max_length=100)], session: SessionDep, principal: PrincipalDep,
                     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-                    offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0, crs: CrsParam = "EPSG:4326") -> Response:
+                    offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0, crs: CrsParam = "EPSG:4326",
+                    at: AtParam = None) -> Response:
+    """`at` : les parcelles que le registre comptait à cette date (avant ou après une mutation)."""
     personal = reveals(principal, {code})
     body = service.list_commune(session, commune_code=code, limit=limit, offset=offset, crs=_srid(crs),
-                                personal=personal)
+                                personal=personal, at=instant(at))
     if personal:
         ids = [str(feature["id"]) for feature in orjson.loads(body)["features"]]
         _audit(session, principal, "/communes/{code}/parcels", [(i, code) for i in ids])

@@ -147,21 +147,27 @@ def communes_of(session: Session, *, parcel_id: str) -> set[str]:
 
 
 def list_commune(session: Session, *, commune_code: str, limit: int, offset: int, crs: int = 4326,
-                 personal: bool = False) -> bytes:
-    """A page of a commune's current parcels, in a stable order."""
+                 personal: bool = False, at: datetime | None = None) -> bytes:
+    """A page of a commune's current parcels, in a stable order.
+
+    With ``at``, the parcels the register held at that instant (before or after a mutation).
+    """
     if not session.execute(text("SELECT 1 FROM commune WHERE code = :c"), {"c": commune_code}).scalar():
         raise NotFound("territory.not_found", level="commune", code=commune_code)
+    held = ("parcel WHERE commune_code = :c" if at is None else
+            "parcel_version WHERE commune_code = :c AND valid_from <= :at AND (valid_to IS NULL OR valid_to > :at)")
     sql = f"""
         WITH page AS (
-            SELECT * FROM parcel WHERE commune_code = :c ORDER BY parcel_id LIMIT :limit OFFSET :offset)
+            SELECT * FROM {held} ORDER BY parcel_id LIMIT :limit OFFSET :offset)
         SELECT json_build_object(
             'type', 'FeatureCollection',
-            'numberMatched', (SELECT count(*) FROM parcel WHERE commune_code = :c),
+            'numberMatched', (SELECT count(*) FROM {held}),
             'numberReturned', (SELECT count(*) FROM page),
             'features', coalesce((SELECT json_agg({_feature_sql(crs, personal=personal)} ORDER BY p.parcel_id)
                                   FROM page p LEFT JOIN import_batch b ON b.id = p.batch_id), '[]'::json)
             {crs_member(crs)})::text"""
-    return session.execute(text(sql), {"c": commune_code, "limit": limit, "offset": offset}).scalar_one().encode()
+    return session.execute(text(sql), {"c": commune_code, "limit": limit, "offset": offset, "at": at}
+                           ).scalar_one().encode()
 
 
 def versions(session: Session, *, parcel_id: str, crs: int = 4326, personal: bool = False) -> bytes:
