@@ -826,6 +826,16 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "A merge needs in If-Match the ETag read of every parcel to merge.",
     },
     "mutation.not_found": {"fr": "Aucune mutation d'identifiant « {id} ».", "en": "No mutation with id '{id}'."},
+    "mutation.bad_file": {"fr": "Fichier « {path} » illisible : {reason}", "en": "File '{path}' unreadable: {reason}"},
+    "mutation.file_without_crs": {
+        "fr": "Le fichier « {path} » ne déclare pas son SCR : donnez --crs (ex. EPSG:32628).",
+        "en": "File '{path}' declares no CRS: give --crs (e.g. EPSG:32628).",
+    },
+    "mutation.bad_date": {"fr": "Date « {date} » invalide (AAAA-MM-JJ).", "en": "Invalid date '{date}' (YYYY-MM-DD)."},
+    "mutation.bad_carry": {"fr": "« {value} » : écrivez DROIT:1,2 (numéros des parcelles issues).",
+                           "en": "'{value}': write RIGHT:1,2 (numbers of the resulting parcels)."},
+    "mutation.one_geometry": {"fr": "Le fichier doit contenir une seule limite ({count} trouvées).",
+                              "en": "The file must hold one boundary ({count} found)."},
 }
 
 LEVEL_NAMES: dict[str, dict[str, str]] = {

@@ -135,3 +135,43 @@ def test_a_land_officer_splits_merges_subdivides_and_corrects(base: str, api: ht
     assert set(lots.json()["children"]) <= now and not {parent, left, right, whole} & now
     assert api.get(f"/parcels/{parent}", params={"at": before_split.isoformat()}).json()["properties"]["nicad"] == (
         "0104040100951")
+
+
+def test_the_command_line_splits_and_shows_the_lineage(base: str, api: httpx.Client, fresh_db: Settings, tmp_path):
+    import geopandas as gpd
+
+    from tests.e2e.helpers import run_cli
+
+    x, y = _origin(fresh_db)
+    x += 200
+    created = api.post("/parcels", params=CRS, json={"type": "Feature", "geometry": mapping(box(x, y, x + 30, y + 20)),
+                                                     "properties": {"reason": "levé"}})
+    assert created.status_code == 201, created.text
+    parent = created.json()["id"]
+    plan = api.post("/sources", json={"kind": "plan", "document_date": date.today().isoformat(),
+                                      "commune_code": BARGNY}).json()["id"]
+    halves = tmp_path / "morcellement.gpkg"
+    gpd.GeoDataFrame({"nicad": ["0104040100961", None]},
+                     geometry=[box(x, y, x + 15, y + 20), box(x + 15, y, x + 30, y + 20)], crs="EPSG:32628"
+                     ).to_file(halves)
+    gap = tmp_path / "lacune.gpkg"
+    gpd.GeoDataFrame(geometry=[box(x, y, x + 14, y + 20), box(x + 15, y, x + 30, y + 20)], crs="EPSG:32628"
+                     ).to_file(gap)
+
+    refused = run_cli(fresh_db, "parcels", "split", parent, str(gap), "--source", plan, "--reason", "partage")
+    assert refused.returncode == 2 and "ne recouvrent pas" in refused.stderr and "Traceback" not in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
+    missing = run_cli(fresh_db, "parcels", "split", parent, str(tmp_path / "absent.gpkg"), "--source", plan,
+                      "--reason", "partage")
+    assert missing.returncode == 2 and "Traceback" not in missing.stderr
+    done = run_cli(fresh_db, "--lang", "en", "parcels", "split", parent, str(halves), "--source", plan, "--reason",
+                   "partage")
+    assert done.returncode == 0, done.stderr
+    assert "Split recorded" in done.stdout
+    lineage = run_cli(fresh_db, "parcels", "lineage", parent, "--json")
+    assert lineage.returncode == 0, lineage.stderr
+    import json
+
+    descendants = json.loads(lineage.stdout)["descendants"]
+    assert [m["operation"] for m in descendants] == ["split"]
+    assert sorted(c["nicad"] or "" for c in descendants[0]["children"]) == ["", "0104040100961"]
