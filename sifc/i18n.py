@@ -836,6 +836,8 @@ MESSAGES: dict[str, dict[str, str]] = {
                            "en": "'{value}': write RIGHT:1,2 (numbers of the resulting parcels)."},
     "mutation.one_geometry": {"fr": "Le fichier doit contenir une seule limite ({count} trouvées).",
                               "en": "The file must hold one boundary ({count} found)."},
+    "mutation.child_without_geometry": {"fr": "La parcelle issue n° {index} n'a pas de géométrie.",
+                                        "en": "Resulting parcel no. {index} has no geometry."},
 }
 
 LEVEL_NAMES: dict[str, dict[str, str]] = {

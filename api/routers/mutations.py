@@ -21,7 +21,7 @@ from api.routers.parcels import reveals
 from api.routers.tenure import answer
 from sifc.auth import audit
 from sifc.auth.principal import Action, Principal
-from sifc.errors import PreconditionRequired
+from sifc.errors import InvalidInput, PreconditionRequired
 from sifc.parcels import mutations
 from sifc.parcels import service as parcel_service
 from sifc.tenure.common import etag, version_from_etag
@@ -79,6 +79,9 @@ class BoundaryIn(MutationBase):
 
 
 def _children(features: list[Any]) -> list[mutations.Child]:
+    missing = [index for index, f in enumerate(features, start=1) if f.geometry is None]
+    if missing:
+        raise InvalidInput("mutation.child_without_geometry", index=missing[0])
     return [mutations.Child(geometry=f.geometry.model_dump(exclude_none=True),
                             values=(f.properties or ChildProperties()).model_dump(exclude_none=True))
             for f in features]

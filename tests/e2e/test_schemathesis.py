@@ -124,7 +124,8 @@ def _run(url: str, known: dict[str, list[dict[str, str]]], path_regex: str | Non
 
         try:
             check()
-        except Exception as error:  # a check failed: keep going, report every operation at the end
+        except (Exception, BaseExceptionGroup) as error:  # a check failed (schemathesis raises FailureGroup,
+            # a BaseExceptionGroup): keep going, report every operation at the end
             failures.append(f"{operation.label}: {error}")
     assert tested, f"no operation in {url}"
     return failures

@@ -15,6 +15,13 @@ def _feature(geom, **properties):
     return {"type": "Feature", "geometry": mapping(geom), "properties": properties}
 
 
+def _with_etag(client, parcel_id: str, headers: dict[str, str]) -> dict[str, str]:
+    """``headers`` and the ``If-Match`` a write needs: the ETag of the parcel's current version (issue 8)."""
+    response = client.get(f"/parcels/{parcel_id}")
+    assert response.status_code == 200, response.text
+    return {**headers, "If-Match": response.headers["ETag"]}
+
+
 def _inside(db, commune: str) -> tuple[float, float]:
     """The centre of the commune's largest inscribed circle (UTM 28N), far from its boundary."""
     row = db.execute(text("SELECT ST_X(c.center), ST_Y(c.center) FROM commune, ST_MaximumInscribedCircle(geom) c "
@@ -63,12 +70,13 @@ def test_the_author_is_the_authenticated_caller(db, parcels):
 def test_writes_need_a_land_officer(client, db, parcels, keys, who, status):
     headers = keys[who] if who else {}
     x, y = parcels["bargny_xy"]
+    with_etag = _with_etag(client, parcels["bargny"], headers)
     before = _unchanged(db)
     answers = [
         client.post("/parcels", params={"crs": "EPSG:32628"}, headers=headers, json=_feature(square(x + 50, y))),
-        client.patch(f"/parcels/{parcels['bargny']}", headers=headers, json={
+        client.patch(f"/parcels/{parcels['bargny']}", headers=with_etag, json={
             "type": "Feature", "geometry": None, "properties": {"land_use": "commerce", "reason": "x"}}),
-        client.post(f"/parcels/{parcels['bargny']}/retire", headers=headers, json={"reason": "x"}),
+        client.post(f"/parcels/{parcels['bargny']}/retire", headers=with_etag, json={"reason": "x"}),
     ]
     assert [a.status_code for a in answers] == [status] * 3
     assert all(a.headers["content-type"] == "application/problem+json" for a in answers)
@@ -76,15 +84,16 @@ def test_writes_need_a_land_officer(client, db, parcels, keys, who, status):
 
 
 def test_an_agent_of_bargny_cannot_change_a_sandiara_parcel(client, db, parcels, keys):
-    before = _unchanged(db)
     agent = keys["agent_bargny"]
+    with_etag = _with_etag(client, parcels["sandiara"], agent)
+    before = _unchanged(db)
     sx, sy = parcels["sandiara_xy"]
     answers = [
-        client.patch(f"/parcels/{parcels['sandiara']}", headers=agent, json={
+        client.patch(f"/parcels/{parcels['sandiara']}", headers=with_etag, json={
             "type": "Feature", "geometry": None, "properties": {"land_use": "commerce", "reason": "x"}}),
-        client.patch(f"/parcels/{parcels['sandiara']}", headers=agent, params={"crs": "EPSG:32628"},
+        client.patch(f"/parcels/{parcels['sandiara']}", headers=with_etag, params={"crs": "EPSG:32628"},
                      json=_feature(square(sx, sy, 25), reason="x")),
-        client.post(f"/parcels/{parcels['sandiara']}/retire", headers=agent, json={"reason": "x"}),
+        client.post(f"/parcels/{parcels['sandiara']}/retire", headers=with_etag, json={"reason": "x"}),
         client.post("/parcels", headers=agent, params={"crs": "EPSG:32628"},
                     json=_feature(square(sx + 100, sy), reason="x")),
     ]
@@ -95,12 +104,13 @@ def test_an_agent_of_bargny_cannot_change_a_sandiara_parcel(client, db, parcels,
 
 
 def test_an_agent_cannot_move_a_parcel_out_of_scope(client, db, parcels, keys):
+    with_etag = _with_etag(client, parcels["bargny"], keys["agent_bargny"])
     before = _unchanged(db)
     sx, sy = parcels["sandiara_xy"]
-    moved = client.patch(f"/parcels/{parcels['bargny']}", headers=keys["agent_bargny"], params={"crs": "EPSG:32628"},
+    moved = client.patch(f"/parcels/{parcels['bargny']}", headers=with_etag, params={"crs": "EPSG:32628"},
                          json=_feature(square(sx + 200, sy), reason="déplacée"))
     assert moved.status_code == 403 and SANDIARA in moved.json()["detail"]
-    renamed = client.patch(f"/parcels/{parcels['bargny']}", headers=keys["agent_bargny"], json={
+    renamed = client.patch(f"/parcels/{parcels['bargny']}", headers=with_etag, json={
         "type": "Feature", "geometry": None, "properties": {"commune_code": SANDIARA, "reason": "x"}})
     assert renamed.status_code == 403
     assert _unchanged(db) == before
@@ -108,10 +118,12 @@ def test_an_agent_cannot_move_a_parcel_out_of_scope(client, db, parcels, keys):
 
 def test_an_agent_writes_in_scope(client, parcels, keys):
     agent = keys["agent_bargny"]
-    changed = client.patch(f"/parcels/{parcels['bargny']}", headers=agent, json={
+    changed = client.patch(f"/parcels/{parcels['bargny']}", headers=_with_etag(client, parcels["bargny"], agent), json={
         "type": "Feature", "geometry": None, "properties": {"land_use": "commerce", "reason": "usage"}})
     assert changed.status_code == 200, changed.text
-    assert client.post(f"/parcels/{parcels['bargny']}/retire", headers=agent, json={"reason": "x"}).status_code == 204
+    retired = client.post(f"/parcels/{parcels['bargny']}/retire", json={"reason": "x"},
+                          headers={**agent, "If-Match": changed.headers["ETag"]})
+    assert retired.status_code == 204, retired.text
 
 
 def _audits(db, actor_suffix: str) -> int:
@@ -121,8 +133,9 @@ def _audits(db, actor_suffix: str) -> int:
 
 def test_personal_fields_only_in_scope_and_audited(client, db, parcels, keys):
     pid = parcels["bargny"]
-    client.patch(f"/parcels/{pid}", headers=keys["agent_bargny"], json={
+    changed = client.patch(f"/parcels/{pid}", headers=_with_etag(client, pid, keys["agent_bargny"]), json={
         "type": "Feature", "geometry": None, "properties": {"land_use": "commerce", "reason": "usage"}})
+    assert changed.status_code == 200, changed.text
     urls = [f"/parcels/{pid}", f"/parcels/{pid}/versions", f"/communes/{BARGNY}/parcels"]
     for who in (None, "lecteur_sandiara"):
         for url in urls:

@@ -8,6 +8,7 @@ from shapely.geometry import mapping
 from sqlalchemy import text
 from sqlalchemy.exc import ProgrammingError
 
+from tests.conftest import table_fingerprint
 from tests.integration.fixtures import bargny_origin, bowtie, square
 
 
@@ -19,6 +20,13 @@ def _to_wgs84(db, geom):
 
 def _feature(geom, **properties):
     return {"type": "Feature", "geometry": mapping(geom), "properties": properties}
+
+
+def _if_match(client, parcel_id: str) -> dict[str, str]:
+    """The ``If-Match`` of a write: the ETag of the parcel's current version, read first (issue 8)."""
+    response = client.get(f"/parcels/{parcel_id}")
+    assert response.status_code == 200, response.text
+    return {"If-Match": response.headers["ETag"]}
 
 
 @pytest.fixture
@@ -72,7 +80,7 @@ def test_create_in_wgs84(client, db, origin):
 
 
 def test_update_attributes_keeps_the_nicad(client, created):
-    response = client.patch(f"/parcels/{created['id']}", json={
+    response = client.patch(f"/parcels/{created['id']}", headers=_if_match(client, created["id"]), json={
         "type": "Feature", "geometry": None, "properties": {"land_use": "commerce", "reason": "changement d'usage"}})
     assert response.status_code == 200, response.text
     body = response.json()["properties"]
@@ -81,8 +89,9 @@ def test_update_attributes_keeps_the_nicad(client, created):
 
 def test_shape_change_marks_the_nicad_for_reassignment(client, created, origin):
     x, y = origin
-    response = client.patch(f"/parcels/{created['id']}", params={"crs": "EPSG:32628"}, json=_feature(
-        square(x, y, 22), reason="correction de limite"))
+    response = client.patch(f"/parcels/{created['id']}", params={"crs": "EPSG:32628"},
+                            headers=_if_match(client, created["id"]),
+                            json=_feature(square(x, y, 22), reason="correction de limite"))
     assert response.status_code == 200, response.text
     body = response.json()["properties"]
     assert body["version"] == 2 and body["nicad"] is None and body["nicad_status"] == "a_reattribuer"
@@ -93,20 +102,22 @@ def test_shape_change_marks_the_nicad_for_reassignment(client, created, origin):
     assert versions[0]["properties"]["close_reason"] == "remplacée par la version 2"
     assert versions[1]["properties"]["valid_to"] is None
     # The NICAD is free again: the cadastre's new number can be given later.
-    response = client.patch(f"/parcels/{created['id']}", json={
+    response = client.patch(f"/parcels/{created['id']}", headers={"If-Match": response.headers["ETag"]}, json={
         "type": "Feature", "geometry": None, "properties": {"nicad": "0104040100099", "reason": "NICAD attribué"}})
     assert response.json()["properties"]["nicad_status"] == "attribue"
 
 
 def test_shape_change_with_a_new_nicad(client, created, origin):
     x, y = origin
-    response = client.patch(f"/parcels/{created['id']}", params={"crs": "EPSG:32628"}, json=_feature(
-        square(x, y, 21), nicad="0104040100050", reason="morcellement corrigé"))
+    response = client.patch(f"/parcels/{created['id']}", params={"crs": "EPSG:32628"},
+                            headers=_if_match(client, created["id"]),
+                            json=_feature(square(x, y, 21), nicad="0104040100050", reason="morcellement corrigé"))
     assert response.json()["properties"]["nicad"] == "0104040100050"
 
 
 def test_retire_closes_and_keeps_history(client, created):
-    response = client.post(f"/parcels/{created['id']}/retire", json={"reason": "erreur de levé"})
+    response = client.post(f"/parcels/{created['id']}/retire", headers=_if_match(client, created["id"]),
+                           json={"reason": "erreur de levé"})
     assert response.status_code == 204
     gone = client.get(f"/parcels/{created['id']}")
     assert gone.status_code == 410 and gone.headers["content-type"] == "application/problem+json"
@@ -153,15 +164,47 @@ def test_refused_creations(client, created, origin, case, status, key):
 def test_bad_requests_are_problems(client, created):
     assert client.get(f"/parcels/{uuid.uuid4()}").status_code == 404
     assert client.get("/parcels/not-a-uuid").status_code == 404
-    no_reason = client.patch(f"/parcels/{created['id']}", json={
+    no_reason = client.patch(f"/parcels/{created['id']}", headers=_if_match(client, created["id"]), json={
         "type": "Feature", "geometry": None, "properties": {"land_use": "x"}})
     assert no_reason.status_code == 422 and "motif" in no_reason.json()["detail"]
     point = client.post("/parcels", json={"type": "Feature", "geometry": {"type": "Point", "coordinates": [0, 0]},
                                           "properties": {}})
     assert point.status_code == 422 and point.headers["content-type"] == "application/problem+json"
-    stale = client.patch(f"/parcels/{created['id']}", json={
-        "type": "Feature", "geometry": None, "properties": {"land_use": "x", "reason": "r", "expected_version": 7}})
-    assert stale.status_code == 409
+
+
+def _written(db) -> dict[str, tuple[int, str]]:
+    return {t: table_fingerprint(db, t) for t in ("parcel_version", "write_audit")}
+
+
+def test_writes_need_the_etag_of_the_current_version(client, db, created):
+    """If-Match (RFC 9110 §13.1.1): missing or ``*`` is a 428, a stale or foreign tag a 412; nothing is written."""
+    pid = created["id"]
+    read = client.get(f"/parcels/{pid}")
+    assert read.headers["ETag"] == f'"{pid[:8]}-1"'
+    change = {"type": "Feature", "geometry": None, "properties": {"land_use": "commerce", "reason": "usage"}}
+    before = _written(db)
+    refused = {
+        "missing": (428, client.patch(f"/parcels/{pid}", json=change)),
+        "star": (428, client.patch(f"/parcels/{pid}", headers={"If-Match": "*"}, json=change)),
+        "stale": (412, client.patch(f"/parcels/{pid}", headers={"If-Match": f'"{pid[:8]}-7"'}, json=change)),
+        "other parcel": (412, client.patch(f"/parcels/{pid}", headers={"If-Match": '"00000000-1"'}, json=change)),
+        "weak": (412, client.patch(f"/parcels/{pid}", headers={"If-Match": f'W/"{pid[:8]}-1"'}, json=change)),
+        "retire missing": (428, client.post(f"/parcels/{pid}/retire", json={"reason": "x"})),
+        "retire stale": (412, client.post(f"/parcels/{pid}/retire", headers={"If-Match": f'"{pid[:8]}-2"'},
+                                          json={"reason": "x"})),
+    }
+    for case, (status, response) in refused.items():
+        assert response.status_code == status, (case, response.text)
+        assert response.headers["content-type"] == "application/problem+json", case
+    assert _written(db) == before
+    # The tag read is good once: the write answers the new one, and the old one is then stale.
+    changed = client.patch(f"/parcels/{pid}", headers={"If-Match": read.headers["ETag"]}, json=change)
+    assert changed.status_code == 200, changed.text
+    assert changed.headers["ETag"] == f'"{pid[:8]}-2"'
+    again = client.patch(f"/parcels/{pid}", headers={"If-Match": read.headers["ETag"]}, json={
+        "type": "Feature", "geometry": None, "properties": {"land_use": "bureau", "reason": "usage"}})
+    assert again.status_code == 412
+    assert client.get(f"/parcels/{pid}").json()["properties"]["land_use"] == "commerce"
 
 
 # --- the database enforces immutability ---------------------------------------------------

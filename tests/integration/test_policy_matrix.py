@@ -12,11 +12,11 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
-from shapely.geometry import mapping
+from shapely.geometry import box, mapping
 from sqlalchemy import text
 
 from sifc.auth import policy, tokens, users
@@ -30,11 +30,13 @@ ROLES = ("public", "lecteur", "agent_foncier", "analyste_sig", "administrateur")
 HOSTILE = ["' OR 1=1 --", "../../etc/passwd", "..%2F..%2Fetc%2Fpasswd", "%00", "\u0000", "x" * 5000,
            "'; DROP TABLE parcel; --", "<script>alert(1)</script>", "${jndi:ldap://x}", "é" * 300]
 LEAKS = ("Traceback", "psycopg", "sqlalchemy", "SELECT ", "root:x:0:0", "/work/", "password", "secret")
+PDF = b"%PDF-1.4\n% matrice\n%%EOF\n"
 
 
 @pytest.fixture
 def world(client, db, settings) -> dict[str, Any]:
-    """Users of every role scoped to Bargny with their tokens, a national administrator, a parcel, a job."""
+    """Users of every role scoped to Bargny with their tokens, a national administrator, a parcel, a job,
+    and the tenure records of that parcel (issue 8): a party, a source with a file, a servitude, a procedure."""
     headers: dict[str, dict[str, str]] = {"public": {}}
     ids = {}
     for role in ROLES[1:]:
@@ -54,8 +56,34 @@ def world(client, db, settings) -> dict[str, Any]:
                       files={"file": ("m.geojson", _geojson_bytes(db))})
     assert job.status_code == 202, job.text
     where = client.get("/locate", params={"lon": -17.2283, "lat": 14.6933}).json()
-    return {"headers": headers, "national": national, "user_ids": ids, "parcel": created.json()["id"],
-            "job": job.json()["id"], "where": where, "origin": (x, y), "settings": settings, "db": db}
+    parcel = created.json()["id"]
+    return {"headers": headers, "national": national, "user_ids": ids, "parcel": parcel,
+            "job": job.json()["id"], "where": where, "origin": (x, y), "settings": settings, "db": db,
+            **_tenure(client, national, parcel)}
+
+
+def _tenure(client, national: dict[str, str], parcel: str) -> dict[str, str]:
+    """A party and a source (with a PDF) of Bargny, a servitude on ``parcel``, a procedure on it (no affectation)."""
+    today = date.today().isoformat()
+    party = client.post("/parties", headers=national, json={
+        "kind": "natural_person", "name": "Ndiaye", "given_names": "Awa", "id_number": "1234567890123",
+        "commune_code": BARGNY, "reason": "matrice"})
+    assert party.status_code == 201, party.text
+    source = client.post("/sources", headers=national, json={
+        "kind": "proces_verbal", "document_date": today, "commune_code": BARGNY, "reference": "PV-M-1"})
+    assert source.status_code == 201, source.text
+    attached = client.post(f"/sources/{source.json()['id']}/files", headers=national,
+                           files={"file": ("pv.pdf", io.BytesIO(PDF), "application/pdf")})
+    assert attached.status_code == 201, attached.text
+    right = client.post(f"/parcels/{parcel}/rights", headers=national, json={
+        "type": "servitude", "start_date": today, "source_ids": [source.json()["id"]], "description": "passage"})
+    assert right.status_code == 201, right.text
+    procedure = client.post("/procedures", headers=national, json={
+        "parcel_id": parcel, "applicants": [{"party_id": party.json()["id"], "share": "1"}], "registered_on": today,
+        "purpose": "habitation"})
+    assert procedure.status_code == 201, procedure.text
+    return {"party": party.json()["id"], "source": source.json()["id"], "file": attached.json()["id"],
+            "rrr": right.json()["id"], "procedure": procedure.json()["id"]}
 
 
 def _geojson_bytes(db) -> bytes:
@@ -68,7 +96,9 @@ def _geojson_bytes(db) -> bytes:
 def _path_values(world: dict[str, Any]) -> dict[str, str]:
     return {"parcel_id": world["parcel"], "nicad": "0104040199999", "job_id": world["job"], "level": "commune",
             "collection_id": "parcels", "feature_id": world["parcel"], "collection": "parcels",
-            "z": "14", "x": "7599", "y": "7520", "code": BARGNY, "subject": "matrix.lecteur"}
+            "z": "14", "x": "7599", "y": "7520", "code": BARGNY, "subject": "matrix.lecteur",
+            "party_id": world["party"], "source_id": world["source"], "file_id": world["file"], "rrr_id": world["rrr"],
+            "procedure_id": world["procedure"]}
 
 
 TERRITORY_CODES = {"poles": "pole", "regions": "region", "departments": "department",
@@ -98,6 +128,60 @@ def _requests(world: dict[str, Any], role: str) -> dict[tuple[str, str], Callabl
 
     lon, lat = -17.2283, 14.6933
     point = {"type": "Point", "coordinates": [lon, lat]}
+    national = world["national"]
+    today = date.today().isoformat()
+
+    def if_match(c, url: str, h: dict[str, str]) -> dict[str, str]:
+        """``h`` and the ETag of the record at ``url``, read by the national administrator (issue 8)."""
+        read = c.get(url, headers=national)
+        assert read.status_code == 200 and read.headers.get("ETag"), (url, read.status_code, read.text[:300])
+        return {**h, "If-Match": read.headers["ETag"]}
+
+    def fresh_parcel(c, dx: float, dy: float, size: float = 20.0) -> str:
+        """A parcel of Bargny of its own, created by the national administrator (retired, applied for, mutated)."""
+        made = c.post("/parcels", params={"crs": "EPSG:32628"}, headers=national, json={
+            "type": "Feature", "geometry": mapping(square(x + dx, y + dy, size)), "properties": {"reason": "m"}})
+        assert made.status_code == 201, made.text
+        return made.json()["id"]
+
+    def retire(c, p, h):
+        # A parcel of its own per call: the world parcel stays current for the tenure routes after this one.
+        pid = fresh_parcel(c, offset, -200)
+        return c.post(f"/parcels/{pid}/retire", headers=if_match(c, f"/parcels/{pid}", h), json={"reason": "m"})
+
+    def procedure(c, p, h):
+        # The world parcel has an open procedure: a new request goes to a parcel with none.
+        return c.post(p, headers=h, json={"parcel_id": fresh_parcel(c, -offset, -200), "registered_on": today,
+                                          "applicants": [{"party_id": world["party"], "share": "1"}]})
+
+    def halves(dx: float, dy: float) -> list[dict[str, Any]]:
+        """The two halves of the 20 m square at (dx, dy), as features."""
+        return [{"type": "Feature", "properties": {}, "geometry": mapping(box(x + dx + i, y + dy, x + dx + i + 10,
+                                                                               y + dy + 20))} for i in (0, 10)]
+
+    mutation = {"occurred_on": today, "source_ids": [world["source"]], "reason": "m"}
+
+    def split(c, p, h):
+        pid = fresh_parcel(c, offset, -100)
+        return c.post(f"/parcels/{pid}/split", params={"crs": "EPSG:32628"}, headers=if_match(c, f"/parcels/{pid}", h),
+                      json={**mutation, "children": halves(offset, -100)})
+
+    def lotissement(c, p, h):
+        pid = fresh_parcel(c, -offset, -100)
+        return c.post(f"/parcels/{pid}/lotissement", params={"crs": "EPSG:32628"},
+                      headers=if_match(c, f"/parcels/{pid}", h), json={**mutation, "lots": halves(-offset, -100)})
+
+    def merge(c, p, h):
+        pids = [fresh_parcel(c, offset, 100, 10), fresh_parcel(c, offset + 10, 100, 10)]
+        tags = [if_match(c, f"/parcels/{pid}", {})["If-Match"] for pid in pids]
+        return c.post(p, headers={**h, "If-Match": ", ".join(tags)}, json={**mutation, "parcel_ids": pids})
+
+    def boundary(c, p, h):
+        pid = fresh_parcel(c, -offset, 100)
+        return c.post(f"/parcels/{pid}/boundary-correction", params={"crs": "EPSG:32628"},
+                      headers=if_match(c, f"/parcels/{pid}", h),
+                      json={**mutation, "geometry": mapping(box(x - offset, y + 100, x - offset + 21, y + 120))})
+
     return {
         ("POST", "/auth/token"): lambda c, p, h: c.post(p, headers=h, data={"username": "matrix.administrateur",
                                                                              "password": PASSWORD}),
@@ -106,9 +190,9 @@ def _requests(world: dict[str, Any], role: str) -> dict[tuple[str, str], Callabl
         ("GET", "/locate"): lambda c, p, h: c.get(p, headers=h, params={"lon": lon, "lat": lat}),
         ("POST", "/parcels"): lambda c, p, h: c.post(p, headers=h, params={"crs": "EPSG:32628"}, json={
             "type": "Feature", "geometry": mapping(square(x + offset, y + 200)), "properties": {"reason": "m"}}),
-        ("PATCH", "/parcels/{parcel_id}"): lambda c, p, h: c.patch(p, headers=h, json={
+        ("PATCH", "/parcels/{parcel_id}"): lambda c, p, h: c.patch(p, headers=if_match(c, p, h), json={
             "type": "Feature", "geometry": None, "properties": {"land_use": f"usage {role}", "reason": "m"}}),
-        ("POST", "/parcels/{parcel_id}/retire"): lambda c, p, h: c.post(p, headers=h, json={"reason": "m"}),
+        ("POST", "/parcels/{parcel_id}/retire"): retire,
         ("GET", "/parcels/at"): lambda c, p, h: c.get(p, headers=h, params={"lon": lon, "lat": lat}),
         ("GET", "/parcels/in-bbox"): lambda c, p, h: c.get(p, headers=h, params={
             "bbox": f"{lon},{lat},{lon + 0.01},{lat + 0.01}"}),
@@ -119,6 +203,33 @@ def _requests(world: dict[str, Any], role: str) -> dict[tuple[str, str], Callabl
                                                      files={"file": ("m.geojson", io.BytesIO(_geojson_bytes(db)))}),
         ("POST", "/imports/{job_id}/retry"): lambda c, p, h: c.post(p, headers=h),
         ("GET", "/exports/parcels"): lambda c, p, h: c.get(p, headers=h, params={"format": "csv", "commune": BARGNY}),
+        # --- tenure (issue 8): writes on an existing record send the If-Match of its current version
+        ("POST", "/parties"): lambda c, p, h: c.post(p, headers=h, json={
+            "kind": "natural_person", "name": f"Partie {role}", "commune_code": BARGNY}),
+        ("PATCH", "/parties/{party_id}"): lambda c, p, h: c.patch(p, headers=if_match(c, p, h), json={
+            "contact": f"contact {role}", "reason": "m"}),
+        ("POST", "/sources"): lambda c, p, h: c.post(p, headers=h, json={
+            "kind": "acte", "document_date": today, "commune_code": BARGNY, "reference": f"acte {role}"}),
+        ("POST", "/sources/{source_id}/files"): lambda c, p, h: c.post(p, headers=h, files={
+            "file": (f"{role}.pdf", io.BytesIO(PDF), "application/pdf")}),
+        ("POST", "/parcels/{parcel_id}/rights"): lambda c, p, h: c.post(p, headers=h, json={
+            "type": "servitude", "start_date": today, "source_ids": [world["source"]],
+            "description": f"servitude {role}"}),
+        ("PATCH", "/rights/{rrr_id}"): lambda c, p, h: c.patch(p, headers=if_match(c, p, h), json={
+            "description": f"passage {role}", "reason": "m"}),
+        ("POST", "/rights/{rrr_id}/end"): lambda c, p, h: c.post(
+            p, headers=if_match(c, p.removesuffix("/end"), h),
+            json={"end_date": today, "cause": "renonciation", "reason": "m"}),
+        ("POST", "/procedures"): procedure,
+        # --- parcel mutations (issue 9): each on parcels of its own, with the If-Match of every parcel retired
+        ("POST", "/parcels/{parcel_id}/split"): split,
+        ("POST", "/parcels/{parcel_id}/lotissement"): lotissement,
+        ("POST", "/parcels/merge"): merge,
+        ("POST", "/parcels/{parcel_id}/boundary-correction"): boundary,
+        ("POST", "/procedures/{procedure_id}/steps"): lambda c, p, h: c.post(
+            p, headers=if_match(c, p.removesuffix("/steps"), h),
+            json={"step": "surveyed", "occurred_on": today, "source_ids": [world["source"]],
+                  "details": {"neighbours_consulted": True}}),
     }
 
 
