@@ -19,6 +19,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from sifc import journal
 from sifc.auth import scopes
 from sifc.auth.principal import ScopeEntry, check_role
 from sifc.errors import InvalidInput, NotFound, Unauthorized
@@ -83,6 +84,10 @@ def create(session: Session, *, name: str, role: str, scope: Sequence[ScopeEntry
     else:  # pragma: no cover - five collisions in a row
         raise RuntimeError("could not draw a unique API key prefix")
     scopes.store(session, "api_key_scope", "key_id", key_id, chosen)
+    journal.record(session, None, author=created_by, operation="api_key.create", object_kind="api_key",
+                   object_id=key_id, after={"prefix": prefix, "name": name.strip(), "role": role,
+                                            "scope": [str(s) for s in chosen],
+                                            "expires_at": expires_at.isoformat() if expires_at else None})
     log.info("API key %s created (role %s)", prefix, role)
     return int(key_id), f"{KEY_TAG}_{prefix}_{secret}"
 
@@ -125,7 +130,7 @@ def list_keys(session: Session) -> list[ApiKey]:
     return [_key(session, row) for row in rows]
 
 
-def revoke(session: Session, *, prefix: str) -> ApiKey:
+def revoke(session: Session, *, prefix: str, by: str = "cli") -> ApiKey:
     """Revoke a key (by its prefix, or the full key); revoking twice changes nothing."""
     parts = split(prefix)
     wanted = parts[0] if parts else prefix.strip().lower()
@@ -134,5 +139,7 @@ def revoke(session: Session, *, prefix: str) -> ApiKey:
         {"prefix": wanted}).first()
     if row is None:
         raise NotFound("auth.unknown_key", prefix=wanted)
+    journal.record(session, None, author=by, operation="api_key.revoke", object_kind="api_key", object_id=row.id,
+                   after={"prefix": wanted, "revoked_at": row.revoked_at.isoformat()})
     log.info("API key %s revoked", wanted)
     return _key(session, row)

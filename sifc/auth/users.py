@@ -17,6 +17,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from sifc import journal
 from sifc.auth import scopes
 from sifc.auth.passwords import hash_password, needs_rehash, verify_password
 from sifc.auth.principal import ScopeEntry, check_role
@@ -75,6 +76,8 @@ def create(session: Session, *, username: str, password: str, role: str, scope: 
     except IntegrityError as error:
         raise Conflict("auth.username_taken", username=name) from error
     scopes.store(session, "app_user_scope", "user_id", user_id, chosen)
+    journal.record(session, None, author=created_by, operation="account.create", object_kind="app_user",
+                   object_id=user_id, after={"username": name, "role": role, "scope": [str(s) for s in chosen]})
     log.info("account %s created (role %s)", user_id, role)
     return int(user_id)
 
@@ -103,22 +106,26 @@ def list_users(session: Session) -> list[User]:
     return [_user(session, row) for row in rows]
 
 
-def disable(session: Session, *, username: str) -> User:
+def disable(session: Session, *, username: str, by: str = "cli") -> User:
     """Disable an account (never deleted: history and audit point at it) and end its sessions."""
     from sifc.auth.tokens import revoke_user_tokens
 
     user = get(session, username=username)
     session.execute(text("UPDATE app_user SET active = false WHERE id = :id"), {"id": user.id})
     revoke_user_tokens(session, user_id=user.id)
+    journal.record(session, None, author=by, operation="account.disable", object_kind="app_user", object_id=user.id,
+                   before={"active": user.active}, after={"active": False})
     log.info("account %s disabled", user.id)
     return get(session, user_id=user.id)
 
 
-def enable(session: Session, *, username: str) -> User:
+def enable(session: Session, *, username: str, by: str = "cli") -> User:
     """Enable an account again and clear its lockout."""
     user = get(session, username=username)
     session.execute(text("UPDATE app_user SET active = true, failed_attempts = 0, locked_until = NULL "
                          "WHERE id = :id"), {"id": user.id})
+    journal.record(session, None, author=by, operation="account.enable", object_kind="app_user", object_id=user.id,
+                   before={"active": user.active}, after={"active": True})
     return get(session, user_id=user.id)
 
 

@@ -29,6 +29,7 @@ from rich.table import Table
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from sifc import journal
 from sifc.errors import ImportRejected
 from sifc.i18n import Lang
 from sifc.imports.source import resolve_srid
@@ -308,6 +309,11 @@ def import_communes(session: Session, path: Path, options: ImportOptions) -> Com
                         [{"idx": f.index, "code": code, "how": how}
                          for code, claimed in matches.items() for f, how in claimed])
     _apply(session, report, path.name)
+    journal.record(session, None, author="sifc territories import-communes", operation="territories.import_communes",
+                   object_kind="commune_boundaries", object_id=path.name,
+                   after={"file": path.name, "features": report.features, "matched": len(report.matched),
+                          "unchanged": len(report.unchanged), "unmatched": len(report.unmatched),
+                          "clipped": len(report.clipped)})
     session.execute(text("DROP TABLE import_match"))
     session.execute(text("DROP TABLE stage_official"))
     return report

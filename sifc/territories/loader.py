@@ -21,6 +21,7 @@ import orjson
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from sifc import journal
 from sifc.territories import pieces, sources
 from sifc.text import search_form
 
@@ -342,4 +343,9 @@ def load_reference(session: Session, data_dir: Path) -> LoadReport:
         if counts.inserted or counts.updated or pieces.missing(session, level):
             pieces.refresh(session, level)
     session.execute(text("DROP TABLE stage_unit"))
+    if report.changed:
+        journal.record(session, None, author="sifc territories load", operation="territories.load",
+                       object_kind="territorial_reference", object_id=data_dir.name,
+                       after={"levels": {k: asdict(v) for k, v in report.levels.items()},
+                              "aliases_added": report.aliases_added, "repairs": len(report.repairs)})
     return report

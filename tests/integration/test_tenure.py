@@ -407,3 +407,25 @@ def test_a_reimport_cannot_change_a_parcel_under_litige(client, db, officer, tmp
     batches = db.execute(text("SELECT actor, after->'counts'->>'accepted' FROM write_audit "
                               "WHERE operation = 'import.batch' ORDER BY id")).all()
     assert [(a, n) for a, n in batches] == [("test", "2"), ("test", "1")]
+
+
+def test_accounts_keys_and_the_reference_are_in_the_write_audit(db):
+    from sifc.auth import keys, users
+    from sifc.auth.principal import ScopeEntry
+
+    user_id = users.create(db, username="audit.agent", password="a long password 2026", role="agent_foncier",
+                           scope=[ScopeEntry("commune", BARGNY)], created_by="admin.national")
+    users.disable(db, username="audit.agent", by="admin.national")
+    key_id, key = keys.create(db, name="carte", role="lecteur", scope=[ScopeEntry("commune", BARGNY)],
+                              expires_at=None, created_by="admin.national")
+    keys.revoke(db, prefix=key, by="admin.national")
+    rows = db.execute(text("""
+        SELECT operation, object_id, actor FROM write_audit WHERE object_kind IN ('app_user', 'api_key') ORDER BY id
+    """)).all()
+    assert [(o, i) for o, i, _ in rows][-4:] == [("account.create", str(user_id)), ("account.disable", str(user_id)),
+                                                 ("api_key.create", str(key_id)), ("api_key.revoke", str(key_id))]
+    assert {a for _, _, a in rows[-4:]} == {"admin.national"}
+    # The secret never lands in the audit.
+    assert not db.execute(text("SELECT count(*) FROM write_audit WHERE after::text LIKE :k"),
+                          {"k": f"%{key.split('_')[-1]}%"}).scalar()
+    assert db.execute(text("SELECT count(*) FROM write_audit WHERE operation = 'territories.load'")).scalar() >= 1
