@@ -12,6 +12,8 @@ from api.middleware import RefuseNul
 from api.routers import (
     admin,
     auth,
+    dashboards,
+    documents,
     exports,
     health,
     imports,
@@ -22,6 +24,7 @@ from api.routers import (
     tenure,
     territories,
     tiles,
+    web,
 )
 from sifc import __version__
 from sifc.db import PoolReader, make_engine, make_read_pool, make_sessionmaker
@@ -75,4 +78,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(ogc.router)
     app.include_router(tiles.router)
     app.include_router(exports.router)
+    app.include_router(documents.router)
+    app.include_router(dashboards.router)
+    app.include_router(web.router)  # last: the web application at /
     return app
