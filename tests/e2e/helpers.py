@@ -8,6 +8,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import create_engine
@@ -79,3 +81,15 @@ def create_key(settings: Settings, role: str = "administrateur", *scope: str) ->
     done = run_cli(settings, *args)
     assert done.returncode == 0, done.stderr
     return {"X-API-Key": done.stdout.strip().splitlines()[-1]}
+
+
+@contextmanager
+def serving(settings: Settings, log: Path, extra_env: dict[str, str] | None = None) -> Iterator[str]:
+    """A real server (no import worker unless asked) on a free port for the block; its base URL."""
+    port = free_port()
+    process = start_server(settings, port, log, extra_env={"SIFC_IMPORT_WORKERS": "0", **(extra_env or {})})
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

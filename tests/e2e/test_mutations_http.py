@@ -17,7 +17,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
 from sifc.settings import Settings
-from tests.e2e.helpers import create_key, free_port, start_server
+from tests.e2e.helpers import create_key, serving
 
 BARGNY = "SN0104-bargny"
 CRS = {"crs": "EPSG:32628"}
@@ -25,14 +25,8 @@ CRS = {"crs": "EPSG:32628"}
 
 @pytest.fixture(scope="module")
 def base(fresh_db: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = free_port()
-    process = start_server(fresh_db, port, tmp_path_factory.mktemp("mutations") / "server.log",
-                           extra_env={"SIFC_IMPORT_WORKERS": "0"})
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+    with serving(fresh_db, tmp_path_factory.mktemp("mutations") / "server.log") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

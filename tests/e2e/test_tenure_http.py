@@ -21,7 +21,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
 from sifc.settings import Settings
-from tests.e2e.helpers import create_key, free_port, start_server
+from tests.e2e.helpers import create_key, serving
 from tests.integration.fixtures import square
 
 BARGNY = "SN0104-bargny"
@@ -29,13 +29,8 @@ ROUNDS = 50
 
 
 def _serve(settings: Settings, tmp: Path, name: str, extra: dict[str, str] | None = None) -> Iterator[str]:
-    port = free_port()
-    process = start_server(settings, port, tmp / f"{name}.log", extra_env={"SIFC_IMPORT_WORKERS": "0", **(extra or {})})
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+    with serving(settings, tmp / f"{name}.log", extra) as base:
+        yield base
 
 
 @pytest.fixture(scope="module")
