@@ -10,7 +10,7 @@ from fastapi import Header, Query
 from sifc.errors import PreconditionRequired
 from sifc.tenure.common import version_from_etag
 
-IfMatch = Annotated[str | None, Header(alias="If-Match", max_length=200, description=(
+IfMatch = Annotated[str | None, Header(alias="If-Match", max_length=2000, description=(
     "L'ETag de la version lue (obligatoire) : 412 si elle n'est plus en vigueur, 428 s'il manque."))]
 AtParam = Annotated[date | datetime | None, Query(description=(
     "Lecture à date : l'état du registre à cet instant (une date seule : la fin de ce jour)."))]

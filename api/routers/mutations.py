@@ -93,7 +93,9 @@ def _data(body: MutationBase, crs: str) -> mutations.MutationInput:
 
 
 def _decisions(rights: dict[str, Any]) -> dict[str, Any]:
-    return {rid: decision if decision == "close" else {"carry": decision["carry"]} for rid, decision in rights.items()}
+    # ``{}`` passes the schema (a dict whose only key may be "carry"): the service refuses it as a bad decision.
+    return {rid: decision if decision == "close" else {"carry": decision.get("carry")}
+            for rid, decision in rights.items()}
 
 
 @router.post("/parcels/{parcel_id}/split", status_code=201, responses=PRECONDITION_RESPONSES,
@@ -133,7 +135,7 @@ def merge_parcels(body: MergeIn, session: SessionDep, principal: Writer, if_matc
         version = version_from_etag(if_match, parcel_id)
         if version < 0:
             raise PreconditionRequired("mutation.if_match_each")
-        versions[parcel_id.lower()] = version
+        versions[str(parcel_service._parse_id(parcel_id))] = version  # the service looks parents up by UUID
     child = mutations.Child(geometry={}, values=body.properties.model_dump(exclude_none=True))
     result = mutations.merge(session, parcel_ids=body.parcel_ids, child=child, end_rights=body.end_rights,
                              data=_data(body, "EPSG:4326"), expected_versions=versions, by=principal,

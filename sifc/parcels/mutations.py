@@ -203,7 +203,7 @@ def _carry_right(session: Session, row: Any, child: Written, *, on: date, by: Pr
     """The same right on a child parcel, from the mutation's date, following the parent's."""
     rid = uuid.uuid4()
     values = {**{k: row[k] for k in ("class", "type", "tf_number", "description", "source_ids", "procedure_id",
-                                     "synthetic")},
+                                     "synthetic", "end_date", "end_cause", "notice_date")},
               "parcel_id": child.parcel_id, "commune_code": child.commune_code, "start_date": on,
               "predecessor_id": row["rrr_id"], "reason": f"reporté de la parcelle {row['parcel_id']}"}
     rrr._insert(session, rid, 1, values, _holders_of(session, row), action="mutation:carry", author=author)
@@ -379,9 +379,10 @@ def merge(session: Session, *, parcel_ids: Sequence[str], child: Child, end_righ
     The parents' current rights must be the same on each (type, holders and shares) and their tenure
     regime the same, unless the request ends the rights that differ (``end_rights``).
     """
-    if len(set(parcel_ids)) < 2:
+    unique = list(dict.fromkeys(parcels._parse_id(pid) for pid in parcel_ids))  # one parcel spelt two ways is one
+    if len(unique) < 2:
         raise InvalidInput("mutation.merge_needs_two")
-    parents = [_parent(session, pid, by=by) for pid in dict.fromkeys(parcel_ids)]
+    parents = [_parent(session, str(pid), by=by) for pid in unique]
     for parent in parents:
         check_expected(expected_versions.get(str(parent.parcel_id), -1), parent.version)
     communes = {p.commune_code for p in parents}
@@ -416,7 +417,7 @@ def merge(session: Session, *, parcel_ids: Sequence[str], child: Child, end_righ
     if len(regimes) > 1 and not child.values.get("tenure_regime"):
         raise Conflict("mutation.regimes_differ", regimes=", ".join(sorted(str(r) for r in regimes)))
     before = [orjson.loads(parcels._audit_state(session, p.parcel_id)) for p in parents]
-    for parent in parents:
+    for parent in sorted(parents, key=lambda p: p.parcel_id):  # one lock order: two merges never deadlock
         close_version(session, "parcel_version", "parcel_id", parent.parcel_id, parent.version, author=author,
                       reason=f"fusionnée : {data.reason}")
         refuse_if_frozen(session, parent.parcel_id)

@@ -367,8 +367,13 @@ def update(session: Session, *, parcel_id: str, data: ParcelInput, author: str,
         ewkb, commune = _checked_geometry(session, _to_storage_wkb(data.geometry, data.input_crs), data.input_crs,
                                           exclude=pid, commune=changes.get("commune_code"), tolerances=tolerances,
                                           by=by, also=[current["commune_code"]])
-        shape_changed = not session.execute(text("SELECT ST_Equals(CAST(:a AS geometry), CAST(:b AS geometry))"),
-                                            {"a": ewkb, "b": current["ewkb"]}).scalar()
+        # More than 1 cm anywhere, as the re-imports judge it: a shape sent back in WGS 84 as it was
+        # served differs by reprojection noise only (about 1e-5 m) and is no change.
+        shape_changed = bool(session.execute(text(
+            "SELECT ST_HausdorffDistance(CAST(:a AS geometry), CAST(:b AS geometry)) > 0.01"),
+            {"a": ewkb, "b": current["ewkb"]}).scalar())
+        if not shape_changed:
+            ewkb = current["ewkb"]  # the stored shape, not its reprojected copy
         values["commune_code"] = commune
     _authorize(by, [current["commune_code"], values["commune_code"]])
     if shape_changed and "nicad" not in changes:

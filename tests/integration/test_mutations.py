@@ -274,3 +274,13 @@ def test_an_agent_of_another_commune_cannot_split(client, db, origin, admin_head
                                  "reason": "x", "children": [_feature(box(x, y, x + 20, y + 20)),
                                                               _feature(box(x + 20, y, x + 40, y + 20))]})
     assert response.status_code == 403
+
+
+def test_a_boundary_sent_back_as_served_in_wgs84_is_no_change(client, officer, origin):
+    x, y = origin
+    parcel = _parcel(client, officer, box(x, y, x + 20, y + 20), nicad="0104040100931")
+    served = client.get(f"/parcels/{parcel['id']}").json()["geometry"]
+    same = client.post(f"/parcels/{parcel['id']}/boundary-correction", headers={**officer, "If-Match": parcel["etag"]},
+                       json=_body(client, officer, geometry=served))
+    assert same.status_code == 422 and same.json()["type"] == "urn:sifc:problem:parcel.no_change"
+    assert client.get(f"/parcels/{parcel['id']}").json()["properties"]["nicad"] == "0104040100931"
