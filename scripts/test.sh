@@ -4,6 +4,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
+# The printed documents' tests rasterise PDFs with pdftoppm (issue 10).
+command -v pdftoppm >/dev/null 2>&1 || apt_install poppler-utils
 scripts/venv.sh
 SIFC_FORCE_DB_NAME=1 with_database "${SIFC_TEST_DB_NAME:-sifc_test}"
 say "provisionnement de la base de test (${SIFC_DATABASE_URL##*/})"

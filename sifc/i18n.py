@@ -838,6 +838,26 @@ MESSAGES: dict[str, dict[str, str]] = {
                               "en": "The file must hold one boundary ({count} found)."},
     "mutation.child_without_geometry": {"fr": "La parcelle issue n° {index} n'a pas de géométrie.",
                                         "en": "Resulting parcel no. {index} has no geometry."},
+    # Printed documents and their verification (issue 10)
+    "document.empty": {"fr": "Le fichier envoyé est vide.", "en": "The uploaded file is empty."},
+    "document.not_a_pdf": {
+        "fr": "Le fichier envoyé n'est pas un PDF : seul un document PDF délivré par SIFC se vérifie ici.",
+        "en": "The uploaded file is not a PDF: only a PDF document issued by SIFC can be verified here.",
+    },
+    "document.too_large": {
+        "fr": "Le fichier dépasse la taille permise ({limit_mib} Mio).",
+        "en": "The file exceeds the allowed size ({limit_mib} MiB).",
+    },
+    "document.procedure_not_completed": {
+        "fr": "La procédure « {id} » n'est pas achevée (état : {state}) : ce document n'est délivré qu'après la "
+        "notification.",
+        "en": "Procedure '{id}' is not completed (state: {state}): this document is issued only after the "
+        "notification.",
+    },
+    "document.rate_limited": {
+        "fr": "Trop de vérifications depuis votre adresse : réessayez dans {seconds} s.",
+        "en": "Too many verifications from your address: try again in {seconds} s.",
+    },
 }
 
 LEVEL_NAMES: dict[str, dict[str, str]] = {

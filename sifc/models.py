@@ -655,3 +655,28 @@ parcel_lineage = Table(
 )
 Index("ix_parcel_lineage_parent_id", parcel_lineage.c.parent_id)
 Index("ix_parcel_lineage_child_id", parcel_lineage.c.child_id)
+
+
+# --- issued documents and their verification codes (migration 0009) ---------------------------
+
+DOCUMENT_KINDS = ("fiche_parcellaire", "extrait_deliberation", "certificat_affectation", "registre_foncier")
+
+issued_document = Table(
+    "issued_document",
+    metadata,
+    Column("code", Text, primary_key=True),
+    Column("kind", Text, nullable=False),
+    Column("subject_kind", Text, nullable=False),
+    Column("subject_id", Text, nullable=False),
+    Column("commune_code", Text),
+    Column("summary", JSONB, nullable=False),
+    Column("personal", Boolean, nullable=False, server_default="false"),
+    Column("content_sha256", Text, nullable=False),
+    Column("pdf_sha256", Text),
+    Column("issued_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("issued_by", Text, nullable=False),
+    CheckConstraint("kind IN ('fiche_parcellaire', 'extrait_deliberation', 'certificat_affectation', "
+                    "'registre_foncier')", name="kind"),
+)
+Index("ix_issued_document_subject", issued_document.c.subject_kind, issued_document.c.subject_id)
+Index("ix_issued_document_pdf_sha256", issued_document.c.pdf_sha256)

@@ -1,7 +1,182 @@
-"""Issue 10 (documents): routes added by the work in progress."""
+"""Printable documents (issue 10): fiche parcellaire, extrait de délibération, certificat d'affectation,
+registre foncier communal, and the verification of their codes.
+
+Each PDF carries its facts (embedded, canonical JSON) and a verification code (HMAC-SHA256 of
+those facts); anyone may verify a code or a PDF. Holders are printed only to signed-in roles
+whose scope covers the commune, and each such document is written to the access audit.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import html
+from typing import Annotated, Any
 
-router = APIRouter()
+import orjson
+from fastapi import APIRouter, File, Path, Request, UploadFile
+from fastapi.responses import Response
+
+from api.deps import PrincipalDep, SessionDep, SettingsDep
+from api.limits import rate_limited
+from api.problems import language
+from api.routers.exports import RateLimited
+from api.routers.parcels import reveals
+from sifc.auth import audit
+from sifc.auth.principal import Action, Principal, require
+from sifc.documents import fiche, procedure_documents, registre, verification
+from sifc.errors import NotFound, TooLarge
+from sifc.parcels import service as parcel_service
+from sifc.settings import Settings
+from sifc.tenure import procedures
+
+router = APIRouter(tags=["Documents"])
+Id = Annotated[str, Path(max_length=64)]
+PDF = "application/pdf"
+PDF_RESPONSE: dict[int | str, dict[str, Any]] = {200: {"content": {PDF: {}}}}
+# The documents are built on demand (a map, a PDF): as heavy as an export, rate limited with them.
+PDF_ROUTE: dict[str, Any] = {"dependencies": [RateLimited], "responses": PDF_RESPONSE, "response_class": Response}
+VerifyRateLimited = rate_limited("verify", lambda settings: settings.import_rate_per_minute, "document.rate_limited")
+
+
+def _secret(settings: Settings) -> str:
+    return settings.secret_key.get_secret_value()
+
+
+def _verify_url(request: Request) -> str:
+    return str(request.base_url).rstrip("/") + verification.VERIFY_PATH
+
+
+def _pdf(content: bytes, name: str) -> Response:
+    return Response(content, media_type=PDF, headers={"Content-Disposition": f'inline; filename="{name}"',
+                                                      "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})
+
+
+def _json(body: Any) -> Response:
+    return Response(orjson.dumps(body), media_type="application/json")
+
+
+# --- fiche parcellaire ----------------------------------------------------------------------------
+
+@router.get("/parcels/{parcel_id}/fiche.pdf", **PDF_ROUTE,
+            summary="Fiche parcellaire (PDF) : plan, sommets, superficies, droits, code de vérification")
+def parcel_sheet(parcel_id: Id, request: Request, session: SessionDep, settings: SettingsDep,
+                 principal: PrincipalDep) -> Response:
+    """Titulaires seulement aux rôles connectés dont le périmètre couvre la parcelle (lecture journalisée)."""
+    communes = parcel_service.communes_of(session, parcel_id=parcel_id)
+    personal = reveals(principal, communes)
+    pdf = fiche.build(session, parcel_id=parcel_id, personal=personal, lang=language(request),
+                      secret=_secret(settings), verify_url=_verify_url(request), issued_by=principal.name or "public")
+    if personal:
+        audit.record(session, principal, method="GET", endpoint="/parcels/{parcel_id}/fiche.pdf",
+                     subject_kind="parcel", subject_id=parcel_id, commune_code=min(communes))
+    return _pdf(pdf, "fiche-parcellaire.pdf")
+
+
+# --- documents of a completed procedure -----------------------------------------------------------
+
+def _procedure_reader(session: SessionDep, principal: Principal, procedure_id: str) -> str:
+    """Signed in with the right to read personal data (401/403), the procedure existing (404), in scope (403)."""
+    require(principal, Action.READ_PERSONAL)
+    commune = procedures.commune_of(session, procedure_id=procedure_id)
+    if commune is None:
+        raise NotFound("procedure.not_found", id=procedure_id[:64])
+    require(principal, Action.READ_PERSONAL, communes=[commune])
+    return commune
+
+
+def _procedure_document(kind: str, endpoint: str, procedure_id: str, request: Request, session: SessionDep,
+                        settings: Settings, principal: Principal) -> Response:
+    commune = _procedure_reader(session, principal, procedure_id)
+    pdf = procedure_documents.build(session, kind=kind, procedure_id=procedure_id, lang=language(request),
+                                    secret=_secret(settings), verify_url=_verify_url(request),
+                                    issued_by=principal.name)
+    audit.record(session, principal, method="GET", endpoint=endpoint, subject_kind="procedure",
+                 subject_id=procedure_id, commune_code=commune)
+    return _pdf(pdf, f"{kind.replace('_', '-')}.pdf")
+
+
+@router.get("/procedures/{procedure_id}/extrait.pdf", **PDF_ROUTE,
+            summary="Extrait de délibération (PDF) d'une procédure d'affectation achevée")
+def deliberation_extract(procedure_id: Id, request: Request, session: SessionDep, settings: SettingsDep,
+                         principal: PrincipalDep) -> Response:
+    """Rôles connectés de la commune ; 409 tant que la procédure n'est pas notifiée."""
+    return _procedure_document("extrait_deliberation", "/procedures/{procedure_id}/extrait.pdf", procedure_id,
+                               request, session, settings, principal)
+
+
+@router.get("/procedures/{procedure_id}/certificat.pdf", **PDF_ROUTE,
+            summary="Certificat d'affectation (PDF) d'une procédure achevée")
+def allocation_certificate(procedure_id: Id, request: Request, session: SessionDep, settings: SettingsDep,
+                           principal: PrincipalDep) -> Response:
+    """Rôles connectés de la commune ; 409 tant que la procédure n'est pas notifiée."""
+    return _procedure_document("certificat_affectation", "/procedures/{procedure_id}/certificat.pdf", procedure_id,
+                               request, session, settings, principal)
+
+
+# --- registre foncier communal --------------------------------------------------------------------
+
+CommuneCode = Annotated[str, Path(max_length=100)]
+
+
+def _register(code: str, session: SessionDep, principal: Principal, endpoint: str) -> registre.Register:
+    personal = reveals(principal, {code})
+    found = registre.gather(session, commune_code=code, personal=personal)
+    if personal:
+        audit.record_many(session, principal, method="GET", endpoint=endpoint, subject_kind="parcel",
+                          subjects=[(p["id"], code) for p in found.parcels])
+    return found
+
+
+@router.get("/communes/{code}/registre.csv", dependencies=[RateLimited], responses={200: {"content": {"text/csv": {}}}},
+            response_class=Response, summary="Registre foncier communal (CSV) : parcelles en vigueur et droits")
+def register_csv(code: CommuneCode, request: Request, session: SessionDep, principal: PrincipalDep) -> Response:
+    """Titulaires et quotes-parts seulement aux rôles connectés dont le périmètre couvre la commune (journalisé)."""
+    found = _register(code, session, principal, "/communes/{code}/registre.csv")
+    return Response(registre.csv_bytes(found, lang=language(request)), media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="registre-{found.safe_code}.csv"'})
+
+
+@router.get("/communes/{code}/registre.pdf", **PDF_ROUTE,
+            summary="Registre foncier communal (PDF paginé, code de vérification)")
+def register_pdf(code: CommuneCode, request: Request, session: SessionDep, settings: SettingsDep,
+                 principal: PrincipalDep) -> Response:
+    """Titulaires et quotes-parts seulement aux rôles connectés dont le périmètre couvre la commune (journalisé)."""
+    found = _register(code, session, principal, "/communes/{code}/registre.pdf")
+    pdf = registre.build(session, found, lang=language(request), secret=_secret(settings),
+                         verify_url=_verify_url(request), issued_by=principal.name or "public")
+    return _pdf(pdf, f"registre-{found.safe_code}.pdf")
+
+
+# --- verification ---------------------------------------------------------------------------------
+
+@router.post("/documents/verify", dependencies=[VerifyRateLimited],
+             summary="Vérifier un document PDF délivré par SIFC (authentique ou non)")
+def verify_pdf(session: SessionDep, settings: SettingsDep,
+               file: Annotated[UploadFile, File(description="Le PDF à vérifier.")]) -> Response:
+    """Recalcule le code des faits que le PDF porte et compare le fichier à celui qui a été délivré."""
+    content = file.file.read(settings.max_document_bytes + 1)
+    if len(content) > settings.max_document_bytes:
+        raise TooLarge("document.too_large", limit_mib=round(settings.max_document_bytes / 1024**2, 1))
+    return _json(verification.verify(session, secret=_secret(settings), pdf=content))
+
+
+@router.get("/documents/verify/{code}", responses={200: {"content": {"application/json": {}, "text/html": {}}}},
+            response_class=Response, summary="Un code de vérification a-t-il été délivré, et que certifie-t-il ?")
+def verify_code(code: Annotated[str, Path(max_length=100)], request: Request, session: SessionDep) -> Response:
+    """`Accept: text/html` : une page lisible ; sinon JSON. Rien de personnel n'y figure."""
+    found = verification.lookup(session, code=code)
+    body: dict[str, Any] = {"code": verification.normalise(code)[:64], "issued": found is not None,
+                            "authentic": found is not None,
+                            "status": "authentique" if found is not None else "non authentique"}
+    if found is not None:
+        body.update({k: found[k] for k in ("kind", "issued_at", "commune_code", "names_holders", "certifies")})
+    if "text/html" in request.headers.get("accept", "").split(",")[0]:
+        return Response(_html(body), media_type="text/html; charset=utf-8")
+    return _json(body)
+
+
+def _html(body: dict[str, Any]) -> str:
+    rows = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>"
+                   for k, v in (body.get("certifies") or {}).items())
+    return ("<!doctype html><html lang=\"fr\"><head><meta charset=\"utf-8\"><title>SIFC — vérification</title></head>"
+            f"<body><h1>Document {html.escape(body['status'])}</h1><p>Code : <code>{html.escape(body['code'])}</code>"
+            f"</p><table>{rows}</table></body></html>")

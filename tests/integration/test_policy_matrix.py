@@ -230,6 +230,9 @@ def _requests(world: dict[str, Any], role: str) -> dict[tuple[str, str], Callabl
             p, headers=if_match(c, p.removesuffix("/steps"), h),
             json={"step": "surveyed", "occurred_on": today, "source_ids": [world["source"]],
                   "details": {"neighbours_consulted": True}}),
+        # --- printed documents (issue 10): anyone may upload a PDF to verify it
+        ("POST", "/documents/verify"): lambda c, p, h: c.post(p, headers=h, files={
+            "file": ("document.pdf", io.BytesIO(PDF), "application/pdf")}),
     }
 
 

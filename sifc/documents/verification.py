@@ -1,0 +1,176 @@
+"""Verification codes of the documents SIFC issues, and the verification of an uploaded PDF.
+
+A document's facts are serialised canonically (JSON, sorted keys, UTF-8: :func:`canonical`) and
+signed with an HMAC-SHA256 whose key derives from ``SIFC_SECRET_KEY`` (:func:`sign`); the PDF
+carries that content as an embedded file (``sifc-document.json``) and the code in its metadata,
+and prints the code. Each issued document is kept in ``issued_document`` (append-only) with the
+SHA-256 of the exact bytes of the PDF, so that a verification finds any change: to the facts
+(the HMAC no longer matches), to the printed page or any other byte (the file's digest differs).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import io
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from sifc.errors import InvalidInput, UnsupportedFormat
+
+log = logging.getLogger(__name__)
+
+KEY_LABEL = b"sifc-documents-v1"
+ATTACHMENT = "sifc-document.json"
+CODE_KEY = "/SIFCCode"
+VERIFY_PATH = "/documents/verify"
+
+
+def key(secret: str) -> bytes:
+    """The documents' signing key, derived from the service secret (never the secret itself)."""
+    return hmac.new(secret.encode("utf-8"), KEY_LABEL, hashlib.sha256).digest()
+
+
+def canonical(content: dict[str, Any]) -> bytes:
+    """The canonical serialisation of a document's facts: JSON, sorted keys, no spaces, UTF-8."""
+    return orjson.dumps(content, option=orjson.OPT_SORT_KEYS)
+
+
+def sign(secret: str, content: bytes) -> str:
+    """The verification code of ``content`` (canonical bytes): HMAC-SHA256, 64 hexadecimal digits."""
+    return hmac.new(key(secret), content, hashlib.sha256).hexdigest()
+
+
+def normalise(code: str) -> str:
+    """A code as typed from paper: case, spaces and dashes ignored."""
+    return "".join(c for c in code.lower() if c not in " -\t")
+
+
+def grouped(code: str) -> str:
+    """A code printed in groups of four, for a reader who types it."""
+    return " ".join(code[i:i + 4] for i in range(0, len(code), 4))
+
+
+def new_header(kind: str, lang: str) -> dict[str, Any]:
+    """What every document states of itself: its kind, number, instant of issue and language."""
+    return {"document": kind, "format": 1, "number": str(uuid.uuid4()),
+            "issued_at": datetime.now(UTC).replace(microsecond=0).isoformat(), "lang": lang}
+
+
+@dataclass(frozen=True)
+class Sealed:
+    """A document's canonical content and its code."""
+
+    content: bytes
+    code: str
+
+
+def seal(secret: str, content: dict[str, Any]) -> Sealed:
+    """Serialise ``content`` and sign it."""
+    body = canonical(content)
+    return Sealed(body, sign(secret, body))
+
+
+def embed(pdf: bytes, sealed: Sealed, *, title: str) -> bytes:
+    """``pdf`` with the canonical content as an embedded file and the code in its metadata."""
+    from pypdf import PdfReader, PdfWriter
+
+    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(pdf)))
+    writer.add_attachment(ATTACHMENT, sealed.content)
+    writer.add_metadata({"/Title": title, "/Producer": "SIFC", CODE_KEY: sealed.code,
+                         "/SIFCVerify": VERIFY_PATH})
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+@dataclass(frozen=True)
+class Issue:
+    """What the register of issued documents keeps of one document."""
+
+    kind: str
+    subject_kind: str
+    subject_id: str
+    commune_code: str | None
+    summary: dict[str, Any]
+    personal: bool
+    issued_by: str
+
+
+def record(session: Session, *, sealed: Sealed, pdf: bytes | None, issue: Issue) -> None:
+    """Keep an issued document (append-only): its code, a public summary and the digests."""
+    session.execute(text("""
+        INSERT INTO issued_document (code, kind, subject_kind, subject_id, commune_code, summary, personal,
+                                     content_sha256, pdf_sha256, issued_by)
+        VALUES (:code, :kind, :subject_kind, :subject_id, :commune, CAST(:summary AS jsonb), :personal,
+                :content_sha256, :pdf_sha256, :issued_by)"""),
+        {"code": sealed.code, "kind": issue.kind, "subject_kind": issue.subject_kind, "subject_id": issue.subject_id,
+         "commune": issue.commune_code, "summary": orjson.dumps(issue.summary).decode(), "personal": issue.personal,
+         "content_sha256": hashlib.sha256(sealed.content).hexdigest(),
+         "pdf_sha256": hashlib.sha256(pdf).hexdigest() if pdf is not None else None, "issued_by": issue.issued_by})
+
+
+def lookup(session: Session, *, code: str) -> dict[str, Any] | None:
+    """What the register says of a code: the public summary of what it certifies; None if never issued."""
+    row = session.execute(text("""
+        SELECT code, kind, commune_code, summary, personal, content_sha256, pdf_sha256, issued_at
+        FROM issued_document WHERE code = :code"""), {"code": normalise(code)[:64]}).mappings().first()
+    if row is None:
+        return None
+    return {"code": row["code"], "kind": row["kind"], "commune_code": row["commune_code"],
+            "issued_at": row["issued_at"].isoformat(), "names_holders": row["personal"],
+            "certifies": row["summary"], "content_sha256": row["content_sha256"], "pdf_sha256": row["pdf_sha256"]}
+
+
+@dataclass(frozen=True)
+class Embedded:
+    """What an uploaded PDF carries: its canonical content and code (None when missing)."""
+
+    content: bytes | None
+    code: str | None
+
+
+def read(pdf: bytes) -> Embedded:
+    """The content and code a PDF carries; a non-PDF is refused (415), an unreadable PDF carries nothing."""
+    if not pdf:
+        raise InvalidInput("document.empty")
+    if not pdf.lstrip()[:5] == b"%PDF-":
+        raise UnsupportedFormat("document.not_a_pdf")
+    from pypdf import PdfReader
+
+    try:
+        reader = PdfReader(io.BytesIO(pdf))
+        attachments = reader.attachments
+        content = attachments[ATTACHMENT][0] if ATTACHMENT in attachments else None
+        code = reader.metadata.get(CODE_KEY) if reader.metadata is not None else None
+    except Exception as error:  # noqa: BLE001 - a damaged PDF is a forged one, whatever pypdf says of it
+        log.info("unreadable PDF uploaded for verification: %s", type(error).__name__)
+        return Embedded(None, None)
+    return Embedded(content, str(code) if code is not None else None)
+
+
+def verify(session: Session, *, secret: str, pdf: bytes) -> dict[str, Any]:
+    """Whether ``pdf`` is a document SIFC issued, unchanged; with what it certifies when it is."""
+    found = read(pdf)
+    checks = {"readable": found.content is not None and found.code is not None,
+              "code_matches_content": False, "issued": False, "file_unchanged": False}
+    issued = None
+    if found.content is not None and found.code is not None:
+        checks["code_matches_content"] = hmac.compare_digest(sign(secret, found.content).encode(), found.code.encode())
+        issued = lookup(session, code=found.code)
+        checks["issued"] = issued is not None
+        checks["file_unchanged"] = bool(issued and issued["pdf_sha256"] == hashlib.sha256(pdf).hexdigest())
+    authentic = all(checks.values())
+    answer: dict[str, Any] = {"authentic": authentic, "status": "authentique" if authentic else "non authentique",
+                              "checks": checks}
+    if authentic and issued is not None and found.content is not None:
+        answer.update({"code": issued["code"], "kind": issued["kind"], "issued_at": issued["issued_at"],
+                       "certifies": orjson.loads(found.content)})
+    return answer
