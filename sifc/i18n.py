@@ -858,6 +858,11 @@ MESSAGES: dict[str, dict[str, str]] = {
         "fr": "Trop de vérifications depuis votre adresse : réessayez dans {seconds} s.",
         "en": "Too many verifications from your address: try again in {seconds} s.",
     },
+    # Dashboards (issue 10)
+    "dashboard.unknown_level": {
+        "fr": "Pas de tableau de bord au niveau « {level} » : niveaux {levels}.",
+        "en": "No dashboard at level '{level}': levels {levels}.",
+    },
 }
 
 LEVEL_NAMES: dict[str, dict[str, str]] = {
