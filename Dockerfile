@@ -1,4 +1,12 @@
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+ARG NODE_IMAGE=node:20-bookworm-slim
+# The web application's MapLibre GL JS, from the npm registry at build time (web/package-lock.json);
+# the service serves it itself (api/routers/web.py), never from a CDN.
+FROM ${NODE_IMAGE} AS web
+WORKDIR /web
+COPY web/package.json web/package-lock.json ./
+RUN npm ci --no-audit --no-fund
+
 FROM ${PYTHON_IMAGE}
 # pg_dump / pg_restore for `sifc db backup|restore`
 RUN apt-get update && apt-get install -y --no-install-recommends postgresql-client \
@@ -9,6 +17,8 @@ COPY sifc ./sifc
 COPY api ./api
 COPY migrations ./migrations
 COPY data ./data
+COPY web/src ./web/src
+COPY --from=web /web/node_modules ./web/node_modules
 RUN pip install --no-cache-dir -e .
 ENV SIFC_DATA_DIR=/app/data
 EXPOSE 8000

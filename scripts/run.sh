@@ -5,6 +5,7 @@ cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
 scripts/venv.sh
+scripts/web.sh
 with_database "${SIFC_DB_NAME:-sifc}"
 say "provisionnement de la base (PostGIS, migrations)"
 .venv/bin/sifc db provision

@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 # The printed documents' tests rasterise PDFs with pdftoppm (issue 10).
 command -v pdftoppm >/dev/null 2>&1 || apt_install poppler-utils
 scripts/venv.sh
+scripts/web.sh
 SIFC_FORCE_DB_NAME=1 with_database "${SIFC_TEST_DB_NAME:-sifc_test}"
 say "provisionnement de la base de test (${SIFC_DATABASE_URL##*/})"
 .venv/bin/sifc db provision

@@ -21,7 +21,7 @@ from api.limits import rate_limited
 from api.problems import language
 from sifc.auth.principal import Action, Principal
 from sifc.errors import InvalidInput, TooLarge, UnsupportedFormat
-from sifc.imports import jobs
+from sifc.imports import jobs, rejects
 from sifc.imports.source import check_archive
 from sifc.settings import Settings
 
@@ -234,11 +234,18 @@ def get_import_report(job_id: str, session: SessionDep, principal: Importer) -> 
     return StreamingResponse(body(), media_type="application/json")
 
 
-@router.get("/{job_id}/rejects", summary="Entités rejetées (GeoPackage)",
-            responses={200: {"content": {GPKG: {}}}})
-def get_import_rejects(job_id: str, session: SessionDep, principal: Importer) -> Response:
+@router.get("/{job_id}/rejects", summary="Entités rejetées (GeoPackage, ou GeoJSON pour une carte)",
+            responses={200: {"content": {GPKG: {}, "application/geo+json": {}}}})
+def get_import_rejects(
+    job_id: str, session: SessionDep, principal: Importer,
+    output: Annotated[Literal["gpkg", "geojson"], Query(alias="format", description=(
+        "`gpkg` (défaut) : dans le SCR du fichier, à corriger dans QGIS ; `geojson` : en WGS 84, pour une "
+        "carte web."))] = "gpkg",
+) -> Response:
     """Les entités rejetées et leurs motifs, dans le SCR du fichier, à corriger dans QGIS."""
     data = jobs.rejects(session, _job(session, job_id, principal))
+    if output == "geojson":
+        return Response(rejects.to_geojson(data), media_type="application/geo+json")
     return Response(data, media_type=GPKG,
                     headers={"Content-Disposition": f'attachment; filename="rejets-{job_id}.gpkg"'})
 

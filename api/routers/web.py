@@ -1,7 +1,55 @@
-"""Issue 10 (web): routes added by the work in progress."""
+"""The web application for land officers at ``/`` (issue 10), served offline.
+
+Its own files come from ``web/src``; its one third-party asset, MapLibre GL JS, is installed from the npm
+registry at build time (``scripts/web.sh``: ``npm ci --prefix web``) and served from
+``web/node_modules/maplibre-gl/dist`` under ``/app/vendor/maplibre-gl/`` — never from a CDN, so the map works
+on a commune's network without Internet. MapLibre's licence (BSD-3-Clause) is served beside it
+(``/app/vendor/maplibre-gl/LICENSE.txt``).
+
+Every route is explicit (nothing catches all paths, so no API route is shadowed), the router is included
+last, and the routes stay out of the OpenAPI document (``include_in_schema=False``).
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from pathlib import Path
 
-router = APIRouter()
+from fastapi import APIRouter
+from fastapi.responses import FileResponse
+
+from sifc.errors import NotFound
+
+router = APIRouter(include_in_schema=False)
+WEB = Path(__file__).resolve().parents[2] / "web"
+SOURCE = WEB / "src"
+MAPLIBRE = WEB / "node_modules" / "maplibre-gl" / "dist"
+MEDIA_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
+               ".css": "text/css; charset=utf-8", ".map": "application/json", ".txt": "text/plain; charset=utf-8",
+               ".svg": "image/svg+xml", ".png": "image/png"}
+NO_CACHE = {"Cache-Control": "no-cache"}  # revalidated each time: a new release is seen at once
+
+
+def _file(folder: Path, name: str) -> FileResponse:
+    """``folder/name`` if it is a served file inside ``folder`` (no ``..``, no other suffix), else 404."""
+    path = (folder / name).resolve()
+    if folder.resolve() not in path.parents or path.suffix not in MEDIA_TYPES or not path.is_file():
+        raise NotFound()
+    return FileResponse(path, media_type=MEDIA_TYPES[path.suffix], headers=NO_CACHE)
+
+
+@router.get("/")
+def index() -> FileResponse:
+    """The application's single page."""
+    return _file(SOURCE, "index.html")
+
+
+@router.get("/app/vendor/maplibre-gl/{name}")
+def maplibre(name: str) -> FileResponse:
+    """MapLibre GL JS (script, style sheet, source maps) and its LICENSE.txt, as installed by npm."""
+    return _file(MAPLIBRE, name)
+
+
+@router.get("/app/{name}")
+def asset(name: str) -> FileResponse:
+    """The application's own files (``app.js``, ``app.css``, ``i18n.js``…)."""
+    return _file(SOURCE, name)

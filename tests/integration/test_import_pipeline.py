@@ -5,7 +5,7 @@ import zipfile
 import geopandas as gpd
 import pytest
 import yaml
-from shapely.geometry import box
+from shapely.geometry import box, shape
 from sqlalchemy import text
 
 from sifc.errors import ImportRejected
@@ -205,6 +205,26 @@ def test_rejected_features_go_to_a_geopackage_with_reasons(db, cases, tmp_path):
     assert rejects.crs.to_epsg() == 32628
     assert all(rejects.sifc_message.str.len() > 5)
     assert "src_NICAD" in rejects.columns
+
+
+def test_rejects_as_geojson_are_in_wgs84_with_their_reasons(db, cases, tmp_path):
+    """The web map's variant (GET /imports/{id}/rejects?format=geojson) of the same GeoPackage."""
+    import orjson
+
+    from sifc.imports.rejects import to_geojson
+
+    import_parcels(db, cases, ParcelImportOptions(dry_run=True))
+    target = tmp_path / "rejets.gpkg"
+    write_rejects(db, target)
+    collection = orjson.loads(to_geojson(target.read_bytes()))
+    assert collection["type"] == "FeatureCollection" and len(collection["features"]) == 6
+    reasons = sorted(f["properties"]["sifc_reasons"] for f in collection["features"])
+    assert reasons == sorted(["null_geometry", "overlap_in_file", "overlap_in_file", "duplicate", "nicad_conflict",
+                              "nicad_conflict"])
+    placed = [f["geometry"] for f in collection["features"] if f["geometry"]]
+    assert placed
+    lon, lat = shape(placed[0]).representative_point().coords[0]
+    assert -17.6 < lon < -11.3 and 12.2 < lat < 16.7  # Senegal, in WGS 84 (not UTM metres)
 
 
 def test_a_refused_file_leaves_the_database_exactly_as_it_was(db, cases, tmp_path):
