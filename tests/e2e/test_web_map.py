@@ -282,3 +282,28 @@ def test_import_page_follows_the_job_and_shows_the_rejects(page, server):
     page.wait_for_function("window.sifc.map.loaded() && "
                            "window.sifc.map.queryRenderedFeatures({layers: ['rejects-fill']}).length > 0")
     _shot(page, "rejects")
+
+
+def test_poles_are_drawn_and_a_pole_dashboard_opens(page, server):
+    _go(page, -17.0, 14.6, 7)
+    assert page.evaluate("window.sifc.map.queryRenderedFeatures({layers: ['poles-line']}).length") > 0
+    box = page.locator("#map").bounding_box()
+    x, y = page.evaluate("() => { const p = window.sifc.map.project([-16.9, 14.75]); return [p.x, p.y]; }")  # Thiès
+    page.mouse.click(box["x"] + x, box["y"] + y)
+    page.wait_for_selector("#pole-dashboard-link")
+    page.click("#pole-dashboard-link")
+    page.wait_for_function("document.querySelector('#pole img') && document.querySelector('#pole img').complete"
+                           " && document.querySelector('#pole img').naturalWidth > 0", timeout=30_000)
+    _shot(page, "pole_dashboard")
+
+
+def test_the_sheet_the_map_links_to_downloads_and_verifies(page, server):
+    parcel = _api(server, "/communes/SN0104-bargny/parcels?limit=1")["features"][0]
+    page.evaluate("(id) => window.sifc.openParcel ? window.sifc.openParcel(id) : null", parcel["id"])
+    verdict = page.evaluate("""async (id) => {
+        const pdf = await (await fetch(`/parcels/${id}/fiche.pdf`)).blob();
+        const form = new FormData();
+        form.append("file", pdf, "fiche.pdf");
+        return await (await fetch("/documents/verify", {method: "POST", body: form})).json();
+    }""", parcel["id"])
+    assert verdict["authentic"] is True and verdict["status"] == "authentique"

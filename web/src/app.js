@@ -3,7 +3,7 @@
 // served by the service itself: nothing is fetched from the Internet.
 "use strict";
 
-const LAYERS = ["regions", "departments", "communes", "parcels"];
+const LAYERS = ["poles", "regions", "departments", "communes", "parcels"];
 const PARCEL_MIN_ZOOM = 14;
 const EARTH_RADIUS = 6378137;  // WGS 84 semi-major axis, as turf's geodesic area
 const state = {
@@ -91,6 +91,8 @@ function mapStyle() {
   ["selection", "query", "overlaps", "rejects", "sketch"].forEach((s) => { sources[s] = geojsonSource(); });
   return {version: 8, sources, layers: [
     {id: "background", type: "background", paint: {"background-color": "#f4f1ea"}},
+    {id: "poles-line", type: "line", source: "poles", "source-layer": "poles", maxzoom: 12,
+     paint: {"line-color": "#2b7a3d", "line-width": 3, "line-opacity": 0.7}},
     {id: "regions-line", type: "line", source: "regions", "source-layer": "regions",
      paint: {"line-color": "#888", "line-width": 1.5}},
     {id: "departments-line", type: "line", source: "departments", "source-layer": "departments", minzoom: 7,
@@ -458,7 +460,17 @@ async function openPlace(lon, lat, fly = false) {
   return showPanel(el("h2", {}, `${t("place.title")} ${number(lon, 5)}, ${number(lat, 5)}`),
     table(levels.map((l) => [l, `${result.body[l].name} (${result.body[l].code})${result.body[l].boundary_status === "provisional" ? ` — ${t("label.provisional")}` : ""}`])),
     result.body.commune ? el("p", {}, el("span", {class: "result", onclick: () => openCommune(result.body.commune.code)}, t("commune.title")))
-                        : el("p", {}, t("place.outside")));
+                        : el("p", {}, t("place.outside")),
+    result.body.pole ? el("p", {}, el("span", {class: "result", id: "pole-dashboard-link",
+                                               onclick: () => openPoleDashboard(result.body.pole)}, t("pole.dashboard"))) : "");
+}
+
+// ---- a territorial pole's dashboard (charts drawn by the service: /dashboards/pole/{code}.png) -------------
+function openPoleDashboard(pole) {
+  const base = `/dashboards/pole/${encodeURIComponent(pole.code)}`;
+  return showPanel(el("div", {id: "pole", "data-code": pole.code}, el("h2", {}, `${t("pole.dashboard")} ${pole.name}`),
+    el("p", {}, el("a", {href: `${base}.pdf`, target: "_blank"}, "PDF"), " · ", el("a", {href: base, target: "_blank"}, "JSON")),
+    el("img", {src: `${base}.png`, alt: t("pole.dashboard"), loading: "lazy"})));
 }
 
 // ---- commune: zoom, overlaps, dashboard ----------------------------------------------------------------------
