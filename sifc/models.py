@@ -414,16 +414,23 @@ refresh_token = Table(
 Index("ix_refresh_token_family_id", refresh_token.c.family_id)
 Index("ix_refresh_token_user_id", refresh_token.c.user_id)
 
+
+def _actor_columns() -> list[Column]:
+    # Who did it and when: the head of both append-only logs (access_audit, write_audit).
+    return [
+        Column("id", BigInteger, Identity(), primary_key=True),
+        Column("occurred_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        Column("actor_kind", Text, nullable=False),
+        Column("actor_id", BigInteger),
+        Column("actor", Text, nullable=False),
+        Column("role", Text, nullable=False),
+    ]
+
 # Append-only (triggers refuse UPDATE, DELETE and TRUNCATE; the service role may only INSERT).
 access_audit = Table(
     "access_audit",
     metadata,
-    Column("id", BigInteger, Identity(), primary_key=True),
-    Column("occurred_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
-    Column("actor_kind", Text, nullable=False),
-    Column("actor_id", BigInteger),
-    Column("actor", Text, nullable=False),
-    Column("role", Text, nullable=False),
+    *_actor_columns(),
     Column("method", Text, nullable=False),
     Column("endpoint", Text, nullable=False),
     Column("subject_kind", Text, nullable=False),
@@ -602,12 +609,7 @@ Index("ix_rrr_holder_party_id", rrr_holder.c.party_id)
 write_audit = Table(
     "write_audit",
     metadata,
-    Column("id", BigInteger, Identity(), primary_key=True),
-    Column("occurred_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
-    Column("actor_kind", Text, nullable=False),
-    Column("actor_id", BigInteger),
-    Column("actor", Text, nullable=False),
-    Column("role", Text, nullable=False),
+    *_actor_columns(),
     Column("operation", Text, nullable=False),
     Column("object_kind", Text, nullable=False),
     Column("object_id", Text, nullable=False),
