@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 
 # The printed documents' tests rasterise PDFs with pdftoppm (issue 10).
 command -v pdftoppm >/dev/null 2>&1 || apt_install poppler-utils
+# The OGC client tests run GDAL's own command-line tools, ogrinfo and ogr2ogr (issue 5).
+command -v ogr2ogr >/dev/null 2>&1 || apt_install gdal-bin
 scripts/venv.sh
 scripts/web.sh
 SIFC_FORCE_DB_NAME=1 with_database "${SIFC_TEST_DB_NAME:-sifc_test}"

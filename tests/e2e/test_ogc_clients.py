@@ -1,6 +1,16 @@
-"""Real OGC API - Features clients, GDAL's OAPIF driver and OWSLib, read the collections of the running server."""
+"""Real OGC API - Features clients read the collections of the running server.
+
+GDAL's OAPIF driver twice: through pyogrio (the GDAL its wheel carries) and as the command-line tools of
+the OS packages (``ogrinfo``/``ogr2ogr`` from Debian's gdal-bin, what a GIS analyst runs; installed by
+``scripts/test.sh``); then OWSLib.
+"""
 
 from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from urllib.parse import unquote_plus
 
 import pyogrio
 import pytest
@@ -69,8 +79,6 @@ def test_gdal_reads_the_communes_with_a_bbox(server):
 def test_gdal_filters_parcels_on_the_server(server, server_log, fresh_db):
     # GDAL reads /ogc/api (the landing page's service-desc): a `filter-lang` enum holding "cql-text"
     # (the draft's name) makes it translate the attribute filter to CQL and send it as `filter=`.
-    from urllib.parse import unquote_plus
-
     where = "land_use = 'commerce' AND commune_code = 'SN0104-bargny' AND area_m2 > 450"
     frame = pyogrio.read_dataframe(f"OAPIF:{server}/ogc", layer="parcels", where=where)
     expected = _count(fresh_db, "SELECT count(*) FROM parcel WHERE land_use = 'commerce' "
@@ -88,6 +96,43 @@ def test_gdal_case_insensitive_like_reaches_the_server(server, server_log, fresh
 
 # OWSLib, the Python client of OGC web services, reads every collection.
 COLLECTIONS = ["arrondissements", "communes", "departments", "parcels", "poles", "regions"]
+TABLES = {"arrondissements": "arrondissement", "communes": "commune", "departments": "department",
+          "parcels": "parcel", "poles": "pole", "regions": "region"}
+
+
+def _gdal_tool(*args: str) -> subprocess.CompletedProcess[str]:
+    tool = shutil.which(args[0])
+    assert tool, f"{args[0]} is missing: scripts/test.sh installs gdal-bin"
+    return subprocess.run([tool, *args[1:]], capture_output=True, text=True, timeout=600, check=False,
+                          stdin=subprocess.DEVNULL)
+
+
+@pytest.mark.parametrize("collection", COLLECTIONS)
+def test_os_ogrinfo_reads_each_collection(server, fresh_db, collection):
+    # -so: the summary, whose "Feature Count" GDAL takes from numberMatched or by reading every page.
+    done = _gdal_tool("ogrinfo", "-ro", "-so", f"OAPIF:{server}/ogc", collection)
+    assert done.returncode == 0, done.stderr
+    count = re.search(r"^Feature Count: (\d+)$", done.stdout, re.MULTILINE)
+    assert count, done.stdout
+    assert int(count.group(1)) == _count(fresh_db, f"SELECT count(*) FROM {TABLES[collection]}") > 0
+
+
+def test_os_ogr2ogr_copies_every_parcel_once_and_filters_on_the_server(server, server_log, fresh_db, tmp_path):
+    copy = tmp_path / "parcels.gpkg"
+    done = _gdal_tool("ogr2ogr", "-f", "GPKG", str(copy), f"OAPIF:{server}/ogc", "parcels", "-oo", "PAGE_SIZE=97")
+    assert done.returncode == 0, done.stderr
+    frame = pyogrio.read_dataframe(copy)
+    assert len(frame) == _count(fresh_db, "SELECT count(*) FROM parcel") > 97 * 3
+    assert frame["id"].is_unique
+
+    where = "land_use = 'commerce' AND area_m2 > 450"
+    filtered = tmp_path / "commerce.gpkg"
+    done = _gdal_tool("ogr2ogr", "-f", "GPKG", str(filtered), f"OAPIF:{server}/ogc", "parcels", "-where", where)
+    assert done.returncode == 0, done.stderr
+    frame = pyogrio.read_dataframe(filtered)
+    assert 0 < len(frame) == _count(fresh_db, f"SELECT count(*) FROM parcel WHERE {where}")
+    sent = [unquote_plus(line) for line in server_log.read_text().splitlines() if "/ogc/collections/parcels/items?" in line]
+    assert any("filter=" in line and "area_m2 > 450" in line for line in sent), sent[-3:]
 
 
 def test_owslib_reads_the_landing_page_conformance_and_openapi(server):
