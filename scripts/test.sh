@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 command -v pdftoppm >/dev/null 2>&1 || apt_install poppler-utils
 # The OGC client tests run GDAL's own command-line tools, ogrinfo and ogr2ogr (issue 5).
 command -v ogr2ogr >/dev/null 2>&1 || apt_install gdal-bin
+# ... and QGIS's OGC API - Features provider, headless, with the system Python QGIS is built for.
+/usr/bin/python3 -c 'import qgis.core' >/dev/null 2>&1 || apt_install --no-install-recommends python3-qgis qgis-providers
 scripts/venv.sh
 scripts/web.sh
 SIFC_FORCE_DB_NAME=1 with_database "${SIFC_TEST_DB_NAME:-sifc_test}"

@@ -19,6 +19,7 @@ from pyproj import Transformer
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
+from tests.conftest import REPO
 from tests.e2e.helpers import free_port, run_cli, start_server
 
 pytestmark = pytest.mark.e2e
@@ -181,3 +182,24 @@ def test_owslib_pages_through_every_parcel(server, fresh_db):
             break
         offset += 250
     assert len(ids) == len(set(ids)) == _count(fresh_db, "SELECT count(*) FROM parcel") > 250 * 3
+
+
+# QGIS's own OGC API - Features provider, from Debian's packages (python3-qgis and qgis-providers, installed by
+# scripts/test.sh), driven headless by scripts/check_qgis.py with the system Python that QGIS is built for.
+SYSTEM_PYTHON = "/usr/bin/python3"
+
+
+def test_qgis_adds_every_collection_pages_through_it_and_filters_the_parcels(server, server_log, tmp_path):
+    probe = subprocess.run([SYSTEM_PYTHON, "-c", "import qgis.core"], capture_output=True, text=True, check=False)
+    assert probe.returncode == 0, f"QGIS's Python bindings are missing (scripts/test.sh installs them): {probe.stderr}"
+    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": str(tmp_path), "QT_QPA_PLATFORM": "offscreen",
+           "XDG_RUNTIME_DIR": str(tmp_path), "LANG": "C.UTF-8"}
+    done = subprocess.run([SYSTEM_PYTHON, "scripts/check_qgis.py", server, str(server_log)], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=600, check=False, stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    verdicts = [line for line in done.stdout.splitlines() if line.startswith("[")]
+    assert [line.split("]")[0] for line in verdicts] == ["[OK"] * (len(COLLECTIONS) + 1), done.stdout
+    assert {line.split(":")[0].removeprefix("[OK] ") for line in verdicts} == {*COLLECTIONS, "parcels [land_use = 'commerce']"}
+    assert "fournisseur OAPIF présent" in done.stdout
+    # QGIS read the page size (1,000) from /ogc/api and followed the next link past the first page.
+    assert "GET /ogc/collections/parcels/items?limit=1000&offset=1000 " in done.stdout, done.stdout
