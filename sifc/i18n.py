@@ -469,6 +469,12 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "SIFC_SECRET_KEY must be a random secret of at least {length} characters in production "
         "(for example: python3 -c 'import secrets; print(secrets.token_urlsafe(48))'); the service will not start.",
     },
+    "config.basemap_url": {
+        "fr": "SIFC_BASEMAP_URL doit être une adresse http(s) de tuiles XYZ contenant {{z}}, {{x}} et {{y}} "
+        "(par exemple https://tuiles.example.sn/{{z}}/{{x}}/{{y}}.png) ; le service ne démarre pas.",
+        "en": "SIFC_BASEMAP_URL must be an http(s) XYZ tile URL containing {{z}}, {{x}} and {{y}} "
+        "(for example https://tiles.example.sn/{{z}}/{{x}}/{{y}}.png); the service will not start.",
+    },
     "admin.bad_subject": {
         "fr": "Personne à rechercher invalide : donnez un identifiant de compte, un numéro de compte ou un nom "
               "(au plus {limit} caractères).",

@@ -82,12 +82,29 @@ class Settings(BaseSettings):
         "Days between the formal notice (mise en demeure) and the date a désaffectation takes effect."))
     max_document_bytes: int = Field(default=20 * 1024**2, ge=1024, description=(
         "Largest scanned document (PDF, JPEG, PNG, TIFF) attached to a source."))
+    basemap_url: str | None = Field(default=None, description=(
+        "Optional base layer of the web map: an XYZ raster tile URL template with {z}, {x} and {y} "
+        "(http or https; e.g. the commune's own tile server). Unset: no base layer, the map needs nothing "
+        "but the service. Users can switch it off."))
+    basemap_attribution: str = Field(default="", max_length=300, description=(
+        "Attribution shown on the map for the base layer (its licence usually requires one)."))
+    basemap_max_zoom: int = Field(default=19, ge=0, le=24, description="Highest zoom the base layer's server has.")
 
     @field_validator("approval_thresholds_ha")
     @classmethod
     def _increasing(cls, value: tuple[float, float]) -> tuple[float, float]:
         if not 0 < value[0] < value[1]:
             raise ValueError("approval thresholds must be positive and increasing")
+        return value
+
+    @field_validator("basemap_url")
+    @classmethod
+    def _xyz_template(cls, value: str | None) -> str | None:
+        if not value or not value.strip():
+            return None
+        value = value.strip()
+        if not value.startswith(("http://", "https://")) or any(part not in value for part in ("{z}", "{x}", "{y}")):
+            raise ConfigurationError("config.basemap_url")
         return value
 
     @field_validator("database_url", "admin_database_url")

@@ -15,8 +15,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import APIRouter
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, JSONResponse
 
+from api.deps import SettingsDep
 from sifc.errors import NotFound
 
 router = APIRouter(include_in_schema=False)
@@ -47,6 +48,16 @@ def index() -> FileResponse:
 def maplibre(name: str) -> FileResponse:
     """MapLibre GL JS (script, style sheet, source maps) and its LICENSE.txt, as installed by npm."""
     return _file(MAPLIBRE, name)
+
+
+@router.get("/app/config.json")
+def config(settings: SettingsDep) -> JSONResponse:
+    """What the page needs from the service's settings: the optional base layer (``SIFC_BASEMAP_URL``)."""
+    basemap = None
+    if settings.basemap_url:
+        basemap = {"tiles": [settings.basemap_url], "attribution": settings.basemap_attribution,
+                   "maxzoom": settings.basemap_max_zoom}
+    return JSONResponse({"basemap": basemap}, headers=NO_CACHE)
 
 
 @router.get("/app/{name}")

@@ -102,6 +102,13 @@ def test_production_settings_with_the_default_secret_refuse_to_serve(fresh_db):
     assert "SIFC_SECRET_KEY doit être un secret aléatoire d'au moins 32 caractères" in assert_one_line_error(done)
 
 
+def test_a_malformed_base_layer_url_refuses_to_serve(fresh_db):
+    env = {**env_for(fresh_db), "SIFC_BASEMAP_URL": "https://tiles.example.sn/{z}/{x}.png"}
+    done = cli_with_input(fresh_db, "serve", "--port", str(free_port()), env=env)
+    assert "SIFC_BASEMAP_URL doit être une adresse http(s) de tuiles XYZ contenant {z}, {x} et {y}" in \
+        assert_one_line_error(done)
+
+
 def test_tokens_and_keys_over_http(fresh_db, tmp_path):
     created = cli_with_input(fresh_db, "users", "create", "lecteur.thies", "--role", "lecteur",
                              "--scope", "region:SN13", "--password-stdin", stdin=PASSWORD + "\n")

@@ -7,14 +7,18 @@ database with the demo parcels. Screenshots are kept under ``tests/artifacts/`` 
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
+import threading
 import urllib.request
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pyproj
 import pytest
+from matplotlib.image import imsave
 from playwright.sync_api import sync_playwright
 
 from sifc.settings import Settings
@@ -124,6 +128,37 @@ def test_map_loads_offline_with_communes_drawn_and_labelled(page, server):
     _shot(page, "communes")
     licence = get(server + "/app/vendor/maplibre-gl/LICENSE.txt")
     assert licence[0] == 200 and b"MapLibre" in licence[2]
+
+
+def _rendered(page, layer: str) -> int:
+    return page.evaluate(f"window.sifc.map.queryRenderedFeatures({{layers: ['{layer}']}}).length")
+
+
+def test_layers_switch_off_and_stay_off_and_there_is_no_base_layer_by_default(page, server):
+    assert not page.locator("#basemap-toggle").is_visible()
+    assert page.evaluate("window.sifc.map.getLayer('basemap') === undefined")
+    _go(page, *BARGNY, 16)
+    assert _rendered(page, "parcels-fill") > 0
+    page.uncheck("#legend [data-layer-group=parcels]")
+    page.uncheck("#legend [data-layer-group=provisional]")
+    page.wait_for_function("window.sifc.map.loaded()")
+    assert page.evaluate("window.sifc.map.getLayoutProperty('parcels-fill', 'visibility')") == "none"
+    assert _rendered(page, "parcels-fill") == 0 and _rendered(page, "communes-provisional") == 0
+    _shot(page, "layers_off")
+    page.reload()  # the choice is kept
+    page.wait_for_function("window.sifc && window.sifc.map && window.sifc.map.loaded()")
+    assert not page.locator("#legend [data-layer-group=parcels]").is_checked()
+    assert page.evaluate("window.sifc.map.getLayoutProperty('parcels-fill', 'visibility')") == "none"
+    page.check("#legend [data-layer-group=parcels]")
+    page.check("#legend [data-layer-group=provisional]")
+    _go(page, *BARGNY, 16)
+    assert _rendered(page, "parcels-fill") > 0 and _rendered(page, "communes-provisional") > 0
+    page.uncheck("#legend [data-layer-group=communes]")  # the commune labels go with the communes
+    _go(page, -17.2, 14.72, 10)
+    assert page.locator(".commune-label").count() == 0
+    page.check("#legend [data-layer-group=communes]")
+    _go(page, -17.2, 14.72, 10.01)
+    assert page.locator(".commune-label").count() > 0
 
 
 def test_parcels_render_from_tiles_and_a_click_opens_the_right_sheet(page, server):
@@ -307,3 +342,88 @@ def test_the_sheet_the_map_links_to_downloads_and_verifies(page, server):
         return await (await fetch("/documents/verify", {method: "POST", body: form})).json();
     }""", parcel["id"])
     assert verdict["authentic"] is True and verdict["status"] == "authentique"
+
+
+# ---- the optional base layer: an operator's XYZ raster tile server (here a local one) ------------------------
+class _TileServer(ThreadingHTTPServer):
+    """Answers every ``/{z}/{x}/{y}.png`` with one green 256 × 256 PNG and remembers the paths asked."""
+
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _TileHandler)
+        buffer = io.BytesIO()
+        imsave(buffer, [[(0.75, 0.87, 0.7)] * 256] * 256, format="png")
+        self.png, self.paths = buffer.getvalue(), []
+
+
+class _TileHandler(BaseHTTPRequestHandler):
+    server: _TileServer
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        self.server.paths.append(self.path)
+        self.send_response(200)
+        self.send_header("Content-Type", "image/png")
+        self.send_header("Access-Control-Allow-Origin", "*")
+        self.send_header("Content-Length", str(len(self.server.png)))
+        self.end_headers()
+        self.wfile.write(self.server.png)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def tile_server() -> Iterator[_TileServer]:
+    tiles = _TileServer()
+    threading.Thread(target=tiles.serve_forever, daemon=True).start()
+    yield tiles
+    tiles.shutdown()
+
+
+@pytest.fixture(scope="module")
+def basemap_server(server, fresh_db: Settings, tile_server: _TileServer,
+                   tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    port = free_port()
+    url = f"http://127.0.0.1:{tile_server.server_address[1]}/{{z}}/{{x}}/{{y}}.png"
+    process = start_server(fresh_db, port, tmp_path_factory.mktemp("web-basemap") / "server.log",
+                           extra_env={"SIFC_BASEMAP_URL": url, "SIFC_BASEMAP_ATTRIBUTION": "Tuiles de la commune (test)"})
+    yield f"http://127.0.0.1:{port}"
+    process.terminate()
+    process.wait(timeout=30)
+
+
+def test_a_configured_base_layer_is_drawn_attributed_and_can_be_switched_off(browser_context, basemap_server,
+                                                                            tile_server):
+    config = _api(basemap_server, "/app/config.json")["basemap"]
+    assert config["tiles"][0].endswith("/{z}/{x}/{y}.png") and config["attribution"]
+    page = browser_context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    tiles_origin = f"http://127.0.0.1:{tile_server.server_address[1]}/"
+    elsewhere: list[str] = []
+    page.on("request", lambda request: None if request.url.startswith((basemap_server, tiles_origin, "data:", "blob:"))
+            else elsewhere.append(request.url))
+    page.goto(basemap_server + "/")
+    page.evaluate("sessionStorage.clear(); localStorage.clear()")
+    page.reload()
+    page.wait_for_function("window.sifc && window.sifc.map && window.sifc.map.loaded()")
+    _go(page, *BARGNY, 15)
+    assert page.locator("#basemap-toggle").is_visible()
+    assert page.evaluate("window.sifc.map.getLayoutProperty('basemap', 'visibility')") in (None, "visible")
+    zooms = {int(path.split("/")[1]) for path in tile_server.paths}
+    assert max(zooms) >= 15, sorted(zooms)
+    assert "Tuiles de la commune (test)" in page.locator(".maplibregl-ctrl-attrib").inner_text()
+    _shot(page, "basemap")
+    page.uncheck("#legend [data-layer-group=basemap]")
+    assert page.evaluate("window.sifc.map.getLayoutProperty('basemap', 'visibility')") == "none"
+    page.reload()
+    page.wait_for_function("window.sifc && window.sifc.map && window.sifc.map.loaded()")
+    assert not page.locator("#legend [data-layer-group=basemap]").is_checked()
+    before = len(tile_server.paths)
+    _go(page, *BARGNY, 16)
+    assert len(tile_server.paths) == before, "a base layer switched off fetches no tile"
+    assert _rendered(page, "parcels-fill") > 0
+    assert not errors, errors
+    assert not elsewhere, elsewhere[:5]
+    page.close()

@@ -58,6 +58,19 @@ def test_production_refuses_the_default_secret():
     assert Settings(environment="production", secret_key="a-real-secret-value-of-32-characters-at-least").environment
 
 
+@pytest.mark.parametrize("url", ["ftp://tiles.example.sn/{z}/{x}/{y}.png", "https://tiles.example.sn/{z}/{x}.png",
+                                 "tiles.example.sn/{z}/{x}/{y}.png"])
+def test_a_base_layer_must_be_an_http_xyz_template(url):
+    with pytest.raises(ValueError, match="SIFC_BASEMAP_URL"):
+        Settings(basemap_url=url)
+
+
+def test_a_blank_base_layer_is_none_and_a_good_one_is_kept():
+    assert Settings(basemap_url="  ").basemap_url is None
+    good = "https://tiles.example.sn/{z}/{x}/{y}.png"
+    assert Settings(basemap_url=f" {good} ").basemap_url == good
+
+
 def test_admin_url_defaults_to_local_superuser_on_same_database():
     settings = Settings(database_url="postgresql://app:pw@db.example:5433/land",
                         admin_database_url=None)

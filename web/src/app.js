@@ -4,6 +4,12 @@
 "use strict";
 
 const LAYERS = ["poles", "regions", "departments", "communes", "parcels"];
+// The legend's switches: each group of map layers is shown or hidden together; the choice is kept.
+const LAYER_GROUPS = {
+  basemap: ["basemap"], poles: ["poles-line"], regions: ["regions-line", "departments-line"],
+  communes: ["communes-fill", "communes-line"], provisional: ["communes-provisional"],
+  parcels: ["parcels-fill", "parcels-line"],
+};
 const PARCEL_MIN_ZOOM = 14;
 const EARTH_RADIUS = 6378137;  // WGS 84 semi-major axis, as turf's geodesic area
 const state = {
@@ -12,7 +18,12 @@ const state = {
   refresh: sessionStorage.getItem("sifc.refresh"),
   user: sessionStorage.getItem("sifc.user"),
   mode: "select", sketch: [], parcel: null, commune: null, labels: [],
+  hidden: new Set(readJson(localStorage.getItem("sifc.hidden"), [])),
 };
+
+function readJson(text, fallback) {
+  try { return text ? JSON.parse(text) : fallback; } catch { return fallback; }
+}
 
 // ---- language -------------------------------------------------------------------------------------
 function t(key) {
@@ -86,11 +97,24 @@ function tileSource(collection) {
 
 function geojsonSource() { return {type: "geojson", data: {type: "FeatureCollection", features: []}}; }
 
-function mapStyle() {
+// The optional base layer (SIFC_BASEMAP_URL): raster XYZ tiles from a server the operator chose; none by default.
+function basemapLayers(basemap, sources) {
+  if (!basemap) return [];
+  sources.basemap = {type: "raster", tiles: basemap.tiles, tileSize: 256, maxzoom: basemap.maxzoom,
+                     attribution: basemap.attribution || undefined};
+  return [{id: "basemap", type: "raster", source: "basemap", paint: {"raster-opacity": 0.85}}];
+}
+
+function groupOf(layerId) {
+  return Object.keys(LAYER_GROUPS).find((g) => LAYER_GROUPS[g].includes(layerId));
+}
+
+function mapStyle(config) {
   const sources = Object.fromEntries(LAYERS.map((c) => [c, tileSource(c)]));
   ["selection", "query", "overlaps", "rejects", "sketch"].forEach((s) => { sources[s] = geojsonSource(); });
-  return {version: 8, sources, layers: [
+  const layers = [
     {id: "background", type: "background", paint: {"background-color": "#f4f1ea"}},
+    ...basemapLayers(config.basemap, sources),
     {id: "poles-line", type: "line", source: "poles", "source-layer": "poles", maxzoom: 12,
      paint: {"line-color": "#2b7a3d", "line-width": 3, "line-opacity": 0.7}},
     {id: "regions-line", type: "line", source: "regions", "source-layer": "regions",
@@ -121,11 +145,31 @@ function mapStyle() {
     {id: "sketch-line", type: "line", source: "sketch", paint: {"line-color": "#0b4f6c", "line-width": 2}},
     {id: "sketch-points", type: "circle", source: "sketch", filter: ["==", ["geometry-type"], "Point"],
      paint: {"circle-radius": 4, "circle-color": "#0b4f6c"}},
-  ]};
+  ];
+  layers.forEach((layer) => {
+    if (state.hidden.has(groupOf(layer.id))) layer.layout = {...layer.layout, visibility: "none"};
+  });
+  return {version: 8, sources, layers};
 }
 
-function createMap() {
-  const map = new maplibregl.Map({container: "map", style: mapStyle(), center: [-17.2283, 14.6933], zoom: 6.5,
+function setGroupVisible(group, visible) {
+  const map = window.sifc.map;
+  LAYER_GROUPS[group].forEach((id) => { if (map.getLayer(id)) map.setLayoutProperty(id, "visibility", visible ? "visible" : "none"); });
+  if (visible) state.hidden.delete(group); else state.hidden.add(group);
+  localStorage.setItem("sifc.hidden", JSON.stringify([...state.hidden]));
+  if (group === "communes") refreshLabels();
+}
+
+function bindLegend(config) {
+  document.getElementById("basemap-toggle").hidden = !config.basemap;
+  document.querySelectorAll("#legend [data-layer-group]").forEach((box) => {
+    box.checked = !state.hidden.has(box.dataset.layerGroup);
+    box.addEventListener("change", () => setGroupVisible(box.dataset.layerGroup, box.checked));
+  });
+}
+
+function createMap(config) {
+  const map = new maplibregl.Map({container: "map", style: mapStyle(config), center: [-17.2283, 14.6933], zoom: 6.5,
                                   attributionControl: {compact: true, customAttribution: "SIFC"}});
   map.addControl(new maplibregl.NavigationControl(), "top-left");
   map.addControl(new maplibregl.ScaleControl({unit: "metric"}), "bottom-right");
@@ -173,7 +217,7 @@ function refreshLabels() {
   if (!map || !map.getLayer("communes-fill")) return;
   state.labels.forEach((m) => m.remove());
   state.labels = [];
-  if (map.getZoom() < 8) return;
+  if (map.getZoom() < 8 || state.hidden.has("communes")) return;
   const byCode = {};
   map.queryRenderedFeatures({layers: ["communes-fill"]}).forEach((f) => {
     (byCode[f.properties.code] = byCode[f.properties.code] || []).push(f);
@@ -630,12 +674,22 @@ function bindUi() {
   document.getElementById("logout").addEventListener("click", logout);
 }
 
-function start() {
+async function loadConfig() {
+  try {
+    const response = await fetch("/app/config.json");
+    if (response.ok) return await response.json();
+  } catch (error) { /* the map works without it: no base layer */ }
+  return {basemap: null};
+}
+
+async function start() {
   window.sifc = {state, t, api, openParcel, openCommune, openProcedure, searchNicad, queryPolygon, showOverlaps,
-                 lineLength, ringArea};
+                 lineLength, ringArea, setGroupVisible};
   bindUi();
   showUser();
-  window.sifc.map = createMap();
+  const config = await loadConfig();
+  bindLegend(config);
+  window.sifc.map = createMap(config);
   applyLanguage();
 }
 
