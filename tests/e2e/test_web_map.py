@@ -379,6 +379,7 @@ def tile_server() -> Iterator[_TileServer]:
     threading.Thread(target=tiles.serve_forever, daemon=True).start()
     yield tiles
     tiles.shutdown()
+    tiles.server_close()
 
 
 @pytest.fixture(scope="module")
