@@ -13,6 +13,7 @@ import subprocess
 import threading
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -77,13 +78,15 @@ def browser_context(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object
         context.close()
 
 
-@pytest.fixture
-def page(browser_context, server: str):
+@contextmanager
+def _open_app(browser_context, server: str, *also_allowed: str) -> Iterator[object]:
+    """The application of ``server`` in a new page with empty storage; on leaving, no script error happened
+    and nothing was fetched but from the service (and ``also_allowed`` origins)."""
     page = browser_context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
     external: list[str] = []
-    page.on("request", lambda request: None if request.url.startswith((server, "data:", "blob:"))
+    page.on("request", lambda request: None if request.url.startswith((server, *also_allowed, "data:", "blob:"))
             else external.append(request.url))
     page.goto(server + "/")
     page.evaluate("sessionStorage.clear(); localStorage.clear()")
@@ -93,6 +96,12 @@ def page(browser_context, server: str):
     assert not errors, errors
     assert not external, f"the application fetched from outside the service: {external[:5]}"
     page.close()
+
+
+@pytest.fixture
+def page(browser_context, server: str):
+    with _open_app(browser_context, server) as opened:
+        yield opened
 
 
 def _shot(page, name: str) -> Path:
@@ -398,33 +407,21 @@ def test_a_configured_base_layer_is_drawn_attributed_and_can_be_switched_off(bro
                                                                             tile_server):
     config = _api(basemap_server, "/app/config.json")["basemap"]
     assert config["tiles"][0].endswith("/{z}/{x}/{y}.png") and config["attribution"]
-    page = browser_context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
     tiles_origin = f"http://127.0.0.1:{tile_server.server_address[1]}/"
-    elsewhere: list[str] = []
-    page.on("request", lambda request: None if request.url.startswith((basemap_server, tiles_origin, "data:", "blob:"))
-            else elsewhere.append(request.url))
-    page.goto(basemap_server + "/")
-    page.evaluate("sessionStorage.clear(); localStorage.clear()")
-    page.reload()
-    page.wait_for_function("window.sifc && window.sifc.map && window.sifc.map.loaded()")
-    _go(page, *BARGNY, 15)
-    assert page.locator("#basemap-toggle").is_visible()
-    assert page.evaluate("window.sifc.map.getLayoutProperty('basemap', 'visibility')") in (None, "visible")
-    zooms = {int(path.split("/")[1]) for path in tile_server.paths}
-    assert max(zooms) >= 15, sorted(zooms)
-    assert "Tuiles de la commune (test)" in page.locator(".maplibregl-ctrl-attrib").inner_text()
-    _shot(page, "basemap")
-    page.uncheck("#legend [data-layer-group=basemap]")
-    assert page.evaluate("window.sifc.map.getLayoutProperty('basemap', 'visibility')") == "none"
-    page.reload()
-    page.wait_for_function("window.sifc && window.sifc.map && window.sifc.map.loaded()")
-    assert not page.locator("#legend [data-layer-group=basemap]").is_checked()
-    before = len(tile_server.paths)
-    _go(page, *BARGNY, 16)
-    assert len(tile_server.paths) == before, "a base layer switched off fetches no tile"
-    assert _rendered(page, "parcels-fill") > 0
-    assert not errors, errors
-    assert not elsewhere, elsewhere[:5]
-    page.close()
+    with _open_app(browser_context, basemap_server, tiles_origin) as page:
+        _go(page, *BARGNY, 15)
+        assert page.locator("#basemap-toggle").is_visible()
+        assert page.evaluate("window.sifc.map.getLayoutProperty('basemap', 'visibility')") in (None, "visible")
+        zooms = {int(path.split("/")[1]) for path in tile_server.paths}
+        assert max(zooms) >= 15, sorted(zooms)
+        assert "Tuiles de la commune (test)" in page.locator(".maplibregl-ctrl-attrib").inner_text()
+        _shot(page, "basemap")
+        page.uncheck("#legend [data-layer-group=basemap]")
+        assert page.evaluate("window.sifc.map.getLayoutProperty('basemap', 'visibility')") == "none"
+        page.reload()
+        page.wait_for_function("window.sifc && window.sifc.map && window.sifc.map.loaded()")
+        assert not page.locator("#legend [data-layer-group=basemap]").is_checked()
+        before = len(tile_server.paths)
+        _go(page, *BARGNY, 16)
+        assert len(tile_server.paths) == before, "a base layer switched off fetches no tile"
+        assert _rendered(page, "parcels-fill") > 0
