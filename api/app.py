@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api import access_log, problems
+from api import access_log, openapi_links, problems
 from api.middleware import RefuseNul
 from api.routers import (
     admin,
@@ -81,4 +81,5 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(documents.router)
     app.include_router(dashboards.router)
     app.include_router(web.router)  # last: the web application at /
+    openapi_links.install(app)  # links between operations and request examples, in one table
     return app
