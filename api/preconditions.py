@@ -19,10 +19,13 @@ PRECONDITION_RESPONSES: dict[int | str, dict[str, Any]] = {
     428: {"description": "If-Match manquant"}}
 
 
-def expected(if_match: str | None, object_id: str) -> int:
-    """The version ``If-Match`` names; ``*`` or nothing is refused (428): a write says what it read."""
+def expected(if_match: str | None, kind: str, object_id: str) -> int:
+    """The version ``If-Match`` names for this object (-1: none, a 412); ``*`` or nothing is a 428.
+
+    A write says what it read: the tag of one version of this very object (``kind`` and id).
+    """
     if if_match is None or not if_match.strip() or if_match.strip() == "*":
         raise PreconditionRequired("http.precondition_required")
-    return version_from_etag(if_match, object_id)
+    return version_from_etag(if_match, kind, object_id)
 
 

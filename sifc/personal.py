@@ -30,6 +30,21 @@ PERSONAL_FIELDS: dict[str, frozenset[str]] = {
     "procedures": frozenset({"applicants", "author", "created_by"}),
 }
 
+# Officers' free text, per collection: the motives, descriptions and observations land officers write
+# ("demande de Awa Diop, CNI …, tél …"). Whatever it says, it is served like the personal fields, to a
+# principal allowed to read personal data in the commune only, never in a public answer, tile or export.
+# Every free-text column of the register is here (a test crawls the public routes against this list):
+FREE_TEXT_FIELDS: dict[str, frozenset[str]] = {
+    "parcels": frozenset({"reason", "close_reason"}),  # parcel_version
+    "parties": frozenset({"reason", "close_reason"}),  # party_version
+    "rights": frozenset({"description", "reason", "close_reason"}),  # rrr_version
+    "procedures": frozenset({"purpose"}),  # tenure_procedure
+    "procedure_steps": frozenset({"reason", "details"}),  # procedure_step (details: observations)
+    "sources": frozenset({"description"}),  # source_document
+    "source_files": frozenset({"file_name"}),  # source_file: a scan's name may be its holder's ("CNI Awa Diop.pdf")
+    "mutations": frozenset({"reason"}),  # parcel_mutation (its lineage)
+}
+
 # Names refused in every public parameter, whatever the collection (compared case-, accent- and
 # separator-insensitively): parties and their identifiers, contacts, and provenance user names.
 PROTECTED_NAMES = frozenset(search_form(name) for name in (
@@ -42,7 +57,7 @@ PROTECTED_NAMES = frozenset(search_form(name) for name in (
     "created_by", "author", "closed_by", "imported_by", "submitted_by", "user", "username", "auteur",
     # The served personal fields of the collections public parameters can name (OGC, tiles, exports);
     # a party's "name" is not refused there: territories have public names.
-    *PERSONAL_FIELDS["parcels"],
+    *PERSONAL_FIELDS["parcels"], *FREE_TEXT_FIELDS["parcels"],
 ))
 
 

@@ -104,7 +104,7 @@ def split_parcel(parcel_id: Id, body: SplitIn, session: SessionDep, principal: W
                  if_match: IfMatch = None) -> Response:
     """Les parcelles issues recouvrent la mère (écart ≤ 0,1 %), sans chevauchement ni débord ; la mère est
     retirée avec son NICAD ; chaque droit en vigueur est reporté ou clos selon `rights`."""
-    version = expected(if_match, parcel_id)
+    version = expected(if_match, "parcel", parcel_id)
     result = mutations.split(session, parcel_id=parcel_id, children=_children(body.children),
                              rights=_decisions(body.rights), data=_data(body, crs), expected_version=version,
                              by=principal, author=principal.name)
@@ -116,7 +116,7 @@ def split_parcel(parcel_id: Id, body: SplitIn, session: SessionDep, principal: W
 def lotir(parcel_id: Id, body: LotissementIn, session: SessionDep, principal: Writer, crs: CrsParam = "EPSG:4326",
           if_match: IfMatch = None) -> Response:
     """Lots et domaine public (voirie, équipements) recouvrent ensemble la parcelle mère (écart ≤ 0,1 %)."""
-    version = expected(if_match, parcel_id)
+    version = expected(if_match, "parcel", parcel_id)
     result = mutations.lotissement(session, parcel_id=parcel_id, lots=_children(body.lots),
                                    public_land=_children(body.public_land), rights=_decisions(body.rights),
                                    data=_data(body, crs), expected_version=version, by=principal,
@@ -132,7 +132,7 @@ def merge_parcels(body: MergeIn, session: SessionDep, principal: Writer, if_matc
         raise PreconditionRequired("mutation.if_match_each")
     versions = {}
     for parcel_id in body.parcel_ids:
-        version = version_from_etag(if_match, parcel_id)
+        version = version_from_etag(if_match, "parcel", parcel_id)
         if version < 0:
             raise PreconditionRequired("mutation.if_match_each")
         versions[str(parcel_service._parse_id(parcel_id))] = version  # the service looks parents up by UUID
@@ -148,10 +148,10 @@ def merge_parcels(body: MergeIn, session: SessionDep, principal: Writer, if_matc
 def correct_boundary(parcel_id: Id, body: BoundaryIn, session: SessionDep, principal: Writer,
                      crs: CrsParam = "EPSG:4326", if_match: IfMatch = None) -> Response:
     """Les voisins sont vérifiés : un nouveau chevauchement refuse la rectification (409, parcelles nommées)."""
-    version = expected(if_match, parcel_id)
+    version = expected(if_match, "parcel", parcel_id)
     result = mutations.correct_boundary(session, parcel_id=parcel_id, geometry=body.geometry.model_dump(
         exclude_none=True), data=_data(body, crs), expected_version=version, by=principal, author=principal.name)
-    return answer(result, tag=etag(result["children"][0], result["version"]))
+    return answer(result, tag=etag("parcel", result["children"][0], result["version"]))
 
 
 @router.get("/parcels/{parcel_id}/lineage", summary="La filiation d'une parcelle : d'où elle vient, ce qu'elle devient")

@@ -79,7 +79,7 @@ def create_parcel(feature: Annotated[ParcelFeature, Body()], session: SessionDep
     data = _input(feature, crs, partial=False)
     parcel_id = service.create(session, data=data, author=principal.name, by=principal)
     body, version = service.get_with_version(session, parcel_id=parcel_id, crs=_srid(crs))
-    return geojson(body, 201, {"Location": f"/parcels/{parcel_id}", "ETag": etag(parcel_id, version)})
+    return geojson(body, 201, {"Location": f"/parcels/{parcel_id}", "ETag": etag("parcel", parcel_id, version)})
 
 
 @router.get("/parcels/by-nicad/{nicad}", responses=GEOJSON_RESPONSE, response_class=Response,
@@ -109,7 +109,7 @@ def _one(session: SessionDep, principal: Principal, parcel_id: str, crs: str, en
                                              at=instant(at))
     if personal:
         _audit(session, principal, endpoint, [(parcel_id, min(communes))])
-    return geojson(body, headers=None if at is not None else {"ETag": etag(parcel_id, version)})
+    return geojson(body, headers=None if at is not None else {"ETag": etag("parcel", parcel_id, version)})
 
 
 @router.patch("/parcels/{parcel_id}", responses={**GEOJSON_RESPONSE, **PRECONDITION_RESPONSES},
@@ -118,19 +118,19 @@ def update_parcel(parcel_id: ParcelId, feature: Annotated[ParcelPatch, Body()], 
                   principal: Writer, crs: CrsParam = "EPSG:4326", if_match: IfMatch = None) -> Response:
     """La commune avant et la commune après doivent être dans le périmètre ; sinon 403 et rien n'est écrit.
     `If-Match` : l'ETag de la version lue (412 si elle a changé, 428 s'il manque)."""
-    version = expected(if_match, parcel_id)
+    version = expected(if_match, "parcel", parcel_id)
     data = _input(feature, crs, partial=True)
     service.update(session, parcel_id=parcel_id, data=data, author=principal.name, expected_version=version,
                    by=principal)
     body, current = service.get_with_version(session, parcel_id=parcel_id, crs=_srid(crs))
-    return geojson(body, headers={"ETag": etag(parcel_id, current)})
+    return geojson(body, headers={"ETag": etag("parcel", parcel_id, current)})
 
 
 @router.post("/parcels/{parcel_id}/retire", status_code=204, responses=PRECONDITION_RESPONSES,
              summary="Retirer une parcelle (rien n'est effacé)")
 def retire_parcel(parcel_id: ParcelId, body: RetireBody, session: SessionDep, principal: Writer,
                   if_match: IfMatch = None) -> Response:
-    version = expected(if_match, parcel_id)
+    version = expected(if_match, "parcel", parcel_id)
     service.retire(session, parcel_id=parcel_id, author=principal.name, reason=body.reason, by=principal,
                    expected_version=version)
     return Response(status_code=204)

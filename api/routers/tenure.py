@@ -84,23 +84,23 @@ def create_party(body: PartyIn, session: SessionDep, principal: Writer) -> Respo
     party_id = parties.create(session, data=parties.PartyInput(values, body.reason), by=principal,
                               author=principal.name)
     party = parties.get(session, party_id=party_id, personal=True)
-    return answer(party, status=201, tag=etag(party_id, party["version"]), location=f"/parties/{party_id}")
+    return answer(party, status=201, tag=etag("party", party_id, party["version"]),
+                  location=f"/parties/{party_id}")
 
 
 @router.get("/parties/{party_id}", summary="Une partie (données personnelles : rôles connectés, dans leur périmètre)")
 def get_party(party_id: Id, session: SessionDep, principal: PrincipalDep, at: At = None) -> Response:
-    commune = _personal_reader(session, principal, parties.commune_of(session, party_id=party_id),
-                               NotFound("party.not_found", id=party_id))
+    """Une partie hors du périmètre du lecteur répond comme une partie inexistante (404)."""
+    commune = parties.visible_commune(session, party_id=party_id, by=principal)
     party = parties.get(session, party_id=party_id, personal=True, at=instant(at))
     audit.record(session, principal, method="GET", endpoint="/parties/{party_id}", subject_kind="party",
                  subject_id=party["id"], commune_code=commune)
-    return answer(party, tag=etag(party["id"], party["version"]) if at is None else None)
+    return answer(party, tag=etag("party", party["id"], party["version"]) if at is None else None)
 
 
 @router.get("/parties/{party_id}/versions", summary="Toutes les versions d'une partie")
 def party_versions(party_id: Id, session: SessionDep, principal: PrincipalDep) -> Response:
-    commune = _personal_reader(session, principal, parties.commune_of(session, party_id=party_id),
-                               NotFound("party.not_found", id=party_id))
+    commune = parties.visible_commune(session, party_id=party_id, by=principal)
     found = parties.versions(session, party_id=party_id, personal=True)
     audit.record(session, principal, method="GET", endpoint="/parties/{party_id}/versions", subject_kind="party",
                  subject_id=found[0]["id"], commune_code=commune)
@@ -110,11 +110,11 @@ def party_versions(party_id: Id, session: SessionDep, principal: PrincipalDep) -
 @router.patch("/parties/{party_id}", responses=PRECONDITION_RESPONSES, summary="Modifier une partie (nouvelle version)")
 def update_party(party_id: Id, body: PartyPatch, session: SessionDep, principal: Writer,
                  if_match: IfMatch = None) -> Response:
-    version = expected(if_match, party_id)
+    version = expected(if_match, "party", party_id)
     parties.update(session, party_id=party_id, data=parties.PartyInput(body.model_dump(exclude_unset=True,
                    exclude={"reason"}), body.reason), expected_version=version, by=principal, author=principal.name)
     party = parties.get(session, party_id=party_id, personal=True)
-    return answer(party, tag=etag(party["id"], party["version"]))
+    return answer(party, tag=etag("party", party["id"], party["version"]))
 
 
 # --- sources ---------------------------------------------------------------------------------
@@ -135,14 +135,15 @@ class SourceIn(BaseModel):
 def create_source(body: SourceIn, session: SessionDep, principal: Writer) -> Response:
     source_id = sources.create(session, data=sources.SourceInput(**body.model_dump()), by=principal,
                                author=principal.name)
-    return answer(sources.get(session, source_id=source_id), status=201, location=f"/sources/{source_id}")
+    return answer(sources.get(session, source_id=source_id, personal=True), status=201,
+                  location=f"/sources/{source_id}")
 
 
 @router.get("/sources/{source_id}", summary="Une source et la liste de ses documents")
 def get_source(source_id: Id, session: SessionDep, principal: PrincipalDep) -> Response:
     _personal_reader(session, principal, sources.commune_of(session, source_id=source_id),
                      NotFound("source.not_found", id=source_id))
-    return answer(sources.get(session, source_id=source_id))
+    return answer(sources.get(session, source_id=source_id, personal=True))
 
 
 @router.post("/sources/{source_id}/files", status_code=201,
@@ -234,7 +235,7 @@ def create_right(parcel_id: Id, body: RightIn, session: SessionDep, principal: W
                              description=body.description, reason=body.reason)
     rrr_id = rights.create(session, parcel_id=parcel_id, data=data, by=principal, author=principal.name)
     found = rights.get(session, rrr_id=rrr_id, personal=True)
-    return answer(found, status=201, tag=etag(rrr_id, found["version"]), location=f"/rights/{rrr_id}")
+    return answer(found, status=201, tag=etag("rrr", rrr_id, found["version"]), location=f"/rights/{rrr_id}")
 
 
 @router.get("/rights/{rrr_id}", summary="Un droit, une restriction ou une responsabilité")
@@ -245,7 +246,7 @@ def get_right(rrr_id: Id, session: SessionDep, principal: PrincipalDep, at: At =
     if personal:
         audit.record(session, principal, method="GET", endpoint="/rights/{rrr_id}", subject_kind="rrr",
                      subject_id=found["id"], commune_code=min(communes))
-    return answer(found, tag=etag(found["id"], found["version"]) if at is None else None)
+    return answer(found, tag=etag("rrr", found["id"], found["version"]) if at is None else None)
 
 
 @router.get("/rights/{rrr_id}/versions", summary="Toutes les versions d'un droit")
@@ -263,24 +264,24 @@ def right_versions(rrr_id: Id, session: SessionDep, principal: PrincipalDep) -> 
 def update_right(rrr_id: Id, body: RightPatch, session: SessionDep, principal: Writer,
                  if_match: IfMatch = None) -> Response:
     """Titulaires et quotes-parts d'un bail ou d'un titre foncier ; une affectation ne change jamais de titulaire."""
-    version = expected(if_match, rrr_id)
+    version = expected(if_match, "rrr", rrr_id)
     changes = body.model_dump(exclude_unset=True, exclude={"reason"})
     rights.update(session, rrr_id=rrr_id, changes=changes, reason=body.reason, expected_version=version, by=principal,
                   author=principal.name)
     found = rights.get(session, rrr_id=rrr_id, personal=True)
-    return answer(found, tag=etag(found["id"], found["version"]))
+    return answer(found, tag=etag("rrr", found["id"], found["version"]))
 
 
 @router.post("/rights/{rrr_id}/end", responses=PRECONDITION_RESPONSES,
              summary="Mettre fin à un droit (désaffectation, décès, mainlevée d'un litige…)")
 def end_right(rrr_id: Id, body: RightEnd, session: SessionDep, settings: SettingsDep, principal: Writer,
               if_match: IfMatch = None) -> Response:
-    version = expected(if_match, rrr_id)
+    version = expected(if_match, "rrr", rrr_id)
     rights.end(session, rrr_id=rrr_id, end_date=body.end_date, cause=body.cause, source_ids=body.source_ids,
                reason=body.reason, notice_date=body.notice_date, notice_days=settings.desaffectation_notice_days,
                expected_version=version, by=principal, author=principal.name)
     found = rights.get(session, rrr_id=rrr_id, personal=True)
-    return answer(found, tag=etag(found["id"], found["version"]))
+    return answer(found, tag=etag("rrr", found["id"], found["version"]))
 
 
 # --- the commission domaniale's procedure ----------------------------------------------------
@@ -321,7 +322,8 @@ def register_procedure(body: ProcedureIn, session: SessionDep, principal: Writer
                                      follows_rrr_id=body.follows_rrr_id, source_ids=body.source_ids)
     procedure_id = procedures.register(session, data=data, by=principal, author=principal.name)
     found = procedures.get(session, procedure_id=procedure_id, personal=True)
-    return answer(found, status=201, tag=etag(procedure_id, found["version"]), location=f"/procedures/{procedure_id}")
+    return answer(found, status=201, tag=etag("procedure", procedure_id, found["version"]),
+                  location=f"/procedures/{procedure_id}")
 
 
 @router.get("/procedures/{procedure_id}", summary="Une procédure, ses étapes et ses documents")
@@ -330,7 +332,7 @@ def get_procedure(procedure_id: Id, session: SessionDep, principal: PrincipalDep
     found = procedures.get(session, procedure_id=procedure_id, personal=True)
     audit.record(session, principal, method="GET", endpoint="/procedures/{procedure_id}", subject_kind="procedure",
                  subject_id=found["id"], commune_code=commune)
-    return answer(found, tag=etag(found["id"], found["version"]))
+    return answer(found, tag=etag("procedure", found["id"], found["version"]))
 
 
 @router.post("/procedures/{procedure_id}/steps", responses=PRECONDITION_RESPONSES,
@@ -338,12 +340,12 @@ def get_procedure(procedure_id: Id, session: SessionDep, principal: PrincipalDep
 def advance_procedure(procedure_id: Id, body: StepIn, session: SessionDep, settings: SettingsDep, principal: Writer,
                       if_match: IfMatch = None) -> Response:
     """La notification achève la procédure et crée l'affectation ; un refus la clôt sans droit."""
-    version = expected(if_match, procedure_id)
+    version = expected(if_match, "procedure", procedure_id)
     step = procedures.StepInput(step=body.step, occurred_on=body.occurred_on, source_ids=body.source_ids,
                                 details=body.details, reason=body.reason)
     found = procedures.advance(session, procedure_id=procedure_id, step=step, expected_version=version,
                                thresholds_ha=settings.approval_thresholds_ha, by=principal, author=principal.name)
-    return answer(found, tag=etag(found["id"], found["version"]))
+    return answer(found, tag=etag("procedure", found["id"], found["version"]))
 
 
 @router.get("/parcels/{parcel_id}/procedures", summary="Les procédures d'une parcelle")

@@ -32,6 +32,7 @@ from sifc.auth.principal import Action, Principal, require
 from sifc.errors import Conflict, InvalidInput, NotFound
 from sifc.parcels import nicad as nicad_rules
 from sifc.parcels import service as parcels
+from sifc.personal import FREE_TEXT_FIELDS
 from sifc.tenure import rights as rrr
 from sifc.tenure.common import (
     Share,
@@ -107,13 +108,13 @@ def _free_to_change(session: Session, parent: Parent) -> None:
         raise Conflict("mutation.procedure_in_progress", id=str(parent.parcel_id), procedure=str(pending))
 
 
-def _record_sources(session: Session, data: MutationInput, commune: str) -> list[uuid.UUID]:
+def _record_sources(session: Session, data: MutationInput, commune: str, by: Principal | None) -> list[uuid.UUID]:
     if not data.reason or not data.reason.strip():
         raise InvalidInput("mutation.reason_required")
     if not data.source_ids:
         raise InvalidInput("mutation.source_required")
     not_future(data.occurred_on, "occurred_on")
-    return [s["id"] for s in sources_of(session, data.source_ids, commune_code=commune)]
+    return [s["id"] for s in sources_of(session, data.source_ids, commune_code=commune, by=by)]
 
 
 def _child_geometries(session: Session, children: Sequence[Child], crs: int) -> list[str]:
@@ -313,7 +314,7 @@ def _subdivide(session: Session, operation: str, *, parcel_id: str, children: Se
     _free_to_change(session, parent)
     if len(children) < 2:
         raise InvalidInput("mutation.too_few_children")
-    sources = _record_sources(session, data, parent.commune_code)
+    sources = _record_sources(session, data, parent.commune_code, by)
     current = _current_rights(session, parent.parcel_id)
     checked = _decisions(current, decisions, len(children), public=public)
     _after_rights(current, data.occurred_on)
@@ -391,7 +392,7 @@ def merge(session: Session, *, parcel_ids: Sequence[str], child: Child, end_righ
     commune = parents[0].commune_code
     for parent in parents:
         _free_to_change(session, parent)
-    sources = _record_sources(session, data, commune)
+    sources = _record_sources(session, data, commune, by)
     ids = [p.parcel_id for p in parents]
     pieces, ewkb = session.execute(text("""
         SELECT ST_NumGeometries(u), encode(ST_AsEWKB(ST_Multi(u)), 'hex')
@@ -454,7 +455,7 @@ def correct_boundary(session: Session, *, parcel_id: str, geometry: dict[str, An
     parent = _parent(session, parcel_id, by=by)
     check_expected(expected_version, parent.version)
     _free_to_change(session, parent)
-    sources = _record_sources(session, data, parent.commune_code)
+    sources = _record_sources(session, data, parent.commune_code, by)
     version = parcels.update(session, parcel_id=str(parent.parcel_id), author=author, expected_version=None, by=by,
                              data=parcels.ParcelInput(geometry=geometry, input_crs=data.input_crs,
                                                       values={"commune_code": parent.commune_code},
@@ -492,7 +493,7 @@ def _mutations_json(session: Session, ids: list[uuid.UUID], *, personal: bool) -
                 "details": row["details"], "parents": sorted(row["parents"], key=lambda p: (p["id"], p["version"])),
                 "children": sorted(row["children"], key=lambda c: (c["id"], c["version"]))}
         if personal:
-            body.update(author=row["author"], reason=row["reason"])
+            body.update(author=row["author"], **{name: row[name] for name in sorted(FREE_TEXT_FIELDS["mutations"])})
         out.append(body)
     return out
 

@@ -33,6 +33,7 @@ from sifc.crs import in_domain
 from sifc.errors import Conflict, Gone, InvalidInput, NotFound
 from sifc.geojson import crs_member, geometry_sql
 from sifc.parcels import nicad as nicad_rules
+from sifc.personal import FREE_TEXT_FIELDS, PERSONAL_FIELDS
 from sifc.tenure.common import check_expected, close_version, refuse_if_frozen
 
 # Coordinates a parcel in Senegal can have, per input CRS (generous: the country is checked later).
@@ -61,10 +62,19 @@ class ParcelInput:
     reason: str | None = None
 
 
+# The columns of a version served only with ``personal`` (sifc.personal: the provenance user names
+# and the officers' free text); the closing ones only in a history (a current version has none).
+PERSONAL_COLUMNS = {"author": "p.author", "reason": "p.reason", "closed_by": "p.closed_by",
+                    "close_reason": "p.close_reason"}
+CLOSING_COLUMNS = frozenset({"closed_by", "close_reason"})
+assert set(PERSONAL_COLUMNS) == (PERSONAL_FIELDS["parcels"] | FREE_TEXT_FIELDS["parcels"]) - {"imported_by"}
+
+
 def _feature_sql(crs: int, *, history: bool = False, personal: bool = False) -> str:
-    extra = ", 'valid_to', p.valid_to, 'close_reason', p.close_reason" if history else ""
-    if personal:  # the names of sifc.personal.PERSONAL_FIELDS["parcels"]
-        extra += ", 'author', p.author" + (", 'closed_by', p.closed_by" if history else "")
+    extra = ", 'valid_to', p.valid_to" if history else ""
+    if personal:
+        extra += "".join(f", '{name}', {column}" for name, column in PERSONAL_COLUMNS.items()
+                         if history or name not in CLOSING_COLUMNS)
     imported_by = ", 'imported_by', b.created_by" if personal else ""
     return f"""json_build_object(
         'type', 'Feature', 'id', p.parcel_id,
@@ -74,7 +84,7 @@ def _feature_sql(crs: int, *, history: bool = False, personal: bool = False) -> 
             'commune_code', p.commune_code, 'section', p.section, 'local_number', p.local_number,
             'area_m2', round(p.area_m2::numeric, 2), 'declared_area_m2', p.declared_area_m2,
             'land_use', p.land_use, 'tenure_regime', p.tenure_regime, 'source_id', p.source_id,
-            'valid_from', p.valid_from, 'reason', p.reason {extra},
+            'valid_from', p.valid_from {extra},
             'provenance', json_build_object('action', p.action, 'batch_id', p.batch_id,
                                             'synthetic', coalesce(b.synthetic, false){imported_by})))"""
 

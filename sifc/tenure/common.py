@@ -1,7 +1,8 @@
-"""What the tenure services share: instants of as-of reads, shares, the parcel lock, the litige freeze."""
+"""What the tenure services share: instants of as-of reads, shares, the parcel lock, the litige freeze, tags."""
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -65,8 +66,34 @@ def parse_share(value: Any) -> Fraction:
     return share
 
 
-def shares(session: Session, holders: Iterable[dict[str, Any]], *, required: bool) -> list[Share]:
-    """Holders as shares that sum to exactly 1, each a current party (the rule of LADM-COL and SOLA)."""
+def readable_parties(session: Session, ids: Iterable[uuid.UUID], *, by: Principal | None) -> set[uuid.UUID]:
+    """The current parties among ``ids`` that ``by`` may read in the commune each is registered in.
+
+    ``by`` None is the system itself (a migration, a test seam). A party ``by`` may not read is
+    answered as one that does not exist, so that linking cannot be used to learn who is registered.
+    """
+    rows = session.execute(text(
+        "SELECT party_id, commune_code FROM party_version WHERE valid_to IS NULL AND party_id = ANY(:ids)"),
+        {"ids": list(ids)}).all()
+    return {party for party, commune in rows if by is None or by.may(Action.READ_PERSONAL, commune)}
+
+
+def linkable_parties(session: Session, ids: Iterable[uuid.UUID], *, by: Principal | None) -> None:
+    """Refuse (404, as for an unknown party) every party of ``ids`` that ``by`` may not read."""
+    wanted = list(dict.fromkeys(ids))
+    found = readable_parties(session, wanted, by=by)
+    missing = [str(p) for p in wanted if p not in found]
+    if missing:
+        raise NotFound("party.not_found", id=", ".join(missing))
+
+
+def shares(session: Session, holders: Iterable[dict[str, Any]], *, required: bool, by: Principal | None
+           ) -> list[Share]:
+    """Holders as shares that sum to exactly 1 (the rule of LADM-COL and SOLA).
+
+    Each is a current party that ``by`` may read in its registered commune: an officer links only
+    the people they may see; to act elsewhere, the person is registered in that commune.
+    """
     parsed: dict[uuid.UUID, Fraction] = {}
     for holder in holders:
         party = parse_id(holder.get("party_id"), key="party.not_found", kind="partie")
@@ -80,12 +107,7 @@ def shares(session: Session, holders: Iterable[dict[str, Any]], *, required: boo
     total = sum(parsed.values(), Fraction(0))
     if total != 1:
         raise InvalidInput("rrr.shares_not_one", total=f"{total.numerator}/{total.denominator}")
-    found = set(session.execute(text(
-        "SELECT party_id FROM party_version WHERE valid_to IS NULL AND party_id = ANY(:ids)"),
-        {"ids": list(parsed)}).scalars())
-    missing = [str(p) for p in parsed if p not in found]
-    if missing:
-        raise NotFound("party.not_found", id=", ".join(missing))
+    linkable_parties(session, parsed, by=by)
     return [Share(party, share) for party, share in parsed.items()]
 
 
@@ -167,15 +189,21 @@ def close_version(session: Session, table: str, key: str, object_id: uuid.UUID, 
         raise PreconditionFailed("http.precondition_failed")
 
 
-def sources_of(session: Session, source_ids: Iterable[Any], *, commune_code: str) -> list[dict[str, Any]]:
-    """The sources named by a write, each existing and of the parcel's commune."""
+def sources_of(session: Session, source_ids: Iterable[Any], *, commune_code: str, by: Principal | None
+               ) -> list[dict[str, Any]]:
+    """The sources named by a write, each existing, readable by ``by`` and of the parcel's commune.
+
+    A source ``by`` may not read (another commune's délibération names people) is answered as an
+    unknown one (404); a readable source of another commune than the parcel's is a 422.
+    """
     ids = [parse_id(s, key="source.not_found", kind="source") for s in source_ids]
     if not ids:
         return []
     rows = session.execute(text("""
         SELECT id, kind, reference, document_date, authority, council_session, commune_code
         FROM source_document WHERE id = ANY(:ids)"""), {"ids": ids}).mappings().all()
-    found = {row["id"]: dict(row) for row in rows}
+    found = {row["id"]: dict(row) for row in rows
+             if by is None or by.may(Action.READ_PERSONAL, row["commune_code"])}
     missing = [str(i) for i in ids if i not in found]
     if missing:
         raise NotFound("source.not_found", id=", ".join(missing))
@@ -185,21 +213,49 @@ def sources_of(session: Session, source_ids: Iterable[Any], *, commune_code: str
     return [found[i] for i in ids]
 
 
-def etag(object_id: Any, version: int) -> str:
-    """The strong entity tag of one version of an object (RFC 9110 §8.8.3)."""
-    return f'"{str(object_id)[:8]}-{version}"'
+# Entity tags (RFC 9110 §8.8.3): "<version>-<digest>", the digest a truncated SHA-256 of the kind, the
+# full id and the version. The version in clear lets a write know which version a tag names without a
+# read; the digest makes the tag one object's: ids of one import batch share their first characters,
+# so a tag of a prefix would let a tag read from one parcel validate a write to its neighbour.
+TAG_KINDS = ("parcel", "party", "rrr", "procedure")
+DIGEST_CHARS = 24  # 96 bits: 50 tags (a merge) fit in an If-Match of 2,000 characters
 
 
-def version_from_etag(value: str, object_id: Any) -> int:
-    """The version an ``If-Match`` names for this object; -1 for tags of no version of it.
+def _digest(kind: str, object_id: uuid.UUID, version: int) -> str:
+    assert kind in TAG_KINDS, kind
+    return hashlib.sha256(f"{kind}:{object_id}:{version}".encode()).hexdigest()[:DIGEST_CHARS]
 
-    A weak tag never matches (If-Match uses the strong comparison, RFC 9110 §13.1.1).
+
+def _canonical(object_id: Any) -> uuid.UUID | None:
+    try:
+        return object_id if isinstance(object_id, uuid.UUID) else uuid.UUID(str(object_id))
+    except (ValueError, TypeError, AttributeError):
+        return None
+
+
+def etag(kind: str, object_id: Any, version: int) -> str:
+    """The strong entity tag of one version of one object (``kind``: parcel, party, rrr, procedure)."""
+    canonical = _canonical(object_id)
+    assert canonical is not None, object_id
+    return f'"{version}-{_digest(kind, canonical, version)}"'
+
+
+def version_from_etag(value: str, kind: str, object_id: Any) -> int:
+    """The version an ``If-Match`` names for this object; -1 if none of its tags is one of this object's.
+
+    Each tag is compared whole (its digest recomputed for this object and the version it states),
+    so a list of tags of several objects (a merge) gives each object its own. A weak tag never
+    matches (If-Match uses the strong comparison, RFC 9110 §13.1.1).
     """
-    prefix = str(object_id)[:8]
+    canonical = _canonical(object_id)
+    if canonical is None:
+        return -1
     for tag in (t.strip() for t in value.split(",")):
-        if tag.startswith("W/"):
+        if tag.startswith("W/") or len(tag) < 2 or not (tag[0] == tag[-1] == '"'):
             continue
-        head, _, number = tag.strip('"').rpartition("-")
-        if head == prefix and number.isdigit():
+        number, _, digest = tag[1:-1].partition("-")
+        if not (number.isascii() and number.isdigit() and len(number) < 10):
+            continue
+        if digest == _digest(kind, canonical, int(number)):
             return int(number)
     return -1

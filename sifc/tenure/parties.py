@@ -17,10 +17,11 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from sifc import journal
-from sifc.auth.principal import Principal
+from sifc.auth.principal import Action, Principal, require
 from sifc.errors import InvalidInput, NotFound
 from sifc.models import PARTY_KINDS
-from sifc.tenure.common import authorise, check_expected, close_version, parse_id
+from sifc.personal import FREE_TEXT_FIELDS
+from sifc.tenure.common import authorise, check_expected, close_version, linkable_parties, parse_id
 
 GROUP_TYPES = ("famille", "gie", "association", "cooperative", "autre")
 FIELDS = ("kind", "group_type", "name", "given_names", "id_number", "contact", "members", "commune_code")
@@ -39,9 +40,9 @@ def _row_json(row: Any, *, personal: bool) -> dict[str, Any]:
     body = {"id": str(row["party_id"]), "version": row["version"], "kind": row["kind"],
             "group_type": row["group_type"], "commune_code": row["commune_code"], "synthetic": row["synthetic"],
             "valid_from": row["valid_from"].isoformat(),
-            "valid_to": row["valid_to"].isoformat() if row["valid_to"] else None,
-            "reason": row["reason"], "close_reason": row["close_reason"]}
+            "valid_to": row["valid_to"].isoformat() if row["valid_to"] else None}
     if personal:
+        body.update({name: row[name] for name in sorted(FREE_TEXT_FIELDS["parties"])})
         body.update({"name": row["name"], "given_names": row["given_names"], "id_number": row["id_number"],
                      "contact": row["contact"], "author": row["author"], "closed_by": row["closed_by"],
                      "members": [str(m) for m in row["members"]] if row["members"] is not None else None})
@@ -52,7 +53,7 @@ SELECT = """SELECT party_id, version, kind, group_type, name, given_names, id_nu
                    synthetic, author, reason, valid_from, valid_to, closed_by, close_reason FROM party_version"""
 
 
-def _validate(session: Session, values: dict[str, Any]) -> dict[str, Any]:
+def _validate(session: Session, values: dict[str, Any], by: Principal | None) -> dict[str, Any]:
     kind = values.get("kind")
     if kind not in PARTY_KINDS:
         raise InvalidInput("party.bad_kind", kind=str(kind), kinds=", ".join(PARTY_KINDS))
@@ -69,11 +70,7 @@ def _validate(session: Session, values: dict[str, Any]) -> dict[str, Any]:
         raise InvalidInput("party.name_required")
     if kind == "group" and values.get("members"):
         members = [parse_id(m, key="party.not_found", kind="partie") for m in values["members"]]
-        found = set(session.execute(text(
-            "SELECT party_id FROM party_version WHERE valid_to IS NULL AND party_id = ANY(:ids)"),
-            {"ids": members}).scalars())
-        if set(members) - found:
-            raise NotFound("party.not_found", id=", ".join(str(m) for m in members if m not in found))
+        linkable_parties(session, members, by=by)  # a group's members, as a right's holders
         values["members"] = members
     commune = values.get("commune_code")
     if not session.execute(text("SELECT 1 FROM commune WHERE code = :c"), {"c": commune}).scalar():
@@ -94,7 +91,7 @@ def _insert(session: Session, pid: uuid.UUID, version: int, values: dict[str, An
 
 def create(session: Session, *, data: PartyInput, by: Principal | None, author: str, synthetic: bool = False) -> str:
     """Register a party in a commune of ``by``'s scope; return its id."""
-    values = _validate(session, {k: data.values.get(k) for k in FIELDS})
+    values = _validate(session, {k: data.values.get(k) for k in FIELDS}, by)
     authorise(by, values["commune_code"])
     pid = uuid.uuid4()
     _insert(session, pid, 1, values, action="api:create", author=author, reason=data.reason, synthetic=synthetic)
@@ -125,6 +122,20 @@ def commune_of(session: Session, *, party_id: str) -> str | None:
                                 "LIMIT 1"), {"id": pid}).scalar()
 
 
+def visible_commune(session: Session, *, party_id: str, by: Principal) -> str:
+    """The commune a party is registered in, when ``by`` may read it there.
+
+    A role that reads no personal data is refused (401, 403); a party of a commune out of ``by``'s
+    scope is answered exactly as a party that does not exist (404), so that a read cannot tell
+    whether someone is registered elsewhere.
+    """
+    require(by, Action.READ_PERSONAL)
+    commune = commune_of(session, party_id=party_id)
+    if commune is None or not by.may(Action.READ_PERSONAL, commune):
+        raise NotFound("party.not_found", id=str(party_id)[:64])
+    return commune
+
+
 def get(session: Session, *, party_id: str, personal: bool, at: datetime | None = None) -> dict[str, Any]:
     """A party's current version (or the one valid at ``at``)."""
     return _row_json(_one(session, parse_id(party_id, key="party.not_found", kind="partie"), at), personal=personal)
@@ -146,11 +157,13 @@ def update(session: Session, *, party_id: str, data: PartyInput, expected_versio
         raise InvalidInput("party.reason_required")
     pid = parse_id(party_id, key="party.not_found", kind="partie")
     current = _one(session, pid, None)
+    if by is not None and not by.may(Action.READ_PERSONAL, current["commune_code"]):
+        raise NotFound("party.not_found", id=str(pid))  # as for no such party: not an oracle
     authorise(by, current["commune_code"])
     check_expected(expected_version, current["version"])
     values = {k: current[k] for k in FIELDS}
     values.update({k: v for k, v in data.values.items() if k in FIELDS})
-    values = _validate(session, values)
+    values = _validate(session, values, by)
     authorise(by, current["commune_code"], values["commune_code"])
     if all(values.get(k) == current[k] for k in FIELDS):
         raise InvalidInput("party.no_change")

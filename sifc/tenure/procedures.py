@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from sifc import journal
 from sifc.auth.principal import Principal
 from sifc.errors import Conflict, InvalidInput, NotFound
+from sifc.personal import FREE_TEXT_FIELDS
 from sifc.tenure import rights
 from sifc.tenure.common import Share as Holder
 from sifc.tenure.common import (
@@ -121,9 +122,9 @@ def register(session: Session, *, data: ProcedureInput, by: Principal | None, au
     pending = _open_procedures(session, pid)
     if pending:
         raise Conflict("procedure.already_open", id=pending[0])
-    applicants = shares(session, data.applicants, required=True)
+    applicants = shares(session, data.applicants, required=True, by=by)
     predecessor = _predecessor(session, data.follows_rrr_id, pid)
-    sources = sources_of(session, data.source_ids, commune_code=parcel.commune_code)
+    sources = sources_of(session, data.source_ids, commune_code=parcel.commune_code, by=by)
     procedure_id = uuid.uuid4()
     session.execute(text("""
         INSERT INTO tenure_procedure (id, kind, reference, parcel_id, commune_code, applicants, purpose, follows_rrr_id,
@@ -179,15 +180,17 @@ def _json(session: Session, head: Any, steps: list[Any], *, personal: bool) -> d
     right = session.execute(text("SELECT rrr_id FROM rrr_version WHERE procedure_id = :id AND version = 1"),
                             {"id": head["id"]}).scalar()
     body = {"id": str(head["id"]), "kind": head["kind"], "reference": head["reference"],
-            "parcel_id": str(head["parcel_id"]), "commune_code": head["commune_code"], "purpose": head["purpose"],
+            "parcel_id": str(head["parcel_id"]), "commune_code": head["commune_code"],
             "follows_rrr_id": str(head["follows_rrr_id"]) if head["follows_rrr_id"] else None,
             "state": state(steps), "version": len(steps), "rrr_id": str(right) if right else None,
             "synthetic": head["synthetic"], "created_at": head["created_at"].isoformat(),
             "steps": [{"seq": s["seq"], "step": s["step"], "occurred_on": s["occurred_on"].isoformat(),
-                       "details": s["details"], "source_ids": [str(x) for x in s["source_ids"]],
-                       "reason": s["reason"], "recorded_at": s["recorded_at"].isoformat(),
-                       **({"author": s["author"]} if personal else {})} for s in steps]}
+                       "source_ids": [str(x) for x in s["source_ids"]], "recorded_at": s["recorded_at"].isoformat(),
+                       # Officers' free text (a refusal's motive, the survey's observations) and authors: personal.
+                       **({"author": s["author"], **{name: s[name] for name in sorted(FREE_TEXT_FIELDS[
+                           "procedure_steps"])}} if personal else {})} for s in steps]}
     if personal:
+        body.update({name: head[name] for name in sorted(FREE_TEXT_FIELDS["procedures"])})
         names: dict[str, str] = dict(session.execute(text("""
             SELECT party_id::text, concat_ws(' ', given_names, name) FROM party_version
             WHERE valid_to IS NULL AND party_id = ANY(CAST(:ids AS uuid[]))"""),
@@ -242,7 +245,7 @@ def advance(session: Session, *, procedure_id: str, step: StepInput, expected_ve
     head, steps = _load(session, procedure)  # under the parcel's lock: the steps another writer added
     check_expected_again(expected_version, len(steps))
     _check_step(step, steps)
-    sources = sources_of(session, step.source_ids, commune_code=parcel.commune_code)
+    sources = sources_of(session, step.source_ids, commune_code=parcel.commune_code, by=by)
     if step.step != "refused":
         refuse_if_frozen(session, parcel.parcel_id)
         needed = REQUIRED_SOURCE.get(step.step)

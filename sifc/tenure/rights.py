@@ -28,6 +28,7 @@ from sifc import journal
 from sifc.auth.principal import Principal
 from sifc.errors import Conflict, InvalidInput, NotFound
 from sifc.models import RRR_TYPES
+from sifc.personal import FREE_TEXT_FIELDS
 from sifc.tenure.common import (
     ParcelState,
     Share,
@@ -112,8 +113,8 @@ def _rows_json(session: Session, rows: list[Any], *, personal: bool, day: date) 
         if personal:
             # Free text written by land officers may name people: served with the personal fields only.
             body.update({"holders": holders[(row["rrr_id"], row["version"])], "author": row["author"],
-                         "closed_by": row["closed_by"], "description": row["description"], "reason": row["reason"],
-                         "close_reason": row["close_reason"]})
+                         "closed_by": row["closed_by"],
+                         **{name: row[name] for name in sorted(FREE_TEXT_FIELDS["rights"])}})
         out.append(body)
     return out
 
@@ -208,11 +209,12 @@ def _insert(session: Session, rid: uuid.UUID, version: int, values: dict[str, An
         raise
 
 
-def _check_sources(session: Session, parcel: ParcelState, source_ids: list[Any]) -> list[uuid.UUID]:
+def _check_sources(session: Session, parcel: ParcelState, source_ids: list[Any], by: Principal | None
+                   ) -> list[uuid.UUID]:
     if not source_ids:
         raise InvalidInput("rrr.source_required")
     return [uuid.UUID(s["id"]) if isinstance(s["id"], str) else s["id"]
-            for s in sources_of(session, source_ids, commune_code=parcel.commune_code)]
+            for s in sources_of(session, source_ids, commune_code=parcel.commune_code, by=by)]
 
 
 def create(session: Session, *, parcel_id: str, data: RightInput, by: Principal | None, author: str,
@@ -232,10 +234,10 @@ def create(session: Session, *, parcel_id: str, data: RightInput, by: Principal 
     parcel = current_parcel(session, pid, lock=True)
     if data.type != "litige":
         refuse_if_frozen(session, pid)
-    holders = shares(session, data.holders, required=cls == "right")
+    holders = shares(session, data.holders, required=cls == "right", by=by)
     values = {"parcel_id": pid, "commune_code": parcel.commune_code, "class": cls, "type": data.type,
               "tf_number": data.tf_number, "description": data.description, "start_date": data.start_date,
-              "source_ids": _check_sources(session, parcel, data.source_ids), "reason": data.reason,
+              "source_ids": _check_sources(session, parcel, data.source_ids, by), "reason": data.reason,
               "synthetic": synthetic}
     rid = uuid.uuid4()
     _insert(session, rid, 1, values, holders, action="api:create", author=author)
@@ -307,7 +309,7 @@ def update(session: Session, *, rrr_id: str, changes: dict[str, Any], reason: st
         if row["type"] == "affectation":
             raise Conflict("rrr.affectation_not_transferable")
         # ``"holders": null`` removes them (JSON merge patch): none left, which a right refuses (422).
-        holders = shares(session, changes["holders"] or [], required=row["class"] == "right")
+        holders = shares(session, changes["holders"] or [], required=row["class"] == "right", by=by)
     for name in ("tf_number", "description"):
         if name in changes:
             values[name] = changes[name]
@@ -315,7 +317,7 @@ def update(session: Session, *, rrr_id: str, changes: dict[str, Any], reason: st
         raise InvalidInput("rrr.tf_number_required")
     if "source_ids" in changes:
         parcel = current_parcel(session, row["parcel_id"])
-        values["source_ids"] = _check_sources(session, parcel, changes["source_ids"])
+        values["source_ids"] = _check_sources(session, parcel, changes["source_ids"], by)
     same_holders = sorted((h.party_id, h.share) for h in holders) == sorted(
         (h.party_id, h.share) for h in _current_holders(session, row))
     if same_holders and all(values[k] == row[k] for k in ("tf_number", "description", "source_ids")):
@@ -342,9 +344,9 @@ def end(session: Session, *, rrr_id: str, end_date: date, cause: str, source_ids
     if end_date < row["start_date"]:
         raise InvalidInput("rrr.end_before_start", start=row["start_date"].isoformat())
     parcel = current_parcel(session, row["parcel_id"])
-    sources = _check_sources(session, parcel, source_ids) if source_ids else []
+    sources = _check_sources(session, parcel, source_ids, by) if source_ids else []
     if row["type"] == "affectation" and cause == "desaffectation":
-        kinds = {s["kind"] for s in sources_of(session, sources, commune_code=parcel.commune_code)}
+        kinds = {s["kind"] for s in sources_of(session, sources, commune_code=parcel.commune_code, by=by)}
         if "deliberation" not in kinds:
             raise InvalidInput("rrr.desaffectation_needs_deliberation")
         if notice_date is None:

@@ -20,6 +20,7 @@ from sifc import journal
 from sifc.auth.principal import Principal
 from sifc.errors import InvalidInput, NotFound, TooLarge, UnsupportedFormat
 from sifc.models import APPROVING_AUTHORITIES, SOURCE_KINDS
+from sifc.personal import FREE_TEXT_FIELDS
 from sifc.tenure.common import authorise, parse_id
 
 # Magic numbers of the scanned documents a commune keeps.
@@ -40,12 +41,14 @@ class SourceInput:
     description: str | None = None
 
 
-def _json(row: Any) -> dict[str, Any]:
-    return {"id": str(row["id"]), "kind": row["kind"], "reference": row["reference"],
+def _json(row: Any, *, personal: bool) -> dict[str, Any]:
+    body = {"id": str(row["id"]), "kind": row["kind"], "reference": row["reference"],
             "document_date": row["document_date"].isoformat(), "authority": row["authority"],
             "council_session": row["council_session"], "commune_code": row["commune_code"],
-            "description": row["description"], "synthetic": row["synthetic"],
-            "created_at": row["created_at"].isoformat()}
+            "synthetic": row["synthetic"], "created_at": row["created_at"].isoformat()}
+    if personal:  # an officer's description may name people
+        body.update({name: row[name] for name in sorted(FREE_TEXT_FIELDS["sources"])})
+    return body
 
 
 def create(session: Session, *, data: SourceInput, by: Principal | None, author: str, synthetic: bool = False) -> str:
@@ -67,12 +70,12 @@ def create(session: Session, *, data: SourceInput, by: Principal | None, author:
                 :synthetic, :author)"""),
         {"id": sid, **data.__dict__, "synthetic": synthetic, "author": author})
     journal.record(session, by, author=author, operation="source.create", object_kind="source", object_id=sid,
-                   commune_code=data.commune_code, after=get(session, source_id=str(sid)))
+                   commune_code=data.commune_code, after=get(session, source_id=str(sid), personal=True))
     return str(sid)
 
 
-def get(session: Session, *, source_id: str) -> dict[str, Any]:
-    """A source with the list of its files (name, type, size, checksum)."""
+def get(session: Session, *, source_id: str, personal: bool) -> dict[str, Any]:
+    """A source with the list of its files (name, type, size, checksum); its description if ``personal``."""
     sid = parse_id(source_id, key="source.not_found", kind="source")
     row = session.execute(text("SELECT * FROM source_document WHERE id = :id"), {"id": sid}).mappings().first()
     if row is None:
@@ -80,9 +83,11 @@ def get(session: Session, *, source_id: str) -> dict[str, Any]:
     files = session.execute(text("""
         SELECT id, file_name, media_type, size_bytes, sha256, created_at FROM source_file
         WHERE source_id = :id ORDER BY created_at, id"""), {"id": sid}).mappings().all()
-    return {**_json(row), "files": [{"id": str(f["id"]), "file_name": f["file_name"], "media_type": f["media_type"],
-                                     "size_bytes": f["size_bytes"], "sha256": f["sha256"],
-                                     "created_at": f["created_at"].isoformat()} for f in files]}
+    named = sorted(FREE_TEXT_FIELDS["source_files"]) if personal else []
+    return {**_json(row, personal=personal),
+            "files": [{"id": str(f["id"]), **{name: f[name] for name in named}, "media_type": f["media_type"],
+                       "size_bytes": f["size_bytes"], "sha256": f["sha256"], "created_at": f["created_at"].isoformat()}
+                      for f in files]}
 
 
 def commune_of(session: Session, *, source_id: str) -> str | None:

@@ -8,6 +8,8 @@ from shapely.geometry import mapping
 from sqlalchemy import text
 from sqlalchemy.exc import ProgrammingError
 
+from sifc.db import act_as
+from sifc.tenure.common import etag
 from tests.conftest import table_fingerprint
 from tests.integration.fixtures import bargny_origin, bowtie, square
 
@@ -180,17 +182,17 @@ def test_writes_need_the_etag_of_the_current_version(client, db, created):
     """If-Match (RFC 9110 §13.1.1): missing or ``*`` is a 428, a stale or foreign tag a 412; nothing is written."""
     pid = created["id"]
     read = client.get(f"/parcels/{pid}")
-    assert read.headers["ETag"] == f'"{pid[:8]}-1"'
+    assert read.headers["ETag"] == etag("parcel", pid, 1)
     change = {"type": "Feature", "geometry": None, "properties": {"land_use": "commerce", "reason": "usage"}}
     before = _written(db)
     refused = {
         "missing": (428, client.patch(f"/parcels/{pid}", json=change)),
         "star": (428, client.patch(f"/parcels/{pid}", headers={"If-Match": "*"}, json=change)),
-        "stale": (412, client.patch(f"/parcels/{pid}", headers={"If-Match": f'"{pid[:8]}-7"'}, json=change)),
-        "other parcel": (412, client.patch(f"/parcels/{pid}", headers={"If-Match": '"00000000-1"'}, json=change)),
-        "weak": (412, client.patch(f"/parcels/{pid}", headers={"If-Match": f'W/"{pid[:8]}-1"'}, json=change)),
+        "stale": (412, client.patch(f"/parcels/{pid}", headers={"If-Match": etag("parcel", pid, 7)}, json=change)),
+        "other parcel": (412, client.patch(f"/parcels/{pid}", headers={"If-Match": etag("parcel", uuid.uuid4(), 1)}, json=change)),
+        "weak": (412, client.patch(f"/parcels/{pid}", headers={"If-Match": "W/" + etag("parcel", pid, 1)}, json=change)),
         "retire missing": (428, client.post(f"/parcels/{pid}/retire", json={"reason": "x"})),
-        "retire stale": (412, client.post(f"/parcels/{pid}/retire", headers={"If-Match": f'"{pid[:8]}-2"'},
+        "retire stale": (412, client.post(f"/parcels/{pid}/retire", headers={"If-Match": etag("parcel", pid, 2)},
                                           json={"reason": "x"})),
     }
     for case, (status, response) in refused.items():
@@ -200,7 +202,7 @@ def test_writes_need_the_etag_of_the_current_version(client, db, created):
     # The tag read is good once: the write answers the new one, and the old one is then stale.
     changed = client.patch(f"/parcels/{pid}", headers={"If-Match": read.headers["ETag"]}, json=change)
     assert changed.status_code == 200, changed.text
-    assert changed.headers["ETag"] == f'"{pid[:8]}-2"'
+    assert changed.headers["ETag"] == etag("parcel", pid, 2)
     again = client.patch(f"/parcels/{pid}", headers={"If-Match": read.headers["ETag"]}, json={
         "type": "Feature", "geometry": None, "properties": {"land_use": "bureau", "reason": "usage"}})
     assert again.status_code == 412
@@ -221,6 +223,7 @@ def test_service_role_cannot_delete_a_version(db, created):
 
 
 def test_closing_is_allowed_once(db, created):
+    act_as(db, "x")  # a version is closed in the name of the transaction's actor only (test_least_privilege)
     db.execute(text("UPDATE parcel_version SET valid_to = now(), closed_by = 'x', close_reason = 'y' "
                     "WHERE parcel_id = CAST(:id AS uuid)"), {"id": created["id"]})
     with pytest.raises(ProgrammingError, match="already closed"), db.begin_nested():
