@@ -1,11 +1,15 @@
 # The two commands of the README. Everything else is in scripts/.
-.PHONY: run test lint bench-import bench-serve
+.PHONY: run test test-fast lint bench-import bench-serve
 
 run:
 	bash scripts/run.sh
 
 test:
 	bash scripts/test.sh
+
+# The edit-run loop: unit and integration tests only (no server, no real client), in a few minutes.
+test-fast:
+	bash scripts/test.sh tests/unit tests/integration
 
 lint:
 	.venv/bin/ruff check .

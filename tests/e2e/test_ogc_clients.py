@@ -22,7 +22,7 @@ from sqlalchemy.pool import NullPool
 from tests.conftest import REPO
 from tests.e2e.helpers import free_port, run_cli, start_server
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow_clients]
 
 
 @pytest.fixture(scope="module")
