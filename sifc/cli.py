@@ -389,13 +389,21 @@ def _when(value) -> str:  # type: ignore[no-untyped-def]
 
 
 @contextmanager
-def _database() -> Iterator[Session]:
-    """One transaction on the configured database (committed when the block ends), then the engine closed."""
-    from sifc.db import make_engine, transaction
+def _database(*, owner: bool = False, actor: str | None = None) -> Iterator[Session]:
+    """One transaction on the configured database (committed when the block ends), then the engine closed.
 
-    engine = make_engine(State.settings().db_url, application_name="sifc-cli")
+    ``owner``: on the owner's URL (``SIFC_ADMIN_DATABASE_URL``), the only one the database lets
+    change accounts and API keys; the service's role cannot. ``actor``: the name the transaction's
+    writes carry (a version is closed only in the name of the declared actor).
+    """
+    from sifc.db import act_as, make_engine, transaction
+
+    settings = State.settings()
+    engine = make_engine(settings.admin_url if owner else settings.db_url, application_name="sifc-cli")
     try:
         with transaction(engine) as session:
+            if actor is not None:
+                act_as(session, actor)
             yield session
     finally:
         engine.dispose()
@@ -414,7 +422,7 @@ def users_create(
 
     entries = scopes.parse(scope or [])
     password = _read_password(password_stdin)
-    with _database() as session:
+    with _database(owner=True) as session:
         user_id = users.create(session, username=username, password=password, role=role, scope=entries,
                                created_by="cli")
         user = users.get(session, user_id=user_id)
@@ -444,10 +452,26 @@ def users_disable(username: Annotated[str, typer.Argument(help="Identifiant du c
     """Désactive un compte (jamais supprimé) et révoque ses sessions."""
     from sifc.auth import users
 
-    with _database() as session:
+    with _database(owner=True) as session:
         user = users.disable(session, username=username)
     out.print(_say(f"Compte « {user.username} » désactivé ; ses sessions sont révoquées.",
                    f"Account '{user.username}' disabled; its sessions are revoked."))
+
+
+@users_app.command("set-role")
+def users_set_role(
+    username: Annotated[str, typer.Argument(help="Identifiant du compte.")],
+    role: Annotated[str, typer.Argument(help="lecteur, agent_foncier, analyste_sig ou administrateur.")],
+    scope: ScopeOption = None,
+) -> None:
+    """Change le rôle d'un compte (et son périmètre avec --scope) : effet dès sa requête suivante, au journal."""
+    from sifc.auth import scopes, users
+
+    entries = scopes.parse(scope or [])
+    with _database(owner=True) as session:
+        user = users.set_role(session, username=username, role=role, scope=entries or None)
+    out.print(_say(f"Compte « {user.username} » : {user.role}, périmètre {_scope_text(user.scope)}.",
+                   f"Account '{user.username}': {user.role}, scope {_scope_text(user.scope)}."))
 
 
 @users_app.command("enable")
@@ -455,7 +479,7 @@ def users_enable(username: Annotated[str, typer.Argument(help="Identifiant du co
     """Réactive un compte et lève son verrouillage."""
     from sifc.auth import users
 
-    with _database() as session:
+    with _database(owner=True) as session:
         user = users.enable(session, username=username)
     out.print(_say(f"Compte « {user.username} » actif.", f"Account '{user.username}' active."))
 
@@ -481,7 +505,7 @@ def keys_create(
         except ValueError as error:
             raise InvalidInput("auth.bad_expiry", value=expires) from error
         expires_at = expires_at if expires_at.tzinfo else expires_at.replace(tzinfo=UTC)
-    with _database() as session:
+    with _database(owner=True) as session:
         _key_id, key = keys.create(session, name=name, role=role, scope=entries, expires_at=expires_at,
                                    created_by="cli")
     err.print(_say("Clé créée ; copiez-la maintenant, elle ne sera plus jamais affichée :",
@@ -514,7 +538,7 @@ def keys_revoke(prefix: Annotated[str, typer.Argument(help="Préfixe de la clé 
     """Révoque une clé d'API : elle est refusée dès la requête suivante."""
     from sifc.auth import keys
 
-    with _database() as session:
+    with _database(owner=True) as session:
         key = keys.revoke(session, prefix=prefix)
     out.print(_say(f"Clé {key.prefix} ({key.name}) révoquée.", f"Key {key.prefix} ({key.name}) revoked."))
 
@@ -717,7 +741,7 @@ def parcels_split(parcel_id: Annotated[str, typer.Argument(help="La parcelle à 
     from sifc.parcels import mutations
 
     operator = _operator()
-    with _database() as session:
+    with _database(actor=operator.name) as session:
         result = mutations.split(session, parcel_id=parcel_id, children=_children_file(children, crs),
                                  rights=_rights_decisions(carry, close), data=_mutation_data(date_, source, reason),
                                  expected_version=None, by=operator, author=operator.name)
@@ -736,7 +760,7 @@ def parcels_lotissement(parcel_id: Annotated[str, typer.Argument(help="La parcel
     from sifc.parcels import mutations
 
     operator = _operator()
-    with _database() as session:
+    with _database(actor=operator.name) as session:
         result = mutations.lotissement(
             session, parcel_id=parcel_id, lots=_children_file(lots, crs),
             public_land=_children_file(public_land, crs) if public_land else [],
@@ -755,7 +779,7 @@ def parcels_merge(parcel_ids: Annotated[list[str], typer.Argument(help="Les parc
     from sifc.parcels import mutations
 
     operator = _operator()
-    with _database() as session:
+    with _database(actor=operator.name) as session:
         versions = {str(p): v for p, v in session.execute(text_sql(
             "SELECT parcel_id, version FROM parcel WHERE parcel_id::text = ANY(:ids)"), {"ids": parcel_ids}).all()}
         result = mutations.merge(session, parcel_ids=parcel_ids, child=mutations.Child(
@@ -777,7 +801,7 @@ def parcels_correct(parcel_id: Annotated[str, typer.Argument(help="La parcelle �
     if len(shapes) != 1:
         raise InvalidInput("mutation.one_geometry", count=len(shapes))
     operator = _operator()
-    with _database() as session:
+    with _database(actor=operator.name) as session:
         result = mutations.correct_boundary(session, parcel_id=parcel_id, geometry=shapes[0].geometry,
                                             data=_mutation_data(date_, source, reason), expected_version=None,
                                             by=operator, author=operator.name)

@@ -9,28 +9,67 @@ from functools import lru_cache
 from typing import Any, Protocol
 
 import psycopg
+from psycopg.types.json import set_json_loads
 from psycopg_pool import AsyncConnectionPool
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.dialects.postgresql.psycopg import dialect as psycopg_dialect
-from sqlalchemy.engine import URL
+from sqlalchemy.engine import URL, Connection
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
+from sifc import stored_json
+
 
 def make_engine(url: URL | str, *, pool_size: int = 5, application_name: str = "sifc") -> Engine:
-    """Create an engine for ``url`` with the project's connection defaults."""
+    """Create an engine for ``url`` with the project's connection defaults.
+
+    Every ``json``/``jsonb`` value it returns is parsed by :func:`sifc.stored_json.loads`, so a
+    number stored beyond what JSON clients read (history is never rewritten) is served as text.
+    """
     return create_engine(
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=True,
         connect_args={"application_name": application_name},
+        json_deserializer=stored_json.loads,
     )
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     """Session factory bound to ``engine`` (no autoflush surprises, no expiry on commit)."""
     return sessionmaker(bind=engine, expire_on_commit=False, autoflush=False)
+
+
+# --- who writes: the actor of a transaction --------------------------------------------------
+
+ACTOR_SETTING = "sifc.actor"
+_ACTOR_KEY = "sifc.actor"
+
+
+def act_as(session: Session, actor: str | None) -> None:
+    """Declare ``actor`` (the name versions carry as author) as who writes in ``session``'s transactions.
+
+    Set where the caller becomes known (the API once it authenticated the request, a command with
+    its operator, the worker with the job's submitter), never where a write happens: the database
+    then refuses to close a version in another name (``closed_by``, migration 0012). Transaction
+    local (``set_config(..., true)``), declared again whenever the session begins a transaction, so
+    a pooled connection never carries one request's actor into the next; ``None`` declares nobody.
+    """
+    session.info[_ACTOR_KEY] = actor
+    if session.in_transaction():
+        _declare(session.connection(), actor)
+
+
+def _declare(connection: Connection, actor: str | None) -> None:
+    connection.execute(text("SELECT set_config(:name, :actor, true)"),
+                       {"name": ACTOR_SETTING, "actor": actor or ""})
+
+
+@event.listens_for(Session, "after_begin")
+def _declare_on_begin(session: Session, _transaction: Any, connection: Connection) -> None:
+    if _ACTOR_KEY in session.info:
+        _declare(connection, session.info[_ACTOR_KEY])
 
 
 @contextmanager
@@ -114,10 +153,15 @@ class SessionReader:
         return statement.row(self.session)
 
 
+async def _stored_json(conn: psycopg.AsyncConnection[Any]) -> None:
+    """The read pool parses stored JSON as the engines do (:func:`sifc.stored_json.loads`)."""
+    set_json_loads(stored_json.loads, conn)
+
+
 def make_read_pool(url: URL, *, size: int, application_name: str = "sifc") -> AsyncConnectionPool:
     """An async pool of at most ``size`` autocommit, read-only connections, opened by the caller."""
     conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
     return AsyncConnectionPool(
-        conninfo, min_size=1, max_size=size, open=False, name="sifc-read",
+        conninfo, min_size=1, max_size=size, open=False, name="sifc-read", configure=_stored_json,
         kwargs={"autocommit": True, "application_name": application_name,
                 "options": "-c default_transaction_read_only=on"})

@@ -32,6 +32,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from sifc.auth.principal import Principal
+from sifc.db import act_as
 from sifc.imports.parcels import ParcelImportOptions, import_parcels
 from sifc.settings import Settings
 from sifc.tenure import parties, procedures, rights, sources
@@ -315,6 +316,7 @@ def _tenure_for(session: Session, done: _Tenure, batch_id: str, code: str, index
 
 def load_tenure(session: Session, batch_id: str) -> _Tenure:
     """The demo's tenure records on the parcels of ``batch_id``, written through the tenure services."""
+    act_as(session, DEMO_AUTHOR)
     done = _Tenure()
     for index, code in enumerate(PILOTS):
         _tenure_for(session, done, batch_id, code, index)
@@ -323,6 +325,7 @@ def load_tenure(session: Session, batch_id: str) -> _Tenure:
 
 def load_demo(session: Session) -> DemoOutcome | None:
     """Generate and import the demo parcels and their tenure records; None when they are already there."""
+    act_as(session, DEMO_AUTHOR)
     if already_loaded(session):
         return None
     records = [p for code, centre in PILOTS.items() for p in _parcels_for(session, code, centre)]

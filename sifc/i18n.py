@@ -573,6 +573,12 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "Role '{role}' needs a scope (--scope commune:CODE, department:CODE, region:CODE, pole:CODE "
         "or country:SN).",
     },
+    "auth.account_change_refused": {
+        "fr": "Modification de compte refusée : seul un administrateur actif dont le périmètre couvre le compte "
+        "(ou la ligne de commande du propriétaire de la base) modifie les comptes et les clés.",
+        "en": "Account change refused: only an active administrator whose scope covers the account (or the "
+        "database owner's command line) changes accounts and keys.",
+    },
     "auth.unknown_key": {
         "fr": "Aucune clé d'API de préfixe « {prefix} ».",
         "en": "No API key with prefix '{prefix}'.",

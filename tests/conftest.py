@@ -79,10 +79,18 @@ def admin_engine(settings: Settings, engine: Engine) -> Iterator[Engine]:
 
 
 @pytest.fixture
-def db(engine: Engine) -> Iterator[Session]:
-    """A session as the service's role, inside a transaction rolled back after the test."""
-    connection = engine.connect()
+def db(settings: Settings, admin_engine: Engine) -> Iterator[Session]:
+    """A session as the service's role, inside a transaction rolled back after the test.
+
+    Every statement runs with the service role's privileges (``SET LOCAL ROLE``: ``current_user``),
+    while the login stays the database owner's (``session_user``), as the command line's on the
+    owner's URL: the database's account functions then let the tests' fixtures create accounts and
+    keys, which the service's own login cannot (migration 0012).
+    """
+    connection = admin_engine.connect()
     outer = connection.begin()
+    role = (settings.db_url.username or "sifc_app").replace('"', '""')
+    connection.exec_driver_sql(f'SET LOCAL ROLE "{role}"')
     session = Session(bind=connection, join_transaction_mode="create_savepoint",
                       expire_on_commit=False)
     yield session

@@ -19,9 +19,8 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from sifc import journal
 from sifc.auth import scopes
-from sifc.auth.principal import ScopeEntry, check_role
+from sifc.auth.principal import Principal, ScopeEntry, check_role
 from sifc.errors import InvalidInput, NotFound, Unauthorized
 
 log = logging.getLogger("sifc.auth")
@@ -58,9 +57,12 @@ def _digest(secret: str) -> str:
 
 
 def create(session: Session, *, name: str, role: str, scope: Sequence[ScopeEntry],
-           expires_at: datetime | None, created_by: str) -> tuple[int, str]:
-    """Create a key; returns its id and the full key, which is never shown again."""
-    from sifc.auth.users import default_scope
+           expires_at: datetime | None, created_by: str, by: Principal | None = None) -> tuple[int, str]:
+    """Create a key; returns its id and the full key, which is never shown again.
+
+    Written by the database's account function, which checks who asks (see :mod:`sifc.auth.users`).
+    """
+    from sifc.auth.users import actor_id, call_account_function, default_scope
 
     if not name.strip():
         raise InvalidInput("http.validation")
@@ -72,22 +74,17 @@ def create(session: Session, *, name: str, role: str, scope: Sequence[ScopeEntry
     for _attempt in range(5):  # a prefix collision (1 in 10^12) draws again
         prefix, secret = secrets.token_hex(5), secrets.token_urlsafe(32)
         try:
-            with session.begin_nested():
-                key_id = session.execute(text("""
-                    INSERT INTO api_key (prefix, secret_hash, name, role, created_by, expires_at)
-                    VALUES (:prefix, :hash, :name, :role, :created_by, :expires) RETURNING id"""),
-                    {"prefix": prefix, "hash": _digest(secret), "name": name.strip(), "role": role,
-                     "created_by": created_by, "expires": expires_at}).scalar_one()
+            key_id = call_account_function(session, """
+                SELECT sifc_create_api_key(:actor, :author, :prefix, :hash, :name, :role, :expires,
+                                           CAST(:levels AS text[]), CAST(:codes AS text[]))""",
+                {"actor": actor_id(by), "author": created_by, "prefix": prefix, "hash": _digest(secret),
+                 "name": name.strip(), "role": role, "expires": expires_at,
+                 "levels": [entry.level for entry in chosen], "codes": [entry.code for entry in chosen]})
             break
         except IntegrityError:
             continue
     else:  # pragma: no cover - five collisions in a row
         raise RuntimeError("could not draw a unique API key prefix")
-    scopes.store(session, "api_key_scope", "key_id", key_id, chosen)
-    journal.record(session, None, author=created_by, operation="api_key.create", object_kind="api_key",
-                   object_id=key_id, after={"prefix": prefix, "name": name.strip(), "role": role,
-                                            "scope": [str(s) for s in chosen],
-                                            "expires_at": expires_at.isoformat() if expires_at else None})
     log.info("API key %s created (role %s)", prefix, role)
     return int(key_id), f"{KEY_TAG}_{prefix}_{secret}"
 
@@ -130,16 +127,16 @@ def list_keys(session: Session) -> list[ApiKey]:
     return [_key(session, row) for row in rows]
 
 
-def revoke(session: Session, *, prefix: str, by: str = "cli") -> ApiKey:
+def revoke(session: Session, *, prefix: str, by: str = "cli", principal: Principal | None = None) -> ApiKey:
     """Revoke a key (by its prefix, or the full key); revoking twice changes nothing."""
+    from sifc.auth.users import actor_id, call_account_function
+
     parts = split(prefix)
     wanted = parts[0] if parts else prefix.strip().lower()
-    row = session.execute(text("""
-        UPDATE api_key SET revoked_at = coalesce(revoked_at, now()) WHERE prefix = :prefix RETURNING *"""),
-        {"prefix": wanted}).first()
-    if row is None:
+    key_id = call_account_function(session, "SELECT sifc_revoke_api_key(:actor, :author, :prefix)",
+                                   {"actor": actor_id(principal), "author": by, "prefix": wanted})
+    if key_id is None:
         raise NotFound("auth.unknown_key", prefix=wanted)
-    journal.record(session, None, author=by, operation="api_key.revoke", object_kind="api_key", object_id=row.id,
-                   after={"prefix": wanted, "revoked_at": row.revoked_at.isoformat()})
     log.info("API key %s revoked", wanted)
+    row = session.execute(text("SELECT * FROM api_key WHERE id = :id"), {"id": key_id}).one()
     return _key(session, row)

@@ -1,7 +1,13 @@
-"""Accounts: creation, listing, disabling, and sign-in with a lockout after repeated failures.
+"""Accounts: creation, listing, role changes, disabling, and sign-in with a lockout after repeated failures.
 
 Usernames are identifiers, kept out of logs (they are often a person's name); log lines name
 the account's id only.
+
+The service's database role cannot change an account by itself (migration 0012): creation, role
+and scope, disabling and enabling go through the database's account functions, which check who
+asks (the database owner, i.e. the command line on the owner's URL, or an active administrator
+whose scope covers the account) and write the journal row themselves. Sign-in only updates the
+lockout counters and the last sign-in.
 """
 
 from __future__ import annotations
@@ -14,14 +20,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
-from sifc import journal
 from sifc.auth import scopes
-from sifc.auth.passwords import hash_password, needs_rehash, verify_password
-from sifc.auth.principal import ScopeEntry, check_role
-from sifc.errors import Conflict, InvalidInput, NotFound, TooManyRequests, Unauthorized
+from sifc.auth.passwords import hash_password, verify_password
+from sifc.auth.principal import Principal, ScopeEntry, check_role
+from sifc.errors import Conflict, Forbidden, InvalidInput, NotFound, TooManyRequests, Unauthorized
 from sifc.settings import Settings
 
 log = logging.getLogger("sifc.auth")
@@ -59,8 +64,40 @@ def default_scope(role: str, scope: Sequence[ScopeEntry]) -> tuple[ScopeEntry, .
     raise InvalidInput("auth.scope_required", role=role)
 
 
+def actor_id(by: Principal | None) -> int | None:
+    """Who asks for an account change, as the database's account functions name it.
+
+    A signed-in user is named by its account id, which the database checks (an active
+    administrator whose scope covers the account); no principal, or an operator on the server, is
+    the database owner, which only a session on the owner's URL may be. An API key never manages
+    accounts.
+    """
+    if by is None or by.kind == "cli":
+        return None
+    if by.kind == "user" and by.id is not None:
+        return by.id
+    raise Forbidden("auth.account_change_refused")
+
+
+def call_account_function(session: Session, statement: str, values: dict[str, Any]) -> Any:
+    """Run one account function; the database's refusal (who asks may not) is a 403."""
+    try:
+        with session.begin_nested():
+            return session.execute(text(statement), values).scalar()
+    except DBAPIError as error:
+        if getattr(error.orig, "sqlstate", None) == "42501":  # insufficient_privilege
+            raise Forbidden("auth.account_change_refused") from error
+        raise
+
+
+def _arrays(scope: Sequence[ScopeEntry] | None) -> dict[str, list[str] | None]:
+    if scope is None:
+        return {"levels": None, "codes": None}
+    return {"levels": [entry.level for entry in scope], "codes": [entry.code for entry in scope]}
+
+
 def create(session: Session, *, username: str, password: str, role: str, scope: Sequence[ScopeEntry],
-           created_by: str) -> int:
+           created_by: str, by: Principal | None = None) -> int:
     """Create an account; returns its id."""
     name = normalize_username(username)
     check_role(role)
@@ -68,18 +105,35 @@ def create(session: Session, *, username: str, password: str, role: str, scope: 
     scopes.check(session, chosen)
     hashed = hash_password(password)
     try:
-        with session.begin_nested():
-            user_id = session.execute(text("""
-                INSERT INTO app_user (username, password_hash, role, created_by)
-                VALUES (:username, :hash, :role, :created_by) RETURNING id"""),
-                {"username": name, "hash": hashed, "role": role, "created_by": created_by}).scalar_one()
+        user_id = call_account_function(session, """
+            SELECT sifc_create_user(:actor, :author, :username, :hash, :role, CAST(:levels AS text[]),
+                                    CAST(:codes AS text[]))""",
+            {"actor": actor_id(by), "author": created_by, "username": name, "hash": hashed, "role": role,
+             **_arrays(chosen)})
     except IntegrityError as error:
         raise Conflict("auth.username_taken", username=name) from error
-    scopes.store(session, "app_user_scope", "user_id", user_id, chosen)
-    journal.record(session, None, author=created_by, operation="account.create", object_kind="app_user",
-                   object_id=user_id, after={"username": name, "role": role, "scope": [str(s) for s in chosen]})
     log.info("account %s created (role %s)", user_id, role)
     return int(user_id)
+
+
+def set_role(session: Session, *, username: str, role: str, scope: Sequence[ScopeEntry] | None = None,
+             by: Principal | None = None, author: str = "cli") -> User:
+    """Give an account another role (and another scope, when one is given); journaled by the database.
+
+    The change applies from the account's next request (its access tokens are checked against the
+    account on every request).
+    """
+    check_role(role)
+    user = get(session, username=username)
+    chosen = None  # the scope is kept unless another is given
+    if scope:
+        chosen = tuple(scope)
+        scopes.check(session, chosen)
+    call_account_function(session, """
+        SELECT sifc_set_user_role(:actor, :author, :id, :role, CAST(:levels AS text[]), CAST(:codes AS text[]))""",
+        {"actor": actor_id(by), "author": author, "id": user.id, "role": role, **_arrays(chosen)})
+    log.info("account %s: role %s", user.id, role)
+    return get(session, user_id=user.id)
 
 
 def _user(session: Session, row: Any) -> User:
@@ -106,26 +160,23 @@ def list_users(session: Session) -> list[User]:
     return [_user(session, row) for row in rows]
 
 
-def disable(session: Session, *, username: str, by: str = "cli") -> User:
-    """Disable an account (never deleted: history and audit point at it) and end its sessions."""
-    from sifc.auth.tokens import revoke_user_tokens
+def _set_active(session: Session, user: User, active: bool, by: Principal | None, author: str) -> None:
+    call_account_function(session, "SELECT sifc_set_user_active(:actor, :author, :id, :active)",
+                          {"actor": actor_id(by), "author": author, "id": user.id, "active": active})
 
+
+def disable(session: Session, *, username: str, by: str = "cli", principal: Principal | None = None) -> User:
+    """Disable an account (never deleted: history and audit point at it) and end its sessions."""
     user = get(session, username=username)
-    session.execute(text("UPDATE app_user SET active = false WHERE id = :id"), {"id": user.id})
-    revoke_user_tokens(session, user_id=user.id)
-    journal.record(session, None, author=by, operation="account.disable", object_kind="app_user", object_id=user.id,
-                   before={"active": user.active}, after={"active": False})
+    _set_active(session, user, False, principal, by)
     log.info("account %s disabled", user.id)
     return get(session, user_id=user.id)
 
 
-def enable(session: Session, *, username: str, by: str = "cli") -> User:
+def enable(session: Session, *, username: str, by: str = "cli", principal: Principal | None = None) -> User:
     """Enable an account again and clear its lockout."""
     user = get(session, username=username)
-    session.execute(text("UPDATE app_user SET active = true, failed_attempts = 0, locked_until = NULL "
-                         "WHERE id = :id"), {"id": user.id})
-    journal.record(session, None, author=by, operation="account.enable", object_kind="app_user", object_id=user.id,
-                   before={"active": user.active}, after={"active": True})
+    _set_active(session, user, True, principal, by)
     return get(session, user_id=user.id)
 
 
@@ -158,10 +209,9 @@ def authenticate(session: Session, *, username: str, password: str, settings: Se
         raise Unauthorized("auth.bad_credentials")
     if not row.active:
         raise Unauthorized("auth.account_disabled")
-    values: dict[str, Any] = {"id": row.id, "now": now, "hash": row.password_hash}
-    if needs_rehash(row.password_hash):
-        values["hash"] = hash_password(password, check_length=False)
+    # The service's role may write these three columns of an account, nothing else (migration 0012):
+    # a hash made with older argon2 parameters stays as it is until the password is set again.
     session.execute(text("""
-        UPDATE app_user SET failed_attempts = 0, locked_until = NULL, last_login_at = :now, password_hash = :hash
-        WHERE id = :id"""), values)
+        UPDATE app_user SET failed_attempts = 0, locked_until = NULL, last_login_at = :now WHERE id = :id"""),
+        {"id": row.id, "now": now})
     return _user(session, row)

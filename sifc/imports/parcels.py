@@ -47,6 +47,7 @@ from sqlalchemy.orm import Session
 
 from sifc import journal
 from sifc.auth.principal import Principal
+from sifc.db import act_as
 from sifc.errors import ImportRejected
 from sifc.imports import mapping as field_mapping
 from sifc.imports.checks import (
@@ -850,6 +851,9 @@ def import_parcels(session: Session, path: Path, options: ParcelImportOptions, *
     notify = progress or (lambda stage, done, total: None)
     if not path.exists():
         raise ImportRejected("import.file_missing", path=str(path))
+    # An import writes in its author's name: the job's submitter (which the service's role cannot
+    # rewrite) or the command's operator. The versions it replaces are closed in that name only.
+    act_as(session, options.author)
     notify("reading", 0, 0)
     report = ParcelImportReport(file=path.name, sha256=file_sha256(path), dry_run=options.dry_run)
     report.options = {k: v for k, v in asdict(options).items()
