@@ -40,6 +40,8 @@ VALIDATION_FR = {
     "string_too_long": "trop long (au plus {max_length} caractères)",
     "string_too_short": "trop court (au moins {min_length} caractères)",
     "json_invalid": "JSON invalide",
+    "out_of_bounds": "hors des bornes admises {bounds_fr} (docs/bounds.md)",
+    "json_out_of_bounds": "{reason_fr}",
 }
 
 

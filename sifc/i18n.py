@@ -619,6 +619,15 @@ MESSAGES: dict[str, dict[str, str]] = {
         "fr": "La parcelle « {id} » n'existait pas au registre à la date {at}.",
         "en": "Parcel '{id}' was not in the register at {at}.",
     },
+    # Plausible bounds of the values a client sends (sifc/bounds.py, docs/bounds.md)
+    "bounds.out_of_range": {
+        "fr": "« {field} » : la valeur {value} est hors des bornes admises {bounds} ({why}).",
+        "en": "'{field}': value {value} is outside the accepted bounds {bounds_en} (docs/bounds.md).",
+    },
+    "bounds.json_too_deep": {
+        "fr": "« {field} » : JSON trop imbriqué (au plus 10 niveaux).",
+        "en": "'{field}': JSON nested too deeply (at most 10 levels).",
+    },
     # Tenure (issue 8)
     "tenure.not_found": {"fr": "Aucun(e) {kind} d'identifiant « {id} ».", "en": "No {kind} with id '{id}'."},
     "tenure.date_in_future": {

@@ -7,7 +7,6 @@ retires (a merge: one ETag per parcel, comma-separated).
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query
@@ -15,6 +14,7 @@ from fastapi.responses import Response
 from geojson_pydantic import Feature, MultiPolygon, Polygon
 from pydantic import BaseModel, Field
 
+from api.bounded import CarryIndex, DeclaredArea, MutationDate
 from api.deps import PrincipalDep, SessionDep, allow
 from api.preconditions import PRECONDITION_RESPONSES, IfMatch, expected
 from api.routers.parcels import reveals
@@ -31,14 +31,14 @@ Writer = Annotated[Principal, allow(Action.WRITE_TENURE)]
 Id = Annotated[str, Path(max_length=64)]
 CrsParam = Annotated[Literal["EPSG:4326", "EPSG:32628"], Query(
     description="SCR des géométries envoyées : WGS 84 (défaut) ou UTM 28N.")]
-Decision = Literal["close"] | dict[Literal["carry"], list[Annotated[int, Field(ge=1, le=500)]]]
+Decision = Literal["close"] | dict[Literal["carry"], list[CarryIndex]]
 
 
 class ChildProperties(BaseModel):
     nicad: str | None = Field(default=None, max_length=64, description="Le NICAD donné par le cadastre, s'il l'est.")
     section: str | None = Field(default=None, max_length=64)
     local_number: str | None = Field(default=None, max_length=64)
-    declared_area_m2: float | None = Field(default=None, ge=0)
+    declared_area_m2: DeclaredArea | None = None
     land_use: str | None = Field(default=None, max_length=100, description=(
         "Domaine public d'un lotissement : voirie, equipement, espace_vert, place_publique, servitude_publique."))
     tenure_regime: str | None = Field(default=None, max_length=100)
@@ -49,7 +49,7 @@ ChildFeature = Feature[Polygon | MultiPolygon, ChildProperties]
 
 
 class MutationBase(BaseModel):
-    occurred_on: date = Field(description="Date de la mutation (plan, délibération).")
+    occurred_on: MutationDate = Field(description="Date de la mutation (plan, délibération).")
     source_ids: list[str] = Field(min_length=1, max_length=20, description="Documents : plan, délibération…")
     reason: str = Field(min_length=1, max_length=500)
 

@@ -11,6 +11,7 @@ from fastapi.responses import Response
 from geojson_pydantic import Feature, MultiPolygon, Polygon
 from pydantic import BaseModel, Field
 
+from api.bounded import DeclaredArea
 from api.deps import PrincipalDep, SessionDep, allow
 from api.preconditions import PRECONDITION_RESPONSES, AtParam, IfMatch, expected
 from api.responses import CREATED_RESPONSE, GEOJSON_RESPONSE, geojson
@@ -34,7 +35,7 @@ class ParcelProperties(BaseModel):
     commune_code: str | None = Field(default=None, max_length=100)
     section: str | None = Field(default=None, max_length=64)
     local_number: str | None = Field(default=None, max_length=64)
-    declared_area_m2: float | None = Field(default=None, ge=0)
+    declared_area_m2: DeclaredArea | None = None
     land_use: str | None = Field(default=None, max_length=100)
     tenure_regime: str | None = Field(default=None, max_length=100)
     reason: str | None = Field(default=None, max_length=500)

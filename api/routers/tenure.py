@@ -9,7 +9,6 @@ written to the access audit.
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -17,6 +16,15 @@ from fastapi import APIRouter, File, Path, Query, UploadFile
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
+from api.bounded import (
+    JsonDetails,
+    NoticeDate,
+    ProcedureDate,
+    RightEndDate,
+    RightStart,
+    SourceDate,
+    StepDate,
+)
 from api.deps import PrincipalDep, SessionDep, SettingsDep, allow
 from api.preconditions import PRECONDITION_RESPONSES, IfMatch, expected
 from api.preconditions import AtParam as At
@@ -122,7 +130,7 @@ def update_party(party_id: Id, body: PartyPatch, session: SessionDep, principal:
 class SourceIn(BaseModel):
     kind: Literal["deliberation", "approbation", "acte", "plan", "proces_verbal", "notification",
                   "decision_justice", "certificat", "autre"]
-    document_date: date
+    document_date: SourceDate
     commune_code: str = Field(max_length=100)
     reference: str | None = Field(default=None, max_length=100, description="Numéro (délibération, acte, PV).")
     authority: str | None = Field(default=None, max_length=100, description=(
@@ -180,7 +188,7 @@ class HolderIn(BaseModel):
 class RightIn(BaseModel):
     type: Literal["bail", "titre_foncier", "droit_superficie", "occupation", "servitude", "zone_reservee", "litige",
                   "mise_en_valeur", "entretien", "affectation"]
-    start_date: date
+    start_date: RightStart
     source_ids: list[str] = Field(min_length=1, max_length=20)
     holders: list[HolderIn] = Field(default_factory=list, max_length=200)
     tf_number: str | None = Field(default=None, max_length=64, description="Titre foncier : numéro au livre foncier.")
@@ -197,11 +205,11 @@ class RightPatch(BaseModel):
 
 
 class RightEnd(BaseModel):
-    end_date: date
+    end_date: RightEndDate
     cause: Literal["desaffectation", "deces", "dissolution", "renonciation", "expiration", "mainlevee",
                    "resiliation", "autre"]
     source_ids: list[str] = Field(default_factory=list, max_length=20)
-    notice_date: date | None = Field(default=None, description="Désaffectation : la date de la mise en demeure.")
+    notice_date: NoticeDate | None = Field(default=None, description="Désaffectation : la date de la mise en demeure.")
     reason: str = Field(min_length=1, max_length=500)
 
 
@@ -293,7 +301,7 @@ class ApplicantIn(HolderIn):
 class ProcedureIn(BaseModel):
     parcel_id: str = Field(max_length=64)
     applicants: list[ApplicantIn] = Field(min_length=1, max_length=200)
-    registered_on: date
+    registered_on: ProcedureDate
     purpose: str | None = Field(default=None, max_length=500, description="L'usage demandé (habitation…).")
     reference: str | None = Field(default=None, max_length=100, description="Numéro d'enregistrement de la demande.")
     follows_rrr_id: str | None = Field(default=None, max_length=64, description=(
@@ -303,9 +311,9 @@ class ProcedureIn(BaseModel):
 
 class StepIn(BaseModel):
     step: Literal["surveyed", "deliberated", "approved", "notified", "refused"]
-    occurred_on: date
+    occurred_on: StepDate
     source_ids: list[str] = Field(default_factory=list, max_length=20)
-    details: dict[str, Any] = Field(default_factory=dict, description=(
+    details: JsonDetails = Field(default_factory=dict, description=(
         "Constat : `neighbours_consulted` (true), `neighbour_parcel_ids`, observations."))
     reason: str | None = Field(default=None, max_length=1000, description="Motif d'un refus.")
 

@@ -18,6 +18,7 @@ import orjson
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from sifc import bounds
 from sifc.auth.principal import Action, Principal, require
 from sifc.errors import Conflict, Forbidden, InvalidInput, NotFound
 from sifc.imports.parcels import ParcelImportOptions
@@ -65,7 +66,7 @@ def check_options(raw: dict[str, Any]) -> dict[str, Any]:
                 options[name] = float(options[name])
             except (TypeError, ValueError) as error:
                 raise InvalidInput("import_job.bad_number", name=name, value=str(options[name])[:40]) from error
-            if not 0 <= options[name] < 1e9:
+            if not bounds.bound("import.tolerance").admits(options[name]):
                 raise InvalidInput("import_job.bad_number", name=name, value=str(options[name])[:40])
     mapping = options.get("mapping")
     if mapping is not None:

@@ -45,7 +45,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from sifc import journal
+from sifc import bounds, journal
 from sifc.auth.principal import Principal
 from sifc.db import act_as
 from sifc.errors import ImportRejected
@@ -97,6 +97,8 @@ WARNINGS = {
     "area_mismatch": ("superficie déclarée et calculée diffèrent au-delà de la tolérance",
                       "declared and computed areas differ beyond the tolerance"),
     "declared_area_missing": ("superficie déclarée absente", "no declared area"),
+    "declared_area_out_of_bounds": ("superficie déclarée hors bornes (au plus la superficie du pays) : ignorée",
+                                    "declared area out of bounds (at most the country's area): ignored"),
     "nicad_nonstandard": ("NICAD de longueur non standard (ni 13 ni 16 caractères)",
                           "non-standard NICAD length (neither 13 nor 16 characters)"),
     "nicad_prefix": ("le NICAD ne commence pas par le code national de la commune",
@@ -266,7 +268,7 @@ def _text_array(values: tuple[str, ...]) -> bytes:
 
 FIDS_PER_READ = 4000
 # Warnings that only make sense on a parcel that is imported.
-ACCEPTED_ONLY_WARNINGS = ("sliver", "declared_area_missing", "area_mismatch")
+ACCEPTED_ONLY_WARNINGS = ("sliver", "declared_area_missing", "declared_area_out_of_bounds", "area_mismatch")
 
 
 def _text_value(value: Any) -> str | None:
@@ -485,6 +487,13 @@ def _validate(session: Session, info: SourceInfo, features: _Features, options: 
     if "declared_area" in features.mapped:
         missing = np.isnan(declared) | (np.nan_to_num(declared) <= 0)
         verdicts.warn(live & missing, "declared_area_missing")
+        # Beyond the country's area (or infinite): not a surveyor's number; stored as unknown (NULL),
+        # as a missing one is (sifc.bounds; the database refuses it).
+        area = bounds.bound("parcel.declared_area_m2")
+        beyond = ~np.isnan(declared) & ~missing & ~(declared <= area.high)
+        verdicts.warn(live & beyond, "declared_area_out_of_bounds")
+        declared = np.where(missing | beyond, np.nan, declared)
+        missing |= beyond
         with np.errstate(divide="ignore", invalid="ignore"):
             off = np.abs(areas - declared) / declared > options.area_tolerance_ratio
         verdicts.warn(live & ~missing & np.nan_to_num(off, nan=0).astype(bool), "area_mismatch")

@@ -27,7 +27,7 @@ import orjson
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from sifc import journal
+from sifc import bounds, journal
 from sifc.auth.principal import Action, Principal, require
 from sifc.errors import Conflict, InvalidInput, NotFound
 from sifc.parcels import nicad as nicad_rules
@@ -38,7 +38,6 @@ from sifc.tenure.common import (
     Share,
     check_expected,
     close_version,
-    not_future,
     parse_id,
     refuse_if_frozen,
     sources_of,
@@ -113,7 +112,7 @@ def _record_sources(session: Session, data: MutationInput, commune: str, by: Pri
         raise InvalidInput("mutation.reason_required")
     if not data.source_ids:
         raise InvalidInput("mutation.source_required")
-    not_future(data.occurred_on, "occurred_on")
+    bounds.check("mutation.occurred_on", data.occurred_on, field="occurred_on")
     return [s["id"] for s in sources_of(session, data.source_ids, commune_code=commune, by=by)]
 
 
@@ -121,6 +120,7 @@ def _child_geometries(session: Session, children: Sequence[Child], crs: int) -> 
     """Each child as storage EWKB (hex), valid and polygonal, or a 422 naming it."""
     out = []
     for index, child in enumerate(children, start=1):
+        bounds.check("parcel.declared_area_m2", child.values.get("declared_area_m2"), field="declared_area_m2")
         try:
             wkb = parcels._to_storage_wkb(child.geometry, crs)
         except InvalidInput as error:
@@ -393,6 +393,7 @@ def merge(session: Session, *, parcel_ids: Sequence[str], child: Child, end_righ
     for parent in parents:
         _free_to_change(session, parent)
     sources = _record_sources(session, data, commune, by)
+    bounds.check("parcel.declared_area_m2", child.values.get("declared_area_m2"), field="declared_area_m2")
     ids = [p.parcel_id for p in parents]
     pieces, ewkb = session.execute(text("""
         SELECT ST_NumGeometries(u), encode(ST_AsEWKB(ST_Multi(u)), 'hex')

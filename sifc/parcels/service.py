@@ -27,7 +27,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from sifc import journal
+from sifc import bounds, journal
 from sifc.auth.principal import Action, Principal, require
 from sifc.crs import in_domain
 from sifc.errors import Conflict, Gone, InvalidInput, NotFound
@@ -279,6 +279,8 @@ def _check_nicad(session: Session, nicad: str | None, exclude: uuid.UUID | None)
 
 def _insert_version(session: Session, pid: uuid.UUID, version: int, values: dict[str, Any], ewkb: str,
                     *, action: str, author: str, reason: str | None, batch_id: Any = None) -> None:
+    # Every writer of a version comes here (create, update, mutations): the bounds of sifc.bounds.
+    bounds.check("parcel.declared_area_m2", values.get("declared_area_m2"), field="declared_area_m2")
     try:
         with session.begin_nested():
             session.execute(text("""
@@ -307,6 +309,7 @@ def create(session: Session, *, data: ParcelInput, author: str, tolerances: Tole
     if data.geometry is None:
         raise InvalidInput("parcel.geometry_required")
     values = dict(data.values)
+    bounds.check("parcel.declared_area_m2", values.get("declared_area_m2"), field="declared_area_m2")
     values["nicad"] = nicad_rules.clean(values.get("nicad"))
     ewkb, commune = _checked_geometry(session, _to_storage_wkb(data.geometry, data.input_crs), data.input_crs,
                                       exclude=None, commune=values.get("commune_code"), tolerances=tolerances,
@@ -368,6 +371,7 @@ def update(session: Session, *, parcel_id: str, data: ParcelInput, author: str,
     refuse_if_frozen(session, pid)
     values = {k: current[k] for k in (*CONTENT_FIELDS, "source_id")}
     changes = dict(data.values)
+    bounds.check("parcel.declared_area_m2", changes.get("declared_area_m2"), field="declared_area_m2")
     if "nicad" in changes:
         changes["nicad"] = nicad_rules.clean(changes["nicad"])
     values.update(changes)

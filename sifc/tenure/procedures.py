@@ -21,7 +21,7 @@ import orjson
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from sifc import journal
+from sifc import bounds, journal
 from sifc.auth.principal import Principal
 from sifc.errors import Conflict, InvalidInput, NotFound
 from sifc.personal import FREE_TEXT_FIELDS
@@ -31,7 +31,6 @@ from sifc.tenure.common import (
     authorise,
     check_expected,
     current_parcel,
-    not_future,
     parse_id,
     refuse_if_frozen,
     shares,
@@ -111,7 +110,7 @@ def register(session: Session, *, data: ProcedureInput, by: Principal | None, au
              synthetic: bool = False) -> str:
     """Register a request for an affectation on a parcel; return the procedure's id."""
     pid = parse_id(data.parcel_id, key="parcel.not_found", kind="parcelle")
-    not_future(data.registered_on, "registered_on")
+    bounds.check("procedure.registered_on", data.registered_on, field="registered_on")
     parcel = current_parcel(session, pid)
     authorise(by, parcel.commune_code)
     parcel = current_parcel(session, pid, lock=True)
@@ -226,7 +225,8 @@ def _check_step(step: StepInput, steps: list[Any]) -> None:
         expected = ORDER[ORDER.index(current) + 1]
         if step.step != expected:
             raise Conflict("procedure.out_of_order", step=step.step, expected=expected, state=current)
-    not_future(step.occurred_on, "occurred_on")
+    bounds.check("procedure.occurred_on", step.occurred_on, field="occurred_on")
+    bounds.check_json(step.details, field="details")
     last = steps[-1]["occurred_on"]
     if step.occurred_on < last:
         raise InvalidInput("procedure.date_before_previous", date=last.isoformat())

@@ -24,7 +24,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from sifc import journal
+from sifc import bounds, journal
 from sifc.auth.principal import Principal
 from sifc.errors import Conflict, InvalidInput, NotFound
 from sifc.models import RRR_TYPES
@@ -36,7 +36,6 @@ from sifc.tenure.common import (
     check_expected,
     close_version,
     current_parcel,
-    not_future,
     parse_id,
     refuse_if_frozen,
     shares,
@@ -228,7 +227,7 @@ def create(session: Session, *, parcel_id: str, data: RightInput, by: Principal 
         raise InvalidInput("rrr.affectation_needs_procedure")
     if data.type == "titre_foncier" and not (data.tf_number or "").strip():
         raise InvalidInput("rrr.tf_number_required")
-    not_future(data.start_date, "start_date")
+    bounds.check("rrr.start_date", data.start_date, field="start_date")
     parcel = current_parcel(session, pid)
     authorise(by, parcel.commune_code)
     parcel = current_parcel(session, pid, lock=True)
@@ -341,6 +340,8 @@ def end(session: Session, *, rrr_id: str, end_date: date, cause: str, source_ids
         refuse_if_frozen(session, row["parcel_id"])
         if cause == "mainlevee":
             raise InvalidInput("rrr.mainlevee_for_restrictions")
+    bounds.check("rrr.end_date", end_date, field="end_date")
+    bounds.check("rrr.notice_date", notice_date, field="notice_date")
     if end_date < row["start_date"]:
         raise InvalidInput("rrr.end_before_start", start=row["start_date"].isoformat())
     parcel = current_parcel(session, row["parcel_id"])

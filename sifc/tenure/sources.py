@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from sifc import journal
+from sifc import bounds, journal
 from sifc.auth.principal import Principal
 from sifc.errors import InvalidInput, NotFound, TooLarge, UnsupportedFormat
 from sifc.models import APPROVING_AUTHORITIES, SOURCE_KINDS
@@ -55,6 +55,7 @@ def create(session: Session, *, data: SourceInput, by: Principal | None, author:
     """Record a source of a commune in ``by``'s scope; return its id."""
     if data.kind not in SOURCE_KINDS:
         raise InvalidInput("source.bad_kind", kind=data.kind, kinds=", ".join(SOURCE_KINDS))
+    bounds.check("source.document_date", data.document_date, field="document_date")
     if data.kind == "deliberation" and not (data.reference and data.council_session):
         raise InvalidInput("source.deliberation_fields")
     if data.kind == "approbation" and data.authority not in APPROVING_AUTHORITIES:

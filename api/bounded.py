@@ -1,0 +1,62 @@
+"""Request-schema types bounded by :mod:`sifc.bounds`: the API refuses (422) what the services and the database would.
+
+The numbers' bounds are in the OpenAPI document (``exclusiveMinimum``, ``maximum``); a date's
+bounds, one of which moves with the calendar ("not after tomorrow"), are in ``x-sifc-bounds``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, Field
+from pydantic_core import PydanticCustomError
+
+from sifc import bounds
+from sifc.errors import InvalidInput
+
+
+def _within(name: str) -> Callable[[Any], Any]:
+    def validate(value: Any) -> Any:
+        found = bounds.bound(name)
+        if not found.admits(value):
+            raise PydanticCustomError("out_of_bounds", "must lie within {bounds}",
+                                      {"bounds": found.describe("en"), "bounds_fr": found.describe()})
+        return value
+    return validate
+
+
+def _json(value: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return bounds.check_json(value, field="details")
+    except InvalidInput as error:
+        raise PydanticCustomError("json_out_of_bounds", "{reason}",
+                                  {"reason": error.message("en"), "reason_fr": error.message("fr")}) from error
+
+
+def _extra(name: str) -> dict[str, Any]:
+    return {"x-sifc-bounds": bounds.bound(name).describe("en")}
+
+
+_area = bounds.bound("parcel.declared_area_m2")
+DeclaredArea = Annotated[float, Field(gt=_area.low, le=_area.high, allow_inf_nan=False, description=(
+    "Superficie déclarée (m²) : positive, au plus celle du Sénégal (docs/bounds.md)."))]
+_carry = bounds.bound("mutation.carry_index")
+CarryIndex = Annotated[int, Field(ge=_carry.low, le=_carry.high)]
+
+SourceDate = Annotated[date, AfterValidator(_within("source.document_date")),
+                       Field(json_schema_extra=_extra("source.document_date"))]
+RightStart = Annotated[date, AfterValidator(_within("rrr.start_date")),
+                       Field(json_schema_extra=_extra("rrr.start_date"))]
+RightEndDate = Annotated[date, AfterValidator(_within("rrr.end_date")),
+                         Field(json_schema_extra=_extra("rrr.end_date"))]
+NoticeDate = Annotated[date, AfterValidator(_within("rrr.notice_date")),
+                       Field(json_schema_extra=_extra("rrr.notice_date"))]
+ProcedureDate = Annotated[date, AfterValidator(_within("procedure.registered_on")),
+                          Field(json_schema_extra=_extra("procedure.registered_on"))]
+StepDate = Annotated[date, AfterValidator(_within("procedure.occurred_on")),
+                     Field(json_schema_extra=_extra("procedure.occurred_on"))]
+MutationDate = Annotated[date, AfterValidator(_within("mutation.occurred_on")),
+                         Field(json_schema_extra=_extra("mutation.occurred_on"))]
+JsonDetails = Annotated[dict[str, Any], AfterValidator(_json)]
