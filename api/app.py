@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api import access_log, openapi_links, problems
-from api.middleware import RefuseNul
+from api.middleware import BodyLimit, PublicHost, RefuseNul, SecurityHeaders
 from api.routers import (
     admin,
     auth,
@@ -59,12 +59,18 @@ def create_app(settings: Settings) -> FastAPI:
             await read_pool.close()
             engine.dispose()
 
-    app = FastAPI(title="SIFC", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    # /docs and /redoc are pages of the web router: their assets come from the service, not a CDN.
+    app = FastAPI(title="SIFC", version=__version__, description=DESCRIPTION, lifespan=lifespan,
+                  docs_url=None, redoc_url=None)
     app.state.settings = settings
     problems.install(app)
     access_log.install()
 
+    # The last added runs first: headers on every answer, then the Host, then the body's size.
     app.add_middleware(RefuseNul)
+    app.add_middleware(BodyLimit, settings=settings)
+    app.add_middleware(PublicHost, settings=settings)
+    app.add_middleware(SecurityHeaders, settings=settings)
 
     app.include_router(health.router)
     app.include_router(auth.router)

@@ -34,3 +34,10 @@ def rate_limited(name: str, per_minute: Callable[[Settings], int], message_key: 
             raise TooManyRequests(message_key, retry_after=wait)
 
     return Depends(limit)
+
+
+# The anonymous heavy questions (docs/limits.md): each scans a commune or more, or a posted geometry.
+# The exports, documents (PDF) and dashboard images share the exports' bucket; items, point lookups
+# and tiles are never limited.
+AnalysisRateLimited = rate_limited("analysis", lambda settings: settings.analysis_rate_per_minute,
+                                   "analysis.rate_limited")

@@ -607,7 +607,9 @@ def serve(
     from api.app import create_app
     from sifc.imports.supervisor import WorkerSupervisor
 
-    settings = State.settings()
+    # The address it listens on is the public base URL's default (SIFC_PUBLIC_URL): the same --host/--port.
+    configured = State.settings()
+    settings = configured.model_copy(update={"host": host or configured.host, "port": port or configured.port})
     supervisor = WorkerSupervisor(settings.import_workers if import_workers is None else import_workers)
     supervisor.start()
     application = create_app(settings)
@@ -616,7 +618,7 @@ def serve(
     gc.collect()
     gc.freeze()
     try:
-        uvicorn.run(application, host=host or settings.host, port=port or settings.port,
+        uvicorn.run(application, host=settings.host, port=settings.port,
                     log_level="info", proxy_headers=settings.forwarded_allow_ips is not None,
                     forwarded_allow_ips=settings.forwarded_allow_ips)
     finally:

@@ -8,6 +8,7 @@ bound parameters.
 
 from __future__ import annotations
 
+import math
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -21,7 +22,6 @@ from sifc.crs import to_storage_sql
 from sifc.db import Statement
 from sifc.errors import InvalidInput, NotFound
 from sifc.ogc_filter import SQL_TYPES, SqlFilter
-from sifc.parcels.spatial import bbox_values
 from sifc.personal import refuse as refuse_personal
 from sifc.territories.service import LEVELS, json_object_sql, property_expressions
 
@@ -198,9 +198,28 @@ def collection(session: Session, collection_id: str, base: str) -> dict[str, Any
     return _describe(session, _collection(collection_id), base)
 
 
+def bbox_numbers(raw: str) -> tuple[float, float, float, float]:
+    """The x and y bounds of a 2-D bbox (4 numbers) or a 3-D one (6: minx,miny,minz,maxx,maxy,maxz).
+
+    Part 1 defines ``bbox`` as 4 or 6 numbers (/req/core/fc-bbox-definition); the heights of a
+    3-D box are ignored, since every geometry served is 2-D. Any other count is refused.
+    """
+    try:
+        values = [float(v) for v in raw.split(",")]
+    except ValueError as error:
+        raise InvalidInput("spatial.bad_bbox", bbox=raw[:100]) from error
+    if len(values) not in (4, 6) or not all(math.isfinite(v) for v in values):
+        raise InvalidInput("spatial.bad_bbox", bbox=raw[:100])
+    if len(values) == 6:
+        if values[2] > values[5]:
+            raise InvalidInput("spatial.bad_bbox", bbox=raw[:100])
+        return values[0], values[1], values[3], values[4]
+    return values[0], values[1], values[2], values[3]
+
+
 def parse_bbox(raw: str, bbox_crs: str = CRS84) -> tuple[float, float, float, float, int]:
-    """A bbox ``minx,miny,maxx,maxy`` in ``bbox_crs`` (EPSG:4326: latitude first), as (x0, y0, x1, y1, srid)."""
-    minx, miny, maxx, maxy = bbox_values(raw)
+    """A bbox (4 or 6 numbers) in ``bbox_crs`` (EPSG:4326: latitude first), as (x0, y0, x1, y1, srid)."""
+    minx, miny, maxx, maxy = bbox_numbers(raw)
     srid, latitude_first, _ = SUPPORTED_CRS[check_crs(bbox_crs)]
     if latitude_first:
         minx, miny, maxx, maxy = miny, minx, maxy, maxx

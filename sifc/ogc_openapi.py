@@ -38,8 +38,9 @@ PARAMETERS: dict[str, dict[str, Any]] = {
                     {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT}),
     "offset": _query("offset", "Rang de la première entité de la page (les liens `next` et `prev` le portent).",
                      {"type": "integer", "minimum": 0, "maximum": 1_000_000_000, "default": 0}),
-    "bbox": _query("bbox", "Emprise minx,miny,maxx,maxy dans `bbox-crs` (CRS84 par défaut).",
-                   {"type": "array", "minItems": 4, "maxItems": 4, "items": {"type": "number"}}),
+    "bbox": _query("bbox", "Emprise minx,miny,maxx,maxy, ou minx,miny,minz,maxx,maxy,maxz (les hauteurs sont "
+                           "ignorées), dans `bbox-crs` (CRS84 par défaut).",
+                   {"type": "array", "minItems": 4, "maxItems": 6, "items": {"type": "number"}}),
     "bbox-crs": _query("bbox-crs", "SCR de `bbox`.", CRS_SCHEMA),
     "crs": _query("crs", "SCR des géométries servies (CRS84 par défaut ; EPSG:4326 en latitude, longitude).",
                   CRS_SCHEMA),

@@ -10,6 +10,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -20,6 +21,7 @@ from sifc.errors import ConfigurationError
 DEFAULT_SECRET = "dev-only-change-me-this-is-not-a-secret"  # 32+ bytes: HS256 warns below
 MIN_SECRET_LENGTH = 32  # HS256 keys should carry at least 256 bits (RFC 7518 §3.2)
 REPO_DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 
 
 def normalize_database_url(value: str) -> str:
@@ -65,6 +67,21 @@ class Settings(BaseSettings):
         "Addresses or networks (comma-separated, CIDR allowed) of the reverse proxies whose "
         "X-Forwarded-For/-Proto the service believes; unset: forwarded headers are ignored, and "
         "the client is the TCP peer (production profile: the proxy's network)."))
+    public_url: str | None = Field(default=None, description=(
+        "The service's public base URL (scheme://host[:port], no path): every absolute URL the service writes "
+        "(OGC links, TileJSON, the import Location, the verification URL printed on documents) starts with it, "
+        "never with a Host header a client chose. Unset: http://{host}:{port} the service was started on "
+        "(127.0.0.1 when it listens on every address). Behind a proxy: the proxy's public URL."))
+    allowed_hosts: list[str] | None = Field(default=None, description=(
+        "Host names (without port) a request's Host header may carry; any other host is refused (400). "
+        "Unset: the public URL's host and the loopback names (localhost, 127.0.0.1, ::1). "
+        "Environment: SIFC_ALLOWED_HOSTS='[\"sifc.bargny.sn\", \"10.0.0.5\"]'."))
+    max_json_bytes: int = Field(default=2 * 1024**2, ge=1024, description=(
+        "Largest body of a JSON or form request (every route that takes a body but an upload), refused "
+        "with 413 before it is parsed."))
+    analysis_rate_per_minute: int = Field(default=60, ge=1, description=(
+        "Heavy spatial questions per minute per client (POST /parcels/intersecting, the quality checks of a "
+        "commune, statistics), as a burst refilled evenly; beyond: 429 and Retry-After."))
     max_simplify_tolerance_m: float = 5000.0
     upload_dir: Path = Field(default_factory=lambda: Path.home() / ".local" / "share" / "sifc" / "uploads",
                              description="Where uploaded files wait for (and stay after) their import job.")
@@ -107,6 +124,25 @@ class Settings(BaseSettings):
             raise ConfigurationError("config.basemap_url")
         return value
 
+    @field_validator("public_url")
+    @classmethod
+    def _origin(cls, value: str | None) -> str | None:
+        if not value or not value.strip():
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.path.strip("/") \
+                or parts.query or parts.fragment or parts.username or parts.password:
+            raise ConfigurationError("config.public_url", url=value[:200])
+        default_port = {"http": 80, "https": 443}[parts.scheme]
+        host = parts.hostname or ""
+        host = f"[{host}]" if ":" in host else host
+        return f"{parts.scheme}://{host}" + (f":{parts.port}" if parts.port not in (None, default_port) else "")
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _host_names(cls, value: list[str] | None) -> list[str] | None:
+        return [host.strip().lower().strip("[]") for host in value if host.strip()] if value else None
+
     @field_validator("database_url", "admin_database_url")
     @classmethod
     def _psycopg_driver(cls, value: str | None) -> str | None:
@@ -118,6 +154,21 @@ class Settings(BaseSettings):
         if self.environment == "production" and (secret == DEFAULT_SECRET or len(secret.strip()) < MIN_SECRET_LENGTH):
             raise ConfigurationError("config.weak_secret", length=MIN_SECRET_LENGTH)
         return self
+
+    @property
+    def public_base(self) -> str:
+        """The public base URL, without a trailing slash (see ``public_url``)."""
+        if self.public_url:
+            return self.public_url
+        host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(self.host, self.host)
+        return f"http://{f'[{host}]' if ':' in host else host}:{self.port}"
+
+    @property
+    def public_hosts(self) -> frozenset[str]:
+        """The host names a request may name in its Host header (see ``allowed_hosts``)."""
+        if self.allowed_hosts:
+            return frozenset(self.allowed_hosts)
+        return frozenset({(urlsplit(self.public_base).hostname or "").lower(), *LOOPBACK_NAMES})
 
     @property
     def tile_cache_control(self) -> str:

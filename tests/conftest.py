@@ -51,9 +51,12 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     # Exports are rate limited per client (issue 7); the suite (and the servers it starts) exports far more.
     os.environ.setdefault("SIFC_EXPORT_RATE_PER_MINUTE", "1000000")
     os.environ.setdefault("SIFC_IMPORT_RATE_PER_MINUTE", "1000000")
+    os.environ.setdefault("SIFC_ANALYSIS_RATE_PER_MINUTE", "1000000")
     # Uploads of this run (and of the servers it starts) stay in its own scratch folder.
     os.environ["SIFC_UPLOAD_DIR"] = str(tmp_path_factory.mktemp("uploads"))
-    built = Settings(environment="test")
+    # TestClient sends "Host: testserver": the in-process apps allow it (and only it) explicitly, and
+    # write their links from it; the servers the suite starts use the address they listen on.
+    built = Settings(environment="test", public_url="http://testserver", allowed_hosts=["testserver"])
     assert "test" in (built.db_url.database or ""), "tests refuse to run on a non-test database"
     return built
 

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Path, Request
 from fastapi.responses import Response
 
 from api.deps import SessionDep
+from api.limits import AnalysisRateLimited
 from api.problems import language
 from api.routers.exports import RateLimited
 from sifc import dashboard_charts, dashboards
@@ -52,7 +53,7 @@ def dashboard_pdf(request: Request, session: SessionDep, level: Level, code: Cod
                     headers={"Content-Language": lang, "Content-Disposition": f'inline; filename="{name}"'})
 
 
-@router.get("/dashboards/{level}/{code}",
+@router.get("/dashboards/{level}/{code}", dependencies=[AnalysisRateLimited],
             summary="Tableau de bord d'une commune ou d'un pôle (JSON ; .png et .pdf : le même en image, en PDF)")
 def dashboard(session: SessionDep, level: Level, code: Code) -> dict[str, Any]:
     """Parcelles par usage et par régime foncier (nombre, surface), couverture NICAD (part et

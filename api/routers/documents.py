@@ -42,7 +42,9 @@ def _secret(settings: Settings) -> str:
 
 
 def _verify_url(request: Request) -> str:
-    return str(request.base_url).rstrip("/") + verification.VERIFY_PATH
+    # The public base URL (SIFC_PUBLIC_URL), never the Host the client sent: it is printed on the document.
+    settings: Settings = request.app.state.settings
+    return settings.public_base + verification.VERIFY_PATH
 
 
 def _pdf(content: bytes, name: str) -> Response:

@@ -91,7 +91,8 @@ def _discard(folder: Path) -> None:
 
 
 def _public(job: dict[str, Any], request: Request) -> dict[str, Any]:
-    base = str(request.url_for("get_import", job_id=str(job["id"])))
+    # From the public base URL (SIFC_PUBLIC_URL), never the Host the client sent.
+    base = request.app.state.settings.public_base + request.app.url_path_for("get_import", job_id=str(job["id"]))
     links = {"self": base}
     if job.pop("has_report"):
         links["report"] = f"{base}/report"

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from collections.abc import Callable
+from typing import Annotated, Any, Literal, TypeVar
 
 import orjson
 from fastapi import APIRouter, Path, Query, Request
@@ -11,6 +12,7 @@ from fastapi.responses import Response
 from api.deps import ReaderDep, SessionDep
 from api.responses import GEOJSON_RESPONSE, geojson
 from sifc import ogc, ogc_filter, ogc_openapi
+from sifc.settings import Settings
 
 router = APIRouter(prefix="/ogc", tags=["OGC API - Features"])
 OPENAPI_30 = "application/vnd.oai.openapi+json;version=3.0"
@@ -23,67 +25,87 @@ PropertiesParam = Annotated[str | None, Query(max_length=2000, description="Prop
 
 
 def _base(request: Request) -> str:
-    return str(request.base_url).rstrip("/")
+    """The public base URL (``SIFC_PUBLIC_URL``): links never echo the Host a client sent."""
+    settings: Settings = request.app.state.settings
+    return settings.public_base
 
 
-@router.get("", summary="Page d'accueil OGC API - Features")
+Endpoint = TypeVar("Endpoint", bound=Callable[..., Any])
+
+
+def _get(path: str, **options: Any) -> Callable[[Endpoint], Endpoint]:
+    """A GET at ``path`` and at ``path/``, both answered (no redirect), the second not in the OpenAPI document.
+
+    The abstract test suite of OGC API - Features Part 1 requests ``{root}/`` and wants 200 (/ats/core/root-op):
+    a client that does not follow redirects must find every resource with or without its trailing slash.
+    """
+
+    def register(endpoint: Endpoint) -> Endpoint:
+        router.get(f"{path}/", include_in_schema=False, **options)(endpoint)
+        return router.get(path, **options)(endpoint)
+
+    return register
+
+
+@_get("", summary="Page d'accueil OGC API - Features")
 def landing(request: Request) -> dict[str, object]:
     """Liens vers la définition de l'API, la conformité et les collections."""
     return ogc.landing(_base(request))
 
 
-@router.get("/api", summary="Définition OpenAPI 3.0 de l'API OGC", response_class=Response,
+@_get("/api", summary="Définition OpenAPI 3.0 de l'API OGC", response_class=Response,
             responses={200: {"content": {OPENAPI_30: {}}}})
 def api_definition(request: Request) -> Response:
     """Le document OpenAPI 3.0 de `/ogc` (paramètres `limit`, filtres par propriété de chaque collection)."""
     return Response(orjson.dumps(ogc_openapi.document(_base(request))), media_type=OPENAPI_30)
 
 
-@router.get("/conformance", summary="Classes de conformité")
+@_get("/conformance", summary="Classes de conformité")
 def conformance() -> dict[str, object]:
     """Les classes de conformité déclarées."""
     return {"conformsTo": ogc.CONFORMANCE}
 
 
-@router.get("/functions", summary="Fonctions CQL2")
+@_get("/functions", summary="Fonctions CQL2")
 def functions() -> dict[str, object]:
     """Les fonctions qu'un filtre CQL2 peut appeler (S_DWITHIN)."""
     return ogc.FUNCTIONS
 
 
-@router.get("/collections", summary="Collections")
+@_get("/collections", summary="Collections")
 def collections(request: Request, session: SessionDep) -> dict[str, object]:
     """Pôles, régions, départements, arrondissements, communes et parcelles en vigueur."""
     return ogc.collections(session, _base(request))
 
 
-@router.get("/collections/{collection_id}", summary="Une collection")
+@_get("/collections/{collection_id}", summary="Une collection")
 def collection(collection_id: CollectionId, request: Request, session: SessionDep) -> dict[str, object]:
     """Description et emprise (CRS84) d'une collection."""
     return ogc.collection(session, collection_id, _base(request))
 
 
-@router.get("/collections/{collection_id}/queryables", summary="Propriétés interrogeables (CQL2)",
+@_get("/collections/{collection_id}/queryables", summary="Propriétés interrogeables (CQL2)",
             response_class=Response, responses={200: {"content": {"application/schema+json": {}}}})
 def queryables(collection_id: CollectionId, request: Request) -> Response:
     """Le schéma JSON des propriétés qu'un filtre CQL2 peut nommer."""
     return Response(orjson.dumps(ogc.queryables(collection_id, _base(request))), media_type="application/schema+json")
 
 
-@router.get("/collections/{collection_id}/sortables", summary="Propriétés triables (sortby)",
+@_get("/collections/{collection_id}/sortables", summary="Propriétés triables (sortby)",
             response_class=Response, responses={200: {"content": {"application/schema+json": {}}}})
 def sortables(collection_id: CollectionId, request: Request) -> Response:
     """Le schéma JSON des propriétés que `sortby` peut nommer."""
     return Response(orjson.dumps(ogc.sortables(collection_id, _base(request))), media_type="application/schema+json")
 
 
-@router.get("/collections/{collection_id}/items", responses=GEOJSON_RESPONSE, response_class=Response,
+@_get("/collections/{collection_id}/items", responses=GEOJSON_RESPONSE, response_class=Response,
             summary="Entités d'une collection")
 async def items(collection_id: CollectionId, request: Request, reader: ReaderDep,
           limit: Annotated[int, Query(ge=1, description=f"Au plus {ogc.MAX_LIMIT} (au-delà : ramené à ce maximum).")]
           = ogc.DEFAULT_LIMIT,
           offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
-          bbox: Annotated[str | None, Query(max_length=200, description="minx,miny,maxx,maxy (dans `bbox-crs`)")]
+          bbox: Annotated[str | None, Query(max_length=200, description=(
+              "minx,miny,maxx,maxy, ou minx,miny,minz,maxx,maxy,maxz (z ignoré), dans `bbox-crs`"))]
           = None, bbox_crs: Annotated[str | None, Query(alias="bbox-crs", max_length=200)] = None,
           crs: CrsParam = None,
           filter: Annotated[str | None, Query(max_length=20_000, description="Filtre CQL2 (Part 3).")] = None,
@@ -111,7 +133,7 @@ async def items(collection_id: CollectionId, request: Request, reader: ReaderDep
     return geojson(body, headers={"Content-Crs": f"<{served}>"})
 
 
-@router.get("/collections/{collection_id}/items/{feature_id}", responses=GEOJSON_RESPONSE,
+@_get("/collections/{collection_id}/items/{feature_id}", responses=GEOJSON_RESPONSE,
             response_class=Response, summary="Une entité")
 def item(collection_id: CollectionId, feature_id: Annotated[str, Path(max_length=100)], request: Request,
          session: SessionDep, crs: CrsParam = None, properties: PropertiesParam = None) -> Response:

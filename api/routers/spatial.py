@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Path, Query
+from fastapi import APIRouter, Body, Depends, Path, Query, Request
 from fastapi.responses import Response
 from geojson_pydantic.geometries import Geometry
 
 from api.deps import ReaderDep, SessionDep
+from api.limits import AnalysisRateLimited
 from api.responses import GEOJSON_RESPONSE, geojson
 from sifc.parcels import quality, spatial
 
@@ -48,7 +49,21 @@ def parcels_in_bbox(session: SessionDep,
                                    crs=_srid(crs)))
 
 
-@router.post("/parcels/intersecting", responses=GEOJSON_RESPONSE, response_class=Response,
+async def vertices_first(request: Request) -> None:
+    """Refuse a posted geometry of too many vertices on its parsed JSON, before a model or a shape is built.
+
+    Dependencies run before the body is validated: a million-vertex polygon is refused after counting
+    ``MAX_VERTICES`` positions, instead of after seconds spent building its model and its shape.
+    """
+    try:
+        posted = await request.json()  # parsed once: FastAPI reads the same cached body
+    except ValueError:
+        return  # not JSON: the body's own validation answers
+    spatial.refuse_detailed(posted)
+
+
+@router.post("/parcels/intersecting", dependencies=[AnalysisRateLimited, Depends(vertices_first)],
+             responses=GEOJSON_RESPONSE, response_class=Response,
              summary="Parcelles en vigueur qui rencontrent une géométrie")
 def parcels_intersecting(session: SessionDep, geometry: Annotated[Geometry, Body()],
                          geometry_crs: Annotated[Literal["EPSG:4326", "EPSG:32628"],
@@ -88,7 +103,8 @@ def parcel_neighbours(session: SessionDep, parcel_id: Annotated[str, Path(max_le
 CommuneCode = Annotated[str, Path(max_length=100)]
 
 
-@router.get("/communes/{code}/overlaps", responses=GEOJSON_RESPONSE, response_class=Response,
+@router.get("/communes/{code}/overlaps", dependencies=[AnalysisRateLimited],
+            responses=GEOJSON_RESPONSE, response_class=Response,
             summary="Chevauchements entre parcelles en vigueur d'une commune")
 def commune_overlaps(session: SessionDep, code: CommuneCode, limit: Limit = 1000,
                      crs: CrsParam = "EPSG:4326") -> Response:
@@ -96,7 +112,8 @@ def commune_overlaps(session: SessionDep, code: CommuneCode, limit: Limit = 1000
     return geojson(quality.overlaps(session, commune=code, crs=_srid(crs), limit=limit))
 
 
-@router.get("/communes/{code}/boundary-issues", responses=GEOJSON_RESPONSE, response_class=Response,
+@router.get("/communes/{code}/boundary-issues", dependencies=[AnalysisRateLimited],
+            responses=GEOJSON_RESPONSE, response_class=Response,
             summary="Parcelles hors de leur commune ou à cheval sur sa limite")
 def commune_boundary_issues(session: SessionDep, code: CommuneCode, limit: Limit = 1000,
                             crs: CrsParam = "EPSG:4326") -> Response:
@@ -104,7 +121,8 @@ def commune_boundary_issues(session: SessionDep, code: CommuneCode, limit: Limit
     return geojson(quality.boundary_issues(session, commune=code, crs=_srid(crs), limit=limit))
 
 
-@router.get("/communes/{code}/gaps", responses=GEOJSON_RESPONSE, response_class=Response,
+@router.get("/communes/{code}/gaps", dependencies=[AnalysisRateLimited],
+            responses=GEOJSON_RESPONSE, response_class=Response,
             summary="Interstices plus étroits qu'une largeur entre parcelles voisines")
 def commune_gaps(session: SessionDep, code: CommuneCode,
                  width: Annotated[float, Query(gt=0, le=quality.MAX_GAP_WIDTH_M, description="Largeur (m).")] = 0.5,
@@ -113,7 +131,8 @@ def commune_gaps(session: SessionDep, code: CommuneCode,
     return geojson(quality.gaps(session, commune=code, width_m=width, crs=_srid(crs), limit=limit))
 
 
-@router.get("/stats/{level}/{code}", summary="Statistiques des parcelles d'une commune, d'un département, d'un pôle")
+@router.get("/stats/{level}/{code}", dependencies=[AnalysisRateLimited],
+            summary="Statistiques des parcelles d'une commune, d'un département, d'un pôle")
 def unit_statistics(session: SessionDep, level: Literal["commune", "department", "pole"],
                     code: Annotated[str, Path(max_length=100)]) -> dict[str, Any]:
     """Nombre, surfaces totale et moyenne, répartition par usage et par régime foncier, part avec NICAD."""

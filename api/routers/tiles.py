@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Header, Path, Query, Request
+from fastapi import APIRouter, Header, Path, Query
 from fastapi.responses import Response
 
 from api.deps import ReaderDep, SessionDep, SettingsDep
@@ -24,9 +24,9 @@ TILE_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 
 @router.get("", summary="Couches tuilées")
-def index(request: Request) -> dict[str, Any]:
+def index(settings: SettingsDep) -> dict[str, Any]:
     """Les collections servies en tuiles vectorielles, avec leur TileJSON."""
-    base = str(request.base_url).rstrip("/")
+    base = settings.public_base  # SIFC_PUBLIC_URL: never the Host a client sent
     return {"tileMatrixSet": "WebMercatorQuad", "layers": [
         {"id": spec.id, "title": spec.title, "minzoom": spec.minzoom, "maxzoom": spec.maxzoom,
          "tilejson": f"{base}/tiles/{spec.id}/tilejson.json",
@@ -34,13 +34,13 @@ def index(request: Request) -> dict[str, Any]:
 
 
 @router.get("/{collection}/tilejson.json", summary="TileJSON 3.0.0 d'une couche")
-def tilejson(collection: Collection, request: Request, session: SessionDep,
+def tilejson(collection: Collection, session: SessionDep, settings: SettingsDep,
              properties: Properties = None) -> dict[str, Any]:
     """Modèle d'URL des tuiles, zooms, emprise (WGS 84) et attributs de la couche ; `properties` est reporté
     dans le modèle d'URL."""
     names = tiles.properties(collection, properties)
     query = "" if properties is None else urlencode({"properties": properties})
-    return tiles.tilejson(session, collection, base=str(request.base_url).rstrip("/"), names=names, query=query)
+    return tiles.tilejson(session, collection, base=settings.public_base, names=names, query=query)
 
 
 @router.get("/{collection}/{z}/{x}/{y}.mvt", response_class=Response, responses=TILE_RESPONSES,

@@ -4,7 +4,9 @@ Its own files come from ``web/src``; its one third-party asset, MapLibre GL JS, 
 registry at build time (``scripts/web.sh``: ``npm ci --prefix web``) and served from
 ``web/node_modules/maplibre-gl/dist`` under ``/app/vendor/maplibre-gl/`` — never from a CDN, so the map works
 on a commune's network without Internet. MapLibre's licence (BSD-3-Clause) is served beside it
-(``/app/vendor/maplibre-gl/LICENSE.txt``).
+(``/app/vendor/maplibre-gl/LICENSE.txt``). The API documentation (Swagger UI at ``/docs``, ReDoc at ``/redoc``)
+is served the same way, from ``swagger-ui-dist`` and ``redoc``, with start-up scripts of its own in
+``web/src/docs`` (the Content-Security-Policy forbids inline scripts: docs/security-headers.md).
 
 Every route is explicit (nothing catches all paths, so no API route is shadowed), the router is included
 last, and the routes stay out of the OpenAPI document (``include_in_schema=False``).
@@ -24,6 +26,19 @@ router = APIRouter(include_in_schema=False)
 WEB = Path(__file__).resolve().parents[2] / "web"
 SOURCE = WEB / "src"
 MAPLIBRE = WEB / "node_modules" / "maplibre-gl" / "dist"
+DOCS = SOURCE / "docs"
+# The API documentation's assets (Swagger UI at /docs, ReDoc at /redoc), from the npm registry too
+# (web/package.json): only the files the pages load, and each package's licence.
+SWAGGER_UI = WEB / "node_modules" / "swagger-ui-dist"
+REDOC = WEB / "node_modules" / "redoc"
+VENDORED = {
+    "swagger-ui": {"swagger-ui-bundle.js": SWAGGER_UI, "swagger-ui-bundle.js.map": SWAGGER_UI,
+                   "swagger-ui.css": SWAGGER_UI, "swagger-ui.css.map": SWAGGER_UI,
+                   "favicon-32x32.png": SWAGGER_UI, "favicon-16x16.png": SWAGGER_UI, "oauth2-redirect.js": SWAGGER_UI,
+                   "LICENSE.txt": SWAGGER_UI / "LICENSE"},
+    "redoc": {"redoc.standalone.js": REDOC / "bundles", "redoc.standalone.js.map": REDOC / "bundles",
+              "LICENSE.txt": REDOC / "LICENSE"},
+}
 MEDIA_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
                ".css": "text/css; charset=utf-8", ".map": "application/json", ".txt": "text/plain; charset=utf-8",
                ".svg": "image/svg+xml", ".png": "image/png"}
@@ -48,6 +63,49 @@ def index() -> FileResponse:
 def maplibre(name: str) -> FileResponse:
     """MapLibre GL JS (script, style sheet, source maps) and its LICENSE.txt, as installed by npm."""
     return _file(MAPLIBRE, name)
+
+
+@router.get("/app/vendor/{package}/{name}")
+def vendored(package: str, name: str) -> FileResponse:
+    """Swagger UI's and ReDoc's files (and licences) as installed by npm; nothing else of their packages."""
+    where = VENDORED.get(package, {}).get(name)
+    if where is None:
+        raise NotFound()
+    if where.name == "LICENSE":
+        if not where.is_file():
+            raise NotFound()
+        return FileResponse(where, media_type=MEDIA_TYPES[".txt"], headers=NO_CACHE)
+    return _file(where, name)
+
+
+@router.get("/docs")
+def swagger_ui() -> FileResponse:
+    """The interactive documentation of the API (Swagger UI), every file from the service."""
+    return _file(DOCS, "swagger.html")
+
+
+@router.get("/docs/oauth2-redirect")
+def swagger_ui_oauth2_redirect() -> FileResponse:
+    """Swagger UI's OAuth2 redirect page (its script is a file of its own: no inline script)."""
+    return _file(SWAGGER_UI, "oauth2-redirect.html")
+
+
+@router.get("/docs/oauth2-redirect.js")
+def swagger_ui_oauth2_redirect_script() -> FileResponse:
+    """The script of the redirect page, which names it relatively."""
+    return _file(SWAGGER_UI, "oauth2-redirect.js")
+
+
+@router.get("/redoc")
+def redoc() -> FileResponse:
+    """The reference documentation of the API (ReDoc), every file from the service."""
+    return _file(DOCS, "redoc.html")
+
+
+@router.get("/app/docs/{name}")
+def docs_asset(name: str) -> FileResponse:
+    """The documentation pages' own start-up scripts (no inline script: the policy forbids them)."""
+    return _file(DOCS, name)
 
 
 @router.get("/app/config.json")

@@ -92,6 +92,29 @@ def at_point_statement(*, lon: float, lat: float, crs: int = 4326) -> Statement:
     return _collection_statement(f"ST_Covers(p.geom, {_point_sql(lon, lat)})", params, crs=crs)
 
 
+def refuse_detailed(geometry: Any, limit: int = MAX_VERTICES) -> Any:
+    """``geometry`` (GeoJSON as parsed JSON) if it has at most ``limit`` positions, else a refusal.
+
+    Counted on the plain lists, before a model or a shape is built from them: a million-vertex
+    polygon is refused after ``limit`` positions, not after seconds of validation (the limit is
+    the one :func:`intersecting` applies).
+    """
+    count = 0
+    pending = [geometry]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict):
+            pending.extend(value for key, value in item.items() if key in ("coordinates", "geometries"))
+        elif isinstance(item, list):
+            if item and not isinstance(item[0], (list, dict)):
+                count += 1
+                if count > limit:
+                    raise InvalidInput("spatial.too_many_vertices", limit=limit)
+            else:
+                pending.extend(item)
+    return geometry
+
+
 def bbox_values(raw: str) -> tuple[float, float, float, float]:
     """The four finite numbers of a ``minx,miny,maxx,maxy`` text, or a refusal naming it."""
     try:

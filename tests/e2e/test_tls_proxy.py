@@ -145,6 +145,7 @@ def stack(demo: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     assert checked.returncode == 0, checked.stderr
     server = start_server(demo, api_port, folder / "api.log", extra_env={
         "SIFC_FORWARDED_ALLOW_IPS": "127.0.0.1",  # nginx reaches the API from 127.0.0.1
+        "SIFC_PUBLIC_URL": f"https://127.0.0.1:{https_port}",  # the proxy's address, the one clients use
         "SIFC_MAX_UPLOAD_BYTES": str(UPLOAD_LIMIT),
         "SIFC_LOGIN_RATE_PER_IP": str(SIGN_IN_RATE),
         "SIFC_IMPORT_WORKERS": "0",
@@ -231,11 +232,24 @@ def test_the_api_sees_the_client_address_and_scheme(stack: Stack) -> None:
     log = stack.api_log.read_text()
     assert re.search(r"127\.0\.0\.2:\d+ - \"POST /auth/token HTTP/1\.1\" 429", log), log[-2000:]
 
-    # X-Forwarded-Proto and the Host with its port: the API's absolute links are the public ones.
+    # SIFC_PUBLIC_URL is the proxy's address: the API's absolute links are the public ones.
     status, _, body = stack.request("GET", "/ogc")
     assert status == 200
     hrefs = [link["href"] for link in json.loads(body)["links"]]
     assert hrefs and all(href.startswith(f"https://127.0.0.1:{stack.https_port}/") for href in hrefs), hrefs
+
+
+def test_a_host_the_service_does_not_serve_is_refused_through_the_proxy(stack: Stack) -> None:
+    # nginx passes the client's Host on; the API refuses a name that is not its own (DNS rebinding,
+    # links and documents built from a forged Host).
+    status, headers, body = stack.request("GET", "/ogc/collections/parcels/items?limit=1",
+                                          headers={"Host": "evil.example"})
+    assert status == 400
+    assert headers["Content-Type"] == "application/problem+json"
+    assert b"evil.example" not in body
+    # The names of the service itself (public, loopback) are answered, with the public links.
+    status, _, body = stack.request("GET", "/ogc", headers={"Host": f"localhost:{stack.https_port}"})
+    assert status == 200 and b"localhost" not in body
 
 
 def test_an_upload_over_the_limit_is_refused_by_the_proxy(stack: Stack) -> None:

@@ -78,24 +78,54 @@ def browser_context(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object
         context.close()
 
 
+# The page's policy forbids eval: every predicate is a function (Playwright calls it, never evals a string).
+CSP_WATCH = """
+window.__csp = [];
+document.addEventListener("securitypolicyviolation",
+                          (e) => window.__csp.push(`${e.violatedDirective} ${e.blockedURI} ${e.sourceFile}:${e.lineNumber}`));
+"""
+
+
 @contextmanager
-def _open_app(browser_context, server: str, *also_allowed: str) -> Iterator[object]:
-    """The application of ``server`` in a new page with empty storage; on leaving, no script error happened
-    and nothing was fetched but from the service (and ``also_allowed`` origins)."""
+def _watched(browser_context, server: str, *also_allowed: str, blocked: tuple[str, ...] = ()) -> Iterator[object]:
+    """A new page; on leaving, no script error, no Content-Security-Policy violation (events and console)
+    happened, and nothing was fetched but from the service (and ``also_allowed`` origins).
+
+    ``blocked``: outside URLs a page names and the policy is expected to stop (they never leave the browser).
+    """
     page = browser_context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
+    refused: list[str] = []
+    page.on("console", lambda message: refused.append(message.text)
+            if "Content Security Policy" in message.text or "Content-Security-Policy" in message.text else None)
+    page.add_init_script(CSP_WATCH)
     external: list[str] = []
     page.on("request", lambda request: None if request.url.startswith((server, *also_allowed, "data:", "blob:"))
             else external.append(request.url))
-    page.goto(server + "/")
-    page.evaluate("sessionStorage.clear(); localStorage.clear()")
-    page.reload()
-    page.wait_for_function("window.sifc && window.sifc.map && window.sifc.map.loaded()")
+    reached: list[str] = []
+    page.on("requestfinished", lambda request: None if request.url.startswith(
+        (server, *also_allowed, "data:", "blob:")) else reached.append(request.url))
     yield page
+    refused += page.evaluate("window.__csp || []")
     assert not errors, errors
-    assert not external, f"the application fetched from outside the service: {external[:5]}"
+    assert not [text for text in refused if not any(url in text for url in blocked)], \
+        f"the policy refused: {refused[:5]}"
+    assert not [url for url in external if not url.startswith(blocked)], \
+        f"the page fetched from outside the service: {external[:5]}"
+    assert not reached, f"a request left the machine: {reached[:5]}"
     page.close()
+
+
+@contextmanager
+def _open_app(browser_context, server: str, *also_allowed: str) -> Iterator[object]:
+    """The application of ``server`` in a new page with empty storage (see :func:`_watched`)."""
+    with _watched(browser_context, server, *also_allowed) as page:
+        page.goto(server + "/")
+        page.evaluate("sessionStorage.clear(); localStorage.clear()")
+        page.reload()
+        page.wait_for_function("() => window.sifc && window.sifc.map && window.sifc.map.loaded()")
+        yield page
 
 
 @pytest.fixture
@@ -113,9 +143,9 @@ def _shot(page, name: str) -> Path:
 
 def _go(page, lon: float, lat: float, zoom: float) -> None:
     page.evaluate("([lon, lat, zoom]) => window.sifc.map.jumpTo({center: [lon, lat], zoom})", [lon, lat, zoom])
-    page.wait_for_function("window.sifc.map.loaded() && window.sifc.map.areTilesLoaded()")
+    page.wait_for_function("() => window.sifc.map.loaded() && window.sifc.map.areTilesLoaded()")
     page.wait_for_timeout(300)
-    page.wait_for_function("window.sifc.map.loaded()")
+    page.wait_for_function("() => window.sifc.map.loaded()")
 
 
 def _api(server: str, path: str) -> dict:
@@ -139,6 +169,38 @@ def test_map_loads_offline_with_communes_drawn_and_labelled(page, server):
     assert licence[0] == 200 and b"MapLibre" in licence[2]
 
 
+def test_the_policy_headers_are_sent_and_the_map_runs_under_them(page, server):
+    _go(page, *BARGNY, 16)  # tiles, MapLibre's blob: workers, the parcels drawn: no violation (checked on leaving)
+    assert _rendered(page, "parcels-fill") > 0
+    status, headers, _ = get(server + "/")
+    assert status == 200
+    policy = {name.lower(): value for name, value in headers.items()}
+    assert "worker-src 'self' blob:" in policy["content-security-policy"]
+    assert "frame-ancestors 'none'" in policy["content-security-policy"]
+    assert policy["x-frame-options"] == "DENY" and policy["x-content-type-options"] == "nosniff"
+    assert policy["referrer-policy"] == "same-origin"
+
+
+def test_the_api_documentation_renders_from_the_service_alone(browser_context, server):
+    with _watched(browser_context, server) as docs:
+        docs.goto(server + "/docs")
+        docs.wait_for_selector(".swagger-ui .opblock", state="visible")
+        assert docs.locator(".swagger-ui .opblock").count() > 50
+        assert docs.locator(".swagger-ui .info .title").inner_text().startswith("SIFC")
+        docs.locator(".swagger-ui .opblock-summary").first.click()
+        docs.wait_for_selector(".swagger-ui .opblock-body", state="visible")
+        _shot(docs, "docs")
+    # ReDoc names one outside image (Redocly's logo, cdn.redoc.ly): the policy stops it, nothing leaves.
+    with _watched(browser_context, server, blocked=("https://cdn.redoc.ly/",)) as reference:
+        reference.goto(server + "/redoc")
+        reference.wait_for_selector("[data-section-id]", state="attached")
+        assert reference.locator("h1").first.inner_text().startswith("SIFC")
+        _shot(reference, "redoc")
+    for path in ("/app/vendor/swagger-ui/LICENSE.txt", "/app/vendor/redoc/LICENSE.txt"):
+        status, _, body = get(server + path)
+        assert status == 200 and b"License" in body
+
+
 def _rendered(page, layer: str) -> int:
     return page.evaluate(f"window.sifc.map.queryRenderedFeatures({{layers: ['{layer}']}}).length")
 
@@ -150,12 +212,12 @@ def test_layers_switch_off_and_stay_off_and_there_is_no_base_layer_by_default(pa
     assert _rendered(page, "parcels-fill") > 0
     page.uncheck("#legend [data-layer-group=parcels]")
     page.uncheck("#legend [data-layer-group=provisional]")
-    page.wait_for_function("window.sifc.map.loaded()")
+    page.wait_for_function("() => window.sifc.map.loaded()")
     assert page.evaluate("window.sifc.map.getLayoutProperty('parcels-fill', 'visibility')") == "none"
     assert _rendered(page, "parcels-fill") == 0 and _rendered(page, "communes-provisional") == 0
     _shot(page, "layers_off")
     page.reload()  # the choice is kept
-    page.wait_for_function("window.sifc && window.sifc.map && window.sifc.map.loaded()")
+    page.wait_for_function("() => window.sifc && window.sifc.map && window.sifc.map.loaded()")
     assert not page.locator("#legend [data-layer-group=parcels]").is_checked()
     assert page.evaluate("window.sifc.map.getLayoutProperty('parcels-fill', 'visibility')") == "none"
     page.check("#legend [data-layer-group=parcels]")
@@ -198,7 +260,7 @@ def test_search_by_nicad_flies_to_the_parcel(page, server):
     page.click("#search button[type=submit]")
     page.wait_for_selector("#parcel-sheet")
     assert page.locator("#sheet-nicad").inner_text() == nicad
-    page.wait_for_function("window.sifc.map.getZoom() > 15")
+    page.wait_for_function("() => window.sifc.map.getZoom() > 15")
 
 
 def test_commune_search_polygon_query_and_measure(page, server):
@@ -207,7 +269,7 @@ def test_commune_search_polygon_query_and_measure(page, server):
     page.click("#search button[type=submit]")
     page.wait_for_selector("#commune[data-code='SN0104-bargny']")
     page.click("#show-overlaps")
-    page.wait_for_function("document.getElementById('overlaps-count').textContent !== ''")
+    page.wait_for_function("() => document.getElementById('overlaps-count').textContent !== ''")
     lon, lat = BARGNY
     square = {"type": "Polygon", "coordinates": [[[lon - 0.0008, lat - 0.0008], [lon + 0.0008, lat - 0.0008],
                                                   [lon + 0.0008, lat + 0.0008], [lon - 0.0008, lat + 0.0008],
@@ -233,7 +295,7 @@ def test_login_logout_and_english(page, server):
     page.fill("#login-form input[name=username]", "agent.bargny")
     page.fill("#login-form input[name=password]", PASSWORD)
     page.click("#login-form button[type=submit]")
-    page.wait_for_function("document.getElementById('who').textContent === 'agent.bargny'")
+    page.wait_for_function("() => document.getElementById('who').textContent === 'agent.bargny'")
     assert page.evaluate("Boolean(window.sifc.state.token)")
     assert page.locator("#logout").is_visible()
     # An access token that no longer works is renewed once with the refresh token, and the call retried.
@@ -247,7 +309,7 @@ def test_login_logout_and_english(page, server):
     assert page.locator("#search button[type=submit]").inner_text() == "Search"
     _shot(page, "english")
     page.click("#logout")
-    page.wait_for_function("!window.sifc.state.token")
+    page.wait_for_function("() => !window.sifc.state.token")
     assert page.locator("#login-open").inner_text() == "Sign in"
 
 
@@ -256,7 +318,7 @@ def _sign_in(page, username: str) -> None:
     page.fill("#login-form input[name=username]", username)
     page.fill("#login-form input[name=password]", PASSWORD)
     page.click("#login-form button[type=submit]")
-    page.wait_for_function(f"document.getElementById('who').textContent === '{username}'")
+    page.wait_for_function(f"() => document.getElementById('who').textContent === '{username}'")
 
 
 def _call(server: str, method: str, path: str, token: str, body: dict | None = None) -> tuple[dict, dict]:
@@ -287,7 +349,7 @@ def test_procedure_page_records_the_next_step_with_if_match(page, server):
     page.fill("#step-form input[name=source_ids]", source["id"])
     page.check("#step-form input[name=neighbours_consulted]")
     page.click("#step-form button[type=submit]")
-    page.wait_for_function("document.querySelectorAll('#procedure-steps li').length === 2")
+    page.wait_for_function("() => document.querySelectorAll('#procedure-steps li').length === 2")
     page.wait_for_selector("#procedure-documents li")
     assert "PV WEB" in page.locator("#procedure-documents").inner_text()
     assert _call(server, "GET", f"/procedures/{procedure['id']}", token)[0]["state"] == "surveyed"
@@ -315,15 +377,15 @@ def test_import_page_follows_the_job_and_shows_the_rejects(page, server):
     page.fill("#import-form input[name=commune]", "SN0104-bargny")
     page.check("#import-form input[name=dry_run]")
     page.click("#import-form button[type=submit]")
-    page.wait_for_function("['done', 'failed'].includes((document.getElementById('import-status') || {}).textContent)",
+    page.wait_for_function("() => ['done', 'failed'].includes((document.getElementById('import-status') || {}).textContent)",
                            timeout=90_000)
     assert page.locator("#import-status").inner_text() == "done"
     page.click("#import-job button:has-text('Rapport')")
     page.wait_for_selector("#import-report table")
     assert "overlap_in_file" in page.locator("#import-issues").inner_text()
     page.click("#import-job button:has-text('Rejets')")
-    page.wait_for_function("window.sifc.map.getZoom() > 15")
-    page.wait_for_function("window.sifc.map.loaded() && "
+    page.wait_for_function("() => window.sifc.map.getZoom() > 15")
+    page.wait_for_function("() => window.sifc.map.loaded() && "
                            "window.sifc.map.queryRenderedFeatures({layers: ['rejects-fill']}).length > 0")
     _shot(page, "rejects")
 
@@ -336,7 +398,7 @@ def test_poles_are_drawn_and_a_pole_dashboard_opens(page, server):
     page.mouse.click(box["x"] + x, box["y"] + y)
     page.wait_for_selector("#pole-dashboard-link")
     page.click("#pole-dashboard-link")
-    page.wait_for_function("document.querySelector('#pole img') && document.querySelector('#pole img').complete"
+    page.wait_for_function("() => document.querySelector('#pole img') && document.querySelector('#pole img').complete"
                            " && document.querySelector('#pole img').naturalWidth > 0", timeout=30_000)
     _shot(page, "pole_dashboard")
 
@@ -419,7 +481,7 @@ def test_a_configured_base_layer_is_drawn_attributed_and_can_be_switched_off(bro
         page.uncheck("#legend [data-layer-group=basemap]")
         assert page.evaluate("window.sifc.map.getLayoutProperty('basemap', 'visibility')") == "none"
         page.reload()
-        page.wait_for_function("window.sifc && window.sifc.map && window.sifc.map.loaded()")
+        page.wait_for_function("() => window.sifc && window.sifc.map && window.sifc.map.loaded()")
         assert not page.locator("#legend [data-layer-group=basemap]").is_checked()
         before = len(tile_server.paths)
         _go(page, *BARGNY, 16)

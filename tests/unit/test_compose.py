@@ -101,6 +101,14 @@ def test_production_serves_only_through_the_proxy():
     assert "demo" not in command and "sifc db provision" in command and "sifc serve" in command
 
 
+def test_the_api_writes_its_links_from_the_proxy_public_address():
+    production = _production()
+    public = production["services"]["api"]["environment"]["SIFC_PUBLIC_URL"]
+    proxy = production["services"]["proxy"]["environment"]
+    assert public == "https://${SIFC_SERVER_NAME:?set SIFC_SERVER_NAME}:${SIFC_PUBLIC_HTTPS_PORT:-443}"
+    assert proxy["SIFC_SERVER_NAME"].startswith("${SIFC_SERVER_NAME") and "SIFC_PUBLIC_HTTPS_PORT" in proxy
+
+
 def test_the_api_trusts_forwarded_headers_from_the_proxy_network_only():
     production = _production()
     subnet = production["networks"]["edge"]["ipam"]["config"][0]["subnet"]
