@@ -84,6 +84,18 @@ MESSAGES: dict[str, dict[str, str]] = {
         "fr": "La requête contient un caractère NUL, interdit.",
         "en": "The request contains a NUL character, which is not allowed.",
     },
+    "http.host_not_allowed": {
+        "fr": "Hôte (en-tête Host) inconnu de ce service : adressez-vous à {public}.",
+        "en": "This service does not answer for that host (Host header): use {public}.",
+    },
+    "http.body_too_large": {
+        "fr": "Corps de requête trop volumineux : au plus {limit} octets pour cette opération.",
+        "en": "Request body too large: at most {limit} bytes for this operation.",
+    },
+    "analysis.rate_limited": {
+        "fr": "Trop de requêtes d'analyse spatiale depuis votre adresse : réessayez dans {seconds} s.",
+        "en": "Too many spatial analysis requests from your address: try again in {seconds} s.",
+    },
     "parcel.geometry_required": {
         "fr": "La géométrie de la parcelle est obligatoire.",
         "en": "The parcel's geometry is required.",
@@ -474,6 +486,12 @@ MESSAGES: dict[str, dict[str, str]] = {
         "(par exemple https://tuiles.example.sn/{{z}}/{{x}}/{{y}}.png) ; le service ne démarre pas.",
         "en": "SIFC_BASEMAP_URL must be an http(s) XYZ tile URL containing {{z}}, {{x}} and {{y}} "
         "(for example https://tiles.example.sn/{{z}}/{{x}}/{{y}}.png); the service will not start.",
+    },
+    "config.public_url": {
+        "fr": "SIFC_PUBLIC_URL doit être une origine http(s) sans chemin (par exemple https://sifc.bargny.sn), "
+        "et non « {url} » ; le service ne démarre pas.",
+        "en": "SIFC_PUBLIC_URL must be an http(s) origin without a path (for example https://sifc.bargny.sn), "
+        "not \"{url}\"; the service will not start.",
     },
     "admin.bad_subject": {
         "fr": "Personne à rechercher invalide : donnez un identifiant de compte, un numéro de compte ou un nom "
