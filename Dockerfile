@@ -1,7 +1,7 @@
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 ARG NODE_IMAGE=node:20-bookworm-slim
-# The web application's MapLibre GL JS, from the npm registry at build time (web/package-lock.json);
-# the service serves it itself (api/routers/web.py), never from a CDN.
+# The web application's MapLibre GL JS and the API documentation's Swagger UI and ReDoc, from the npm
+# registry at build time (web/package-lock.json); the service serves them itself (api/routers/web.py).
 FROM ${NODE_IMAGE} AS web
 WORKDIR /web
 COPY web/package.json web/package-lock.json ./
