@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api import access_log, openapi_links, problems
-from api.middleware import BodyLimit, PublicHost, RefuseNul, SecurityHeaders
+from api.middleware import BodyLimit, PublicHost, RefuseNul, SecurityHeaders, document_body_limits
 from api.routers import (
     admin,
     auth,
@@ -87,5 +87,6 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(documents.router)
     app.include_router(dashboards.router)
     app.include_router(web.router)  # last: the web application at /
+    document_body_limits(app, settings)  # a 413 on every request body, with its limit
     openapi_links.install(app)  # links between operations and request examples, in one table
     return app

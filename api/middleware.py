@@ -7,6 +7,7 @@ task group and a memory stream; a plain ASGI middleware costs one function call.
 from __future__ import annotations
 
 import re
+from typing import Any
 from urllib.parse import urlsplit
 
 from starlette.exceptions import HTTPException
@@ -112,6 +113,24 @@ def body_limit(settings: Settings, path: str) -> int:
     if DOCUMENT_ROUTES.match(path):
         return settings.max_document_bytes + MULTIPART_ENVELOPE
     return settings.max_json_bytes
+
+
+def document_body_limits(app: Any, settings: Settings) -> None:
+    """Name each operation's body limit in the OpenAPI document: a 413 on every operation that takes a body."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        document: dict[str, Any] = generate()
+        problem = {problems.PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+        for path, item in document.get("paths", {}).items():
+            for method, operation in item.items():
+                if isinstance(operation, dict) and ("requestBody" in operation or method in ("post", "put", "patch")):
+                    operation.setdefault("responses", {})["413"] = {
+                        "description": f"Corps de requête de plus de {body_limit(settings, path)} octets, refusé "
+                                       "avant d'être lu (docs/limits.md).", "content": problem}
+        return document
+
+    app.openapi = openapi
 
 
 class BodyLimit:

@@ -153,3 +153,14 @@ def test_items_point_lookups_and_tiles_are_not_rate_limited(settings, db):
                      f"/communes/{BARGNY}/parcels?limit=5", "/parcels/near?lon=-17.2&lat=14.7&distance=10"):
             status = client.get(path).status_code
             assert status in (200, 204), (path, status)
+
+
+def test_every_request_body_has_its_limit_in_the_openapi_document(client):
+    document = client.get("/openapi.json").json()
+    bodies = {(method, path): operation for path, item in document["paths"].items()
+              for method, operation in item.items() if "requestBody" in operation or method == "post"}
+    assert ("post", "/parcels/intersecting") in bodies and ("post", "/imports") in bodies
+    for (_, path), operation in bodies.items():
+        assert "413" in operation["responses"], path
+    assert "2097152 octets" in bodies[("post", "/parcels/intersecting")]["responses"]["413"]["description"]
+    assert "20971520" not in bodies[("post", "/parcels")]["responses"]["413"]["description"]
