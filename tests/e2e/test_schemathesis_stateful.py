@@ -76,6 +76,7 @@ WRITES_ON_CURRENT = {
 
 # A part of Bargny with no demonstration parcel: new parcels go on a grid of 21 m squares there.
 GRID_WEST, GRID_SOUTH, CELL, SIDE, COLUMNS = -17.2230, 14.7000, 0.0003, 0.0002, 30
+NOWHERE = "00000000-0000-7000-8000-000000000000"  # an id no record has
 PDF = b"%PDF-1.4\n% stateful run\n%%EOF\n"
 
 
@@ -186,9 +187,16 @@ class Steering:
                 case.query = {}
         if path in self.known["query"] and self.chance(0.5):
             case.query = {**({} if self.first else case.query or {}), **self.known["query"][path]}
+        if method != "GET":  # the records every role reads stay current: writes go to the run's own
+            if params.get("parcel_id") == self.known["parcel"]:
+                params["parcel_id"] = self.squares[0].id if self.squares else NOWHERE
+            if params.get("rrr_id") == self.known["path"]["/rights/{rrr_id}"]["rrr_id"]:
+                params["rrr_id"] = self.rights[0] if self.rights else NOWHERE
+            case.path_parameters = params
         if path in WRITES_ON_CURRENT:
             kind, resource = WRITES_ON_CURRENT[path]
-            pool = self.rights if kind == "rrr_id" else self.procedures if kind == "procedure_id" else []
+            pool = {"rrr_id": self.rights, "procedure_id": self.procedures,
+                    "parcel_id": [square.id for square in self.squares]}.get(kind, [])
             if pool and self.chance(0.6):
                 case.path_parameters = params = {**params, kind: self.random.choice(pool)}
             if kind in params and self.chance(0.8):  # read before writing: the current version's ETag
@@ -235,7 +243,7 @@ class Steering:
             case.body = {"parcel_id": self.squares.pop().id, "registered_on": TODAY, "purpose": "habitation",
                          "applicants": [{"party_id": self.known["party"], "share": "1"}]}
         elif path == "/procedures/{procedure_id}/steps" and self.chance(0.6):
-            case.body = {"step": "surveyed", "occurred_on": TODAY, "source_ids": [self.known["source"]],
+            case.body = {"step": "surveyed", "occurred_on": TODAY, "source_ids": [self.known["survey"]],
                          "details": {"neighbours_consulted": True}}
         elif path == "/sources/{source_id}/files" and self.chance(0.5):
             case.body, case.multipart_content_types = {"file": PDF}, {"file": "application/pdf"}
@@ -397,6 +405,9 @@ def _known(base: str, settings: Any, admin: dict[str, str]) -> dict[str, Any]:
         party = one("SELECT party_id FROM party_version WHERE commune_code = :c AND valid_to IS NULL "
                     "ORDER BY party_id LIMIT 1")
         source = one("SELECT id FROM source_document WHERE commune_code = :c ORDER BY id LIMIT 1")
+        # a step "surveyed" cites the procès-verbal of the survey
+        survey = one("SELECT id FROM source_document WHERE commune_code = :c AND kind = 'proces_verbal' "
+                     "ORDER BY id LIMIT 1")
         nicad = one("SELECT nicad FROM parcel WHERE commune_code = :c AND valid_to IS NULL AND nicad IS NOT NULL "
                     "ORDER BY nicad LIMIT 1")
     engine.dispose()
@@ -460,7 +471,8 @@ def _known(base: str, settings: Any, admin: dict[str, str]) -> dict[str, Any]:
     query = {"/locate": point, "/parcels/at": point, "/parcels/near": {**point, "distance": 100},
              "/parcels/nearest": {**point, "k": 3}, "/parcels/in-bbox": {"bbox": "-17.2290,14.6920,-17.2270,14.6940"},
              "/ogc/collections/{collection_id}/items": {"limit": 10}}
-    return {"path": path, "query": query, "parcel": parcel, "party": party, "source": source, "fiche": fiche}
+    return {"path": path, "query": query, "parcel": parcel, "party": party, "source": source, "survey": survey,
+            "fiche": fiche}
 
 
 @pytest.fixture(scope="module")
