@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 scripts/venv.sh
 scripts/web.sh
 with_database "${SIFC_DB_NAME:-sifc}"
+say "clés de signature des jetons et des documents : créées au premier démarrage, jamais à saisir"
+.venv/bin/sifc keys signing
 say "provisionnement de la base (PostGIS, migrations)"
 .venv/bin/sifc db provision
 say "chargement du référentiel territorial"

@@ -46,7 +46,8 @@ app.add_typer(import_app, name="import")
 app.add_typer(demo_app, name="demo")
 app.add_typer(export_app, name="export")
 users_app = typer.Typer(help="Comptes des utilisateurs (rôles et périmètres).", no_args_is_help=True)
-keys_app = typer.Typer(help="Clés d'API des applications municipales.", no_args_is_help=True)
+keys_app = typer.Typer(help="Clés d'API des applications municipales ; clés de signature des jetons et des "
+                       "sceaux des documents (fichier SIFC_KEY_FILE).", no_args_is_help=True)
 app.add_typer(users_app, name="users")
 app.add_typer(keys_app, name="keys")
 admin_app = typer.Typer(help="Administration : demandes d'accès (loi 2008-12).", no_args_is_help=True)
@@ -543,6 +544,46 @@ def keys_revoke(prefix: Annotated[str, typer.Argument(help="Préfixe de la clé 
     out.print(_say(f"Clé {key.prefix} ({key.name}) révoquée.", f"Key {key.prefix} ({key.name}) revoked."))
 
 
+@keys_app.command("signing")
+def keys_signing() -> None:
+    """Liste les clés de signature (jamais leur valeur) et le fichier qui les garde ; le crée s'il manque."""
+    from sifc import keyring
+
+    ring = keyring.for_settings(State.settings())
+    path = ring.ensure()
+    out.print(_say(f"Clés de signature : {path}", f"Signing keys: {path}"), highlight=False)
+    uses = {"token": _say("jetons", "tokens"), "seal": _say("sceaux", "seals")}
+    current = _say("en service", "current")
+    for kind in keyring.KINDS:  # one line per key, ids whole (they are copied, never cut to the terminal)
+        signing = ring.current(kind)
+        if signing.kid not in {key.kid for key in ring.keys(kind)}:  # the token key of SIFC_SECRET_KEY
+            out.print(f"{uses[kind]}  {signing.kid}  SIFC_SECRET_KEY  {current}", highlight=False)
+        for key in ring.keys(kind):
+            retired = _say(f"retirée le {key.retired_at}", f"retired {key.retired_at}") if key.retired_at else current
+            out.print(f"{uses[kind]}  {key.kid}  {key.created_at}  {retired}", highlight=False)
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    kind: Annotated[str, typer.Option("--kind", help="token (jetons d'accès) ou seal (sceaux des documents).")],
+) -> None:
+    """Crée une nouvelle clé de signature ; l'ancienne est retirée mais gardée.
+
+    Sceaux : les documents déjà délivrés restent vérifiables avec leur clé. Jetons : les jetons d'accès
+    signés par l'ancienne clé sont refusés (401) ; les clients les renouvellent (POST /auth/refresh).
+    """
+    from sifc import keyring
+    from sifc.errors import InvalidInput
+
+    if kind not in keyring.KINDS:
+        raise InvalidInput("keys.bad_kind", kind=kind, kinds=", ".join(keyring.KINDS))
+    ring = keyring.for_settings(State.settings())
+    ring.ensure()
+    key = ring.rotate(kind)  # type: ignore[arg-type]
+    out.print(_say(f"Nouvelle clé « {key.kid} » ({kind}) dans {ring.path} ; les anciennes sont gardées, retirées.",
+                   f"New key '{key.kid}' ({kind}) in {ring.path}; the previous ones are kept, retired."))
+
+
 # --- admin ------------------------------------------------------------------------------
 
 @admin_app.command("subject")
@@ -605,11 +646,15 @@ def serve(
     import uvicorn
 
     from api.app import create_app
+    from sifc import keyring
     from sifc.imports.supervisor import WorkerSupervisor
 
     # The address it listens on is the public base URL's default (SIFC_PUBLIC_URL): the same --host/--port.
     configured = State.settings()
     settings = configured.model_copy(update={"host": host or configured.host, "port": port or configured.port})
+    # The signing keys exist before the first request (made on the first start, never typed by anyone).
+    err.print(_say("Clés de signature : ", "Signing keys: ") + str(keyring.for_settings(settings).ensure()),
+              highlight=False)
     supervisor = WorkerSupervisor(settings.import_workers if import_workers is None else import_workers)
     supervisor.start()
     application = create_app(settings)

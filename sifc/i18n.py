@@ -476,10 +476,38 @@ MESSAGES: dict[str, dict[str, str]] = {
     },
     # Accounts, authentication and permissions
     "config.weak_secret": {
-        "fr": "SIFC_SECRET_KEY doit être un secret aléatoire d'au moins {length} caractères en production "
-        "(par exemple : python3 -c 'import secrets; print(secrets.token_urlsafe(48))') ; le service ne démarre pas.",
-        "en": "SIFC_SECRET_KEY must be a random secret of at least {length} characters in production "
-        "(for example: python3 -c 'import secrets; print(secrets.token_urlsafe(48))'); the service will not start.",
+        "fr": "SIFC_SECRET_KEY doit être un secret aléatoire d'au moins {length} caractères "
+        "(par exemple : python3 -c 'import secrets; print(secrets.token_urlsafe(48))'), ou ne pas être défini "
+        "(le service crée alors sa clé dans SIFC_KEY_FILE) ; le service ne démarre pas.",
+        "en": "SIFC_SECRET_KEY must be a random secret of at least {length} characters "
+        "(for example: python3 -c 'import secrets; print(secrets.token_urlsafe(48))'), or be unset "
+        "(the service then makes its key in SIFC_KEY_FILE); the service will not start.",
+    },
+    "config.published_secret": {
+        "fr": "SIFC_SECRET_KEY figure dans un fichier publié du code source : n'importe qui pourrait signer des "
+        "jetons. Choisissez un secret aléatoire, ou ne le définissez pas ; le service ne démarre pas.",
+        "en": "SIFC_SECRET_KEY appears in a published file of the source code: anyone could sign tokens. "
+        "Choose a random secret, or leave it unset; the service will not start.",
+    },
+    "config.key_file_mode": {
+        "fr": "Le fichier de clés {path} est lisible par d'autres que le service : chmod 600 {path} ; "
+        "le service ne démarre pas.",
+        "en": "Key file {path} can be read by others than the service: chmod 600 {path}; "
+        "the service will not start.",
+    },
+    "config.key_file_invalid": {
+        "fr": "Fichier de clés illisible ou incomplet : {path} (restaurez-le depuis sa sauvegarde) ; "
+        "le service ne démarre pas.",
+        "en": "Key file unreadable or incomplete: {path} (restore it from its backup); the service will not start.",
+    },
+    "keys.bad_kind": {
+        "fr": "Sorte de clé inconnue « {kind} » : choisissez parmi {kinds}.",
+        "en": "Unknown kind of key '{kind}': choose among {kinds}.",
+    },
+    "keys.token_from_environment": {
+        "fr": "La clé des jetons vient de SIFC_SECRET_KEY : pour la changer, changez cette variable et "
+        "redémarrez le service.",
+        "en": "The token key comes from SIFC_SECRET_KEY: to change it, change that variable and restart the service.",
     },
     "config.basemap_url": {
         "fr": "SIFC_BASEMAP_URL doit être une adresse http(s) de tuiles XYZ contenant {{z}}, {{x}} et {{y}} "
@@ -522,6 +550,10 @@ MESSAGES: dict[str, dict[str, str]] = {
     "auth.token_invalid": {
         "fr": "Jeton d'accès invalide (signature, format ou contenu refusé).",
         "en": "Invalid access token (signature, format or content refused).",
+    },
+    "auth.session_ended": {
+        "fr": "Session terminée (déconnexion, session révoquée ou compte désactivé) : reconnectez-vous.",
+        "en": "Session ended (signed out, session revoked or account disabled): sign in again.",
     },
     "auth.bad_scheme": {
         "fr": "Schéma d'authentification non pris en charge : utilisez « Bearer <jeton> » ou « ApiKey <clé> ».",

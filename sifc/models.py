@@ -677,8 +677,10 @@ issued_document = Table(
     Column("pdf_sha256", Text),
     Column("issued_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("issued_by", Text, nullable=False),
+    Column("key_id", Text, nullable=False),  # the seal key that sealed it (sifc.keyring; migration 0011)
     CheckConstraint("kind IN ('fiche_parcellaire', 'extrait_deliberation', 'certificat_affectation', "
                     "'registre_foncier')", name="kind"),
+    CheckConstraint("key_id ~ '^[a-z0-9][a-z0-9-]{0,63}$'", name="key_id"),
 )
 Index("ix_issued_document_subject", issued_document.c.subject_kind, issued_document.c.subject_id)
 Index("ix_issued_document_pdf_sha256", issued_document.c.pdf_sha256)

@@ -18,7 +18,6 @@ from sqlalchemy.engine import URL, make_url
 
 from sifc.errors import ConfigurationError
 
-DEFAULT_SECRET = "dev-only-change-me-this-is-not-a-secret"  # 32+ bytes: HS256 warns below
 MIN_SECRET_LENGTH = 32  # HS256 keys should carry at least 256 bits (RFC 7518 §3.2)
 REPO_DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
@@ -47,7 +46,13 @@ class Settings(BaseSettings):
         default=None,
         description="Superuser URL of the same database, for migrations and provisioning.",
     )
-    secret_key: SecretStr = SecretStr(DEFAULT_SECRET)
+    secret_key: SecretStr | None = Field(default=None, description=(
+        "Optional: the seed of the access tokens' key, from the environment (production secrets), instead of "
+        "the key file; at least 32 bytes and found in no file of the source, or the service does not start."))
+    key_file: Path = Field(
+        default_factory=lambda: Path.home() / ".local" / "share" / "sifc" / "keys" / "signing-keys.json",
+        description=("The signing keys (tokens, document seals), created on first start, mode 0600; "
+                     "`sifc keys rotate` adds keys to it. Keep it: retired seal keys verify old documents."))
     access_token_minutes: int = Field(default=15, ge=1, le=60, description="Lifetime of a JWT access token.")
     refresh_token_days: int = Field(default=14, ge=1, description="Lifetime of a refresh token (each use rotates it).")
     login_max_failures: int = Field(default=5, ge=1, description="Failed sign-ins before an account is locked.")
@@ -149,11 +154,19 @@ class Settings(BaseSettings):
         return normalize_database_url(value) if value else value
 
     @model_validator(mode="after")
-    def _refuse_default_secret(self) -> Settings:
-        secret = self.secret_key.get_secret_value()
-        if self.environment == "production" and (secret == DEFAULT_SECRET or len(secret.strip()) < MIN_SECRET_LENGTH):
+    def _refuse_known_or_short_secret(self) -> Settings:
+        """In every environment: a key that is short, or written in the source, lets anyone sign tokens."""
+        if self.secret_key is None:
+            return self
+        secret = self.secret_key.get_secret_value().strip()
+        if len(secret.encode("utf-8")) < MIN_SECRET_LENGTH:
             raise ConfigurationError("config.weak_secret", length=MIN_SECRET_LENGTH)
+        from sifc.keyring import published
+
+        if published(secret):
+            raise ConfigurationError("config.published_secret")
         return self
+
 
     @property
     def public_base(self) -> str:

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from api.app import create_app
 from api.deps import get_reader, get_session
-from sifc import provision
+from sifc import keyring, provision
 from sifc.db import SessionReader, make_engine, transaction
 from sifc.settings import Settings
 from sifc.territories.loader import load_reference
@@ -54,10 +54,15 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     os.environ.setdefault("SIFC_ANALYSIS_RATE_PER_MINUTE", "1000000")
     # Uploads of this run (and of the servers it starts) stay in its own scratch folder.
     os.environ["SIFC_UPLOAD_DIR"] = str(tmp_path_factory.mktemp("uploads"))
+    # Signing keys made for this run, in its scratch folder (no key of the repository ever signs); the
+    # servers and commands it starts (env_for) read the same file.
+    os.environ["SIFC_KEY_FILE"] = str(tmp_path_factory.mktemp("keys") / "signing-keys.json")
+    os.environ.pop("SIFC_SECRET_KEY", None)
     # TestClient sends "Host: testserver": the in-process apps allow it (and only it) explicitly, and
     # write their links from it; the servers the suite starts use the address they listen on.
     built = Settings(environment="test", public_url="http://testserver", allowed_hosts=["testserver"])
     assert "test" in (built.db_url.database or ""), "tests refuse to run on a non-test database"
+    keyring.for_settings(built).ensure()
     return built
 
 

@@ -59,13 +59,10 @@ def _client(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def _issue(session: SessionDep, settings: Settings, user: users.User, response: Response) -> TokenOut:
-    access, lifetime = tokens.issue_access_token(settings, user_id=user.id, username=user.username, role=user.role,
-                                                 scope=user.scope)
-    refresh, refresh_lifetime = tokens.issue_refresh_token(session, settings, user_id=user.id)
+def _answer(issued: tokens.Issued, response: Response) -> TokenOut:
     response.headers.update(NO_STORE)
-    return TokenOut(access_token=access, expires_in=lifetime, refresh_token=refresh,
-                    refresh_expires_in=refresh_lifetime)
+    return TokenOut(access_token=issued.access_token, expires_in=issued.expires_in,
+                    refresh_token=issued.refresh_token, refresh_expires_in=issued.refresh_expires_in)
 
 
 @router.post("/token", response_model=TokenOut, summary="Se connecter (OAuth2, mot de passe)")
@@ -86,7 +83,7 @@ def token(form: Annotated[OAuth2PasswordRequestForm, Depends()], request: Reques
         per_user.take(username)
         session.commit()  # the failure counter (and a lockout) outlive the refused request
         raise
-    return _issue(session, settings, user, response)
+    return _answer(tokens.start_session(session, settings, user_id=user.id), response)
 
 
 @router.post("/refresh", response_model=TokenOut, summary="Renouveler le jeton d'accès")
@@ -101,21 +98,17 @@ def refresh(body: RefreshIn, request: Request, response: Response, session: Sess
     if wait:
         raise TooManyRequests("auth.rate_limited", retry_after=wait)
     try:
-        user_id, following, refresh_lifetime = tokens.rotate_refresh_token(session, settings, body.refresh_token)
+        _user_id, issued = tokens.renew_session(session, settings, body.refresh_token)
     except SifcError:
         session.commit()  # a reused token's family stays revoked
         raise
-    user = users.get(session, user_id=user_id)
-    access, lifetime = tokens.issue_access_token(settings, user_id=user.id, username=user.username, role=user.role,
-                                                 scope=user.scope)
-    response.headers.update(NO_STORE)
-    return TokenOut(access_token=access, expires_in=lifetime, refresh_token=following,
-                    refresh_expires_in=refresh_lifetime)
+    return _answer(issued, response)
 
 
 @router.post("/logout", status_code=204, summary="Se déconnecter (révoque la session)")
 def logout(body: RefreshIn, session: SessionDep) -> Response:
-    """Révoque le jeton de rafraîchissement et toute sa famille ; le jeton d'accès expire de lui-même."""
+    """Révoque le jeton de rafraîchissement et toute sa session : ses jetons d'accès sont refusés dès la requête
+    suivante (401)."""
     tokens.revoke_refresh_family(session, body.refresh_token)
     return Response(status_code=204)
 

@@ -20,10 +20,12 @@ from api.limits import rate_limited
 from api.problems import language
 from api.routers.exports import RateLimited
 from api.routers.parcels import reveals
+from sifc import keyring
 from sifc.auth import audit
 from sifc.auth.principal import Action, Principal, require
 from sifc.documents import fiche, procedure_documents, registre, verification
 from sifc.errors import NotFound, TooLarge
+from sifc.keyring import SigningKey
 from sifc.parcels import service as parcel_service
 from sifc.settings import Settings
 from sifc.tenure import procedures
@@ -37,8 +39,8 @@ PDF_ROUTE: dict[str, Any] = {"dependencies": [RateLimited], "responses": PDF_RES
 VerifyRateLimited = rate_limited("verify", lambda settings: settings.import_rate_per_minute, "document.rate_limited")
 
 
-def _secret(settings: Settings) -> str:
-    return settings.secret_key.get_secret_value()
+def _seal_key(settings: Settings) -> SigningKey:
+    return keyring.for_settings(settings).current("seal")
 
 
 def _verify_url(request: Request) -> str:
@@ -66,7 +68,8 @@ def parcel_sheet(parcel_id: Id, request: Request, session: SessionDep, settings:
     communes = parcel_service.communes_of(session, parcel_id=parcel_id)
     personal = reveals(principal, communes)
     pdf = fiche.build(session, parcel_id=parcel_id, personal=personal, lang=language(request),
-                      secret=_secret(settings), verify_url=_verify_url(request), issued_by=principal.name or "public")
+                      seal_key=_seal_key(settings), verify_url=_verify_url(request),
+                      issued_by=principal.name or "public")
     if personal:
         audit.record(session, principal, method="GET", endpoint="/parcels/{parcel_id}/fiche.pdf",
                      subject_kind="parcel", subject_id=parcel_id, commune_code=min(communes))
@@ -89,7 +92,7 @@ def _procedure_document(kind: str, endpoint: str, procedure_id: str, request: Re
                         settings: Settings, principal: Principal) -> Response:
     commune = _procedure_reader(session, principal, procedure_id)
     pdf = procedure_documents.build(session, kind=kind, procedure_id=procedure_id, lang=language(request),
-                                    secret=_secret(settings), verify_url=_verify_url(request),
+                                    seal_key=_seal_key(settings), verify_url=_verify_url(request),
                                     issued_by=principal.name)
     audit.record(session, principal, method="GET", endpoint=endpoint, subject_kind="procedure",
                  subject_id=procedure_id, commune_code=commune)
@@ -143,7 +146,7 @@ def register_pdf(code: CommuneCode, request: Request, session: SessionDep, setti
                  principal: PrincipalDep) -> Response:
     """Titulaires et quotes-parts seulement aux rôles connectés dont le périmètre couvre la commune (journalisé)."""
     found = _register(code, session, principal, "/communes/{code}/registre.pdf")
-    pdf = registre.build(session, found, lang=language(request), secret=_secret(settings),
+    pdf = registre.build(session, found, lang=language(request), seal_key=_seal_key(settings),
                          verify_url=_verify_url(request), issued_by=principal.name or "public")
     return _pdf(pdf, f"registre-{found.safe_code}.pdf")
 
@@ -158,7 +161,7 @@ def verify_pdf(session: SessionDep, settings: SettingsDep,
     content = file.file.read(settings.max_document_bytes + 1)
     if len(content) > settings.max_document_bytes:
         raise TooLarge("document.too_large", limit_mib=round(settings.max_document_bytes / 1024**2, 1))
-    return _json(verification.verify(session, secret=_secret(settings), pdf=content))
+    return _json(verification.verify(session, keys=keyring.for_settings(settings), pdf=content))
 
 
 @router.get("/documents/verify/{code}", responses={200: {"content": {"application/json": {}, "text/html": {}}}},

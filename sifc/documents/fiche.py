@@ -17,6 +17,7 @@ from sifc.documents import layout, maps, records, verification
 from sifc.documents.layout import label
 from sifc.documents.verification import Issue, Sealed
 from sifc.errors import NotFound
+from sifc.keyring import SigningKey
 from sifc.parcels import service as parcel_service
 
 
@@ -110,7 +111,7 @@ def _story(facts: dict[str, Any], png: bytes, frame: layout.Frame) -> list[Any]:
     return [*story, *layout.code_block(frame)]
 
 
-def build(session: Session, *, parcel_id: str, personal: bool, lang: str, secret: str, verify_url: str,
+def build(session: Session, *, parcel_id: str, personal: bool, lang: str, seal_key: SigningKey, verify_url: str,
           issued_by: str) -> bytes:
     """The sheet's PDF, sealed and kept in the register of issued documents."""
     facts, geometry, neighbours = content(session, parcel_id=parcel_id, personal=personal, lang=lang)
@@ -124,4 +125,4 @@ def build(session: Session, *, parcel_id: str, personal: bool, lang: str, secret
 
     issued = Issue("fiche_parcellaire", "parcel", parcel["id"], parcel["commune_code"], summary(facts), personal,
                    issued_by)
-    return layout.issue(session, secret=secret, content=facts, issued=issued, build=pdf, title=title)
+    return layout.issue(session, seal_key=seal_key, content=facts, issued=issued, build=pdf, title=title)

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from sifc.documents import verification
 from sifc.documents.verification import Issue, Sealed
+from sifc.keyring import SigningKey
 
 FONT_DIR = Path("/usr/share/fonts/truetype/dejavu")
 _fonts: tuple[str, str] | None = None
@@ -213,10 +214,10 @@ def escape(value: Any) -> str:
     return xml_escape("—" if value is None else str(value))
 
 
-def issue(session: Session, *, secret: str, content: dict[str, Any], issued: Issue,
+def issue(session: Session, *, seal_key: SigningKey, content: dict[str, Any], issued: Issue,
           build: Callable[[Sealed], bytes], title: str) -> bytes:
     """Seal ``content``, build its PDF with the code, embed the content, keep the document; return the PDF."""
-    sealed = verification.seal(secret, content)
+    sealed = verification.seal(seal_key, content)
     pdf = verification.embed(build(sealed), sealed, title=title)
     verification.record(session, sealed=sealed, pdf=pdf, issue=issued)
     return pdf

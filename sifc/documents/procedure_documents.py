@@ -16,6 +16,7 @@ from sifc.documents import layout, records, verification
 from sifc.documents.layout import AUTHORITIES, label
 from sifc.documents.verification import Issue, Sealed
 from sifc.errors import Conflict
+from sifc.keyring import SigningKey
 from sifc.tenure import procedures, rights
 
 TITLES = {"extrait_deliberation": "extrait", "certificat_affectation": "certificat"}
@@ -89,7 +90,7 @@ def _story(facts: dict[str, Any], frame: layout.Frame, kind: str) -> list[Any]:
     ]
 
 
-def build(session: Session, *, kind: str, procedure_id: str, lang: str, secret: str, verify_url: str,
+def build(session: Session, *, kind: str, procedure_id: str, lang: str, seal_key: SigningKey, verify_url: str,
           issued_by: str) -> bytes:
     """The document's PDF, sealed and kept in the register of issued documents."""
     facts = content(session, kind=kind, procedure_id=procedure_id, lang=lang)
@@ -101,4 +102,4 @@ def build(session: Session, *, kind: str, procedure_id: str, lang: str, secret: 
 
     issued = Issue(kind, "procedure", facts["procedure"]["id"], facts["commune"]["code"], summary(facts), True,
                    issued_by)
-    return layout.issue(session, secret=secret, content=facts, issued=issued, build=pdf, title=title)
+    return layout.issue(session, seal_key=seal_key, content=facts, issued=issued, build=pdf, title=title)

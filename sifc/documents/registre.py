@@ -20,6 +20,7 @@ from sifc.documents import layout, records, verification
 from sifc.documents.layout import label
 from sifc.documents.verification import Issue, Sealed
 from sifc.errors import NotFound
+from sifc.keyring import SigningKey
 
 CSV_HEADER = {
     "fr": ["nicad", "section", "numero", "superficie_m2", "usage", "regime_foncier", "droit", "debut", "fin",
@@ -149,7 +150,8 @@ def _story(register: Register, facts: dict[str, Any], frame: layout.Frame) -> li
     return [*story, *layout.code_block(frame)]
 
 
-def build(session: Session, register: Register, *, lang: str, secret: str, verify_url: str, issued_by: str) -> bytes:
+def build(session: Session, register: Register, *, lang: str, seal_key: SigningKey, verify_url: str,
+          issued_by: str) -> bytes:
     """The register's paginated PDF (landscape, header row on every page), sealed and kept."""
     facts = {**verification.new_header("registre_foncier", lang),
              "commune": {"code": register.commune_code, "name": register.commune_name},
@@ -164,4 +166,4 @@ def build(session: Session, register: Register, *, lang: str, secret: str, verif
                "commune_code": register.commune_code, "parcels": len(register.parcels)}
     issued = Issue("registre_foncier", "commune", register.commune_code, register.commune_code, summary,
                    register.personal, issued_by)
-    return layout.issue(session, secret=secret, content=facts, issued=issued, build=pdf, title=title)
+    return layout.issue(session, seal_key=seal_key, content=facts, issued=issued, build=pdf, title=title)

@@ -1,11 +1,13 @@
 """Verification codes of the documents SIFC issues, and the verification of an uploaded PDF.
 
 A document's facts are serialised canonically (JSON, sorted keys, UTF-8: :func:`canonical`) and
-signed with an HMAC-SHA256 whose key derives from ``SIFC_SECRET_KEY`` (:func:`sign`); the PDF
-carries that content as an embedded file (``sifc-document.json``) and the code in its metadata,
-and prints the code. Each issued document is kept in ``issued_document`` (append-only) with the
-SHA-256 of the exact bytes of the PDF, so that a verification finds any change: to the facts
-(the HMAC no longer matches), to the printed page or any other byte (the file's digest differs).
+signed with an HMAC-SHA256 by the current seal key (:func:`sign`; the seal keys are not the token
+keys: :mod:`sifc.keyring`); the PDF carries that content as an embedded file (``sifc-document.json``),
+the code and the seal key's id in its metadata, and prints the code. Each issued document is kept in
+``issued_document`` (append-only) with its key id and the SHA-256 of the exact bytes of the PDF, so
+that a verification finds any change: to the facts (the HMAC no longer matches), to the printed page
+or any other byte (the file's digest differs). Retired seal keys are kept: a document verifies with
+the key that sealed it, whatever rotations came after.
 """
 
 from __future__ import annotations
@@ -24,18 +26,14 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from sifc.errors import InvalidInput, UnsupportedFormat
+from sifc.keyring import Keyring, SigningKey
 
 log = logging.getLogger(__name__)
 
-KEY_LABEL = b"sifc-documents-v1"
 ATTACHMENT = "sifc-document.json"
 CODE_KEY = "/SIFCCode"
+KEY_ID_KEY = "/SIFCKeyId"
 VERIFY_PATH = "/documents/verify"
-
-
-def key(secret: str) -> bytes:
-    """The documents' signing key, derived from the service secret (never the secret itself)."""
-    return hmac.new(secret.encode("utf-8"), KEY_LABEL, hashlib.sha256).digest()
 
 
 def canonical(content: dict[str, Any]) -> bytes:
@@ -43,9 +41,11 @@ def canonical(content: dict[str, Any]) -> bytes:
     return orjson.dumps(content, option=orjson.OPT_SORT_KEYS)
 
 
-def sign(secret: str, content: bytes) -> str:
-    """The verification code of ``content`` (canonical bytes): HMAC-SHA256, 64 hexadecimal digits."""
-    return hmac.new(key(secret), content, hashlib.sha256).hexdigest()
+def sign(key: SigningKey, content: bytes) -> str:
+    """The verification code of ``content`` (canonical bytes): HMAC-SHA256 under a seal key, 64 hex digits."""
+    if key.kind != "seal":
+        raise ValueError("documents are sealed with a seal key, never a token key")
+    return hmac.new(key.secret, content, hashlib.sha256).hexdigest()
 
 
 def normalise(code: str) -> str:
@@ -66,16 +66,17 @@ def new_header(kind: str, lang: str) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Sealed:
-    """A document's canonical content and its code."""
+    """A document's canonical content, its code and the id of the key that sealed it."""
 
     content: bytes
     code: str
+    key_id: str
 
 
-def seal(secret: str, content: dict[str, Any]) -> Sealed:
-    """Serialise ``content`` and sign it."""
+def seal(key: SigningKey, content: dict[str, Any]) -> Sealed:
+    """Serialise ``content`` and sign it with ``key`` (the current seal key)."""
     body = canonical(content)
-    return Sealed(body, sign(secret, body))
+    return Sealed(body, sign(key, body), key.kid)
 
 
 def embed(pdf: bytes, sealed: Sealed, *, title: str) -> bytes:
@@ -84,7 +85,7 @@ def embed(pdf: bytes, sealed: Sealed, *, title: str) -> bytes:
 
     writer = PdfWriter(clone_from=PdfReader(io.BytesIO(pdf)))
     writer.add_attachment(ATTACHMENT, sealed.content)
-    writer.add_metadata({"/Title": title, "/Producer": "SIFC", CODE_KEY: sealed.code,
+    writer.add_metadata({"/Title": title, "/Producer": "SIFC", CODE_KEY: sealed.code, KEY_ID_KEY: sealed.key_id,
                          "/SIFCVerify": VERIFY_PATH})
     out = io.BytesIO()
     writer.write(out)
@@ -108,10 +109,11 @@ def record(session: Session, *, sealed: Sealed, pdf: bytes | None, issue: Issue)
     """Keep an issued document (append-only): its code, a public summary and the digests."""
     session.execute(text("""
         INSERT INTO issued_document (code, kind, subject_kind, subject_id, commune_code, summary, personal,
-                                     content_sha256, pdf_sha256, issued_by)
+                                     content_sha256, pdf_sha256, issued_by, key_id)
         VALUES (:code, :kind, :subject_kind, :subject_id, :commune, CAST(:summary AS jsonb), :personal,
-                :content_sha256, :pdf_sha256, :issued_by)"""),
-        {"code": sealed.code, "kind": issue.kind, "subject_kind": issue.subject_kind, "subject_id": issue.subject_id,
+                :content_sha256, :pdf_sha256, :issued_by, :key_id)"""),
+        {"code": sealed.code, "key_id": sealed.key_id, "kind": issue.kind,
+         "subject_kind": issue.subject_kind, "subject_id": issue.subject_id,
          "commune": issue.commune_code, "summary": orjson.dumps(issue.summary).decode(), "personal": issue.personal,
          "content_sha256": hashlib.sha256(sealed.content).hexdigest(),
          "pdf_sha256": hashlib.sha256(pdf).hexdigest() if pdf is not None else None, "issued_by": issue.issued_by})
@@ -120,21 +122,23 @@ def record(session: Session, *, sealed: Sealed, pdf: bytes | None, issue: Issue)
 def lookup(session: Session, *, code: str) -> dict[str, Any] | None:
     """What the register says of a code: the public summary of what it certifies; None if never issued."""
     row = session.execute(text("""
-        SELECT code, kind, commune_code, summary, personal, content_sha256, pdf_sha256, issued_at
+        SELECT code, kind, commune_code, summary, personal, content_sha256, pdf_sha256, issued_at, key_id
         FROM issued_document WHERE code = :code"""), {"code": normalise(code)[:64]}).mappings().first()
     if row is None:
         return None
     return {"code": row["code"], "kind": row["kind"], "commune_code": row["commune_code"],
             "issued_at": row["issued_at"].isoformat(), "names_holders": row["personal"],
-            "certifies": row["summary"], "content_sha256": row["content_sha256"], "pdf_sha256": row["pdf_sha256"]}
+            "certifies": row["summary"], "content_sha256": row["content_sha256"], "pdf_sha256": row["pdf_sha256"],
+            "key_id": row["key_id"]}
 
 
 @dataclass(frozen=True)
 class Embedded:
-    """What an uploaded PDF carries: its canonical content and code (None when missing)."""
+    """What an uploaded PDF carries: its canonical content, code and seal key id (None when missing)."""
 
     content: bytes | None
     code: str | None
+    key_id: str | None = None
 
 
 def read(pdf: bytes) -> Embedded:
@@ -149,22 +153,29 @@ def read(pdf: bytes) -> Embedded:
         reader = PdfReader(io.BytesIO(pdf))
         attachments = reader.attachments
         content = attachments[ATTACHMENT][0] if ATTACHMENT in attachments else None
-        code = reader.metadata.get(CODE_KEY) if reader.metadata is not None else None
+        metadata: dict[str, Any] = dict(reader.metadata or {})
+        code, key_id = metadata.get(CODE_KEY), metadata.get(KEY_ID_KEY)
     except Exception as error:  # noqa: BLE001 - a damaged PDF is a forged one, whatever pypdf says of it
         log.info("unreadable PDF uploaded for verification: %s", type(error).__name__)
         return Embedded(None, None)
-    return Embedded(content, str(code) if code is not None else None)
+    return Embedded(content, str(code) if code is not None else None, str(key_id) if key_id is not None else None)
 
 
-def verify(session: Session, *, secret: str, pdf: bytes) -> dict[str, Any]:
-    """Whether ``pdf`` is a document SIFC issued, unchanged; with what it certifies when it is."""
+def verify(session: Session, *, keys: Keyring, pdf: bytes) -> dict[str, Any]:
+    """Whether ``pdf`` is a document SIFC issued, unchanged; with what it certifies when it is.
+
+    The code is checked with the key that sealed the document: the one the register names for that
+    code (the PDF's own claim of a key id is only used for a code the register does not know).
+    """
     found = read(pdf)
     checks = {"readable": found.content is not None and found.code is not None,
               "code_matches_content": False, "issued": False, "file_unchanged": False}
     issued = None
     if found.content is not None and found.code is not None:
-        checks["code_matches_content"] = hmac.compare_digest(sign(secret, found.content).encode(), found.code.encode())
         issued = lookup(session, code=found.code)
+        key = keys.find("seal", issued["key_id"] if issued is not None else found.key_id or "")
+        checks["code_matches_content"] = key is not None and hmac.compare_digest(
+            sign(key, found.content).encode(), found.code.encode())
         checks["issued"] = issued is not None
         checks["file_unchanged"] = bool(issued and issued["pdf_sha256"] == hashlib.sha256(pdf).hexdigest())
     authentic = all(checks.values())

@@ -94,12 +94,14 @@ def test_english_messages_on_request(fresh_db):
     assert "Password too short: at least 10 characters." in assert_one_line_error(done)
 
 
-def test_production_settings_with_the_default_secret_refuse_to_serve(fresh_db):
-    env = env_for(fresh_db)
-    env["SIFC_ENVIRONMENT"] = "production"
-    env.pop("SIFC_SECRET_KEY", None)
+@pytest.mark.parametrize("environment", ["development", "production"])
+def test_a_short_or_published_secret_refuses_to_serve(fresh_db, environment):
+    env = {**env_for(fresh_db), "SIFC_ENVIRONMENT": environment, "SIFC_SECRET_KEY": "short"}
     done = cli_with_input(fresh_db, "serve", "--port", str(free_port()), env=env)
     assert "SIFC_SECRET_KEY doit être un secret aléatoire d'au moins 32 caractères" in assert_one_line_error(done)
+    env["SIFC_SECRET_KEY"] = "SIFC_SECRET_KEY doit être un secret aléatoire"  # a string of the source
+    done = cli_with_input(fresh_db, "serve", "--port", str(free_port()), env=env)
+    assert "SIFC_SECRET_KEY figure dans un fichier publié du code source" in assert_one_line_error(done)
 
 
 def test_a_malformed_base_layer_url_refuses_to_serve(fresh_db):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import secrets
 from datetime import UTC, datetime, timedelta
 
 import jwt
@@ -22,7 +23,7 @@ from sifc.auth.principal import ANONYMOUS, Action, Principal, ScopeEntry, requir
 from sifc.auth.ratelimit import TokenBucket
 from sifc.auth.service import from_api_key
 from sifc.errors import Forbidden, InvalidInput, Unauthorized
-from sifc.settings import DEFAULT_SECRET, Settings
+from sifc.settings import Settings
 
 PASSWORD = "correct horse battery"
 BARGNY, SANDIARA = "SN0104-bargny", "SN1301-sandiara"
@@ -95,9 +96,10 @@ def test_sign_in_issues_a_short_lived_token_and_me_describes_the_caller(client, 
     body = response.json()
     assert body["token_type"] == "bearer" and body["expires_in"] == 15 * 60 and body["refresh_token"]
     claims = jwt.decode(body["access_token"], options={"verify_signature": False})
-    assert {"sub", "role", "scope", "exp", "iat", "jti"} <= claims.keys()
-    assert claims["role"] == "agent_foncier" and claims["scope"] == [f"commune:{BARGNY}"]
+    # The token names the account and its session; what it may do is read from the database per request.
+    assert {"sub", "sid", "exp", "iat", "jti"} <= claims.keys() and not {"role", "scope"} & claims.keys()
     assert claims["exp"] - claims["iat"] == 15 * 60
+    assert jwt.get_unverified_header(body["access_token"])["kid"].startswith("token-")
 
     me = client.get("/auth/me", headers={"Authorization": f"Bearer {body['access_token']}"})
     assert me.status_code == 200, me.text
@@ -122,16 +124,15 @@ def test_anonymous_me_asks_for_authentication(client):
 def _tamper(token: str) -> str:
     header, payload, signature = token.split(".")
     claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-    claims["role"] = "administrateur"
+    claims["sub"] = "1"
     forged = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
     return f"{header}.{forged}.{signature}"
 
 
-def test_expired_tampered_foreign_or_unsigned_tokens_are_refused_with_401(client, settings, agent):
-    good, _ = tokens.issue_access_token(settings, user_id=agent.id, username=agent.username, role=agent.role,
-                                        scope=agent.scope)
-    expired, _ = tokens.issue_access_token(settings, user_id=agent.id, username=agent.username, role=agent.role,
-                                           scope=agent.scope, now=datetime.now(UTC) - timedelta(minutes=16))
+def test_expired_tampered_foreign_or_unsigned_tokens_are_refused_with_401(client, db, settings, agent):
+    good = tokens.start_session(db, settings, user_id=agent.id).access_token
+    expired = tokens.start_session(db, settings, user_id=agent.id,
+                                   now=datetime.now(UTC) - timedelta(minutes=16)).access_token
     foreign = jwt.encode({**jwt.decode(good, options={"verify_signature": False})}, "another secret, 32 bytes or more, not ours",
                          algorithm="HS256")
     unsigned = jwt.encode(jwt.decode(good, options={"verify_signature": False}), None, algorithm="none")
@@ -357,16 +358,17 @@ def test_require_checks_the_role_then_every_commune_of_the_scope():
 
 # --- settings ----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("secret", [DEFAULT_SECRET, "", "   ", "too-short-for-production"])
-def test_production_refuses_a_default_empty_or_short_secret(secret):
+@pytest.mark.parametrize("environment", ["development", "test", "production"])
+@pytest.mark.parametrize("secret", ["", "   ", "too-short-for-production", "x" * 31])
+def test_every_environment_refuses_an_empty_or_short_secret(environment, secret):
     with pytest.raises(ValidationError) as refused:
-        Settings(environment="production", secret_key=secret)
+        Settings(environment=environment, secret_key=secret)
     assert "SIFC_SECRET_KEY" in str(refused.value)
 
 
-def test_production_accepts_a_real_secret_and_development_the_default():
-    assert Settings(environment="production", secret_key="k" * 48).environment == "production"
-    assert Settings(environment="development").secret_key.get_secret_value() == DEFAULT_SECRET
+def test_a_random_secret_is_accepted_and_none_is_needed():
+    assert Settings(environment="production", secret_key=secrets.token_urlsafe(48)).environment == "production"
+    assert Settings(environment="development").secret_key is None  # the key file's keys sign
 
 
 # --- access audit ------------------------------------------------------------------------

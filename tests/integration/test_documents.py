@@ -240,8 +240,7 @@ def test_the_documents_issued_to_a_person_are_in_their_subject_access_report(cli
     scope = (ScopeEntry("commune", BARGNY),)
     user_id = users.create(db, username="lecteur.documents", password="documents password 2026", role="lecteur",
                            scope=list(scope), created_by="tests")
-    token, _ = tokens.issue_access_token(settings, user_id=user_id, username="lecteur.documents", role="lecteur",
-                                         scope=scope)
+    token = tokens.start_session(db, settings, user_id=user_id).access_token
     sheet = client.get(f"/parcels/{allocated['parcel']['id']}/fiche.pdf", headers={"Authorization": f"Bearer {token}"})
     assert "Awa Sarr" in _text(sheet.content)
     report = client.get("/admin/subjects/lecteur.documents", headers=admin_headers)
@@ -255,8 +254,9 @@ def test_issued_documents_are_append_only_even_for_the_owner(admin_engine):
 
     with admin_engine.connect() as conn, conn.begin() as outer:
         conn.execute(text("""
-            INSERT INTO issued_document (code, kind, subject_kind, subject_id, summary, content_sha256, issued_by)
-            VALUES ('c0de', 'fiche_parcellaire', 'parcel', 'x', '{}', 'd', 'tests')"""))
+            INSERT INTO issued_document (code, kind, subject_kind, subject_id, summary, content_sha256, issued_by,
+                                         key_id)
+            VALUES ('c0de', 'fiche_parcellaire', 'parcel', 'x', '{}', 'd', 'tests', 'seal-test')"""))
         for statement in ("UPDATE issued_document SET personal = true", "DELETE FROM issued_document",
                           "TRUNCATE issued_document"):
             with pytest.raises(ProgrammingError, match="append-only"), conn.begin_nested():

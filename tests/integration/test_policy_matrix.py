@@ -43,8 +43,7 @@ def world(client, db, settings) -> dict[str, Any]:
         user_id = users.create(db, username=f"matrix.{role}", password=PASSWORD, role=role,
                                scope=[ScopeEntry("commune", BARGNY)], created_by="tests")
         ids[role] = user_id
-        token, _ = tokens.issue_access_token(settings, user_id=user_id, username=f"matrix.{role}", role=role,
-                                             scope=(ScopeEntry("commune", BARGNY),))
+        token = tokens.start_session(db, settings, user_id=user_id).access_token
         headers[role] = {"Authorization": f"Bearer {token}"}
     national = {"X-API-Key": api_key(db)}
     x, y = bargny_origin(db)
@@ -289,10 +288,8 @@ def _tamper(token: str) -> str:
 def test_expired_or_tampered_tokens_are_refused_with_401(client, world):
     settings = world["settings"]
     user_id = world["user_ids"]["administrateur"]
-    scope = (ScopeEntry("commune", BARGNY),)
-    expired, _ = tokens.issue_access_token(settings, user_id=user_id, username="matrix.administrateur",
-                                           role="administrateur", scope=scope,
-                                           now=datetime.now(UTC) - timedelta(hours=2))
+    expired = tokens.start_session(world["db"], settings, user_id=user_id,
+                                   now=datetime.now(UTC) - timedelta(hours=2)).access_token
     good = world["headers"]["administrateur"]["Authorization"].removeprefix("Bearer ")
     for token in (expired, _tamper(good), good[:-3], "x.y.z"):
         for url in ("/auth/me", "/imports", "/communes/SN0104-bargny/parcels", f"/parcels/{world['parcel']}"):

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import secrets
+
 import pytest
 
 from sifc.documents import verification
 from sifc.errors import InvalidInput, UnsupportedFormat
+from sifc.keyring import SigningKey
 
-SECRET = "a test secret of more than thirty-two characters"
+
+def seal_key(kid: str = "seal-test-1") -> SigningKey:
+    """A seal key made for the test (random: no key of the source ever seals)."""
+    return SigningKey("seal", kid, secrets.token_bytes(32), "2026-12-05T00:00:00+00:00")
 
 
 def test_the_canonical_form_does_not_depend_on_key_order():
@@ -15,13 +21,20 @@ def test_the_canonical_form_does_not_depend_on_key_order():
         verification.canonical({"a": [2, {"c": 4, "d": 3}], "b": 1}) == b'{"a":[2,{"c":4,"d":3}],"b":1}'
 
 
-def test_the_code_is_an_hmac_keyed_by_a_key_derived_from_the_secret():
+def test_the_code_is_an_hmac_under_the_seal_key_and_names_it():
+    key, other = seal_key(), seal_key("seal-test-2")
     content = verification.canonical({"area_m2": 900.0})
-    code = verification.sign(SECRET, content)
-    assert len(code) == 64 and code == verification.sign(SECRET, content)
-    assert code != verification.sign(SECRET + "x", content)
-    assert code != verification.sign(SECRET, verification.canonical({"area_m2": 900.01}))
-    assert verification.key(SECRET) != SECRET.encode()
+    code = verification.sign(key, content)
+    assert len(code) == 64 and code == verification.sign(key, content)
+    assert code != verification.sign(other, content)
+    assert code != verification.sign(key, verification.canonical({"area_m2": 900.01}))
+    assert verification.seal(key, {"area_m2": 900.0}) == verification.Sealed(content, code, "seal-test-1")
+
+
+def test_a_token_key_never_seals():
+    token_key = SigningKey("token", "token-test", secrets.token_bytes(32), "")
+    with pytest.raises(ValueError):
+        verification.sign(token_key, b"{}")
 
 
 def test_a_code_typed_from_paper_is_normalised():
