@@ -167,7 +167,6 @@ class Settings(BaseSettings):
             raise ConfigurationError("config.published_secret")
         return self
 
-
     @property
     def public_base(self) -> str:
         """The public base URL, without a trailing slash (see ``public_url``)."""
