@@ -18,31 +18,10 @@ from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sifc.errors import SifcError
-from sifc.i18n import Lang, pick_language, translate
+from sifc.i18n import Lang, known, pick_language, translate
 
 log = logging.getLogger("sifc.api")
 PROBLEM_JSON = "application/problem+json"
-
-# French renderings of the validation errors users actually cause (pydantic error types).
-VALIDATION_FR = {
-    "missing": "paramètre obligatoire manquant",
-    "greater_than_equal": "doit être supérieur ou égal à {ge}",
-    "less_than_equal": "doit être inférieur ou égal à {le}",
-    "greater_than": "doit être strictement supérieur à {gt}",
-    "less_than": "doit être strictement inférieur à {lt}",
-    "float_parsing": "doit être un nombre",
-    "float_type": "doit être un nombre",
-    "finite_number": "doit être un nombre fini",
-    "int_parsing": "doit être un nombre entier",
-    "bool_parsing": "doit être un booléen (true ou false)",
-    "literal_error": "valeur non admise ; valeurs possibles : {expected}",
-    "enum": "valeur non admise ; valeurs possibles : {expected}",
-    "string_too_long": "trop long (au plus {max_length} caractères)",
-    "string_too_short": "trop court (au moins {min_length} caractères)",
-    "json_invalid": "JSON invalide",
-    "out_of_bounds": "hors des bornes admises {bounds_fr} (docs/bounds.md)",
-    "json_out_of_bounds": "{reason_fr}",
-}
 
 
 def language(request: Request) -> Lang:
@@ -67,13 +46,9 @@ def problem(status: int, *, key: str, detail: str, lang: Lang, instance: str,
 
 
 def _title(status: int, lang: Lang) -> str:
-    titles_fr = {400: "Requête invalide", 401: "Authentification requise", 403: "Accès refusé",
-                 404: "Introuvable", 405: "Méthode non autorisée", 429: "Trop de requêtes",
-                 409: "Conflit", 410: "Supprimé", 412: "Précondition échouée",
-                 428: "Précondition requise", 413: "Contenu trop volumineux", 415: "Format non pris en charge",
-                 422: "Paramètres invalides", 500: "Erreur interne", 503: "Service indisponible"}
-    if lang == "fr" and status in titles_fr:
-        return titles_fr[status]
+    key = f"http.title.{status}"
+    if lang != "en" and known(key):
+        return translate(key, lang)
     return HTTPStatus(status).phrase
 
 
@@ -82,9 +57,12 @@ def _field_errors(error: RequestValidationError, lang: Lang) -> list[dict[str, A
     for item in error.errors():
         location = [str(part) for part in item.get("loc", ())]
         message = item.get("msg", "")
-        if lang == "fr" and item.get("type") in VALIDATION_FR:
+        # The validation errors users actually cause (pydantic error types) have the msgids
+        # ``validation.<type>``; English answers keep pydantic's own message.
+        key = f"validation.{item.get('type')}"
+        if lang != "en" and known(key):
             try:
-                message = VALIDATION_FR[item["type"]].format(**(item.get("ctx") or {}))
+                message = translate(key, lang, **(item.get("ctx") or {}))
             except (KeyError, IndexError):
                 pass
         items.append({"field": ".".join(location[1:]) or ".".join(location),

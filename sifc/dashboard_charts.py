@@ -12,58 +12,18 @@ from datetime import UTC, datetime
 from typing import Any
 from xml.sax.saxutils import escape
 
-LABELS: dict[str, dict[str, str]] = {
-    "title": {"fr": "Tableau de bord foncier — {level} de {name}", "en": "Land dashboard — {level} of {name}"},
-    "level.commune": {"fr": "commune", "en": "commune"},
-    "level.pole": {"fr": "pôle", "en": "pole"},
-    "generated": {"fr": "Établi le {date} (UTC)", "en": "Generated on {date} (UTC)"},
-    "land_use": {"fr": "Parcelles par usage du sol", "en": "Parcels by land use"},
-    "tenure_regime": {"fr": "Parcelles par régime foncier", "en": "Parcels by tenure regime"},
-    "nicad": {"fr": "Couverture NICAD ({share})", "en": "NICAD coverage ({share})"},
-    "procedures": {"fr": "Procédures d'affectation par état", "en": "Allocation procedures by state"},
-    "imports": {"fr": "Imports par mois (versions de parcelles)", "en": "Imports per month (parcel versions)"},
-    "communes": {"fr": "Parcelles par commune", "en": "Parcels per commune"},
-    "parcels": {"fr": "parcelles", "en": "parcels"},
-    "procedures_unit": {"fr": "procédures", "en": "procedures"},
-    "none": {"fr": "aucune donnée", "en": "no data"},
-    "unknown": {"fr": "(non renseigné)", "en": "(not given)"},
-    "others": {"fr": "autres ({count})", "en": "others ({count})"},
-    "summary": {"fr": "Synthèse", "en": "Summary"},
-    "figure": {"fr": "Indicateur", "en": "Figure"},
-    "value": {"fr": "Valeur", "en": "Value"},
-    "count": {"fr": "Parcelles", "en": "Parcels"},
-    "area": {"fr": "Surface (ha)", "en": "Area (ha)"},
-    "total_parcels": {"fr": "Parcelles en vigueur", "en": "Current parcels"},
-    "total_area": {"fr": "Surface totale (ha)", "en": "Total area (ha)"},
-    "with_nicad": {"fr": "Parcelles avec NICAD", "en": "Parcels with a NICAD"},
-    "coverage": {"fr": "Couverture NICAD", "en": "NICAD coverage"},
-    "procedures_total": {"fr": "Procédures (dont en cours)", "en": "Procedures (in progress)"},
-    "conflicts": {"fr": "Chevauchements (paires, > {tolerance} m²)", "en": "Overlaps (pairs, > {tolerance} m²)"},
-    "not_computed": {"fr": "non calculé", "en": "not computed"},
-    "state": {"fr": "État", "en": "State"},
-    "month": {"fr": "Mois", "en": "Month"},
-    "batches": {"fr": "Lots", "en": "Batches"},
-    "versions": {"fr": "Versions", "en": "Versions"},
-    "commune": {"fr": "Commune", "en": "Commune"},
-    "charts": {"fr": "Graphiques", "en": "Charts"},
-    "state.registered": {"fr": "enregistrée", "en": "registered"},
-    "state.surveyed": {"fr": "levée", "en": "surveyed"},
-    "state.deliberated": {"fr": "délibérée", "en": "deliberated"},
-    "state.approved": {"fr": "approuvée", "en": "approved"},
-    "state.notified": {"fr": "notifiée", "en": "notified"},
-    "state.refused": {"fr": "refusée", "en": "refused"},
-    "status.attribue": {"fr": "attribué", "en": "assigned"},
-    "status.absent": {"fr": "absent", "en": "missing"},
-    "status.a_reattribuer": {"fr": "à réattribuer", "en": "to reassign"},
-}
+from sifc.i18n import known, translate
 
 
 def label(key: str, lang: str, **params: Any) -> str:
-    """The label ``key`` in ``lang`` (French when the language is unknown); unknown keys as themselves."""
-    entry = LABELS.get(key)
-    if entry is None:
+    """The label ``key`` (msgid ``chart.<key>``) in ``lang`` (French when the language is unknown).
+
+    Unknown keys as themselves.
+    """
+    full = f"chart.{key}"
+    if not known(full):
         return key
-    return entry.get(lang, entry["fr"]).format(**params)
+    return translate(full, "en" if lang == "en" else "fr", **params)
 
 
 def title(dashboard: dict[str, Any], lang: str) -> str:

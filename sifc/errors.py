@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sifc.i18n import LEVEL_NAMES, Lang, translate
+from sifc.i18n import Lang, level_name, translate
 
 
 class SifcError(Exception):
@@ -23,8 +23,8 @@ class SifcError(Exception):
         """The message in ``lang``."""
         params = dict(self.params)
         level = params.get("level")
-        if isinstance(level, str) and level in LEVEL_NAMES:
-            params["level"] = LEVEL_NAMES[level][lang]
+        if isinstance(level, str):
+            params["level"] = level_name(level, lang)
         return translate(self.key, lang, **params)
 
 

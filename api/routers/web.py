@@ -21,6 +21,7 @@ from fastapi.responses import FileResponse, JSONResponse
 
 from api.deps import SettingsDep
 from sifc.errors import NotFound
+from sifc.i18n import LANGUAGES, section
 
 router = APIRouter(include_in_schema=False)
 WEB = Path(__file__).resolve().parents[2] / "web"
@@ -118,7 +119,16 @@ def config(settings: SettingsDep) -> JSONResponse:
     return JSONResponse({"basemap": basemap}, headers=NO_CACHE)
 
 
+@router.get("/app/i18n/{lang}.json")
+def strings(lang: str) -> JSONResponse:
+    """The map's strings in ``lang``, from the service's message catalogue (the ``web.`` msgids of
+    ``sifc/locale/<lang>/LC_MESSAGES/sifc.po``: docs/translation.md)."""
+    if lang not in LANGUAGES:
+        raise NotFound()
+    return JSONResponse(section("web.", lang), headers=NO_CACHE)
+
+
 @router.get("/app/{name}")
 def asset(name: str) -> FileResponse:
-    """The application's own files (``app.js``, ``app.css``, ``i18n.js``…)."""
+    """The application's own files (``app.js``, ``app.css``…)."""
     return _file(SOURCE, name)

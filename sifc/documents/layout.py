@@ -1,4 +1,4 @@
-"""What the printed documents share: fonts, French and English labels, the page frame, the seal.
+"""What the printed documents share: fonts, labels (from the message catalogues), the page frame, the seal.
 
 Pages are A4, built with reportlab's platypus (tables repeat their header row across pages);
 DejaVu Sans is used when the system has it (every Latin script, Wolof's letters included),
@@ -17,81 +17,25 @@ from sqlalchemy.orm import Session
 
 from sifc.documents import verification
 from sifc.documents.verification import Issue, Sealed
+from sifc.i18n import Lang, known, translate
 from sifc.keyring import SigningKey
 
 FONT_DIR = Path("/usr/share/fonts/truetype/dejavu")
 _fonts: tuple[str, str] | None = None
 
-LABELS: dict[str, dict[str, str]] = {
-    "fiche": {"fr": "Fiche parcellaire", "en": "Parcel sheet"},
-    "extrait": {"fr": "Extrait de délibération", "en": "Extract of the council's deliberation"},
-    "certificat": {"fr": "Certificat d'affectation", "en": "Certificate of allocation"},
-    "registre": {"fr": "Registre foncier communal", "en": "Communal land register"},
-    "republic": {"fr": "République du Sénégal — Commune de {commune}",
-                 "en": "Republic of Senegal — Commune of {commune}"},
-    "issued_on": {"fr": "Délivré le {date}", "en": "Issued on {date}"},
-    "number": {"fr": "Document n° {number}", "en": "Document no. {number}"},
-    "code": {"fr": "Code de vérification", "en": "Verification code"},
-    "verify_at": {"fr": "Vérifier ce document : {url} (déposer le PDF) ou {url}/<code>",
-                  "en": "Verify this document: {url} (upload the PDF) or {url}/<code>"},
-    "nicad": {"fr": "NICAD", "en": "NICAD"},
-    "nicad_status": {"fr": "État du NICAD", "en": "NICAD status"},
-    "status": {"fr": "Statut", "en": "Status"},
-    "in_force": {"fr": "en vigueur", "en": "in force"},
-    "commune": {"fr": "Commune", "en": "Commune"},
-    "section": {"fr": "Section", "en": "Section"},
-    "local_number": {"fr": "Numéro", "en": "Number"},
-    "area": {"fr": "Superficie calculée", "en": "Computed area"},
-    "declared_area": {"fr": "Superficie déclarée", "en": "Declared area"},
-    "land_use": {"fr": "Usage", "en": "Land use"},
-    "regime": {"fr": "Régime foncier", "en": "Tenure regime"},
-    "vertices": {"fr": "Coordonnées des sommets (UTM 28N, EPSG:32628)",
-                 "en": "Vertex coordinates (UTM 28N, EPSG:32628)"},
-    "point": {"fr": "Point", "en": "Point"},
-    "rights": {"fr": "Droits en vigueur", "en": "Current rights"},
-    "type": {"fr": "Nature", "en": "Type"},
-    "start": {"fr": "Début", "en": "Start"},
-    "end": {"fr": "Fin", "en": "End"},
-    "sources": {"fr": "Sources", "en": "Sources"},
-    "holders": {"fr": "Titulaires", "en": "Holders"},
-    "share": {"fr": "Quote-part", "en": "Share"},
-    "holders_withheld": {"fr": "Titulaires non communiqués (données personnelles, loi 2008-12).",
-                         "en": "Holders withheld (personal data, law 2008-12)."},
-    "none": {"fr": "Aucun", "en": "None"},
-    "map": {"fr": "Plan de situation (voisins à moins de 20 m)", "en": "Location map (neighbours within 20 m)"},
-    "kind": {"fr": "Nature", "en": "Kind"},
-    "reference": {"fr": "Référence", "en": "Reference"},
-    "date": {"fr": "Date", "en": "Date"},
-    "parcel": {"fr": "Parcelle", "en": "Parcel"},
-    "deliberation": {"fr": "Délibération", "en": "Deliberation"},
-    "session": {"fr": "Session", "en": "Session"},
-    "approval": {"fr": "Approbation", "en": "Approval"},
-    "authority": {"fr": "Autorité", "en": "Authority"},
-    "affectation_start": {"fr": "Date d'effet de l'affectation", "en": "Allocation in force from"},
-    "procedure": {"fr": "Procédure", "en": "Procedure"},
-    "purpose": {"fr": "Usage demandé", "en": "Requested use"},
-    "extrait_text": {
-        "fr": "Le conseil municipal, en sa séance ci-dessus, a délibéré l'affectation de la parcelle désignée "
-              "ci-dessous aux titulaires nommés, délibération approuvée par l'autorité indiquée.",
-        "en": "The municipal council, at the session above, resolved to allocate the parcel below to the holders "
-              "named, a resolution approved by the authority shown."},
-    "certificat_text": {
-        "fr": "Il est certifié que la parcelle désignée ci-dessous est affectée aux titulaires nommés, "
-              "à la suite de la procédure achevée de la commission domaniale.",
-        "en": "It is certified that the parcel below is allocated to the holders named, following the completed "
-              "procedure of the land commission."},
-    "parcels": {"fr": "Parcelles en vigueur : {count}", "en": "Current parcels: {count}"},
-    "page": {"fr": "Page {page}", "en": "Page {page}"},
-}
-
-AUTHORITIES = {"sous_prefet": {"fr": "Sous-préfet", "en": "Sub-prefect"}, "prefet": {"fr": "Préfet", "en": "Prefect"},
-               "gouverneur": {"fr": "Gouverneur", "en": "Governor"}}
-
-
 def label(key: str, lang: str, **params: Any) -> str:
-    """A title or label in ``lang`` (French when the language is unknown)."""
-    entry = LABELS[key]
-    return entry.get(lang, entry["fr"]).format(**params)
+    """A title or label in ``lang`` (French when the language is unknown): msgid ``document.label.<key>``."""
+    return translate(f"document.label.{key}", _lang(lang), **params)
+
+
+def authority(name: str | None, lang: str) -> str | None:
+    """The approving authority (``sous_prefet``, ``prefet``, ``gouverneur``) in words; others as given."""
+    key = f"document.authority.{name}"
+    return translate(key, _lang(lang)) if name and known(key) else name
+
+
+def _lang(lang: str) -> Lang:
+    return "en" if lang == "en" else "fr"
 
 
 def fonts() -> tuple[str, str]:

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from sifc.documents import layout, records, verification
-from sifc.documents.layout import AUTHORITIES, label
+from sifc.documents.layout import authority, label
 from sifc.documents.verification import Issue, Sealed
 from sifc.errors import Conflict
 from sifc.keyring import SigningKey
@@ -61,7 +61,7 @@ def _story(facts: dict[str, Any], frame: layout.Frame, kind: str) -> list[Any]:
 
     lang, style = frame.lang, layout.styles()
     parcel, deliberation, approval = facts["parcel"], facts["deliberation"], facts["approval"]
-    authority = AUTHORITIES.get(approval["authority"] or "", {}).get(lang, approval["authority"])
+    authority_name = authority(approval["authority"], lang)
     holders = [[label("holders", lang), label("share", lang)]] + [
         [Paragraph(layout.escape(h["name"]), style["body"]), records.share_text(h["share"])] for h in facts["holders"]]
     return [
@@ -75,7 +75,7 @@ def _story(facts: dict[str, Any], frame: layout.Frame, kind: str) -> list[Any]:
         layout.facts([(label("reference", lang), deliberation["reference"]),
                       (label("date", lang), deliberation["date"]),
                       (label("session", lang), deliberation["session"]),
-                      (label("approval", lang), f"{authority or '—'} — {approval['date'] or '—'}"
+                      (label("approval", lang), f"{authority_name or '—'} — {approval['date'] or '—'}"
                        + (f" ({approval['reference']})" if approval["reference"] else ""))]),
         Paragraph(label("parcel", lang), style["head"]),
         layout.facts([(label("commune", lang), f"{facts['commune']['name']} ({facts['commune']['code']})"),

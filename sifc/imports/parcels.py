@@ -49,6 +49,7 @@ from sifc import bounds, journal
 from sifc.auth.principal import Principal
 from sifc.db import act_as
 from sifc.errors import ImportRejected
+from sifc.i18n import Lang, known, translate
 from sifc.imports import mapping as field_mapping
 from sifc.imports.checks import (
     STORAGE_SRID,
@@ -66,63 +67,32 @@ from sifc.text import search_form
 Progress = Callable[[str, int, int], None]
 MAX_LISTED_ISSUES = 1000
 
-REASONS = {
-    "null_geometry": ("géométrie absente", "no geometry"),
-    "empty_geometry": ("géométrie vide", "empty geometry"),
-    "invalid_geometry": ("géométrie invalide", "invalid geometry"),
-    "unrepairable_geometry": ("géométrie invalide, irréparable", "invalid geometry that cannot be repaired"),
-    "reprojection_failed": ("coordonnées impossibles à reprojeter (SCR erroné ?)",
-                            "coordinates cannot be reprojected (wrong CRS?)"),
-    "outside_senegal": ("hors du Sénégal", "outside Senegal"),
-    "no_commune": ("dans aucune commune connue", "in no known commune"),
-    "outside_commune": ("hors de la commune indiquée au-delà de la tolérance",
-                        "outside the given commune beyond the tolerance"),
-    "nicad_conflict": ("même NICAD sur des géométries différentes", "one NICAD on different geometries"),
-    "nicad_taken": ("NICAD déjà attribué à une parcelle en vigueur", "NICAD already held by a current parcel"),
-    "duplicate": ("doublon exact (même NICAD, même géométrie) : importé une seule fois",
-                  "exact duplicate (same NICAD, same geometry): imported once"),
-    "overlap_in_file": ("chevauche une autre parcelle du fichier au-delà de la tolérance",
-                        "overlaps another parcel of the file beyond the tolerance"),
-    "overlap_existing": ("chevauche une parcelle en vigueur au-delà de la tolérance",
-                         "overlaps a current parcel beyond the tolerance"),
-    "under_litige": ("la parcelle en vigueur qu'elle modifierait fait l'objet d'un litige en cours",
-                     "the current parcel it would change is under a dispute (litige)"),
-    "ring_open": ("contour ouvert : numérotation des bornes interrompue",
-                  "open outline: gap in the boundary markers' numbering"),
-    "ring_too_few_vertices": ("moins de 3 sommets distincts", "fewer than 3 distinct vertices"),
-    "ring_self_intersecting": ("contour qui se recoupe", "self-intersecting outline"),
-}
-WARNINGS = {
-    "invalid_repaired": ("géométrie invalide réparée (ST_MakeValid)", "invalid geometry repaired (ST_MakeValid)"),
-    "area_mismatch": ("superficie déclarée et calculée diffèrent au-delà de la tolérance",
-                      "declared and computed areas differ beyond the tolerance"),
-    "declared_area_missing": ("superficie déclarée absente", "no declared area"),
-    "declared_area_out_of_bounds": ("superficie déclarée hors bornes (au plus la superficie du pays) : ignorée",
-                                    "declared area out of bounds (at most the country's area): ignored"),
-    "nicad_nonstandard": ("NICAD de longueur non standard (ni 13 ni 16 caractères)",
-                          "non-standard NICAD length (neither 13 nor 16 characters)"),
-    "nicad_prefix": ("le NICAD ne commence pas par le code national de la commune",
-                     "the NICAD does not begin with the commune's national code"),
-    "provisional_commune": ("commune aux limites provisoires", "commune with provisional boundaries"),
-    "straddles_communes": ("parcelle à cheval sur plusieurs communes", "parcel straddling several communes"),
-    "sliver": ("parcelle résiduelle : largeur moyenne (2 × surface / périmètre) inférieure à 0,5 m",
-               "sliver: mean width (2 × area / perimeter) under 0.5 m"),
-}
+# Why a feature is refused: their words are the msgids ``import.reason.<code>`` of the catalogues.
+REASONS = frozenset({
+    "null_geometry", "empty_geometry", "invalid_geometry", "unrepairable_geometry", "reprojection_failed",
+    "outside_senegal", "no_commune", "outside_commune", "nicad_conflict", "nicad_taken", "duplicate",
+    "overlap_in_file", "overlap_existing", "under_litige", "ring_open", "ring_too_few_vertices",
+    "ring_self_intersecting"
+})
+# What is noted on an accepted feature: their words are the msgids ``import.warning.<code>`` of the catalogues.
+WARNINGS = frozenset({
+    "invalid_repaired", "area_mismatch", "declared_area_missing", "declared_area_out_of_bounds",
+    "nicad_nonstandard", "nicad_prefix", "provisional_commune", "straddles_communes", "sliver"
+})
 SLIVER_MEAN_WIDTH_M = 0.5
 # Column of a converted file (DXF, bornes) carrying a feature-level refusal found while converting.
 PRE_REJECT_FIELD = "sifc_reject"
-FILE_NOTES = {
-    "shx_rebuilt": ("index .shx absent : reconstruit", "missing .shx index: rebuilt"),
-    "dbf_missing": (".dbf absent : parcelles sans attributs", "missing .dbf: parcels without attributes"),
-    "cpg_unknown": (".cpg illisible ou d'encodage inconnu : ignoré", "unreadable .cpg or unknown encoding: ignored"),
-    "encoding_fallback": ("encodage non déclaré : Latin-1 par défaut", "no declared encoding: Latin-1 assumed"),
-    "z_dropped": ("coordonnées Z supprimées", "Z coordinates dropped"),
-    "m_dropped": ("mesures M supprimées", "M measures dropped"),
-    "crs_overridden": ("SCR du fichier remplacé par --crs", "file CRS replaced by --crs"),
-    "dxf_ignored": ("entités DXF ignorées : polylignes ouvertes, lignes, cercles, blocs… (nombre et types au rapport)",
-                    "DXF entities ignored: open polylines, lines, circles, blocks… (count and types in the report)"),
-    "dxf_texts_outside": ("textes DXF hors de toute parcelle : ignorés", "DXF texts inside no parcel: ignored"),
-}
+# What is noted on the file as a whole: their words are the msgids ``import.note.<code>`` of the catalogues.
+FILE_NOTES = frozenset({
+    "shx_rebuilt", "dbf_missing", "cpg_unknown", "encoding_fallback", "z_dropped", "m_dropped", "crs_overridden",
+    "dxf_ignored", "dxf_texts_outside"
+})
+
+
+def describe(kind: Literal["reason", "warning", "note"], code: str, lang: Lang = "fr") -> str:
+    """A refusal reason, a warning or a file note in words; an unknown code as itself."""
+    key = f"import.{kind}.{code}"
+    return translate(key, lang) if known(key) else code
 
 
 @dataclass
@@ -972,7 +942,6 @@ def write_rejects(session: Session, path: Path, lang: Literal["fr", "en"] = "fr"
     import geopandas as gpd
     import shapely
 
-    pick = 0 if lang == "fr" else 1
     written, last = 0, -1
     srid = _sql(session, "SELECT max(ST_SRID(src)) FROM stage_parcel").scalar()
     path.unlink(missing_ok=True)
@@ -990,7 +959,8 @@ def write_rejects(session: Session, path: Path, lang: Literal["fr", "en"] = "fr"
             record["sifc_feature"] = row["ord"]
             record["sifc_status"] = row["status"]
             record["sifc_reasons"] = ",".join(row["reasons"])
-            record["sifc_message"] = "; ".join(REASONS.get(r, (r, r))[pick] for r in row["reasons"])
+            record["sifc_message"] = "; ".join(describe("reason", r, lang) if r in REASONS else r
+                                               for r in row["reasons"])
             record["geometry"] = shapely.from_wkb(bytes(row["wkb"])) if row["wkb"] else None
             records.append(record)
         frame = gpd.GeoDataFrame(records, geometry="geometry", crs=f"EPSG:{srid}" if srid else None)

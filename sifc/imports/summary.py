@@ -6,13 +6,12 @@ from rich.console import Console
 from rich.table import Table
 
 from sifc.i18n import Lang
-from sifc.imports.parcels import FILE_NOTES, REASONS, WARNINGS, ParcelImportReport
+from sifc.imports.parcels import FILE_NOTES, REASONS, WARNINGS, ParcelImportReport, describe
 
 
 def print_summary(console: Console, report: ParcelImportReport, lang: Lang) -> None:
     """Counts, reasons and warnings of ``report``, in ``lang``."""
     fr = lang == "fr"
-    pick = 0 if fr else 1
     if report.already_imported:
         done = {k: str(v) for k, v in report.already_imported.items()}
         console.print((f"Fichier déjà importé (lot {done['batch_id']}, {done['file']}, {done['date'][:10]}) : "
@@ -42,13 +41,15 @@ def print_summary(console: Console, report: ParcelImportReport, lang: Lang) -> N
         head.add_row(key, value)
     console.print(head)
     for note in report.file_notes:
-        label = FILE_NOTES.get(str(note["code"]), (str(note["code"]),) * 2)[pick]
+        code = str(note["code"])
+        label = describe("note", code, lang) if code in FILE_NOTES else code
         console.print(f"{'Fichier' if fr else 'File'} : {label}", markup=False)
     for code, count in report.rejected_by_reason.items():
         kind = ("Doublon" if fr else "Duplicate") if code == "duplicate" else ("Rejet" if fr else "Rejected")
-        console.print(f"{kind} [{code}] {REASONS.get(code, (code, code))[pick]} : {count}", markup=False)
+        reason = describe("reason", code, lang) if code in REASONS else code
+        console.print(f"{kind} [{code}] {reason} : {count}", markup=False)
     for code, count in report.warnings_by_code.items():
-        label = WARNINGS.get(code, (code, code))[pick]
+        label = describe("warning", code, lang) if code in WARNINGS else code
         console.print(f"{'Avertissement' if fr else 'Warning'} [{code}] {label} : {count}", markup=False)
     if report.communes:
         console.print(("Communes : " if fr else "Communes: ")

@@ -6,7 +6,7 @@ import pytest
 from shapely.geometry import Polygon
 
 from sifc.errors import ImportRejected
-from sifc.i18n import MESSAGES
+from sifc.i18n import catalogue, known
 from sifc.imports import mapping
 from sifc.imports.formats import (
     RING_OPEN,
@@ -178,12 +178,12 @@ def test_parcel_outlines(rows, defect, count):
 def test_new_messages_speak_both_languages():
     for key in ("import.dxf_needs_crs", "import.dxf_no_parcels", "import.bornes_needs_crs",
                 "import.bornes_headers", "import.bornes_bad_value"):
-        assert MESSAGES[key]["fr"] and MESSAGES[key]["en"], key
-        assert MESSAGES[key]["fr"] != MESSAGES[key]["en"]
+        assert catalogue("fr")[key] and catalogue("en")[key], key
+        assert catalogue("fr")[key] != catalogue("en")[key]
     for code in ("dxf_ignored", "dxf_texts_outside"):
-        assert all(FILE_NOTES[code]), code
+        assert code in FILE_NOTES and known(f"import.note.{code}"), code
     for code in (RING_OPEN, RING_TOO_FEW_VERTICES, RING_SELF_INTERSECTING):
-        assert all(REASONS[code]), code
+        assert code in REASONS and known(f"import.reason.{code}"), code
 
 
 def test_inspire_and_converted_columns_are_guessed():

@@ -26,6 +26,18 @@ function readJson(text, fallback) {
 }
 
 // ---- language -------------------------------------------------------------------------------------
+// The strings come from the service's message catalogues (sifc/locale/<lang>/LC_MESSAGES/sifc.po, msgids web.*).
+async function loadStrings() {
+  const strings = {};
+  await Promise.all(["fr", "en"].map(async (lang) => {
+    try {
+      const response = await fetch(`/app/i18n/${lang}.json`);
+      strings[lang] = response.ok ? await response.json() : {};
+    } catch (error) { strings[lang] = {}; }  // the keys are shown rather than nothing
+  }));
+  return strings;
+}
+
 function t(key) {
   return (window.SIFC_STRINGS[state.lang] || {})[key] || window.SIFC_STRINGS.fr[key] || key;
 }
@@ -683,6 +695,7 @@ async function loadConfig() {
 }
 
 async function start() {
+  window.SIFC_STRINGS = await loadStrings();
   window.sifc = {state, t, api, openParcel, openCommune, openProcedure, searchNicad, queryPolygon, showOverlaps,
                  lineLength, ringArea, setGroupVisible};
   bindUi();
