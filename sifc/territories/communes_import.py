@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 
 from sifc import journal
 from sifc.errors import ImportRejected
-from sifc.i18n import Lang
+from sifc.i18n import Lang, known, translate
 from sifc.imports.source import resolve_srid
 from sifc.territories import pieces
 from sifc.territories.loader import NORMALIZE, assign_arrondissements
@@ -464,22 +464,6 @@ def _report_official_overlaps(session: Session, report: CommuneImportReport) -> 
                                     [row["a"], row["b"]], "area_km2": round(row["m2"] / 1e6, 4)})
 
 
-REASONS = {
-    "fr": {"no_commune_with_this_name": "aucune commune de ce nom (ajoutez un alias)",
-           "department_mismatch": "aucune commune de ce nom dans ce département",
-           "ambiguous_name": "nom porté par plusieurs communes, département indéterminé",
-           "no_name": "entité sans nom", "null_geometry": "entité sans géométrie",
-           "national_code_taken": "code national déjà attribué à une autre commune",
-           "several_features_for_one_commune": "plusieurs entités pour la même commune"},
-    "en": {"no_commune_with_this_name": "no commune of that name (add an alias)",
-           "department_mismatch": "no commune of that name in that department",
-           "ambiguous_name": "name shared by several communes, department unknown",
-           "no_name": "feature without a name", "null_geometry": "feature without geometry",
-           "national_code_taken": "national code already given to another commune",
-           "several_features_for_one_commune": "several features for one commune"},
-}
-
-
 def print_report(console: Console, report: CommuneImportReport, lang: Lang, *,
                  dry_run: bool) -> None:
     """Readable summary of an import for the command line."""
@@ -494,7 +478,9 @@ def print_report(console: Console, report: CommuneImportReport, lang: Lang, *,
                       str(row["matched_by"]), str(row["area_km2"]), str(row["previous_area_km2"]))
     console.print(table)
     for row in report.unmatched:
-        reason = REASONS[lang].get(str(row["reason"]), str(row["reason"]))
+        code = str(row["reason"])
+        key = f"commune_import.reason.{code}"  # why a feature matched no commune (message catalogue)
+        reason = translate(key, lang) if known(key) else code
         console.print(("Non appariée : " if fr else "Unmatched: ") + f"{row.get('name')} — {reason}")
     for row in report.clipped:
         console.print(("Commune provisoire découpée : " if fr else "Provisional commune clipped: ")
