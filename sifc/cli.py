@@ -708,7 +708,7 @@ def _children_file(path: Path, crs: str | None) -> list:  # type: ignore[type-ar
     from shapely.geometry import mapping
 
     from sifc.errors import ImportRejected
-    from sifc.parcels.mutations import Child
+    from sifc.mutations import Child
 
     if not path.exists():
         raise ImportRejected("import.file_missing", path=str(path))
@@ -734,7 +734,7 @@ def _mutation_data(date_: str | None, sources: list[str], reason: str):  # type:
     from datetime import date
 
     from sifc.errors import InvalidInput
-    from sifc.parcels.mutations import MutationInput
+    from sifc.mutations import MutationInput
 
     try:
         occurred = date.fromisoformat(date_) if date_ else date.today()
@@ -785,7 +785,7 @@ def parcels_split(parcel_id: Annotated[str, typer.Argument(help="La parcelle à 
                   source: SourceOpt, reason: ReasonOpt, date_: DateOpt = None, crs: CrsOpt = None,
                   carry: CarryOpt = None, close: CloseOpt = None) -> None:
     """Morceler une parcelle : les parcelles issues recouvrent la mère ; chaque droit reporté ou clos."""
-    from sifc.parcels import mutations
+    from sifc import mutations
 
     operator = _operator()
     with _database(actor=operator.name) as session:
@@ -804,7 +804,7 @@ def parcels_lotissement(parcel_id: Annotated[str, typer.Argument(help="La parcel
                         = None, date_: DateOpt = None, crs: CrsOpt = None, carry: CarryOpt = None,
                         close: CloseOpt = None) -> None:
     """Lotir une parcelle : lots et domaine public recouvrent la mère."""
-    from sifc.parcels import mutations
+    from sifc import mutations
 
     operator = _operator()
     with _database(actor=operator.name) as session:
@@ -823,7 +823,7 @@ def parcels_merge(parcel_ids: Annotated[list[str], typer.Argument(help="Les parc
                   end_right: Annotated[list[str] | None, typer.Option("--end-right", help="Droit qui prend fin.")]
                   = None) -> None:
     """Fusionner des parcelles contiguës ; tous leurs NICAD sont retirés."""
-    from sifc.parcels import mutations
+    from sifc import mutations
 
     operator = _operator()
     with _database(actor=operator.name) as session:
@@ -841,8 +841,8 @@ def parcels_correct(parcel_id: Annotated[str, typer.Argument(help="La parcelle �
                     geometry: Annotated[Path, typer.Argument(help="Fichier SIG de la nouvelle limite (une entité).")],
                     source: SourceOpt, reason: ReasonOpt, date_: DateOpt = None, crs: CrsOpt = None) -> None:
     """Rectifier une limite : nouvelle version, voisins vérifiés, NICAD à réattribuer."""
+    from sifc import mutations
     from sifc.errors import InvalidInput
-    from sifc.parcels import mutations
 
     shapes = _children_file(geometry, crs)
     if len(shapes) != 1:
@@ -859,7 +859,7 @@ def parcels_correct(parcel_id: Annotated[str, typer.Argument(help="La parcelle �
 def parcels_lineage(parcel_id: Annotated[str, typer.Argument(help="La parcelle.")],
                     as_json: Annotated[bool, typer.Option("--json", help="En JSON.")] = False) -> None:
     """La filiation d'une parcelle : les mutations dont elle vient et celles qu'elle a subies."""
-    from sifc.parcels import mutations
+    from sifc import mutations
 
     with _database() as session:
         found = mutations.lineage(session, parcel_id=parcel_id, personal=True)

@@ -1,7 +1,9 @@
 """OGC API - Features (Part 1, core): the territorial levels and the current parcels as collections.
 
-Features are serialized by PostGIS (GeoJSON, CRS84: longitude, latitude); this module adds
-the envelope (``numberReturned``, ``numberMatched`` where an exact count is cheap, links).
+Features are serialized by PostGIS (GeoJSON, CRS84: longitude, latitude). This module is the
+domain side: the collections, the parameters they accept and the queries that select their
+features. The protocol side (links, paging, the landing page, conformance, the OpenAPI 3.0
+document) is in :mod:`api.ogc`.
 Collection ids, tables and columns come from the fixed :data:`COLLECTIONS`; user values are
 bound parameters.
 """
@@ -12,9 +14,7 @@ import math
 import uuid
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode
 
-import orjson
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
@@ -33,20 +33,6 @@ SUPPORTED_CRS = {CRS84: (4326, False, 7), f"{EPSG}4326": (4326, True, 7), STORAG
                  f"{EPSG}3857": (3857, False, 2)}
 DEFAULT_LIMIT = 10
 MAX_LIMIT = 1000
-CONFORMANCE = [
-    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
-    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
-    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
-    "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs",
-    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables",
-    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/filter",
-    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/features-filter",
-    "http://www.opengis.net/spec/cql2/1.0/conf/cql2-text",
-    "http://www.opengis.net/spec/cql2/1.0/conf/cql2-json",
-    "http://www.opengis.net/spec/cql2/1.0/conf/basic-cql2",
-    "http://www.opengis.net/spec/cql2/1.0/conf/advanced-comparison-operators",
-    "http://www.opengis.net/spec/cql2/1.0/conf/basic-spatial-functions",
-]
 
 
 def check_crs(uri: str | None) -> str:
@@ -125,77 +111,11 @@ COLLECTIONS: dict[str, Collection] = {
 }
 
 
-def _collection(collection_id: str) -> Collection:
+def find_collection(collection_id: str) -> Collection:
+    """The collection ``collection_id`` (404 if there is none)."""
     if collection_id not in COLLECTIONS:
         raise NotFound("ogc.no_collection", id=collection_id[:100])
     return COLLECTIONS[collection_id]
-
-
-def landing(base: str) -> dict[str, Any]:
-    """The landing page: what the service is and where everything is."""
-    return {
-        "title": "SIFC — OGC API Features",
-        "description": "Référentiel territorial du Sénégal et cadastre communal (programme E-Territoire).",
-        "links": [
-            {"href": f"{base}/ogc", "rel": "self", "type": "application/json", "title": "Cette page"},
-            {"href": f"{base}/ogc/api", "rel": "service-desc",
-             "type": "application/vnd.oai.openapi+json;version=3.0", "title": "Définition de l'API (OpenAPI)"},
-            {"href": f"{base}/docs", "rel": "service-doc", "type": "text/html", "title": "Documentation"},
-            {"href": f"{base}/openapi.json", "rel": "describedby",
-             "type": "application/vnd.oai.openapi+json;version=3.1", "title": "Tout le service (OpenAPI 3.1)"},
-            {"href": f"{base}/ogc/conformance", "rel": "conformance", "type": "application/json",
-             "title": "Classes de conformité"},
-            {"href": f"{base}/ogc/collections", "rel": "data", "type": "application/json", "title": "Collections"},
-            {"href": f"{base}/ogc/functions", "rel": "http://www.opengis.net/def/rel/ogc/1.0/functions",
-             "type": "application/json", "title": "Fonctions CQL2"},
-        ],
-    }
-
-
-FUNCTIONS: dict[str, object] = {"functions": [{
-    "name": "S_DWITHIN",
-    "description": "Vrai si les deux géométries sont à au plus `distance` mètres l'une de l'autre (mesurée dans le "
-                   "SCR de stockage, EPSG:32628). Un 4ᵉ argument facultatif `meters` nomme l'unité.",
-    "arguments": [{"title": "géométrie", "type": ["geometry"]}, {"title": "géométrie", "type": ["geometry"]},
-                  {"title": "distance (m)", "type": ["number"]}],
-    "returns": ["boolean"],
-}]}
-
-
-def _describe(session: Session, collection: Collection, base: str) -> dict[str, Any]:
-    extent = session.execute(text(f"""
-        SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e)
-        FROM (SELECT ST_Transform(ST_SetSRID(ST_Extent(geom)::geometry, 32628), 4326) AS e FROM {collection.table}) x
-    """)).one()
-    url = f"{base}/ogc/collections/{collection.id}"
-    description: dict[str, Any] = {
-        "id": collection.id, "title": collection.title, "description": collection.description,
-        "itemType": "feature", "crs": list(SUPPORTED_CRS), "storageCrs": STORAGE_CRS,
-        "links": [
-            {"href": url, "rel": "self", "type": "application/json", "title": collection.title},
-            {"href": f"{url}/items", "rel": "items", "type": "application/geo+json", "title": "Entités"},
-            {"href": f"{url}/queryables", "rel": "http://www.opengis.net/def/rel/ogc/1.0/queryables",
-             "type": "application/schema+json", "title": "Propriétés interrogeables"},
-            {"href": f"{url}/sortables", "rel": "http://www.opengis.net/def/rel/ogc/1.0/sortables",
-             "type": "application/schema+json", "title": "Propriétés triables"},
-        ],
-    }
-    if extent[0] is not None:
-        description["extent"] = {"spatial": {"bbox": [[round(v, 7) for v in extent]], "crs": CRS84}}
-    return description
-
-
-def collections(session: Session, base: str) -> dict[str, Any]:
-    """Every collection, described."""
-    return {
-        "links": [{"href": f"{base}/ogc/collections", "rel": "self", "type": "application/json"}],
-        "collections": [_describe(session, c, base) for c in COLLECTIONS.values()],
-    }
-
-
-def collection(session: Session, collection_id: str, base: str) -> dict[str, Any]:
-    """One collection, described."""
-    return _describe(session, _collection(collection_id), base)
 
 
 def bbox_numbers(raw: str) -> tuple[float, float, float, float]:
@@ -230,28 +150,6 @@ def parse_bbox(raw: str, bbox_crs: str = CRS84) -> tuple[float, float, float, fl
     return minx, miny, maxx, maxy, srid
 
 
-def _schema(spec: Collection, kind: str, fields: dict[str, tuple[str, str]], base: str) -> dict[str, Any]:
-    properties: dict[str, Any] = {}
-    for name, (_, json_type) in fields.items():
-        properties[name] = ({"format": "geometry-any", "title": "Géométrie"} if json_type == "geometry"
-                            else {"type": json_type, "title": name})
-    return {"$schema": "https://json-schema.org/draft/2020-12/schema",
-            "$id": f"{base}/ogc/collections/{spec.id}/{kind}", "type": "object", "title": spec.title,
-            "properties": properties, "additionalProperties": False}
-
-
-def queryables(collection_id: str, base: str) -> dict[str, Any]:
-    """The JSON Schema of what a CQL2 filter (or a property filter) may name in a collection."""
-    spec = _collection(collection_id)
-    return _schema(spec, "queryables", spec.queryables, base)
-
-
-def sortables(collection_id: str, base: str) -> dict[str, Any]:
-    """The JSON Schema of what ``sortby`` may name in a collection."""
-    spec = _collection(collection_id)
-    return _schema(spec, "sortables", spec.sortables, base)
-
-
 ITEMS_PARAMETERS = frozenset({"limit", "offset", "bbox", "bbox-crs", "crs", "filter", "filter-lang", "filter-crs",
                               "properties", "sortby", "f"})
 
@@ -260,7 +158,7 @@ def select_properties(collection_id: str, raw: str | None) -> list[str] | None:
     """The properties asked for with ``properties=a,b`` (None: all of them; empty: none)."""
     if raw is None:
         return None
-    spec = _collection(collection_id)
+    spec = find_collection(collection_id)
     names = [name.strip() for name in raw.split(",") if name.strip()]
     refuse_personal(names)
     unknown = [name for name in names if name not in spec.fields]
@@ -273,7 +171,7 @@ def parse_sortby(collection_id: str, raw: str | None) -> list[tuple[str, bool]]:
     """``sortby=+name,-area_m2`` as (property, descending?) pairs over the collection's sortables."""
     if not raw:
         return []
-    spec = _collection(collection_id)
+    spec = find_collection(collection_id)
     keys = []
     for item in (part.strip() for part in raw.split(",")):
         descending = item.startswith("-")
@@ -287,7 +185,7 @@ def parse_sortby(collection_id: str, raw: str | None) -> list[tuple[str, bool]]:
 
 def property_filters(collection_id: str, query: dict[str, str]) -> dict[str, str]:
     """Part 1 property filters (``?land_use=habitation``); any other unknown parameter is refused."""
-    spec = _collection(collection_id)
+    spec = find_collection(collection_id)
     found = {}
     for name, value in query.items():
         if name in ITEMS_PARAMETERS:
@@ -300,57 +198,31 @@ def property_filters(collection_id: str, query: dict[str, str]) -> dict[str, str
     return found
 
 
-def items(session: Session, collection_id: str, *, base: str, limit: int, offset: int,
-          bbox: tuple[float, float, float, float, int] | None, query: dict[str, str], crs: str = CRS84,
-          cql: Any = None, filter_crs: str = CRS84, properties: list[str] | None = None,
-          sortby: list[tuple[str, bool]] | None = None, equals: dict[str, str] | None = None) -> bytes:
-    """A page of a collection's features as a GeoJSON FeatureCollection with its links (see :func:`items_page`)."""
-    page = items_page(collection_id, base=base, limit=limit, offset=offset, bbox=bbox, query=query, crs=crs,
-                      cql=cql, filter_crs=filter_crs, properties=properties, sortby=sortby, equals=equals)
-    matched = page.count.row(session)[0] if page.count is not None else None
-    return page.body(page.features.row(session), matched)
-
-
 @dataclass(frozen=True)
 class ItemsPage:
-    """A page of items: the statements to run (on a session or the read pool) and the envelope around them."""
+    """The statements of a page of items, to run on a session or on the read pool.
 
+    The envelope around them (links, counts) is the protocol's, written in :mod:`api.ogc.paging`.
+    """
+
+    collection_id: str
     features: Statement  # (rows fetched, up to limit + 1; the features' JSON array as text)
     count: Statement | None  # numberMatched, where an exact count is cheap
-    url: str
-    query: dict[str, str]
-    limit: int
+    limit: int  # clamped to MAX_LIMIT
     offset: int
 
-    def body(self, row: tuple[Any, ...], matched: int | None) -> bytes:
-        """The FeatureCollection: the envelope (links, counts) around the features PostGIS wrote, untouched."""
-        fetched, features = int(row[0]), str(row[1])
-        envelope: dict[str, Any] = {"type": "FeatureCollection", "numberReturned": min(fetched, self.limit)}
-        if matched is not None:
-            envelope["numberMatched"] = matched
-        links = [{"href": _href(self.url, self.query, self.limit, self.offset), "rel": "self",
-                  "type": "application/geo+json"}]
-        if fetched > self.limit:
-            links.append({"href": _href(self.url, self.query, self.limit, self.offset + self.limit), "rel": "next",
-                          "type": "application/geo+json"})
-        if self.offset > 0:
-            links.append({"href": _href(self.url, self.query, self.limit, max(0, self.offset - self.limit)),
-                          "rel": "prev", "type": "application/geo+json"})
-        envelope["links"] = links
-        return b"".join((orjson.dumps(envelope)[:-1], b',"features":', features.encode(), b"}"))
 
-
-def items_page(collection_id: str, *, base: str, limit: int, offset: int,
-               bbox: tuple[float, float, float, float, int] | None, query: dict[str, str], crs: str = CRS84,
+def items_page(collection_id: str, *, limit: int, offset: int,
+               bbox: tuple[float, float, float, float, int] | None, crs: str = CRS84,
                cql: Any = None, filter_crs: str = CRS84, properties: list[str] | None = None,
                sortby: list[tuple[str, bool]] | None = None, equals: dict[str, str] | None = None) -> ItemsPage:
-    """The statements of a page of a collection's features, and its envelope.
+    """The statements that select a page of a collection's features (written by PostGIS, as GeoJSON).
 
-    ``limit`` above the maximum is clamped, as the standard asks. The next link exists when a
-    further feature does (one more row is read to know). Pages are ordered by ``sortby`` and
+    ``limit`` above the maximum is clamped, as the standard asks. One more row than the page is
+    read, so that the caller knows whether a next page exists. Pages are ordered by ``sortby`` and
     then by the feature id, so paging is stable.
     """
-    spec = _collection(collection_id)
+    spec = find_collection(collection_id)
     limit = max(1, min(limit, MAX_LIMIT))
     where: str = "TRUE"
     params: dict[str, Any] = {"fetch": limit + 1, "limit": limit, "offset": offset}
@@ -379,18 +251,13 @@ def items_page(collection_id: str, *, base: str, limit: int, offset: int,
                    'properties', {spec.properties_sql(properties)}) ORDER BY {order}) FROM shown t), '[]'::json)::text
     """, params)
     count = Statement(f"SELECT count(*) FROM {spec.table} t WHERE {where}", params) if spec.exact_count else None
-    return ItemsPage(features, count, f"{base}/ogc/collections/{spec.id}/items", query, limit, offset)
+    return ItemsPage(spec.id, features, count, limit, offset)
 
 
-def _href(url: str, query: dict[str, str], limit: int, offset: int) -> str:
-    kept = {k: v for k, v in query.items() if k not in ("limit", "offset")}
-    return f"{url}?{urlencode({**kept, 'limit': limit, 'offset': offset})}"
-
-
-def item(session: Session, collection_id: str, feature_id: str, *, base: str, crs: str = CRS84,
-         properties: list[str] | None = None) -> bytes:
-    """One feature, with its links."""
-    spec = _collection(collection_id)
+def feature(session: Session, collection_id: str, feature_id: str, *, crs: str = CRS84,
+            properties: list[str] | None = None) -> str:
+    """One feature as GeoJSON text (written by PostGIS); 404 for an unknown one."""
+    spec = find_collection(collection_id)
     key_type = "uuid" if spec.key == "t.parcel_id" else "text"
     if key_type == "uuid":
         try:
@@ -404,7 +271,18 @@ def item(session: Session, collection_id: str, feature_id: str, *, base: str, cr
     """), {"id": feature_id}).scalar()
     if row is None:
         raise NotFound("ogc.no_feature", id=feature_id[:100], collection=spec.id)
-    url = f"{base}/ogc/collections/{spec.id}"
-    links = [{"href": f"{url}/items/{feature_id}", "rel": "self", "type": "application/geo+json"},
-             {"href": url, "rel": "collection", "type": "application/json"}]
-    return str(row)[:-1].encode() + b',"links":' + orjson.dumps(links) + b"}"
+    return str(row)
+
+
+def extent(session: Session, collection_id: str) -> tuple[float, float, float, float] | None:
+    """The CRS84 bounding box of a collection's features (None when it has none)."""
+    spec = find_collection(collection_id)
+    found = session.execute(text(f"""
+        SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e)
+        FROM (SELECT ST_Transform(ST_SetSRID(ST_Extent(geom)::geometry, 32628), 4326) AS e FROM {spec.table}) x
+    """)).one()
+    if found[0] is None:
+        return None
+    return found[0], found[1], found[2], found[3]
+
+

@@ -18,7 +18,6 @@ From :data:`DETAIL_ZOOM` on, ``ST_AsMVTGeom``'s own quantization to the 4096 gri
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -221,22 +220,6 @@ def tile_statement(collection: str, *, z: int, x: int, y: int, names: tuple[str,
         band = "low" if z <= LOW_ZOOM else "middle"
         params["tolerance"] = simplify_tolerance(z)
     return Statement(_statement(spec.id, names, band), params)
-
-
-def etag(body: bytes) -> str:
-    """A strong validator (RFC 9110 §8.8.3): a 128-bit BLAKE2b hash of the tile's bytes."""
-    return '"' + hashlib.blake2b(body, digest_size=16).hexdigest() + '"'
-
-
-def not_modified(if_none_match: str | None, tag: str) -> bool:
-    """Whether ``If-None-Match`` names ``tag`` (weak comparison, RFC 9110 §13.1.2) or is ``*``."""
-    if not if_none_match:
-        return False
-    for candidate in if_none_match.split(","):
-        candidate = candidate.strip()
-        if candidate == "*" or candidate.removeprefix("W/") == tag:
-            return True
-    return False
 
 
 def _bounds(session: Session, spec: Layer) -> list[float] | None:

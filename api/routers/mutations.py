@@ -16,15 +16,14 @@ from pydantic import BaseModel, Field
 
 from api.bounded import CarryIndex, DeclaredArea, MutationDate
 from api.deps import PrincipalDep, SessionDep, allow
-from api.preconditions import PRECONDITION_RESPONSES, IfMatch, expected
+from api.preconditions import PRECONDITION_RESPONSES, IfMatch, etag, expected, version_from_etag
 from api.routers.parcels import reveals
 from api.routers.tenure import answer
+from sifc import mutations
 from sifc.auth import audit
 from sifc.auth.principal import Action, Principal
 from sifc.errors import InvalidInput, PreconditionRequired
-from sifc.parcels import mutations
 from sifc.parcels import service as parcel_service
-from sifc.tenure.common import etag, version_from_etag
 
 router = APIRouter(tags=["Mutations"])
 Writer = Annotated[Principal, allow(Action.WRITE_TENURE)]

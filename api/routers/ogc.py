@@ -10,8 +10,9 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 
 from api.deps import ReaderDep, SessionDep
+from api.ogc import documents, openapi, paging
 from api.responses import GEOJSON_RESPONSE, geojson
-from sifc import ogc, ogc_filter, ogc_openapi
+from sifc import ogc, ogc_filter
 from sifc.settings import Settings
 
 router = APIRouter(prefix="/ogc", tags=["OGC API - Features"])
@@ -50,52 +51,54 @@ def _get(path: str, **options: Any) -> Callable[[Endpoint], Endpoint]:
 @_get("", summary="Page d'accueil OGC API - Features")
 def landing(request: Request) -> dict[str, object]:
     """Liens vers la définition de l'API, la conformité et les collections."""
-    return ogc.landing(_base(request))
+    return documents.landing(_base(request))
 
 
 @_get("/api", summary="Définition OpenAPI 3.0 de l'API OGC", response_class=Response,
             responses={200: {"content": {OPENAPI_30: {}}}})
 def api_definition(request: Request) -> Response:
     """Le document OpenAPI 3.0 de `/ogc` (paramètres `limit`, filtres par propriété de chaque collection)."""
-    return Response(orjson.dumps(ogc_openapi.document(_base(request))), media_type=OPENAPI_30)
+    return Response(orjson.dumps(openapi.document(_base(request))), media_type=OPENAPI_30)
 
 
 @_get("/conformance", summary="Classes de conformité")
 def conformance() -> dict[str, object]:
     """Les classes de conformité déclarées."""
-    return {"conformsTo": ogc.CONFORMANCE}
+    return {"conformsTo": documents.CONFORMANCE}
 
 
 @_get("/functions", summary="Fonctions CQL2")
 def functions() -> dict[str, object]:
     """Les fonctions qu'un filtre CQL2 peut appeler (S_DWITHIN)."""
-    return ogc.FUNCTIONS
+    return documents.FUNCTIONS
 
 
 @_get("/collections", summary="Collections")
 def collections(request: Request, session: SessionDep) -> dict[str, object]:
     """Pôles, régions, départements, arrondissements, communes et parcelles en vigueur."""
-    return ogc.collections(session, _base(request))
+    return documents.collections(session, _base(request))
 
 
 @_get("/collections/{collection_id}", summary="Une collection")
 def collection(collection_id: CollectionId, request: Request, session: SessionDep) -> dict[str, object]:
     """Description et emprise (CRS84) d'une collection."""
-    return ogc.collection(session, collection_id, _base(request))
+    return documents.collection(session, collection_id, _base(request))
 
 
 @_get("/collections/{collection_id}/queryables", summary="Propriétés interrogeables (CQL2)",
             response_class=Response, responses={200: {"content": {"application/schema+json": {}}}})
 def queryables(collection_id: CollectionId, request: Request) -> Response:
     """Le schéma JSON des propriétés qu'un filtre CQL2 peut nommer."""
-    return Response(orjson.dumps(ogc.queryables(collection_id, _base(request))), media_type="application/schema+json")
+    body = orjson.dumps(documents.queryables(collection_id, _base(request)))
+    return Response(body, media_type="application/schema+json")
 
 
 @_get("/collections/{collection_id}/sortables", summary="Propriétés triables (sortby)",
             response_class=Response, responses={200: {"content": {"application/schema+json": {}}}})
 def sortables(collection_id: CollectionId, request: Request) -> Response:
     """Le schéma JSON des propriétés que `sortby` peut nommer."""
-    return Response(orjson.dumps(ogc.sortables(collection_id, _base(request))), media_type="application/schema+json")
+    body = orjson.dumps(documents.sortables(collection_id, _base(request)))
+    return Response(body, media_type="application/schema+json")
 
 
 @_get("/collections/{collection_id}/items", responses=GEOJSON_RESPONSE, response_class=Response,
@@ -122,14 +125,14 @@ async def items(collection_id: CollectionId, request: Request, reader: ReaderDep
     query = dict(request.query_params)
     box = ogc.parse_bbox(bbox, ogc.check_crs(bbox_crs)) if bbox is not None else None
     cql = ogc_filter.parse(filter, filter_lang) if filter is not None else None
-    page = ogc.items_page(collection_id, base=_base(request), limit=limit, offset=offset, bbox=box,
-                          query=query, crs=served, cql=cql, filter_crs=ogc.check_crs(filter_crs),
+    page = ogc.items_page(collection_id, limit=limit, offset=offset, bbox=box, crs=served, cql=cql,
+                          filter_crs=ogc.check_crs(filter_crs),
                           properties=ogc.select_properties(collection_id, properties),
                           sortby=ogc.parse_sortby(collection_id, sortby),
                           equals=ogc.property_filters(collection_id, query))
     # Hot path: the read pool on the event loop, no session, no thread (bench/serve_bench).
     matched = (await reader.row(page.count))[0] if page.count is not None else None
-    body = page.body(await reader.row(page.features), matched)
+    body = paging.page_body(page, await reader.row(page.features), matched, base=_base(request), query=query)
     return geojson(body, headers={"Content-Crs": f"<{served}>"})
 
 
@@ -139,6 +142,7 @@ def item(collection_id: CollectionId, feature_id: Annotated[str, Path(max_length
          session: SessionDep, crs: CrsParam = None, properties: PropertiesParam = None) -> Response:
     """Une entité (code du territoire, ou identifiant de la parcelle)."""
     served = ogc.check_crs(crs)
-    body = ogc.item(session, collection_id, feature_id, base=_base(request), crs=served,
-                    properties=ogc.select_properties(collection_id, properties))
+    feature = ogc.feature(session, collection_id, feature_id, crs=served,
+                          properties=ogc.select_properties(collection_id, properties))
+    body = paging.feature_body(feature, base=_base(request), collection_id=collection_id, feature_id=feature_id)
     return geojson(body, headers={"Content-Crs": f"<{served}>"})

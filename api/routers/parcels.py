@@ -13,13 +13,13 @@ from pydantic import BaseModel, Field
 
 from api.bounded import DeclaredArea
 from api.deps import PrincipalDep, SessionDep, allow
-from api.preconditions import PRECONDITION_RESPONSES, AtParam, IfMatch, expected
+from api.preconditions import PRECONDITION_RESPONSES, AtParam, IfMatch, etag, expected
 from api.responses import CREATED_RESPONSE, GEOJSON_RESPONSE, geojson
 from sifc.auth import audit
 from sifc.auth.principal import Action, Principal
 from sifc.parcels import service
 from sifc.parcels.service import ParcelInput
-from sifc.tenure.common import etag, instant
+from sifc.versioning import instant
 
 router = APIRouter(tags=["Parcelles"])
 

@@ -26,16 +26,16 @@ from api.bounded import (
     StepDate,
 )
 from api.deps import PrincipalDep, SessionDep, SettingsDep, allow
-from api.preconditions import PRECONDITION_RESPONSES, IfMatch, expected
+from api.preconditions import PRECONDITION_RESPONSES, IfMatch, etag, expected
 from api.preconditions import AtParam as At
 from api.routers.parcels import reveals
-from sifc import journal
+from sifc import history, journal
 from sifc.auth import audit
 from sifc.auth.principal import Action, Principal, require
 from sifc.errors import NotFound
 from sifc.parcels import service as parcel_service
-from sifc.tenure import history, parties, procedures, rights, sources
-from sifc.tenure.common import etag, instant, parse_id
+from sifc.tenure import parties, procedures, rights, sources
+from sifc.versioning import instant, parse_id
 
 router = APIRouter(tags=["Foncier"])
 Writer = Annotated[Principal, allow(Action.WRITE_TENURE)]

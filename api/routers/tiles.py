@@ -9,6 +9,7 @@ from fastapi import APIRouter, Header, Path, Query
 from fastapi.responses import Response
 
 from api.deps import ReaderDep, SessionDep, SettingsDep
+from api.preconditions import content_etag, not_modified
 from sifc import tiles
 
 router = APIRouter(prefix="/tiles", tags=["Tuiles vectorielles"])
@@ -53,9 +54,9 @@ async def tile(collection: Collection, z: int, x: int, y: int, reader: ReaderDep
     # Hot path: the read pool on the event loop, no session, no thread (bench/serve_bench).
     statement = tiles.tile_statement(collection, z=z, x=x, y=y, names=tiles.properties(collection, properties))
     body = tiles.tile_bytes((await reader.row(statement))[0]) if statement is not None else b""
-    tag = tiles.etag(body)
+    tag = content_etag(body)
     headers = {"ETag": tag, "Cache-Control": settings.tile_cache_control}
-    if tiles.not_modified(if_none_match, tag):
+    if not_modified(if_none_match, tag):
         return Response(status_code=304, headers=headers)
     if not body:
         return Response(status_code=204, headers=headers)

@@ -34,7 +34,7 @@ from sifc.errors import Conflict, Gone, InvalidInput, NotFound
 from sifc.geojson import crs_member, geometry_sql
 from sifc.parcels import nicad as nicad_rules
 from sifc.personal import FREE_TEXT_FIELDS, PERSONAL_FIELDS
-from sifc.tenure.common import check_expected, close_version, refuse_if_frozen
+from sifc.versioning import check_expected, close_version, refuse_if_frozen
 
 # Coordinates a parcel in Senegal can have, per input CRS (generous: the country is checked later).
 COORDINATE_LIMITS = {4326: (-180.0, -90.0, 180.0, 90.0), 32628: (-2_000_000.0, -1_000_000.0, 3_000_000.0, 4_000_000.0)}
@@ -331,7 +331,7 @@ def _audit_state(session: Session, pid: uuid.UUID) -> bytes:
 
 
 def _current(session: Session, pid: uuid.UUID) -> dict[str, Any]:
-    # Not locked: the write closes this version only if it is still current (tenure.common.close_version).
+    # Not locked: the write closes this version only if it is still current (sifc.versioning.close_version).
     row = session.execute(text("""
         SELECT parcel_id, version, nicad, nicad_status, commune_code, section, local_number, source_id,
                declared_area_m2, land_use, tenure_regime, encode(ST_AsEWKB(geom), 'hex') AS ewkb

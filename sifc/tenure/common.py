@@ -1,40 +1,26 @@
-"""What the tenure services share: instants of as-of reads, shares, the parcel lock, the litige freeze, tags."""
+"""What the tenure services share: legal dates, shares, the parcel lock, sources.
+
+The versioning primitives (ids, as-of instants, expected versions, the litige freeze) are in :mod:`sifc.versioning`,
+shared with the parcels; entity tags and ``If-Match`` are HTTP, in :mod:`api.preconditions`.
+"""
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from fractions import Fraction
 from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from sifc import hooks
 from sifc.auth.principal import Action, Principal, require
-from sifc.errors import Conflict, InvalidInput, NotFound, PreconditionFailed
+from sifc.errors import Conflict, InvalidInput, NotFound
+from sifc.versioning import parse_id
 
 MAX_DENOMINATOR = 1_000_000
-
-
-def parse_id(value: Any, *, key: str = "tenure.not_found", kind: str = "objet") -> uuid.UUID:
-    """``value`` as a UUID, or the 404 of an unknown object."""
-    try:
-        return uuid.UUID(str(value))
-    except (ValueError, TypeError, AttributeError) as error:
-        raise NotFound(key, kind=kind, id=str(value)[:64]) from error
-
-
-def instant(at: date | datetime | None) -> datetime | None:
-    """The instant an as-of read answers for: a date stands for the end of that day (UTC, Dakar's time)."""
-    if at is None:
-        return None
-    if isinstance(at, datetime):
-        return at if at.tzinfo else at.replace(tzinfo=UTC)
-    return datetime.combine(at, time.max, tzinfo=UTC)
 
 
 def not_future(day: date, field: str) -> None:
@@ -144,49 +130,10 @@ def current_parcel(session: Session, parcel_id: uuid.UUID, *, lock: bool = False
     raise NotFound("parcel.not_found", id=str(parcel_id))
 
 
-def litiges(session: Session, parcel_id: uuid.UUID) -> list[str]:
-    """The ids of the litiges in force on a parcel today (current versions, not ended)."""
-    return [str(r) for r in session.execute(text("""
-        SELECT rrr_id FROM rrr_version
-        WHERE parcel_id = :id AND valid_to IS NULL AND type = 'litige'
-          AND start_date <= current_date AND (end_date IS NULL OR end_date > current_date)
-        ORDER BY rrr_id"""), {"id": parcel_id}).scalars()]
-
-
-def refuse_if_frozen(session: Session, parcel_id: uuid.UUID) -> None:
-    """A litige freezes every change to the parcel until it is lifted (domain notes)."""
-    found = litiges(session, parcel_id)
-    if found:
-        raise Conflict("tenure.under_litige", id=str(parcel_id), litiges=", ".join(found))
-
-
 def authorise(principal: Principal | None, *communes: str) -> None:
     """Tenure writes: agent foncier or administrateur, every commune in scope (issue 7)."""
     if principal is not None:
         require(principal, Action.WRITE_TENURE, communes=communes)
-
-
-def check_expected(expected: int | None, current: int) -> None:
-    """The ``If-Match`` check of a versioned write, then the test seam (:mod:`sifc.hooks`).
-
-    The check alone cannot stop two writers that read the same version: the write itself closes
-    ``version`` only if it is still current (:func:`close_version`), so one of them gets 412.
-    """
-    if expected is not None and expected != current:
-        raise PreconditionFailed("http.precondition_failed")
-    hooks.after_precondition()
-
-
-def close_version(session: Session, table: str, key: str, object_id: uuid.UUID, version: int, *, author: str,
-                  reason: str) -> None:
-    """Close ``version`` if it is still the current one; otherwise another write won (412)."""
-    assert table in ("parcel_version", "party_version", "rrr_version") and key in ("parcel_id", "party_id", "rrr_id")
-    closed = session.execute(text(f"""
-        UPDATE {table} SET valid_to = now(), closed_by = :author, close_reason = :reason
-        WHERE {key} = :id AND version = :version AND valid_to IS NULL"""),
-        {"id": object_id, "version": version, "author": author, "reason": reason})
-    if closed.rowcount != 1:  # type: ignore[attr-defined]
-        raise PreconditionFailed("http.precondition_failed")
 
 
 def sources_of(session: Session, source_ids: Iterable[Any], *, commune_code: str, by: Principal | None
@@ -211,51 +158,3 @@ def sources_of(session: Session, source_ids: Iterable[Any], *, commune_code: str
     if foreign:
         raise InvalidInput("source.other_commune", id=", ".join(foreign), commune=commune_code)
     return [found[i] for i in ids]
-
-
-# Entity tags (RFC 9110 §8.8.3): "<version>-<digest>", the digest a truncated SHA-256 of the kind, the
-# full id and the version. The version in clear lets a write know which version a tag names without a
-# read; the digest makes the tag one object's: ids of one import batch share their first characters,
-# so a tag of a prefix would let a tag read from one parcel validate a write to its neighbour.
-TAG_KINDS = ("parcel", "party", "rrr", "procedure")
-DIGEST_CHARS = 24  # 96 bits: 50 tags (a merge) fit in an If-Match of 2,000 characters
-
-
-def _digest(kind: str, object_id: uuid.UUID, version: int) -> str:
-    assert kind in TAG_KINDS, kind
-    return hashlib.sha256(f"{kind}:{object_id}:{version}".encode()).hexdigest()[:DIGEST_CHARS]
-
-
-def _canonical(object_id: Any) -> uuid.UUID | None:
-    try:
-        return object_id if isinstance(object_id, uuid.UUID) else uuid.UUID(str(object_id))
-    except (ValueError, TypeError, AttributeError):
-        return None
-
-
-def etag(kind: str, object_id: Any, version: int) -> str:
-    """The strong entity tag of one version of one object (``kind``: parcel, party, rrr, procedure)."""
-    canonical = _canonical(object_id)
-    assert canonical is not None, object_id
-    return f'"{version}-{_digest(kind, canonical, version)}"'
-
-
-def version_from_etag(value: str, kind: str, object_id: Any) -> int:
-    """The version an ``If-Match`` names for this object; -1 if none of its tags is one of this object's.
-
-    Each tag is compared whole (its digest recomputed for this object and the version it states),
-    so a list of tags of several objects (a merge) gives each object its own. A weak tag never
-    matches (If-Match uses the strong comparison, RFC 9110 §13.1.1).
-    """
-    canonical = _canonical(object_id)
-    if canonical is None:
-        return -1
-    for tag in (t.strip() for t in value.split(",")):
-        if tag.startswith("W/") or len(tag) < 2 or not (tag[0] == tag[-1] == '"'):
-            continue
-        number, _, digest = tag[1:-1].partition("-")
-        if not (number.isascii() and number.isdigit() and len(number) < 10):
-            continue
-        if digest == _digest(kind, canonical, int(number)):
-            return int(number)
-    return -1

@@ -21,7 +21,8 @@ from sifc.auth.principal import Action, Principal, require
 from sifc.errors import InvalidInput, NotFound
 from sifc.models import PARTY_KINDS
 from sifc.personal import FREE_TEXT_FIELDS
-from sifc.tenure.common import authorise, check_expected, close_version, linkable_parties, parse_id
+from sifc.tenure.common import authorise, linkable_parties
+from sifc.versioning import check_expected, close_version, parse_id
 
 GROUP_TYPES = ("famille", "gie", "association", "cooperative", "autre")
 FIELDS = ("kind", "group_type", "name", "given_names", "id_number", "contact", "members", "commune_code")

@@ -29,18 +29,8 @@ from sifc.auth.principal import Principal
 from sifc.errors import Conflict, InvalidInput, NotFound
 from sifc.models import RRR_TYPES
 from sifc.personal import FREE_TEXT_FIELDS
-from sifc.tenure.common import (
-    ParcelState,
-    Share,
-    authorise,
-    check_expected,
-    close_version,
-    current_parcel,
-    parse_id,
-    refuse_if_frozen,
-    shares,
-    sources_of,
-)
+from sifc.tenure.common import ParcelState, Share, authorise, current_parcel, shares, sources_of
+from sifc.versioning import check_expected, close_version, parse_id, refuse_if_frozen
 
 END_CAUSES = ("desaffectation", "deces", "dissolution", "renonciation", "expiration", "mainlevee", "resiliation",
               "autre")

@@ -21,7 +21,8 @@ from sifc.auth.principal import Principal
 from sifc.errors import InvalidInput, NotFound, TooLarge, UnsupportedFormat
 from sifc.models import APPROVING_AUTHORITIES, SOURCE_KINDS
 from sifc.personal import FREE_TEXT_FIELDS
-from sifc.tenure.common import authorise, parse_id
+from sifc.tenure.common import authorise
+from sifc.versioning import parse_id
 
 # Magic numbers of the scanned documents a commune keeps.
 SIGNATURES = ((b"%PDF-", "application/pdf"), (b"\xff\xd8\xff", "image/jpeg"), (b"\x89PNG\r\n\x1a\n", "image/png"),

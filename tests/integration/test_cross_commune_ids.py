@@ -19,7 +19,7 @@ import pytest
 from shapely.geometry import box, mapping
 from sqlalchemy import text
 
-from sifc.tenure.common import etag
+from api.preconditions import etag
 from tests.conftest import api_key, table_fingerprint
 from tests.integration.fixtures import bargny_origin
 

@@ -19,8 +19,8 @@ import pytest
 from shapely.geometry import box
 from sqlalchemy import text
 
+from api.preconditions import etag, version_from_etag
 from sifc.imports.parcels import ParcelImportOptions, import_parcels
-from sifc.tenure.common import etag, version_from_etag
 from tests.conftest import api_key, table_fingerprint
 from tests.integration.fixtures import bargny_origin, write
 

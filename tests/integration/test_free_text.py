@@ -23,7 +23,7 @@ from sqlalchemy import text
 
 from sifc.db import act_as
 from sifc.personal import FREE_TEXT_FIELDS, PERSONAL_FIELDS
-from sifc.tenure.common import close_version
+from sifc.versioning import close_version
 from tests.conftest import api_key
 from tests.integration.fixtures import bargny_origin
 

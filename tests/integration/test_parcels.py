@@ -8,8 +8,8 @@ from shapely.geometry import mapping
 from sqlalchemy import text
 from sqlalchemy.exc import ProgrammingError
 
+from api.preconditions import etag
 from sifc.db import act_as
-from sifc.tenure.common import etag
 from tests.conftest import table_fingerprint
 from tests.integration.fixtures import bargny_origin, bowtie, square
 

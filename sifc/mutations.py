@@ -1,4 +1,7 @@
-"""Parcel mutations (issue 9): morcellement, fusion, lotissement, boundary correction, with lineage.
+"""Parcel mutations: morcellement, fusion, lotissement, boundary correction, with lineage.
+
+A mutation changes parcels and carries (or closes) their rights, so it sits above both wings:
+it imports :mod:`sifc.parcels` and :mod:`sifc.tenure`, and neither imports it nor the other.
 
 Each operation is one transaction: it checks everything first (scope, ``If-Match``, litige and
 procedures in progress, geometry, NICADs, what becomes of each current right), then retires the
@@ -34,14 +37,8 @@ from sifc.parcels import nicad as nicad_rules
 from sifc.parcels import service as parcels
 from sifc.personal import FREE_TEXT_FIELDS
 from sifc.tenure import rights as rrr
-from sifc.tenure.common import (
-    Share,
-    check_expected,
-    close_version,
-    parse_id,
-    refuse_if_frozen,
-    sources_of,
-)
+from sifc.tenure.common import Share, sources_of
+from sifc.versioning import check_expected, close_version, parse_id, refuse_if_frozen
 
 COVER_TOLERANCE = 0.001  # union vs parent, relative to the parent's area
 OVERLAP_TOLERANCE = 0.001  # between two children, relative to the smaller one's area

@@ -1,4 +1,7 @@
-"""A parcel's whole history: every version of the parcel, of its rights and of its procedures (issue 8)."""
+"""A parcel's whole history: every version of the parcel, of its rights and of its procedures.
+
+It reads both wings (parcels, tenure), so it sits above them, as the mutations do.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from sifc.parcels import service as parcels
 from sifc.tenure import procedures, rights
-from sifc.tenure.common import parse_id
+from sifc.versioning import parse_id
 
 
 def parcel_history(session: Session, *, parcel_id: str, personal: bool, crs: int = 4326) -> dict[str, Any]:
