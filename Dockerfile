@@ -15,6 +15,7 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY sifc ./sifc
 COPY api ./api
+COPY cli ./cli
 COPY migrations ./migrations
 COPY data ./data
 COPY web/src ./web/src

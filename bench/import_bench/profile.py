@@ -175,7 +175,7 @@ def _instrument() -> None:
 
 def _import_once(server: Server, shapefile: Path, work: Path, *, explain: bool) -> tuple[Profile, dict, float]:
     """Run ``sifc import parcels`` in this process on a fresh database; return the profile and report."""
-    import sifc.cli
+    import cli
 
     server.clone(TEMPLATE, RUN)
     os.environ.update({k: v for k, v in server.sifc_environment(RUN).items()
@@ -190,7 +190,7 @@ def _import_once(server: Server, shapefile: Path, work: Path, *, explain: bool) 
     started = time.perf_counter()
     try:
         with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):  # the CLI's summary
-            sifc.cli.main()
+            cli.main()
     except SystemExit as leaving:
         if leaving.code not in (0, None):
             raise

@@ -20,8 +20,8 @@ from bench.serve_bench import database, load, servers
 from bench.serve_bench.inputs import load_or_draw
 from bench.serve_bench.runner import _cpu_seconds, _paths, log
 
-SKIPPED = ("typer/", "click/", "sifc/cli.py", "uvicorn/main.py", "threading.py:10", "asyncio/runners.py",
-           "uvicorn/_compat.py", "<module>", "uvicorn/server.py")
+SKIPPED = ("typer/", "click/", "cli/__init__.py", "cli/serve.py", "uvicorn/main.py", "threading.py:10",
+           "asyncio/runners.py", "uvicorn/_compat.py", "<module>", "uvicorn/server.py")
 
 
 def py_spy() -> str:

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import logging
-import os
 import subprocess
-import sys
 import threading
 import time
+from collections.abc import Sequence
 
 log = logging.getLogger("sifc.supervisor")
 RESTART_DELAY_S = 1.0
@@ -15,17 +14,21 @@ STOP_GRACE_S = 10.0
 
 
 class WorkerSupervisor:
-    """Keeps ``count`` ``sifc worker`` processes alive until :meth:`stop`."""
+    """Keeps ``count`` worker processes alive until :meth:`stop`.
 
-    def __init__(self, count: int) -> None:
+    ``command`` is the worker's command line (``sifc worker`` under ``sifc serve``), given by the
+    caller: the domain does not know which face of it starts the workers.
+    """
+
+    def __init__(self, count: int, *, command: Sequence[str]) -> None:
         self.count = count
+        self.command = list(command)
         self.processes: list[subprocess.Popen[bytes]] = []
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="sifc-worker-supervisor", daemon=True)
 
     def _spawn(self) -> subprocess.Popen[bytes]:
-        return subprocess.Popen([sys.executable, "-m", "sifc.cli", "worker", "--parent", str(os.getpid())],
-                                stdin=subprocess.DEVNULL)
+        return subprocess.Popen(self.command, stdin=subprocess.DEVNULL)
 
     def start(self) -> None:
         """Start the workers and the thread that restarts them."""

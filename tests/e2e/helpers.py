@@ -18,7 +18,7 @@ from sqlalchemy.pool import NullPool
 from sifc.settings import Settings
 from tests.conftest import REPO, env_for, table_fingerprint
 
-SIFC = [sys.executable, "-m", "sifc.cli"]
+SIFC = [sys.executable, "-m", "cli"]
 
 
 def run_cli(settings: Settings, *args: str, env: dict[str, str] | None = None,

@@ -189,8 +189,8 @@ def bulk(demo: Settings) -> Settings:
 PEAK_WRAPPER = """
 import re, sys
 from pathlib import Path
-import pyarrow, pyogrio, sifc.cli, sifc.db, sifc.exports  # libraries loaded before the peak is reset
-from sifc.cli import main
+import cli, pyarrow, pyogrio, sifc.db, sifc.exports  # libraries loaded before the peak is reset
+from cli import main
 sys.argv = ["sifc", *sys.argv[1:]]
 Path("/proc/self/clear_refs").write_text("5")  # Linux: VmHWM starts again from the current RSS
 try:

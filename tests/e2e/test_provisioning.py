@@ -52,7 +52,7 @@ def test_new_cluster_branch_creates_a_postgis_server_on_another_port():
             "SIFC_DATABASE_URL": f"postgresql://sifc_app:sifc_app@127.0.0.1:{CLUSTER_PORT}/sifc_cluster",
         }
         done = _bash(".venv/bin/sifc db provision" if (REPO / ".venv").exists()
-                     else "python -m sifc.cli db provision", env)
+                     else "python -m cli db provision", env)
         assert done.returncode == 0, done.stderr
         engine = create_engine(env["SIFC_DATABASE_URL"].replace("postgresql://", "postgresql+psycopg://"),
                                poolclass=NullPool)

@@ -1,0 +1,78 @@
+"""The ``sifc`` command line: a face of the domain beside the HTTP API (``api/``).
+
+One module per command group (``cli/db.py``, ``cli/parcels.py`` …); this one assembles them into
+the ``sifc`` application. User errors end with one readable line on stderr and a non-zero exit,
+never a traceback; messages follow ``--lang`` (or ``SIFC_LANG``), French by default.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+from sqlalchemy.exc import OperationalError
+
+from cli.accounts import keys_app, users_app
+from cli.admin import admin_app
+from cli.common import State, _say, err
+from cli.db import db_app
+from cli.demo import demo_app
+from cli.exports import export_app
+from cli.imports import import_app
+from cli.parcels import parcels_app
+from cli.serve import serve, worker
+from cli.territories import territories_app
+from sifc.errors import SifcError
+from sifc.i18n import translate
+
+app = typer.Typer(help="SIFC — Système d'Information Foncière Communale.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+app.command("serve")(serve)
+app.command("worker")(worker)
+app.add_typer(db_app, name="db")
+app.add_typer(territories_app, name="territories")
+app.add_typer(import_app, name="import")
+app.add_typer(demo_app, name="demo")
+app.add_typer(export_app, name="export")
+app.add_typer(users_app, name="users")
+app.add_typer(keys_app, name="keys")
+app.add_typer(admin_app, name="admin")
+app.add_typer(parcels_app, name="parcels")
+
+
+@app.callback()
+def _main(
+    lang: Annotated[str | None, typer.Option("--lang", help="Langue des messages : fr ou en.")] = None,
+) -> None:
+    chosen = (lang or os.environ.get("SIFC_LANG") or "fr").lower()
+    State.lang = "en" if chosen.startswith("en") else "fr"
+
+
+def main() -> None:
+    """Entry point: run the CLI, turning user errors into one line and exit code 2."""
+    try:
+        app()
+    except SifcError as error:
+        err.print(f"[bold red]{_say('Erreur', 'Error')} :[/] {error.message(State.lang)}"
+                  if State.lang == "fr" else f"[bold red]Error:[/] {error.message('en')}",
+                  highlight=False)
+        sys.exit(2)
+    except OperationalError as error:
+        reason = str(error.orig).strip().splitlines()[0] if error.orig else type(error).__name__
+        err.print(translate("db.unreachable", State.lang, target="", reason=reason),
+                  highlight=False)
+        sys.exit(3)
+    except ValidationError as error:  # settings refused (e.g. default secret in production)
+        reasons = []
+        for item in error.errors():
+            cause = (item.get("ctx") or {}).get("error")
+            if isinstance(cause, SifcError):
+                reasons.append(cause.message(State.lang))
+            else:
+                field = ".".join(str(part) for part in item.get("loc", ()))
+                reasons.append(f"SIFC_{field.upper()} : {item.get('msg')}" if field else str(item.get("msg")))
+        err.print(_say("Configuration invalide : ", "Invalid configuration: ") + "; ".join(reasons), highlight=False)
+        sys.exit(2)

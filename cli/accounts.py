@@ -1,0 +1,211 @@
+"""``sifc users`` and ``sifc keys``: accounts, API keys, and the keys that sign tokens and seals."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from cli.common import State, _say, database, err, out, when
+
+users_app = typer.Typer(help="Comptes des utilisateurs (rôles et périmètres).", no_args_is_help=True)
+keys_app = typer.Typer(help="Clés d'API des applications municipales ; clés de signature des jetons et des "
+                       "sceaux des documents (fichier SIFC_KEY_FILE).", no_args_is_help=True)
+
+
+ScopeOption = Annotated[list[str] | None, typer.Option(
+    "--scope", help="Périmètre niveau:code, répétable : commune:SN0104-bargny, department:SN0104, region:SN01, "
+                    "pole:DKR, pays:SN (administrateur : tout le pays par défaut).")]
+RoleOption = Annotated[str, typer.Option(help="lecteur, agent_foncier, analyste_sig ou administrateur.")]
+
+
+def _read_password(from_stdin: bool) -> str:
+    from sifc.errors import InvalidInput
+
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    first = typer.prompt(_say("Mot de passe", "Password"), hide_input=True)
+    second = typer.prompt(_say("Confirmation", "Confirm"), hide_input=True)
+    if first != second:
+        raise InvalidInput("auth.password_mismatch")
+    return first
+
+
+def _scope_text(scope) -> str:  # type: ignore[no-untyped-def]
+    return ", ".join(str(entry) for entry in scope) or "—"
+
+
+@users_app.command("create")
+def users_create(
+    username: Annotated[str, typer.Argument(help="Identifiant (a-z, 0-9, . _ - @).")],
+    role: RoleOption,
+    scope: ScopeOption = None,
+    password_stdin: Annotated[bool, typer.Option(
+        help="Lire le mot de passe sur l'entrée standard (scripts) plutôt que le demander.")] = False,
+) -> None:
+    """Crée un compte ; le mot de passe est demandé deux fois (ou lu sur l'entrée standard)."""
+    from sifc.auth import scopes, users
+
+    entries = scopes.parse(scope or [])
+    password = _read_password(password_stdin)
+    with database(owner=True) as session:
+        user_id = users.create(session, username=username, password=password, role=role, scope=entries,
+                               created_by="cli")
+        user = users.get(session, user_id=user_id)
+    out.print(_say(f"Compte « {user.username} » créé : {user.role}, périmètre {_scope_text(user.scope)}.",
+                   f"Account '{user.username}' created: {user.role}, scope {_scope_text(user.scope)}."))
+
+
+@users_app.command("list")
+def users_list() -> None:
+    """Liste les comptes : rôle, périmètre, état, dernière connexion."""
+    from sifc.auth import users
+
+    with database() as session:
+        accounts = users.list_users(session)
+    table = Table(title=_say("Comptes", "Accounts"))
+    for column in (_say("identifiant", "username"), _say("rôle", "role"), _say("périmètre", "scope"),
+                   _say("état", "status"), _say("dernière connexion", "last sign-in")):
+        table.add_column(column)
+    for user in accounts:
+        status = _say("actif", "active") if user.active else _say("désactivé", "disabled")
+        table.add_row(user.username, user.role, _scope_text(user.scope), status, when(user.last_login_at))
+    out.print(table)
+
+
+@users_app.command("disable")
+def users_disable(username: Annotated[str, typer.Argument(help="Identifiant du compte.")]) -> None:
+    """Désactive un compte (jamais supprimé) et révoque ses sessions."""
+    from sifc.auth import users
+
+    with database(owner=True) as session:
+        user = users.disable(session, username=username)
+    out.print(_say(f"Compte « {user.username} » désactivé ; ses sessions sont révoquées.",
+                   f"Account '{user.username}' disabled; its sessions are revoked."))
+
+
+@users_app.command("set-role")
+def users_set_role(
+    username: Annotated[str, typer.Argument(help="Identifiant du compte.")],
+    role: Annotated[str, typer.Argument(help="lecteur, agent_foncier, analyste_sig ou administrateur.")],
+    scope: ScopeOption = None,
+) -> None:
+    """Change le rôle d'un compte (et son périmètre avec --scope) : effet dès sa requête suivante, au journal."""
+    from sifc.auth import scopes, users
+
+    entries = scopes.parse(scope or [])
+    with database(owner=True) as session:
+        user = users.set_role(session, username=username, role=role, scope=entries or None)
+    out.print(_say(f"Compte « {user.username} » : {user.role}, périmètre {_scope_text(user.scope)}.",
+                   f"Account '{user.username}': {user.role}, scope {_scope_text(user.scope)}."))
+
+
+@users_app.command("enable")
+def users_enable(username: Annotated[str, typer.Argument(help="Identifiant du compte.")]) -> None:
+    """Réactive un compte et lève son verrouillage."""
+    from sifc.auth import users
+
+    with database(owner=True) as session:
+        user = users.enable(session, username=username)
+    out.print(_say(f"Compte « {user.username} » actif.", f"Account '{user.username}' active."))
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Option(help="Nom de l'application (ex. « carte-bargny »).")],
+    role: RoleOption = "lecteur",
+    scope: ScopeOption = None,
+    expires: Annotated[str | None, typer.Option(help="Date d'expiration AAAA-MM-JJ (sinon : aucune).")] = None,
+) -> None:
+    """Crée une clé d'API et l'affiche une seule fois."""
+    from datetime import UTC, datetime
+
+    from sifc.auth import keys, scopes
+    from sifc.errors import InvalidInput
+
+    entries = scopes.parse(scope or [])
+    expires_at = None
+    if expires:
+        try:
+            expires_at = datetime.fromisoformat(expires)
+        except ValueError as error:
+            raise InvalidInput("auth.bad_expiry", value=expires) from error
+        expires_at = expires_at if expires_at.tzinfo else expires_at.replace(tzinfo=UTC)
+    with database(owner=True) as session:
+        _key_id, key = keys.create(session, name=name, role=role, scope=entries, expires_at=expires_at,
+                                   created_by="cli")
+    err.print(_say("Clé créée ; copiez-la maintenant, elle ne sera plus jamais affichée :",
+                   "Key created; copy it now, it will never be shown again:"))
+    print(key)
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """Liste les clés (jamais leur secret) : préfixe, application, rôle, périmètre, état."""
+    from sifc.auth import keys
+
+    with database() as session:
+        found = keys.list_keys(session)
+    table = Table(title=_say("Clés d'API", "API keys"))
+    for column in (_say("préfixe", "prefix"), _say("application", "app"), _say("rôle", "role"),
+                   _say("périmètre", "scope"), _say("état", "status"), _say("expire", "expires"),
+                   _say("dernier usage", "last used")):
+        table.add_column(column)
+    labels = {"active": _say("active", "active"), "revoked": _say("révoquée", "revoked"),
+              "expired": _say("expirée", "expired")}
+    for key in found:
+        table.add_row(key.prefix, key.name, key.role, _scope_text(key.scope), labels[key.status()],
+                      when(key.expires_at), when(key.last_used_at))
+    out.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(prefix: Annotated[str, typer.Argument(help="Préfixe de la clé (ou la clé entière).")]) -> None:
+    """Révoque une clé d'API : elle est refusée dès la requête suivante."""
+    from sifc.auth import keys
+
+    with database(owner=True) as session:
+        key = keys.revoke(session, prefix=prefix)
+    out.print(_say(f"Clé {key.prefix} ({key.name}) révoquée.", f"Key {key.prefix} ({key.name}) revoked."))
+
+
+@keys_app.command("signing")
+def keys_signing() -> None:
+    """Liste les clés de signature (jamais leur valeur) et le fichier qui les garde ; le crée s'il manque."""
+    from sifc import keyring
+
+    ring = keyring.for_settings(State.settings())
+    path = ring.ensure()
+    out.print(_say(f"Clés de signature : {path}", f"Signing keys: {path}"), highlight=False)
+    uses = {"token": _say("jetons", "tokens"), "seal": _say("sceaux", "seals")}
+    current = _say("en service", "current")
+    for kind in keyring.KINDS:  # one line per key, ids whole (they are copied, never cut to the terminal)
+        signing = ring.current(kind)
+        if signing.kid not in {key.kid for key in ring.keys(kind)}:  # the token key of SIFC_SECRET_KEY
+            out.print(f"{uses[kind]}  {signing.kid}  SIFC_SECRET_KEY  {current}", highlight=False)
+        for key in ring.keys(kind):
+            retired = _say(f"retirée le {key.retired_at}", f"retired {key.retired_at}") if key.retired_at else current
+            out.print(f"{uses[kind]}  {key.kid}  {key.created_at}  {retired}", highlight=False)
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    kind: Annotated[str, typer.Option("--kind", help="token (jetons d'accès) ou seal (sceaux des documents).")],
+) -> None:
+    """Crée une nouvelle clé de signature ; l'ancienne est retirée mais gardée.
+
+    Sceaux : les documents déjà délivrés restent vérifiables avec leur clé. Jetons : les jetons d'accès
+    signés par l'ancienne clé sont refusés (401) ; les clients les renouvellent (POST /auth/refresh).
+    """
+    from sifc import keyring
+    from sifc.errors import InvalidInput
+
+    if kind not in keyring.KINDS:
+        raise InvalidInput("keys.bad_kind", kind=kind, kinds=", ".join(keyring.KINDS))
+    ring = keyring.for_settings(State.settings())
+    ring.ensure()
+    key = ring.rotate(kind)  # type: ignore[arg-type]
+    out.print(_say(f"Nouvelle clé « {key.kid} » ({kind}) dans {ring.path} ; les anciennes sont gardées, retirées.",
+                   f"New key '{key.kid}' ({kind}) in {ring.path}; the previous ones are kept, retired."))

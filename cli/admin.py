@@ -1,0 +1,54 @@
+"""``sifc admin``: administration, the data-subject access request (loi 2008-12)."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from cli.common import _say, database, operator, out, when
+
+admin_app = typer.Typer(help="Administration : demandes d'accès (loi 2008-12).", no_args_is_help=True)
+
+
+@admin_app.command("subject")
+def admin_subject(
+    subject: Annotated[str, typer.Argument(
+        help="Identifiant ou numéro de compte, ou nom tel qu'écrit dans les données.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Le rapport en JSON, lignes comprises.")] = False,
+    limit: Annotated[int, typer.Option(min=1, help="Lignes au plus par source.")] = 10_000,
+) -> None:
+    """Demande d'accès : tout ce qui est détenu sur une personne, et qui l'a lu (inscrit au journal d'accès)."""
+    from sifc.auth import subjects
+
+    with database() as session:
+        report = subjects.access_request(session, operator(), query=subject, limit=limit, method="CLI",
+                                         endpoint="sifc admin subject")
+    data = subjects.as_dict(report)
+    if as_json:
+        out.print_json(json.dumps(data, default=str, ensure_ascii=False))
+        return
+    who = report.subject
+    account = _say(f"compte n° {who.user_id}", f"account #{who.user_id}") if who.user_id else _say(
+        "sans compte", "no account")
+    out.print(_say(f"Personne : {who.name} ({account}) — rapport du {when(report.generated_at)}",
+                   f"Person: {who.name} ({account}) — report of {when(report.generated_at)}"), highlight=False)
+    table = Table(title=_say("Données détenues", "Data held"))
+    for column in (_say("source", "source"), _say("lignes", "rows"), "description"):
+        table.add_column(column)
+    for source, found in report.sources:
+        table.add_row(source.name, str(found.count), source.description)
+    out.print(table)
+    reads = Table(title=_say("Qui a lu ses données", "Who read their data"))
+    for column in (_say("quand", "when"), _say("qui", "who"), _say("rôle", "role"), _say("accès", "access"),
+                   _say("objet", "subject")):
+        reads.add_column(column)
+    for row in report.reads.rows:
+        reads.add_row(when(row["occurred_at"]), row["actor"], row["role"], f"{row['method']} {row['endpoint']}",
+                      f"{row['subject_kind']}:{row['subject_id']}")
+    out.print(reads)
+    if any(found.truncated for _, found in report.sources) or report.reads.truncated:
+        out.print(_say("Certaines sources ont plus de lignes que --limit : relancez avec un --limit plus grand.",
+                       "Some sources have more rows than --limit: run again with a larger --limit."))

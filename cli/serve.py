@@ -1,0 +1,64 @@
+"""``sifc serve`` and ``sifc worker``: the HTTP service and the import workers it supervises."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Annotated
+
+import typer
+
+from cli.common import State, _say, err, out
+
+
+def serve(
+    host: Annotated[str | None, typer.Option(help="Adresse d'écoute.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port d'écoute.")] = None,
+    import_workers: Annotated[int | None, typer.Option(
+        help="Processus d'import à lancer avec le service (0 : aucun).")] = None,
+) -> None:
+    """Sert l'API (documentation OpenAPI sur /docs) et lance le(s) processus d'import."""
+    import gc
+
+    import uvicorn
+
+    from api.app import create_app
+    from sifc import keyring
+    from sifc.imports.supervisor import WorkerSupervisor
+
+    # The address it listens on is the public base URL's default (SIFC_PUBLIC_URL): the same --host/--port.
+    configured = State.settings()
+    settings = configured.model_copy(update={"host": host or configured.host, "port": port or configured.port})
+    # The signing keys exist before the first request (made on the first start, never typed by anyone).
+    err.print(_say("Clés de signature : ", "Signing keys: ") + str(keyring.for_settings(settings).ensure()),
+              highlight=False)
+    supervisor = WorkerSupervisor(settings.import_workers if import_workers is None else import_workers,
+                                  command=[sys.executable, "-m", "cli", "worker", "--parent", str(os.getpid())])
+    supervisor.start()
+    application = create_app(settings)
+    # Everything imported so far (pandas, pyproj, shapely…) lives as long as the process: frozen, it is
+    # no longer walked by each full garbage collection, whose pauses were the long tail of fast requests.
+    gc.collect()
+    gc.freeze()
+    try:
+        uvicorn.run(application, host=settings.host, port=settings.port,
+                    log_level="info", proxy_headers=settings.forwarded_allow_ips is not None,
+                    forwarded_allow_ips=settings.forwarded_allow_ips)
+    finally:
+        supervisor.stop()
+
+
+def worker(
+    once: Annotated[bool, typer.Option(help="S'arrêter quand la file est vide.")] = False,
+    parent: Annotated[int | None, typer.Option(help="S'arrêter quand ce processus (le service) disparaît.",
+                                               hidden=True)] = None,
+) -> None:
+    """Exécute les tâches d'import en file (un processus séparé du service web)."""
+    import logging
+
+    from sifc.imports.worker import serve_forever
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    count = serve_forever(State.settings(), once=once, parent=parent)
+    if once:
+        out.print(_say(f"{count} tâche(s) d'import exécutée(s).", f"{count} import job(s) run."))
