@@ -36,10 +36,8 @@ import pyarrow as pa
 from sqlalchemy import Row, text
 from sqlalchemy.orm import Session
 
-from sifc.crs import to_storage_sql
 from sifc.errors import InvalidInput, NotFound
-from sifc.ogc import PARCEL_QUERYABLES
-from sifc.ogc_filter import SqlFilter
+from sifc.ogc import PARCEL_QUERYABLES, feature_condition
 from sifc.ogc_filter import parse as parse_filter
 from sifc.parcels.spatial import parse_bbox
 from sifc.text import search_form
@@ -196,27 +194,22 @@ def select(session: Session, *, commune: str | None = None, bbox: str | None = N
     ``/parcels/in-bbox``); ``cql`` is a CQL2 text or JSON filter (OGC API - Features Part 3)
     over the parcels' queryables, its geometries in ``filter_crs``.
     """
-    conditions: list[str] = []
-    params: dict[str, Any] = {}
-    code = None
-    if commune is not None:
-        code = resolve_commune(session, commune)
-        conditions.append("t.commune_code = :export_commune")
-        params["export_commune"] = code
+    code = resolve_commune(session, commune) if commune is not None else None
+    box = None
     if bbox is not None:
         srid = _crs_srid(bbox_crs)
-        x0, y0, x1, y1 = parse_bbox(bbox, srid)
-        box = to_storage_sql("ST_MakeEnvelope(:bx0, :by0, :bx1, :by1, CAST(:bsrid AS integer))",
-                             "CAST(:bsrid AS integer)")
-        conditions.append(f"t.geom && {box} AND ST_Intersects(t.geom, {box})")
-        params.update(bx0=x0, by0=y0, bx1=x1, by1=y1, bsrid=srid)
+        box = (*parse_bbox(bbox, srid), srid)
+    parsed, filter_srid = None, 4326
     if cql is not None:
         if filter_lang not in ("cql2-text", "cql2-json"):
             raise InvalidInput("ogc.bad_filter", reason=f"langage inconnu : {filter_lang[:50]}")
-        translator = SqlFilter(PARCEL_QUERYABLES, srid=_crs_srid(filter_crs), latitude_first=False)
-        conditions.append(translator.sql(parse_filter(cql, filter_lang)))
-        params.update(translator.params)
-    return Selection(where=" AND ".join(f"({c})" for c in conditions) or "TRUE", params=params, commune=code)
+        filter_srid = _crs_srid(filter_crs)
+        parsed = parse_filter(cql, filter_lang)
+    where, params = feature_condition(PARCEL_QUERYABLES, bbox=box, cql=parsed, filter_srid=filter_srid)
+    if code is not None:
+        where = f"{where} AND t.commune_code = :export_commune"
+        params["export_commune"] = code
+    return Selection(where=where, params=params, commune=code)
 
 
 def filename(fmt: ExportFormat, selection: Selection, day: date | None = None) -> str:

@@ -198,6 +198,35 @@ def property_filters(collection_id: str, query: dict[str, str]) -> dict[str, str
     return found
 
 
+def feature_condition(queryables: dict[str, tuple[str, str]], *,
+                      bbox: tuple[float, float, float, float, int] | None = None, equals: dict[str, str] | None = None,
+                      cql: Any = None, filter_srid: int = 4326, latitude_first: bool = False
+                      ) -> tuple[str, dict[str, Any]]:
+    """The condition over ``t`` that selects features, and its bound parameters: the one selection seam.
+
+    OGC items (any collection) and parcel exports (:func:`sifc.exports.select`, over
+    :data:`PARCEL_QUERYABLES`) both select with it: a bbox ``(x0, y0, x1, y1, srid)`` whose
+    features intersect it, equality on queryables (``equals``: names already checked), and a
+    parsed CQL2 filter whose geometries are in ``filter_srid``. Every value is bound.
+    """
+    where = "TRUE"
+    params: dict[str, Any] = {}
+    if bbox is not None:
+        bbox_srid = "CAST(:bbox_srid AS integer)"
+        box = to_storage_sql(f"ST_MakeEnvelope(:x0, :y0, :x1, :y1, {bbox_srid})", bbox_srid)
+        where = f"t.geom && {box} AND ST_Intersects(t.geom, {box})"
+        params.update(x0=bbox[0], y0=bbox[1], x1=bbox[2], y1=bbox[3], bbox_srid=bbox[4])
+    for index, (name, value) in enumerate((equals or {}).items()):
+        expression, json_type = queryables[name]
+        where = f"{where} AND {expression} = CAST(:eq{index} AS {SQL_TYPES[json_type]})"
+        params[f"eq{index}"] = value
+    if cql is not None:
+        translator = SqlFilter(queryables, srid=filter_srid, latitude_first=latitude_first)
+        where = f"{where} AND {translator.sql(cql)}"
+        params.update(translator.params)
+    return where, params
+
+
 @dataclass(frozen=True)
 class ItemsPage:
     """The statements of a page of items, to run on a session or on the read pool.
@@ -224,22 +253,10 @@ def items_page(collection_id: str, *, limit: int, offset: int,
     """
     spec = find_collection(collection_id)
     limit = max(1, min(limit, MAX_LIMIT))
-    where: str = "TRUE"
-    params: dict[str, Any] = {"fetch": limit + 1, "limit": limit, "offset": offset}
-    if bbox is not None:
-        bbox_srid = "CAST(:bbox_srid AS integer)"
-        box = to_storage_sql(f"ST_MakeEnvelope(:x0, :y0, :x1, :y1, {bbox_srid})", bbox_srid)
-        where = f"t.geom && {box} AND ST_Intersects(t.geom, {box})"
-        params.update(x0=bbox[0], y0=bbox[1], x1=bbox[2], y1=bbox[3], bbox_srid=bbox[4])
-    for index, (name, value) in enumerate((equals or {}).items()):
-        expression, json_type = spec.queryables[name]
-        where = f"{where} AND {expression} = CAST(:eq{index} AS {SQL_TYPES[json_type]})"
-        params[f"eq{index}"] = value
-    if cql is not None:
-        srid, latitude_first, _ = SUPPORTED_CRS[filter_crs]
-        translator = SqlFilter(spec.queryables, srid=srid, latitude_first=latitude_first)
-        where = f"{where} AND {translator.sql(cql)}"
-        params.update(translator.params)
+    srid, latitude_first, _ = SUPPORTED_CRS[filter_crs] if cql is not None else SUPPORTED_CRS[CRS84]
+    where, found = feature_condition(spec.queryables, bbox=bbox, equals=equals, cql=cql, filter_srid=srid,
+                                     latitude_first=latitude_first)
+    params: dict[str, Any] = {"fetch": limit + 1, "limit": limit, "offset": offset, **found}
     order = ", ".join([*(f"{spec.sortables[name][0]} {'DESC' if descending else 'ASC'}"
                          for name, descending in sortby or []), spec.key])
     features = Statement(f"""
