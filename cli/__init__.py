@@ -17,7 +17,7 @@ from sqlalchemy.exc import OperationalError
 
 from cli.accounts import keys_app, users_app
 from cli.admin import admin_app
-from cli.common import State, _say, err
+from cli.common import State, err, say
 from cli.db import db_app
 from cli.demo import demo_app
 from cli.exports import export_app
@@ -56,7 +56,7 @@ def main() -> None:
     try:
         app()
     except SifcError as error:
-        err.print(f"[bold red]{_say('Erreur', 'Error')} :[/] {error.message(State.lang)}"
+        err.print(f"[bold red]{say('cli.main.error')} :[/] {error.message(State.lang)}"
                   if State.lang == "fr" else f"[bold red]Error:[/] {error.message('en')}",
                   highlight=False)
         sys.exit(2)
@@ -74,5 +74,5 @@ def main() -> None:
             else:
                 field = ".".join(str(part) for part in item.get("loc", ()))
                 reasons.append(f"SIFC_{field.upper()} : {item.get('msg')}" if field else str(item.get("msg")))
-        err.print(_say("Configuration invalide : ", "Invalid configuration: ") + "; ".join(reasons), highlight=False)
+        err.print(say("cli.main.invalid_configuration") + "; ".join(reasons), highlight=False)
         sys.exit(2)

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from cli.common import State, _say, database, err, out, when
+from cli.common import State, database, err, out, say, when
 
 users_app = typer.Typer(help="Comptes des utilisateurs (rôles et périmètres).", no_args_is_help=True)
 keys_app = typer.Typer(help="Clés d'API des applications municipales ; clés de signature des jetons et des "
@@ -26,8 +26,8 @@ def _read_password(from_stdin: bool) -> str:
 
     if from_stdin:
         return sys.stdin.readline().rstrip("\r\n")
-    first = typer.prompt(_say("Mot de passe", "Password"), hide_input=True)
-    second = typer.prompt(_say("Confirmation", "Confirm"), hide_input=True)
+    first = typer.prompt(say("cli.accounts.password"), hide_input=True)
+    second = typer.prompt(say("cli.accounts.confirm"), hide_input=True)
     if first != second:
         raise InvalidInput("auth.password_mismatch")
     return first
@@ -54,8 +54,8 @@ def users_create(
         user_id = users.create(session, username=username, password=password, role=role, scope=entries,
                                created_by="cli")
         user = users.get(session, user_id=user_id)
-    out.print(_say(f"Compte « {user.username} » créé : {user.role}, périmètre {_scope_text(user.scope)}.",
-                   f"Account '{user.username}' created: {user.role}, scope {_scope_text(user.scope)}."))
+    out.print(say("cli.accounts.account_created_scope", username=user.username, role=user.role,
+                  scope_text=_scope_text(user.scope)))
 
 
 @users_app.command("list")
@@ -65,12 +65,12 @@ def users_list() -> None:
 
     with database() as session:
         accounts = users.list_users(session)
-    table = Table(title=_say("Comptes", "Accounts"))
-    for column in (_say("identifiant", "username"), _say("rôle", "role"), _say("périmètre", "scope"),
-                   _say("état", "status"), _say("dernière connexion", "last sign-in")):
+    table = Table(title=say("cli.accounts.accounts"))
+    for column in (say("cli.accounts.username"), say("cli.accounts.role"), say("cli.accounts.scope"),
+                   say("cli.accounts.status"), say("cli.accounts.last_sign")):
         table.add_column(column)
     for user in accounts:
-        status = _say("actif", "active") if user.active else _say("désactivé", "disabled")
+        status = say("cli.accounts.active_2") if user.active else say("cli.accounts.disabled")
         table.add_row(user.username, user.role, _scope_text(user.scope), status, when(user.last_login_at))
     out.print(table)
 
@@ -82,8 +82,7 @@ def users_disable(username: Annotated[str, typer.Argument(help="Identifiant du c
 
     with database(owner=True) as session:
         user = users.disable(session, username=username)
-    out.print(_say(f"Compte « {user.username} » désactivé ; ses sessions sont révoquées.",
-                   f"Account '{user.username}' disabled; its sessions are revoked."))
+    out.print(say("cli.accounts.account_disabled_sessions_are", username=user.username))
 
 
 @users_app.command("set-role")
@@ -98,8 +97,8 @@ def users_set_role(
     entries = scopes.parse(scope or [])
     with database(owner=True) as session:
         user = users.set_role(session, username=username, role=role, scope=entries or None)
-    out.print(_say(f"Compte « {user.username} » : {user.role}, périmètre {_scope_text(user.scope)}.",
-                   f"Account '{user.username}': {user.role}, scope {_scope_text(user.scope)}."))
+    out.print(say("cli.accounts.account_scope", username=user.username, role=user.role,
+                  scope_text=_scope_text(user.scope)))
 
 
 @users_app.command("enable")
@@ -109,7 +108,7 @@ def users_enable(username: Annotated[str, typer.Argument(help="Identifiant du co
 
     with database(owner=True) as session:
         user = users.enable(session, username=username)
-    out.print(_say(f"Compte « {user.username} » actif.", f"Account '{user.username}' active."))
+    out.print(say("cli.accounts.account_active", username=user.username))
 
 
 @keys_app.command("create")
@@ -136,8 +135,7 @@ def keys_create(
     with database(owner=True) as session:
         _key_id, key = keys.create(session, name=name, role=role, scope=entries, expires_at=expires_at,
                                    created_by="cli")
-    err.print(_say("Clé créée ; copiez-la maintenant, elle ne sera plus jamais affichée :",
-                   "Key created; copy it now, it will never be shown again:"))
+    err.print(say("cli.accounts.key_created_copy_now"))
     print(key)
 
 
@@ -148,13 +146,13 @@ def keys_list() -> None:
 
     with database() as session:
         found = keys.list_keys(session)
-    table = Table(title=_say("Clés d'API", "API keys"))
-    for column in (_say("préfixe", "prefix"), _say("application", "app"), _say("rôle", "role"),
-                   _say("périmètre", "scope"), _say("état", "status"), _say("expire", "expires"),
-                   _say("dernier usage", "last used")):
+    table = Table(title=say("cli.accounts.api_keys"))
+    for column in (say("cli.accounts.prefix"), say("cli.accounts.app"), say("cli.accounts.role"),
+                   say("cli.accounts.scope"), say("cli.accounts.status"), say("cli.accounts.expires"),
+                   say("cli.accounts.last_used")):
         table.add_column(column)
-    labels = {"active": _say("active", "active"), "revoked": _say("révoquée", "revoked"),
-              "expired": _say("expirée", "expired")}
+    labels = {"active": say("cli.accounts.active"), "revoked": say("cli.accounts.revoked"),
+              "expired": say("cli.accounts.expired")}
     for key in found:
         table.add_row(key.prefix, key.name, key.role, _scope_text(key.scope), labels[key.status()],
                       when(key.expires_at), when(key.last_used_at))
@@ -168,7 +166,7 @@ def keys_revoke(prefix: Annotated[str, typer.Argument(help="Préfixe de la clé 
 
     with database(owner=True) as session:
         key = keys.revoke(session, prefix=prefix)
-    out.print(_say(f"Clé {key.prefix} ({key.name}) révoquée.", f"Key {key.prefix} ({key.name}) revoked."))
+    out.print(say("cli.accounts.key_revoked", prefix=key.prefix, name=key.name))
 
 
 @keys_app.command("signing")
@@ -178,15 +176,15 @@ def keys_signing() -> None:
 
     ring = keyring.for_settings(State.settings())
     path = ring.ensure()
-    out.print(_say(f"Clés de signature : {path}", f"Signing keys: {path}"), highlight=False)
-    uses = {"token": _say("jetons", "tokens"), "seal": _say("sceaux", "seals")}
-    current = _say("en service", "current")
+    out.print(say("cli.accounts.signing_keys", path=path), highlight=False)
+    uses = {"token": say("cli.accounts.tokens"), "seal": say("cli.accounts.seals")}
+    current = say("cli.accounts.current")
     for kind in keyring.KINDS:  # one line per key, ids whole (they are copied, never cut to the terminal)
         signing = ring.current(kind)
         if signing.kid not in {key.kid for key in ring.keys(kind)}:  # the token key of SIFC_SECRET_KEY
             out.print(f"{uses[kind]}  {signing.kid}  SIFC_SECRET_KEY  {current}", highlight=False)
         for key in ring.keys(kind):
-            retired = _say(f"retirée le {key.retired_at}", f"retired {key.retired_at}") if key.retired_at else current
+            retired = say("cli.accounts.retired", retired_at=key.retired_at) if key.retired_at else current
             out.print(f"{uses[kind]}  {key.kid}  {key.created_at}  {retired}", highlight=False)
 
 
@@ -207,5 +205,4 @@ def keys_rotate(
     ring = keyring.for_settings(State.settings())
     ring.ensure()
     key = ring.rotate(kind)  # type: ignore[arg-type]
-    out.print(_say(f"Nouvelle clé « {key.kid} » ({kind}) dans {ring.path} ; les anciennes sont gardées, retirées.",
-                   f"New key '{key.kid}' ({kind}) in {ring.path}; the previous ones are kept, retired."))
+    out.print(say("cli.accounts.new_key_previous_ones", kid=key.kid, kind=kind, path=ring.path))

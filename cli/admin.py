@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from cli.common import _say, database, operator, out, when
+from cli.common import database, operator, out, say, when
 
 admin_app = typer.Typer(help="Administration : demandes d'accès (loi 2008-12).", no_args_is_help=True)
 
@@ -31,24 +31,22 @@ def admin_subject(
         out.print_json(json.dumps(data, default=str, ensure_ascii=False))
         return
     who = report.subject
-    account = _say(f"compte n° {who.user_id}", f"account #{who.user_id}") if who.user_id else _say(
-        "sans compte", "no account")
-    out.print(_say(f"Personne : {who.name} ({account}) — rapport du {when(report.generated_at)}",
-                   f"Person: {who.name} ({account}) — report of {when(report.generated_at)}"), highlight=False)
-    table = Table(title=_say("Données détenues", "Data held"))
-    for column in (_say("source", "source"), _say("lignes", "rows"), "description"):
+    account = say("cli.admin.account", user_id=who.user_id) if who.user_id else say("cli.admin.no_account")
+    out.print(say("cli.admin.person_report", name=who.name, account=account, when=when(report.generated_at)),
+              highlight=False)
+    table = Table(title=say("cli.admin.data_held"))
+    for column in (say("cli.admin.source"), say("cli.admin.rows"), "description"):
         table.add_column(column)
     for source, found in report.sources:
         table.add_row(source.name, str(found.count), source.description)
     out.print(table)
-    reads = Table(title=_say("Qui a lu ses données", "Who read their data"))
-    for column in (_say("quand", "when"), _say("qui", "who"), _say("rôle", "role"), _say("accès", "access"),
-                   _say("objet", "subject")):
+    reads = Table(title=say("cli.admin.who_read_their_data"))
+    for column in (say("cli.admin.when"), say("cli.admin.who"), say("cli.admin.role"), say("cli.admin.access"),
+                   say("cli.admin.subject")):
         reads.add_column(column)
     for row in report.reads.rows:
         reads.add_row(when(row["occurred_at"]), row["actor"], row["role"], f"{row['method']} {row['endpoint']}",
                       f"{row['subject_kind']}:{row['subject_id']}")
     out.print(reads)
     if any(found.truncated for _, found in report.sources) or report.reads.truncated:
-        out.print(_say("Certaines sources ont plus de lignes que --limit : relancez avec un --limit plus grand.",
-                       "Some sources have more rows than --limit: run again with a larger --limit."))
+        out.print(say("cli.admin.some_sources_have_more"))

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from rich.console import Console
 
-from sifc.i18n import Lang
+from sifc.i18n import Lang, translate
 from sifc.settings import Settings
 
 if TYPE_CHECKING:
@@ -36,8 +36,9 @@ class State:
         return Settings()
 
 
-def _say(fr: str, en: str) -> str:
-    return fr if State.lang == "fr" else en
+def say(key: str, /, **params: object) -> str:
+    """Message ``key`` of the catalogues (``cli.*`` msgids) in the chosen language."""
+    return translate(key, State.lang, **params)
 
 
 def operator() -> Principal:

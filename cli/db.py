@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from cli.common import State, _say, out
+from cli.common import State, out, say
 
 db_app = typer.Typer(help="Base de données : provisionnement, migrations, sauvegardes.",
                      no_args_is_help=True)
@@ -20,8 +20,7 @@ def db_provision() -> None:
 
     settings = State.settings()
     version = provision(settings)
-    out.print(_say(f"Base {describe(settings.db_url)} prête (PostGIS {version}, migrations à jour).",
-                   f"Database {describe(settings.db_url)} ready (PostGIS {version}, migrated)."))
+    out.print(say("cli.db.database_ready_postgis_migrated", describe=describe(settings.db_url), version=version))
 
 
 @db_app.command("migrate")
@@ -30,7 +29,7 @@ def db_migrate(revision: str = "head") -> None:
     from sifc.provision import migrate
 
     migrate(State.settings(), revision)
-    out.print(_say("Migrations appliquées.", "Migrations applied."))
+    out.print(say("cli.db.migrations_applied"))
 
 
 @db_app.command("backup")
@@ -39,7 +38,7 @@ def db_backup(file: Annotated[Path, typer.Argument(help="Fichier de sauvegarde (
     from sifc.provision import backup
 
     backup(State.settings(), file)
-    out.print(_say(f"Sauvegarde écrite : {file}", f"Backup written: {file}"))
+    out.print(say("cli.db.backup_written", file=file))
 
 
 @db_app.command("restore")
@@ -54,5 +53,4 @@ def db_restore(
     settings = State.settings()
     target = database or settings.db_url.database or "sifc"
     restore(settings, file, target)
-    out.print(_say(f"Sauvegarde restaurée dans la base « {target} ».",
-                   f"Backup restored into database '{target}'."))
+    out.print(say("cli.db.backup_restored_into_database", target=target))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from cli.common import State, _say, out
+from cli.common import State, out, say
 
 demo_app = typer.Typer(help="Données de démonstration (synthétiques).", no_args_is_help=True)
 
@@ -21,11 +21,8 @@ def demo_load() -> None:
         outcome = load_demo(session)
     engine.dispose()
     if outcome is None:
-        out.print(_say("Démonstration déjà chargée : rien à faire.", "Demo already loaded: nothing to do."))
+        out.print(say("cli.demo.demo_already_loaded_nothing"))
     else:
-        out.print(_say(f"Démonstration chargée : {outcome.accepted} parcelles synthétiques ({outcome.communes}), "
-                       f"{outcome.parties} parties, {outcome.sources} sources, {outcome.rights} droits et "
-                       f"restrictions, {outcome.procedures} procédures d'affectation.",
-                       f"Demo loaded: {outcome.accepted} synthetic parcels ({outcome.communes}), {outcome.parties} "
-                       f"parties, {outcome.sources} sources, {outcome.rights} rights and restrictions, "
-                       f"{outcome.procedures} affectation procedures."))
+        out.print(say("cli.demo.demo_loaded_synthetic_parcels", accepted=outcome.accepted, communes=outcome.communes,
+                      parties=outcome.parties, sources=outcome.sources, rights=outcome.rights,
+                      procedures=outcome.procedures))

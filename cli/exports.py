@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from cli.common import State, _say, out
+from cli.common import State, out, say
 
 export_app = typer.Typer(help="Exports de parcelles (GeoJSON, GeoPackage, Shapefile, CSV, FlatGeobuf).",
                          no_args_is_help=True)
@@ -49,5 +49,5 @@ def export_parcels_command(
             session.rollback()
     finally:
         engine.dispose()
-    out.print(_say(f"{stats.features} parcelle(s) exportée(s) en {fmt.title} (EPSG:{srid}) : {output}",
-                   f"{stats.features} parcel(s) exported as {fmt.title} (EPSG:{srid}): {output}"))
+    out.print(say("cli.exports.parcel_s_exported_as", features=stats.features, title=fmt.title, srid=srid,
+                  output=output))

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from cli.common import State, _say, err, out
+from cli.common import State, err, out, say
 
 import_app = typer.Typer(help="Imports de fichiers cadastraux.", no_args_is_help=True)
 
@@ -60,7 +60,7 @@ def import_parcels_command(
         tasks: dict[str, object] = {}
 
         def progress(stage: str, done: int, total: int) -> None:
-            label = {"staging": _say("lecture", "reading"), "validating": _say("contrôles", "checks")}.get(stage)
+            label = {"staging": say("cli.imports.reading"), "validating": say("cli.imports.checks")}.get(stage)
             if label is None:
                 return
             if stage not in tasks:
@@ -87,8 +87,7 @@ def import_parcels_command(
     engine.dispose()
     print_summary(out, result, State.lang)
     if result_rejects:
-        out.print(_say(f"Entités rejetées et motifs : {result_rejects}",
-                       f"Rejected features and reasons: {result_rejects}"))
+        out.print(say("cli.imports.rejected_features_reasons", result_rejects=result_rejects))
     if report:
         write_report(result, report, spool)
     if spool:

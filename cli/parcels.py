@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 from sqlalchemy import text as text_sql
 
-from cli.common import _say, database, operator, out
+from cli.common import database, operator, out, say
 
 parcels_app = typer.Typer(help="Mutations de parcelles : morcellement, fusion, lotissement, rectification ; "
                           "filiation.", no_args_is_help=True)
@@ -74,17 +74,13 @@ def _rights_decisions(carry: list[str] | None, close: list[str] | None) -> dict:
 
 
 def _print_mutation(result: dict) -> None:  # type: ignore[type-arg]
-    names = {"split": ("Morcellement", "Split"), "lotissement": ("Lotissement", "Lotissement"),
-             "merge": ("Fusion", "Merge"), "boundary_correction": ("Rectification", "Boundary correction")}
-    fr, en = names[result["operation"]]
-    out.print(_say(f"{fr} inscrit(e) (mutation {result['mutation_id']}) : {', '.join(result['parents'])} → "
-                   f"{', '.join(result['children'])}",
-                   f"{en} recorded (mutation {result['mutation_id']}): {', '.join(result['parents'])} → "
-                   f"{', '.join(result['children'])}"), highlight=False)
+    operation = say(f"cli.parcels.operation.{result['operation']}")
+    out.print(say("cli.parcels.recorded_mutation", operation=operation, mutation_id=result["mutation_id"],
+                   parents=", ".join(result["parents"]), children=", ".join(result["children"])), highlight=False)
     for right, outcome in result.get("rights", {}).items():
-        out.print(_say(f"  droit {right} : {'clos' if outcome == 'closed' else 'reporté sur ' + ', '.join(outcome)}",
-                       f"  right {right}: {'closed' if outcome == 'closed' else 'carried to ' + ', '.join(outcome)}"),
-                  highlight=False)
+        fate = (say("cli.parcels.right_closed") if outcome == "closed"
+                else say("cli.parcels.right_carried", parcels=", ".join(outcome)))
+        out.print(say("cli.parcels.right", right=right, fate=fate), highlight=False)
 
 
 SourceOpt = Annotated[list[str], typer.Option("--source", help="Document de la mutation (identifiant de source).")]
@@ -183,12 +179,12 @@ def parcels_lineage(parcel_id: Annotated[str, typer.Argument(help="La parcelle."
     if as_json:
         out.print_json(json.dumps(found, ensure_ascii=False))
         return
-    table = Table(title=_say(f"Filiation de {parcel_id}", f"Lineage of {parcel_id}"))
-    for column in (_say("sens", "way"), _say("date", "date"), "mutation", _say("mères", "parents"),
-                   _say("issues", "children")):
+    table = Table(title=say("cli.parcels.lineage", parcel_id=parcel_id))
+    for column in (say("cli.parcels.way"), say("cli.parcels.date"), "mutation", say("cli.parcels.parents"),
+                   say("cli.parcels.children")):
         table.add_column(column)
-    ways = ((_say("ascendance", "ancestors"), "ancestors"), (_say("descendance", "descendants"), "descendants"),
-            (_say("rectification", "correction"), "corrections"))
+    ways = ((say("cli.parcels.ancestors"), "ancestors"), (say("cli.parcels.descendants"), "descendants"),
+            (say("cli.parcels.correction"), "corrections"))
     for way, key in ways:
         for m in found[key]:
             table.add_row(way, m["occurred_on"], m["operation"], ", ".join(p["id"][:8] for p in m["parents"]),

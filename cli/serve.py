@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from cli.common import State, _say, err, out
+from cli.common import State, err, out, say
 
 
 def serve(
@@ -30,7 +30,7 @@ def serve(
     configured = State.settings()
     settings = configured.model_copy(update={"host": host or configured.host, "port": port or configured.port})
     # The signing keys exist before the first request (made on the first start, never typed by anyone).
-    err.print(_say("Clés de signature : ", "Signing keys: ") + str(keyring.for_settings(settings).ensure()),
+    err.print(say("cli.serve.signing_keys") + str(keyring.for_settings(settings).ensure()),
               highlight=False)
     supervisor = WorkerSupervisor(settings.import_workers if import_workers is None else import_workers,
                                   command=[sys.executable, "-m", "cli", "worker", "--parent", str(os.getpid())])
@@ -61,4 +61,4 @@ def worker(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     count = serve_forever(State.settings(), once=once, parent=parent)
     if once:
-        out.print(_say(f"{count} tâche(s) d'import exécutée(s).", f"{count} import job(s) run."))
+        out.print(say("cli.serve.import_job_s_run", count=count))

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from cli.common import State, _say, out
+from cli.common import State, out, say
 
 territories_app = typer.Typer(help="Référentiel territorial (pôles → communes).",
                               no_args_is_help=True)
@@ -35,26 +35,23 @@ def territories_load(
 
 
 def _print_load(result) -> None:
-    table = Table(title=_say("Référentiel territorial", "Territorial reference"))
-    for column in (_say("niveau", "level"), _say("lus", "read"), _say("ajoutés", "inserted"),
-                   _say("modifiés", "updated"), _say("inchangés", "unchanged")):
+    table = Table(title=say("cli.territories.territorial_reference"))
+    for column in (say("cli.territories.level"), say("cli.territories.read"), say("cli.territories.inserted"),
+                   say("cli.territories.updated"), say("cli.territories.unchanged")):
         table.add_column(column)
     for level, counts in result.levels.items():
         table.add_row(level, str(counts.read), str(counts.inserted), str(counts.updated),
                       str(counts.unchanged))
     out.print(table)
     for repair in result.repairs:
-        out.print(_say(
-            f"Réparé : {repair['level']} {repair['code']} ({repair['name']}) — "
-            f"{repair['invalid_reason']} → ST_MakeValid, {repair['area_after_km2']} km²",
-            f"Repaired: {repair['level']} {repair['code']} ({repair['name']}) — "
-            f"{repair['invalid_reason']} → ST_MakeValid, {repair['area_after_km2']} km²"))
+        out.print(say("cli.territories.repaired_st_makevalid_km", level=repair['level'], code=repair['code'],
+                      name=repair['name'], invalid_reason=repair['invalid_reason'],
+                      area_after_km2=repair['area_after_km2']))
     for defect in result.defects:
-        out.print(_say("Défaut de la source : ", "Source defect: ")
+        out.print(say("cli.territories.source_defect")
                   + f"{defect['level']} {defect['code']} — {defect['defect']}")
     if not result.changed:
-        out.print(_say("Aucun changement : la base était déjà à jour.",
-                       "No change: the database was already up to date."))
+        out.print(say("cli.territories.no_change_database_already"))
 
 
 @territories_app.command("import-communes")
