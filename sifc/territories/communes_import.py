@@ -466,40 +466,33 @@ def _report_official_overlaps(session: Session, report: CommuneImportReport) -> 
 
 def print_report(console: Console, report: CommuneImportReport, lang: Lang, *,
                  dry_run: bool) -> None:
-    """Readable summary of an import for the command line."""
-    fr = lang == "fr"
-    table = Table(title=(f"Limites officielles : {report.file}" if fr
-                         else f"Official boundaries: {report.file}"))
-    for column in (("entité", "commune", "apparié par", "km²", "km² avant") if fr
-                   else ("feature", "commune", "matched by", "km²", "km² before")):
-        table.add_column(column)
+    """Readable summary of an import for the command line (msgids ``commune_import.*``)."""
+    def say(key: str, /, **params: object) -> str:
+        return translate(f"commune_import.{key}", lang, **params)
+
+    table = Table(title=say("title", file=report.file))
+    for column in ("feature", "commune", "matched_by", "area", "previous_area"):
+        table.add_column(say(f"column.{column}"))
     for row in report.matched:
         table.add_row(str(row["feature_name"]), f"{row['name']} ({row['commune']})",
                       str(row["matched_by"]), str(row["area_km2"]), str(row["previous_area_km2"]))
     console.print(table)
     for row in report.unmatched:
         code = str(row["reason"])
-        key = f"commune_import.reason.{code}"  # why a feature matched no commune (message catalogue)
+        key = f"commune_import.reason.{code}"  # why a feature matched no commune
         reason = translate(key, lang) if known(key) else code
-        console.print(("Non appariée : " if fr else "Unmatched: ") + f"{row.get('name')} — {reason}")
+        console.print(say("unmatched", name=row.get("name"), reason=reason))
     for row in report.clipped:
-        console.print(("Commune provisoire découpée : " if fr else "Provisional commune clipped: ")
-                      + f"{row['name']} ({row['commune']}) −{row['clipped_km2']} km²"
-                      + ((" (entièrement recouverte)" if fr else " (fully covered)")
-                         if row["emptied"] else ""))
+        console.print(say("clipped_emptied" if row["emptied"] else "clipped", name=row["name"],
+                          commune=row["commune"], km2=row["clipped_km2"]))
     for row in report.orphaned:
-        console.print(("Territoire laissé sans commune : " if fr else "Land left without a commune: ")
-                      + f"{row['area_km2']} km² ({row['commune']})")
+        console.print(say("orphaned", km2=row["area_km2"], commune=row["commune"]))
     for row in report.warnings:
-        console.print(("Avertissement : " if fr else "Warning: ") + orjson.dumps(row).decode())
+        console.print(say("warning", warning=orjson.dumps(row).decode()))
     for row in report.parcels_outside:
-        console.print(f"Parcelles désormais hors de leur commune {row['commune']} : {row['parcels']}" if fr
-                       else f"Parcels now outside their commune {row['commune']}: {row['parcels']}")
-    summary = (f"{len(report.matched)} remplacée(s), {len(report.unchanged)} inchangée(s), "
-               f"{len(report.unmatched)} non appariée(s) sur {report.features} entité(s)."
-               if fr else
-               f"{len(report.matched)} replaced, {len(report.unchanged)} unchanged, "
-               f"{len(report.unmatched)} unmatched of {report.features} feature(s).")
+        console.print(say("parcels_outside", commune=row["commune"], parcels=row["parcels"]))
+    summary = say("summary", matched=len(report.matched), unchanged=len(report.unchanged),
+                  unmatched=len(report.unmatched), features=report.features)
     if dry_run:
-        summary += " (simulation : rien n'a été enregistré)" if fr else " (dry run: nothing saved)"
+        summary += say("dry_run")
     console.print(summary)

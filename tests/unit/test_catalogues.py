@@ -26,7 +26,9 @@ KEY = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)+$")
 # Helpers that prefix their key: (file, function, prefix).
 # Every catalogue present, declared in sifc.i18n or not yet (a language being translated).
 CATALOGUES = sorted(p.name for p in LOCALE_DIR.iterdir() if (p / "LC_MESSAGES" / f"{DOMAIN}.po").is_file())
-PREFIXED = [("sifc/documents", "label", "document.label."), ("sifc/dashboard_charts.py", "label", "chart.")]
+PREFIXED = [("sifc/documents", "label", "document.label."), ("sifc/dashboard_charts.py", "label", "chart."),
+            ("sifc/imports/summary.py", "say", "import.summary."),
+            ("sifc/territories/communes_import.py", "say", "commune_import.")]
 
 
 def _po(lang: str):
@@ -62,13 +64,30 @@ def _default_keys() -> Iterator[tuple[str, str]]:
                         yield item.value.value, f"{path.relative_to(ROOT)}:{item.lineno}"
 
 
-def _chosen_keys(path: Path, keywords: set[str]) -> Iterator[tuple[list[str], int]]:
-    """Keys chosen by a condition, ``NotFound("a.b" if x else "a.c")``, which Babel's extractor glues together."""
+def _branches(node: ast.expr) -> list[str]:
+    """The strings a conditional expression can give (not those its conditions compare with)."""
+    if isinstance(node, ast.IfExp):
+        return _branches(node.body) + _branches(node.orelse)
+    return [node.value] if isinstance(node, ast.Constant) and isinstance(node.value, str) else []
+
+
+def _chosen_keys(path: Path, keywords: set[str]) -> Iterator[tuple[list[str], str, int]]:
+    """Keys chosen by a condition, ``NotFound("a.b" if x else "a.c")``: the keys, and the one string Babel's
+    extractor glues all the literals of the condition into (to be ignored)."""
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if (isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.IfExp)
                 and getattr(node.func, "id", getattr(node.func, "attr", None)) in keywords):
-            yield [c.value for c in ast.walk(node.args[0])
-                   if isinstance(c, ast.Constant) and isinstance(c.value, str)], node.lineno
+            literals = sorted(_unbracketed(node.args[0]), key=lambda c: (c.lineno, c.col_offset))
+            yield _branches(node.args[0]), "".join(str(c.value) for c in literals), node.lineno
+
+
+def _unbracketed(node: ast.AST) -> Iterator[ast.Constant]:
+    """The string literals of an expression outside brackets (Babel skips those within)."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        yield node
+    elif not isinstance(node, (ast.Subscript, ast.Call, ast.List, ast.Tuple, ast.Dict, ast.Set)):
+        for child in ast.iter_child_nodes(node):
+            yield from _unbracketed(child)
 
 
 def used_msgids() -> dict[str, str]:
@@ -79,8 +98,8 @@ def used_msgids() -> dict[str, str]:
     for path in SOURCES:
         relative = str(path.relative_to(ROOT))
         glued = set()
-        for keys, line in _chosen_keys(path, set(keywords)):
-            glued.add("".join(keys))
+        for keys, glue, line in _chosen_keys(path, set(keywords)):
+            glued.add(glue)
             for key in filter(KEY.match, keys):
                 used.setdefault(key, f"{relative}:{line}")
         for line, message, _comments, _context in extract_from_file("python", str(path), keywords=keywords):
@@ -88,8 +107,13 @@ def used_msgids() -> dict[str, str]:
                 used.setdefault(message, f"{relative}:{line}")
         for where, function, prefix in PREFIXED:
             if relative.startswith(where):
+                chosen = list(_chosen_keys(path, {function}))
+                for keys, _glue, line in chosen:
+                    for key in keys:
+                        used.setdefault(prefix + key, f"{relative}:{line}")
+                glued = {glue for _keys, glue, _line in chosen}
                 for line, message, _c, _x in extract_from_file("python", str(path), keywords={function: (1,)}):
-                    if isinstance(message, str):
+                    if isinstance(message, str) and message not in glued:
                         used.setdefault(prefix + message, f"{relative}:{line}")
     for message, where in _default_keys():
         used.setdefault(message, where)
@@ -100,7 +124,7 @@ def test_extraction_finds_the_messages_of_the_code():
     used = used_msgids()
     # One of each way of using a key, so that a broken extraction cannot pass silently.
     for msgid in ("http.not_found", "parcel.not_found", "upload.too_large", "document.label.fiche", "chart.title",
-                  "cli.accounts.password"):
+                  "cli.accounts.password", "import.summary.duplicate", "commune_import.clipped_emptied"):
         assert msgid in used, msgid
     assert len(used) > 200
 
