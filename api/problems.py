@@ -137,8 +137,8 @@ def install(app: FastAPI) -> None:
     async def _validation(request: Request, exc: RequestValidationError) -> Response:
         lang = language(request)
         errors = _field_errors(exc, lang)
-        summary = "; ".join(f"{e['field']} : {e['message']}" if lang == "fr"
-                            else f"{e['field']}: {e['message']}" for e in errors)
+        summary = "; ".join(translate("validation.field_message", lang, field=e["field"], message=e["message"])
+                            for e in errors)
         return problem(_ogc_status(request, 422), key="http.validation",
                        detail=f"{translate('http.validation', lang)} {summary}".strip(),
                        lang=lang, instance=request.url.path, errors=errors)

@@ -56,9 +56,7 @@ def main() -> None:
     try:
         app()
     except SifcError as error:
-        err.print(f"[bold red]{say('cli.main.error')} :[/] {error.message(State.lang)}"
-                  if State.lang == "fr" else f"[bold red]Error:[/] {error.message('en')}",
-                  highlight=False)
+        err.print(f"[bold red]{say('cli.main.error')}[/] {error.message(State.lang)}", highlight=False)
         sys.exit(2)
     except OperationalError as error:
         reason = str(error.orig).strip().splitlines()[0] if error.orig else type(error).__name__

@@ -24,6 +24,7 @@ from typing import Any, Literal
 import yaml
 
 from sifc.errors import InvalidInput
+from sifc.i18n import translate
 
 BOUNDS_FILE = Path(__file__).resolve().parent.parent / "data" / "bounds.yaml"
 
@@ -76,10 +77,9 @@ class Bound:
         """The interval a user reads (``]0, 197000000000] m²``, ``[1850-01-01, demain (UTC)]``)."""
         low = "" if self.low is None else _number(self.low)
         if self.until_days == TOMORROW:
-            high = "demain (UTC)" if lang == "fr" else "tomorrow (UTC)"
+            high = translate("bounds.tomorrow", lang)
         elif self.until_days is not None:
-            high = (f"aujourd'hui + {self.until_days} jours" if lang == "fr"
-                    else f"today + {self.until_days} days")
+            high = translate("bounds.today_plus", lang, days=self.until_days)
         else:
             high = "" if self.high is None else _number(self.high)
         text = f"{']' if self.low_open else '['}{low}, {high}{'[' if self.high_open else ']'}"
