@@ -46,7 +46,7 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 ReaderDep = Annotated[Reader, Depends(get_reader)]
 
 
-# --- who is calling (issue 7) ------------------------------------------------------------
+# --- who is calling ---------------------------------------------------------------------
 
 # Declared as security schemes so that /docs can authorize; the headers are read below.
 bearer_scheme = OAuth2PasswordBearer(tokenUrl="/auth/token", auto_error=False, scheme_name="jeton",

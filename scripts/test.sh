@@ -4,9 +4,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
-# The printed documents' tests rasterise PDFs with pdftoppm (issue 10).
+# The printed documents' tests rasterise PDFs with pdftoppm.
 command -v pdftoppm >/dev/null 2>&1 || apt_install poppler-utils
-# The OGC client tests run GDAL's own command-line tools, ogrinfo and ogr2ogr (issue 5).
+# The OGC client tests run GDAL's own command-line tools, ogrinfo and ogr2ogr.
 command -v ogr2ogr >/dev/null 2>&1 || apt_install gdal-bin
 # ... and QGIS's OGC API - Features provider, headless, with the system Python QGIS is built for.
 /usr/bin/python3 -c 'import qgis.core' >/dev/null 2>&1 || apt_install --no-install-recommends python3-qgis qgis-providers

@@ -1,4 +1,4 @@
-"""Dashboards drawn (issue 10): a PNG of the figures of :func:`sifc.dashboards.get`, and a PDF.
+"""Dashboards drawn: a PNG of the figures of :func:`sifc.dashboards.get`, and a PDF.
 
 matplotlib's object API (``Figure``, the Agg canvas, no pyplot state), so that concurrent
 requests never share a figure; the PDF is laid out with reportlab (title, date, the figures in

@@ -1,4 +1,4 @@
-"""Dashboards of a commune or a pole (issue 10): the figures, as plain data.
+"""Dashboards of a commune or a pole: the figures, as plain data.
 
 Parcels by land use and by tenure regime, NICAD coverage, land-allocation procedures by their
 current state, imports per month and overlapping parcels. Public aggregates only: no party, no

@@ -6,7 +6,7 @@ parcels are written to a GeoPackage and loaded through the same import pipeline 
 surveyor's file; their batch is flagged synthetic.
 
 Then, in each commune, tenure records written through the tenure services, as a land officer
-would (issue 8): parties (natural persons, a famille and a GIE), sources (procès-verbaux,
+would: parties (natural persons, a famille and a GIE), sources (procès-verbaux,
 délibérations, approbations, notifications, acts), affectations granted by complete procedures
 (one shared by two holders), a request refused at the survey, one awaiting approval, a bail, a
 titre foncier and a litige. Everything is flagged synthetic; the write audit names ``sifc-demo``.
@@ -50,7 +50,7 @@ LAND_USES = [("habitation", 70), ("commerce", 10), ("agriculture", 10), ("équip
 TENURES = [("domaine national", 75), ("titre foncier", 15), ("bail", 10)]
 
 
-# --- tenure records (issue 8) ----------------------------------------------------------------
+# --- tenure records -------------------------------------------------------------------------
 DEMO_AUTHOR = "sifc-demo"
 DEMO_PRINCIPAL = Principal(kind="cli", role="administrateur", name=DEMO_AUTHOR, everywhere=True)
 THRESHOLDS_HA: tuple[float, float] = Settings.model_fields["approval_thresholds_ha"].default

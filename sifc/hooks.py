@@ -1,4 +1,4 @@
-"""A test seam of the concurrency tests (issue 8), inert outside ``SIFC_ENVIRONMENT=test``.
+"""A test seam of the concurrency tests, inert outside ``SIFC_ENVIRONMENT=test``.
 
 Two real HTTP clients editing one record must be held together right after the ``If-Match``
 check and before the write, so that both pass the check with the same version; the database

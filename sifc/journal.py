@@ -1,4 +1,4 @@
-"""The write audit: every write, who, when, what, before and after (issue 8).
+"""The write audit: every write, who, when, what, before and after.
 
 ``write_audit`` is append-only for everyone (migration 0007: the service role may INSERT and
 SELECT, triggers refuse UPDATE, DELETE and TRUNCATE). Before and after are the object's full

@@ -6,7 +6,7 @@ attributes, export filters) refuse a personal field with a 400 whose message is 
 whatever the data holds, so that a filter cannot be used as an oracle on a hidden value.
 
 Parcels hold no personal field among their public properties; the names below are refused:
-the holders, identity numbers and contacts of the tenure records (issue 8: parties, rights'
+the holders, identity numbers and contacts of the tenure records (parties, rights'
 holders, procedures' applicants), and the provenance user names (who wrote a version, who
 submitted an import), which only signed-in roles see in their scope, audited
 (``data/policy.yaml``, ``personal``).
@@ -23,7 +23,7 @@ from sifc.text import search_form
 # allowed to read personal data in the commune (today: the provenance user names of parcels).
 PERSONAL_FIELDS: dict[str, frozenset[str]] = {
     "parcels": frozenset({"author", "closed_by", "imported_by"}),
-    # Tenure (issue 8): a party is personal through and through; a right's holders, a request's
+    # Tenure: a party is personal through and through; a right's holders, a request's
     # applicants and the authors of versions and steps are served in scope only.
     "parties": frozenset({"name", "given_names", "id_number", "contact", "members", "author", "closed_by"}),
     "rights": frozenset({"holders", "author", "closed_by"}),  # and free text, which no public parameter names

@@ -48,7 +48,7 @@ def shared_path(*parts: str) -> Path:
 @pytest.fixture(scope="session")
 def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     os.environ.setdefault("SIFC_DATABASE_URL", DEFAULT_TEST_URL)
-    # Exports are rate limited per client (issue 7); the suite (and the servers it starts) exports far more.
+    # Exports are rate limited per client; the suite (and the servers it starts) exports far more.
     os.environ.setdefault("SIFC_EXPORT_RATE_PER_MINUTE", "1000000")
     os.environ.setdefault("SIFC_IMPORT_RATE_PER_MINUTE", "1000000")
     os.environ.setdefault("SIFC_ANALYSIS_RATE_PER_MINUTE", "1000000")
@@ -186,5 +186,5 @@ def api_key(session: Session, *, role: str = "administrateur", scope: tuple[str,
 
 @pytest.fixture
 def admin_headers(db: Session) -> dict[str, str]:
-    """Headers of a national administrator's API key (writes and imports need credentials, issue 7)."""
+    """Headers of a national administrator's API key (writes and imports need credentials)."""
     return {"X-API-Key": api_key(db)}

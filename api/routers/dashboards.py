@@ -1,4 +1,4 @@
-"""Dashboards of a commune or a pole (issue 10): JSON figures, a PNG chart, a PDF.
+"""Dashboards of a commune or a pole: JSON figures, a PNG chart, a PDF.
 
 The ``.png`` and ``.pdf`` routes are declared before the JSON one: ``{code}`` matches any segment,
 so ``/dashboards/commune/SN0104-bargny.png`` would otherwise be read as a code ending in ``.png``.

@@ -1,4 +1,4 @@
-"""Printable documents (issue 10): fiche parcellaire, extrait de délibération, certificat d'affectation,
+"""Printable documents: fiche parcellaire, extrait de délibération, certificat d'affectation,
 registre foncier communal, and the verification of their codes.
 
 Each PDF carries its facts (embedded, canonical JSON) and a verification code (HMAC-SHA256 of

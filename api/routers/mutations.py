@@ -1,4 +1,4 @@
-"""Parcel mutations (issue 9): split, lotissement, merge, boundary correction, and the lineage.
+"""Parcel mutations: split, lotissement, merge, boundary correction, and the lineage.
 
 Each is one transaction (a refused one changes nothing), needs ``agent_foncier`` or
 ``administrateur`` whose scope covers the parcels, and the ``If-Match`` of every parcel it

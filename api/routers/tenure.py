@@ -1,4 +1,4 @@
-"""Tenure (issue 8): parties, sources and their files, rights, the affectation procedure, history, write audit.
+"""Tenure: parties, sources and their files, rights, the affectation procedure, history, write audit.
 
 Writes need ``agent_foncier`` or ``administrateur`` in the commune's scope (checked by the
 services in the writing transaction) and, on an existing record, the ``If-Match`` of the version

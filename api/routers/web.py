@@ -1,4 +1,4 @@
-"""The web application for land officers at ``/`` (issue 10), served offline.
+"""The web application for land officers at ``/``, served offline.
 
 Its own files come from ``web/src``; its one third-party asset, MapLibre GL JS, is installed from the npm
 registry at build time (``scripts/web.sh``: ``npm ci --prefix web``) and served from

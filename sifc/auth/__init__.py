@@ -1,4 +1,4 @@
-"""Accounts, roles, commune scopes, tokens, API keys and the access audit (issue 7).
+"""Accounts, roles, commune scopes, tokens, API keys and the access audit.
 
 - :mod:`sifc.auth.principal`: who is calling (:class:`Principal`), roles, actions, :func:`require`;
 - :mod:`sifc.auth.passwords`: argon2id hashing;

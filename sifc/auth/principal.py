@@ -1,6 +1,6 @@
 """Who is calling, what each role may do, and where.
 
-Roles (issue 7): ``public`` (anonymous), ``lecteur`` (reads, personal data included, in its
+Roles: ``public`` (anonymous), ``lecteur`` (reads, personal data included, in its
 scope), ``agent_foncier`` (parcels and tenure in its scope), ``analyste_sig`` (imports in its
 scope), ``administrateur`` (accounts, territories, everything in its scope). A scope is a set of
 ``(level, code)`` rows expanded to commune codes by the database (``scope_communes``).
@@ -135,7 +135,7 @@ def require(principal: Principal, action: Action, *, communes: Iterable[str | No
 
     An anonymous caller is asked to authenticate (401); an authenticated one is refused (403),
     naming the role or the communes out of scope. A write touching several parcels passes every
-    parcel's commune: one commune outside the scope refuses the whole request (issue 7).
+    parcel's commune: one commune outside the scope refuses the whole request.
     """
     if not principal.can(action):
         if not principal.authenticated:

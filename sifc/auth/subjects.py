@@ -7,7 +7,7 @@ name as written in provenance fields, or their account id). The queries are buil
 registry with SQLAlchemy Core over the tables of :mod:`sifc.models` — identifiers quoted by the
 dialect, the person's name or id always a bound parameter, never text in the SQL.
 
-The tenure records (issue 8) are registered the same way: sources keyed by ``party_id`` (the
+The tenure records are registered the same way: sources keyed by ``party_id`` (the
 resolver turns the request into the ids of the parties it names: full name, identity number or
 party id), with ``audit_kind="party"`` (or ``rrr``, ``procedure``) so that the reads of those
 records join the log. Three small extensions let the registry say where a party id sits:
@@ -168,7 +168,7 @@ SOURCES: tuple[PersonalDataSource, ...] = (
                        ("occurred_at", "method", "endpoint", "subject_kind", "subject_id", "commune_code", "purpose"),
                        "Lectures de données personnelles faites par la personne (journal d'accès).",
                        where=(("actor_kind", "user"),)),
-    # --- tenure (issue 8): the person as a party --------------------------------------------------
+    # --- tenure: the person as a party --------------------------------------------------
     PersonalDataSource("parties", "party_version", "party_id", "party_id",
                        ("party_id", "version", "kind", "group_type", "name", "given_names", "id_number", "contact",
                         "members", "commune_code", "reason", "valid_from", "valid_to", "close_reason"),

@@ -1,4 +1,4 @@
-"""Printable documents (issue 10), each with a verification code (:mod:`sifc.documents.verification`).
+"""Printable documents, each with a verification code (:mod:`sifc.documents.verification`).
 
 Fiche parcellaire, extrait de délibération, certificat d'affectation, registre foncier communal.
 """

@@ -106,7 +106,7 @@ def authorize_submit(session: Session, *, by: Principal, options: dict[str, Any]
     country must give it; a national one may leave the commune to each parcel's location.
     """
     require(by, Action.RUN_IMPORTS)
-    options = {**options, "actor_kind": by.kind, "actor_role": by.role}  # for the write audit (issue 8)
+    options = {**options, "actor_kind": by.kind, "actor_role": by.role}  # for the write audit
     reference = options.get("commune")
     if reference is None:
         if not by.everywhere:

@@ -587,7 +587,7 @@ def _check_registry(session: Session, options: ParcelImportOptions, overlapping:
         SELECT EXISTS (SELECT 1 FROM parcel WHERE geom && ST_MakeEnvelope(:x0, :y0, :x1, :y1, 32628))
     """, x0=extent[0], y0=extent[1], x1=extent[2], y1=extent[3]).scalar())
     _match(session, near=near)
-    # A litige freezes the parcel (issue 8): a new state of it waits for the litige to be lifted.
+    # A litige freezes the parcel: a new state of it waits for the litige to be lifted.
     _reject_accepted(session, "under_litige", """
         s.change = 'changed' AND EXISTS (
             SELECT 1 FROM rrr_version r WHERE r.parcel_id = s.match_id AND r.valid_to IS NULL AND r.type = 'litige'

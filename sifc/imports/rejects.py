@@ -1,4 +1,4 @@
-"""The rejects of an import as GeoJSON, for the web application's map (issue 10).
+"""The rejects of an import as GeoJSON, for the web application's map.
 
 The worker keeps the rejects as a GeoPackage in the file's CRS (for QGIS); a browser map needs GeoJSON in
 WGS 84 (RFC 7946 §4), so the same features are converted on request, nothing else is stored.

@@ -10,7 +10,7 @@ Personal data (loi 2008-12): the names of who wrote or closed a version, and who
 its import, are only in the representation asked with ``personal=True``, which the API gives
 to principals allowed to read personal data in the parcel's commune (and audits). Writes are
 authorised here, in the transaction that writes, once the communes they touch are known:
-every commune before and after a change must be in the principal's scope (issue 7).
+every commune before and after a change must be in the principal's scope.
 """
 
 from __future__ import annotations
@@ -100,7 +100,7 @@ def get(session: Session, *, parcel_id: str, crs: int = 4326, personal: bool = F
         at: datetime | None = None) -> bytes:
     """The current version of a parcel as a GeoJSON Feature (with its personal fields if ``personal``).
 
-    With ``at``, the version the register held at that instant (an as-of read, issue 8).
+    With ``at``, the version the register held at that instant (an as-of read).
     """
     return get_with_version(session, parcel_id=parcel_id, crs=crs, personal=personal, at=at)[0]
 
@@ -359,7 +359,7 @@ def update(session: Session, *, parcel_id: str, data: ParcelInput, author: str,
 
     ``by`` must be allowed to write parcels in the commune before and the commune after.
     ``expected_version`` is the version the client read (``If-Match``): another one is a 412.
-    A parcel under litige refuses every change (issue 8).
+    A parcel under litige refuses every change.
     """
     tolerances = tolerances or Tolerances()
     if not data.reason:

@@ -1,4 +1,4 @@
-"""Tenure records on the LADM model (ISO 19152) in Senegalese terms (issue 8).
+"""Tenure records on the LADM model (ISO 19152) in Senegalese terms.
 
 Parties (``parties``), rights, restrictions and responsibilities with their holders (``rights``),
 the sources they rest on (``sources``), the commission domaniale's procedure (``procedures``) and

@@ -131,7 +131,7 @@ def current_parcel(session: Session, parcel_id: uuid.UUID, *, lock: bool = False
 
 
 def authorise(principal: Principal | None, *communes: str) -> None:
-    """Tenure writes: agent foncier or administrateur, every commune in scope (issue 7)."""
+    """Tenure writes: agent foncier or administrateur, every commune in scope."""
     if principal is not None:
         require(principal, Action.WRITE_TENURE, communes=communes)
 

@@ -45,7 +45,7 @@ def admin(fresh_db):
 
 @pytest.fixture(scope="module")
 def server(fresh_db, tmp_path_factory):
-    AUTH.update(create_key(fresh_db))  # imports need an analyste_sig or administrateur (issue 7)
+    AUTH.update(create_key(fresh_db))  # imports need an analyste_sig or administrateur
     port = free_port()
     log = tmp_path_factory.mktemp("server") / "server.log"
     process = start_server(fresh_db, port, log)

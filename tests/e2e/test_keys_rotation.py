@@ -1,4 +1,4 @@
-"""Signing keys across processes (issue 16, item 1): the server makes its private key file on its first
+"""Signing keys across processes: the server makes its private key file on its first
 start, ``sifc keys rotate`` changes the keys while it runs, and every document issued before still verifies."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Issue 9 done: a land officer splits, merges, subdivides and corrects parcels over real HTTP.
+"""Mutations end to end: a land officer splits, merges, subdivides and corrects parcels over real HTTP.
 
 The history, the lineage and the write audit show each step, and as-of reads across the
 mutations return the parcels the register held at that instant.

@@ -1,4 +1,4 @@
-"""Tenure over real HTTP (issue 8): concurrent edits, as-of reads, and what the database itself refuses.
+"""Tenure over real HTTP: concurrent edits, as-of reads, and what the database itself refuses.
 
 Two real clients edit one record; the server holds both right after their ``If-Match`` check
 (``SIFC_TEST_PRECONDITION_BARRIER=2``, a seam of :mod:`sifc.hooks` inert outside tests), so

@@ -1,4 +1,4 @@
-"""The production proxy's configuration, run for real on loopback (issue 7).
+"""The production proxy's configuration, run for real on loopback.
 
 No Docker engine runs here, so the template the production profile mounts into the nginx image
 (deploy/nginx/sifc.conf.template) is rendered the same way (only ``${SIFC_*}``) and served by the

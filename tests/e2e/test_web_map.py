@@ -1,4 +1,4 @@
-"""The web application at ``/`` in a real browser (issue 10).
+"""The web application at ``/`` in a real browser.
 
 Debian's chromium (installed by scripts/ensure-browser.sh when missing; Playwright never downloads a
 browser) renders MapLibre GL JS with SwiftShader's software WebGL, against a real server on a fresh

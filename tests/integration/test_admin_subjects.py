@@ -1,4 +1,4 @@
-"""Subject access requests and the access log (loi 2008-12; issue 7): real HTTP app, real database."""
+"""Subject access requests and the access log (loi 2008-12): real HTTP app, real database."""
 
 import uuid
 

@@ -15,7 +15,7 @@ from tests.integration.fixtures import bargny_origin, square, write
 
 @pytest.fixture
 def client(client, admin_headers):
-    """Imports need an analyste_sig or administrateur (issue 7): a national administrator's key."""
+    """Imports need an analyste_sig or administrateur: a national administrator's key."""
     client.headers.update(admin_headers)
     return client
 
@@ -131,7 +131,7 @@ def test_bad_options_and_unknown_jobs(client, db, tmp_path):
     assert client.get(f"/imports/{queued['id']}/rejects").status_code == 404
 
 
-# --- permissions (issue 7) ----------------------------------------------------------------
+# --- permissions -------------------------------------------------------------------------
 
 @pytest.fixture
 def analysts(db):

@@ -1,4 +1,4 @@
-"""Accounts, tokens, API keys, lockout, scopes and the access audit (issue 7), on real PostGIS."""
+"""Accounts, tokens, API keys, lockout, scopes and the access audit, on real PostGIS."""
 
 from __future__ import annotations
 

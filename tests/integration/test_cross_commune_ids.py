@@ -1,4 +1,4 @@
-"""Ids from another commune (issue 16, item 2): every route that takes a party, source, parcel or procedure id.
+"""Ids from another commune: every route that takes a party, source, parcel or procedure id.
 
 An agent foncier of Bargny sends ids of Sandiara's records, in the path or in the body. Linking a
 party or a source the caller may not read is answered exactly as linking one that does not exist

@@ -1,4 +1,4 @@
-"""Dashboards per commune and per pole (issue 10): the JSON figures against counts computed here
+"""Dashboards per commune and per pole: the JSON figures against counts computed here
 (SQL on the tables, shapely on the geometries), the PNG and the PDF, 404s and English labels."""
 
 from __future__ import annotations

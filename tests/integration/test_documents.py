@@ -1,4 +1,4 @@
-"""Printed documents (issue 10): fiche parcellaire, extrait, certificat, registre, and their verification."""
+"""Printed documents: fiche parcellaire, extrait, certificat, registre, and their verification."""
 
 from __future__ import annotations
 

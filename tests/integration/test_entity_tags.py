@@ -1,4 +1,4 @@
-"""Entity tags name one version of one object (issue 16, item 9).
+"""Entity tags name one version of one object.
 
 Parcel ids are time-ordered: the parcels of one import batch share their first characters. A tag
 made of a prefix of the id and the version was therefore shared by neighbours of a batch: a tag read

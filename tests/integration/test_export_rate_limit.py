@@ -1,4 +1,4 @@
-"""Exports are rate limited per client (issue 7): 429 problem+json with Retry-After, per key or address."""
+"""Exports are rate limited per client: 429 problem+json with Retry-After, per key or address."""
 
 from fastapi.testclient import TestClient
 

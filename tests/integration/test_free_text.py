@@ -1,4 +1,4 @@
-"""Officers' free text is personal (issue 16, item 3).
+"""Officers' free text is personal.
 
 A parcel's reason like "demande de Awa Diop, CNI …, tél …" was served to anonymous clients by
 ``GET /parcels/{id}``, ``/versions`` and ``/history``. Every free-text column of the register is

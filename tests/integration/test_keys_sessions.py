@@ -1,4 +1,4 @@
-"""Signing keys and sessions (issue 16, item 1), on real PostGIS.
+"""Signing keys and sessions, on real PostGIS.
 
 No string of the source signs a token that the service accepts; the keys live in a private file made
 on first start; tokens and document seals have separate keys, each with an id, and a seal rotation

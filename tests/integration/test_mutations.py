@@ -1,4 +1,4 @@
-"""Parcel mutations (issue 9): split, lotissement, merge, boundary correction; rights, lineage, audit.
+"""Parcel mutations: split, lotissement, merge, boundary correction; rights, lineage, audit.
 
 Geometries are built in EPSG:32628 around a point of Bargny; named cases (a gap, an overlap, a
 part outside the parent) stand for what a surveyor's plan gets wrong.

@@ -214,7 +214,7 @@ def test_part1_property_filters_and_unknown_parameters(client, db, grid):  # noq
     assert all(f["properties"]["region_code"] == "SN01" for f in dakar["features"])
     unknown = client.get("/ogc/collections/parcels/items?colour=x")
     assert unknown.status_code == 400 and unknown.json()["type"] == "urn:sifc:problem:ogc.unknown_parameter"
-    personal = client.get("/ogc/collections/parcels/items?proprietaire=x")  # issue 7: sifc/personal.py
+    personal = client.get("/ogc/collections/parcels/items?proprietaire=x")  # a personal field (sifc/personal.py)
     assert personal.status_code == 400 and personal.json()["type"] == "urn:sifc:problem:personal.refused"
     not_a_number = client.get("/ogc/collections/parcels/items?area_m2=beaucoup")
     assert not_a_number.status_code == 400 and not_a_number.headers["content-type"] == "application/problem+json"

@@ -1,4 +1,4 @@
-"""Parcel writes are authorised in the writing transaction; personal fields only in scope, audited (issue 7)."""
+"""Parcel writes are authorised in the writing transaction; personal fields only in scope, audited."""
 
 import pytest
 from shapely.geometry import mapping
@@ -16,7 +16,7 @@ def _feature(geom, **properties):
 
 
 def _with_etag(client, parcel_id: str, headers: dict[str, str]) -> dict[str, str]:
-    """``headers`` and the ``If-Match`` a write needs: the ETag of the parcel's current version (issue 8)."""
+    """``headers`` and the ``If-Match`` a write needs: the ETag of the parcel's current version."""
     response = client.get(f"/parcels/{parcel_id}")
     assert response.status_code == 200, response.text
     return {**headers, "If-Match": response.headers["ETag"]}

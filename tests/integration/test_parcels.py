@@ -25,7 +25,7 @@ def _feature(geom, **properties):
 
 
 def _if_match(client, parcel_id: str) -> dict[str, str]:
-    """The ``If-Match`` of a write: the ETag of the parcel's current version, read first (issue 8)."""
+    """The ``If-Match`` of a write: the ETag of the parcel's current version, read first."""
     response = client.get(f"/parcels/{parcel_id}")
     assert response.status_code == 200, response.text
     return {"If-Match": response.headers["ETag"]}
@@ -33,7 +33,7 @@ def _if_match(client, parcel_id: str) -> dict[str, str]:
 
 @pytest.fixture
 def client(client, admin_headers):
-    """Writes need credentials (issue 7): a national administrator's key; permissions: test_parcel_permissions."""
+    """Writes need credentials: a national administrator's key; permissions: test_parcel_permissions."""
     client.headers.update(admin_headers)
     return client
 

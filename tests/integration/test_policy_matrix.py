@@ -1,4 +1,4 @@
-"""The role matrix (issue 7): every route of the OpenAPI document × every role, against data/policy.yaml.
+"""The role matrix: every route of the OpenAPI document × every role, against data/policy.yaml.
 
 The policy file is written by hand; this test sends one minimal valid request per route and role
 (users with tokens scoped to Bargny, plus a national administrator) and compares: an allowed role
@@ -36,7 +36,7 @@ PDF = b"%PDF-1.4\n% matrice\n%%EOF\n"
 @pytest.fixture
 def world(client, db, settings) -> dict[str, Any]:
     """Users of every role scoped to Bargny with their tokens, a national administrator, a parcel, a job,
-    and the tenure records of that parcel (issue 8): a party, a source with a file, a servitude, a procedure."""
+    and the tenure records of that parcel: a party, a source with a file, a servitude, a procedure."""
     headers: dict[str, dict[str, str]] = {"public": {}}
     ids = {}
     for role in ROLES[1:]:
@@ -131,7 +131,7 @@ def _requests(world: dict[str, Any], role: str) -> dict[tuple[str, str], Callabl
     today = date.today().isoformat()
 
     def if_match(c, url: str, h: dict[str, str]) -> dict[str, str]:
-        """``h`` and the ETag of the record at ``url``, read by the national administrator (issue 8)."""
+        """``h`` and the ETag of the record at ``url``, read by the national administrator."""
         read = c.get(url, headers=national)
         assert read.status_code == 200 and read.headers.get("ETag"), (url, read.status_code, read.text[:300])
         return {**h, "If-Match": read.headers["ETag"]}
@@ -202,7 +202,7 @@ def _requests(world: dict[str, Any], role: str) -> dict[tuple[str, str], Callabl
                                                      files={"file": ("m.geojson", io.BytesIO(_geojson_bytes(db)))}),
         ("POST", "/imports/{job_id}/retry"): lambda c, p, h: c.post(p, headers=h),
         ("GET", "/exports/parcels"): lambda c, p, h: c.get(p, headers=h, params={"format": "csv", "commune": BARGNY}),
-        # --- tenure (issue 8): writes on an existing record send the If-Match of its current version
+        # --- tenure: writes on an existing record send the If-Match of its current version
         ("POST", "/parties"): lambda c, p, h: c.post(p, headers=h, json={
             "kind": "natural_person", "name": f"Partie {role}", "commune_code": BARGNY}),
         ("PATCH", "/parties/{party_id}"): lambda c, p, h: c.patch(p, headers=if_match(c, p, h), json={
@@ -220,7 +220,7 @@ def _requests(world: dict[str, Any], role: str) -> dict[tuple[str, str], Callabl
             p, headers=if_match(c, p.removesuffix("/end"), h),
             json={"end_date": today, "cause": "renonciation", "reason": "m"}),
         ("POST", "/procedures"): procedure,
-        # --- parcel mutations (issue 9): each on parcels of its own, with the If-Match of every parcel retired
+        # --- parcel mutations: each on parcels of its own, with the If-Match of every parcel retired
         ("POST", "/parcels/{parcel_id}/split"): split,
         ("POST", "/parcels/{parcel_id}/lotissement"): lotissement,
         ("POST", "/parcels/merge"): merge,
@@ -229,7 +229,7 @@ def _requests(world: dict[str, Any], role: str) -> dict[tuple[str, str], Callabl
             p, headers=if_match(c, p.removesuffix("/steps"), h),
             json={"step": "surveyed", "occurred_on": today, "source_ids": [world["source"]],
                   "details": {"neighbours_consulted": True}}),
-        # --- printed documents (issue 10): anyone may upload a PDF to verify it
+        # --- printed documents: anyone may upload a PDF to verify it
         ("POST", "/documents/verify"): lambda c, p, h: c.post(p, headers=h, files={
             "file": ("document.pdf", io.BytesIO(PDF), "application/pdf")}),
     }

@@ -1,4 +1,4 @@
-"""Tenure records (issue 8): the affectation procedure end to end, the business rules, scopes and privacy.
+"""Tenure records: the affectation procedure end to end, the business rules, scopes and privacy.
 
 Each test runs in one rolled-back transaction (the deferred check of the shares runs at commit,
 so it is exercised by the end-to-end tests); timings and concurrency are in tests/e2e/test_tenure_http.py.
@@ -313,7 +313,7 @@ def test_an_agent_of_bargny_cannot_touch_sandiara(client, db, officer, admin_hea
     assert client.post("/procedures", headers=officer, json={
         "parcel_id": sandiara, "registered_on": day(1), "applicants": [{"party_id": local.json()["id"]}]}
     ).status_code == 403
-    # A party of another commune is answered as a party that does not exist (not an oracle, issue 16).
+    # A party of another commune is answered as a party that does not exist (not an oracle).
     assert client.get(f"/parties/{local.json()['id']}", headers=officer).status_code == 404
     assert client.get(f"/parties/{local.json()['id']}").status_code == 401
     assert db.execute(text("SELECT count(*) FROM write_audit")).scalar() == before

@@ -1,4 +1,4 @@
-"""The demo's synthetic tenure records (issue 8): what ``sifc demo load`` writes, that no public
+"""The demo's synthetic tenure records: what ``sifc demo load`` writes, that no public
 answer names a party, and the subject access request of a party."""
 
 from __future__ import annotations

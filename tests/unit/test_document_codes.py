@@ -1,4 +1,4 @@
-"""Verification codes of printed documents (issue 10): canonical content, HMAC, reading an upload."""
+"""Verification codes of printed documents: canonical content, HMAC, reading an upload."""
 
 from __future__ import annotations
 

@@ -25,6 +25,6 @@ def test_the_policy_is_coherent():
         if entry.scope:
             assert "public" not in entry.allow, f"{method} {path}: a scoped route cannot be public"
         if method != "GET" and "public" in entry.allow:
-            # Reads whose input is posted: a geometry, a document to verify (issue 10).
+            # Reads whose input is posted: a geometry, a document to verify.
             assert path.startswith("/auth/") or path in ("/parcels/intersecting", "/documents/verify"), \
                 f"{method} {path}: public write"
