@@ -9,6 +9,7 @@ signed-in roles in scope (reads recorded in the access audit) and to administrat
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from typing import Any
 
 import orjson
@@ -52,8 +53,11 @@ def record(session: Session, principal: Principal | None, *, operation: str, obj
 
 def entries(session: Session, *, parcel_id: str | None = None, object_kind: str | None = None,
             object_id: str | None = None, actor: str | None = None, limit: int = 100,
-            offset: int = 0) -> list[dict[str, Any]]:
-    """Audit rows, newest first, filtered by parcel, object or actor (all values bound)."""
+            offset: int = 0, communes: Collection[str] | None = None) -> list[dict[str, Any]]:
+    """Audit rows, newest first, filtered by parcel, object or actor (all values bound).
+
+    ``communes``, when given, keeps only the rows of those communes (a row without a commune is national).
+    """
     rows = session.execute(text("""
         SELECT id, occurred_at, actor_kind, actor_id, actor, role, operation, object_kind, object_id,
                parcel_id, commune_code, before, after
@@ -62,8 +66,21 @@ def entries(session: Session, *, parcel_id: str | None = None, object_kind: str 
           AND (CAST(:kind AS text) IS NULL OR object_kind = :kind)
           AND (CAST(:object AS text) IS NULL OR object_id = :object)
           AND (CAST(:actor AS text) IS NULL OR actor = :actor)
+          AND (CAST(:communes AS text[]) IS NULL OR commune_code = ANY(CAST(:communes AS text[])))
         ORDER BY id DESC LIMIT :limit OFFSET :offset"""),
         {"parcel": parcel_id, "kind": object_kind, "object": object_id, "actor": actor, "limit": limit,
-         "offset": offset}).mappings().all()
+         "offset": offset, "communes": None if communes is None else sorted(communes)}).mappings().all()
     return [{**row, "occurred_at": row["occurred_at"].isoformat(),
              "parcel_id": str(row["parcel_id"]) if row["parcel_id"] else None} for row in rows]
+
+
+def write_log(session: Session, principal: Principal, *, object_kind: str | None = None,
+              object_id: str | None = None, actor: str | None = None, limit: int = 100,
+              offset: int = 0) -> list[dict[str, Any]]:
+    """The write journal as ``principal`` may read it: every row for a national scope, else its communes' rows.
+
+    Rows hold whole records (``before``/``after``) with personal data, so the scope filters them here,
+    not in a router, for every caller alike.
+    """
+    return entries(session, object_kind=object_kind, object_id=object_id, actor=actor, limit=limit,
+                   offset=offset, communes=None if principal.everywhere else principal.communes)

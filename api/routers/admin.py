@@ -86,7 +86,7 @@ def audit_log(
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> AuditPage:
     """Les lectures de données personnelles, les plus récentes d'abord, filtrées et paginées."""
-    page = subjects.list_audit(session, subject=subject, subject_kind=subject_kind, user=user, since=since,
+    page = subjects.list_audit(session, principal, subject=subject, subject_kind=subject_kind, user=user, since=since,
                                limit=limit, offset=offset)
     following = offset + limit if offset + limit < page.count else None
     return AuditPage(limit=limit, offset=offset, next_offset=following, **_rows(page))

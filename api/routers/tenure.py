@@ -401,14 +401,14 @@ def parcel_audit(parcel_id: Id, session: SessionDep, principal: PrincipalDep,
     return answer({"parcel_id": parcel_id, "limit": limit, "offset": offset, "entries": rows})
 
 
-@router.get("/admin/writes", tags=["Administration"], summary="Le journal des écritures (toutes les communes)")
-def write_log(session: SessionDep, _admin: Annotated[Principal, allow(Action.MANAGE_ACCOUNTS)],
+@router.get("/admin/writes", tags=["Administration"], summary="Le journal des écritures (les communes du périmètre)")
+def write_log(session: SessionDep, admin: Annotated[Principal, allow(Action.MANAGE_ACCOUNTS)],
               object_kind: Annotated[str | None, Query(max_length=40)] = None,
               object_id: Annotated[str | None, Query(max_length=64)] = None,
               actor: Annotated[str | None, Query(max_length=100)] = None,
               limit: Annotated[int, Query(ge=1, le=500)] = 100,
               offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0) -> Response:
-    rows = journal.entries(session, object_kind=object_kind, object_id=object_id, actor=actor, limit=limit,
-                           offset=offset)
+    rows = journal.write_log(session, admin, object_kind=object_kind, object_id=object_id, actor=actor,
+                             limit=limit, offset=offset)
     return answer({"limit": limit, "offset": offset, "entries": rows})
 

@@ -38,7 +38,7 @@ from sqlalchemy.orm import Session
 from sifc import models
 from sifc.auth import audit
 from sifc.auth.principal import Principal
-from sifc.errors import InvalidInput
+from sifc.errors import Forbidden, InvalidInput
 
 Key = Literal["name", "user_id", "party_id"]
 SAR_ENDPOINT = "/admin/subjects/{subject}"
@@ -418,7 +418,12 @@ def reads_of(session: Session, subject: Subject, *, limit: int = 1000) -> Rows:
 
 def access_request(session: Session, principal: Principal, *, query: str, limit: int = 1000,
                    endpoint: str = SAR_ENDPOINT, method: str = "GET") -> SubjectReport:
-    """Answer a subject access request: log the read first, so that the answer includes it."""
+    """Answer a subject access request: log the read first, so that the answer includes it.
+
+    A person's whole record spans every commune, so only a national scope may ask for it.
+    """
+    if not principal.everywhere:
+        raise Forbidden("admin.subject_national_scope")
     subject = resolve(session, query)
     audit.record(session, principal, method=method, endpoint=endpoint, subject_kind=subject.audit_kind,
                  subject_id=subject.audit_id, purpose=SAR_PURPOSE)
@@ -427,12 +432,17 @@ def access_request(session: Session, principal: Principal, *, query: str, limit:
                          reads_of(session, subject, limit=limit), limit)
 
 
-def list_audit(session: Session, *, subject: str | None = None, subject_kind: str | None = None,
+def list_audit(session: Session, principal: Principal, *, subject: str | None = None, subject_kind: str | None = None,
                user: str | None = None, since: datetime | None = None, limit: int = 100,
                offset: int = 0) -> Rows:
-    """Rows of the access log, newest first: about ``subject`` (an id of the log), by ``user``, since a date."""
+    """Rows of the access log, newest first: about ``subject`` (an id of the log), by ``user``, since a date.
+
+    Outside a national scope, only the rows of the principal's communes (a row without a commune is national).
+    """
     log = models.access_audit
     conditions: list[ColumnElement[bool]] = []
+    if not principal.everywhere:
+        conditions.append(log.c.commune_code.in_(sorted(principal.communes)))
     if subject:
         conditions.append(log.c.subject_id == subject.strip())
     if subject_kind:
