@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from sifc.errors import InvalidInput, UnsupportedFormat
 from sifc.keyring import Keyring, SigningKey
+from sifc.personal import FREE_TEXT_FIELDS
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,10 @@ ATTACHMENT = "sifc-document.json"
 CODE_KEY = "/SIFCCode"
 KEY_ID_KEY = "/SIFCKeyId"
 VERIFY_PATH = "/documents/verify"
+
+# Officers' free text (a request's purpose, a right's description...) is personal: no verification
+# answer carries it, whatever the document kind, nor whatever an older row of the register kept.
+FREE_TEXT = frozenset().union(*FREE_TEXT_FIELDS.values())
 
 
 def canonical(content: dict[str, Any]) -> bytes:
@@ -62,6 +67,15 @@ def new_header(kind: str, lang: str) -> dict[str, Any]:
     """What every document states of itself: its kind, number, instant of issue and language."""
     return {"document": kind, "format": 1, "number": str(uuid.uuid4()),
             "issued_at": datetime.now(UTC).replace(microsecond=0).isoformat(), "lang": lang}
+
+
+def without_free_text(value: Any) -> Any:
+    """``value`` (a document's facts or summary) without any officer's free-text field, at any depth."""
+    if isinstance(value, dict):
+        return {k: without_free_text(v) for k, v in value.items() if k not in FREE_TEXT}
+    if isinstance(value, list):
+        return [without_free_text(v) for v in value]
+    return value
 
 
 @dataclass(frozen=True)
@@ -114,7 +128,8 @@ def record(session: Session, *, sealed: Sealed, pdf: bytes | None, issue: Issue)
                 :content_sha256, :pdf_sha256, :issued_by, :key_id)"""),
         {"code": sealed.code, "key_id": sealed.key_id, "kind": issue.kind,
          "subject_kind": issue.subject_kind, "subject_id": issue.subject_id,
-         "commune": issue.commune_code, "summary": orjson.dumps(issue.summary).decode(), "personal": issue.personal,
+         "commune": issue.commune_code, "summary": orjson.dumps(without_free_text(issue.summary)).decode(),
+         "personal": issue.personal,
          "content_sha256": hashlib.sha256(sealed.content).hexdigest(),
          "pdf_sha256": hashlib.sha256(pdf).hexdigest() if pdf is not None else None, "issued_by": issue.issued_by})
 
@@ -128,8 +143,8 @@ def lookup(session: Session, *, code: str) -> dict[str, Any] | None:
         return None
     return {"code": row["code"], "kind": row["kind"], "commune_code": row["commune_code"],
             "issued_at": row["issued_at"].isoformat(), "names_holders": row["personal"],
-            "certifies": row["summary"], "content_sha256": row["content_sha256"], "pdf_sha256": row["pdf_sha256"],
-            "key_id": row["key_id"]}
+            "certifies": without_free_text(row["summary"]), "content_sha256": row["content_sha256"],
+            "pdf_sha256": row["pdf_sha256"], "key_id": row["key_id"]}
 
 
 @dataclass(frozen=True)
@@ -183,5 +198,5 @@ def verify(session: Session, *, keys: Keyring, pdf: bytes) -> dict[str, Any]:
                               "checks": checks}
     if authentic and issued is not None and found.content is not None:
         answer.update({"code": issued["code"], "kind": issued["kind"], "issued_at": issued["issued_at"],
-                       "certifies": orjson.loads(found.content)})
+                       "certifies": without_free_text(orjson.loads(found.content))})
     return answer

@@ -202,6 +202,46 @@ def test_procedure_documents_name_the_holders_for_the_commune_only(client, db, o
     assert known["issued"] is True and "Sarr" not in orjson.dumps(known).decode()
 
 
+PURPOSE = "Objetmarqueur 7781"  # an officer's free text: printed for the commune, never told to anyone verifying
+
+
+@pytest.mark.parametrize("name", ["extrait", "certificat"])
+def test_a_requests_purpose_is_in_no_verification_answer(client, db, officer, admin_headers, name):
+    x, y = bargny_origin(db)
+    parcel = _parcel(client, admin_headers, x + 860, y + 700, "0104040155558")
+    procedure = _complete(client, officer, parcel, [{"party_id": _party(client, officer, "Ba"), "share": "1"}],
+                          purpose=PURPOSE)
+    pdf = client.get(f"/procedures/{procedure['id']}/{name}.pdf", headers=officer).content
+    assert PURPOSE in _text(pdf)
+    code = _code(pdf)
+    stored = db.execute(text("SELECT summary::text FROM issued_document WHERE code = :c"), {"c": code}).scalar_one()
+    assert PURPOSE not in stored
+    for answer in (client.get(f"/documents/verify/{code}"), client.get(f"/documents/verify/{code}",
+                                                                       headers={"Accept": "text/html"}),
+                   _verify(client, pdf)):
+        assert answer.status_code == 200 and "authenti" in answer.text and PURPOSE not in answer.text
+    assert _verify(client, pdf).json()["authentic"] is True
+
+
+def test_an_older_summary_with_free_text_is_served_without_it(client, db):
+    """The register is append-only: a summary written with a purpose (as issued before) is filtered on read."""
+    code = "ab" * 32
+    summary = {"document": "extrait_deliberation", "procedure": {"id": "p-1", "reference": "DEM-9", "purpose": PURPOSE},
+               "rights": [{"type": "bail", "description": PURPOSE, "reason": PURPOSE}]}
+    db.execute(text("""
+        INSERT INTO issued_document (code, kind, subject_kind, subject_id, commune_code, summary, personal,
+                                     content_sha256, issued_by, key_id)
+        VALUES (:code, 'extrait_deliberation', 'procedure', 'p-1', :commune, CAST(:summary AS jsonb), true, 'd',
+                'tests', 'seal-test')"""), {"code": code, "commune": BARGNY, "summary": orjson.dumps(summary).decode()})
+    answer = client.get(f"/documents/verify/{code}")
+    assert answer.status_code == 200 and answer.json()["issued"] is True
+    assert answer.json()["certifies"] == {"document": "extrait_deliberation",
+                                          "procedure": {"id": "p-1", "reference": "DEM-9"},
+                                          "rights": [{"type": "bail"}]}
+    page = client.get(f"/documents/verify/{code}", headers={"Accept": "text/html"})
+    assert page.status_code == 200 and PURPOSE not in page.text and "DEM-9" in page.text
+
+
 def test_the_register_is_public_without_holders(client, db, officer, allocated):
     public = client.get(f"/communes/{BARGNY}/registre.csv")
     assert public.status_code == 200 and public.headers["content-type"].startswith("text/csv")

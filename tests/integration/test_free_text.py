@@ -11,6 +11,7 @@ commune reads it.
 
 from __future__ import annotations
 
+import json
 import math
 import uuid
 from datetime import date, timedelta
@@ -143,7 +144,17 @@ def world(client, db, admin_headers) -> dict[str, Any]:
             found = db.execute(text(f"SELECT count(*) FROM {TABLES[collection]} WHERE {field}::text LIKE :m"),
                                {"m": f"%{MARK}%"}).scalar()
             assert found, f"no note written in {collection}.{field}: the crawl would prove nothing"
+    # A procedure document's summary as the register kept it before (with the request's purpose): the
+    # register is append-only, so the verification filters it on read.
+    document = "cd" * 32
+    db.execute(text("""
+        INSERT INTO issued_document (code, kind, subject_kind, subject_id, commune_code, summary, personal,
+                                     content_sha256, issued_by, key_id)
+        VALUES (:code, 'extrait_deliberation', 'procedure', :id, :commune, CAST(:summary AS jsonb), true, 'd',
+                'tests', 'seal-test')"""), {"code": document, "id": procedure.json()["id"], "commune": BARGNY,
+                                            "summary": json.dumps({"procedure": {"purpose": note("document")}})})
     return {"parcels": [main["id"], retired["id"], split["id"], *children], "party": party.json()["id"],
+            "document": document,
             "source": source, "right": right.json()["id"], "procedure": procedure.json()["id"],
             "nicad_of": main["properties"].get("nicad"), "origin": (x, y)}
 
@@ -159,7 +170,7 @@ def _tile(lon: float, lat: float, z: int) -> dict[str, str]:
             "y": str(int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n))}
 
 
-SKIPPED = ("/admin/", "/auth/", "/imports", "/documents/verify/")  # no register content; or not public at all
+SKIPPED = ("/admin/", "/auth/", "/imports")  # no register content; or not public at all
 BINARY = (".pdf", ".png")  # printed documents and charts: their facts are the public ones (documents tests)
 
 
@@ -169,7 +180,7 @@ def _public_urls(client, db, world: dict[str, Any]) -> list[str]:
     values: dict[str, list[str]] = {
         "parcel_id": world["parcels"], "feature_id": world["parcels"], "rrr_id": [world["right"]],
         "party_id": [world["party"]], "procedure_id": [world["procedure"]], "source_id": [world["source"]],
-        "code": [BARGNY], "level": ["commune"], "collection_id": ["parcels"], "collection": ["parcels"],
+        "code": [BARGNY, world["document"]], "level": ["commune"], "collection_id": ["parcels"], "collection": ["parcels"],
         "nicad": ["0104040100001"], "file_id": [str(uuid.uuid4())]}
     values.update({k: [v] for k, v in _tile(lon, lat, 16).items()})
     query = {"lon": str(lon), "lat": str(lat), "distance": "200", "limit": "1000",
@@ -211,6 +222,7 @@ def test_no_public_route_serves_officers_free_text(client, db, world):
             assert f"/parcels/{parcel}{suffix}" in served
     assert f"/communes/{BARGNY}/parcels" in served and "/ogc/collections/parcels/items" in served
     assert "/exports/parcels" in served and any(u.startswith("/tiles/parcels/16/") for u in served)
+    assert f"/documents/verify/{world['document']}" in served
 
 
 def test_a_reader_of_the_commune_reads_the_free_text(client, db, world):
