@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, event, text
 from sqlalchemy.orm import Session
 
 from api.app import create_app
@@ -86,19 +86,36 @@ def admin_engine(settings: Settings, engine: Engine) -> Iterator[Engine]:
     superuser.dispose()
 
 
+# The account functions (the owner's alone), as the account modules call them.
+ACCOUNT_CALL = re.compile(r"\bSELECT\s+sifc_(create_user|set_user_role|set_user_active|create_api_key|revoke_api_key)\(")
+
+
 @pytest.fixture
 def db(settings: Settings, admin_engine: Engine) -> Iterator[Session]:
     """A session as the service's role, inside a transaction rolled back after the test.
 
     Every statement runs with the service role's privileges (``SET LOCAL ROLE``: ``current_user``),
-    while the login stays the database owner's (``session_user``), as the command line's on the
-    owner's URL: the database's account functions then let the tests' fixtures create accounts and
-    keys, which the service's own login cannot (migration 0012).
+    while the login stays the database owner's (``session_user``). The account functions, which the
+    service role may not execute (migration 0012), are called on the owner's path, as the command
+    line calls them: the role is reset for that statement and set again after it (a failed call
+    rolls back to its savepoint, which restores the role). On the service's own login
+    (``SET LOCAL SESSION AUTHORIZATION``) resetting the role changes nothing: they stay refused.
     """
     connection = admin_engine.connect()
     outer = connection.begin()
     role = (settings.db_url.username or "sifc_app").replace('"', '""')
     connection.exec_driver_sql(f'SET LOCAL ROLE "{role}"')
+
+    @event.listens_for(connection, "before_cursor_execute")
+    def _owner_path(conn, cursor, statement, parameters, context, executemany) -> None:  # noqa: ANN001
+        if ACCOUNT_CALL.search(statement):
+            cursor.connection.execute("RESET ROLE")
+
+    @event.listens_for(connection, "after_cursor_execute")
+    def _service_role(conn, cursor, statement, parameters, context, executemany) -> None:  # noqa: ANN001
+        if ACCOUNT_CALL.search(statement):
+            cursor.connection.execute(f'SET LOCAL ROLE "{role}"')  # its own cursor: keep the result
+
     session = Session(bind=connection, join_transaction_mode="create_savepoint",
                       expire_on_commit=False)
     yield session

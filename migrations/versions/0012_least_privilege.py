@@ -5,18 +5,24 @@ password hash or state), add accounts, scopes and API keys of any role, and clos
 version of a parcel, party or right in any name (``closed_by``), at any date. Now:
 
 - **Accounts and API keys** change only through the functions below (``SECURITY DEFINER``, owned by
-  the migrating owner, ``search_path`` fixed, ``EXECUTE`` revoked from ``PUBLIC``). Each checks who
-  asks: the database owner (the command line on the owner's URL: ``session_user`` may act as the
-  function's owner), or an account named by ``actor_id`` that is an active, unlocked administrateur
-  whose scope covers every commune of the account or key it changes. Each writes its own row in
-  the write journal, so no account changes without a trace. The service role keeps what sign-in
-  needs: ``UPDATE (failed_attempts, locked_until, last_login_at)`` on ``app_user`` and
-  ``UPDATE (last_used_at)`` on ``api_key``. It no longer rewrites password hashes.
+  the migrating owner, ``search_path`` fixed, ``EXECUTE`` revoked from ``PUBLIC`` and never granted
+  to the service role): only the owner's login calls them, that is the command line on the owner's
+  URL (``sifc users …``, ``sifc keys …``). The service role cannot call them at all: who asks is a
+  parameter (``actor_id``) its caller chooses, so a service login that could call them could act in
+  any administrator's name. Each still checks who asks, as defence in depth for a future admin
+  path: the database owner (``session_user`` may act as the function's owner), or an account named
+  by ``actor_id`` that is an active, unlocked administrateur whose scope covers every commune of the
+  account or key it changes. Each writes its own row in the write journal, so no account changes
+  without a trace. The service role keeps what sign-in needs: ``UPDATE (failed_attempts,
+  locked_until, last_login_at)`` on ``app_user`` and ``UPDATE (last_used_at)`` on ``api_key``. It
+  no longer rewrites password hashes.
 - **Closing a version** (``parcel_version``, ``party_version``, ``rrr_version``) is refused unless
   ``closed_by`` is the transaction's declared actor (``sifc.actor``, declared by the service where
   the caller becomes known: the API once it authenticated the request, a command with its
   operator, the worker with the job's submitter) and ``valid_to`` is the transaction's time. This
-  holds for every role, owner included.
+  holds for every role, owner included. It is a consistency guard against the service's own bugs
+  (a version closed in the wrong name or at the wrong time), not a defence against a compromised
+  service login: any role may set ``sifc.actor`` itself before closing a version.
 - **Import jobs**: the service updates a job's progress and outcome, no longer what was asked and by
   whom (``created_by`` is the author the worker writes in, ``upload_path`` the file it reads).
 
@@ -48,7 +54,7 @@ IMPORT_JOB_PROGRESS = ("status", "stage", "progress_done", "progress_total", "at
                        "report", "issues_gz", "rejects_gpkg", "batch_id", "started_at", "updated_at",
                        "finished_at")
 
-# The function signatures the service role may execute (the helpers stay the owner's).
+# The account functions: the owner's alone, like their helpers (the service role may not execute them).
 ACCOUNT_FUNCTIONS = (
     "sifc_create_user(bigint, text, text, text, text, text[], text[])",
     "sifc_set_user_role(bigint, text, bigint, text, text[], text[])",
@@ -269,8 +275,8 @@ def upgrade() -> None:
                    "FOR EACH ROW EXECUTE FUNCTION version_closer_guard()")
     if role == owner:  # a database owner serving as itself: nothing to take from it
         return
-    for signature in ACCOUNT_FUNCTIONS:
-        _execute(f"GRANT EXECUTE ON FUNCTION {signature} TO {{}}", role)
+    for signature in (*ACCOUNT_FUNCTIONS, *HELPERS):  # whatever default privileges gave it
+        _execute(f"REVOKE ALL ON FUNCTION {signature} FROM {{}}", role)
     for privilege in REVOKED:
         _execute(f"REVOKE {privilege} FROM {{}}", role)
     _execute("REVOKE UPDATE ON import_job FROM {}", role)

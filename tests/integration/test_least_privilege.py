@@ -1,8 +1,8 @@
 """The service's database role may do what the service does, nothing more (migration 0012).
 
-Accounts and API keys change only through the database's account functions, which check who asks
-(the owner's command line, or an active administrator whose scope covers the account) and journal
-the change themselves; a version is closed only in the name of the transaction's declared actor.
+Accounts and API keys change only through the database's account functions, which the service role
+may not call (the owner's command line calls them); they still check who asks (the owner, or an
+active administrator whose scope covers the account) and journal the change themselves; a version is closed only in the name of the transaction's declared actor.
 Refusals are checked on the service's very login (``SET LOCAL SESSION AUTHORIZATION``), not only
 with its privileges.
 """
@@ -22,6 +22,7 @@ from sifc.auth.principal import Principal, ScopeEntry
 from sifc.db import act_as
 from sifc.errors import Forbidden, TooManyRequests, Unauthorized
 from sifc.settings import Settings
+from tests.conftest import table_fingerprint
 
 PASSWORD = "un mot de passe assez long"
 BARGNY = "SN0104-bargny"
@@ -89,10 +90,37 @@ def test_the_service_role_cannot_write_accounts(db, settings, agent, statement):
     assert users.get(db, user_id=agent.id).role == "agent_foncier"
 
 
-def test_the_service_login_cannot_use_the_account_functions_as_the_owner(db, settings, agent):
+# Each account function, called as the service role would: in any administrator's name it chooses.
+ACCOUNT_CALLS = [
+    "SELECT * FROM sifc_create_user(:admin, 'x', 'intrus', '$argon2id$x', 'administrateur', NULL, NULL)",
+    "SELECT * FROM sifc_set_user_role(:admin, 'x', :id, 'administrateur', NULL, NULL)",
+    "SELECT * FROM sifc_set_user_active(:admin, 'x', :id, false)",
+    "SELECT * FROM sifc_create_api_key(:admin, 'x', '0123456789', '" + "0" * 64 + "', 'intrus', "
+    "'administrateur', NULL, NULL, NULL)",
+    "SELECT * FROM sifc_revoke_api_key(:admin, 'x', :prefix)",
+]
+
+
+@pytest.mark.parametrize("login", [False, True], ids=["service-role", "service-login"])
+@pytest.mark.parametrize("statement", ACCOUNT_CALLS)
+def test_the_service_role_cannot_call_the_account_functions(db, settings, agent, statement, login):
+    admin = _account(db, "admin.national", "administrateur")
+    prefix = keys.split(keys.create(db, name="carte", role="lecteur", scope=scopes.parse([f"commune:{BARGNY}"]),
+                                    expires_at=None, created_by="tests")[1])[0]
+    before = {table: table_fingerprint(db, table) for table in ("app_user", "app_user_scope", "api_key",
+                                                                 "api_key_scope", "write_audit")}
+    if login:
+        _as_service_login(db, settings)
+    else:  # the db fixture's own role: the owner's login with the service's privileges
+        assert db.execute(text("SELECT current_user = :r"), {"r": settings.db_url.username}).scalar()
+    _refused(db, statement, {"admin": admin.id, "id": agent.id, "prefix": prefix},
+             match="permission denied for function sifc_")
+    assert {table: table_fingerprint(db, table) for table in before} == before
+
+
+def test_the_service_login_cannot_use_the_account_functions(db, settings, agent):
     _as_service_login(db, settings)
-    _refused(db, "SELECT sifc_set_user_role(NULL, 'x', :id, 'administrateur')", {"id": agent.id},
-             match="only an administrator, or the database owner")
+    _refused(db, "SELECT sifc_set_user_role(NULL, 'x', :id, 'administrateur')", {"id": agent.id})
     with pytest.raises(Forbidden):
         users.set_role(db, username=agent.username, role="administrateur")
     with pytest.raises(Forbidden):
@@ -115,7 +143,7 @@ def test_a_role_change_by_the_owner_is_journaled(db, agent):
 
 
 def test_an_administrator_in_scope_changes_a_role_through_the_function(db, settings, agent, bargny_admin):
-    _as_service_login(db, settings)  # the service itself, asking in an administrator's name
+    # The owner's path asking in an administrator's name: the functions check that administrator.
     changed = users.set_role(db, username=agent.username, role="lecteur", by=_principal(bargny_admin))
     assert changed.role == "lecteur" and changed.scope == agent.scope
     kind, actor_id, actor, operation, before, after = _journal(db, agent)[-1]
@@ -134,7 +162,6 @@ def test_who_asks_must_be_an_active_administrator_whose_scope_covers_the_account
     db.execute(text("UPDATE app_user SET locked_until = now() + interval '1 hour' WHERE id = :id"),
                {"id": locked.id})
     journal_before = db.execute(text("SELECT count(*) FROM write_audit")).scalar()
-    _as_service_login(db, settings)
     refusals = [
         (agent, lambda: users.set_role(db, username=agent.username, role="administrateur", by=_principal(agent))),
         (agent, lambda: users.set_role(db, username=agent.username, role="administrateur",
@@ -167,7 +194,6 @@ def test_keys_are_created_and_revoked_through_the_functions_and_journaled(db, se
     key_id, key = keys.create(db, name="carte", role="lecteur", scope=scopes.parse([f"commune:{BARGNY}"]),
                               expires_at=datetime.now(UTC) + timedelta(days=30), created_by="cli")
     prefix = keys.split(key)[0]
-    _as_service_login(db, settings)
     revoked = keys.revoke(db, prefix=prefix, by="x", principal=_principal(bargny_admin))
     assert revoked.status() == "revoked"
     operations = db.execute(text("SELECT operation, actor FROM write_audit WHERE object_kind = 'api_key' "
@@ -272,10 +298,6 @@ EXPECTED_COLUMN_UPDATES = {
     "import_job": {"status", "stage", "progress_done", "progress_total", "attempts", "worker", "error", "report",
                    "issues_gz", "rejects_gpkg", "batch_id", "started_at", "updated_at", "finished_at"},
 }
-ACCOUNT_FUNCTIONS = {"sifc_create_user", "sifc_set_user_role", "sifc_set_user_active", "sifc_create_api_key",
-                     "sifc_revoke_api_key"}
-
-
 def test_the_service_role_holds_only_what_the_service_does(admin_engine, settings):
     role = settings.db_url.username
     with admin_engine.connect() as conn:
@@ -293,8 +315,8 @@ def test_the_service_role_holds_only_what_the_service_does(admin_engine, setting
                 {"role": role}):
             assert row.privilege_type == "UPDATE", row
             columns.setdefault(row.relname, set()).add(row.attname)
-        # Functions of ours that run as their owner and that the service may call: the account functions
-        # only (trigger functions cannot be called; PostGIS's own are the extension's).
+        # Functions of ours that run as their owner and that the service may call: none (the account
+        # functions are the owner's; trigger functions cannot be called; PostGIS's own are the extension's).
         definers = {row.proname for row in conn.execute(text("""
             SELECT p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
             WHERE n.nspname = 'public' AND p.prosecdef AND p.prorettype <> 'trigger'::regtype
@@ -309,5 +331,5 @@ def test_the_service_role_holds_only_what_the_service_does(admin_engine, setting
     assert tables == EXPECTED_WRITES, (f"granted beyond the list: {sorted(tables - EXPECTED_WRITES)}; "
                                        f"no longer granted: {sorted(EXPECTED_WRITES - tables)}")
     assert columns == EXPECTED_COLUMN_UPDATES
-    assert definers == ACCOUNT_FUNCTIONS
+    assert not definers, f"SECURITY DEFINER functions the service may call: {sorted(definers)}"
     assert not public_definers, f"SECURITY DEFINER functions anyone may call: {sorted(public_definers)}"
