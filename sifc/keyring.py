@@ -196,12 +196,13 @@ class Keyring:
         except FileNotFoundError:
             _write_private(self.path, self._document(), replace=False)
             status = self.path.stat()
+        # The mode on every check: a chmod changes neither the file's time nor its size.
+        if status.st_mode & 0o077:
+            raise ConfigurationError("config.key_file_mode", path=str(self.path))
         stamp = (status.st_ino, status.st_mtime_ns, status.st_size)
         with self._lock:
             if stamp == self._stamp:
                 return self._keys
-            if status.st_mode & 0o077:
-                raise ConfigurationError("config.key_file_mode", path=str(self.path))
             try:
                 document = json.loads(self.path.read_text(encoding="utf-8"))
                 keys: dict[Kind, list[SigningKey]] = {}
@@ -210,9 +211,11 @@ class Keyring:
                     keys[kind] = [SigningKey(kind, str(e["kid"]), base64.urlsafe_b64decode(e["secret"]),
                                              str(e["created_at"]), e.get("retired_at")) for e in section["keys"]]
                     current = [key for key in keys[kind] if key.kid == section["current"]]
-                    if len(current) != 1 or not current[0].current or len(current[0].secret) < KEY_BYTES:
+                    if len(current) != 1 or not current[0].current:
                         raise ValueError(kind)
-            except (OSError, ValueError, KeyError, TypeError) as error:
+                    if any(len(key.secret) < KEY_BYTES for key in keys[kind]):  # retired keys still verify
+                        raise ValueError(kind)
+            except (OSError, ValueError, KeyError, TypeError, RecursionError) as error:
                 raise ConfigurationError("config.key_file_invalid", path=str(self.path)) from error
             self._keys, self._stamp = keys, stamp
             return keys

@@ -10,9 +10,11 @@ the access log names the account as the database knows it.
 from __future__ import annotations
 
 import ast
+import base64
 import hashlib
 import hmac
 import io
+import json
 import re
 import stat
 import subprocess
@@ -186,6 +188,44 @@ def test_the_key_file_is_made_on_first_start_for_the_service_alone(tmp_path):
     with pytest.raises(ConfigurationError) as opened:
         keyring.Keyring(path).current("token")
     assert opened.value.key == "config.key_file_mode"
+
+
+def test_a_key_file_made_readable_by_others_is_refused_on_the_next_check(tmp_path):
+    path = tmp_path / "keys" / "signing-keys.json"
+    ring = keyring.Keyring(path)
+    ring.ensure()
+    ring.current("token")  # read once: the file's time and size are remembered
+    path.chmod(0o644)  # a chmod changes neither
+    with pytest.raises(ConfigurationError) as opened:
+        ring.current("token")
+    assert opened.value.key == "config.key_file_mode"
+
+
+def _rewritten(path, change) -> None:  # noqa: ANN001
+    document = json.loads(path.read_text(encoding="utf-8"))
+    change(document)
+    path.write_text(json.dumps(document), encoding="utf-8")
+
+
+@pytest.mark.parametrize("secret", [b"", b"short", b"x" * 31], ids=["empty", "short", "31-bytes"])
+def test_a_retired_key_with_a_short_secret_is_refused(tmp_path, secret):
+    path = tmp_path / "keys" / "signing-keys.json"
+    keyring.Keyring(path).ensure()
+    _rewritten(path, lambda d: d["seal"]["keys"].append({
+        "kid": "seal-old", "secret": base64.urlsafe_b64encode(secret).decode(), "created_at": "2026-01-01T00:00:00Z",
+        "retired_at": "2026-02-01T00:00:00Z"}))
+    with pytest.raises(ConfigurationError) as opened:
+        keyring.Keyring(path).keys("seal")
+    assert opened.value.key == "config.key_file_invalid"
+
+
+def test_a_deeply_nested_key_file_is_an_invalid_key_file(tmp_path):
+    path = tmp_path / "keys" / "signing-keys.json"
+    keyring.Keyring(path).ensure()
+    path.write_text("[" * 100_000 + "]" * 100_000, encoding="utf-8")
+    with pytest.raises(ConfigurationError) as opened:
+        keyring.Keyring(path).current("token")
+    assert opened.value.key == "config.key_file_invalid"
 
 
 def test_a_seed_from_the_environment_signs_tokens_and_keeps_the_legacy_seal_key(tmp_path):
