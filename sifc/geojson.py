@@ -1,6 +1,11 @@
-"""GeoJSON written by PostGIS: the one serialization path for geometries (RFC 7946)."""
+"""GeoJSON written by PostGIS: the one serialization path for geometries (RFC 7946); posted GeoJSON's numbers."""
 
 from __future__ import annotations
+
+import math
+from typing import Any
+
+from sifc.errors import InvalidInput
 
 COORDINATE_DIGITS = {4326: 7, 32628: 2}  # about 1 cm either way
 
@@ -21,3 +26,24 @@ def crs_member(crs: int) -> str:
         return ""
     return (", 'crs', json_build_object('type', 'name', 'properties', "
             f"json_build_object('name', 'urn:ogc:def:crs:EPSG::{int(crs)}'))")
+
+
+def finite(geometry: Any) -> Any:
+    """``geometry`` (posted GeoJSON, as parsed JSON) if every number of its positions is finite, else a refusal.
+
+    JSON parsers read ``NaN`` and ``Infinity``; a shape built from them has no meaning (and GEOS
+    warns instead of failing). Checked on the plain lists, before any shape is built: every route
+    that takes a geometry passes it here.
+    """
+    pending = [geometry]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict):
+            pending.extend(value for key, value in item.items() if key in ("coordinates", "geometries"))
+        elif isinstance(item, (list, tuple)):
+            for value in item:
+                if isinstance(value, float) and not math.isfinite(value):
+                    raise InvalidInput("spatial.non_finite_coordinates")
+                if isinstance(value, (list, tuple, dict)):
+                    pending.append(value)
+    return geometry

@@ -31,7 +31,7 @@ from sifc import bounds, journal
 from sifc.auth.principal import Action, Principal, require
 from sifc.crs import in_domain
 from sifc.errors import Conflict, Gone, InvalidInput, NotFound
-from sifc.geojson import crs_member, geometry_sql
+from sifc.geojson import crs_member, finite, geometry_sql
 from sifc.parcels import nicad as nicad_rules
 from sifc.personal import FREE_TEXT_FIELDS, PERSONAL_FIELDS
 from sifc.versioning import check_expected, close_version, refuse_if_frozen
@@ -197,7 +197,7 @@ def versions(session: Session, *, parcel_id: str, crs: int = 4326, personal: boo
 
 def _to_storage_wkb(geometry: dict[str, Any], input_crs: int) -> bytes:
     try:
-        geom = shape(geometry)
+        geom = shape(finite(geometry))
     except (ValueError, TypeError, AttributeError, KeyError, shapely.errors.GEOSException) as error:
         raise InvalidInput("parcel.bad_geometry", reason=str(error)[:200]) from error
     if geom.geom_type not in ("Polygon", "MultiPolygon") or geom.is_empty:

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from sifc.crs import in_domain, point_sql, to_storage_sql
 from sifc.db import Statement
 from sifc.errors import InvalidInput
-from sifc.geojson import crs_member, geometry_sql
+from sifc.geojson import crs_member, finite, geometry_sql
 from sifc.parcels.service import COORDINATE_LIMITS, _parse_id, get
 
 MAX_FEATURES = 1000
@@ -153,7 +153,7 @@ def intersecting(session: Session, *, geometry: dict[str, Any], input_crs: int =
                  limit: int = 100) -> bytes:
     """The current parcels whose interiors or boundaries meet a posted GeoJSON geometry."""
     try:
-        shaped = shape(geometry)
+        shaped = shape(finite(geometry))
     except (ValueError, TypeError, AttributeError, KeyError) as error:
         raise InvalidInput("spatial.bad_geometry", reason=str(error)[:200]) from error
     if shapely.get_num_coordinates(shaped) > MAX_VERTICES:

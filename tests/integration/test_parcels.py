@@ -1,5 +1,6 @@
 """The parcel registry: API, versions, NICAD rules, and immutability enforced by the database."""
 
+import json
 import uuid
 
 import pytest
@@ -10,6 +11,8 @@ from sqlalchemy.exc import ProgrammingError
 
 from api.preconditions import etag
 from sifc.db import act_as
+from sifc.errors import InvalidInput
+from sifc.parcels import service as parcel_service
 from tests.conftest import table_fingerprint
 from tests.integration.fixtures import bargny_origin, bowtie, square
 
@@ -259,3 +262,42 @@ def test_nul_in_a_property_is_a_400(client, origin):
                            json=_feature(square(x + 600, y), land_use="a\u0000b"))
     assert response.status_code == 400
     assert response.headers["content-type"] == "application/problem+json"
+
+
+NON_FINITE = ("NaN", "Infinity", "-Infinity")
+
+
+def _non_finite_body(feature: dict, number: str, *, geometry_only: bool = False) -> str:
+    """``feature`` (or its geometry) as JSON text, one position's x being ``number`` (JSON parsers read it)."""
+    geometry = feature["geometry"]
+    ring = [list(position) for position in geometry["coordinates"][0]]
+    ring[1][0] = 0.123456789  # a marker to replace: json.dumps refuses to write NaN itself
+    changed = {**geometry, "coordinates": [ring]}
+    body = json.dumps(changed if geometry_only else {**feature, "geometry": changed})
+    return body.replace("0.123456789", number)
+
+
+def _refused_non_finite(response) -> None:  # noqa: ANN001
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["type"] == "urn:sifc:problem:spatial.non_finite_coordinates"
+
+
+@pytest.mark.parametrize("number", NON_FINITE)
+def test_non_finite_coordinates_are_refused_on_every_route_taking_a_geometry(client, db, created, origin, number):
+    x, y = origin
+    feature = _feature(square(x + 200, y), reason="levé")
+    parcels_before = table_fingerprint(db, "parcel_version")
+    headers = {"Content-Type": "application/json"}
+    _refused_non_finite(client.post("/parcels", params={"crs": "EPSG:32628"}, headers=headers,
+                                    content=_non_finite_body(feature, number)))
+    _refused_non_finite(client.patch(f"/parcels/{created['id']}", params={"crs": "EPSG:32628"},
+                                     headers={**headers, **_if_match(client, created["id"])},
+                                     content=_non_finite_body(feature, number)))
+    _refused_non_finite(client.post("/parcels/intersecting", params={"geometry-crs": "EPSG:32628"},
+                                    headers=headers, content=_non_finite_body(feature, number, geometry_only=True)))
+    # Splits, lots and boundary corrections read each child's geometry through the same path.
+    with pytest.raises(InvalidInput) as refused:
+        parcel_service._to_storage_wkb(json.loads(_non_finite_body(feature, number))["geometry"], 32628)
+    assert refused.value.key == "spatial.non_finite_coordinates"
+    assert table_fingerprint(db, "parcel_version") == parcels_before
