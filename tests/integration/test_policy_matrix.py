@@ -258,6 +258,8 @@ def test_every_route_every_role_against_the_policy(client, world):
     wrong = []
     for method, path in operations:
         allowed = rules[(method, path)].allow
+        if rules[(method, path)].scope == "national":  # the roles here are scoped to Bargny: refused
+            allowed = frozenset()
         for role in ROLES:
             response = _call(client, world, role, method, path)
             status = response.status_code
