@@ -229,7 +229,7 @@ def parcel_rights(parcel_id: Id, session: SessionDep, principal: PrincipalDep, a
     """Titulaires et quotes-parts seulement aux rôles connectés dont le périmètre couvre la parcelle."""
     parcel_service.get(session, parcel_id=parcel_id, at=instant(at))  # 404/410 for an unknown or retired parcel
     found = _rights_answer(session, principal, parcel_id, "/parcels/{parcel_id}/rights", lambda personal: (
-        rights.for_parcel(session, parcel_id=parcel_id, personal=personal, at=instant(at))))
+        rights.for_parcel(session, parcel_id=parcel_id, personal=personal, at=instant(at), reader=principal)))
     return answer({"parcel_id": parcel_id, "at": at.isoformat() if at else None, "rights": found})
 
 
@@ -250,7 +250,7 @@ def create_right(parcel_id: Id, body: RightIn, session: SessionDep, principal: W
 def get_right(rrr_id: Id, session: SessionDep, principal: PrincipalDep, at: At = None) -> Response:
     communes = rights.communes_of(session, rrr_id=rrr_id)
     personal = reveals(principal, communes)
-    found = rights.get(session, rrr_id=rrr_id, personal=personal, at=instant(at))
+    found = rights.get(session, rrr_id=rrr_id, personal=personal, at=instant(at), reader=principal)
     if personal:
         audit.record(session, principal, method="GET", endpoint="/rights/{rrr_id}", subject_kind="rrr",
                      subject_id=found["id"], commune_code=min(communes))
@@ -261,7 +261,7 @@ def get_right(rrr_id: Id, session: SessionDep, principal: PrincipalDep, at: At =
 def right_versions(rrr_id: Id, session: SessionDep, principal: PrincipalDep) -> Response:
     communes = rights.communes_of(session, rrr_id=rrr_id)
     personal = reveals(principal, communes)
-    found = rights.versions(session, rrr_id=rrr_id, personal=personal)
+    found = rights.versions(session, rrr_id=rrr_id, personal=personal, reader=principal)
     if personal:
         audit.record(session, principal, method="GET", endpoint="/rights/{rrr_id}/versions", subject_kind="rrr",
                      subject_id=found[0]["id"], commune_code=min(communes))
@@ -337,7 +337,7 @@ def register_procedure(body: ProcedureIn, session: SessionDep, principal: Writer
 @router.get("/procedures/{procedure_id}", summary="Une procédure, ses étapes et ses documents")
 def get_procedure(procedure_id: Id, session: SessionDep, principal: PrincipalDep) -> Response:
     commune = _procedure_reader(session, principal, procedure_id)
-    found = procedures.get(session, procedure_id=procedure_id, personal=True)
+    found = procedures.get(session, procedure_id=procedure_id, personal=True, reader=principal)
     audit.record(session, principal, method="GET", endpoint="/procedures/{procedure_id}", subject_kind="procedure",
                  subject_id=found["id"], commune_code=commune)
     return answer(found, tag=etag("procedure", found["id"], found["version"]))

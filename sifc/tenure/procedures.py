@@ -22,7 +22,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from sifc import bounds, journal
-from sifc.auth.principal import Principal
+from sifc.auth.principal import Action, Principal
 from sifc.errors import Conflict, InvalidInput, NotFound
 from sifc.personal import FREE_TEXT_FIELDS
 from sifc.tenure import rights
@@ -168,7 +168,8 @@ def commune_of(session: Session, *, procedure_id: str) -> str | None:
     return session.execute(text("SELECT commune_code FROM tenure_procedure WHERE id = :id"), {"id": pid}).scalar()
 
 
-def _json(session: Session, head: Any, steps: list[Any], *, personal: bool) -> dict[str, Any]:
+def _json(session: Session, head: Any, steps: list[Any], *, personal: bool,
+          reader: Principal | None = None) -> dict[str, Any]:
     right = session.execute(text("SELECT rrr_id FROM rrr_version WHERE procedure_id = :id AND version = 1"),
                             {"id": head["id"]}).scalar()
     body = {"id": str(head["id"]), "kind": head["kind"], "reference": head["reference"],
@@ -183,19 +184,21 @@ def _json(session: Session, head: Any, steps: list[Any], *, personal: bool) -> d
                            "procedure_steps"])}} if personal else {})} for s in steps]}
     if personal:
         body.update({name: head[name] for name in sorted(FREE_TEXT_FIELDS["procedures"])})
-        names: dict[str, str] = dict(session.execute(text("""
-            SELECT party_id::text, concat_ws(' ', given_names, name) FROM party_version
+        # An applicant is named only to a reader of personal data in the party's current commune.
+        names = {party: name for party, name, commune in session.execute(text("""
+            SELECT party_id::text, concat_ws(' ', given_names, name), commune_code FROM party_version
             WHERE valid_to IS NULL AND party_id = ANY(CAST(:ids AS uuid[]))"""),
-            {"ids": [a["party_id"] for a in head["applicants"]]}).all())
+            {"ids": [a["party_id"] for a in head["applicants"]]}).all()
+            if reader is None or reader.may(Action.READ_PERSONAL, commune)}
         body["applicants"] = [{**a, "name": names.get(a["party_id"])} for a in head["applicants"]]
         body["created_by"] = head["created_by"]
     return body
 
 
-def get(session: Session, *, procedure_id: str, personal: bool) -> dict[str, Any]:
-    """A procedure with its steps (applicants and authors only with ``personal``)."""
+def get(session: Session, *, procedure_id: str, personal: bool, reader: Principal | None = None) -> dict[str, Any]:
+    """A procedure with its steps (applicants and authors only with ``personal``; named as ``reader`` may)."""
     head, steps = _load(session, parse_id(procedure_id, key="procedure.not_found", kind="procédure"))
-    return _json(session, head, steps, personal=personal)
+    return _json(session, head, steps, personal=personal, reader=reader)
 
 
 def for_parcel(session: Session, *, parcel_id: uuid.UUID, personal: bool) -> list[dict[str, Any]]:

@@ -25,7 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from sifc import bounds, journal
-from sifc.auth.principal import Principal
+from sifc.auth.principal import Action, Principal
 from sifc.errors import Conflict, InvalidInput, NotFound
 from sifc.models import RRR_TYPES
 from sifc.personal import FREE_TEXT_FIELDS
@@ -55,12 +55,17 @@ SELECT = """SELECT rrr_id, version, parcel_id, commune_code, class, type, tf_num
                    valid_from, valid_to, closed_by, close_reason FROM rrr_version"""
 
 
-def _holders(session: Session, keys: list[tuple[uuid.UUID, int]], *, personal: bool) -> dict[tuple[uuid.UUID, int],
-                                                                                             list[dict[str, Any]]]:
+def _holders(session: Session, keys: list[tuple[uuid.UUID, int]], *, personal: bool,
+             reader: Principal | None = None) -> dict[tuple[uuid.UUID, int], list[dict[str, Any]]]:
+    """The holders of each right version, named with ``personal`` when ``reader`` may read their party's data.
+
+    A party moved to a commune out of the reader's scope is given by its id alone.
+    """
     if not keys:
         return {}
     rows = session.execute(text("""
-        SELECT h.rrr_id, h.version, h.party_id, h.share_numerator, h.share_denominator, p.kind, p.name, p.given_names
+        SELECT h.rrr_id, h.version, h.party_id, h.share_numerator, h.share_denominator, p.kind, p.name, p.given_names,
+               p.commune_code
         FROM rrr_holder h
         JOIN unnest(CAST(:ids AS uuid[]), CAST(:versions AS int[])) AS k(id, version)
           ON k.id = h.rrr_id AND k.version = h.version
@@ -70,7 +75,7 @@ def _holders(session: Session, keys: list[tuple[uuid.UUID, int]], *, personal: b
     found: dict[tuple[uuid.UUID, int], list[dict[str, Any]]] = {k: [] for k in keys}
     for row in rows:
         holder = {"party_id": str(row["party_id"]), "share": f"{row['share_numerator']}/{row['share_denominator']}"}
-        if personal:
+        if personal and (reader is None or reader.may(Action.READ_PERSONAL, row["commune_code"])):
             holder.update({"kind": row["kind"], "name": row["name"], "given_names": row["given_names"]})
         found[(row["rrr_id"], row["version"])].append(holder)
     return found
@@ -84,8 +89,9 @@ def _status(row: Any, day: date) -> str:
     return "in_force"
 
 
-def _rows_json(session: Session, rows: list[Any], *, personal: bool, day: date) -> list[dict[str, Any]]:
-    holders = _holders(session, [(r["rrr_id"], r["version"]) for r in rows], personal=personal)
+def _rows_json(session: Session, rows: list[Any], *, personal: bool, day: date,
+               reader: Principal | None = None) -> list[dict[str, Any]]:
+    holders = _holders(session, [(r["rrr_id"], r["version"]) for r in rows], personal=personal, reader=reader)
     out = []
     for row in rows:
         body = {"id": str(row["rrr_id"]), "version": row["version"], "parcel_id": str(row["parcel_id"]),
@@ -112,7 +118,8 @@ def _today(at: datetime | None) -> date:
     return (at or datetime.now().astimezone()).date()
 
 
-def for_parcel(session: Session, *, parcel_id: str, personal: bool, at: datetime | None = None) -> list[dict[str, Any]]:
+def for_parcel(session: Session, *, parcel_id: str, personal: bool, at: datetime | None = None,
+               reader: Principal | None = None) -> list[dict[str, Any]]:
     """The rights, restrictions and responsibilities recorded on a parcel now (or as recorded at ``at``)."""
     pid = parse_id(parcel_id, key="parcel.not_found", kind="parcelle")
     if at is None:
@@ -122,7 +129,7 @@ def for_parcel(session: Session, *, parcel_id: str, personal: bool, at: datetime
         rows = session.execute(text(SELECT + """ WHERE parcel_id = :id AND valid_from <= :at
             AND (valid_to IS NULL OR valid_to > :at) ORDER BY start_date, rrr_id"""), {"id": pid, "at": at}
         ).mappings().all()
-    return _rows_json(session, list(rows), personal=personal, day=_today(at))
+    return _rows_json(session, list(rows), personal=personal, day=_today(at), reader=reader)
 
 
 def history(session: Session, *, parcel_id: uuid.UUID, personal: bool) -> list[dict[str, Any]]:
@@ -143,19 +150,21 @@ def _one(session: Session, rid: uuid.UUID, at: datetime | None = None) -> Any:
     return row
 
 
-def get(session: Session, *, rrr_id: str, personal: bool, at: datetime | None = None) -> dict[str, Any]:
-    """A right's current version (or the one recorded at ``at``)."""
+def get(session: Session, *, rrr_id: str, personal: bool, at: datetime | None = None,
+        reader: Principal | None = None) -> dict[str, Any]:
+    """A right's current version (or the one recorded at ``at``); holders named as ``reader`` may read them."""
     return _rows_json(session, [_one(session, parse_id(rrr_id, key="rrr.not_found", kind="droit"), at)],
-                      personal=personal, day=_today(at))[0]
+                      personal=personal, day=_today(at), reader=reader)[0]
 
 
-def versions(session: Session, *, rrr_id: str, personal: bool) -> list[dict[str, Any]]:
+def versions(session: Session, *, rrr_id: str, personal: bool,
+             reader: Principal | None = None) -> list[dict[str, Any]]:
     """Every version of a right, oldest first."""
     rid = parse_id(rrr_id, key="rrr.not_found", kind="droit")
     rows = session.execute(text(SELECT + " WHERE rrr_id = :id ORDER BY version"), {"id": rid}).mappings().all()
     if not rows:
         raise NotFound("rrr.not_found", id=str(rid))
-    return _rows_json(session, list(rows), personal=personal, day=_today(None))
+    return _rows_json(session, list(rows), personal=personal, day=_today(None), reader=reader)
 
 
 def communes_of(session: Session, *, rrr_id: str) -> set[str]:

@@ -430,3 +430,29 @@ def test_accounts_keys_and_the_reference_are_in_the_write_audit(db):
     assert not db.execute(text("SELECT count(*) FROM write_audit WHERE after::text LIKE :k"),
                           {"k": f"%{key.split('_')[-1]}%"}).scalar()
     assert db.execute(text("SELECT count(*) FROM write_audit WHERE operation = 'territories.load'")).scalar() >= 1
+
+
+def test_a_holder_moved_to_another_commune_is_no_longer_named_to_its_former_readers(client, db, officer, parcel,
+                                                                                     admin_headers):
+    lecteur = {"X-API-Key": api_key(db, role="lecteur", scope=(f"commune:{BARGNY}",), name="lecteur bargny")}
+    owner = _party(client, officer, "Demenagee")
+    act = _source(client, officer, "acte", reference="acte 56")
+    right = client.post(f"/parcels/{parcel['id']}/rights", headers=officer, json={
+        "type": "bail", "start_date": day(10), "source_ids": [act], "holders": [{"party_id": owner}]})
+    assert right.status_code == 201, right.text
+    procedure = _register(client, officer, parcel["id"], [{"party_id": owner}])
+    urls = (f"/parcels/{parcel['id']}/rights", f"/rights/{right.json()['id']}",
+            f"/rights/{right.json()['id']}/versions", f"/procedures/{procedure['id']}")
+    for url in urls:
+        assert "Demenagee" in client.get(url, headers=lecteur).text, url
+    # The API does not move a party (no commune in its PATCH); the service does, as a command or a job may.
+    from sifc.db import act_as
+    from sifc.tenure import parties
+
+    act_as(db, "tests")
+    parties.update(db, party_id=owner, data=parties.PartyInput({"commune_code": SANDIARA}, "déménagement"),
+                   expected_version=None, by=None, author="tests")
+    for url in urls:
+        answer = client.get(url, headers=lecteur)
+        assert answer.status_code == 200 and owner in answer.text and "Demenagee" not in answer.text, url
+    assert "Demenagee" in client.get(urls[0], headers=admin_headers).text
