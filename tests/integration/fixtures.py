@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import date, timedelta
 from pathlib import Path
 
 import geopandas as gpd
 from shapely.geometry import Polygon, box
 from sqlalchemy import text
+
+
+def day(offset: int) -> str:
+    """The ISO date ``offset`` days before today (a legal date in the past)."""
+    return (date.today() - timedelta(days=offset)).isoformat()
 
 
 def bargny_origin(db) -> tuple[float, float]:

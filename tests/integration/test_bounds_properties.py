@@ -18,7 +18,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from shapely.geometry import box, mapping
 
-from tests.conftest import api_key
 from tests.integration.fixtures import bargny_origin, square
 
 BARGNY = "SN0104-bargny"
@@ -50,11 +49,6 @@ def rolled_back(db) -> Iterator[None]:
     finally:
         if savepoint.is_active:
             savepoint.rollback()
-
-
-@pytest.fixture
-def officer(db) -> dict[str, str]:
-    return {"X-API-Key": api_key(db, role="agent_foncier", scope=(f"commune:{BARGNY}",), name="agent bargny")}
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import date, timedelta
 from typing import Any
 
 import pytest
@@ -21,7 +20,7 @@ from sqlalchemy import text
 
 from api.preconditions import etag
 from tests.conftest import api_key, table_fingerprint
-from tests.integration.fixtures import bargny_origin
+from tests.integration.fixtures import bargny_origin, day
 
 BARGNY = "SN0104-bargny"
 SANDIARA = "SN1301-sandiara"
@@ -30,10 +29,6 @@ NAME = "Thiamzeta"  # the Sandiara party's name, which no answer to Bargny's age
 TABLES = ("parcel_version", "party_version", "rrr_version", "rrr_holder", "source_document", "source_file",
           "tenure_procedure", "procedure_step", "parcel_mutation", "parcel_lineage", "write_audit", "access_audit",
           "issued_document")
-
-
-def day(offset: int) -> str:
-    return (date.today() - timedelta(days=offset)).isoformat()
 
 
 def _ok(response, status: int = 201) -> dict[str, Any]:
@@ -87,11 +82,6 @@ def world(client, db, admin_headers) -> dict[str, Any]:
     return {"s_parcel": s_parcel, "s_party": s_party, "s_source": s_source, "s_file": s_file, "s_right": s_right,
             "s_procedure": s_procedure, "leased": leased, "b3": b3, "b4": b4, "b_party": b_party, "group": group,
             "b_source": b_source, "b_right": b_right, "b_procedure": b_procedure, "origin": (x, y)}
-
-
-@pytest.fixture
-def officer(db) -> dict[str, str]:
-    return {"X-API-Key": api_key(db, role="agent_foncier", scope=(f"commune:{BARGNY}",), name="agent bargny")}
 
 
 def _halves(x: float, y: float, dx: float) -> list[dict[str, Any]]:

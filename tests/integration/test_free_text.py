@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import math
 import uuid
-from datetime import date, timedelta
 from itertools import product
 from typing import Any
 
@@ -26,16 +25,12 @@ from sifc.db import act_as
 from sifc.personal import FREE_TEXT_FIELDS, PERSONAL_FIELDS
 from sifc.versioning import close_version
 from tests.conftest import api_key
-from tests.integration.fixtures import bargny_origin
+from tests.integration.fixtures import bargny_origin, day
 
 BARGNY = "SN0104-bargny"
 SANDIARA = "SN1301-sandiara"
 CRS = {"crs": "EPSG:32628"}
 MARK = "Zqxdiop"  # as an officer's note naming someone: demande de Awa Zqxdiop, CNI …
-
-
-def day(offset: int) -> str:
-    return (date.today() - timedelta(days=offset)).isoformat()
 
 
 def note(where: str) -> str:

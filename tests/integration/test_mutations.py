@@ -6,26 +6,15 @@ part outside the parent) stand for what a surveyor's plan gets wrong.
 
 from __future__ import annotations
 
-from datetime import date, timedelta
-
 import pytest
 from shapely.geometry import box, mapping
 from sqlalchemy import text
 
 from tests.conftest import api_key
-from tests.integration.fixtures import bargny_origin
+from tests.integration.fixtures import bargny_origin, day
 
 BARGNY = "SN0104-bargny"
 CRS = {"crs": "EPSG:32628"}
-
-
-def day(offset: int) -> str:
-    return (date.today() - timedelta(days=offset)).isoformat()
-
-
-@pytest.fixture
-def officer(db) -> dict[str, str]:
-    return {"X-API-Key": api_key(db, role="agent_foncier", scope=(f"commune:{BARGNY}",), name="agent bargny")}
 
 
 @pytest.fixture

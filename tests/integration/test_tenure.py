@@ -15,21 +15,11 @@ from sqlalchemy.exc import DBAPIError
 
 from sifc.tenure.procedures import required_authority
 from tests.conftest import api_key
-from tests.integration.fixtures import bargny_origin, square
+from tests.integration.fixtures import bargny_origin, day, square
 
 BARGNY = "SN0104-bargny"
 SANDIARA = "SN1301-sandiara"
 TODAY = date.today()
-
-
-def day(offset: int) -> str:
-    return (TODAY - timedelta(days=offset)).isoformat()
-
-
-@pytest.fixture
-def officer(db) -> dict[str, str]:
-    """An agent foncier of Bargny (API key)."""
-    return {"X-API-Key": api_key(db, role="agent_foncier", scope=(f"commune:{BARGNY}",), name="agent bargny")}
 
 
 @pytest.fixture

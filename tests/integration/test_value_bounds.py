@@ -22,21 +22,12 @@ from sifc.errors import InvalidInput
 from sifc.imports.parcels import ParcelImportOptions, import_parcels
 from sifc.parcels import service as parcels
 from sifc.tenure import rights, sources
-from tests.conftest import REPO, api_key
-from tests.integration.fixtures import bargny_origin, square, write
+from tests.conftest import REPO
+from tests.integration.fixtures import bargny_origin, day, square, write
 
 BARGNY = "SN0104-bargny"
 TODAY = date.today()
 HUGE = "1" + "0" * 308  # what PostgreSQL's jsonb gives back for 1e308
-
-
-def day(offset: int) -> str:
-    return (TODAY - timedelta(days=offset)).isoformat()
-
-
-@pytest.fixture
-def officer(db) -> dict[str, str]:
-    return {"X-API-Key": api_key(db, role="agent_foncier", scope=(f"commune:{BARGNY}",), name="agent bargny")}
 
 
 @pytest.fixture
