@@ -45,18 +45,17 @@ DeclaredArea = Annotated[float, Field(gt=_area.low, le=_area.high, allow_inf_nan
 _carry = bounds.bound("mutation.carry_index")
 CarryIndex = Annotated[int, Field(ge=_carry.low, le=_carry.high)]
 
-SourceDate = Annotated[date, AfterValidator(_within("source.document_date")),
-                       Field(json_schema_extra=_extra("source.document_date"))]
-RightStart = Annotated[date, AfterValidator(_within("rrr.start_date")),
-                       Field(json_schema_extra=_extra("rrr.start_date"))]
-RightEndDate = Annotated[date, AfterValidator(_within("rrr.end_date")),
-                         Field(json_schema_extra=_extra("rrr.end_date"))]
-NoticeDate = Annotated[date, AfterValidator(_within("rrr.notice_date")),
-                       Field(json_schema_extra=_extra("rrr.notice_date"))]
-ProcedureDate = Annotated[date, AfterValidator(_within("procedure.registered_on")),
-                          Field(json_schema_extra=_extra("procedure.registered_on"))]
-StepDate = Annotated[date, AfterValidator(_within("procedure.occurred_on")),
-                     Field(json_schema_extra=_extra("procedure.occurred_on"))]
-MutationDate = Annotated[date, AfterValidator(_within("mutation.occurred_on")),
-                         Field(json_schema_extra=_extra("mutation.occurred_on"))]
+
+def _bounded_date(name: str) -> Any:
+    """A date type checked against the bound ``name`` of ``sifc.bounds``, which the schema documents."""
+    return Annotated[date, AfterValidator(_within(name)), Field(json_schema_extra=_extra(name))]
+
+
+SourceDate = _bounded_date("source.document_date")
+RightStart = _bounded_date("rrr.start_date")
+RightEndDate = _bounded_date("rrr.end_date")
+NoticeDate = _bounded_date("rrr.notice_date")
+ProcedureDate = _bounded_date("procedure.registered_on")
+StepDate = _bounded_date("procedure.occurred_on")
+MutationDate = _bounded_date("mutation.occurred_on")
 JsonDetails = Annotated[dict[str, Any], AfterValidator(_json)]

@@ -124,8 +124,8 @@ def db(settings: Settings, admin_engine: Engine) -> Iterator[Session]:
     connection.close()
 
 
-@pytest.fixture
-def client(settings: Settings, db: Session) -> TestClient:
+def app_client(settings: Settings, db: Session) -> TestClient:
+    """A client of an app built with ``settings``, on the test's transaction."""
     app = create_app(settings)
 
     def _session() -> Iterator[Session]:
@@ -134,6 +134,11 @@ def client(settings: Settings, db: Session) -> TestClient:
     app.dependency_overrides[get_session] = _session
     app.dependency_overrides[get_reader] = lambda: SessionReader(db)
     return TestClient(app)
+
+
+@pytest.fixture
+def client(settings: Settings, db: Session) -> TestClient:
+    return app_client(settings, db)
 
 
 @pytest.fixture(scope="session")

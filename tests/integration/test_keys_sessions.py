@@ -29,19 +29,15 @@ from fastapi.testclient import TestClient
 from pydantic import ValidationError
 from shapely.geometry import mapping
 from sqlalchemy import Engine, text
-from sqlalchemy.orm import Session
 
-from api.app import create_app
-from api.deps import get_reader, get_session
 from sifc import keyring
 from sifc.auth import tokens, users
 from sifc.auth.passwords import hash_password
 from sifc.auth.principal import ScopeEntry
-from sifc.db import SessionReader
 from sifc.documents import verification
 from sifc.errors import ConfigurationError, Unauthorized
 from sifc.settings import Settings
-from tests.conftest import REPO
+from tests.conftest import REPO, app_client
 from tests.integration.fixtures import bargny_origin, square
 
 BARGNY = "SN0104-bargny"
@@ -73,18 +69,6 @@ def source_strings() -> set[str]:
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
-
-
-def app_client(settings: Settings, db: Session) -> TestClient:
-    """A client of an app built with ``settings`` (its own key file), on the test's transaction."""
-    app = create_app(settings)
-
-    def _session() -> Iterator[Session]:
-        yield db
-
-    app.dependency_overrides[get_session] = _session
-    app.dependency_overrides[get_reader] = lambda: SessionReader(db)
-    return TestClient(app)
 
 
 @pytest.fixture
