@@ -29,7 +29,8 @@ def _within(name: str) -> Callable[[Any], Any]:
 
 def _json(value: dict[str, Any]) -> dict[str, Any]:
     try:
-        return bounds.check_json(value, field="details")
+        checked: dict[str, Any] = bounds.check_json(value, field="details")
+        return checked
     except InvalidInput as error:
         raise PydanticCustomError("json_out_of_bounds", "{reason}",
                                   {"reason": error.message("en"), "reason_fr": error.message("fr")}) from error

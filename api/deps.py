@@ -31,12 +31,14 @@ def get_session(request: Request) -> Iterator[Session]:
 
 async def get_reader(request: Request) -> Reader:
     """The read pool of the hot read-only questions (no session, no thread); tests give their session."""
-    return request.app.state.reader
+    reader: Reader = request.app.state.reader
+    return reader
 
 
 async def get_settings(request: Request) -> Settings:
     """The settings the app was built with (``async``: FastAPI would run a plain function in a thread)."""
-    return request.app.state.settings
+    settings: Settings = request.app.state.settings
+    return settings
 
 
 # "function" scope: the transaction commits before the response leaves, so a client that reads

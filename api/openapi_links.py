@@ -243,7 +243,8 @@ def _resolve(document: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]
     reference = schema.get("$ref")
     if reference is None:
         return schema
-    return document["components"]["schemas"][reference.rsplit("/", 1)[1]]
+    target: dict[str, Any] = document["components"]["schemas"][reference.rsplit("/", 1)[1]]
+    return target
 
 
 def add_examples(document: dict[str, Any]) -> dict[str, Any]:

@@ -26,7 +26,7 @@ def _read_password(from_stdin: bool) -> str:
 
     if from_stdin:
         return sys.stdin.readline().rstrip("\r\n")
-    first = typer.prompt(say("cli.accounts.password"), hide_input=True)
+    first: str = typer.prompt(say("cli.accounts.password"), hide_input=True)
     second = typer.prompt(say("cli.accounts.confirm"), hide_input=True)
     if first != second:
         raise InvalidInput("auth.password_mismatch")
@@ -204,5 +204,5 @@ def keys_rotate(
         raise InvalidInput("keys.bad_kind", kind=kind, kinds=", ".join(keyring.KINDS))
     ring = keyring.for_settings(State.settings())
     ring.ensure()
-    key = ring.rotate(kind)  # type: ignore[arg-type]
+    key = ring.rotate(kind)
     out.print(say("cli.accounts.new_key_previous_ones", kid=key.kid, kind=kind, path=ring.path))

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from cli.common import State, out, say
+
+if TYPE_CHECKING:
+    from sifc.territories.loader import LoadReport
 
 territories_app = typer.Typer(help="Référentiel territorial (pôles → communes).",
                               no_args_is_help=True)
@@ -34,7 +37,7 @@ def territories_load(
                           encoding="utf-8")
 
 
-def _print_load(result) -> None:
+def _print_load(result: LoadReport) -> None:
     table = Table(title=say("cli.territories.territorial_reference"))
     for column in (say("cli.territories.level"), say("cli.territories.read"), say("cli.territories.inserted"),
                    say("cli.territories.updated"), say("cli.territories.unchanged")):

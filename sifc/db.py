@@ -101,7 +101,7 @@ class Statement:
 @lru_cache(maxsize=256)
 def pyformat(sql: str) -> str:
     """``:name`` parameters as psycopg's ``%(name)s`` (SQLAlchemy's own compiler: casts kept, ``%`` escaped)."""
-    return str(text(sql).compile(dialect=psycopg_dialect()))
+    return str(text(sql).compile(dialect=psycopg_dialect()))  # type: ignore[no-untyped-call]
 
 
 class Reader(Protocol):

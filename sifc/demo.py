@@ -90,8 +90,8 @@ class _Tenure:
 
 
 def _choice(rng: random.Random, weighted: list[tuple[str, int]]) -> str:
-    values, weights = zip(*weighted, strict=True)
-    return rng.choices(values, weights=weights)[0]
+    values = [value for value, _weight in weighted]
+    return rng.choices(values, weights=[weight for _value, weight in weighted])[0]
 
 
 def _parcels_for(session: Session, code: str, centre: tuple[float, float]) -> list[dict[str, object]]:

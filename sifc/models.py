@@ -6,6 +6,8 @@ history) are declared here too, so autogenerate sees no drift.
 
 from __future__ import annotations
 
+from typing import Any
+
 from geoalchemy2 import Geometry
 from sqlalchemy import (
     BigInteger,
@@ -46,7 +48,7 @@ metadata = MetaData(
 )
 
 
-def _geom(nullable: bool = False) -> Column:
+def _geom(nullable: bool = False) -> Column[Any]:
     return Column(
         "geom",
         Geometry("MULTIPOLYGON", srid=STORAGE_SRID, spatial_index=False),
@@ -54,7 +56,7 @@ def _geom(nullable: bool = False) -> Column:
     )
 
 
-def _mercator_columns() -> list[Column]:
+def _mercator_columns() -> list[Column[Any]]:
     # Kept by the database for vector tiles (migration 0005): full detail, and simplified to 100 m.
     return [
         Column("geom_3857", Geometry("MULTIPOLYGON", srid=3857, spatial_index=False),
@@ -64,7 +66,7 @@ def _mercator_columns() -> list[Column]:
     ]
 
 
-def _boundary_columns() -> list[Column]:
+def _boundary_columns() -> list[Column[Any]]:
     return [
         Column("boundary_status", Text, nullable=False, server_default="official"),
         Column("source", Text, nullable=False),
@@ -415,7 +417,7 @@ Index("ix_refresh_token_family_id", refresh_token.c.family_id)
 Index("ix_refresh_token_user_id", refresh_token.c.user_id)
 
 
-def _actor_columns() -> list[Column]:
+def _actor_columns() -> list[Column[Any]]:
     # Who did it and when: the head of both append-only logs (access_audit, write_audit).
     return [
         Column("id", BigInteger, Identity(), primary_key=True),
@@ -461,7 +463,7 @@ PROCEDURE_STEPS = ("registered", "surveyed", "deliberated", "approved", "notifie
 DOCUMENT_MEDIA_TYPES = ("application/pdf", "image/jpeg", "image/png", "image/tiff")
 
 
-def _version_columns() -> list[Column]:
+def _version_columns() -> list[Column[Any]]:
     # As parcel_version: a version is only ever closed (valid_to, closed_by, close_reason).
     return [
         Column("synthetic", Boolean, nullable=False, server_default="false"),

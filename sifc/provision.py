@@ -16,7 +16,7 @@ from alembic import command
 from alembic.config import Config
 from psycopg import sql
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import URL, Connection
+from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
 
@@ -45,7 +45,7 @@ def ensure_service_role(conn: Connection, name: str, password: str | None) -> No
     conn.exec_driver_sql(statement.as_string(raw))
 
 
-def _autocommit_engine(url: URL):
+def _autocommit_engine(url: URL) -> Engine:
     return create_engine(url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
 
 
@@ -75,7 +75,7 @@ def create_database(admin_url: URL, name: str, *, template: str | None = None) -
     engine = _autocommit_engine(admin_url.set(database="postgres"))
     try:
         with engine.connect() as conn:
-            raw = conn.connection.dbapi_connection
+            raw: Any = conn.connection.dbapi_connection
             statement = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
             if template:
                 statement = sql.SQL("{} TEMPLATE {}").format(statement, sql.Identifier(template))
@@ -89,7 +89,7 @@ def drop_database(admin_url: URL, name: str) -> None:
     engine = _autocommit_engine(admin_url.set(database="postgres"))
     try:
         with engine.connect() as conn:
-            raw = conn.connection.dbapi_connection
+            raw: Any = conn.connection.dbapi_connection
             conn.exec_driver_sql(
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
                 .format(sql.Identifier(name)).as_string(raw))

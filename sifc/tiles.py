@@ -166,7 +166,7 @@ def outside_served_area(z: int, x: int, y: int) -> bool:
 
 def simplify_tolerance(z: int) -> float:
     """Half a pixel of a 512-pixel tile at zoom ``z``, in Web Mercator metres."""
-    return WORLD_WIDTH_M / 2**z / 1024
+    return float(WORLD_WIDTH_M / 2**z / 1024)
 
 
 @lru_cache(maxsize=512)

@@ -52,7 +52,8 @@ def _limiters(request: Request, settings: Settings) -> tuple[TokenBucket, TokenB
         failures = settings.login_max_failures
         per_user = TokenBucket(failures, failures / (settings.login_lockout_minutes * 60))
         state.login_limiters = (per_ip, per_user)
-    return state.login_limiters
+    limiters: tuple[TokenBucket, TokenBucket] = state.login_limiters
+    return limiters
 
 
 def _client(request: Request) -> str:

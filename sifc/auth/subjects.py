@@ -353,7 +353,8 @@ def resolve(session: Session, query: str) -> Subject:
 def _contained(column: Any, array: str, key: str, party: uuid.UUID) -> ColumnElement[bool]:
     """``column @> document``: the party's id an element of ``array`` (see ``PersonalDataSource.within``)."""
     element: Any = {key: str(party)} if key else str(party)
-    return column.contains([element] if not array else {array: [element]})
+    contained: ColumnElement[bool] = column.contains([element] if not array else {array: [element]})
+    return contained
 
 
 def _party_matches(source: PersonalDataSource, table: Table, parties: tuple[uuid.UUID, ...]) -> ColumnElement[bool]:
@@ -362,10 +363,12 @@ def _party_matches(source: PersonalDataSource, table: Table, parties: tuple[uuid
         return or_(*(_contained(table.c[name], array, key, party)
                      for name, array, key in source.within for party in parties))
     if isinstance(column.type, ARRAY):
-        return column.overlap(list(parties))
+        overlaps: ColumnElement[bool] = column.overlap(list(parties))
+        return overlaps
     if isinstance(column.type, String):
         return column.in_([str(party) for party in parties])
-    return column.in_(list(parties))
+    matches: ColumnElement[bool] = column.in_(list(parties))
+    return matches
 
 
 def _matches(source: PersonalDataSource, subject: Subject) -> ColumnElement[bool]:

@@ -31,7 +31,7 @@ def _nice_length(span: float) -> float:
     """A round length for the scale bar, about a fifth of the map's width."""
     target = max(span / 5, 1.0)
     power = 10 ** math.floor(math.log10(target))
-    return max(step * power for step in (1, 2, 5) if step * power <= target)
+    return float(max(step * power for step in (1, 2, 5) if step * power <= target))
 
 
 def _scale_bar(ax: Any, bounds: tuple[float, float, float, float]) -> None:

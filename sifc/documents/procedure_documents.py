@@ -53,7 +53,9 @@ def content(session: Session, *, kind: str, procedure_id: str, lang: str) -> dic
 
 def summary(facts: dict[str, Any]) -> dict[str, Any]:
     """What anyone is told of the document by its code: everything but the holders and the free text."""
-    return verification.without_free_text({k: v for k, v in facts.items() if k not in ("holders", "lang", "format")})
+    told: dict[str, Any] = verification.without_free_text(
+        {k: v for k, v in facts.items() if k not in ("holders", "lang", "format")})
+    return told
 
 
 def _story(facts: dict[str, Any], frame: layout.Frame, kind: str) -> list[Any]:

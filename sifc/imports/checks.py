@@ -40,7 +40,8 @@ class Verdicts:
     @property
     def pending(self) -> np.ndarray:
         """Mask of the features no check has refused yet."""
-        return self.status == "pending"
+        mask: np.ndarray = self.status == "pending"
+        return mask
 
     def _mask(self, table: dict[str, np.ndarray], code: str) -> np.ndarray:
         if code not in table:
@@ -79,7 +80,8 @@ class Verdicts:
 
     def _pending_indices(self, mask: np.ndarray) -> np.ndarray:
         indices = np.flatnonzero(mask) if mask.dtype == bool else np.asarray(mask, dtype=np.int64)
-        return indices[self.status[indices] == "pending"]
+        pending: np.ndarray = indices[self.status[indices] == "pending"]
+        return pending
 
 
 class VerdictsWindow:
@@ -91,7 +93,8 @@ class VerdictsWindow:
     @property
     def pending(self) -> np.ndarray:
         """Mask of the batch's features no check has refused yet."""
-        return self.verdicts.status[self.offset:self.offset + self.length] == "pending"
+        mask: np.ndarray = self.verdicts.status[self.offset:self.offset + self.length] == "pending"
+        return mask
 
     def _global(self, mask: np.ndarray) -> np.ndarray:
         indices = np.flatnonzero(mask) if mask.dtype == bool else np.asarray(mask, dtype=np.int64)
@@ -115,7 +118,8 @@ def intersection_areas(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     if len(a) == 0:
         return np.zeros(0)
     try:
-        return shapely.area(shapely.intersection(a, b))
+        areas: np.ndarray = shapely.area(shapely.intersection(a, b))
+        return areas
     except GEOSException:
         result = np.empty(len(a))
         for i, (x, y) in enumerate(zip(a, b, strict=True)):
@@ -365,4 +369,5 @@ def _block_pairs(geoms: np.ndarray, areas: np.ndarray, ids: np.ndarray, owned: n
         return pairs
     shared = intersection_areas(geoms[pairs[:, 0]], geoms[pairs[:, 1]])
     limit = np.maximum(tolerance_m2, tolerance_ratio * np.minimum(areas[pairs[:, 0]], areas[pairs[:, 1]]))
-    return pairs[shared > limit]
+    overlapping: np.ndarray = pairs[shared > limit]
+    return overlapping

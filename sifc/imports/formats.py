@@ -271,7 +271,7 @@ def _read_dxf(path: Path) -> Any:
 
     try:
         doc, _auditor = recover.readfile(path)
-    except (OSError, ezdxf.DXFError, UnicodeDecodeError, ValueError) as error:
+    except (OSError, ezdxf.lldxf.const.DXFError, UnicodeDecodeError, ValueError) as error:
         reason = str(error).splitlines()[0][:200] if str(error) else type(error).__name__
         raise ImportRejected("import.unreadable", path=path.name, reason=reason) from error
     return doc

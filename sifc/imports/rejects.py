@@ -23,4 +23,5 @@ def to_geojson(gpkg: bytes) -> bytes:
         frame = pyogrio.read_dataframe(path)
     if frame.crs is not None:
         frame = frame.to_crs(4326)
-    return frame.to_json(drop_id=True, na="null").encode()
+    collection: str = frame.to_json(drop_id=True, na="null")
+    return collection.encode()

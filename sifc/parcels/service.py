@@ -176,8 +176,9 @@ def list_commune(session: Session, *, commune_code: str, limit: int, offset: int
             'features', coalesce((SELECT json_agg({_feature_sql(crs, personal=personal)} ORDER BY p.parcel_id)
                                   FROM page p LEFT JOIN import_batch b ON b.id = p.batch_id), '[]'::json)
             {crs_member(crs)})::text"""
-    return session.execute(text(sql), {"c": commune_code, "limit": limit, "offset": offset, "at": at}
-                           ).scalar_one().encode()
+    body: str = session.execute(text(sql), {"c": commune_code, "limit": limit, "offset": offset, "at": at}
+                                ).scalar_one()
+    return body.encode()
 
 
 def versions(session: Session, *, parcel_id: str, crs: int = 4326, personal: bool = False) -> bytes:
@@ -189,9 +190,10 @@ def versions(session: Session, *, parcel_id: str, crs: int = 4326, personal: boo
             {crs_member(crs)})::text,
             count(*)
         FROM parcel_version p LEFT JOIN import_batch b ON b.id = p.batch_id WHERE p.parcel_id = :id"""
-    body, count = session.execute(text(sql), {"id": pid}).one()
-    if not count:
+    row = session.execute(text(sql), {"id": pid}).one()
+    if not row[1]:  # no version at all
         raise NotFound("parcel.not_found", id=str(pid))
+    body: str = row[0]
     return body.encode()
 
 
@@ -208,7 +210,8 @@ def _to_storage_wkb(geometry: dict[str, Any], input_crs: int) -> bytes:
         raise InvalidInput("parcel.bad_coordinates", crs=f"EPSG:{input_crs}")
     if input_crs == 4326 and not (in_domain(minx, miny) and in_domain(maxx, maxy)):
         raise InvalidInput("parcel.outside_senegal")  # and beyond what UTM 28N can transform
-    return shapely.to_wkb(shapely.force_2d(geom), hex=False)
+    wkb: bytes = shapely.to_wkb(shapely.force_2d(geom), hex=False)
+    return wkb
 
 
 def _checked_geometry(session: Session, wkb: bytes, input_crs: int, *, exclude: uuid.UUID | None,
@@ -339,7 +342,7 @@ def _current(session: Session, pid: uuid.UUID) -> dict[str, Any]:
     """), {"id": pid}).mappings().first()
     if row is None:
         _missing(session, pid)
-    return dict(row)  # type: ignore[arg-type]
+    return dict(row)
 
 
 def _close(session: Session, pid: uuid.UUID, version: int, *, author: str, reason: str) -> None:
@@ -402,7 +405,7 @@ def update(session: Session, *, parcel_id: str, data: ParcelInput, author: str,
     if not shape_changed and all(values.get(k) == current.get(k) for k in (*CONTENT_FIELDS, "nicad_status")):
         raise InvalidInput("parcel.no_change")
     _check_nicad(session, values["nicad"], pid)
-    version = current["version"] + 1
+    version: int = current["version"] + 1
     before = _audit_state(session, pid)
     _close(session, pid, current["version"], author=author, reason=f"remplacée par la version {version}")
     _insert_version(session, pid, version, values, ewkb, action="api:update", author=author, reason=data.reason)

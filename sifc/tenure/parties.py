@@ -169,7 +169,7 @@ def update(session: Session, *, party_id: str, data: PartyInput, expected_versio
     if all(values.get(k) == current[k] for k in FIELDS):
         raise InvalidInput("party.no_change")
     before = _row_json(current, personal=True)
-    version = current["version"] + 1
+    version: int = current["version"] + 1
     close_version(session, "party_version", "party_id", pid, current["version"], author=author,
                   reason=f"remplacée par la version {version}")
     _insert(session, pid, version, values, action="api:update", author=author, reason=data.reason,

@@ -156,7 +156,8 @@ def _load(session: Session, procedure_id: uuid.UUID) -> tuple[Any, list[Any]]:
 
 def state(steps: list[Any]) -> str:
     """Where a procedure stands: its last step."""
-    return steps[-1]["step"]
+    last: str = steps[-1]["step"]
+    return last
 
 
 def commune_of(session: Session, *, procedure_id: str) -> str | None:

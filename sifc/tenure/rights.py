@@ -271,7 +271,7 @@ def _current_holders(session: Session, row: Any) -> list[Share]:
 def _new_version(session: Session, row: Any, values: dict[str, Any], holders: list[Share], *, by: Principal | None,
                  author: str, operation: str, reason: str) -> int:
     before = get(session, rrr_id=str(row["rrr_id"]), personal=True)
-    version = row["version"] + 1
+    version: int = row["version"] + 1
     close_version(session, "rrr_version", "rrr_id", row["rrr_id"], row["version"], author=author,
                   reason=f"remplacée par la version {version}")
     _insert(session, row["rrr_id"], version, {**values, "reason": reason}, holders, action=f"api:{operation}",

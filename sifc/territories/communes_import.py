@@ -132,7 +132,7 @@ def _text(value: object) -> str | None:
     return result or None
 
 
-def _read(path: Path, options: ImportOptions) -> tuple[list[_Feature], int, list[dict]]:
+def _read(path: Path, options: ImportOptions) -> tuple[list[_Feature], int, list[dict[str, Any]]]:
     if not path.exists():
         raise ImportRejected("import.file_missing", path=str(path))
     try:
@@ -207,7 +207,7 @@ def _stage(session: Session, features: list[_Feature], srid: int) -> None:
     """))
 
 
-def _candidates_by_name(session: Session, feature: _Feature) -> list[dict]:
+def _candidates_by_name(session: Session, feature: _Feature) -> list[dict[str, Any]]:
     return [dict(row) for row in session.execute(text("""
         SELECT c.code, c.name, c.department_code, d.name_search AS department_search,
                (c.name_search = :search) AS by_name

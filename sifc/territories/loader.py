@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import orjson
 from sqlalchemy import text
@@ -135,7 +136,7 @@ def _archive_changed(session: Session, level: str) -> None:
     """), {"level": level})
 
 
-def _count(result, counts: LevelCounts) -> None:
+def _count(result: Any, counts: LevelCounts) -> None:
     flags = [row.inserted for row in result]
     counts.inserted = sum(1 for f in flags if f)
     counts.updated = sum(1 for f in flags if not f)

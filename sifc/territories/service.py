@@ -141,7 +141,8 @@ def list_units(session: Session, *, level: str, query: ListQuery,
                                   FROM page t), '[]'::json)
             {crs_member(geometry.crs)})::text
     """
-    return session.execute(text(sql), params).scalar_one().encode()
+    body: str = session.execute(text(sql), params).scalar_one()
+    return body.encode()
 
 
 def _escape_like(value: str) -> str:
@@ -155,7 +156,8 @@ def get_unit(session: Session, *, level: str, code: str, geometry: GeometryOptio
     row = session.execute(text(sql), {**_params(geometry), "code": code}).scalar_one_or_none()
     if row is None:
         raise NotFound("territory.not_found", level=level, code=code)
-    return row.encode()
+    body: str = row
+    return body.encode()
 
 
 def children(session: Session, *, level: str, code: str, query: ListQuery,

@@ -11,6 +11,7 @@ import csv
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
+from typing import Any
 
 import pyogrio
 import shapely
@@ -100,7 +101,7 @@ def _valid_from(value: object) -> datetime | None:
     return None
 
 
-def _read(path: Path):
+def _read(path: Path) -> tuple[Any, int]:
     meta = pyogrio.read_info(path)
     frame = pyogrio.read_dataframe(path)
     return frame, _srid(meta.get("crs"), path)

@@ -7,6 +7,7 @@ moves; the reason itself, or a decision record in docs/adr/, stays with the code
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -17,9 +18,20 @@ SKIPPED_PARTS = {"__pycache__", "node_modules", "artifacts", "results"}
 TICKET = re.compile(r"\bissue" + r"\s+#?\d", re.IGNORECASE)
 
 
+def _candidates(top: str) -> list[Path]:
+    """The files under ``top`` that belong to the project: what git tracks or would track (not what it
+    ignores, such as a benchmark's checkout of an older revision); every file when there is no git."""
+    try:
+        listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "--", top],
+                                cwd=REPO, capture_output=True, text=True, check=True).stdout.splitlines()
+    except (OSError, subprocess.CalledProcessError):
+        return sorted((REPO / top).rglob("*"))
+    return sorted(REPO / name for name in listed)
+
+
 def _files():
     for top in SCANNED:
-        for path in sorted((REPO / top).rglob("*")):
+        for path in _candidates(top):
             if path.is_file() and path.suffix in SUFFIXES and not SKIPPED_PARTS & set(path.parts):
                 yield path
     yield REPO / "data" / "policy.yaml"
