@@ -1,5 +1,5 @@
 # The two commands of the README. Everything else is in scripts/.
-.PHONY: run test test-fast lint bench-import bench-serve
+.PHONY: run test test-fast lint bench-import bench-serve bench-refactor
 
 run:
 	bash scripts/run.sh
@@ -25,3 +25,11 @@ bench-import:
 BENCH_SERVE_ARGS ?= --rounds 3 --duration 20
 bench-serve:
 	bash bench/serve_bench/run.sh $(BENCH_SERVE_ARGS)
+
+# A refactor changes no speed: import and serving, the working tree against the commit it started from, each in
+# one invocation of alternating runs, ratios of medians (bench/README.md, "Refactor check against a revision").
+# make bench-refactor BENCH_AGAINST=<commit>
+BENCH_AGAINST ?= aadbd59
+bench-refactor:
+	bash bench/import_bench/run.sh --parcels 50000 --runs 5 --methods sifc,sifc@$(BENCH_AGAINST)
+	bash bench/serve_bench/run.sh --parcels 200000 --rounds 3 --duration 10 --servers sifc,sifc@$(BENCH_AGAINST)

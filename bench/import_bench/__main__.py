@@ -27,7 +27,11 @@ def parse(argv: list[str]) -> argparse.Namespace:
     run = commands.add_parser("run", help="generate if needed, then time ogr2ogr, sifc import and geopandas")
     _dataset_options(run)
     run.add_argument("--runs", type=int, default=3, help="timed runs per method, alternating")
-    run.add_argument("--methods", default="ogr2ogr,sifc,geopandas", help="comma-separated subset, in run order")
+    run.add_argument("--methods", help="comma-separated, in run order, among ogr2ogr,sifc,geopandas (the default) "
+                                       "and sifc@REF: sifc import at git revision REF")
+    run.add_argument("--against", metavar="REF",
+                     help="also time sifc import at git revision REF (method sifc@REF, its own template), "
+                          "e.g. the commit a refactor started from; alone: methods ogr2ogr,sifc,sifc@REF")
     run.add_argument("--results-dir", type=Path, default=BENCH / "results")
     run.add_argument("--work-dir", type=Path, default=BENCH / "work", help="logs and reports of the runs")
     run.add_argument("--keep", action="store_true", help="keep the reports and logs of the runs")

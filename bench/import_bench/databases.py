@@ -1,6 +1,7 @@
 """The benchmark's databases, all named ``sifc_bench*``.
 
 - ``sifc_bench_template``: migrated, territorial reference loaded; never imported into.
+- ``sifc_bench_template_<commit>``: the same, built by another revision of our code (``--against``).
 - ``sifc_bench_run``: a fresh copy of the template before every timed ``sifc import`` (an import
   of the same file is recognised by its sha256 and does nothing, and NICADs already in the
   registry turn parcels into updates: each timed import needs an empty registry).
@@ -18,6 +19,8 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 from sqlalchemy.engine import make_url
+
+from bench.revision import Revision
 
 TEMPLATE = "sifc_bench_template"
 RUN = "sifc_bench_run"
@@ -83,21 +86,32 @@ class Server:
         env["SIFC_DATABASE_URL"] = self.url(database, service=True)
         return env
 
-    def ensure_template(self, *, rebuild: bool = False, log=print) -> None:
-        """Provision the template (migrations are idempotent) and load the territories once."""
+    def ensure_template(self, *, rebuild: bool = False, log=print, revision: Revision | None = None) -> str:
+        """Provision the template (migrations are idempotent) and load the territories once; its name.
+
+        With ``revision``, a template of its own (``sifc_bench_template_<commit>``), provisioned and
+        loaded by that revision's command line, so its migrations are the ones that built it.
+        """
+        template = TEMPLATE if revision is None else f"{TEMPLATE}_{revision.commit[:12]}"
         if rebuild:
-            self.drop(TEMPLATE)
-        env = self.sifc_environment(TEMPLATE)
-        sifc = str(REPO / ".venv" / "bin" / "sifc")
-        _run([sifc, "db", "provision"], env, log)
-        with psycopg.connect(self.url(TEMPLATE), connect_timeout=10) as conn:
+            self.drop(template)
+        env = self.sifc_environment(template)
+        if revision is None:
+            def sifc(*args: str) -> list[str]:
+                return [str(REPO / ".venv" / "bin" / "sifc"), *args]
+            cwd = REPO
+        else:
+            sifc, cwd, env = revision.command, revision.tree, revision.environment(env)
+        _run(sifc("db", "provision"), env, log, cwd=cwd)
+        with psycopg.connect(self.url(template), connect_timeout=10) as conn:
             communes = conn.execute("SELECT count(*) FROM commune WHERE geom IS NOT NULL").fetchone()[0]
             parcels = conn.execute("SELECT count(*) FROM parcel_version").fetchone()[0]
         if parcels:
-            raise SystemExit(f"{TEMPLATE} holds {parcels} parcel versions: rebuild it (--rebuild-template)")
+            raise SystemExit(f"{template} holds {parcels} parcel versions: rebuild it (--rebuild-template)")
         if not communes:
-            log(f"loading the territorial reference into {TEMPLATE}")
-            _run([sifc, "territories", "load"], env, log)
+            log(f"loading the territorial reference into {template}")
+            _run(sifc("territories", "load"), env, log, cwd=cwd)
+        return template
 
     def ensure_plain(self) -> None:
         """The database of the plain loads, with PostGIS."""
@@ -117,8 +131,8 @@ class Server:
                     "postgis": conn.execute("SELECT postgis_full_version()").fetchone()[0]}
 
 
-def _run(command: list[str], env: dict[str, str], log) -> None:
-    done = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True)
+def _run(command: list[str], env: dict[str, str], log, cwd: Path = REPO) -> None:
+    done = subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True)
     if done.returncode != 0:
         sys.stderr.write(done.stdout + done.stderr)
         raise SystemExit(f"{' '.join(command[-3:])} failed ({done.returncode})")

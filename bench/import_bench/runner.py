@@ -1,7 +1,12 @@
 """Timed, alternating loads of one generated file: ogr2ogr, ``sifc import``, geopandas.
 
-Each method runs ``runs`` times in the order a, b, c, a, b, c, … so that drifts of a shared
-machine (page cache, other jobs, autovacuum) spread over all of them; medians are compared.
+``sifc@REF`` is ``sifc import`` as revision REF of our code has it (``bench.revision``: a git
+worktree run with the same virtual environment), on a template built by that revision's own
+migrations: ``--against REF`` compares the working tree with the commit a refactor started from.
+
+Each method runs ``runs`` times, alternating, the order rotating from run to run (a, b, c, then
+b, c, a, …) so that drifts of a shared machine (page cache, other jobs, autovacuum) spread over
+all of them and no method always follows the same one; medians are compared.
 Untimed between runs: the previous table or database is dropped and a ``CHECKPOINT`` flushes
 its writes, so that no run pays for another's I/O.
 """
@@ -24,8 +29,10 @@ from bench.import_bench.check import compare
 from bench.import_bench.databases import PLAIN, REPO, RUN, TEMPLATE, Server
 from bench.import_bench.generate import Dataset, generate
 from bench.import_bench.measure import Measurement, measure
+from bench.revision import Revision, materialise, migration_differences
 
 METHODS = ("ogr2ogr", "sifc", "geopandas")
+REVISION_PREFIX = "sifc@"
 STAGES = ("read", "stage", "validate", "commit")
 # Targets of the issue (stated at 200,000 parcels for the times, 1,000,000 for memory).
 MAX_RATIO_TO_OGR2OGR = 2.0
@@ -63,6 +70,8 @@ class Context:
     keep: bool
     python: str = field(default_factory=lambda: str(REPO / ".venv" / "bin" / "python"))
     sifc: str = field(default_factory=lambda: str(REPO / ".venv" / "bin" / "sifc"))
+    # Other revisions of our code by method name (``sifc@REF``), each with the template it built.
+    revisions: dict[str, tuple[Revision, str]] = field(default_factory=dict)
 
 
 def ensure_ogr2ogr() -> str:
@@ -124,15 +133,21 @@ def run_geopandas(ctx: Context, number: int) -> Run:
     return run
 
 
-def run_sifc(ctx: Context, number: int) -> Run:
-    ctx.server.clone(TEMPLATE, RUN)
+def run_sifc(ctx: Context, number: int, method: str = "sifc") -> Run:
+    revision, template = ctx.revisions.get(method, (None, TEMPLATE))
+    ctx.server.clone(template, RUN)
     _checkpoint(ctx.server)
-    report = ctx.work / f"sifc_{number}.report.json"
+    stem = method.replace("@", "_at_")
+    report = ctx.work / f"{stem}_{number}.report.json"
     report.unlink(missing_ok=True)
-    command = [ctx.sifc, "import", "parcels", str(ctx.dataset.shapefile), "--report", str(report),
-               "--rejects", str(ctx.work / f"sifc_{number}_rejets.gpkg")]
+    arguments = ["import", "parcels", str(ctx.dataset.shapefile), "--report", str(report),
+                 "--rejects", str(ctx.work / f"{stem}_{number}_rejets.gpkg")]
     env = ctx.server.sifc_environment(RUN)
-    run = _record("sifc", number, measure(command, env=env, cwd=REPO, logs=ctx.work / f"sifc_{number}"))
+    if revision is None:
+        command, cwd = [ctx.sifc, *arguments], REPO
+    else:
+        command, cwd, env = revision.command(*arguments), revision.tree, revision.environment(env)
+    run = _record(method, number, measure(command, env=env, cwd=cwd, logs=ctx.work / f"{stem}_{number}"))
     run.rows = _count_rows(ctx.server, RUN, "parcel_version")
     if report.exists():
         data = json.loads(report.read_bytes())
@@ -150,6 +165,17 @@ def run_sifc(ctx: Context, number: int) -> Run:
 RUNNERS = {"ogr2ogr": run_ogr2ogr, "sifc": run_sifc, "geopandas": run_geopandas}
 
 
+def run_method(ctx: Context, method: str, number: int) -> Run:
+    if method in ctx.revisions:
+        return run_sifc(ctx, number, method)
+    return RUNNERS[method](ctx, number)
+
+
+def is_sifc(method: str) -> bool:
+    """``sifc`` or another revision's ``sifc@REF``: runs checked against the ground truth."""
+    return method == "sifc" or method.startswith(REVISION_PREFIX)
+
+
 def _median(values: list[float]) -> float | None:
     return statistics.median(values) if values else None
 
@@ -162,12 +188,22 @@ def summarize(runs: list[Run], methods: list[str], parcels: int) -> dict[str, An
                   "runs": sum(1 for r in ok if r.method == m)} for m in methods}
     ratios: dict[str, float | None] = {}
     sifc_wall = median.get("sifc", {}).get("wall_s")
-    for other in ("ogr2ogr", "geopandas"):
+    for other in ("ogr2ogr", "geopandas", *(m for m in methods if m.startswith(REVISION_PREFIX))):
         other_wall = median.get(other, {}).get("wall_s")
         if sifc_wall and other_wall:
             ratios[f"sifc/{other}"] = sifc_wall / other_wall
-    staged = [r.timings for r in ok if r.method == "sifc" and r.timings]
-    stages = {s: _median([t.get(s, 0.0) for t in staged]) for s in STAGES} if staged else None
+    # Against another revision, also the median of the run-by-run ratios: each pair ran back to back,
+    # so a drift of the machine's load over the invocation cancels in it.
+    paired: dict[str, float | None] = {}
+    for other in (m for m in methods if m.startswith(REVISION_PREFIX)):
+        walls = {(r.method, r.run): r.wall_s for r in ok}
+        pairs = [walls[("sifc", n)] / walls[(other, n)] for (m, n) in walls if m == "sifc" and (other, n) in walls]
+        paired[f"sifc/{other}"] = _median(pairs)
+    stages_by_method = {}
+    for method in filter(is_sifc, methods):
+        staged = [r.timings for r in ok if r.method == method and r.timings]
+        stages_by_method[method] = {s: _median([t.get(s, 0.0) for t in staged]) for s in STAGES} if staged else None
+    stages = stages_by_method.get("sifc")
     targets: dict[str, Any] = {}
     if "sifc/ogr2ogr" in ratios:
         targets["sifc <= 2 x ogr2ogr"] = {"value": ratios["sifc/ogr2ogr"], "ok": ratios["sifc/ogr2ogr"]
@@ -181,8 +217,10 @@ def summarize(runs: list[Run], methods: list[str], parcels: int) -> dict[str, An
                                                 "stated_at": MEMORY_TARGET_PARCELS,
                                                 "applies": parcels >= MEMORY_TARGET_PARCELS}
     checks = [r.check for r in runs if r.check is not None]
-    return {"median": median, "ratios": ratios, "stages": stages, "targets": targets,
-            "truth_ok": bool(checks) and all(c["ok"] for c in checks) if "sifc" in methods else None}
+    return {"median": median, "ratios": ratios, "paired_ratios": paired, "stages": stages,
+            "stages_by_method": stages_by_method,
+            "targets": targets,
+            "truth_ok": bool(checks) and all(c["ok"] for c in checks) if any(map(is_sifc, methods)) else None}
 
 
 def _git() -> dict[str, Any]:
@@ -225,12 +263,20 @@ def render_markdown(result: dict[str, Any]) -> str:
         lines.append(f"| {method} | {_fmt(m['wall_s'])} | {walls} | {_fmt(m['max_rss_mib'], '{:.0f}')} |")
     lines += ["", "| ratio of medians | value |", "|---|---|"]
     lines += [f"| {k} | {v:.2f} |" for k, v in s["ratios"].items()]
-    if s["stages"]:
-        total = sum(v or 0 for v in s["stages"].values())
-        lines += ["", f"`sifc import` stages (medians of the report's `timings`; the CLI's start-up, "
-                      f"`sifc --help`, takes {result['sifc_startup_s']:.2f} s):", "",
-                  "| stage | s | share |", "|---|---|---|"]
-        lines += [f"| {k} | {_fmt(v)} | {100 * (v or 0) / total:.0f} % |" for k, v in s["stages"].items()]
+    lines += [f"| {k}, median of the runs' ratios (run by run) | {_fmt(v)} |"
+              for k, v in s.get("paired_ratios", {}).items()]
+    staged = {m: v for m, v in s.get("stages_by_method", {"sifc": s["stages"]}).items() if v}
+    if staged:
+        startups = result.get("startup_s", {"sifc": result["sifc_startup_s"]})
+        lines += ["", "`sifc import` stages (medians of the report's `timings`; the CLI's start-up, "
+                      "`sifc --help`, takes " + ", ".join(f"{startups[m]:.2f} s ({m})" for m in staged if m in startups)
+                  + "):", "",
+                  "| stage | " + " | ".join(f"{m} s | share" for m in staged) + " |",
+                  "|---|" + "---|---|" * len(staged)]
+        totals = {m: sum(v or 0 for v in stages.values()) or 1.0 for m, stages in staged.items()}
+        for stage in STAGES:
+            cells = [f"{_fmt(v[stage])} | {100 * (v[stage] or 0) / totals[m]:.0f} %" for m, v in staged.items()]
+            lines.append(f"| {stage} | " + " | ".join(cells) + " |")
     else:
         lines += ["", "`sifc import` stages: the report has no `timings`."]
     lines += ["", "| target | value | verdict |", "|---|---|---|"]
@@ -247,7 +293,7 @@ def render_markdown(result: dict[str, Any]) -> str:
     for r in checks:
         c = r["check"]
         found = ", ".join(f"{k} {v['found']}/{v['injected']}" for k, v in c["by_kind"].items())
-        lines.append(f"- run {r['run']}: {'OK' if c['ok'] else 'FAILED'} — defects found {found}; "
+        lines.append(f"- {r['method']} run {r['run']}: {'OK' if c['ok'] else 'FAILED'} — defects found {found}; "
                      f"missed {c['missed']}, wrong {c['wrong']}, not injected {c['unexpected']}"
                      + (", report incomplete" if c["incomplete"] else ""))
         lines += [f"  - {line}" for line in c["differences"][:8]]
@@ -257,19 +303,34 @@ def render_markdown(result: dict[str, Any]) -> str:
               f"shapely {env['versions']['shapely']} (GEOS {env['versions']['geos']}).",
               f"Code: {env['git']['commit'][:10]}" + (
                   f" + uncommitted changes in {', '.join(env['git']['uncommitted'])}"
-                  if env["git"]["uncommitted"] else ""), ""]
+                  if env["git"]["uncommitted"] else "")]
+    for label, rev in result.get("revisions", {}).items():
+        lines.append(f"{label}: {rev['commit'][:10]} from `{rev['tree']}`, its own template "
+                     f"`{rev['template']}`; migration files differing from the working tree's: "
+                     + (", ".join(rev["migrations_differing"]) or "none") + ".")
+    lines.append("")
     return "\n".join(lines)
 
 
 def main(args) -> int:
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    unknown = set(methods) - set(METHODS)
+    methods = [m.strip() for m in (args.methods or ",".join(METHODS)).split(",") if m.strip()]
+    if args.against and f"{REVISION_PREFIX}{args.against}" not in methods:
+        if not args.methods:  # --against alone: the working tree against the revision, ogr2ogr as the anchor
+            methods = ["ogr2ogr", "sifc"]
+        methods.append(f"{REVISION_PREFIX}{args.against}")
+    unknown = {m for m in methods if not m.startswith(REVISION_PREFIX)} - set(METHODS)
     if unknown:
         raise SystemExit(f"unknown methods: {', '.join(sorted(unknown))} (known: {', '.join(METHODS)})")
     server = Server.from_environment()
     if "ogr2ogr" in methods:
         ensure_ogr2ogr()
     server.ensure_template(rebuild=args.rebuild_template, log=log)
+    revisions: dict[str, tuple[Revision, str]] = {}
+    for method in methods:
+        if method.startswith(REVISION_PREFIX):
+            revision = materialise(method.removeprefix(REVISION_PREFIX), args.work_dir, log=log)
+            template = server.ensure_template(rebuild=args.rebuild_template, log=log, revision=revision)
+            revisions[method] = (revision, template)
     server.ensure_plain()
     dataset = generate(args.data_dir, parcels=args.parcels, defect_rate=args.defect_rate, seed=args.seed,
                        admin_url=server.url(TEMPLATE), force=args.regenerate, log=log)
@@ -277,20 +338,25 @@ def main(args) -> int:
     started = dt.datetime.now(dt.UTC)
     work = args.work_dir / f"{dataset.shapefile.stem}-{started:%Y%m%d-%H%M%S}"
     work.mkdir(parents=True, exist_ok=True)
-    ctx = Context(server, dataset, truth, work, args.keep)
+    ctx = Context(server, dataset, truth, work, args.keep, revisions=revisions)
     # The CLI's fixed cost (interpreter start, imports), part of every sifc wall time below.
     startup = measure([ctx.sifc, "--help"], env=None, cwd=REPO, logs=work / "sifc_startup").wall_s
+    startups = {"sifc": startup}
+    for method, (revision, _) in revisions.items():
+        startups[method] = measure(revision.command("--help"), env=revision.environment(dict(os.environ)),
+                                   cwd=revision.tree, logs=work / f"{method.replace('@', '_at_')}_startup").wall_s
     runs: list[Run] = []
     for number in range(1, args.runs + 1):
-        for method in methods:
-            run = RUNNERS[method](ctx, number)
+        shift = (number - 1) % len(methods)
+        for method in methods[shift:] + methods[:shift]:
+            run = run_method(ctx, method, number)
             runs.append(run)
             extra = ""
             if run.timings:
                 extra += " [" + ", ".join(f"{k} {v:.2f}" for k, v in run.timings.items()) + "]"
             if run.check is not None:
                 extra += " truth " + ("OK" if run.check["ok"] else f"FAILED ({run.check['differences_count']})")
-            log(f"run {number} {method:<9} {run.wall_s:7.2f} s  {run.max_rss_mib:6.0f} MiB"
+            log(f"run {number} {method:<14} {run.wall_s:7.2f} s  {run.max_rss_mib:6.0f} MiB"
                 + (f"  exit {run.returncode}" if run.returncode else "") + extra)
             if run.error:
                 log("    " + run.error.replace("\n", "\n    ")[-800:])
@@ -302,9 +368,17 @@ def main(args) -> int:
                                       "-lco GEOMETRY_NAME=geom -lco SPATIAL_INDEX=GIST --config PG_USE_COPY YES "
                                       "-overwrite",
                            "sifc": "sifc import parcels FILE --report R.json --rejects R.gpkg (fresh database)",
-                           "geopandas": "geopandas.read_file(FILE).to_postgis(table, engine)"},
+                           "geopandas": "geopandas.read_file(FILE).to_postgis(table, engine)",
+                           **{m: f"python -m {rev.cli_module} import parcels FILE --report R.json --rejects R.gpkg "
+                                 f"(PYTHONPATH and working directory {rev.tree}; fresh database from {template})"
+                              for m, (rev, template) in revisions.items()}},
+              "revisions": {m: {"ref": rev.ref, "commit": rev.commit, "tree": str(rev.tree),
+                                "cli_module": rev.cli_module, "template": template,
+                                "migrations_differing": migration_differences(rev)}
+                            for m, (rev, template) in revisions.items()},
               "environment": _environment(server),
               "sifc_startup_s": startup,
+              "startup_s": startups,
               "runs": [asdict(r) for r in runs],
               "summary": summarize(runs, methods, dataset.parcels)}
     markdown = render_markdown(result)

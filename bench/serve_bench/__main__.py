@@ -31,9 +31,12 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--results-dir", type=Path, default=BENCH / "results")
     parser.add_argument("--rebuild", action="store_true", help="drop and reload sifc_bench_serve")
     parser.add_argument("--enforce-targets", action="store_true", help="exit 3 when a target of the issue is missed")
-    parser.add_argument("--baseline-tree", type=Path,
-                        help="also serve our API from this source tree (e.g. `git worktree add /tmp/before "
-                             "COMMIT`), as side `sifc-base` in the same rounds: what the changes since gained")
+    parser.add_argument("--servers", help="comma-separated sides among sifc,tipg,pgbench (the default) and "
+                                          "sifc@REF: our service at git revision REF; sifc is required")
+    parser.add_argument("--against", metavar="REF",
+                        help="also serve our API as git revision REF (or an existing source tree's path) has it, "
+                             "side sifc@REF in the same rounds, e.g. the commit a refactor started from; "
+                             "alone: sides sifc,sifc@REF")
     parser.add_argument("--profile", choices=("items", "at", "tiles"),
                         help="instead of the benchmark: sample our service with py-spy under this case's load")
     parser.add_argument("--top", type=int, default=30, help="functions listed by --profile")

@@ -61,7 +61,7 @@ def main(args) -> int:
     paths = work / f"{args.case}.paths"
     paths.write_text("\n".join(_paths(inp, args.tile_properties)[args.case]["sifc"]) + "\n")
     ours = servers.sifc(server.url(database.DATABASE, service=True), server.url(database.DATABASE),
-                        pool_size=args.pool_size, work=work, extra_env={})
+                        pool_size=args.pool_size, work=work)
     stem = f"serve-profile-{args.case}-{started:%Y%m%d-%H%M%S}"
     raw = work / f"{stem}.raw"  # about 1 MB: kept with the run's logs (bench/work), not in results
     args.results_dir.mkdir(parents=True, exist_ok=True)

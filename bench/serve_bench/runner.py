@@ -21,11 +21,13 @@ from pathlib import Path
 from typing import Any
 
 from bench.import_bench.databases import REPO, Server
+from bench.revision import materialise, migration_differences
 from bench.serve_bench import database, load, servers
 from bench.serve_bench import inputs as inputs_module
 from bench.serve_bench.capture import capture
 
 CASES = ("items", "at", "tiles")
+SIDES = ("sifc", "tipg", "pgbench")  # and sifc@REF: our service at git revision REF
 # The issue's targets: (case, numerator, denominator, minimum ratio).
 TARGETS = [("items", "sifc", "tipg", 5.0), ("items", "sifc", "pgbench", 0.8), ("tiles", "sifc", "tipg", 1.2),
            ("at", "sifc", "pgbench", 0.15)]
@@ -67,37 +69,60 @@ def tiles_available(base: str, inp: inputs_module.Inputs) -> bool:
     return _get(base + TILES_PATH.format(z=z, x=x, y=y))[0] in (200, 204)
 
 
-def check_bodies(sifc_base: str, tipg_base: str, paths, inp: inputs_module.Inputs, cases: list[str],
+def check_bodies(bases: dict[str, str], paths, inp: inputs_module.Inputs, cases: list[str],
                  sample: int = 10) -> dict[str, Any]:
-    """Answers of both services on a sample of the inputs, against the database's own counts."""
+    """Answers of every service on a sample of the inputs, against the database's own counts.
+
+    ``bases`` maps sides to base URLs: ``sifc`` (required), ``tipg`` and other revisions of ours
+    (``sifc@REF``), which must give the same parcels as ``sifc`` (the same tiles' features too).
+    """
     checks: dict[str, Any] = {}
     problems: list[str] = []
+    revisions = [side for side in bases if side.startswith("sifc@")]
+
+    def feature_ids(side: str, case: str, i: int) -> tuple[int, dict[str, Any], set[str]]:
+        listed = "sifc" if side in revisions else side
+        status, body = _get(bases[side] + paths[case][listed][i])
+        document = json.loads(body) if body else {}
+        return status, document, {str(f["id"]) for f in document.get("features", [])}
+
     if "items" in cases:
         rows = []
         for i in range(sample):
-            s_status, s_body = _get(sifc_base + paths["items"]["sifc"][i])
-            t_status, t_body = _get(tipg_base + paths["items"]["tipg"][i])
-            ours, theirs = json.loads(s_body), json.loads(t_body)
-            s_ids = {f["id"] for f in ours.get("features", [])}
-            t_ids = {str(f["id"]) for f in theirs.get("features", [])}
-            rows.append({"expected": inp.bbox_counts[i], "sifc": ours.get("numberReturned"),
-                         "tipg": theirs.get("numberReturned"), "same_ids": s_ids == t_ids,
-                         "status": [s_status, t_status]})
-            # TiPg filters with the UTM rectangle enclosing the projected bbox (pyproj's transform_bounds),
-            # we with the bbox itself projected: TiPg finds the same parcels and a few more along the edges.
-            rows[-1]["tipg_has_ours"] = s_ids <= t_ids
-            if not (s_status == t_status == 200 and ours.get("numberReturned") == inp.bbox_counts[i]
-                    == len(s_ids) and s_ids <= t_ids and len(t_ids) <= 1.05 * len(s_ids)):
-                problems.append(f"items {i}: {rows[-1]}")
+            s_status, ours, s_ids = feature_ids("sifc", "items", i)
+            row: dict[str, Any] = {"expected": inp.bbox_counts[i], "sifc": ours.get("numberReturned"),
+                                   "status": {"sifc": s_status}}
+            if not (s_status == 200 and ours.get("numberReturned") == inp.bbox_counts[i] == len(s_ids)):
+                problems.append(f"items {i}: sifc {row}")
+            if "tipg" in bases:
+                t_status, theirs, t_ids = feature_ids("tipg", "items", i)
+                # TiPg filters with the UTM rectangle enclosing the projected bbox (pyproj's transform_bounds),
+                # we with the bbox itself projected: TiPg finds the same parcels and a few more along the edges.
+                row.update(tipg=theirs.get("numberReturned"), same_ids=s_ids == t_ids, tipg_has_ours=s_ids <= t_ids)
+                row["status"]["tipg"] = t_status
+                if not (t_status == 200 and s_ids <= t_ids and len(t_ids) <= 1.05 * len(s_ids)):
+                    problems.append(f"items {i}: tipg {row}")
+            for side in revisions:
+                r_status, _, r_ids = feature_ids(side, "items", i)
+                row[side] = len(r_ids)
+                row["status"][side] = r_status
+                if r_status != 200 or r_ids != s_ids:
+                    problems.append(f"items {i}: {side} answers other parcels than sifc ({len(r_ids)}/{len(s_ids)})")
+            rows.append(row)
         checks["items"] = rows
     if "at" in cases:
         rows = []
         for i in range(sample):
-            status, body = _get(sifc_base + paths["at"]["sifc"][i])
-            returned = json.loads(body).get("numberReturned")
-            rows.append({"status": status, "numberReturned": returned})
-            if status != 200 or returned != 1:
-                problems.append(f"at {i}: {rows[-1]}")
+            status, body, ids = feature_ids("sifc", "at", i)
+            row = {"status": status, "numberReturned": body.get("numberReturned")}
+            if status != 200 or row["numberReturned"] != 1:
+                problems.append(f"at {i}: {row}")
+            for side in revisions:
+                r_status, _, r_ids = feature_ids(side, "at", i)
+                row[side] = {"status": r_status, "same": r_ids == ids}
+                if r_status != 200 or r_ids != ids:
+                    problems.append(f"at {i}: {side} answers {r_status} {sorted(r_ids)}, sifc {sorted(ids)}")
+            rows.append(row)
         checks["at"] = rows
     if "tiles" in cases:
         import mapbox_vector_tile
@@ -105,16 +130,21 @@ def check_bodies(sifc_base: str, tipg_base: str, paths, inp: inputs_module.Input
         rows = []
         for i in range(sample):
             counts = {}
-            for side, base in (("sifc", sifc_base), ("tipg", tipg_base)):
-                status, body = _get(base + paths["tiles"][side][i])
+            for side, base in bases.items():
+                listed = "sifc" if side in revisions else side
+                status, body = _get(base + paths["tiles"][listed][i])
                 layers = mapbox_vector_tile.decode(body) if status == 200 and body else {}
                 counts[side] = {"status": status, "bytes": len(body),
                                 "features": sum(len(layer["features"]) for layer in layers.values()),
                                 "properties": sorted({k for layer in layers.values() for f in layer["features"]
                                                       for k in f["properties"]})}
             rows.append(counts)
-            if counts["sifc"]["status"] not in (200, 204) or counts["tipg"]["status"] not in (200, 204):
+            if any(c["status"] not in (200, 204) for c in counts.values()):
                 problems.append(f"tiles {i}: {counts}")
+            for side in revisions:
+                if (counts[side]["features"], counts[side]["properties"]) != (counts["sifc"]["features"],
+                                                                              counts["sifc"]["properties"]):
+                    problems.append(f"tiles {i}: {side} {counts[side]}, sifc {counts['sifc']}")
         checks["tiles"] = rows
     checks["problems"] = problems
     return checks
@@ -133,6 +163,12 @@ def _cpu_seconds(pid: int | None) -> float | None:
 def _median(values: list[float | None]) -> float | None:
     kept = [v for v in values if v is not None]
     return statistics.median(kept) if kept else None
+
+
+def _paired(runs: list[load.Result], others: list[load.Result]) -> float | None:
+    """Median of the round-by-round ratios of the rates (both sides ran in the same round, one after the other)."""
+    theirs = {r.round: r.rate for r in others}
+    return _median([r.rate / theirs[r.round] for r in runs if theirs.get(r.round)])
 
 
 def summarize(results: list[load.Result]) -> dict[str, Any]:
@@ -154,9 +190,20 @@ def summarize(results: list[load.Result]) -> dict[str, Any]:
             summary["ratios"][f"{case}: {num}/{den}"] = value
             summary["targets"].append({"case": case, "ratio": f"{num}/{den}", "value": value, "minimum": minimum,
                                        "ok": value >= minimum})
+    # Another revision of ours: ratios of medians, working tree over revision (requests/s: above 1 is faster;
+    # latencies: below 1 is faster).
+    summary["revisions"] = {}
     for case, sides in summary["sides"].items():
-        if "sifc-base" in sides and sides["sifc-base"]["rate"]:
-            summary["ratios"][f"{case}: sifc/sifc-base"] = sides["sifc"]["rate"] / sides["sifc-base"]["rate"]
+        for side, other in sides.items():
+            if not side.startswith("sifc@") or "sifc" not in sides:
+                continue
+            ours = sides["sifc"]
+            summary["revisions"].setdefault(side, {})[case] = {
+                **{key: ours[key] / other[key] if ours[key] is not None and other[key] else None
+                   for key in ("rate", "p50_ms", "p99_ms", "cpu_ms_per_request")},
+                "rate_paired": _paired(table[case]["sifc"], table[case][side])}
+            if other["rate"]:
+                summary["ratios"][f"{case}: sifc/{side}"] = ours["rate"] / other["rate"]
     at = summary["sides"].get("at", {}).get("sifc")
     if at and at["p99_ms"] is not None:
         summary["targets"].append({"case": "at", "ratio": "p99 (ms)", "value": at["p99_ms"],
@@ -173,7 +220,8 @@ def render_markdown(result: dict[str, Any]) -> str:
     lines = [f"# Serving benchmark — {result['parcels']:,} parcels", "",
              f"{result['started']} · {result['rounds']} alternating rounds of {result['duration_s']} s per side · "
              f"{result['connections']} clients, {result['threads']} client threads · 1 uvicorn worker each · "
-             f"database pool {result['pool_size']} each · TiPg {result['versions'].get('tipg')}", "",
+             f"database pool {result['pool_size']} each"
+             + (f" · TiPg {result['versions']['tipg']}" if result["versions"].get("tipg") else ""), "",
              "| case | side | req/s (median) | rounds | p50 ms | p99 ms | errors | server CPU ms/req | bytes/req |",
              "|---|---|---|---|---|---|---|---|---|"]
     for case, sides in s["sides"].items():
@@ -185,28 +233,41 @@ def render_markdown(result: dict[str, Any]) -> str:
     for t in s["targets"]:
         bound = f"≥ {t['minimum']}" if "minimum" in t else f"≤ {t['maximum']}"
         lines.append(f"| {t['case']}: {t['ratio']} {bound} | {t['value']:.2f} | {'met' if t['ok'] else 'MISSED'} |")
-    gains = {k: v for k, v in s["ratios"].items() if "sifc-base" in k}
-    if gains:
-        lines += ["", f"`sifc-base`: our service from `{result.get('baseline_tree')}` "
-                      f"({result.get('baseline_commit', '')[:10]}), in the same rounds.", "",
-                  "| gain | ratio of medians |", "|---|---|"]
-        lines += [f"| {k} | {v:.2f} |" for k, v in gains.items()]
+    for side, by_case in s.get("revisions", {}).items():
+        revision = result["revisions"][side]
+        lines += ["", f"`{side}`: our service at {revision['commit'][:10]} (`{revision['tree']}`), same database, "
+                      "in the same rounds. Ratios of medians, working tree / revision (req/s above 1: the working "
+                      "tree is faster; latencies and CPU below 1: the working tree is faster):", "",
+                  "| case | req/s | req/s, median of the rounds' ratios | p50 | p99 | server CPU/req |",
+                  "|---|---|---|---|---|---|"]
+        lines += [f"| {case} | {_fmt(r['rate'], '{:.3f}')} | {_fmt(r['rate_paired'], '{:.3f}')} | "
+                  f"{_fmt(r['p50_ms'], '{:.3f}')} | {_fmt(r['p99_ms'], '{:.3f}')} | "
+                  f"{_fmt(r['cpu_ms_per_request'], '{:.3f}')} |" for case, r in by_case.items()]
+        lines += ["", "Migration files differing from the working tree's: "
+                  + (", ".join(revision["migrations_differing"]) or "none") + "."]
     checks = result["checks"]
     lines += ["", "Answers checked on a sample before the rounds: "
               + ("all right." if not checks["problems"] else f"{len(checks['problems'])} problems: "
                  + "; ".join(checks["problems"][:5]))]
-    if checks.get("items"):
+    if checks.get("items") and "tipg" in checks["items"][0]:
         lines.append("- items: parcels per bbox (database / sifc / TiPg): "
                      + ", ".join(f"{r['expected']}/{r['sifc']}/{r['tipg']}" for r in checks["items"])
                      + "; every parcel we return is in TiPg's answer: "
                      + str(all(r["tipg_has_ours"] for r in checks["items"])))
+    elif checks.get("items"):
+        lines.append("- items: parcels per bbox (database / sifc): "
+                     + ", ".join(f"{r['expected']}/{r['sifc']}" for r in checks["items"]))
     if checks.get("tiles"):
-        lines.append("- tiles: features per tile (sifc / TiPg): "
-                     + ", ".join(f"{r['sifc']['features']}/{r['tipg']['features']}" for r in checks["tiles"])
-                     + f"; attributes sifc {checks['tiles'][0]['sifc']['properties']}, "
-                       f"TiPg {checks['tiles'][0]['tipg']['properties']}")
-    lines += ["", "pgbench replays the statement the endpoint sends (captured from the app, bound variables, "
-                  "`-M prepared`):", ""]
+        lines.append("- tiles: features per tile (" + " / ".join(checks["tiles"][0]) + "): "
+                     + ", ".join("/".join(str(c["features"]) for c in r.values()) for r in checks["tiles"])
+                     + "; attributes " + ", ".join(f"{side} {c['properties']}"
+                                                   for side, c in checks["tiles"][0].items()))
+    for side in result.get("revisions", {}):
+        lines.append(f"- {side}: the same parcels as sifc for every bbox and point, the same features per tile"
+                     + (": yes." if not any(side in p for p in checks["problems"]) else ": NO (see above)."))
+    if result["sql"]:
+        lines += ["", "pgbench replays the statement the endpoint sends (captured from the app, bound variables, "
+                      "`-M prepared`):", ""]
     for case, sql in result["sql"].items():
         lines += [f"- {case}: `{' '.join(sql['statement'].split())[:300]}…` — the request sends "
                   f"{len(sql['all_statements'])} statements through cursors: "
@@ -228,13 +289,32 @@ def _git(tree: Path | None = None) -> dict[str, Any]:
                             .splitlines()]}
 
 
+def _sides(args) -> list[str]:
+    """The sides asked for (``--servers``), with ``sifc@REF`` of ``--against`` added; ``sifc`` is always one."""
+    sides = [s.strip() for s in (args.servers or ",".join(SIDES)).split(",") if s.strip()]
+    if args.against and f"sifc@{args.against}" not in sides:
+        if not args.servers:  # --against alone: our service against the revision, nothing else
+            sides = ["sifc"]
+        sides.append(f"sifc@{args.against}")
+    unknown = {s for s in sides if not s.startswith("sifc@")} - set(SIDES)
+    if unknown or "sifc" not in sides:
+        raise SystemExit(f"--servers: {', '.join(sorted(unknown)) or 'sifc missing'} "
+                         f"(known: {', '.join(SIDES)}, sifc@REF; sifc is required)")
+    return sides
+
+
 def main(args) -> int:
     cases = [c.strip() for c in args.cases.split(",") if c.strip()]
     if set(cases) - set(CASES):
         raise SystemExit(f"unknown cases {set(cases) - set(CASES)} (known: {', '.join(CASES)})")
+    wanted = _sides(args)
     load.ensure_tool("wrk", "wrk", log)
-    load.ensure_tool("pgbench", "postgresql-client", log)
-    servers.ensure_tipg(log)
+    if "pgbench" in wanted:
+        load.ensure_tool("pgbench", "postgresql-client", log)
+    if "tipg" in wanted:
+        servers.ensure_tipg(log)
+    revisions = {side: materialise(side.removeprefix("sifc@"), args.work_dir, log=log)
+                 for side in wanted if side.startswith("sifc@")}
     server = Server.from_environment()
     loaded = database.ensure(server, parcels=args.parcels, seed=args.seed, data_dir=args.data_dir,
                              rebuild=args.rebuild, log=log)
@@ -250,24 +330,21 @@ def main(args) -> int:
         for side, lines in sides.items():
             (work / f"{case}.{side}.paths").write_text("\n".join(lines) + "\n")
 
-    ours = servers.sifc(service_url, admin_url, pool_size=args.pool_size, work=work, extra_env={})
-    theirs = servers.tipg(service_url, pool_size=args.pool_size, work=work)
-    # Our service as another source tree has it (an older commit's worktree), side by side in the same rounds.
-    base = None
-    if args.baseline_tree:
-        base = servers.sifc(service_url, admin_url, pool_size=args.pool_size, work=work,
-                            extra_env={"PYTHONPATH": str(args.baseline_tree.resolve())})
-        base.name, base.log = "sifc-base", work / "sifc-base.log"
+    # Our service, TiPg, and our service as other revisions have it (their worktrees), all on the same database.
+    services = {"sifc": servers.sifc(service_url, admin_url, pool_size=args.pool_size, work=work)}
+    if "tipg" in wanted:
+        services["tipg"] = servers.tipg(service_url, pool_size=args.pool_size, work=work)
+    for side, revision in revisions.items():
+        services[side] = servers.sifc(service_url, admin_url, pool_size=args.pool_size, work=work, revision=revision)
     results: list[load.Result] = []
     try:
-        ours.start()
-        theirs.start()
-        if base is not None:
-            base.start()
-        if "tiles" in cases and not tiles_available(ours.base, inp):
-            log("our tile route does not answer yet: the tiles case is skipped")
-            cases.remove("tiles")
-        checks = check_bodies(ours.base, theirs.base, paths, inp, cases)
+        for service in services.values():
+            service.start()
+        for side, service in services.items():
+            if side != "tipg" and "tiles" in cases and not tiles_available(service.base, inp):
+                log(f"the tile route of {side} does not answer: the tiles case is skipped")
+                cases.remove("tiles")
+        checks = check_bodies({side: service.base for side, service in services.items()}, paths, inp, cases)
         for problem in checks["problems"]:
             log(f"CHECK: {problem}")
         # The statements pgbench replays, captured from the app on the same inputs.
@@ -276,7 +353,7 @@ def main(args) -> int:
         variables = {"items": [dict(zip(("x0", "y0", "x1", "y1"), b, strict=True)) for b in inp.bboxes],
                      "at": [{"lon": lon, "lat": lat} for lon, lat in inp.points],
                      "tiles": [{"z": z, "x": x, "y": y} for z, x, y in inp.tiles]}
-        for case in cases:
+        for case in cases if "pgbench" in wanted else []:
             try:
                 found = capture(service_url, [paths[case]["sifc"][0]], [variables[case][0]])[0]
             except SystemExit as error:
@@ -287,9 +364,8 @@ def main(args) -> int:
             sql[case] = {"statement": found.statement, "constants": constants, "all_statements": found.all_statements}
             scripts[case] = load.write_pgbench_script(work / "pgbench", case, found.statement, constants,
                                                       variables[case])
-        sides_of = {case: [s for s in ("sifc", "tipg") if s in paths[case]] + (["pgbench"] if case in scripts else [])
-                    + (["sifc-base"] if base is not None else []) for case in cases}
-        services = {"sifc": ours, "tipg": theirs, **({"sifc-base": base} if base is not None else {})}
+        sides_of = {case: [s for s in wanted if s in services and (s in revisions or s in paths[case])]
+                    + (["pgbench"] if case in scripts else []) for case in cases}
 
         def one(case: str, side: str, number: int, duration: int) -> load.Result:
             if side == "pgbench":
@@ -297,7 +373,7 @@ def main(args) -> int:
                                     connections=args.connections, threads=args.threads, log_dir=work / "pgbench")
             service = services[side]
             cpu = _cpu_seconds(service.pid)
-            listed = "sifc" if side == "sifc-base" else side
+            listed = "sifc" if side in revisions else side
             result = load.wrk(service.base, work / f"{case}.{listed}.paths", case=case, side=side, number=number,
                               duration=duration, connections=args.connections, threads=args.threads)
             after = _cpu_seconds(service.pid)
@@ -316,18 +392,16 @@ def main(args) -> int:
                 for side in order[shift:] + order[:shift]:
                     result = one(case, side, number, args.duration)
                     results.append(result)
-                    log(f"round {number} {case:<5} {side:<7} {result.rate:8.1f}/s  p50 {_fmt(result.p50_ms, '{:.2f}')}"
+                    log(f"round {number} {case:<5} {side:<14} {result.rate:8.1f}/s  p50 {_fmt(result.p50_ms, '{:.2f}')}"
                         f" ms  p99 {_fmt(result.p99_ms, '{:.2f}')} ms" + (f"  errors {result.errors}"
                                                                          if result.errors else ""))
     finally:
-        ours.stop()
-        theirs.stop()
-        if base is not None:
-            base.stop()
+        for service in services.values():
+            service.stop()
     with server.admin(database.DATABASE) as conn:
         versions = {"postgresql": conn.execute("SHOW server_version").fetchone()[0],
                     "postgis": conn.execute("SELECT postgis_lib_version()").fetchone()[0],
-                    "tipg": servers.tipg_version(),
+                    "tipg": servers.tipg_version() if "tipg" in services else None,
                     "wrk": subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.split("\n")[0]}
     result = {"started": f"{started:%Y-%m-%d %H:%M} UTC", "parcels": loaded.parcels, "rounds": args.rounds,
               "duration_s": args.duration, "connections": args.connections, "threads": args.threads,
@@ -335,8 +409,9 @@ def main(args) -> int:
               "bbox_side_m": inp.bbox_side_m, "bbox_parcels_median": statistics.median(inp.bbox_counts),
               "points": len(inp.points), "tiles": len(inp.tiles), "tile_properties": args.tile_properties},
               "versions": versions, "environment": {"cpus": os.cpu_count(), "platform": platform.platform()},
-              "git": _git(), "checks": checks, "sql": sql, "baseline_tree": str(args.baseline_tree or ""),
-              "baseline_commit": _git(args.baseline_tree)["commit"] if args.baseline_tree else "",
+              "git": _git(), "checks": checks, "sql": sql, "sides": wanted,
+              "revisions": {side: {"ref": r.ref, "commit": r.commit, "tree": str(r.tree), "cli_module": r.cli_module,
+                                   "migrations_differing": migration_differences(r)} for side, r in revisions.items()},
               "results": [asdict(r) for r in results]}
     result["summary"] = summarize(results)
     markdown = render_markdown(result)
@@ -346,7 +421,7 @@ def main(args) -> int:
     (args.results_dir / f"{stem}.json").write_text(json.dumps(result, ensure_ascii=False, indent=1, default=str))
     (args.results_dir / f"{stem}.md").write_text(markdown)
     log(f"results: {args.results_dir / stem}.md / .json")
-    # Errors of our service or pgbench fail the run; TiPg's (timeouts under load) are only reported.
+    # Errors of our services or pgbench fail the run; TiPg's (timeouts under load) are only reported.
     if checks["problems"] or any(sum(r.errors.values()) for r in results if r.side != "tipg"):
         return 1
     if args.enforce_targets and not all(t["ok"] for t in result["summary"]["targets"]):

@@ -7,6 +7,12 @@
   as the same role to the same database, ``TIPG_DB_MIN_CONN_SIZE = TIPG_DB_MAX_CONN_SIZE`` = the
   same pool size, exposing only the view ``public.parcel`` (the current versions) with
   ``parcel_id`` as its key.
+- **sifc@REF**: our service as git revision REF has it (``bench.revision``), started the same way
+  on the same database, with the revision's worktree first on ``PYTHONPATH`` and as its directory.
+
+Each of our services gets a signing-key file of its own under the run's work directory
+(``SIFC_KEY_FILE``, made on its first start): none reads or writes the user's keys, and two
+revisions never share a file whose format one of them might not accept.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.import_bench.databases import REPO
+from bench.revision import Revision
 
 HERE = Path(__file__).resolve().parent
 TIPG_VENV = HERE / ".venv-tipg"
@@ -41,6 +48,7 @@ class Service:
     log: Path
     port: int = field(default_factory=free_port)
     process: subprocess.Popen | None = None
+    cwd: Path = REPO
 
     @property
     def base(self) -> str:
@@ -49,7 +57,7 @@ class Service:
     def start(self, timeout: float = 120.0) -> None:
         self.log.parent.mkdir(parents=True, exist_ok=True)
         with self.log.open("ab") as out:
-            self.process = subprocess.Popen(self.command + ["--port", str(self.port)], env=self.env, cwd=REPO,
+            self.process = subprocess.Popen(self.command + ["--port", str(self.port)], env=self.env, cwd=self.cwd,
                                             stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -78,12 +86,18 @@ class Service:
         return self.process.pid if self.process else None
 
 
-def sifc(service_url: str, admin_url: str, *, pool_size: int, work: Path, extra_env: dict[str, str]) -> Service:
+def sifc(service_url: str, admin_url: str, *, pool_size: int, work: Path, revision: Revision | None = None) -> Service:
+    """Our service, from the working tree or, with ``revision``, from that revision's worktree."""
+    name = "sifc" if revision is None else revision.label
+    stem = name.replace("@", "_at_")
     env = dict(os.environ, SIFC_DATABASE_URL=service_url, SIFC_ADMIN_DATABASE_URL=admin_url,
                SIFC_POOL_SIZE=str(pool_size), SIFC_IMPORT_WORKERS="0", SIFC_ENVIRONMENT="development",
-               **extra_env)
-    command = [str(REPO / ".venv" / "bin" / "sifc"), "serve", "--host", "127.0.0.1", "--import-workers", "0"]
-    return Service("sifc", command, env, "/health", work / "sifc.log")
+               SIFC_KEY_FILE=str((work / f"{stem}-keys" / "signing-keys.json").resolve()))
+    arguments = ["serve", "--host", "127.0.0.1", "--import-workers", "0"]
+    if revision is None:
+        return Service(name, [str(REPO / ".venv" / "bin" / "sifc"), *arguments], env, "/health", work / f"{stem}.log")
+    return Service(name, revision.command(*arguments), revision.environment(env), "/health", work / f"{stem}.log",
+                   cwd=revision.tree)
 
 
 def ensure_tipg(log=print) -> None:
