@@ -11,6 +11,7 @@ from rich.table import Table
 from sqlalchemy import text as text_sql
 
 from cli.common import database, operator, out, say
+from sifc.crs import STORAGE_SRID
 
 parcels_app = typer.Typer(help="Mutations de parcelles : morcellement, fusion, lotissement, rectification ; "
                           "filiation.", no_args_is_help=True)
@@ -37,7 +38,7 @@ def _children_file(path: Path, crs: str | None) -> list:  # type: ignore[type-ar
         if crs is None:
             raise ImportRejected("mutation.file_without_crs", path=str(path))
         frame = frame.set_crs(crs)
-    frame = frame.to_crs(32628)
+    frame = frame.to_crs(STORAGE_SRID)
     columns = {c.lower(): c for c in frame.columns if c != frame.geometry.name}
     children = []
     for _, row in frame.iterrows():
@@ -57,7 +58,7 @@ def _mutation_data(date_: str | None, sources: list[str], reason: str):  # type:
         occurred = date.fromisoformat(date_) if date_ else date.today()
     except ValueError as error:
         raise InvalidInput("mutation.bad_date", date=date_) from error
-    return MutationInput(occurred_on=occurred, source_ids=sources, reason=reason, input_crs=32628)
+    return MutationInput(occurred_on=occurred, source_ids=sources, reason=reason, input_crs=STORAGE_SRID)
 
 
 def _rights_decisions(carry: list[str] | None, close: list[str] | None) -> dict:  # type: ignore[type-arg]

@@ -13,8 +13,16 @@ clipping changes no answer: a shape entirely outside becomes empty and matches n
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 STORAGE_SRID = 32628
+"""WGS 84 / UTM zone 28N, the metric CRS of Senegalese survey data: the one definition in code.
+
+SQL takes it from here (interpolated from this constant, or bound); the migrations, being the
+schema, write the number themselves.
+"""
+OutputCrs = Literal[4326, 32628]
+"""The SRIDs an answer may be given in: WGS 84 and the storage CRS (a ``Literal`` spells the number)."""
 # West, south, east, north (WGS 84): ±10° around the zone's central meridian, 5°N to 25°N.
 DOMAIN_4326 = (-25.0, 5.0, -5.0, 25.0)
 # Densify before transforming: 0.1° (about 11 km) chords, or 10 km in projected CRSs, keep

@@ -32,6 +32,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from sifc.auth.principal import Principal
+from sifc.crs import STORAGE_SRID
 from sifc.db import act_as
 from sifc.imports.parcels import ParcelImportOptions, import_parcels
 from sifc.settings import Settings
@@ -95,10 +96,10 @@ def _choice(rng: random.Random, weighted: list[tuple[str, int]]) -> str:
 
 
 def _parcels_for(session: Session, code: str, centre: tuple[float, float]) -> list[dict[str, object]]:
-    row = session.execute(text("""
+    row = session.execute(text(f"""
         SELECT ST_AsBinary(ST_Buffer(geom, -10)) AS inner_geom,
-               ST_X(ST_Transform(ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), 32628)) AS x,
-               ST_Y(ST_Transform(ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), 32628)) AS y
+               ST_X(ST_Transform(ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), {STORAGE_SRID})) AS x,
+               ST_Y(ST_Transform(ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), {STORAGE_SRID})) AS y
         FROM commune WHERE code = :code AND geom IS NOT NULL
     """), {"code": code, "lon": centre[0], "lat": centre[1]}).first()
     if row is None:
@@ -329,7 +330,7 @@ def load_demo(session: Session) -> DemoOutcome | None:
     if already_loaded(session):
         return None
     records = [p for code, centre in PILOTS.items() for p in _parcels_for(session, code, centre)]
-    frame = gpd.GeoDataFrame(records, geometry="geometry", crs="EPSG:32628")
+    frame = gpd.GeoDataFrame(records, geometry="geometry", crs=STORAGE_SRID)
     with tempfile.TemporaryDirectory(prefix="sifc-demo-") as folder:
         path = Path(folder) / DEMO_FILE
         frame.to_file(path, layer="parcelles", driver="GPKG")

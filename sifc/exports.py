@@ -36,6 +36,7 @@ import pyarrow as pa
 from sqlalchemy import Row, text
 from sqlalchemy.orm import Session
 
+from sifc.crs import STORAGE_SRID
 from sifc.errors import InvalidInput, NotFound
 from sifc.ogc import PARCEL_QUERYABLES, feature_condition
 from sifc.ogc_filter import parse as parse_filter
@@ -53,10 +54,10 @@ BATCH_SIZE = 500
 # Arrow buffers from malloc rather than pyarrow's default mimalloc, which keeps the pages it
 # freed in a heap per thread (about 7 MiB more per export thread, for no gain in speed here).
 ARROW_POOL = pa.system_memory_pool()
-SUPPORTED_CRS = {"EPSG:4326": 4326, "EPSG:32628": 32628}
+SUPPORTED_CRS = {"EPSG:4326": 4326, f"EPSG:{STORAGE_SRID}": STORAGE_SRID}
 # Coordinates written as text (GeoJSON, WKT): about a millimetre, so a round trip stays well
 # within a centimetre. Binary formats carry full doubles.
-TEXT_DIGITS = {4326: 8, 32628: 3}
+TEXT_DIGITS = {4326: 8, STORAGE_SRID: 3}
 
 
 @dataclass(frozen=True)
@@ -78,10 +79,10 @@ class ExportFormat:
 
 FORMATS: dict[str, ExportFormat] = {f.name: f for f in (
     ExportFormat("geojson", "GeoJSON", ".geojson", "application/geo+json", 4326, None),
-    ExportFormat("gpkg", "GeoPackage", ".gpkg", "application/geopackage+sqlite3", 32628, "GPKG"),
-    ExportFormat("shp", "Shapefile (zip)", ".shp.zip", "application/zip", 32628, "ESRI Shapefile"),
-    ExportFormat("csv", "CSV (WKT)", ".csv", "text/csv; charset=utf-8", 32628, None),
-    ExportFormat("fgb", "FlatGeobuf", ".fgb", "application/flatgeobuf", 32628, "FlatGeobuf"),
+    ExportFormat("gpkg", "GeoPackage", ".gpkg", "application/geopackage+sqlite3", STORAGE_SRID, "GPKG"),
+    ExportFormat("shp", "Shapefile (zip)", ".shp.zip", "application/zip", STORAGE_SRID, "ESRI Shapefile"),
+    ExportFormat("csv", "CSV (WKT)", ".csv", "text/csv; charset=utf-8", STORAGE_SRID, None),
+    ExportFormat("fgb", "FlatGeobuf", ".fgb", "application/flatgeobuf", STORAGE_SRID, "FlatGeobuf"),
 )}
 # Shapefile: fields as wide as their longest value, UTF-8 declared in the .cpg. FlatGeobuf: no
 # spatial index, because GDAL keeps about 1 KB per feature in memory until it writes one (30 000
@@ -139,7 +140,7 @@ class ExportStats:
     """What an export wrote (filled in as it goes)."""
 
     features: int = 0
-    srid: int = 32628
+    srid: int = STORAGE_SRID
 
 
 def get_format(name: str) -> ExportFormat:
@@ -220,7 +221,7 @@ def filename(fmt: ExportFormat, selection: Selection, day: date | None = None) -
 # --- reading ------------------------------------------------------------------------------
 
 def _geometry(srid: int) -> str:
-    return "t.geom" if srid == 32628 else f"ST_Transform(t.geom, {int(srid)})"
+    return "t.geom" if srid == STORAGE_SRID else f"ST_Transform(t.geom, {int(srid)})"
 
 
 def _batches(session: Session, selection: Selection, columns: str,
@@ -295,7 +296,7 @@ def _csv_value(value: Any) -> Any:
     return value
 
 
-def iter_csv(session: Session, selection: Selection, *, srid: int = 32628, batch_size: int = BATCH_SIZE,
+def iter_csv(session: Session, selection: Selection, *, srid: int = STORAGE_SRID, batch_size: int = BATCH_SIZE,
              stats: ExportStats | None = None) -> Iterator[bytes]:
     """CSV (RFC 4180, UTF-8, comma): the public columns, then ``wkt``, the geometry in ``srid``."""
     stats = stats if stats is not None else ExportStats()

@@ -5,9 +5,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from sifc.crs import STORAGE_SRID
 from sifc.errors import InvalidInput
 
-COORDINATE_DIGITS = {4326: 7, 32628: 2}  # about 1 cm either way
+COORDINATE_DIGITS = {4326: 7, STORAGE_SRID: 2}  # about 1 cm either way
 
 
 def geometry_sql(column: str, crs: int, *, simplify_param: str | None = None) -> str:
@@ -15,7 +16,7 @@ def geometry_sql(column: str, crs: int, *, simplify_param: str | None = None) ->
     geom = column
     if simplify_param:
         geom = f"ST_SimplifyPreserveTopology({geom}, :{simplify_param})"
-    if crs != 32628:
+    if crs != STORAGE_SRID:
         geom = f"ST_Transform({geom}, {int(crs)})"
     return f"ST_AsGeoJSON({geom}, {COORDINATE_DIGITS[crs]})::json"
 

@@ -31,8 +31,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 
-STORAGE_SRID = 32628
-"""WGS 84 / UTM zone 28N: the metric CRS of Senegalese survey data (see domain notes)."""
+from sifc.crs import STORAGE_SRID
 
 LEVELS = ("pole", "region", "department", "arrondissement", "commune")
 BOUNDARY_STATUSES = ("official", "provisional")

@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session
 
 from sifc import bounds, journal
 from sifc.auth.principal import Action, Principal, require
+from sifc.crs import STORAGE_SRID
 from sifc.errors import Conflict, InvalidInput, NotFound
 from sifc.parcels import nicad as nicad_rules
 from sifc.parcels import service as parcels
@@ -122,9 +123,9 @@ def _child_geometries(session: Session, children: Sequence[Child], crs: int) -> 
             wkb = parcels._to_storage_wkb(child.geometry, crs)
         except InvalidInput as error:
             raise InvalidInput("mutation.bad_child", index=index, reason=error.message("fr")) from error
-        row = session.execute(text("""
+        row = session.execute(text(f"""
             SELECT ST_IsValid(g), ST_IsValidReason(g), encode(ST_AsEWKB(ST_Multi(g)), 'hex')
-            FROM (SELECT ST_Transform(ST_GeomFromWKB(:wkb, :srid), 32628) AS g) t"""),
+            FROM (SELECT ST_Transform(ST_GeomFromWKB(:wkb, :srid), {STORAGE_SRID}) AS g) t"""),
             {"wkb": wkb, "srid": crs}).one()
         if not row[0]:
             raise InvalidInput("mutation.bad_child", index=index, reason=row[1])

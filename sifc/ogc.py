@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from sifc.crs import to_storage_sql
+from sifc.crs import STORAGE_SRID, to_storage_sql
 from sifc.db import Statement
 from sifc.errors import InvalidInput, NotFound
 from sifc.ogc_filter import SQL_TYPES, SqlFilter
@@ -27,9 +27,9 @@ from sifc.territories.service import LEVELS, json_object_sql, property_expressio
 
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 EPSG = "http://www.opengis.net/def/crs/EPSG/0/"
-STORAGE_CRS = f"{EPSG}32628"
+STORAGE_CRS = f"{EPSG}{STORAGE_SRID}"
 # Part 2: each CRS served → (SRID, latitude first?, decimals). EPSG:4326 is latitude, longitude.
-SUPPORTED_CRS = {CRS84: (4326, False, 7), f"{EPSG}4326": (4326, True, 7), STORAGE_CRS: (32628, False, 2),
+SUPPORTED_CRS = {CRS84: (4326, False, 7), f"{EPSG}4326": (4326, True, 7), STORAGE_CRS: (STORAGE_SRID, False, 2),
                  f"{EPSG}3857": (3857, False, 2)}
 DEFAULT_LIMIT = 10
 MAX_LIMIT = 1000
@@ -46,7 +46,7 @@ def check_crs(uri: str | None) -> str:
 
 def _geometry(uri: str) -> str:
     srid, latitude_first, digits = SUPPORTED_CRS[uri]
-    geom = "t.geom" if srid == 32628 else f"ST_Transform(t.geom, {srid})"
+    geom = "t.geom" if srid == STORAGE_SRID else f"ST_Transform(t.geom, {srid})"
     if latitude_first:
         geom = f"ST_FlipCoordinates({geom})"
     return f"ST_AsGeoJSON({geom}, {digits})::json"
@@ -296,7 +296,7 @@ def extent(session: Session, collection_id: str) -> tuple[float, float, float, f
     spec = find_collection(collection_id)
     found = session.execute(text(f"""
         SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e)
-        FROM (SELECT ST_Transform(ST_SetSRID(ST_Extent(geom)::geometry, 32628), 4326) AS e FROM {spec.table}) x
+        FROM (SELECT ST_Transform(ST_SetSRID(ST_Extent(geom)::geometry, {STORAGE_SRID}), 4326) AS e FROM {spec.table}) x
     """)).one()
     if found[0] is None:
         return None

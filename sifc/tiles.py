@@ -26,9 +26,9 @@ import morecantile
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from sifc.crs import STORAGE_SRID
 from sifc.db import Statement
 from sifc.errors import InvalidInput, NotFound
-from sifc.models import STORAGE_SRID
 from sifc.personal import refuse as refuse_personal
 
 TMS = morecantile.tms.get("WebMercatorQuad")

@@ -19,7 +19,8 @@ import shapely
 from pyproj import Transformer
 from shapely.errors import GEOSException
 
-STORAGE_SRID = 32628
+from sifc.crs import STORAGE_SRID
+
 POLYGON, MULTIPOLYGON = 3, 6
 
 

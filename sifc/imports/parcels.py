@@ -47,12 +47,12 @@ from sqlalchemy.orm import Session
 
 from sifc import bounds, journal
 from sifc.auth.principal import Principal
+from sifc.crs import STORAGE_SRID
 from sifc.db import act_as
 from sifc.errors import ImportRejected
 from sifc.i18n import Lang, known, translate
 from sifc.imports import mapping as field_mapping
 from sifc.imports.checks import (
-    STORAGE_SRID,
     Territory,
     Verdicts,
     check_geometries,
@@ -392,9 +392,9 @@ def _territory(session: Session, geoms: np.ndarray) -> Territory:
     """The territorial pieces under the file's extent, and the communes' status and national code."""
     present = geoms[np.array([g is not None for g in geoms])]
     xmin, ymin, xmax, ymax = shapely.total_bounds(present) if len(present) else (0.0, 0.0, 0.0, 0.0)
-    rows = _sql(session, """
+    rows = _sql(session, f"""
         SELECT level, code, ST_AsBinary(geom) FROM territory_piece
-        WHERE geom && ST_MakeEnvelope(:xmin, :ymin, :xmax, :ymax, 32628)
+        WHERE geom && ST_MakeEnvelope(:xmin, :ymin, :xmax, :ymax, {STORAGE_SRID})
     """, xmin=xmin, ymin=ymin, xmax=xmax, ymax=ymax).all()
     communes = _sql(session, "SELECT code, boundary_status, national_code FROM commune").all()
     pieces = np.empty(len(rows), dtype=object)
@@ -548,12 +548,16 @@ def _sql(session: Session, statement: str, **params: Any) -> Any:
 
 
 def _reject_accepted(session: Session, reason: str, where: str, **params: Any) -> None:
-    """Reject, in the registry checks, accepted rows matching ``where``; they lose the accepted-only warnings."""
-    dropped = ", ".join(f"'{w}'" for w in ACCEPTED_ONLY_WARNINGS)
+    """Reject, in the registry checks, accepted rows matching ``where``; they lose the accepted-only warnings.
+
+    ``where`` is SQL written by the caller, its values bound in ``params``; the reason is bound too.
+    """
     _sql(session, f"""
-        UPDATE stage_parcel s SET status = 'rejected', reasons = array_append(reasons, '{reason}'), change = NULL,
-               warnings = ARRAY(SELECT w FROM unnest(s.warnings) w WHERE w NOT IN ({dropped}))
-        WHERE s.status = 'accepted' AND ({where})""", **params)
+        UPDATE stage_parcel s SET status = 'rejected', reasons = array_append(reasons, CAST(:rejected_for AS text)),
+               change = NULL,
+               warnings = ARRAY(SELECT w FROM unnest(s.warnings) w WHERE w <> ALL(CAST(:accepted_only AS text[])))
+        WHERE s.status = 'accepted' AND ({where})""",
+         rejected_for=reason, accepted_only=list(ACCEPTED_ONLY_WARNINGS), **params)
 
 
 def _resolve_commune(session: Session, reference: str) -> str:
@@ -583,8 +587,8 @@ def _check_registry(session: Session, options: ParcelImportOptions, overlapping:
 
     Then the file's own overlapping pairs are refused, among the parcels still accepted.
     """
-    near = extent is not None and bool(_sql(session, """
-        SELECT EXISTS (SELECT 1 FROM parcel WHERE geom && ST_MakeEnvelope(:x0, :y0, :x1, :y1, 32628))
+    near = extent is not None and bool(_sql(session, f"""
+        SELECT EXISTS (SELECT 1 FROM parcel WHERE geom && ST_MakeEnvelope(:x0, :y0, :x1, :y1, {STORAGE_SRID}))
     """, x0=extent[0], y0=extent[1], x1=extent[2], y1=extent[3]).scalar())
     _match(session, near=near)
     # A litige freezes the parcel: a new state of it waits for the litige to be lifted.

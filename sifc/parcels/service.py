@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 
 from sifc import bounds, journal
 from sifc.auth.principal import Action, Principal, require
-from sifc.crs import in_domain
+from sifc.crs import STORAGE_SRID, in_domain
 from sifc.errors import Conflict, Gone, InvalidInput, NotFound
 from sifc.geojson import crs_member, finite, geometry_sql
 from sifc.parcels import nicad as nicad_rules
@@ -37,7 +37,8 @@ from sifc.personal import FREE_TEXT_FIELDS, PERSONAL_FIELDS
 from sifc.versioning import check_expected, close_version, refuse_if_frozen
 
 # Coordinates a parcel in Senegal can have, per input CRS (generous: the country is checked later).
-COORDINATE_LIMITS = {4326: (-180.0, -90.0, 180.0, 90.0), 32628: (-2_000_000.0, -1_000_000.0, 3_000_000.0, 4_000_000.0)}
+COORDINATE_LIMITS = {4326: (-180.0, -90.0, 180.0, 90.0),
+                     STORAGE_SRID: (-2_000_000.0, -1_000_000.0, 3_000_000.0, 4_000_000.0)}
 CONTENT_FIELDS = ("nicad", "commune_code", "section", "local_number", "declared_area_m2", "land_use",
                   "tenure_regime")
 
@@ -222,10 +223,10 @@ def _checked_geometry(session: Session, wkb: bytes, input_crs: int, *, exclude: 
     ``by`` must be allowed to write parcels in the commune found (and in ``also``): checked as
     soon as the commune is known, before the checks that would name other parcels.
     """
-    row = session.execute(text("""
+    row = session.execute(text(f"""
         SELECT ST_IsValid(g) AS valid, ST_IsValidReason(g) AS reason,
                encode(ST_AsEWKB(ST_Multi(g)), 'hex') AS ewkb, ST_Area(g) AS area
-        FROM (SELECT ST_Transform(ST_GeomFromWKB(:wkb, :srid), 32628) AS g) t
+        FROM (SELECT ST_Transform(ST_GeomFromWKB(:wkb, :srid), {STORAGE_SRID}) AS g) t
     """), {"wkb": wkb, "srid": input_crs}).one()
     if not row.valid:
         raise InvalidInput("parcel.invalid_geometry", reason=row.reason)
@@ -330,7 +331,7 @@ def create(session: Session, *, data: ParcelInput, author: str, tolerances: Tole
 
 def _audit_state(session: Session, pid: uuid.UUID) -> bytes:
     """The current version as the write audit keeps it (EPSG:32628, personal fields included)."""
-    return get(session, parcel_id=str(pid), crs=32628, personal=True)
+    return get(session, parcel_id=str(pid), crs=STORAGE_SRID, personal=True)
 
 
 def _current(session: Session, pid: uuid.UUID) -> dict[str, Any]:

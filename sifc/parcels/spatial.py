@@ -16,7 +16,7 @@ from shapely.geometry import shape
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from sifc.crs import in_domain, point_sql, to_storage_sql
+from sifc.crs import STORAGE_SRID, in_domain, point_sql, to_storage_sql
 from sifc.db import Statement
 from sifc.errors import InvalidInput
 from sifc.geojson import crs_member, finite, geometry_sql
@@ -74,7 +74,7 @@ def _point(lon: float, lat: float) -> dict[str, float]:
 
 POINT_SQL = point_sql()  # empty outside the domain: nothing there is near a parcel
 # Inside the domain the clipping changes nothing and costs about a quarter of a point lookup.
-DIRECT_POINT_SQL = "ST_Transform(ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), 32628)"
+DIRECT_POINT_SQL = f"ST_Transform(ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), {STORAGE_SRID})"
 
 
 def _point_sql(lon: float, lat: float) -> str:

@@ -30,6 +30,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from sifc import journal
+from sifc.crs import STORAGE_SRID
 from sifc.errors import ImportRejected
 from sifc.i18n import Lang, known, translate
 from sifc.imports.source import resolve_srid
@@ -201,8 +202,8 @@ def _stage(session: Session, features: list[_Feature], srid: int) -> None:
             "wkb": f.wkb, "srid": srid} for f in features])
     session.execute(text(f"""
         UPDATE stage_official SET
-            invalid_reason = CASE WHEN ST_IsValid(ST_Transform(src, 32628)) THEN NULL
-                                  ELSE ST_IsValidReason(ST_Transform(src, 32628)) END,
+            invalid_reason = CASE WHEN ST_IsValid(ST_Transform(src, {STORAGE_SRID})) THEN NULL
+                                  ELSE ST_IsValidReason(ST_Transform(src, {STORAGE_SRID})) END,
             geom = {NORMALIZE.format(g="src")}
     """))
 
@@ -396,7 +397,7 @@ def _clip_provisional_neighbours(session: Session, report: CommuneImportReport, 
     rows = session.execute(text(f"""
         WITH cut AS (
             SELECT k.code, nullif({NORMALIZE.format(g="ST_Difference(k.old_geom, k.official)")},
-                                  'SRID=32628;MULTIPOLYGON EMPTY'::geometry) AS geom
+                                  'SRID={STORAGE_SRID};MULTIPOLYGON EMPTY'::geometry) AS geom
             FROM clipped k
         )
         UPDATE commune c SET geom = CASE WHEN ST_IsEmpty(cut.geom) THEN NULL ELSE cut.geom END,
@@ -417,11 +418,11 @@ def _clip_provisional_neighbours(session: Session, report: CommuneImportReport, 
 
 def _report_orphaned_land(session: Session, report: CommuneImportReport) -> None:
     """Land a replaced provisional polygon covered and no commune covers now."""
-    rows = session.execute(text("""
+    rows = session.execute(text(f"""
         SELECT r.code, ST_Area(ST_Difference(r.old_geom, coalesce(
                    (SELECT ST_Union(c.geom) FROM commune c
                     WHERE c.geom && r.old_geom AND ST_Intersects(c.geom, r.old_geom)),
-                   'SRID=32628;POLYGON EMPTY'::geometry))) AS m2
+                   'SRID={STORAGE_SRID};POLYGON EMPTY'::geometry))) AS m2
         FROM replaced r WHERE r.old_geom IS NOT NULL
         ORDER BY r.code
     """)).all()

@@ -23,10 +23,11 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from sifc import journal
+from sifc.crs import STORAGE_SRID
 from sifc.territories import pieces, sources
 from sifc.text import search_form
 
-NORMALIZE = "ST_Multi(ST_CollectionExtract(ST_MakeValid(ST_Force2D(ST_Transform({g}, 32628))), 3))"
+NORMALIZE = f"ST_Multi(ST_CollectionExtract(ST_MakeValid(ST_Force2D(ST_Transform({{g}}, {STORAGE_SRID}))), 3))"
 
 
 @dataclass
@@ -96,16 +97,16 @@ def _stage(session: Session, records: list[sources.UnitRecord], parents: dict[st
     # Validity is judged in the storage CRS by the database's own GEOS.
     session.execute(text(f"""
         UPDATE stage_unit SET
-            invalid_reason = CASE WHEN ST_IsValid(ST_Transform(src, 32628)) THEN NULL
-                                  ELSE ST_IsValidReason(ST_Transform(src, 32628)) END,
+            invalid_reason = CASE WHEN ST_IsValid(ST_Transform(src, {STORAGE_SRID})) THEN NULL
+                                  ELSE ST_IsValidReason(ST_Transform(src, {STORAGE_SRID})) END,
             geom = {NORMALIZE.format(g="src")}
     """))
 
 
 def _record_repairs(session: Session, level: str, report: LoadReport) -> None:
-    rows = session.execute(text("""
+    rows = session.execute(text(f"""
         SELECT code, name, invalid_reason,
-               round((ST_Area(ST_Transform(src, 32628)) / 1e6)::numeric, 3) AS area_before_km2,
+               round((ST_Area(ST_Transform(src, {STORAGE_SRID})) / 1e6)::numeric, 3) AS area_before_km2,
                round((ST_Area(geom) / 1e6)::numeric, 3) AS area_after_km2
         FROM stage_unit WHERE invalid_reason IS NOT NULL ORDER BY code
     """)).mappings()
@@ -214,7 +215,7 @@ def _clip_staged_by_official(session: Session) -> None:
     session.execute(text(f"""
         UPDATE stage_unit s SET geom = nullif(
             {NORMALIZE.format(g="ST_Difference(s.geom, o.geom)")},
-            'SRID=32628;MULTIPOLYGON EMPTY'::geometry)
+            'SRID={STORAGE_SRID};MULTIPOLYGON EMPTY'::geometry)
         FROM (SELECT s2.code, ST_Union(c.geom) AS geom
               FROM stage_unit s2 JOIN commune c
                 ON c.boundary_status = 'official' AND c.geom && s2.geom

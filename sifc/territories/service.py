@@ -13,13 +13,12 @@ from typing import Literal
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from sifc.crs import in_domain
+from sifc.crs import STORAGE_SRID, OutputCrs, in_domain
 from sifc.errors import DatabaseUnavailable, InvalidInput, NotFound
 from sifc.geojson import crs_member, geometry_sql
 from sifc.text import search_form
 
 Level = Literal["pole", "region", "department", "arrondissement", "commune"]
-OutputCrs = Literal[4326, 32628]
 
 
 @dataclass(frozen=True)
@@ -206,7 +205,7 @@ class Location:
                              self.commune))
 
 
-_POINT = "ST_Transform(ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), 32628)"
+_POINT = f"ST_Transform(ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), {STORAGE_SRID})"
 
 
 def _containing(session: Session, table: str, lon: float, lat: float) -> str | None:
