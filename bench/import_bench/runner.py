@@ -184,6 +184,7 @@ def summarize(runs: list[Run], methods: list[str], parcels: int) -> dict[str, An
     ok = [r for r in runs if r.returncode == 0]
     median = {m: {"wall_s": _median([r.wall_s for r in ok if r.method == m]),
                   "max_rss_mib": _median([r.max_rss_mib for r in ok if r.method == m]),
+                  "cpu_s": _median([r.user_s + r.sys_s for r in ok if r.method == m]),
                   "peak_rss_mib": max((r.max_rss_mib for r in ok if r.method == m), default=None),
                   "runs": sum(1 for r in ok if r.method == m)} for m in methods}
     ratios: dict[str, float | None] = {}
@@ -199,6 +200,11 @@ def summarize(runs: list[Run], methods: list[str], parcels: int) -> dict[str, An
         walls = {(r.method, r.run): r.wall_s for r in ok}
         pairs = [walls[("sifc", n)] / walls[(other, n)] for (m, n) in walls if m == "sifc" and (other, n) in walls]
         paired[f"sifc/{other}"] = _median(pairs)
+        # The process's own CPU time (user + system) hardly moves with the machine's load, unlike its wall time;
+        # PostgreSQL's share of the work is not in it.
+        ours_cpu, their_cpu = median.get("sifc", {}).get("cpu_s"), median.get(other, {}).get("cpu_s")
+        if ours_cpu and their_cpu:
+            paired[f"sifc/{other}, CPU time of the import process"] = ours_cpu / their_cpu
     stages_by_method = {}
     for method in filter(is_sifc, methods):
         staged = [r.timings for r in ok if r.method == method and r.timings]
@@ -256,14 +262,16 @@ def render_markdown(result: dict[str, Any]) -> str:
     lines = [f"# Import benchmark — {d['parcels']:,} parcels ({d['features']:,} features)", "",
              f"{result['started']} · {result['runs_per_method']} alternating runs per method · "
              f"defects {d['defect_counts']} (rate {d['defect_rate']}) · seed {d['seed']}", "",
-             "| method | median wall (s) | runs (s) | median peak RSS (MiB) |", "|---|---|---|---|"]
+             "| method | median wall (s) | runs (s) | median peak RSS (MiB) | median CPU (s) |",
+             "|---|---|---|---|---|"]
     for method, m in s["median"].items():
         walls = ", ".join(f"{r['wall_s']:.2f}" + ("" if r["returncode"] == 0 else "✗")
                           for r in result["runs"] if r["method"] == method)
-        lines.append(f"| {method} | {_fmt(m['wall_s'])} | {walls} | {_fmt(m['max_rss_mib'], '{:.0f}')} |")
+        lines.append(f"| {method} | {_fmt(m['wall_s'])} | {walls} | {_fmt(m['max_rss_mib'], '{:.0f}')} | "
+                     f"{_fmt(m.get('cpu_s'))} |")
     lines += ["", "| ratio of medians | value |", "|---|---|"]
     lines += [f"| {k} | {v:.2f} |" for k, v in s["ratios"].items()]
-    lines += [f"| {k}, median of the runs' ratios (run by run) | {_fmt(v)} |"
+    lines += [f"| {k} | {_fmt(v)} |" if "CPU" in k else f"| {k}, median of the runs' ratios (run by run) | {_fmt(v)} |"
               for k, v in s.get("paired_ratios", {}).items()]
     staged = {m: v for m, v in s.get("stages_by_method", {"sifc": s["stages"]}).items() if v}
     if staged:
