@@ -52,11 +52,14 @@ def capture(service_url: str, paths: list[str], inputs: list[dict[str, Any]]) ->
     psycopg.AsyncCursor.execute = recording(originals[psycopg.AsyncCursor])  # type: ignore[method-assign]
     try:
         app = create_app(Settings(database_url=service_url, pool_size=1))
-        with TestClient(app) as client:
+        # The service answers only the hosts of its public URL (loopback by default), not the client's "testserver".
+        with TestClient(app, base_url="http://127.0.0.1") as client:
             for path, wanted in zip(paths, inputs, strict=True):
                 client.get(path)  # first request: pool, catalog lookups
                 seen.clear()
                 response = client.get(path)
+                if response.status_code >= 400:
+                    raise SystemExit(f"{path}: {response.status_code} {response.text[:200]}")
                 found = [(s, p) for s, p in seen
                          if all(k in p and float(p[k]) == float(v) for k, v in wanted.items())]
                 if not found:
