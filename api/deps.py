@@ -79,13 +79,17 @@ def get_principal(request: Request, session: SessionDep, settings: SettingsDep,
     return ANONYMOUS
 
 
-def get_actor(session: SessionDep, principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
+def get_actor(request: Request, session: SessionDep,
+              principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
     """The caller, declared to the database as the actor of the request's writes (``sifc.db.act_as``).
 
     The database closes a version only in the name of that actor, whatever the statement says.
+    The principal carries the request's method and route template (its channel), which the
+    services write in the access log when they reveal personal data.
     """
     act_as(session, principal.name if principal.authenticated else None)
-    return principal
+    route = request.scope.get("route")
+    return principal.via(request.method, str(getattr(route, "path", "?")))  # dependencies run on matched routes
 
 
 PrincipalDep = Annotated[Principal, Depends(get_actor)]

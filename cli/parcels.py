@@ -175,8 +175,9 @@ def parcels_lineage(parcel_id: Annotated[str, typer.Argument(help="La parcelle."
     """La filiation d'une parcelle : les mutations dont elle vient et celles qu'elle a subies."""
     from sifc import mutations
 
+    reader = operator().via("CLI", "sifc parcels lineage")  # checked and logged as any reader
     with database() as session:
-        found = mutations.lineage(session, parcel_id=parcel_id, personal=True)
+        found = mutations.lineage(session, parcel_id=parcel_id, reader=reader)
     if as_json:
         out.print_json(json.dumps(found, ensure_ascii=False))
         return

@@ -31,12 +31,13 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from sifc import bounds, journal
+from sifc.auth import audit
 from sifc.auth.principal import Action, Principal, require
 from sifc.crs import STORAGE_SRID
 from sifc.errors import Conflict, InvalidInput, NotFound
 from sifc.parcels import nicad as nicad_rules
 from sifc.parcels import service as parcels
-from sifc.personal import FREE_TEXT_FIELDS
+from sifc.personal import FREE_TEXT_FIELDS, may_reveal
 from sifc.tenure import rights as rrr
 from sifc.tenure.common import Share, sources_of
 from sifc.versioning import check_expected, close_version, parse_id, refuse_if_frozen
@@ -208,7 +209,7 @@ def _carry_right(session: Session, row: Any, child: Written, *, on: date, by: Pr
     rrr._insert(session, rid, 1, values, _holders_of(session, row), action="mutation:carry", author=author)
     journal.record(session, by, author=author, operation=f"rrr.create.{row['type']}", object_kind="rrr", object_id=rid,
                    parcel_id=child.parcel_id, commune_code=child.commune_code,
-                   after=rrr.get(session, rrr_id=str(rid), personal=True))
+                   after=rrr._get(session, str(rid), personal=True))
     return str(rid)
 
 
@@ -497,8 +498,14 @@ def _mutations_json(session: Session, ids: list[uuid.UUID], *, personal: bool) -
     return out
 
 
-def lineage(session: Session, *, parcel_id: str, personal: bool) -> dict[str, Any]:
-    """The mutations a parcel comes from (ancestors) and those it went into (descendants), transitively."""
+def lineage(session: Session, *, parcel_id: str, reader: Principal) -> dict[str, Any]:
+    """The mutations a parcel comes from (ancestors) and those it went into (descendants), transitively.
+
+    Authors and motives only if ``reader`` may read personal data in every commune of the parcel;
+    such a read is logged, the parcel as its subject.
+    """
+    communes = parcels.communes_of(session, parcel_id=parcel_id)
+    personal = may_reveal(reader, communes)
     pid = parcels._parse_id(parcel_id)
     if not session.execute(text("SELECT 1 FROM parcel_version WHERE parcel_id = :id LIMIT 1"), {"id": pid}).scalar():
         raise NotFound("parcel.not_found", id=str(pid))
@@ -514,9 +521,13 @@ def lineage(session: Session, *, parcel_id: str, personal: bool) -> dict[str, An
     descendants = list(session.execute(text(walk.format(near="child_id", far="parent_id")), {"id": pid}).scalars())
     own = list(session.execute(text("""
         SELECT mutation_id FROM parcel_lineage WHERE parent_id = :id AND child_id = :id"""), {"id": pid}).scalars())
-    return {"parcel_id": str(pid), "ancestors": _mutations_json(session, ancestors, personal=personal),
-            "descendants": _mutations_json(session, descendants, personal=personal),
-            "corrections": _mutations_json(session, own, personal=personal)}
+    found = {"parcel_id": str(pid), "ancestors": _mutations_json(session, ancestors, personal=personal),
+             "descendants": _mutations_json(session, descendants, personal=personal),
+             "corrections": _mutations_json(session, own, personal=personal)}
+    if personal:
+        audit.record(session, reader, service=f"{__name__}.lineage", subject_kind="parcel", subject_id=str(pid),
+                     commune_code=min(communes))
+    return found
 
 
 def communes_of_lineage(session: Session, *, parcel_id: str) -> set[str]:

@@ -14,9 +14,10 @@ submitted an import), which only signed-in roles see in their scope, audited
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 
-from sifc.errors import InvalidInput
+from sifc.auth.principal import Action, Principal, require
+from sifc.errors import InvalidInput, NotFound
 from sifc.text import search_form
 
 # Served personal fields, per collection: names a representation may only carry for a principal
@@ -84,3 +85,30 @@ def refuse(names: Iterable[str]) -> None:
 def public(fields: Iterable[str]) -> list[str]:
     """``fields`` without the personal ones (for queryables, sortables and default properties)."""
     return [name for name in fields if not is_personal(name)]
+
+
+# --- who may see personal data --------------------------------------------------------------------
+# The services that return personal data decide with these and write the access log themselves
+# (sifc.auth.audit), so that every caller (the API, the CLI, a worker, a sync job) is checked and
+# logged alike.
+
+def may_reveal(principal: Principal, communes: Collection[str]) -> bool:
+    """Whether ``principal`` sees the personal fields of a record of ``communes`` (all of them in scope).
+
+    A record of no known commune (an unknown parcel) reveals nothing.
+    """
+    return (principal.authenticated and bool(communes)
+            and all(principal.may(Action.READ_PERSONAL, code) for code in communes))
+
+
+def require_reader(principal: Principal, commune: str | None, missing: NotFound) -> str:
+    """``commune``, once ``principal`` may read personal data there; for records that are personal through and through.
+
+    Refused in the order a client can tell apart: no right to read personal data (401, 403), no
+    such record (``missing``, 404), a commune out of scope (403).
+    """
+    require(principal, Action.READ_PERSONAL)
+    if commune is None:
+        raise missing
+    require(principal, Action.READ_PERSONAL, communes=[commune])
+    return commune

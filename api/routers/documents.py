@@ -3,7 +3,8 @@ registre foncier communal, and the verification of their codes.
 
 Each PDF carries its facts (embedded, canonical JSON) and a verification code (HMAC-SHA256 of
 those facts); anyone may verify a code or a PDF. Holders are printed only to signed-in roles
-whose scope covers the commune, and each such document is written to the access audit.
+whose scope covers the commune, and each such document is written to the access audit: both
+decided by the document services, given the caller as ``reader``.
 """
 
 from __future__ import annotations
@@ -19,16 +20,12 @@ from api.deps import PrincipalDep, SessionDep, SettingsDep
 from api.limits import rate_limited
 from api.problems import language
 from api.routers.exports import RateLimited
-from api.routers.parcels import reveals
 from sifc import keyring
-from sifc.auth import audit
-from sifc.auth.principal import Action, Principal, require
+from sifc.auth.principal import Principal
 from sifc.documents import fiche, procedure_documents, registre, verification
-from sifc.errors import NotFound, TooLarge
+from sifc.errors import TooLarge
 from sifc.keyring import SigningKey
-from sifc.parcels import service as parcel_service
 from sifc.settings import Settings
-from sifc.tenure import procedures
 
 router = APIRouter(tags=["Documents"])
 Id = Annotated[str, Path(max_length=64)]
@@ -65,37 +62,19 @@ def _json(body: Any) -> Response:
 def parcel_sheet(parcel_id: Id, request: Request, session: SessionDep, settings: SettingsDep,
                  principal: PrincipalDep) -> Response:
     """Titulaires seulement aux rôles connectés dont le périmètre couvre la parcelle (lecture journalisée)."""
-    communes = parcel_service.communes_of(session, parcel_id=parcel_id)
-    personal = reveals(principal, communes)
-    pdf = fiche.build(session, parcel_id=parcel_id, personal=personal, lang=language(request),
+    pdf = fiche.build(session, parcel_id=parcel_id, reader=principal, lang=language(request),
                       seal_key=_seal_key(settings), verify_url=_verify_url(request),
                       issued_by=principal.name or "public")
-    if personal:
-        audit.record(session, principal, method="GET", endpoint="/parcels/{parcel_id}/fiche.pdf",
-                     subject_kind="parcel", subject_id=parcel_id, commune_code=min(communes))
     return _pdf(pdf, "fiche-parcellaire.pdf")
 
 
 # --- documents of a completed procedure -----------------------------------------------------------
 
-def _procedure_reader(session: SessionDep, principal: Principal, procedure_id: str) -> str:
-    """Signed in with the right to read personal data (401/403), the procedure existing (404), in scope (403)."""
-    require(principal, Action.READ_PERSONAL)
-    commune = procedures.commune_of(session, procedure_id=procedure_id)
-    if commune is None:
-        raise NotFound("procedure.not_found", id=procedure_id[:64])
-    require(principal, Action.READ_PERSONAL, communes=[commune])
-    return commune
-
-
-def _procedure_document(kind: str, endpoint: str, procedure_id: str, request: Request, session: SessionDep,
-                        settings: Settings, principal: Principal) -> Response:
-    commune = _procedure_reader(session, principal, procedure_id)
-    pdf = procedure_documents.build(session, kind=kind, procedure_id=procedure_id, lang=language(request),
-                                    seal_key=_seal_key(settings), verify_url=_verify_url(request),
-                                    issued_by=principal.name)
-    audit.record(session, principal, method="GET", endpoint=endpoint, subject_kind="procedure",
-                 subject_id=procedure_id, commune_code=commune)
+def _procedure_document(kind: str, procedure_id: str, request: Request, session: SessionDep, settings: Settings,
+                        principal: Principal) -> Response:
+    pdf = procedure_documents.build(session, kind=kind, procedure_id=procedure_id, reader=principal,
+                                    lang=language(request), seal_key=_seal_key(settings),
+                                    verify_url=_verify_url(request), issued_by=principal.name)
     return _pdf(pdf, f"{kind.replace('_', '-')}.pdf")
 
 
@@ -104,8 +83,7 @@ def _procedure_document(kind: str, endpoint: str, procedure_id: str, request: Re
 def deliberation_extract(procedure_id: Id, request: Request, session: SessionDep, settings: SettingsDep,
                          principal: PrincipalDep) -> Response:
     """Rôles connectés de la commune ; 409 tant que la procédure n'est pas notifiée."""
-    return _procedure_document("extrait_deliberation", "/procedures/{procedure_id}/extrait.pdf", procedure_id,
-                               request, session, settings, principal)
+    return _procedure_document("extrait_deliberation", procedure_id, request, session, settings, principal)
 
 
 @router.get("/procedures/{procedure_id}/certificat.pdf", **PDF_ROUTE,
@@ -113,8 +91,7 @@ def deliberation_extract(procedure_id: Id, request: Request, session: SessionDep
 def allocation_certificate(procedure_id: Id, request: Request, session: SessionDep, settings: SettingsDep,
                            principal: PrincipalDep) -> Response:
     """Rôles connectés de la commune ; 409 tant que la procédure n'est pas notifiée."""
-    return _procedure_document("certificat_affectation", "/procedures/{procedure_id}/certificat.pdf", procedure_id,
-                               request, session, settings, principal)
+    return _procedure_document("certificat_affectation", procedure_id, request, session, settings, principal)
 
 
 # --- registre foncier communal --------------------------------------------------------------------
@@ -122,20 +99,11 @@ def allocation_certificate(procedure_id: Id, request: Request, session: SessionD
 CommuneCode = Annotated[str, Path(max_length=100)]
 
 
-def _register(code: str, session: SessionDep, principal: Principal, endpoint: str) -> registre.Register:
-    personal = reveals(principal, {code})
-    found = registre.gather(session, commune_code=code, personal=personal)
-    if personal:
-        audit.record_many(session, principal, method="GET", endpoint=endpoint, subject_kind="parcel",
-                          subjects=[(p["id"], code) for p in found.parcels])
-    return found
-
-
 @router.get("/communes/{code}/registre.csv", dependencies=[RateLimited], responses={200: {"content": {"text/csv": {}}}},
             response_class=Response, summary="Registre foncier communal (CSV) : parcelles en vigueur et droits")
 def register_csv(code: CommuneCode, request: Request, session: SessionDep, principal: PrincipalDep) -> Response:
     """Titulaires et quotes-parts seulement aux rôles connectés dont le périmètre couvre la commune (journalisé)."""
-    found = _register(code, session, principal, "/communes/{code}/registre.csv")
+    found = registre.gather(session, commune_code=code, reader=principal)
     return Response(registre.csv_bytes(found, lang=language(request)), media_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": f'attachment; filename="registre-{found.safe_code}.csv"'})
 
@@ -145,7 +113,7 @@ def register_csv(code: CommuneCode, request: Request, session: SessionDep, princ
 def register_pdf(code: CommuneCode, request: Request, session: SessionDep, settings: SettingsDep,
                  principal: PrincipalDep) -> Response:
     """Titulaires et quotes-parts seulement aux rôles connectés dont le périmètre couvre la commune (journalisé)."""
-    found = _register(code, session, principal, "/communes/{code}/registre.pdf")
+    found = registre.gather(session, commune_code=code, reader=principal)
     pdf = registre.build(session, found, lang=language(request), seal_key=_seal_key(settings),
                          verify_url=_verify_url(request), issued_by=principal.name or "public")
     return _pdf(pdf, f"registre-{found.safe_code}.pdf")

@@ -17,10 +17,8 @@ from pydantic import BaseModel, Field
 from api.bounded import CarryIndex, DeclaredArea, MutationDate
 from api.deps import PrincipalDep, SessionDep, allow
 from api.preconditions import PRECONDITION_RESPONSES, IfMatch, etag, expected, version_from_etag
-from api.routers.parcels import reveals
 from api.routers.tenure import answer
 from sifc import mutations
-from sifc.auth import audit
 from sifc.auth.principal import Action, Principal
 from sifc.errors import InvalidInput, PreconditionRequired
 from sifc.parcels import service as parcel_service
@@ -157,10 +155,4 @@ def correct_boundary(parcel_id: Id, body: BoundaryIn, session: SessionDep, princ
 def parcel_lineage(parcel_id: Id, session: SessionDep, principal: PrincipalDep) -> Response:
     """Mutations ascendantes et descendantes (de proche en proche), avec leurs parcelles, dates et documents ;
     auteurs et motifs seulement aux rôles connectés du périmètre."""
-    communes = parcel_service.communes_of(session, parcel_id=parcel_id)
-    personal = reveals(principal, communes)
-    found = mutations.lineage(session, parcel_id=parcel_id, personal=personal)
-    if personal:
-        audit.record(session, principal, method="GET", endpoint="/parcels/{parcel_id}/lineage", subject_kind="parcel",
-                     subject_id=found["parcel_id"], commune_code=min(communes))
-    return answer(found)
+    return answer(mutations.lineage(session, parcel_id=parcel_id, reader=principal))

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-import orjson
 from fastapi import APIRouter, Body, Path, Query
 from fastapi.responses import Response
 from geojson_pydantic import Feature, MultiPolygon, Polygon
@@ -15,8 +14,7 @@ from api.bounded import DeclaredArea
 from api.deps import PrincipalDep, SessionDep, allow
 from api.preconditions import PRECONDITION_RESPONSES, AtParam, IfMatch, etag, expected
 from api.responses import CREATED_RESPONSE, GEOJSON_RESPONSE, geojson
-from sifc.auth import audit
-from sifc.auth.principal import Action, Principal
+from sifc.auth.principal import ANONYMOUS, Action, Principal
 from sifc.parcels import service
 from sifc.parcels.service import ParcelInput
 from sifc.versioning import instant
@@ -62,16 +60,6 @@ def _input(feature: Any, crs: str, *, partial: bool) -> ParcelInput:
     return ParcelInput(geometry=geometry, input_crs=_srid(crs), values=given, reason=properties.reason)
 
 
-def reveals(principal: Principal, communes: set[str]) -> bool:
-    """Whether ``principal`` sees the personal fields of a parcel in ``communes`` (all of them in scope)."""
-    return (principal.authenticated and bool(communes)
-            and all(principal.may(Action.READ_PERSONAL, code) for code in communes))
-
-
-def _audit(session: SessionDep, principal: Principal, endpoint: str, parcels: list[tuple[str, str | None]]) -> None:
-    audit.record_many(session, principal, method="GET", endpoint=endpoint, subject_kind="parcel", subjects=parcels)
-
-
 @router.post("/parcels", status_code=201, responses=CREATED_RESPONSE, response_class=Response,
              summary="Créer une parcelle")
 def create_parcel(feature: Annotated[ParcelFeature, Body()], session: SessionDep, principal: Writer,
@@ -79,7 +67,8 @@ def create_parcel(feature: Annotated[ParcelFeature, Body()], session: SessionDep
     """Agent foncier ou administrateur, dans son périmètre (la commune de la parcelle)."""
     data = _input(feature, crs, partial=False)
     parcel_id = service.create(session, data=data, author=principal.name, by=principal)
-    body, version = service.get_with_version(session, parcel_id=parcel_id, crs=_srid(crs))
+    # The public representation, as every write answers (the authors are read through GET, logged).
+    body, version = service.get_with_version(session, parcel_id=parcel_id, reader=ANONYMOUS, crs=_srid(crs))
     return geojson(body, 201, {"Location": f"/parcels/{parcel_id}", "ETag": etag("parcel", parcel_id, version)})
 
 
@@ -88,7 +77,7 @@ def create_parcel(feature: Annotated[ParcelFeature, Body()], session: SessionDep
 def parcel_by_nicad(nicad: Annotated[str, Path(max_length=64)], session: SessionDep, principal: PrincipalDep,
                     crs: CrsParam = "EPSG:4326") -> Response:
     parcel_id = service.id_by_nicad(session, nicad=nicad)
-    return _one(session, principal, parcel_id, crs, "/parcels/by-nicad/{nicad}")
+    return _one(session, principal, parcel_id, crs)
 
 
 @router.get("/parcels/{parcel_id}", responses=GEOJSON_RESPONSE, response_class=Response,
@@ -99,17 +88,13 @@ def get_parcel(parcel_id: ParcelId, session: SessionDep, principal: PrincipalDep
 
     L'en-tête `ETag` est à renvoyer dans `If-Match` pour modifier ou retirer la parcelle ; `at` donne la
     version en vigueur au registre à une date passée."""
-    return _one(session, principal, parcel_id, crs, "/parcels/{parcel_id}", at)
+    return _one(session, principal, parcel_id, crs, at)
 
 
-def _one(session: SessionDep, principal: Principal, parcel_id: str, crs: str, endpoint: str,
+def _one(session: SessionDep, principal: Principal, parcel_id: str, crs: str,
          at: date | datetime | None = None) -> Response:
-    communes = service.communes_of(session, parcel_id=parcel_id)
-    personal = reveals(principal, communes)
-    body, version = service.get_with_version(session, parcel_id=parcel_id, crs=_srid(crs), personal=personal,
+    body, version = service.get_with_version(session, parcel_id=parcel_id, reader=principal, crs=_srid(crs),
                                              at=instant(at))
-    if personal:
-        _audit(session, principal, endpoint, [(parcel_id, min(communes))])
     return geojson(body, headers=None if at is not None else {"ETag": etag("parcel", parcel_id, version)})
 
 
@@ -123,7 +108,7 @@ def update_parcel(parcel_id: ParcelId, feature: Annotated[ParcelPatch, Body()], 
     data = _input(feature, crs, partial=True)
     service.update(session, parcel_id=parcel_id, data=data, author=principal.name, expected_version=version,
                    by=principal)
-    body, current = service.get_with_version(session, parcel_id=parcel_id, crs=_srid(crs))
+    body, current = service.get_with_version(session, parcel_id=parcel_id, reader=ANONYMOUS, crs=_srid(crs))
     return geojson(body, headers={"ETag": etag("parcel", parcel_id, current)})
 
 
@@ -143,12 +128,7 @@ def parcel_versions(parcel_id: ParcelId, session: SessionDep, principal: Princip
                     crs: CrsParam = "EPSG:4326") -> Response:
     """Auteurs et clôtures (`author`, `closed_by`) seulement si toutes les communes de l'historique sont
     dans le périmètre d'un rôle connecté ; chaque lecture est inscrite au journal des accès."""
-    communes = service.communes_of(session, parcel_id=parcel_id)
-    personal = reveals(principal, communes)
-    body = service.versions(session, parcel_id=parcel_id, crs=_srid(crs), personal=personal)
-    if personal:
-        _audit(session, principal, "/parcels/{parcel_id}/versions", [(parcel_id, min(communes))])
-    return geojson(body)
+    return geojson(service.versions(session, parcel_id=parcel_id, reader=principal, crs=_srid(crs)))
 
 
 @router.get("/communes/{code}/parcels", responses=GEOJSON_RESPONSE, response_class=Response,
@@ -158,10 +138,5 @@ def commune_parcels(code: Annotated[str, Path(max_length=100)], session: Session
                     offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0, crs: CrsParam = "EPSG:4326",
                     at: AtParam = None) -> Response:
     """`at` : les parcelles que le registre comptait à cette date (avant ou après une mutation)."""
-    personal = reveals(principal, {code})
-    body = service.list_commune(session, commune_code=code, limit=limit, offset=offset, crs=_srid(crs),
-                                personal=personal, at=instant(at))
-    if personal:
-        ids = [str(feature["id"]) for feature in orjson.loads(body)["features"]]
-        _audit(session, principal, "/communes/{code}/parcels", [(i, code) for i in ids])
-    return geojson(body)
+    return geojson(service.list_commune(session, commune_code=code, limit=limit, offset=offset, reader=principal,
+                                        crs=_srid(crs), at=instant(at)))

@@ -4,7 +4,7 @@ Writes need ``agent_foncier`` or ``administrateur`` in the commune's scope (chec
 services in the writing transaction) and, on an existing record, the ``If-Match`` of the version
 read (412 if stale, 428 if missing). Personal fields (holders, identity numbers, contacts,
 authors) go only to signed-in roles whose scope covers the commune, and each such read is
-written to the access audit.
+written to the access audit: both decided by the services, given the caller as ``reader``.
 """
 
 from __future__ import annotations
@@ -28,14 +28,11 @@ from api.bounded import (
 from api.deps import PrincipalDep, SessionDep, SettingsDep, allow
 from api.preconditions import PRECONDITION_RESPONSES, IfMatch, etag, expected
 from api.preconditions import AtParam as At
-from api.routers.parcels import reveals
 from sifc import history, journal
-from sifc.auth import audit
-from sifc.auth.principal import Action, Principal, require
-from sifc.errors import NotFound
+from sifc.auth.principal import ANONYMOUS, Action, Principal
 from sifc.parcels import service as parcel_service
 from sifc.tenure import parties, procedures, rights, sources
-from sifc.versioning import instant, parse_id
+from sifc.versioning import instant
 
 router = APIRouter(tags=["Foncier"])
 Writer = Annotated[Principal, allow(Action.WRITE_TENURE)]
@@ -51,15 +48,6 @@ def answer(body: Any, *, status: int = 200, tag: str | None = None, location: st
     if location:
         headers["Location"] = location
     return Response(orjson.dumps(body), status_code=status, media_type=JSON, headers=headers)
-
-
-def _personal_reader(session: SessionDep, principal: Principal, commune: str | None, missing: NotFound) -> str:
-    """Signed in with the right to read personal data in ``commune`` (401/403), the object existing (404)."""
-    require(principal, Action.READ_PERSONAL)
-    if commune is None:
-        raise missing
-    require(principal, Action.READ_PERSONAL, communes=[commune])
-    return commune
 
 
 # --- parties -------------------------------------------------------------------------------
@@ -91,7 +79,7 @@ def create_party(body: PartyIn, session: SessionDep, principal: Writer) -> Respo
     values = body.model_dump(exclude={"reason"})
     party_id = parties.create(session, data=parties.PartyInput(values, body.reason), by=principal,
                               author=principal.name)
-    party = parties.get(session, party_id=party_id, personal=True)
+    party = parties.as_written(session, party_id=party_id, by=principal)
     return answer(party, status=201, tag=etag("party", party_id, party["version"]),
                   location=f"/parties/{party_id}")
 
@@ -99,20 +87,13 @@ def create_party(body: PartyIn, session: SessionDep, principal: Writer) -> Respo
 @router.get("/parties/{party_id}", summary="Une partie (données personnelles : rôles connectés, dans leur périmètre)")
 def get_party(party_id: Id, session: SessionDep, principal: PrincipalDep, at: At = None) -> Response:
     """Une partie hors du périmètre du lecteur répond comme une partie inexistante (404)."""
-    commune = parties.visible_commune(session, party_id=party_id, by=principal)
-    party = parties.get(session, party_id=party_id, personal=True, at=instant(at))
-    audit.record(session, principal, method="GET", endpoint="/parties/{party_id}", subject_kind="party",
-                 subject_id=party["id"], commune_code=commune)
+    party = parties.get(session, party_id=party_id, reader=principal, at=instant(at))
     return answer(party, tag=etag("party", party["id"], party["version"]) if at is None else None)
 
 
 @router.get("/parties/{party_id}/versions", summary="Toutes les versions d'une partie")
 def party_versions(party_id: Id, session: SessionDep, principal: PrincipalDep) -> Response:
-    commune = parties.visible_commune(session, party_id=party_id, by=principal)
-    found = parties.versions(session, party_id=party_id, personal=True)
-    audit.record(session, principal, method="GET", endpoint="/parties/{party_id}/versions", subject_kind="party",
-                 subject_id=found[0]["id"], commune_code=commune)
-    return answer(found)
+    return answer(parties.versions(session, party_id=party_id, reader=principal))
 
 
 @router.patch("/parties/{party_id}", responses=PRECONDITION_RESPONSES, summary="Modifier une partie (nouvelle version)")
@@ -121,7 +102,7 @@ def update_party(party_id: Id, body: PartyPatch, session: SessionDep, principal:
     version = expected(if_match, "party", party_id)
     parties.update(session, party_id=party_id, data=parties.PartyInput(body.model_dump(exclude_unset=True,
                    exclude={"reason"}), body.reason), expected_version=version, by=principal, author=principal.name)
-    party = parties.get(session, party_id=party_id, personal=True)
+    party = parties.as_written(session, party_id=party_id, by=principal)
     return answer(party, tag=etag("party", party["id"], party["version"]))
 
 
@@ -143,15 +124,13 @@ class SourceIn(BaseModel):
 def create_source(body: SourceIn, session: SessionDep, principal: Writer) -> Response:
     source_id = sources.create(session, data=sources.SourceInput(**body.model_dump()), by=principal,
                                author=principal.name)
-    return answer(sources.get(session, source_id=source_id, personal=True), status=201,
+    return answer(sources.as_written(session, source_id=source_id, by=principal), status=201,
                   location=f"/sources/{source_id}")
 
 
 @router.get("/sources/{source_id}", summary="Une source et la liste de ses documents")
 def get_source(source_id: Id, session: SessionDep, principal: PrincipalDep) -> Response:
-    _personal_reader(session, principal, sources.commune_of(session, source_id=source_id),
-                     NotFound("source.not_found", id=source_id))
-    return answer(sources.get(session, source_id=source_id, personal=True))
+    return answer(sources.get(session, source_id=source_id, reader=principal))
 
 
 @router.post("/sources/{source_id}/files", status_code=201,
@@ -167,11 +146,7 @@ def attach_file(source_id: Id, session: SessionDep, settings: SettingsDep, princ
 @router.get("/sources/{source_id}/files/{file_id}", responses={200: {"content": {"application/pdf": {}}}},
             response_class=Response, summary="Télécharger un document d'une source")
 def download_file(source_id: Id, file_id: Id, session: SessionDep, principal: PrincipalDep) -> Response:
-    commune = _personal_reader(session, principal, sources.commune_of(session, source_id=source_id),
-                               NotFound("source.not_found", id=source_id))
-    name, media_type, content, digest = sources.file(session, source_id=source_id, file_id=file_id)
-    audit.record(session, principal, method="GET", endpoint="/sources/{source_id}/files/{file_id}",
-                 subject_kind="source_file", subject_id=file_id, commune_code=commune)
+    name, media_type, content, digest = sources.file(session, source_id=source_id, file_id=file_id, reader=principal)
     safe = "".join(c if c.isascii() and (c.isalnum() or c in "._-") else "_" for c in name)
     return Response(content, media_type=media_type, headers={
         "Content-Disposition": f'attachment; filename="{safe}"', "ETag": f'"{digest}"',
@@ -213,23 +188,12 @@ class RightEnd(BaseModel):
     reason: str = Field(min_length=1, max_length=500)
 
 
-def _rights_answer(session: SessionDep, principal: Principal, parcel_id: str, endpoint: str,
-                   build: Any) -> Any:
-    communes = parcel_service.communes_of(session, parcel_id=parcel_id)
-    personal = reveals(principal, communes)
-    found = build(personal)
-    if personal:
-        audit.record(session, principal, method="GET", endpoint=endpoint, subject_kind="parcel", subject_id=parcel_id,
-                     commune_code=min(communes))
-    return found
-
-
 @router.get("/parcels/{parcel_id}/rights", summary="Droits, restrictions et responsabilités d'une parcelle")
 def parcel_rights(parcel_id: Id, session: SessionDep, principal: PrincipalDep, at: At = None) -> Response:
     """Titulaires et quotes-parts seulement aux rôles connectés dont le périmètre couvre la parcelle."""
-    parcel_service.get(session, parcel_id=parcel_id, at=instant(at))  # 404/410 for an unknown or retired parcel
-    found = _rights_answer(session, principal, parcel_id, "/parcels/{parcel_id}/rights", lambda personal: (
-        rights.for_parcel(session, parcel_id=parcel_id, personal=personal, at=instant(at), reader=principal)))
+    # 404/410 for an unknown or retired parcel; its public form, which reveals nothing (and logs nothing).
+    parcel_service.get(session, parcel_id=parcel_id, reader=ANONYMOUS, at=instant(at))
+    found = rights.for_parcel(session, parcel_id=parcel_id, reader=principal, at=instant(at))
     return answer({"parcel_id": parcel_id, "at": at.isoformat() if at else None, "rights": found})
 
 
@@ -242,30 +206,19 @@ def create_right(parcel_id: Id, body: RightIn, session: SessionDep, principal: W
                              holders=[h.model_dump() for h in body.holders], tf_number=body.tf_number,
                              description=body.description, reason=body.reason)
     rrr_id = rights.create(session, parcel_id=parcel_id, data=data, by=principal, author=principal.name)
-    found = rights.get(session, rrr_id=rrr_id, personal=True)
+    found = rights.as_written(session, rrr_id=rrr_id, by=principal)
     return answer(found, status=201, tag=etag("rrr", rrr_id, found["version"]), location=f"/rights/{rrr_id}")
 
 
 @router.get("/rights/{rrr_id}", summary="Un droit, une restriction ou une responsabilité")
 def get_right(rrr_id: Id, session: SessionDep, principal: PrincipalDep, at: At = None) -> Response:
-    communes = rights.communes_of(session, rrr_id=rrr_id)
-    personal = reveals(principal, communes)
-    found = rights.get(session, rrr_id=rrr_id, personal=personal, at=instant(at), reader=principal)
-    if personal:
-        audit.record(session, principal, method="GET", endpoint="/rights/{rrr_id}", subject_kind="rrr",
-                     subject_id=found["id"], commune_code=min(communes))
+    found = rights.get(session, rrr_id=rrr_id, reader=principal, at=instant(at))
     return answer(found, tag=etag("rrr", found["id"], found["version"]) if at is None else None)
 
 
 @router.get("/rights/{rrr_id}/versions", summary="Toutes les versions d'un droit")
 def right_versions(rrr_id: Id, session: SessionDep, principal: PrincipalDep) -> Response:
-    communes = rights.communes_of(session, rrr_id=rrr_id)
-    personal = reveals(principal, communes)
-    found = rights.versions(session, rrr_id=rrr_id, personal=personal, reader=principal)
-    if personal:
-        audit.record(session, principal, method="GET", endpoint="/rights/{rrr_id}/versions", subject_kind="rrr",
-                     subject_id=found[0]["id"], commune_code=min(communes))
-    return answer(found)
+    return answer(rights.versions(session, rrr_id=rrr_id, reader=principal))
 
 
 @router.patch("/rights/{rrr_id}", responses=PRECONDITION_RESPONSES, summary="Modifier un droit (nouvelle version)")
@@ -276,7 +229,7 @@ def update_right(rrr_id: Id, body: RightPatch, session: SessionDep, principal: W
     changes = body.model_dump(exclude_unset=True, exclude={"reason"})
     rights.update(session, rrr_id=rrr_id, changes=changes, reason=body.reason, expected_version=version, by=principal,
                   author=principal.name)
-    found = rights.get(session, rrr_id=rrr_id, personal=True)
+    found = rights.as_written(session, rrr_id=rrr_id, by=principal)
     return answer(found, tag=etag("rrr", found["id"], found["version"]))
 
 
@@ -288,7 +241,7 @@ def end_right(rrr_id: Id, body: RightEnd, session: SessionDep, settings: Setting
     rights.end(session, rrr_id=rrr_id, end_date=body.end_date, cause=body.cause, source_ids=body.source_ids,
                reason=body.reason, notice_date=body.notice_date, notice_days=settings.desaffectation_notice_days,
                expected_version=version, by=principal, author=principal.name)
-    found = rights.get(session, rrr_id=rrr_id, personal=True)
+    found = rights.as_written(session, rrr_id=rrr_id, by=principal)
     return answer(found, tag=etag("rrr", found["id"], found["version"]))
 
 
@@ -318,28 +271,20 @@ class StepIn(BaseModel):
     reason: str | None = Field(default=None, max_length=1000, description="Motif d'un refus.")
 
 
-def _procedure_reader(session: SessionDep, principal: Principal, procedure_id: str) -> str:
-    return _personal_reader(session, principal, procedures.commune_of(session, procedure_id=procedure_id),
-                            NotFound("procedure.not_found", id=procedure_id))
-
-
 @router.post("/procedures", status_code=201, summary="Enregistrer une demande d'affectation")
 def register_procedure(body: ProcedureIn, session: SessionDep, principal: Writer) -> Response:
     data = procedures.ProcedureInput(parcel_id=body.parcel_id, applicants=[a.model_dump() for a in body.applicants],
                                      registered_on=body.registered_on, purpose=body.purpose, reference=body.reference,
                                      follows_rrr_id=body.follows_rrr_id, source_ids=body.source_ids)
     procedure_id = procedures.register(session, data=data, by=principal, author=principal.name)
-    found = procedures.get(session, procedure_id=procedure_id, personal=True)
+    found = procedures.as_written(session, procedure_id=procedure_id, by=principal)
     return answer(found, status=201, tag=etag("procedure", procedure_id, found["version"]),
                   location=f"/procedures/{procedure_id}")
 
 
 @router.get("/procedures/{procedure_id}", summary="Une procédure, ses étapes et ses documents")
 def get_procedure(procedure_id: Id, session: SessionDep, principal: PrincipalDep) -> Response:
-    commune = _procedure_reader(session, principal, procedure_id)
-    found = procedures.get(session, procedure_id=procedure_id, personal=True, reader=principal)
-    audit.record(session, principal, method="GET", endpoint="/procedures/{procedure_id}", subject_kind="procedure",
-                 subject_id=found["id"], commune_code=commune)
+    found = procedures.get(session, procedure_id=procedure_id, reader=principal)
     return answer(found, tag=etag("procedure", found["id"], found["version"]))
 
 
@@ -358,15 +303,7 @@ def advance_procedure(procedure_id: Id, body: StepIn, session: SessionDep, setti
 
 @router.get("/parcels/{parcel_id}/procedures", summary="Les procédures d'une parcelle")
 def parcel_procedures(parcel_id: Id, session: SessionDep, principal: PrincipalDep) -> Response:
-    communes = parcel_service.communes_of(session, parcel_id=parcel_id)
-    commune = _personal_reader(session, principal, min(communes) if communes else None,
-                               NotFound("parcel.not_found", id=parcel_id))
-    require(principal, Action.READ_PERSONAL, communes=communes)
-    pid = parse_id(parcel_id, key="parcel.not_found", kind="parcelle")
-    found = procedures.for_parcel(session, parcel_id=pid, personal=True)
-    audit.record(session, principal, method="GET", endpoint="/parcels/{parcel_id}/procedures", subject_kind="parcel",
-                 subject_id=parcel_id, commune_code=commune)
-    return answer(found)
+    return answer(procedures.for_parcel(session, parcel_id=parcel_id, reader=principal))
 
 
 # --- history and the write audit ---------------------------------------------------------------
@@ -377,27 +314,14 @@ def parcel_history(parcel_id: Id, session: SessionDep, principal: PrincipalDep,
                    crs: Annotated[Literal["EPSG:4326", "EPSG:32628"], Query()] = "EPSG:4326") -> Response:
     """Titulaires, auteurs et demandeurs seulement aux rôles connectés dont le périmètre couvre la parcelle."""
     srid = int(crs.split(":")[1])
-    found = _rights_answer(session, principal, parcel_id, "/parcels/{parcel_id}/history", lambda personal: (
-        history.parcel_history(session, parcel_id=parcel_id, personal=personal, crs=srid)))
-    if not reveals(principal, parcel_service.communes_of(session, parcel_id=parcel_id)):
-        # The public sees where a request stands, not who made it nor what officers wrote of it.
-        found["procedures"] = [{"id": p["id"], "kind": p["kind"], "state": p["state"], "rrr_id": p["rrr_id"],
-                                "steps": [{"step": s["step"], "occurred_on": s["occurred_on"]} for s in p["steps"]]}
-                               for p in found["procedures"]]
-    return answer(found)
+    return answer(history.parcel_history(session, parcel_id=parcel_id, reader=principal, crs=srid))
 
 
 @router.get("/parcels/{parcel_id}/audit", summary="Le journal des écritures d'une parcelle (avant, après, qui, quand)")
 def parcel_audit(parcel_id: Id, session: SessionDep, principal: PrincipalDep,
                  limit: Annotated[int, Query(ge=1, le=500)] = 100,
                  offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0) -> Response:
-    communes = parcel_service.communes_of(session, parcel_id=parcel_id)
-    commune = _personal_reader(session, principal, min(communes) if communes else None,
-                               NotFound("parcel.not_found", id=parcel_id))
-    require(principal, Action.READ_PERSONAL, communes=communes)
-    rows = journal.entries(session, parcel_id=parcel_id, limit=limit, offset=offset)
-    audit.record(session, principal, method="GET", endpoint="/parcels/{parcel_id}/audit", subject_kind="parcel",
-                 subject_id=parcel_id, commune_code=commune)
+    rows = history.parcel_writes(session, parcel_id=parcel_id, reader=principal, limit=limit, offset=offset)
     return answer({"parcel_id": parcel_id, "limit": limit, "offset": offset, "entries": rows})
 
 

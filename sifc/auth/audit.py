@@ -1,4 +1,4 @@
-"""The access audit (loi 2008-12): who read personal data, when, through which endpoint, about whom.
+"""The access audit (loi 2008-12): who read personal data, when, through which channel, about whom.
 
 ``access_audit`` is append-only for everyone (migration 0006). A row names the subject by its
 kind and internal id (a party's id, a parcel's id), never by its name or identity number, so
@@ -33,31 +33,33 @@ class AccessRecord:
     purpose: str | None
 
 
-def record(session: Session, principal: Principal, *, method: str, endpoint: str, subject_kind: str,
-           subject_id: str, commune_code: str | None = None, purpose: str | None = None) -> None:
-    """Log one read of personal data by ``principal``, in the request's transaction.
+def _channel(principal: Principal, service: str) -> tuple[str, str]:
+    """The method and endpoint of the read: the principal's channel, or the service called in-process."""
+    if principal.channel is not None:
+        return principal.channel.method, principal.channel.endpoint
+    return "CALL", service  # a caller that named no channel is still logged, by the service it called
 
-    ``endpoint`` is the route template (``/parties/{party_id}``), not the concrete path, so that
-    no identifier of the URL lands twice in the log.
+
+def record(session: Session, principal: Principal, *, service: str, subject_kind: str, subject_id: str,
+           commune_code: str | None = None, purpose: str | None = None) -> None:
+    """Log one read of personal data by ``principal``, in the caller's transaction.
+
+    Called by the domain service that decided to reveal the data, whoever called it (API, CLI,
+    job). The method and endpoint are the principal's :class:`~sifc.auth.principal.Channel`;
+    without one, ``CALL`` and ``service``, the qualified name of the service that read.
     """
-    if not principal.authenticated:
-        raise ValueError("personal data is never served to an anonymous caller")
-    session.execute(text("""
-        INSERT INTO access_audit (actor_kind, actor_id, actor, role, method, endpoint, subject_kind, subject_id,
-                                  commune_code, purpose)
-        VALUES (:kind, :id, :actor, :role, :method, :endpoint, :subject_kind, :subject_id, :commune, :purpose)"""),
-        {"kind": principal.kind, "id": principal.id, "actor": principal.name, "role": principal.role,
-         "method": method.upper(), "endpoint": endpoint, "subject_kind": subject_kind,
-         "subject_id": str(subject_id), "commune": commune_code, "purpose": purpose})
+    record_many(session, principal, service=service, subject_kind=subject_kind,
+                subjects=[(str(subject_id), commune_code)], purpose=purpose)
 
 
-def record_many(session: Session, principal: Principal, *, method: str, endpoint: str, subject_kind: str,
+def record_many(session: Session, principal: Principal, *, service: str, subject_kind: str,
                 subjects: list[tuple[str, str | None]], purpose: str | None = None) -> None:
     """Log one read of personal data per ``(subject_id, commune_code)`` (a page of a list), in one statement."""
     if not principal.authenticated:
         raise ValueError("personal data is never served to an anonymous caller")
     if not subjects:
         return
+    method, endpoint = _channel(principal, service)
     session.execute(text("""
         INSERT INTO access_audit (actor_kind, actor_id, actor, role, method, endpoint, subject_kind, subject_id,
                                   commune_code, purpose)

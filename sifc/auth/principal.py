@@ -9,7 +9,7 @@ scope), ``administrateur`` (accounts, territories, everything in its scope). A s
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Literal
 
@@ -91,6 +91,19 @@ def check_role(role: str, *, allow_public: bool = False) -> str:
 
 
 @dataclass(frozen=True)
+class Channel:
+    """How a caller came in, as the access log names it.
+
+    ``method`` is an HTTP method, ``CLI`` (a ``sifc`` command) or ``JOB`` (a worker); ``endpoint``
+    is the route template (``/parcels/{parcel_id}``), the command (``sifc parcels lineage``) or the
+    job's kind, never a concrete path, so that no identifier lands twice in the log.
+    """
+
+    method: str
+    endpoint: str
+
+
+@dataclass(frozen=True)
 class Principal:
     """The caller of one request: anonymous, a signed-in user or a municipal app's API key.
 
@@ -106,6 +119,11 @@ class Principal:
     communes: frozenset[str] = field(default_factory=frozenset)
     everywhere: bool = False
     token_id: str | None = None
+    channel: Channel | None = None  # set once where the call enters: the API's dependency, the CLI, a job
+
+    def via(self, method: str, endpoint: str) -> Principal:
+        """The same principal, come in through ``method`` and ``endpoint`` (what the access log records)."""
+        return replace(self, channel=Channel(method.upper(), endpoint))
 
     @property
     def authenticated(self) -> bool:

@@ -428,8 +428,8 @@ def access_request(session: Session, principal: Principal, *, query: str, limit:
     if not principal.everywhere:
         raise Forbidden("admin.subject_national_scope")
     subject = resolve(session, query)
-    audit.record(session, principal, method=method, endpoint=endpoint, subject_kind=subject.audit_kind,
-                 subject_id=subject.audit_id, purpose=SAR_PURPOSE)
+    audit.record(session, principal.via(method, endpoint), service=f"{__name__}.access_request",
+                 subject_kind=subject.audit_kind, subject_id=subject.audit_id, purpose=SAR_PURPOSE)
     generated_at = session.execute(select(func.now())).scalar_one()
     return SubjectReport(subject, generated_at, gather(session, subject, limit=limit),
                          reads_of(session, subject, limit=limit), limit)

@@ -1,7 +1,7 @@
 """The fiche parcellaire: one parcel, its map and neighbours, its vertices, areas, rights and sources.
 
-Holders are printed only for a caller who may read personal data in the parcel's commune (the
-route decides and audits); the sheet then says so in its content, which the code signs.
+Holders are printed only for a reader who may read personal data in the parcel's commune
+(:func:`build` decides and logs the read); the sheet then says so in its content, which the code signs.
 """
 
 from __future__ import annotations
@@ -13,12 +13,16 @@ from shapely import wkb
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from sifc.auth import audit
+from sifc.auth.principal import ANONYMOUS, Principal
 from sifc.documents import layout, maps, records, verification
 from sifc.documents.layout import label
 from sifc.documents.verification import Issue, Sealed
 from sifc.errors import NotFound
 from sifc.keyring import SigningKey
 from sifc.parcels import service as parcel_service
+from sifc.personal import may_reveal
+from sifc.tenure import rights as rights_service
 
 
 def _neighbours(session: Session, parcel_id: uuid.UUID) -> list[tuple[str, Any]]:
@@ -30,16 +34,16 @@ def _neighbours(session: Session, parcel_id: uuid.UUID) -> list[tuple[str, Any]]
     return [(row[0], wkb.loads(bytes(row[1]))) for row in rows]
 
 
-def content(session: Session, *, parcel_id: str, personal: bool, lang: str) -> tuple[dict[str, Any], Any, list[Any]]:
+def _content(session: Session, parcel_id: str, *, personal: bool, lang: str) -> tuple[dict[str, Any], Any, list[Any]]:
     """The sheet's canonical facts, the parcel's geometry and its neighbours (for the map)."""
-    parcel_service.get(session, parcel_id=parcel_id)  # 404 unknown, 410 retired
+    parcel_service.get(session, parcel_id=parcel_id, reader=ANONYMOUS)  # 404 unknown, 410 retired
     pid = uuid.UUID(parcel_id)
     row = records.current_parcel(session, pid)
     if row is None:
         raise NotFound("parcel.not_found", id=parcel_id)
     geometry = wkb.loads(bytes(row["wkb"]))
     neighbours = _neighbours(session, pid)
-    rights = records.right_facts(session, parcel_id=parcel_id, personal=personal)
+    rights = records.right_facts(session, read=rights_service._for_parcel(session, parcel_id, personal=personal))
     sources = {(s["kind"], s["reference"], s["date"]): s for r in rights for s in r["sources"]}
     facts = {**verification.new_header("fiche_parcellaire", lang), "parcel": records.parcel_facts(row),
              "crs": "EPSG:32628", "vertices": maps.vertices(geometry), "neighbours": [n for n, _ in neighbours],
@@ -111,10 +115,16 @@ def _story(facts: dict[str, Any], png: bytes, frame: layout.Frame) -> list[Any]:
     return [*story, *layout.code_block(frame)]
 
 
-def build(session: Session, *, parcel_id: str, personal: bool, lang: str, seal_key: SigningKey, verify_url: str,
+def build(session: Session, *, parcel_id: str, reader: Principal, lang: str, seal_key: SigningKey, verify_url: str,
           issued_by: str) -> bytes:
-    """The sheet's PDF, sealed and kept in the register of issued documents."""
-    facts, geometry, neighbours = content(session, parcel_id=parcel_id, personal=personal, lang=lang)
+    """The sheet's PDF, sealed and kept in the register of issued documents.
+
+    The holders are printed only if ``reader`` may read personal data in every commune of the
+    parcel; such a sheet is logged as a read of the parcel.
+    """
+    communes = parcel_service.communes_of(session, parcel_id=parcel_id)
+    personal = may_reveal(reader, communes)
+    facts, geometry, neighbours = _content(session, parcel_id, personal=personal, lang=lang)
     parcel = facts["parcel"]
     title = f"{label('fiche', lang)} {parcel['nicad'] or parcel['id']}"
     png = maps.parcel_map(geometry, neighbours, title=parcel["nicad"] or "")
@@ -125,4 +135,8 @@ def build(session: Session, *, parcel_id: str, personal: bool, lang: str, seal_k
 
     issued = Issue("fiche_parcellaire", "parcel", parcel["id"], parcel["commune_code"], summary(facts), personal,
                    issued_by)
-    return layout.issue(session, seal_key=seal_key, content=facts, issued=issued, build=pdf, title=title)
+    sheet = layout.issue(session, seal_key=seal_key, content=facts, issued=issued, build=pdf, title=title)
+    if personal:
+        audit.record(session, reader, service=f"{__name__}.build", subject_kind="parcel", subject_id=parcel_id,
+                     commune_code=min(communes))
+    return sheet

@@ -1,8 +1,8 @@
 """The extrait de délibération and the certificat d'affectation of a completed procedure.
 
 Both exist only once the procedure is notified (décret 72-1288: the affectation exists from the
-notification, dated from the approval); both name the holders and their shares, so the route
-serves them to signed-in roles of the commune only and audits each.
+notification, dated from the approval); both name the holders and their shares, so :func:`build`
+serves them to readers of personal data in the commune only and logs each.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from sifc.auth import audit
+from sifc.auth.principal import Principal
 from sifc.documents import layout, records, verification
 from sifc.documents.layout import authority, label
 from sifc.documents.verification import Issue, Sealed
@@ -28,12 +30,12 @@ def _source(session: Session, procedure: dict[str, Any], step: str, kind: str) -
     return next((refs[i] for i in ids if i in refs and refs[i]["kind"] == kind), {})
 
 
-def content(session: Session, *, kind: str, procedure_id: str, lang: str) -> dict[str, Any]:
+def _content(session: Session, *, kind: str, procedure_id: str, lang: str) -> dict[str, Any]:
     """The document's canonical facts; 409 unless the procedure is notified."""
-    procedure = procedures.get(session, procedure_id=procedure_id, personal=True)
+    procedure = procedures._get(session, procedure_id, personal=True)
     if procedure["state"] != "notified" or not procedure["rrr_id"]:
         raise Conflict("document.procedure_not_completed", id=procedure["id"], state=procedure["state"])
-    right = rights.get(session, rrr_id=procedure["rrr_id"], personal=True)
+    right = rights._get(session, procedure["rrr_id"], personal=True)
     parcel = records.latest_parcel(session, uuid.UUID(procedure["parcel_id"]))
     deliberation = _source(session, procedure, "deliberated", "deliberation")
     approval = _source(session, procedure, "approved", "approbation")
@@ -92,10 +94,15 @@ def _story(facts: dict[str, Any], frame: layout.Frame, kind: str) -> list[Any]:
     ]
 
 
-def build(session: Session, *, kind: str, procedure_id: str, lang: str, seal_key: SigningKey, verify_url: str,
-          issued_by: str) -> bytes:
-    """The document's PDF, sealed and kept in the register of issued documents."""
-    facts = content(session, kind=kind, procedure_id=procedure_id, lang=lang)
+def build(session: Session, *, kind: str, procedure_id: str, reader: Principal, lang: str, seal_key: SigningKey,
+          verify_url: str, issued_by: str) -> bytes:
+    """The document's PDF, sealed and kept in the register of issued documents.
+
+    For a ``reader`` of personal data in the procedure's commune (401, 403, 404 otherwise); logged
+    as a read of the procedure.
+    """
+    commune = procedures.reader_commune(session, procedure_id=procedure_id, reader=reader)
+    facts = _content(session, kind=kind, procedure_id=procedure_id, lang=lang)
     title = f"{label(TITLES[kind], lang)} {facts['parcel']['nicad'] or facts['parcel']['id']}"
 
     def pdf(sealed: Sealed) -> bytes:
@@ -104,4 +111,7 @@ def build(session: Session, *, kind: str, procedure_id: str, lang: str, seal_key
 
     issued = Issue(kind, "procedure", facts["procedure"]["id"], facts["commune"]["code"], summary(facts), True,
                    issued_by)
-    return layout.issue(session, seal_key=seal_key, content=facts, issued=issued, build=pdf, title=title)
+    document = layout.issue(session, seal_key=seal_key, content=facts, issued=issued, build=pdf, title=title)
+    audit.record(session, reader, service=f"{__name__}.build", subject_kind="procedure", subject_id=procedure_id,
+                 commune_code=commune)
+    return document

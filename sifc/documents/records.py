@@ -8,8 +8,6 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from sifc.tenure import rights
-
 PARCEL = """SELECT p.parcel_id, p.version, p.nicad, p.nicad_status, p.commune_code, c.name AS commune_name, p.section,
        p.local_number, p.area_m2, p.declared_area_m2, p.land_use, p.tenure_regime, ST_AsBinary(p.geom) AS wkb
 FROM parcel p JOIN commune c ON c.code = p.commune_code"""
@@ -51,16 +49,19 @@ def holder_facts(holders: list[dict[str, Any]]) -> list[dict[str, Any]]:
             for h in holders]
 
 
-def right_facts(session: Session, *, parcel_id: str, personal: bool) -> list[dict[str, Any]]:
-    """The rights of a parcel in force or to come (type, dates, sources; holders with ``personal``)."""
-    found = [r for r in rights.for_parcel(session, parcel_id=parcel_id, personal=personal) if r["status"] != "ended"]
+def right_facts(session: Session, *, read: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rights in force or to come among ``read`` (type, dates, sources; holders when the read carried them).
+
+    Whether the holders were read is the document service's decision (``sifc.personal.may_reveal``).
+    """
+    found = [r for r in read if r["status"] != "ended"]
     refs = source_refs(session, sorted({s for r in found for s in r["source_ids"]}))
     out = []
     for r in found:
         facts = {"id": r["id"], "type": r["type"], "status": r["status"], "start_date": r["start_date"],
                  "end_date": r["end_date"], "tf_number": r["tf_number"],
                  "sources": [refs[s] for s in r["source_ids"] if s in refs]}
-        if personal:
+        if "holders" in r:
             facts["holders"] = holder_facts(r["holders"])
         out.append(facts)
     return out

@@ -2,7 +2,7 @@
 
 Everyone gets it without holders (the same public facts as ``/communes/{code}/parcels`` and
 ``/parcels/{id}/rights``); a signed-in role whose scope covers the commune gets the holders and
-their shares, and the route audits the read (see ``data/policy.yaml``).
+their shares, and :func:`gather` logs the read (see ``data/policy.yaml``).
 """
 
 from __future__ import annotations
@@ -16,11 +16,14 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from sifc.auth import audit
+from sifc.auth.principal import Principal
 from sifc.documents import layout, records, verification
 from sifc.documents.layout import label
 from sifc.documents.verification import Issue, Sealed
 from sifc.errors import NotFound
 from sifc.keyring import SigningKey
+from sifc.personal import may_reveal
 
 CSV_HEADER = {
     "fr": ["nicad", "section", "numero", "superficie_m2", "usage", "regime_foncier", "droit", "debut", "fin",
@@ -77,8 +80,13 @@ def _holders(session: Session, commune_code: str) -> dict[tuple[Any, int], list[
     return found
 
 
-def gather(session: Session, *, commune_code: str, personal: bool) -> Register:
-    """The register of a commune (404 for an unknown commune)."""
+def gather(session: Session, *, commune_code: str, reader: Principal) -> Register:
+    """The register of a commune (404 for an unknown commune).
+
+    Holders and shares only if ``reader`` may read personal data in the commune; then each parcel
+    of the register is logged as read.
+    """
+    personal = may_reveal(reader, {commune_code})
     name = session.execute(text("SELECT name FROM commune WHERE code = :c"), {"c": commune_code}).scalar()
     if name is None:
         raise NotFound("territory.not_found", level="commune", code=commune_code[:100])
@@ -88,6 +96,9 @@ def gather(session: Session, *, commune_code: str, personal: bool) -> Register:
         {"c": commune_code}).mappings().all()
     rights = _rights(session, commune_code, personal)
     parcels = [{**dict(r), "area_m2": records.rounded(r["area_m2"]), "rights": rights.get(r["id"], [])} for r in rows]
+    if personal:
+        audit.record_many(session, reader, service=f"{__name__}.gather", subject_kind="parcel",
+                          subjects=[(p["id"], commune_code) for p in parcels])
     return Register(commune_code, name, personal, parcels)
 
 

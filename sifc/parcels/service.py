@@ -7,8 +7,9 @@ the old version and is marked "à réattribuer" unless a new NICAD is given (dom
 any change of area or boundary calls for a new NICAD).
 
 Personal data (loi 2008-12): the names of who wrote or closed a version, and who submitted
-its import, are only in the representation asked with ``personal=True``, which the API gives
-to principals allowed to read personal data in the parcel's commune (and audits). Writes are
+its import, are only in the representation given to a ``reader`` allowed to read personal data
+in every commune of the parcel (``sifc.personal.may_reveal``); the read functions decide it and
+write each such read to the access log themselves, whoever calls them. Writes are
 authorised here, in the transaction that writes, once the communes they touch are known:
 every commune before and after a change must be in the principal's scope.
 """
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NoReturn
 
+import orjson
 import shapely
 from shapely.geometry import shape
 from sqlalchemy import text
@@ -28,12 +30,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from sifc import bounds, journal
+from sifc.auth import audit
 from sifc.auth.principal import Action, Principal, require
 from sifc.crs import STORAGE_SRID, in_domain
 from sifc.errors import Conflict, Gone, InvalidInput, NotFound
 from sifc.geojson import crs_member, finite, geometry_sql
 from sifc.parcels import nicad as nicad_rules
-from sifc.personal import FREE_TEXT_FIELDS, PERSONAL_FIELDS
+from sifc.personal import FREE_TEXT_FIELDS, PERSONAL_FIELDS, may_reveal
 from sifc.versioning import check_expected, close_version, refuse_if_frozen
 
 # Coordinates a parcel in Senegal can have, per input CRS (generous: the country is checked later).
@@ -97,18 +100,32 @@ def _parse_id(parcel_id: str) -> uuid.UUID:
         raise NotFound("parcel.not_found", id=parcel_id) from error
 
 
-def get(session: Session, *, parcel_id: str, crs: int = 4326, personal: bool = False,
+def get(session: Session, *, parcel_id: str, reader: Principal, crs: int = 4326,
         at: datetime | None = None) -> bytes:
-    """The current version of a parcel as a GeoJSON Feature (with its personal fields if ``personal``).
+    """The current version of a parcel as a GeoJSON Feature, with its personal fields if ``reader`` may see them.
 
     With ``at``, the version the register held at that instant (an as-of read).
     """
-    return get_with_version(session, parcel_id=parcel_id, crs=crs, personal=personal, at=at)[0]
+    return get_with_version(session, parcel_id=parcel_id, reader=reader, crs=crs, at=at)[0]
 
 
-def get_with_version(session: Session, *, parcel_id: str, crs: int = 4326, personal: bool = False,
+def get_with_version(session: Session, *, parcel_id: str, reader: Principal, crs: int = 4326,
                      at: datetime | None = None) -> tuple[bytes, int]:
-    """:func:`get` and the version's number (the parcel's ETag)."""
+    """:func:`get` and the version's number (the parcel's ETag); a read that reveals personal fields is logged."""
+    communes = communes_of(session, parcel_id=parcel_id)
+    personal = may_reveal(reader, communes)
+    found = _get_with_version(session, parcel_id, crs=crs, personal=personal, at=at)
+    if personal:
+        _log_reads(session, reader, "get", [(parcel_id, min(communes))])
+    return found
+
+
+def _log_reads(session: Session, reader: Principal, service: str, parcels: list[tuple[str, str | None]]) -> None:
+    audit.record_many(session, reader, service=f"{__name__}.{service}", subject_kind="parcel", subjects=parcels)
+
+
+def _get_with_version(session: Session, parcel_id: str, *, crs: int, personal: bool,
+                      at: datetime | None = None) -> tuple[bytes, int]:
     pid = _parse_id(parcel_id)
     if at is None:
         source, where = "parcel p", "p.parcel_id = :id"
@@ -133,9 +150,9 @@ def _missing(session: Session, pid: uuid.UUID) -> NoReturn:
     raise NotFound("parcel.not_found", id=str(pid))
 
 
-def get_by_nicad(session: Session, *, nicad: str, crs: int = 4326, personal: bool = False) -> bytes:
-    """The current parcel holding ``nicad``."""
-    return get(session, parcel_id=id_by_nicad(session, nicad=nicad), crs=crs, personal=personal)
+def get_by_nicad(session: Session, *, nicad: str, reader: Principal, crs: int = 4326) -> bytes:
+    """The current parcel holding ``nicad`` (as :func:`get`)."""
+    return get(session, parcel_id=id_by_nicad(session, nicad=nicad), reader=reader, crs=crs)
 
 
 def id_by_nicad(session: Session, *, nicad: str) -> str:
@@ -157,12 +174,14 @@ def communes_of(session: Session, *, parcel_id: str) -> set[str]:
                                {"id": pid}).scalars())
 
 
-def list_commune(session: Session, *, commune_code: str, limit: int, offset: int, crs: int = 4326,
-                 personal: bool = False, at: datetime | None = None) -> bytes:
+def list_commune(session: Session, *, commune_code: str, limit: int, offset: int, reader: Principal,
+                 crs: int = 4326, at: datetime | None = None) -> bytes:
     """A page of a commune's current parcels, in a stable order.
 
     With ``at``, the parcels the register held at that instant (before or after a mutation).
+    Personal fields if ``reader`` may see them in the commune; then one access-log row per parcel.
     """
+    personal = may_reveal(reader, {commune_code})
     if not session.execute(text("SELECT 1 FROM commune WHERE code = :c"), {"c": commune_code}).scalar():
         raise NotFound("territory.not_found", level="commune", code=commune_code)
     held = ("parcel WHERE commune_code = :c" if at is None else
@@ -179,11 +198,27 @@ def list_commune(session: Session, *, commune_code: str, limit: int, offset: int
             {crs_member(crs)})::text"""
     body: str = session.execute(text(sql), {"c": commune_code, "limit": limit, "offset": offset, "at": at}
                                 ).scalar_one()
+    if personal:
+        page = orjson.loads(body)["features"]
+        _log_reads(session, reader, "list_commune", [(str(feature["id"]), commune_code) for feature in page])
     return body.encode()
 
 
-def versions(session: Session, *, parcel_id: str, crs: int = 4326, personal: bool = False) -> bytes:
-    """Every version of a parcel, oldest first, with its validity period."""
+def versions(session: Session, *, parcel_id: str, reader: Principal, crs: int = 4326) -> bytes:
+    """Every version of a parcel, oldest first, with its validity period.
+
+    Authors and closings if ``reader`` may read personal data in every commune of the parcel's
+    history; such a read is logged.
+    """
+    communes = communes_of(session, parcel_id=parcel_id)
+    personal = may_reveal(reader, communes)
+    found = _versions(session, parcel_id, crs=crs, personal=personal)
+    if personal:
+        _log_reads(session, reader, "versions", [(parcel_id, min(communes))])
+    return found
+
+
+def _versions(session: Session, parcel_id: str, *, crs: int, personal: bool) -> bytes:
     pid = _parse_id(parcel_id)
     sql = f"""
         SELECT json_build_object('type', 'FeatureCollection', 'features', coalesce(json_agg(
@@ -331,7 +366,7 @@ def create(session: Session, *, data: ParcelInput, author: str, tolerances: Tole
 
 def _audit_state(session: Session, pid: uuid.UUID) -> bytes:
     """The current version as the write audit keeps it (EPSG:32628, personal fields included)."""
-    return get(session, parcel_id=str(pid), crs=STORAGE_SRID, personal=True)
+    return _get_with_version(session, str(pid), crs=STORAGE_SRID, personal=True)[0]
 
 
 def _current(session: Session, pid: uuid.UUID) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from shapely.geometry import shape
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from sifc.auth.principal import ANONYMOUS
 from sifc.crs import STORAGE_SRID, in_domain, point_sql, to_storage_sql
 from sifc.db import Statement
 from sifc.errors import InvalidInput
@@ -217,7 +218,7 @@ def neighbours(session: Session, *, parcel_id: str, distance_m: float = 0.0, crs
     if not (math.isfinite(distance_m) and 0 <= distance_m <= MAX_DISTANCE_M):
         raise InvalidInput("spatial.bad_distance", distance=distance_m, limit=MAX_DISTANCE_M)
     pid = _parse_id(parcel_id)
-    get(session, parcel_id=str(pid))  # 404 / 410 as for the parcel itself
+    get(session, parcel_id=str(pid), reader=ANONYMOUS)  # 404 / 410 as for the parcel itself (its public form)
     subject = "(SELECT geom FROM parcel WHERE parcel_id = :pid)"
     return _collection(session, f"p.parcel_id <> :pid AND ST_DWithin(p.geom, {subject}, :distance)",
                        {"pid": pid, "distance": distance_m}, crs=crs,

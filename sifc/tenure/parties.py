@@ -3,7 +3,8 @@
 A party is the series of its versions in ``party_version``, like a parcel; a change writes a new
 version and closes the previous one. Name, given names, identity number (NIN, CNI, NINEA) and
 contact are personal data (loi 2008-12): only the roles allowed to read personal data in the
-party's commune get them, and each read is written to the access audit by the API.
+party's commune get them, and :func:`get` and :func:`versions` write each read to the access
+audit, whoever calls them.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from sifc import journal
+from sifc.auth import audit
 from sifc.auth.principal import Action, Principal, require
 from sifc.errors import InvalidInput, NotFound
 from sifc.models import PARTY_KINDS
@@ -97,7 +99,7 @@ def create(session: Session, *, data: PartyInput, by: Principal | None, author: 
     pid = uuid.uuid4()
     _insert(session, pid, 1, values, action="api:create", author=author, reason=data.reason, synthetic=synthetic)
     journal.record(session, by, author=author, operation="party.create", object_kind="party", object_id=pid,
-                   commune_code=values["commune_code"], after=get(session, party_id=str(pid), personal=True))
+                   commune_code=values["commune_code"], after=_get(session, str(pid)))
     return str(pid)
 
 
@@ -137,18 +139,44 @@ def visible_commune(session: Session, *, party_id: str, by: Principal) -> str:
     return commune
 
 
-def get(session: Session, *, party_id: str, personal: bool, at: datetime | None = None) -> dict[str, Any]:
-    """A party's current version (or the one valid at ``at``)."""
-    return _row_json(_one(session, parse_id(party_id, key="party.not_found", kind="partie"), at), personal=personal)
+def get(session: Session, *, party_id: str, reader: Principal, at: datetime | None = None) -> dict[str, Any]:
+    """A party's current version (or the one valid at ``at``), for a ``reader`` of personal data in its commune.
+
+    Refused as :func:`visible_commune` refuses; the read is logged.
+    """
+    commune = visible_commune(session, party_id=party_id, by=reader)
+    party = _get(session, party_id, at=at)
+    audit.record(session, reader, service=f"{__name__}.get", subject_kind="party", subject_id=party["id"],
+                 commune_code=commune)
+    return party
 
 
-def versions(session: Session, *, party_id: str, personal: bool) -> list[dict[str, Any]]:
-    """Every version of a party, oldest first."""
+def as_written(session: Session, *, party_id: str, by: Principal) -> dict[str, Any]:
+    """The party as its writer sees it right after a write.
+
+    ``by`` must be allowed to write tenure records in the party's commune (403 otherwise). No
+    access-log row: the write journal holds this very state under the same actor.
+    """
+    party = _get(session, party_id)
+    authorise(by, party["commune_code"])
+    return party
+
+
+def _get(session: Session, party_id: str, *, at: datetime | None = None) -> dict[str, Any]:
+    return _row_json(_one(session, parse_id(party_id, key="party.not_found", kind="partie"), at), personal=True)
+
+
+def versions(session: Session, *, party_id: str, reader: Principal) -> list[dict[str, Any]]:
+    """Every version of a party, oldest first (refused and logged as :func:`get`)."""
+    commune = visible_commune(session, party_id=party_id, by=reader)
     pid = parse_id(party_id, key="party.not_found", kind="partie")
     rows = session.execute(text(SELECT + " WHERE party_id = :id ORDER BY version"), {"id": pid}).mappings().all()
     if not rows:
         raise NotFound("party.not_found", id=str(pid))
-    return [_row_json(row, personal=personal) for row in rows]
+    found = [_row_json(row, personal=True) for row in rows]
+    audit.record(session, reader, service=f"{__name__}.versions", subject_kind="party", subject_id=found[0]["id"],
+                 commune_code=commune)
+    return found
 
 
 def update(session: Session, *, party_id: str, data: PartyInput, expected_version: int | None, by: Principal | None,
@@ -176,5 +204,5 @@ def update(session: Session, *, party_id: str, data: PartyInput, expected_versio
             synthetic=current["synthetic"])
     journal.record(session, by, author=author, operation="party.update", object_kind="party", object_id=pid,
                    commune_code=values["commune_code"], before=before,
-                   after=get(session, party_id=str(pid), personal=True))
+                   after=_get(session, str(pid)))
     return version

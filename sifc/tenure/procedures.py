@@ -22,12 +22,13 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from sifc import bounds, journal
-from sifc.auth.principal import Action, Principal
+from sifc.auth import audit
+from sifc.auth.principal import Action, Principal, require
 from sifc.errors import Conflict, InvalidInput, NotFound
-from sifc.personal import FREE_TEXT_FIELDS
+from sifc.personal import FREE_TEXT_FIELDS, require_reader
 from sifc.tenure import rights
 from sifc.tenure.common import Share as Holder
-from sifc.tenure.common import authorise, current_parcel, shares, sources_of
+from sifc.tenure.common import authorise, current_parcel, parcel_communes, shares, sources_of
 from sifc.versioning import check_expected, parse_id, refuse_if_frozen
 
 ORDER = ("registered", "surveyed", "deliberated", "approved", "notified")
@@ -131,7 +132,7 @@ def register(session: Session, *, data: ProcedureInput, by: Principal | None, au
     journal.record(session, by, author=author,
                    operation="procedure.register", object_kind="procedure", object_id=procedure_id,
                    parcel_id=pid, commune_code=parcel.commune_code,
-                   after=get(session, procedure_id=str(procedure_id), personal=True))
+                   after=_get(session, str(procedure_id), personal=True))
     return str(procedure_id)
 
 
@@ -196,17 +197,61 @@ def _json(session: Session, head: Any, steps: list[Any], *, personal: bool,
     return body
 
 
-def get(session: Session, *, procedure_id: str, personal: bool, reader: Principal | None = None) -> dict[str, Any]:
-    """A procedure with its steps (applicants and authors only with ``personal``; named as ``reader`` may)."""
+def reader_commune(session: Session, *, procedure_id: str, reader: Principal) -> str:
+    """The procedure's commune, once ``reader`` may read personal data there (401, 403; 404 for no such procedure).
+
+    A request names its applicants: it is personal through and through.
+    """
+    return require_reader(reader, commune_of(session, procedure_id=procedure_id),
+                          NotFound("procedure.not_found", id=procedure_id[:64]))
+
+
+def get(session: Session, *, procedure_id: str, reader: Principal) -> dict[str, Any]:
+    """A procedure with its steps, for a ``reader`` of personal data in its commune; the read is logged.
+
+    An applicant is named only to a reader of the party's current commune.
+    """
+    commune = reader_commune(session, procedure_id=procedure_id, reader=reader)
+    found = _get(session, procedure_id, personal=True, reader=reader)
+    audit.record(session, reader, service=f"{__name__}.get", subject_kind="procedure", subject_id=found["id"],
+                 commune_code=commune)
+    return found
+
+
+def as_written(session: Session, *, procedure_id: str, by: Principal) -> dict[str, Any]:
+    """The procedure as its writer sees it right after registering it (``by`` may write in its commune, else 403).
+
+    No access-log row: the write journal holds this very state under the same actor.
+    """
+    found = _get(session, procedure_id, personal=True)
+    authorise(by, found["commune_code"])
+    return found
+
+
+def _get(session: Session, procedure_id: str, *, personal: bool, reader: Principal | None = None) -> dict[str, Any]:
     head, steps = _load(session, parse_id(procedure_id, key="procedure.not_found", kind="procédure"))
     return _json(session, head, steps, personal=personal, reader=reader)
 
 
-def for_parcel(session: Session, *, parcel_id: uuid.UUID, personal: bool) -> list[dict[str, Any]]:
-    """Every procedure on a parcel, oldest first."""
+def for_parcel(session: Session, *, parcel_id: str, reader: Principal) -> list[dict[str, Any]]:
+    """Every procedure on a parcel, oldest first, for a ``reader`` of personal data in every commune of the parcel.
+
+    Refused as :func:`sifc.personal.require_reader` refuses (404 for an unknown parcel); the read
+    is logged, the parcel as its subject.
+    """
+    communes = parcel_communes(session, parcel_id)
+    commune = require_reader(reader, min(communes) if communes else None, NotFound("parcel.not_found", id=parcel_id))
+    require(reader, Action.READ_PERSONAL, communes=communes)
+    found = _for_parcel(session, parse_id(parcel_id, key="parcel.not_found", kind="parcelle"), personal=True)
+    audit.record(session, reader, service=f"{__name__}.for_parcel", subject_kind="parcel", subject_id=parcel_id,
+                 commune_code=commune)
+    return found
+
+
+def _for_parcel(session: Session, parcel_id: uuid.UUID, *, personal: bool) -> list[dict[str, Any]]:
     ids = session.execute(text("SELECT id FROM tenure_procedure WHERE parcel_id = :id ORDER BY created_at, id"),
                           {"id": parcel_id}).scalars().all()
-    return [get(session, procedure_id=str(i), personal=personal) for i in ids]
+    return [_get(session, str(i), personal=personal) for i in ids]
 
 
 def _check_step(step: StepInput, steps: list[Any]) -> None:
@@ -262,8 +307,8 @@ def advance(session: Session, *, procedure_id: str, step: StepInput, expected_ve
     journal.record(session, by, author=author,
                    operation=f"procedure.{step.step}", object_kind="procedure", object_id=procedure,
                    parcel_id=parcel.parcel_id, commune_code=parcel.commune_code, before=before,
-                   after=get(session, procedure_id=str(procedure), personal=True))
-    return get(session, procedure_id=str(procedure), personal=True)
+                   after=_get(session, str(procedure), personal=True))
+    return _get(session, str(procedure), personal=True)
 
 
 def check_expected_again(expected: int | None, current: int) -> None:

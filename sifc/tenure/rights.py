@@ -25,11 +25,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from sifc import bounds, journal
+from sifc.auth import audit
 from sifc.auth.principal import Action, Principal
 from sifc.errors import Conflict, InvalidInput, NotFound
 from sifc.models import RRR_TYPES
-from sifc.personal import FREE_TEXT_FIELDS
-from sifc.tenure.common import ParcelState, Share, authorise, current_parcel, shares, sources_of
+from sifc.personal import FREE_TEXT_FIELDS, may_reveal
+from sifc.tenure.common import ParcelState, Share, authorise, current_parcel, parcel_communes, shares, sources_of
 from sifc.versioning import check_expected, close_version, parse_id, refuse_if_frozen
 
 END_CAUSES = ("desaffectation", "deces", "dissolution", "renonciation", "expiration", "mainlevee", "resiliation",
@@ -118,9 +119,25 @@ def _today(at: datetime | None) -> date:
     return (at or datetime.now().astimezone()).date()
 
 
-def for_parcel(session: Session, *, parcel_id: str, personal: bool, at: datetime | None = None,
-               reader: Principal | None = None) -> list[dict[str, Any]]:
-    """The rights, restrictions and responsibilities recorded on a parcel now (or as recorded at ``at``)."""
+def for_parcel(session: Session, *, parcel_id: str, reader: Principal,
+               at: datetime | None = None) -> list[dict[str, Any]]:
+    """The rights, restrictions and responsibilities recorded on a parcel now (or as recorded at ``at``).
+
+    Holders, authors and free text only if ``reader`` may read personal data in every commune of
+    the parcel (each holder named only to a reader of the party's current commune); such a read is
+    logged, the parcel as its subject.
+    """
+    communes = parcel_communes(session, parcel_id)
+    personal = may_reveal(reader, communes)
+    found = _for_parcel(session, parcel_id, personal=personal, at=at, reader=reader)
+    if personal:
+        audit.record(session, reader, service=f"{__name__}.for_parcel", subject_kind="parcel", subject_id=parcel_id,
+                     commune_code=min(communes))
+    return found
+
+
+def _for_parcel(session: Session, parcel_id: str, *, personal: bool, at: datetime | None = None,
+                reader: Principal | None = None) -> list[dict[str, Any]]:
     pid = parse_id(parcel_id, key="parcel.not_found", kind="parcelle")
     if at is None:
         rows = session.execute(text(SELECT + " WHERE parcel_id = :id AND valid_to IS NULL ORDER BY start_date, rrr_id"),
@@ -132,8 +149,8 @@ def for_parcel(session: Session, *, parcel_id: str, personal: bool, at: datetime
     return _rows_json(session, list(rows), personal=personal, day=_today(at), reader=reader)
 
 
-def history(session: Session, *, parcel_id: uuid.UUID, personal: bool) -> list[dict[str, Any]]:
-    """Every version of every right of a parcel, by right then version."""
+def _history(session: Session, parcel_id: uuid.UUID, *, personal: bool) -> list[dict[str, Any]]:
+    """Every version of every right of a parcel, by right then version (``sifc.history`` decided ``personal``)."""
     rows = session.execute(text(SELECT + " WHERE parcel_id = :id ORDER BY start_date, rrr_id, version"),
                            {"id": parcel_id}).mappings().all()
     return _rows_json(session, list(rows), personal=personal, day=_today(None))
@@ -150,21 +167,50 @@ def _one(session: Session, rid: uuid.UUID, at: datetime | None = None) -> Any:
     return row
 
 
-def get(session: Session, *, rrr_id: str, personal: bool, at: datetime | None = None,
-        reader: Principal | None = None) -> dict[str, Any]:
-    """A right's current version (or the one recorded at ``at``); holders named as ``reader`` may read them."""
+def get(session: Session, *, rrr_id: str, reader: Principal, at: datetime | None = None) -> dict[str, Any]:
+    """A right's current version (or the one recorded at ``at``).
+
+    Holders, authors and free text only if ``reader`` may read personal data in every commune of
+    the right (each holder named only to a reader of the party's current commune); such a read is logged.
+    """
+    communes = communes_of(session, rrr_id=rrr_id)
+    personal = may_reveal(reader, communes)
+    found = _get(session, rrr_id, personal=personal, at=at, reader=reader)
+    if personal:
+        audit.record(session, reader, service=f"{__name__}.get", subject_kind="rrr", subject_id=found["id"],
+                     commune_code=min(communes))
+    return found
+
+
+def as_written(session: Session, *, rrr_id: str, by: Principal) -> dict[str, Any]:
+    """The right as its writer sees it right after a write: personal fields included.
+
+    ``by`` must be allowed to write tenure records in the right's communes (403 otherwise). No
+    access-log row: the write journal holds this very state under the same actor.
+    """
+    authorise(by, *communes_of(session, rrr_id=rrr_id))
+    return _get(session, rrr_id, personal=True)
+
+
+def _get(session: Session, rrr_id: str, *, personal: bool, at: datetime | None = None,
+         reader: Principal | None = None) -> dict[str, Any]:
     return _rows_json(session, [_one(session, parse_id(rrr_id, key="rrr.not_found", kind="droit"), at)],
                       personal=personal, day=_today(at), reader=reader)[0]
 
 
-def versions(session: Session, *, rrr_id: str, personal: bool,
-             reader: Principal | None = None) -> list[dict[str, Any]]:
-    """Every version of a right, oldest first."""
+def versions(session: Session, *, rrr_id: str, reader: Principal) -> list[dict[str, Any]]:
+    """Every version of a right, oldest first (personal fields and logging as :func:`get`)."""
     rid = parse_id(rrr_id, key="rrr.not_found", kind="droit")
     rows = session.execute(text(SELECT + " WHERE rrr_id = :id ORDER BY version"), {"id": rid}).mappings().all()
     if not rows:
         raise NotFound("rrr.not_found", id=str(rid))
-    return _rows_json(session, list(rows), personal=personal, day=_today(None), reader=reader)
+    communes = communes_of(session, rrr_id=rrr_id)
+    personal = may_reveal(reader, communes)
+    found = _rows_json(session, list(rows), personal=personal, day=_today(None), reader=reader)
+    if personal:
+        audit.record(session, reader, service=f"{__name__}.versions", subject_kind="rrr", subject_id=found[0]["id"],
+                     commune_code=min(communes))
+    return found
 
 
 def communes_of(session: Session, *, rrr_id: str) -> set[str]:
@@ -241,7 +287,7 @@ def create(session: Session, *, parcel_id: str, data: RightInput, by: Principal 
     _insert(session, rid, 1, values, holders, action="api:create", author=author)
     journal.record(session, by, author=author,
                    operation=f"rrr.create.{data.type}", object_kind="rrr", object_id=rid, parcel_id=pid,
-                   commune_code=parcel.commune_code, after=get(session, rrr_id=str(rid), personal=True))
+                   commune_code=parcel.commune_code, after=_get(session, str(rid), personal=True))
     return str(rid)
 
 
@@ -256,7 +302,7 @@ def grant_affectation(session: Session, *, parcel: ParcelState, holders: list[Sh
     _insert(session, rid, 1, values, holders, action="procedure:notified", author=author)
     journal.record(session, by, author=author, operation="rrr.create.affectation", object_kind="rrr", object_id=rid,
                    parcel_id=parcel.parcel_id, commune_code=parcel.commune_code,
-                   after=get(session, rrr_id=str(rid), personal=True))
+                   after=_get(session, str(rid), personal=True))
     return str(rid)
 
 
@@ -270,7 +316,7 @@ def _current_holders(session: Session, row: Any) -> list[Share]:
 
 def _new_version(session: Session, row: Any, values: dict[str, Any], holders: list[Share], *, by: Principal | None,
                  author: str, operation: str, reason: str) -> int:
-    before = get(session, rrr_id=str(row["rrr_id"]), personal=True)
+    before = _get(session, str(row["rrr_id"]), personal=True)
     version: int = row["version"] + 1
     close_version(session, "rrr_version", "rrr_id", row["rrr_id"], row["version"], author=author,
                   reason=f"remplacée par la version {version}")
@@ -278,7 +324,7 @@ def _new_version(session: Session, row: Any, values: dict[str, Any], holders: li
             author=author)
     journal.record(session, by, author=author, operation=f"rrr.{operation}", object_kind="rrr", object_id=row["rrr_id"],
                    parcel_id=row["parcel_id"], commune_code=row["commune_code"], before=before,
-                   after=get(session, rrr_id=str(row["rrr_id"]), personal=True))
+                   after=_get(session, str(row["rrr_id"]), personal=True))
     return version
 
 

@@ -17,10 +17,11 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from sifc import bounds, journal
+from sifc.auth import audit
 from sifc.auth.principal import Principal
 from sifc.errors import InvalidInput, NotFound, TooLarge, UnsupportedFormat
 from sifc.models import APPROVING_AUTHORITIES, SOURCE_KINDS
-from sifc.personal import FREE_TEXT_FIELDS
+from sifc.personal import FREE_TEXT_FIELDS, require_reader
 from sifc.tenure.common import authorise
 from sifc.versioning import parse_id
 
@@ -72,12 +73,29 @@ def create(session: Session, *, data: SourceInput, by: Principal | None, author:
                 :synthetic, :author)"""),
         {"id": sid, **data.__dict__, "synthetic": synthetic, "author": author})
     journal.record(session, by, author=author, operation="source.create", object_kind="source", object_id=sid,
-                   commune_code=data.commune_code, after=get(session, source_id=str(sid), personal=True))
+                   commune_code=data.commune_code, after=_get(session, str(sid), personal=True))
     return str(sid)
 
 
-def get(session: Session, *, source_id: str, personal: bool) -> dict[str, Any]:
-    """A source with the list of its files (name, type, size, checksum); its description if ``personal``."""
+def get(session: Session, *, source_id: str, reader: Principal) -> dict[str, Any]:
+    """A source with its description and the list of its files (name, type, size, checksum).
+
+    For a ``reader`` of personal data in the source's commune (an officer's description, a scan's
+    name may name people): refused as :func:`sifc.personal.require_reader` refuses. The source's
+    files, which hold the people's documents, are logged when read (:func:`file`).
+    """
+    require_reader(reader, commune_of(session, source_id=source_id), NotFound("source.not_found", id=source_id))
+    return _get(session, source_id, personal=True)
+
+
+def as_written(session: Session, *, source_id: str, by: Principal) -> dict[str, Any]:
+    """The source as its writer sees it right after recording it (``by`` may write in its commune, else 403)."""
+    found = _get(session, source_id, personal=True)
+    authorise(by, found["commune_code"])
+    return found
+
+
+def _get(session: Session, source_id: str, *, personal: bool) -> dict[str, Any]:
     sid = parse_id(source_id, key="source.not_found", kind="source")
     row = session.execute(text("SELECT * FROM source_document WHERE id = :id"), {"id": sid}).mappings().first()
     if row is None:
@@ -137,8 +155,13 @@ def attach(session: Session, *, source_id: str, file_name: str, content: bytes, 
     return described
 
 
-def file(session: Session, *, source_id: str, file_id: str) -> tuple[str, str, bytes, str]:
-    """A file of a source: (name, media type, content, SHA-256)."""
+def file(session: Session, *, source_id: str, file_id: str, reader: Principal) -> tuple[str, str, bytes, str]:
+    """A file of a source: (name, media type, content, SHA-256), for a ``reader`` of personal data in its commune.
+
+    Refused as :func:`sifc.personal.require_reader` refuses; the read is logged.
+    """
+    commune = require_reader(reader, commune_of(session, source_id=source_id),
+                             NotFound("source.not_found", id=source_id))
     sid = parse_id(source_id, key="source.not_found", kind="source")
     fid = parse_id(file_id, key="source.file_not_found", kind="fichier")
     row = session.execute(text("""
@@ -146,4 +169,6 @@ def file(session: Session, *, source_id: str, file_id: str) -> tuple[str, str, b
         {"fid": fid, "sid": sid}).first()
     if row is None:
         raise NotFound("source.file_not_found", id=str(fid))
+    audit.record(session, reader, service=f"{__name__}.file", subject_kind="source_file", subject_id=file_id,
+                 commune_code=commune)
     return row[0], row[1], bytes(row[2]), row[3]

@@ -169,3 +169,11 @@ def test_the_command_line_splits_and_shows_the_lineage(base: str, api: httpx.Cli
     descendants = json.loads(lineage.stdout)["descendants"]
     assert [m["operation"] for m in descendants] == ["split"]
     assert sorted(c["nicad"] or "" for c in descendants[0]["children"]) == ["", "0104040100961"]
+    assert "author" in descendants[0]  # the operator reads personal data: checked and logged in its own name
+    engine = create_engine(fresh_db.admin_url, poolclass=NullPool)
+    with engine.connect() as conn:
+        logged = conn.execute(text("""SELECT actor_kind, actor, endpoint FROM access_audit
+                                      WHERE method = 'CLI' AND subject_id = :p"""), {"p": parent}).all()
+    engine.dispose()
+    assert [(row.actor_kind, row.endpoint) for row in logged] == [("cli", "sifc parcels lineage")]
+    assert logged[0].actor.startswith("cli:")

@@ -375,9 +375,9 @@ def test_a_random_secret_is_accepted_and_none_is_needed():
 
 def _audit_one(db, agent) -> None:
     principal = Principal(kind="user", role=agent.role, id=agent.id, name=agent.username,
-                          communes=frozenset({BARGNY}))
-    audit.record(db, principal, method="get", endpoint="/parties/{party_id}", subject_kind="party",
-                 subject_id="42", commune_code=BARGNY, purpose="instruction d'une demande")
+                          communes=frozenset({BARGNY})).via("get", "/parties/{party_id}")
+    audit.record(db, principal, service="tests", subject_kind="party", subject_id="42", commune_code=BARGNY,
+                 purpose="instruction d'une demande")
 
 
 def test_access_is_audited_and_listed_per_subject(db, agent):
@@ -386,7 +386,7 @@ def test_access_is_audited_and_listed_per_subject(db, agent):
     assert (row.actor, row.method, row.endpoint, row.role) == ("agent.bargny", "GET", "/parties/{party_id}",
                                                                "agent_foncier")
     with pytest.raises(ValueError):
-        audit.record(db, ANONYMOUS, method="GET", endpoint="/x", subject_kind="party", subject_id="1")
+        audit.record(db, ANONYMOUS.via("GET", "/x"), service="tests", subject_kind="party", subject_id="1")
 
 
 @pytest.mark.parametrize("statement", [
