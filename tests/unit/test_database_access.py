@@ -65,6 +65,8 @@ INTERPOLATION_ALLOWED: list[tuple[str, str, str]] = [
      "column expressions written in code; a level, one of the fixed names the loader walks"),
     ("sifc/territories/service.py", "_feature_sql() _geometry_sql() _properties_sql() condition table",
      "LEVELS' tables and properties; parent filter columns checked against the level's parent_filters"),
+    ("sifc/territories/service.py", "expressions",
+     "json_object_sql's names and SQL: a level's property_expressions() or a collection's fields, written in code"),
     ("sifc/tiles.py", "layer() spec parcel_selection.select() n",
      "a layer of LAYERS; the parcel selection's condition (bound values); a field name checked in spec.fields"),
 ]
@@ -226,7 +228,7 @@ def trust(scope: ast.AST, outer: frozenset[str], allowed: frozenset[str], used: 
     nothing changes; names of the enclosing module that are not rebound keep the module's trust.
     """
     sources = assignments(scope)
-    trusted = (outer - set(sources)) | set(sources)
+    trusted = set(outer) | set(sources)
     while True:
         check = Trust(frozenset(trusted), allowed, used)
         dropped = {name for name, values in sources.items() if name in trusted
@@ -263,8 +265,8 @@ def module_strings(tree: ast.Module) -> dict[str, str]:
 def interpolations(scope: ast.AST, named: dict[str, str]) -> Iterator[tuple[int, str, list[ast.expr]]]:
     """Each composed string of ``scope``: its line, its text, and the expressions put into it.
 
-    An f-string, ``"...".format(...)`` / ``NAME.format(...)`` on a module string (``named``), and
-    ``"..." % x``.
+    An f-string, ``"...".format(...)`` / ``NAME.format(...)`` on a module string (``named``),
+    ``"..." % x`` and ``"..." + x``.
     """
     for node in _own_nodes(scope):
         if isinstance(node, ast.JoinedStr):
@@ -283,6 +285,11 @@ def interpolations(scope: ast.AST, named: dict[str, str]) -> Iterator[tuple[int,
             if text is not None:
                 right = node.right
                 yield node.lineno, text, list(right.elts) if isinstance(right, ast.Tuple) else [right]
+        elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+            parts = [node.left, node.right]
+            texts = [text for part in parts if (text := literal_text(part)) is not None]
+            if texts:
+                yield node.lineno, " ".join(texts), [part for part in parts if literal_text(part) is None]
 
 
 def test_the_storage_srid_is_written_once():
@@ -340,12 +347,13 @@ def read(name, value, order, fragment):
         "SELECT a FROM t WHERE b = %s" % value,
         "SELECT a FROM t WHERE {}".format(fragment),
         f"SELECT a FROM t WHERE {fragment}",
+        "SELECT a FROM t WHERE b = '" + value + "'",
         f"the value {value} is not SQL",
     ]
 '''
     seen: set[str] = set()
     found = composed_sql_offenders("m.py", ast.parse(source), frozenset({"fragment"}), seen)
-    assert sorted(found) == ["m.py:13: {value}", "m.py:14: {value}"]
+    assert sorted(found) == ["m.py:13: {value}", "m.py:14: {value}", "m.py:17: {value}"]
     assert seen == {"fragment"}
 
 
