@@ -1,8 +1,9 @@
 """Exports of current parcels: GeoJSON, GeoPackage, zipped Shapefile, CSV with WKT, FlatGeobuf.
 
-A selection (a commune, a bbox, a CQL2 filter over :data:`sifc.ogc.PARCEL_QUERYABLES`, or any
-combination) is read from the ``parcel`` view through a server-side cursor, a batch at a time,
-so memory does not grow with the export:
+A selection (a commune, a bbox, a CQL2 filter over :data:`sifc.parcels.selection.QUERYABLES`, or
+any combination: the same selection as OGC items and tiles, :mod:`sifc.parcels.selection`) is read
+from the ``parcel`` view through a server-side cursor, a batch at a time, so memory does not grow
+with the export:
 
 - GeoJSON and CSV are written as they are read (each feature serialized by PostGIS:
   ``ST_AsGeoJSON``, ``ST_AsText``) and can be streamed straight to an HTTP client;
@@ -38,8 +39,8 @@ from sqlalchemy.orm import Session
 
 from sifc.crs import STORAGE_SRID
 from sifc.errors import InvalidInput, NotFound
-from sifc.ogc import PARCEL_QUERYABLES, feature_condition
 from sifc.ogc_filter import parse as parse_filter
+from sifc.parcels import selection as parcel_selection
 from sifc.parcels.spatial import parse_bbox
 from sifc.text import search_form
 
@@ -126,13 +127,8 @@ assert all(len(short) <= 10 for short in SHAPEFILE_FIELDS.values())
 assert len(set(SHAPEFILE_FIELDS.values())) == len(COLUMNS)
 
 
-@dataclass(frozen=True)
-class Selection:
-    """Which current parcels an export holds: an SQL condition over ``t`` and its bound parameters."""
-
-    where: str
-    params: dict[str, Any]
-    commune: str | None = None
+Selection = parcel_selection.Selection
+"""Which current parcels an export holds (the selection OGC items and tiles use too)."""
 
 
 @dataclass
@@ -206,11 +202,7 @@ def select(session: Session, *, commune: str | None = None, bbox: str | None = N
             raise InvalidInput("ogc.bad_filter", reason=f"langage inconnu : {filter_lang[:50]}")
         filter_srid = _crs_srid(filter_crs)
         parsed = parse_filter(cql, filter_lang)
-    where, params = feature_condition(PARCEL_QUERYABLES, bbox=box, cql=parsed, filter_srid=filter_srid)
-    if code is not None:
-        where = f"{where} AND t.commune_code = :export_commune"
-        params["export_commune"] = code
-    return Selection(where=where, params=params, commune=code)
+    return parcel_selection.select(bbox=box, cql=parsed, filter_srid=filter_srid, commune=code)
 
 
 def filename(fmt: ExportFormat, selection: Selection, day: date | None = None) -> str:
@@ -234,7 +226,7 @@ def _batches(session: Session, selection: Selection, columns: str,
     is held at a time when the consumer drops it too.
     """
     result = session.execute(
-        text(f"SELECT {columns} FROM parcel t WHERE {selection.where} ORDER BY t.parcel_id"),
+        text(f"SELECT {columns} FROM {parcel_selection.CURRENT} t WHERE {selection.where} ORDER BY t.parcel_id"),
         selection.params, execution_options={"stream_results": True, "max_row_buffer": batch_size})
     try:
         pending = [result.fetchmany(batch_size)]

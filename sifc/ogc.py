@@ -2,7 +2,8 @@
 
 Features are serialized by PostGIS (GeoJSON, CRS84: longitude, latitude). This module is the
 domain side: the collections, the parameters they accept and the queries that select their
-features. The protocol side (links, paging, the landing page, conformance, the OpenAPI 3.0
+features (the current parcels through :mod:`sifc.parcels.selection`, as exports and tiles do).
+The protocol side (links, paging, the landing page, conformance, the OpenAPI 3.0
 document) is in :mod:`api.ogc`.
 Collection ids, tables and columns come from the fixed :data:`COLLECTIONS`; user values are
 bound parameters.
@@ -18,10 +19,11 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from sifc.crs import STORAGE_SRID, to_storage_sql
+from sifc.crs import STORAGE_SRID
 from sifc.db import Statement
 from sifc.errors import InvalidInput, NotFound
-from sifc.ogc_filter import SQL_TYPES, SqlFilter
+from sifc.ogc_filter import feature_condition
+from sifc.parcels import selection as parcel_selection
 from sifc.personal import refuse as refuse_personal
 from sifc.territories.service import LEVELS, json_object_sql, property_expressions
 
@@ -50,12 +52,6 @@ def _geometry(uri: str) -> str:
     if latitude_first:
         geom = f"ST_FlipCoordinates({geom})"
     return f"ST_AsGeoJSON({geom}, {digits})::json"
-PARCEL_FIELDS = {
-    "id": "t.parcel_id", "version": "t.version", "nicad": "t.nicad", "nicad_status": "t.nicad_status",
-    "commune_code": "t.commune_code", "section": "t.section", "local_number": "t.local_number",
-    "area_m2": "round(t.area_m2::numeric, 2)", "declared_area_m2": "t.declared_area_m2", "land_use": "t.land_use",
-    "tenure_regime": "t.tenure_regime", "valid_from": "t.valid_from",
-}
 
 
 @dataclass(frozen=True)
@@ -89,14 +85,6 @@ def _territory_queryables(level: str) -> dict[str, tuple[str, str]]:
     return {**found, "geometry": ("t.geom", "geometry")}
 
 
-PARCEL_QUERYABLES = {
-    **{c: (f"t.{c}", "string") for c in ("nicad", "nicad_status", "commune_code", "section", "local_number",
-                                          "land_use", "tenure_regime")},
-    "area_m2": ("t.area_m2", "number"), "declared_area_m2": ("t.declared_area_m2", "number"),
-    "geometry": ("t.geom", "geometry"),
-}
-
-
 COLLECTIONS: dict[str, Collection] = {
     **{f"{level}s": Collection(
         id=f"{level}s", title=title, description=f"Référentiel territorial national : {title.lower()}.",
@@ -106,8 +94,8 @@ COLLECTIONS: dict[str, Collection] = {
                             ("arrondissement", "Arrondissements"), ("commune", "Communes"))},
     "parcels": Collection(
         id="parcels", title="Parcelles", description="Parcelles en vigueur du cadastre communal (LADM).",
-        table="parcel", key="t.parcel_id", fields=PARCEL_FIELDS, exact_count=False,
-        queryables=PARCEL_QUERYABLES),
+        table=parcel_selection.CURRENT, key="t.parcel_id", fields=parcel_selection.FIELDS, exact_count=False,
+        queryables=parcel_selection.QUERYABLES),
 }
 
 
@@ -198,33 +186,16 @@ def property_filters(collection_id: str, query: dict[str, str]) -> dict[str, str
     return found
 
 
-def feature_condition(queryables: dict[str, tuple[str, str]], *,
-                      bbox: tuple[float, float, float, float, int] | None = None, equals: dict[str, str] | None = None,
-                      cql: Any = None, filter_srid: int = 4326, latitude_first: bool = False
-                      ) -> tuple[str, dict[str, Any]]:
-    """The condition over ``t`` that selects features, and its bound parameters: the one selection seam.
+def _condition(spec: Collection, **filters: Any) -> tuple[str, dict[str, Any]]:
+    """The condition selecting a collection's features and its bound values.
 
-    OGC items (any collection) and parcel exports (:func:`sifc.exports.select`, over
-    :data:`PARCEL_QUERYABLES`) both select with it: a bbox ``(x0, y0, x1, y1, srid)`` whose
-    features intersect it, equality on queryables (``equals``: names already checked), and a
-    parsed CQL2 filter whose geometries are in ``filter_srid``. Every value is bound.
+    The parcels go through their one selection (:func:`sifc.parcels.selection.select`), which
+    exports and tiles use too; a territorial level is filtered over its own table.
     """
-    where = "TRUE"
-    params: dict[str, Any] = {}
-    if bbox is not None:
-        bbox_srid = "CAST(:bbox_srid AS integer)"
-        box = to_storage_sql(f"ST_MakeEnvelope(:x0, :y0, :x1, :y1, {bbox_srid})", bbox_srid)
-        where = f"t.geom && {box} AND ST_Intersects(t.geom, {box})"
-        params.update(x0=bbox[0], y0=bbox[1], x1=bbox[2], y1=bbox[3], bbox_srid=bbox[4])
-    for index, (name, value) in enumerate((equals or {}).items()):
-        expression, json_type = queryables[name]
-        where = f"{where} AND {expression} = CAST(:eq{index} AS {SQL_TYPES[json_type]})"
-        params[f"eq{index}"] = value
-    if cql is not None:
-        translator = SqlFilter(queryables, srid=filter_srid, latitude_first=latitude_first)
-        where = f"{where} AND {translator.sql(cql)}"
-        params.update(translator.params)
-    return where, params
+    if spec.table == parcel_selection.CURRENT:
+        chosen = parcel_selection.select(**filters)
+        return chosen.where, chosen.params
+    return feature_condition(spec.queryables, **filters)
 
 
 @dataclass(frozen=True)
@@ -254,8 +225,7 @@ def items_page(collection_id: str, *, limit: int, offset: int,
     spec = find_collection(collection_id)
     limit = max(1, min(limit, MAX_LIMIT))
     srid, latitude_first, _ = SUPPORTED_CRS[filter_crs] if cql is not None else SUPPORTED_CRS[CRS84]
-    where, found = feature_condition(spec.queryables, bbox=bbox, equals=equals, cql=cql, filter_srid=srid,
-                                     latitude_first=latitude_first)
+    where, found = _condition(spec, bbox=bbox, equals=equals, cql=cql, filter_srid=srid, latitude_first=latitude_first)
     params: dict[str, Any] = {"fetch": limit + 1, "limit": limit, "offset": offset, **found}
     order = ", ".join([*(f"{spec.sortables[name][0]} {'DESC' if descending else 'ASC'}"
                          for name, descending in sortby or []), spec.key])

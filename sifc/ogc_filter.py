@@ -1,4 +1,6 @@
-"""CQL2 filters (OGC API - Features Part 3) turned into SQL, with pygeofilter parsing them.
+"""OGC API - Features selections turned into SQL: bbox, property equality and CQL2 filters.
+
+CQL2 (Part 3) is parsed by pygeofilter; :func:`feature_condition` joins the three kinds of filter.
 
 Only declared queryables can be named; every literal becomes a bound parameter cast to the
 queryable's type, so no user text ever reaches the SQL and a wrong type is a 4xx, not a 500.
@@ -199,3 +201,46 @@ class SqlFilter:
         if self.latitude_first:
             shape = f"ST_FlipCoordinates({shape})"
         return to_storage_sql(shape, str(self.srid))  # clipped to where UTM 28N holds, then transformed
+
+
+
+def feature_condition(queryables: dict[str, tuple[str, str]], *,
+                      bbox: tuple[float, float, float, float, int] | None = None, equals: dict[str, str] | None = None,
+                      cql: Any = None, filter_srid: int = 4326, latitude_first: bool = False
+                      ) -> tuple[str, dict[str, Any]]:
+    """The condition over ``t`` that selects features (``TRUE``: all of them), and its bound parameters.
+
+    The territorial collections select with it directly, the current parcels through
+    :func:`sifc.parcels.selection.select`; the filters are those of :func:`feature_conditions`.
+    """
+    conditions, params = feature_conditions(queryables, bbox=bbox, equals=equals, cql=cql, filter_srid=filter_srid,
+                                            latitude_first=latitude_first)
+    return " AND ".join(conditions) or "TRUE", params
+
+
+def feature_conditions(queryables: dict[str, tuple[str, str]], *,
+                       bbox: tuple[float, float, float, float, int] | None = None,
+                       equals: dict[str, str] | None = None, cql: Any = None, filter_srid: int = 4326,
+                       latitude_first: bool = False) -> tuple[list[str], dict[str, Any]]:
+    """The conditions over ``t`` (all to hold) of an OGC API - Features selection, and their bound parameters.
+
+    A bbox (Part 1, /req/core/fc-bbox-response: the features whose geometry intersects it) given
+    as ``(x0, y0, x1, y1, srid)``, equality on queryables (``equals``: names already checked) and
+    a parsed CQL2 filter (Part 3) whose geometries are in ``filter_srid``. Every value is bound.
+    """
+    conditions: list[str] = []
+    params: dict[str, Any] = {}
+    if bbox is not None:
+        bbox_srid = "CAST(:bbox_srid AS integer)"
+        box = to_storage_sql(f"ST_MakeEnvelope(:x0, :y0, :x1, :y1, {bbox_srid})", bbox_srid)
+        conditions.append(f"t.geom && {box} AND ST_Intersects(t.geom, {box})")
+        params.update(x0=bbox[0], y0=bbox[1], x1=bbox[2], y1=bbox[3], bbox_srid=bbox[4])
+    for index, (name, value) in enumerate((equals or {}).items()):
+        expression, json_type = queryables[name]
+        conditions.append(f"{expression} = CAST(:eq{index} AS {SQL_TYPES[json_type]})")
+        params[f"eq{index}"] = value
+    if cql is not None:
+        translator = SqlFilter(queryables, srid=filter_srid, latitude_first=latitude_first)
+        conditions.append(translator.sql(cql))
+        params.update(translator.params)
+    return conditions, params

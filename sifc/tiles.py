@@ -7,8 +7,13 @@ columns come from the fixed :data:`LAYERS`; the tile's indices are bound paramet
 
 A parcel is in a tile when its geometry intersects the tile (``ST_Intersects`` after the index
 filter): the buffer only keeps outlines continuous across tile edges, it brings in no parcel
-that does not touch the tile. Territorial units are filtered by bounding box and dropped when
-nothing of them is left in the tile and its buffer.
+that does not touch the tile. The parcels are chosen by the selection OGC items and exports use
+(:mod:`sifc.parcels.selection`, with the tile's envelope), and carry its public fields.
+Territorial units are filtered by bounding box and dropped when nothing of them is left in the
+tile and its buffer.
+
+This module says what a layer holds (its tile, its zooms, fields and bounds); the TileJSON
+document and its URLs are written by the HTTP layer, from the service's public URL.
 
 Simplification by zoom (territorial layers): below :data:`DETAIL_ZOOM`, geometries are simplified
 to half a pixel of a 512-pixel tile (``ST_Simplify``), from the copy simplified to 100 m once and
@@ -26,9 +31,9 @@ import morecantile
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from sifc.crs import STORAGE_SRID
 from sifc.db import Statement
 from sifc.errors import InvalidInput, NotFound
+from sifc.parcels import selection as parcel_selection
 from sifc.personal import refuse as refuse_personal
 
 TMS = morecantile.tms.get("WebMercatorQuad")
@@ -62,7 +67,6 @@ class Layer:
     title: str
     description: str
     table: str
-    where: str
     fields: dict[str, Field]
     minzoom: int
     maxzoom: int  # the data's maximum zoom for clients (they overzoom past it); the server serves up to 24
@@ -77,9 +81,6 @@ def _number(column: str) -> Field:
     return Field(f"t.{column}", "Number")
 
 
-_UTC = "to_char(t.valid_from AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
-
-
 def _territorial(level: str, table: str, title: str, parents: tuple[str, ...], *, area: bool = True,
                  extra: tuple[str, ...] = ()) -> Layer:
     fields = {"code": _text("code"), "name": _text("name"),
@@ -88,25 +89,19 @@ def _territorial(level: str, table: str, title: str, parents: tuple[str, ...], *
     if area:
         fields["official_area_km2"] = _number("official_area_km2")
     return Layer(id=f"{level}s", title=title, description=f"Référentiel territorial national : {title.lower()}.",
-                 table=table, where="t.geom_3857 IS NOT NULL", fields=fields, minzoom=0, maxzoom=14,
+                 table=table, fields=fields, minzoom=0, maxzoom=14,
                  territorial=True)
 
 
+# An MVT value is a string, a number or a boolean: a UUID becomes text, a numeric a double, an
+# instant its UTC ISO 8601 text.
+_MVT_VALUES = {"id": "{}::text", "area_m2": "{}::float8",
+               "valid_from": "to_char({} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"}
+_NUMBERS = ("version", "area_m2", "declared_area_m2")
 PARCEL_FIELDS: dict[str, Field] = {
-    "id": Field("t.parcel_id::text", "String"),
-    "version": _number("version"),
-    "nicad": _text("nicad"),
-    "nicad_status": _text("nicad_status"),
-    "commune_code": _text("commune_code"),
-    "section": _text("section"),
-    "local_number": _text("local_number"),
-    "area_m2": Field("round(t.area_m2::numeric, 2)::float8", "Number"),
-    "declared_area_m2": _number("declared_area_m2"),
-    "land_use": _text("land_use"),
-    "tenure_regime": _text("tenure_regime"),
-    "valid_from": Field(_UTC, "String"),
-}
-"""The parcel attributes a tile may carry: the registry's public fields, never who wrote them."""
+    name: Field(_MVT_VALUES.get(name, "{}").format(sql), "Number" if name in _NUMBERS else "String")
+    for name, sql in parcel_selection.FIELDS.items()}
+"""The parcel attributes a tile may carry: the public fields of the parcel selection, never who wrote them."""
 
 LAYERS: dict[str, Layer] = {layer.id: layer for layer in (
     _territorial("pole", "pole", "Pôles territoriaux", (), area=False),
@@ -116,7 +111,7 @@ LAYERS: dict[str, Layer] = {layer.id: layer for layer in (
     _territorial("commune", "commune", "Communes", ("arrondissement_code", "department_code", "region_code"),
                  area=False, extra=("national_code",)),
     Layer(id="parcels", title="Parcelles", description="Parcelles en vigueur du cadastre communal (LADM).",
-          table="parcel_version", where="t.valid_to IS NULL", fields=PARCEL_FIELDS,
+          table=parcel_selection.CURRENT, fields=PARCEL_FIELDS,
           minzoom=PARCEL_MIN_ZOOM, maxzoom=18, territorial=False),
 )}
 
@@ -171,6 +166,14 @@ def simplify_tolerance(z: int) -> float:
 
 @lru_cache(maxsize=512)
 def _statement(collection: str, names: tuple[str, ...], band: str) -> str:
+    """The SQL of a layer's tile (``:z``, ``:x``, ``:y`` and, when simplified, ``:tolerance`` bound).
+
+    The parcels in the tile are those the parcel selection gives for its envelope
+    (:func:`sifc.parcels.selection.select`), the rows OGC items and exports read for a box.
+    Territorial units keep their own match, a bounding-box test on their GiST index in EPSG:3857:
+    they are not parcels but one unversioned row per unit of a reference table, never filtered,
+    drawn simplified at small zooms, and no other face selects them this way.
+    """
     spec = LAYERS[collection]
     columns = "".join(f", {spec.fields[n].sql} AS \"{n}\"" for n in names)
     if band == "low":
@@ -180,19 +183,16 @@ def _statement(collection: str, names: tuple[str, ...], band: str) -> str:
     else:
         geom = "t.geom_3857"
     if spec.territorial:
-        match = "t.geom_3857 && e.env"
+        rows = f"{spec.table} t ON t.geom_3857 && e.env WHERE t.geom_3857 IS NOT NULL"
     else:
-        # The index of current versions is in UTM 28N: the envelope is transformed, widened by 1 m (its
-        # edges bend a little in UTM), then each candidate is tested exactly.
-        match = f"t.geom && ST_Expand(ST_Transform(e.env, {STORAGE_SRID}), 1) AND ST_Intersects(t.geom_3857, e.env)"
+        rows = f"{spec.table} t ON {parcel_selection.select(envelope='e.env').where}"
     # OFFSET 0 fences the subquery: pushed into it, `q.geom IS NOT NULL` made PostgreSQL run
     # ST_AsMVTGeom twice per feature (once to filter, once to output); same tile, 30-40 % less work.
     return f"""
         SELECT ST_AsMVT(q, '{spec.id}', {EXTENT}, 'geom') FROM (
             SELECT ST_AsMVTGeom({geom}, e.env, {EXTENT}, {BUFFER}, true) AS geom{columns}
             FROM (SELECT ST_TileEnvelope(:z, :x, :y) AS env) e
-            JOIN {spec.table} t ON {match}
-            WHERE {spec.where}
+            JOIN {rows}
             OFFSET 0
         ) q WHERE q.geom IS NOT NULL"""
 
@@ -222,45 +222,26 @@ def tile_statement(collection: str, *, z: int, x: int, y: int, names: tuple[str,
     return Statement(_statement(spec.id, names, band), params)
 
 
-def _bounds(session: Session, spec: Layer) -> list[float] | None:
-    # A Web Mercator box is a longitude-latitude box: transforming its corners is exact.
+FALLBACK_BOUNDS = (-17.6, 12.3, -11.3, 16.7)
+"""Senegal (west, south, east, north): the bounds of a layer that holds nothing yet."""
+
+
+def bounds(session: Session, collection: str) -> tuple[float, float, float, float]:
+    """The layer's longitude-latitude bounds (west, south, east, north), to six decimals.
+
+    A Web Mercator box is a longitude-latitude box, so transforming its corners is exact. The
+    parcels' bounds are those of the communes holding current parcels (one index probe each),
+    not a scan of every parcel.
+    """
+    spec = layer(collection)
     if spec.territorial:
         source = f"{spec.table} t"
     else:
-        # The communes that hold current parcels (one index probe each), not a scan of every parcel.
-        source = ("commune t WHERE EXISTS (SELECT 1 FROM parcel_version p "
-                  "WHERE p.commune_code = t.code AND p.valid_to IS NULL)")
+        source = (f"commune t WHERE EXISTS (SELECT 1 FROM {parcel_selection.CURRENT} p "
+                  "WHERE p.commune_code = t.code)")
     row = session.execute(text(f"""SELECT ST_XMin(b), ST_YMin(b), ST_XMax(b), ST_YMax(b) FROM (
         SELECT ST_Transform(ST_SetSRID(ST_Extent(t.geom_3857)::geometry, 3857), 4326) AS b FROM {source}) x""")).one()
     if row[0] is None:
-        return None
-    return [round(float(v), 6) for v in row]
-
-
-def tilejson(session: Session, collection: str, *, base: str, names: tuple[str, ...],
-             query: str = "") -> dict[str, Any]:
-    """TileJSON 3.0.0 of a collection: URL template, zooms, bounds, the layer and its fields."""
-    spec = layer(collection)
-    bounds = _bounds(session, spec) or [-17.6, 12.3, -11.3, 16.7]  # Senegal, before anything is loaded
-    center_zoom = max(spec.minzoom, 6)
-    suffix = f"?{query}" if query else ""
-    return {
-        "tilejson": "3.0.0",
-        "name": spec.id,
-        "description": spec.description,
-        "version": "1.0.0",
-        "attribution": "SIFC — programme E-Territoire",
-        "scheme": "xyz",
-        "tiles": [f"{base}/tiles/{spec.id}/{{z}}/{{x}}/{{y}}.mvt{suffix}"],
-        "minzoom": spec.minzoom,
-        "maxzoom": spec.maxzoom,
-        "bounds": bounds,
-        "center": [round((bounds[0] + bounds[2]) / 2, 6), round((bounds[1] + bounds[3]) / 2, 6), center_zoom],
-        "vector_layers": [{
-            "id": spec.id,
-            "description": spec.title,
-            "minzoom": spec.minzoom,
-            "maxzoom": spec.maxzoom,
-            "fields": {n: spec.fields[n].kind for n in names},
-        }],
-    }
+        return FALLBACK_BOUNDS
+    west, south, east, north = (round(float(v), 6) for v in row)
+    return west, south, east, north

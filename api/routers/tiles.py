@@ -8,6 +8,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Header, Path, Query
 from fastapi.responses import Response
 
+from api import tilejson as tilejson_document
 from api.deps import ReaderDep, SessionDep, SettingsDep
 from api.preconditions import content_etag, not_modified
 from sifc import tiles
@@ -30,8 +31,8 @@ def index(settings: SettingsDep) -> dict[str, Any]:
     base = settings.public_base  # SIFC_PUBLIC_URL: never the Host a client sent
     return {"tileMatrixSet": "WebMercatorQuad", "layers": [
         {"id": spec.id, "title": spec.title, "minzoom": spec.minzoom, "maxzoom": spec.maxzoom,
-         "tilejson": f"{base}/tiles/{spec.id}/tilejson.json",
-         "tiles": f"{base}/tiles/{spec.id}/{{z}}/{{x}}/{{y}}.mvt"} for spec in tiles.LAYERS.values()]}
+         "tilejson": tilejson_document.tilejson_url(base, spec), "tiles": tilejson_document.tile_url(base, spec)}
+        for spec in tiles.LAYERS.values()]}
 
 
 @router.get("/{collection}/tilejson.json", summary="TileJSON 3.0.0 d'une couche")
@@ -41,7 +42,8 @@ def tilejson(collection: Collection, session: SessionDep, settings: SettingsDep,
     dans le modèle d'URL."""
     names = tiles.properties(collection, properties)
     query = "" if properties is None else urlencode({"properties": properties})
-    return tiles.tilejson(session, collection, base=settings.public_base, names=names, query=query)
+    return tilejson_document.document(tiles.layer(collection), bounds=tiles.bounds(session, collection), names=names,
+                                      base=settings.public_base, query=query)
 
 
 @router.get("/{collection}/{z}/{x}/{y}.mvt", response_class=Response, responses=TILE_RESPONSES,

@@ -4,6 +4,7 @@ import pytest
 
 from sifc import exports, ogc, personal, tiles
 from sifc.errors import InvalidInput
+from sifc.parcels import selection
 
 REFUSED = ["owner", "Propriétaire", "NOM", "cni", "nin", "holder", "created_by", "author", "closed-by", "+author"]
 
@@ -14,7 +15,7 @@ def test_no_public_field_queryable_sortable_or_tile_attribute_is_personal():
             assert not personal.is_personal(name), (collection.id, name)
     for layer in tiles.LAYERS.values():
         assert not [name for name in layer.fields if personal.is_personal(name)], layer.id
-    assert not [name for name in ogc.PARCEL_QUERYABLES if personal.is_personal(name)]
+    assert not [name for name in (*selection.FIELDS, *selection.QUERYABLES) if personal.is_personal(name)]
     assert not [column.name for column in exports.COLUMNS if personal.is_personal(column.name)]
 
 
