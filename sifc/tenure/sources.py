@@ -81,11 +81,15 @@ def get(session: Session, *, source_id: str, reader: Principal) -> dict[str, Any
     """A source with its description and the list of its files (name, type, size, checksum).
 
     For a ``reader`` of personal data in the source's commune (an officer's description, a scan's
-    name may name people): refused as :func:`sifc.personal.require_reader` refuses. The source's
-    files, which hold the people's documents, are logged when read (:func:`file`).
+    name may name people): refused as :func:`sifc.personal.require_reader` refuses. The read is
+    logged, like the read of one of the source's files (:func:`file`).
     """
-    require_reader(reader, commune_of(session, source_id=source_id), NotFound("source.not_found", id=source_id))
-    return _get(session, source_id, personal=True)
+    commune = require_reader(reader, commune_of(session, source_id=source_id),
+                             NotFound("source.not_found", id=source_id))
+    found = _get(session, source_id, personal=True)
+    audit.record(session, reader, service=f"{__name__}.get", subject_kind="source", subject_id=str(found["id"]),
+                 commune_code=commune)
+    return found
 
 
 def as_written(session: Session, *, source_id: str, by: Principal) -> dict[str, Any]:

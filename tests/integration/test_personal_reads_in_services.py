@@ -162,6 +162,7 @@ READS = [
          "parcel", "parcel"),
     Read("history.parcel_writes", lambda db, s, w, r: history.parcel_writes(db, parcel_id=w["parcel"], reader=r),
          "parcel", "parcel"),
+    Read("sources.get", lambda db, s, w, r: sources.get(db, source_id=w["source"], reader=r), "source", "source"),
     Read("sources.file", lambda db, s, w, r: sources.file(db, source_id=w["source"], file_id=w["file"], reader=r),
          "source_file", "file"),
     Read("procedure_documents.build", lambda db, s, w, r: procedure_documents.build(
