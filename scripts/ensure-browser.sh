@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Make sure Debian's chromium is installed (the browser tests drive it with Playwright; no browser is ever
-# downloaded by Playwright), then print the path of its binary on stdout. Used by tests/e2e/test_web_map.py.
+# downloaded by Playwright), then print the path of its binary on stdout. Used by tests/e2e/slow_clients/test_web_map.py.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh

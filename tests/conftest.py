@@ -34,6 +34,28 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 DEFAULT_TEST_URL = "postgresql://sifc_app:sifc_app@127.0.0.1:5432/sifc_test"
 
 
+# A directory named after one of these markers gives it to every test below it: tests/e2e (end to
+# end), tests/<tier>/shared_data (reads ../shared/data), tests/e2e/slow_clients (whole-API and real
+# clients, a CI stage of their own). Where a test lives says what it is; no module sets them by hand.
+DIRECTORY_MARKERS = ("e2e", "shared_data", "slow_clients")
+
+
+def directory_markers(path: Path) -> list[str]:
+    """The markers a test file under ``tests/`` takes from the directories it lies in."""
+    try:
+        folders = path.resolve().relative_to(REPO / "tests").parts[:-1]
+    except ValueError:  # a file outside tests/ (a doctest, a path given by hand)
+        return []
+    return [marker for marker in DIRECTORY_MARKERS if marker in folders]
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` selects on them
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        for marker in directory_markers(item.path):
+            item.add_marker(marker)
+
+
 def shared_path(*parts: str) -> Path:
     """A file of ``../shared/data``: skip without it, fail in CI."""
     path = SHARED_DATA.joinpath(*parts)

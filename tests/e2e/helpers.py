@@ -73,6 +73,14 @@ def fingerprints(settings: Settings, tables: tuple[str, ...]) -> dict[str, tuple
     return result
 
 
+def assert_one_clean_line(done: subprocess.CompletedProcess[str]) -> None:
+    """A refused command: a non-zero exit and one message on stderr, never a traceback."""
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr + done.stdout
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert 1 <= len(lines) <= 3, done.stderr  # one message, wrapped at most by the terminal
+
+
 def create_key(settings: Settings, role: str = "administrateur", *scope: str) -> dict[str, str]:
     """Headers carrying a new API key made with ``sifc keys create`` (national administrator by default)."""
     args = ["keys", "create", "--name", f"e2e-{role}", "--role", role]

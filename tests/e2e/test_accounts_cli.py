@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import subprocess
 
-import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
 from tests.conftest import REPO, env_for
 from tests.e2e.helpers import SIFC
 
-pytestmark = pytest.mark.e2e
 PASSWORD = "un mot de passe assez long"
 
 

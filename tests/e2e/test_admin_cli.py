@@ -13,8 +13,6 @@ from sifc.settings import Settings
 from tests.conftest import REPO, env_for
 from tests.e2e.helpers import SIFC, run_cli
 
-pytestmark = pytest.mark.e2e
-
 
 @pytest.fixture(scope="module")
 def awa(fresh_db: Settings) -> Settings:

@@ -13,7 +13,6 @@ import pytest
 from tests.conftest import REPO, env_for
 from tests.e2e.helpers import SIFC, free_port, run_cli, start_server
 
-pytestmark = pytest.mark.e2e
 PASSWORD = "un mot de passe assez long"
 
 

@@ -1,14 +1,11 @@
 """``sifc db backup`` / ``sifc db restore`` with PostgreSQL's own dump format."""
 
-import pytest
 from sqlalchemy import create_engine
 from sqlalchemy.pool import NullPool
 
 from sifc import provision
 from tests.conftest import TABLES, table_fingerprint
 from tests.e2e.helpers import run_cli
-
-pytestmark = pytest.mark.e2e
 
 
 def _fingerprints(url):

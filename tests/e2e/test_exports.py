@@ -26,7 +26,6 @@ from sifc.settings import Settings
 from tests.conftest import REPO, env_for
 from tests.e2e.helpers import free_port, get, run_cli, start_server
 
-pytestmark = pytest.mark.e2e
 ATTRIBUTES = ("nicad", "nicad_status", "commune_code", "section", "local_number", "source_id",
               "declared_area_m2", "land_use", "tenure_regime")
 BULK_COMMUNE = "SN0703-linkering"  # far from the pilot communes, no demo parcels

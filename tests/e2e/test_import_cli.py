@@ -11,7 +11,6 @@ from tests.conftest import TABLES
 from tests.e2e.helpers import fingerprints, run_cli
 from tests.integration.fixtures import bowtie, square
 
-pytestmark = pytest.mark.e2e
 STATE = (*TABLES, "parcel_version", "import_batch")
 CORPUS = "tests/data/shp_corpus"
 

@@ -20,7 +20,6 @@ from sqlalchemy.pool import NullPool
 
 from tests.e2e.helpers import create_key, free_port, get, start_server
 
-pytestmark = pytest.mark.e2e
 LARGE = 100_000  # enough parcels for each stage to last long enough to be caught
 
 

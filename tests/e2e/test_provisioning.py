@@ -10,7 +10,6 @@ from sqlalchemy.pool import NullPool
 
 from tests.conftest import IN_CI, REPO
 
-pytestmark = pytest.mark.e2e
 CLUSTER_PORT = "5439"
 
 

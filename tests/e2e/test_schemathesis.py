@@ -32,8 +32,6 @@ from schemathesis.specs.openapi.checks import (
 
 from tests.e2e.helpers import SIFC, free_port, get, run_cli, start_server
 
-pytestmark = pytest.mark.e2e
-
 # The issue-5 operations of the whole service's document.
 SPATIAL_PATHS = (r"^/(parcels/(at|in-bbox|intersecting|near|nearest|\{parcel_id\}/neighbours)"
                  r"|communes/\{code\}/(overlaps|boundary-issues|gaps)|stats/|ogc)")

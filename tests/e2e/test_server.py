@@ -3,11 +3,7 @@
 import json
 import signal
 
-import pytest
-
 from tests.e2e.helpers import free_port, get, start_server
-
-pytestmark = pytest.mark.e2e
 
 
 def test_server_answers_health_and_locate_then_survives_a_kill(fresh_db, tmp_path):

@@ -48,8 +48,6 @@ from sqlalchemy.pool import NullPool
 from sifc.auth import policy
 from tests.e2e.helpers import get, run_cli, serving
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow_clients]
-
 ROLES = ("public", "lecteur", "agent_foncier", "analyste_sig", "administrateur")
 BARGNY = "SN0104-bargny"
 SEED = 16

@@ -22,8 +22,6 @@ from sqlalchemy.pool import NullPool
 from tests.conftest import REPO
 from tests.e2e.helpers import free_port, run_cli, start_server
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow_clients]
-
 
 @pytest.fixture(scope="module")
 def server_log(tmp_path_factory):
@@ -158,7 +156,7 @@ def test_owslib_reads_each_collection(server, collection):
     assert api.collection_item(collection, str(first["id"]))["id"] == first["id"]
     west, south, east, north = described["extent"]["spatial"]["bbox"][0]
     inside = api.collection_items(collection, bbox=[west, south, east, north], limit=3)
-    assert inside["numberReturned"] == 3 or inside["numberReturned"] == page["numberReturned"]
+    assert inside["numberReturned"] == page["numberReturned"]  # the whole extent: the same first page
 
 
 def test_owslib_finds_bargny_in_a_bbox_and_filters(server, fresh_db):

@@ -26,7 +26,6 @@ from sifc.settings import Settings
 from tests.conftest import IN_CI, REPO, env_for
 from tests.e2e.helpers import SIFC, free_port, get, run_cli, start_server
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow_clients]
 ARTIFACTS = REPO / "tests" / "artifacts"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
