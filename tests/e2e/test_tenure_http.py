@@ -17,7 +17,7 @@ import httpx2 as httpx
 import pytest
 from shapely.geometry import mapping
 from sqlalchemy import create_engine, text
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, ProgrammingError
 from sqlalchemy.pool import NullPool
 
 from sifc.settings import Settings
@@ -162,11 +162,15 @@ def test_the_database_refuses_what_the_service_must_never_do(fresh_db: Settings)
     """As the service's own role, over a committed transaction: audit rows never change, shares sum to 1."""
     engine = create_engine(fresh_db.db_url, poolclass=NullPool)
     try:
-        for statement in ("UPDATE write_audit SET actor = 'x'", "DELETE FROM write_audit", "TRUNCATE write_audit",
-                          "UPDATE access_audit SET actor = 'x'", "DELETE FROM access_audit"):
-            with pytest.raises(DBAPIError) as refused, engine.begin() as conn:
+        for table, statement in (("write_audit", "UPDATE write_audit SET actor = 'x'"),
+                                 ("write_audit", "DELETE FROM write_audit"), ("write_audit", "TRUNCATE write_audit"),
+                                 ("access_audit", "UPDATE access_audit SET actor = 'x'"),
+                                 ("access_audit", "DELETE FROM access_audit")):
+            with pytest.raises(ProgrammingError) as refused, engine.begin() as conn:
                 conn.execute(text(statement))
-            assert "permission denied" in str(refused.value) or "append-only" in str(refused.value)
+            # The role's privileges refuse it (insufficient_privilege), before any append-only trigger.
+            assert refused.value.orig.sqlstate == "42501"
+            assert f"permission denied for table {table}" in str(refused.value)
         with pytest.raises(DBAPIError) as refused, engine.begin() as conn:
             parcel = conn.execute(text("SELECT parcel_id, commune_code FROM parcel LIMIT 1")).one()
             party = conn.execute(text("SELECT party_id FROM party_version LIMIT 1")).scalar()

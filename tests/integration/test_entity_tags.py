@@ -121,9 +121,11 @@ def test_a_merge_needs_the_tag_of_each_parcel(client, db, officer, tmp_path):
     tag_a = _tag(client, f"/parcels/{a}")
     body = {"occurred_on": day(1), "source_ids": [_plan(client, officer)], "reason": "fusion", "parcel_ids": [a, b]}
     before = _written(db)
-    for tags in ([tag_a], [tag_a, tag_a], [tag_a, etag("parcel", b, 2)]):
+    for tags, status, problem in (([tag_a], 428, "mutation.if_match_each"),  # b's tag missing
+                                  ([tag_a, tag_a], 428, "mutation.if_match_each"),  # still none for b
+                                  ([tag_a, etag("parcel", b, 2)], 412, "http.precondition_failed")):  # b's is stale
         refused = client.post("/parcels/merge", headers={**officer, "If-Match": ", ".join(tags)}, json=body)
-        assert refused.status_code in (412, 428), (tags, refused.text)
+        assert (refused.status_code, refused.json()["type"]) == (status, f"urn:sifc:problem:{problem}"), tags
     assert _written(db) == before
 
 

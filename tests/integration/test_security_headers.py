@@ -36,9 +36,10 @@ def test_every_answer_carries_the_headers(client, method, path):
 
 
 def test_refusals_carry_them_too(client):
-    for response in (client.get("/ogc", headers={"Host": "evil.example"}),
-                     client.post("/parcels/intersecting", content=b"[" * (3 * 1024 * 1024))):
-        assert response.status_code in (400, 413)
+    for response, status, problem in (
+            (client.get("/ogc", headers={"Host": "evil.example"}), 400, "http.host_not_allowed"),
+            (client.post("/parcels/intersecting", content=b"[" * (3 * 1024 * 1024)), 413, "http.body_too_large")):
+        assert (response.status_code, response.json()["type"]) == (status, f"urn:sifc:problem:{problem}")
         assert response.headers["x-frame-options"] == "DENY" and "content-security-policy" in response.headers
 
 

@@ -138,5 +138,6 @@ def test_html_cpg_is_ignored_with_a_warning(db):
 
     notes: list = []
     encoding, origin = _shapefile_encoding(next((CORPUS / "shpjs_htmlcpg").glob("*.shp")), notes)
-    assert [n["code"] for n in notes][0] == "cpg_unknown"
-    assert origin in ("dbf", "fallback") and encoding
+    # The .cpg names no code page and the DBF's language driver byte is 0 (none): the Latin-1 fallback.
+    assert [n["code"] for n in notes] == ["cpg_unknown", "encoding_fallback"]
+    assert (encoding, origin) == ("ISO-8859-1", "fallback")
