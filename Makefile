@@ -1,5 +1,5 @@
 # The two commands of the README. Everything else is in scripts/.
-.PHONY: run test test-fast lint bench-import bench-serve bench-refactor
+.PHONY: run test test-fast lint lock bench-import bench-serve bench-refactor
 
 run:
 	bash scripts/run.sh
@@ -14,6 +14,16 @@ test-fast:
 lint:
 	.venv/bin/ruff check .
 	.venv/bin/mypy
+
+# requirements/lock.txt, the exact versions and hashes that scripts/venv.sh installs (make run, make test, CI),
+# resolved again from pyproject.toml (its dependencies and the dev extra) after a change there. Versions
+# already pinned are kept; to move them: make lock LOCK_ARGS=--upgrade (or --upgrade-package NAME).
+LOCK_ARGS ?=
+lock:
+	bash scripts/venv.sh
+	CUSTOM_COMPILE_COMMAND="make lock" .venv/bin/pip-compile --quiet --extra dev --generate-hashes \
+		--allow-unsafe --strip-extras --no-emit-index-url --no-emit-find-links --no-emit-trusted-host \
+		--output-file requirements/lock.txt $(LOCK_ARGS) pyproject.toml
 
 # Import benchmark (bench/README.md): make bench-import BENCH_ARGS="--parcels 20000 --runs 1"
 BENCH_ARGS ?= --parcels 200000 --runs 3
