@@ -14,6 +14,7 @@ from fastapi.responses import Response
 from api.deps import SessionDep
 from api.limits import AnalysisRateLimited
 from api.problems import language
+from api.responses import binary
 from api.routers.exports import RateLimited
 from sifc import dashboard_charts, dashboards
 
@@ -23,8 +24,8 @@ Level = Annotated[str, Path(max_length=20, description="`commune` ou `pole` (un 
                             examples=["commune"])]
 Code = Annotated[str, Path(max_length=100, description="Code de la commune (`SN0104-bargny`) ou du pôle (`DKR`).",
                            examples=["SN0104-bargny"])]
-PNG_RESPONSE: dict[int | str, dict[str, Any]] = {200: {"content": {"image/png": {}}, "description": "Image PNG"}}
-PDF_RESPONSE: dict[int | str, dict[str, Any]] = {200: {"content": {"application/pdf": {}}, "description": "PDF"}}
+PNG_RESPONSE = binary({"image/png": "Image PNG"})
+PDF_RESPONSE = binary({"application/pdf": "PDF (A4)"})
 
 
 @router.get("/dashboards/{level}/{code}.png", dependencies=[RateLimited], response_class=Response,

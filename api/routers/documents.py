@@ -19,7 +19,9 @@ from fastapi.responses import Response
 from api.deps import PrincipalDep, SessionDep, SettingsDep
 from api.limits import rate_limited
 from api.problems import language
+from api.responses import binary
 from api.routers.exports import RateLimited
+from api.schemas.records import VerificationOut
 from sifc import keyring
 from sifc.auth.principal import Principal
 from sifc.documents import fiche, procedure_documents, registre, verification
@@ -30,7 +32,10 @@ from sifc.settings import Settings
 router = APIRouter(tags=["Documents"])
 Id = Annotated[str, Path(max_length=64)]
 PDF = "application/pdf"
-PDF_RESPONSE: dict[int | str, dict[str, Any]] = {200: {"content": {PDF: {}}}}
+PDF_RESPONSE = binary({PDF: "Document PDF scellé (code de vérification imprimé)"})
+REGISTER_CSV_RESPONSE = binary({"text/csv": (
+    f"CSV UTF-8 avec en-tête ; colonnes : {', '.join(registre.CSV_HEADER['fr'])} (en anglais avec "
+    f"`Accept-Language: en` : {', '.join(registre.CSV_HEADER['en'])}) ; titulaires vides hors du périmètre")})
 # The documents are built on demand (a map, a PDF): as heavy as an export, rate limited with them.
 PDF_ROUTE: dict[str, Any] = {"dependencies": [RateLimited], "responses": PDF_RESPONSE, "response_class": Response}
 VerifyRateLimited = rate_limited("verify", lambda settings: settings.import_rate_per_minute, "document.rate_limited")
@@ -99,7 +104,7 @@ def allocation_certificate(procedure_id: Id, request: Request, session: SessionD
 CommuneCode = Annotated[str, Path(max_length=100)]
 
 
-@router.get("/communes/{code}/registre.csv", dependencies=[RateLimited], responses={200: {"content": {"text/csv": {}}}},
+@router.get("/communes/{code}/registre.csv", dependencies=[RateLimited], responses=REGISTER_CSV_RESPONSE,
             response_class=Response, summary="Registre foncier communal (CSV) : parcelles en vigueur et droits")
 def register_csv(code: CommuneCode, request: Request, session: SessionDep, principal: PrincipalDep) -> Response:
     """Titulaires et quotes-parts seulement aux rôles connectés dont le périmètre couvre la commune (journalisé)."""
@@ -121,7 +126,7 @@ def register_pdf(code: CommuneCode, request: Request, session: SessionDep, setti
 
 # --- verification ---------------------------------------------------------------------------------
 
-@router.post("/documents/verify", dependencies=[VerifyRateLimited],
+@router.post("/documents/verify", dependencies=[VerifyRateLimited], response_model=VerificationOut,
              summary="Vérifier un document PDF délivré par SIFC (authentique ou non)")
 def verify_pdf(session: SessionDep, settings: SettingsDep,
                file: Annotated[UploadFile, File(description="Le PDF à vérifier.")]) -> Response:
@@ -132,8 +137,9 @@ def verify_pdf(session: SessionDep, settings: SettingsDep,
     return _json(verification.verify(session, keys=keyring.for_settings(settings), pdf=content))
 
 
-@router.get("/documents/verify/{code}", responses={200: {"content": {"application/json": {}, "text/html": {}}}},
-            response_class=Response, summary="Un code de vérification a-t-il été délivré, et que certifie-t-il ?")
+@router.get("/documents/verify/{code}", response_model=VerificationOut,
+            responses={200: {"content": {"text/html": {"schema": {"type": "string", "description": "Page lisible"}}}}},
+            summary="Un code de vérification a-t-il été délivré, et que certifie-t-il ?")
 def verify_code(code: Annotated[str, Path(max_length=100)], request: Request, session: SessionDep) -> Response:
     """`Accept: text/html` : une page lisible ; sinon JSON. Rien de personnel n'y figure."""
     found = verification.lookup(session, code=code)

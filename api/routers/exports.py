@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path as FilePath
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import FileResponse, Response, StreamingResponse
@@ -20,6 +20,8 @@ from starlette.background import BackgroundTask
 
 from api.deps import get_session
 from api.limits import rate_limited
+from api.responses import BINARY_SCHEMA, GeoJSONResponse
+from api.schemas.features import ExportCollection
 from sifc import exports
 
 router = APIRouter(tags=["Exports"])
@@ -38,9 +40,13 @@ FilterParam = Annotated[str | None, Query(max_length=20_000, description="Filtre
                                           "interrogeables des parcelles (/ogc/collections/parcels/queryables).")]
 FilterLangParam = Annotated[Literal["cql2-text", "cql2-json"], Query(alias="filter-lang")]
 FilterCrsParam = Annotated[Literal["EPSG:4326", "EPSG:32628"], Query(alias="filter-crs")]
-EXPORT_RESPONSES: dict[int | str, dict[str, object]] = {200: {
+CSV_COLUMNS = ", ".join([c.name for c in exports.COLUMNS] + ["wkt"])
+# GeoJSON is documented by the route's response model (ExportCollection); the other formats are files.
+EXPORT_RESPONSES: dict[int | str, dict[str, Any]] = {200: {
     "description": "Le fichier (Content-Disposition : parcelles_<commune>_<date>.<ext>)",
-    "content": {f.media_type.split(";")[0]: {} for f in exports.FORMATS.values()}},
+    "content": {f.media_type.split(";")[0]: {"schema": {**BINARY_SCHEMA, "description": (
+        f"{f.title} ; colonnes : {CSV_COLUMNS}" if f.name == "csv" else f.title)}}
+        for f in exports.FORMATS.values() if f.name != "geojson"}},
     429: {"description": "Trop d'exports : réessayez après `Retry-After` secondes."}}
 
 
@@ -72,7 +78,8 @@ def _remove(folder: FilePath) -> None:
     folder.rmdir()
 
 
-@router.get("/exports/parcels", response_class=Response, responses=EXPORT_RESPONSES, dependencies=[RateLimited],
+@router.get("/exports/parcels", response_model=ExportCollection, response_class=GeoJSONResponse,
+            responses=EXPORT_RESPONSES, dependencies=[RateLimited],
             summary="Exporter des parcelles en vigueur (commune, emprise, filtre CQL2)")
 def export_parcels(session: StreamSessionDep, format: FormatParam = "geojson",
                    commune: Annotated[str | None, Query(max_length=100, description="Code, code national ou nom.")]
@@ -85,7 +92,8 @@ def export_parcels(session: StreamSessionDep, format: FormatParam = "geojson",
     return _send(session, selection, format, crs)
 
 
-@router.get("/communes/{code}/parcels/export", response_class=Response, responses=EXPORT_RESPONSES,
+@router.get("/communes/{code}/parcels/export", response_model=ExportCollection, response_class=GeoJSONResponse,
+            responses=EXPORT_RESPONSES,
             dependencies=[RateLimited],
             summary="Exporter les parcelles en vigueur d'une commune")
 def export_commune_parcels(code: Annotated[str, Path(max_length=100)], session: StreamSessionDep,

@@ -19,6 +19,9 @@ from starlette.types import Message
 from api.deps import SessionDep, SettingsDep, allow
 from api.limits import rate_limited
 from api.problems import language
+from api.responses import GeoJSONResponse, binary
+from api.schemas.features import RejectCollection
+from api.schemas.records import ImportJobOut, ImportJobsOut, ImportReportOut
 from sifc.auth.principal import Action, Principal
 from sifc.errors import InvalidInput, TooLarge, UnsupportedFormat
 from sifc.imports import jobs, rejects
@@ -31,7 +34,8 @@ Importer = Annotated[Principal, allow(Action.RUN_IMPORTS)]
 CHUNK = 1 << 20
 GPKG = "application/geopackage+sqlite3"
 JOB_EXAMPLE = {"id": "5f0c…", "status": "running", "stage": "validating", "progress_done": 120000,
-               "progress_total": 200000, "file_name": "levé.zip"}
+               "progress_total": 200000, "file_name": "levé.zip",
+               "links": {"self": "https://sifc.example.sn/imports/5f0c…"}}
 
 
 def _safe_name(raw: str | None) -> str:
@@ -120,7 +124,8 @@ def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -
 UploadRateLimited = rate_limited("import", lambda settings: settings.import_rate_per_minute, "import_job.rate_limited")
 
 
-@router.post("", status_code=202, summary="Téléverser un fichier à importer (tâche d'import)",
+@router.post("", status_code=202, response_model=ImportJobOut,
+             summary="Téléverser un fichier à importer (tâche d'import)",
              dependencies=[UploadRateLimited],
              responses={202: {"content": {"application/json": {"example": JOB_EXAMPLE}}},
                         429: {"description": "Trop d'envois : réessayez après `Retry-After` secondes."}})
@@ -190,7 +195,7 @@ def _disposition_name(header: str | None) -> str | None:
     return unquote(match.group(1))
 
 
-@router.get("", summary="Tâches d'import récentes")
+@router.get("", response_model=ImportJobsOut, summary="Tâches d'import récentes")
 def list_imports(
     request: Request, session: SessionDep, principal: Importer,
     status: Annotated[Literal["queued", "running", "done", "failed"] | None, Query()] = None,
@@ -202,7 +207,7 @@ def list_imports(
     return _json({"jobs": [_public(r, request) for r in rows], "limit": limit, "offset": offset})
 
 
-@router.get("/{job_id}", name="get_import", summary="État d'une tâche d'import")
+@router.get("/{job_id}", name="get_import", response_model=ImportJobOut, summary="État d'une tâche d'import")
 def get_import(job_id: str, request: Request, session: SessionDep, principal: Importer) -> Response:
     """Statut (queued, running, done, failed), étape, progression, résumé du rapport, liens."""
     return _json(_public(jobs.get(session, _job(session, job_id, principal)), request))
@@ -215,7 +220,7 @@ def _job(session: SessionDep, job_id: str, principal: Principal) -> uuid.UUID:
     return parsed
 
 
-@router.get("/{job_id}/report", summary="Rapport complet d'une tâche d'import (JSON)")
+@router.get("/{job_id}/report", response_model=ImportReportOut, summary="Rapport complet d'une tâche d'import (JSON)")
 def get_import_report(job_id: str, session: SessionDep, principal: Importer) -> Response:
     """Le rapport avec toutes les anomalies (pas seulement les 1 000 premières)."""
     report, issues = jobs.issues_lines(session, _job(session, job_id, principal))
@@ -236,7 +241,8 @@ def get_import_report(job_id: str, session: SessionDep, principal: Importer) -> 
 
 
 @router.get("/{job_id}/rejects", summary="Entités rejetées (GeoPackage, ou GeoJSON pour une carte)",
-            responses={200: {"content": {GPKG: {}, "application/geo+json": {}}}})
+            response_model=RejectCollection, response_class=GeoJSONResponse,
+            responses=binary({GPKG: "GeoPackage des entités rejetées, dans le SCR du fichier"}))
 def get_import_rejects(
     job_id: str, session: SessionDep, principal: Importer,
     output: Annotated[Literal["gpkg", "geojson"], Query(alias="format", description=(
@@ -251,7 +257,7 @@ def get_import_rejects(
                     headers={"Content-Disposition": f'attachment; filename="rejets-{job_id}.gpkg"'})
 
 
-@router.post("/{job_id}/retry", status_code=202, summary="Relancer une tâche échouée")
+@router.post("/{job_id}/retry", status_code=202, response_model=ImportJobOut, summary="Relancer une tâche échouée")
 def retry_import(job_id: str, request: Request, session: SessionDep, principal: Importer) -> Response:
     """Remet en file une tâche en échec (son fichier est conservé)."""
     return _json(_public(jobs.retry(session, _job(session, job_id, principal)), request), 202)

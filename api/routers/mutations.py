@@ -18,6 +18,7 @@ from api.bounded import CarryIndex, DeclaredArea, MutationDate
 from api.deps import PrincipalDep, SessionDep, allow
 from api.preconditions import PRECONDITION_RESPONSES, IfMatch, etag, expected, version_from_etag
 from api.routers.tenure import answer
+from api.schemas.records import LineageOut, MutationResultOut
 from sifc import mutations
 from sifc.auth.principal import Action, Principal
 from sifc.errors import InvalidInput, PreconditionRequired
@@ -95,7 +96,8 @@ def _decisions(rights: dict[str, Any]) -> dict[str, Any]:
             for rid, decision in rights.items()}
 
 
-@router.post("/parcels/{parcel_id}/split", status_code=201, responses=PRECONDITION_RESPONSES,
+@router.post("/parcels/{parcel_id}/split",
+             response_model=MutationResultOut, status_code=201, responses=PRECONDITION_RESPONSES,
              summary="Morceler une parcelle (morcellement)")
 def split_parcel(parcel_id: Id, body: SplitIn, session: SessionDep, principal: Writer, crs: CrsParam = "EPSG:4326",
                  if_match: IfMatch = None) -> Response:
@@ -108,7 +110,8 @@ def split_parcel(parcel_id: Id, body: SplitIn, session: SessionDep, principal: W
     return answer(result, status=201)
 
 
-@router.post("/parcels/{parcel_id}/lotissement", status_code=201, responses=PRECONDITION_RESPONSES,
+@router.post("/parcels/{parcel_id}/lotissement",
+             response_model=MutationResultOut, status_code=201, responses=PRECONDITION_RESPONSES,
              summary="Lotir une parcelle : lots et domaine public")
 def lotir(parcel_id: Id, body: LotissementIn, session: SessionDep, principal: Writer, crs: CrsParam = "EPSG:4326",
           if_match: IfMatch = None) -> Response:
@@ -121,7 +124,7 @@ def lotir(parcel_id: Id, body: LotissementIn, session: SessionDep, principal: Wr
     return answer(result, status=201)
 
 
-@router.post("/parcels/merge", status_code=201, responses=PRECONDITION_RESPONSES,
+@router.post("/parcels/merge", response_model=MutationResultOut, status_code=201, responses=PRECONDITION_RESPONSES,
              summary="Fusionner des parcelles contiguës")
 def merge_parcels(body: MergeIn, session: SessionDep, principal: Writer, if_match: IfMatch = None) -> Response:
     """`If-Match` porte l'ETag lu de chaque parcelle, séparés par des virgules ; tous les NICAD sont retirés."""
@@ -140,7 +143,8 @@ def merge_parcels(body: MergeIn, session: SessionDep, principal: Writer, if_matc
     return answer(result, status=201)
 
 
-@router.post("/parcels/{parcel_id}/boundary-correction", responses=PRECONDITION_RESPONSES,
+@router.post("/parcels/{parcel_id}/boundary-correction",
+             response_model=MutationResultOut, responses=PRECONDITION_RESPONSES,
              summary="Rectifier la limite d'une parcelle (nouvelle version, NICAD à réattribuer)")
 def correct_boundary(parcel_id: Id, body: BoundaryIn, session: SessionDep, principal: Writer,
                      crs: CrsParam = "EPSG:4326", if_match: IfMatch = None) -> Response:
@@ -151,7 +155,8 @@ def correct_boundary(parcel_id: Id, body: BoundaryIn, session: SessionDep, princ
     return answer(result, tag=etag("parcel", result["children"][0], result["version"]))
 
 
-@router.get("/parcels/{parcel_id}/lineage", summary="La filiation d'une parcelle : d'où elle vient, ce qu'elle devient")
+@router.get("/parcels/{parcel_id}/lineage", response_model=LineageOut,
+            summary="La filiation d'une parcelle : d'où elle vient, ce qu'elle devient")
 def parcel_lineage(parcel_id: Id, session: SessionDep, principal: PrincipalDep) -> Response:
     """Mutations ascendantes et descendantes (de proche en proche), avec leurs parcelles, dates et documents ;
     auteurs et motifs seulement aux rôles connectés du périmètre."""

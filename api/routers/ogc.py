@@ -11,7 +11,9 @@ from fastapi.responses import Response
 
 from api.deps import ReaderDep, SessionDep
 from api.ogc import documents, openapi, paging
-from api.responses import GEOJSON_RESPONSE, geojson
+from api.responses import GeoJSONResponse, geojson
+from api.schemas.features import OgcFeature, OgcFeatureCollection
+from api.schemas.records import JSON_SCHEMA, OPENAPI_30_SCHEMA
 from sifc import ogc, ogc_filter
 from sifc.settings import Settings
 
@@ -55,7 +57,7 @@ def landing(request: Request) -> dict[str, object]:
 
 
 @_get("/api", summary="Définition OpenAPI 3.0 de l'API OGC", response_class=Response,
-            responses={200: {"content": {OPENAPI_30: {}}}})
+            responses={200: {"content": {OPENAPI_30: {"schema": OPENAPI_30_SCHEMA}}}})
 def api_definition(request: Request) -> Response:
     """Le document OpenAPI 3.0 de `/ogc` (paramètres `limit`, filtres par propriété de chaque collection)."""
     return Response(orjson.dumps(openapi.document(_base(request))), media_type=OPENAPI_30)
@@ -86,7 +88,7 @@ def collection(collection_id: CollectionId, request: Request, session: SessionDe
 
 
 @_get("/collections/{collection_id}/queryables", summary="Propriétés interrogeables (CQL2)",
-            response_class=Response, responses={200: {"content": {"application/schema+json": {}}}})
+            response_class=Response, responses={200: {"content": {"application/schema+json": {"schema": JSON_SCHEMA}}}})
 def queryables(collection_id: CollectionId, request: Request) -> Response:
     """Le schéma JSON des propriétés qu'un filtre CQL2 peut nommer."""
     body = orjson.dumps(documents.queryables(collection_id, _base(request)))
@@ -94,14 +96,14 @@ def queryables(collection_id: CollectionId, request: Request) -> Response:
 
 
 @_get("/collections/{collection_id}/sortables", summary="Propriétés triables (sortby)",
-            response_class=Response, responses={200: {"content": {"application/schema+json": {}}}})
+            response_class=Response, responses={200: {"content": {"application/schema+json": {"schema": JSON_SCHEMA}}}})
 def sortables(collection_id: CollectionId, request: Request) -> Response:
     """Le schéma JSON des propriétés que `sortby` peut nommer."""
     body = orjson.dumps(documents.sortables(collection_id, _base(request)))
     return Response(body, media_type="application/schema+json")
 
 
-@_get("/collections/{collection_id}/items", responses=GEOJSON_RESPONSE, response_class=Response,
+@_get("/collections/{collection_id}/items", response_model=OgcFeatureCollection, response_class=GeoJSONResponse,
             summary="Entités d'une collection")
 async def items(collection_id: CollectionId, request: Request, reader: ReaderDep,
           limit: Annotated[int, Query(ge=1, description=f"Au plus {ogc.MAX_LIMIT} (au-delà : ramené à ce maximum).")]
@@ -136,8 +138,8 @@ async def items(collection_id: CollectionId, request: Request, reader: ReaderDep
     return geojson(body, headers={"Content-Crs": f"<{served}>"})
 
 
-@_get("/collections/{collection_id}/items/{feature_id}", responses=GEOJSON_RESPONSE,
-            response_class=Response, summary="Une entité")
+@_get("/collections/{collection_id}/items/{feature_id}", response_model=OgcFeature,
+            response_class=GeoJSONResponse, summary="Une entité")
 def item(collection_id: CollectionId, feature_id: Annotated[str, Path(max_length=100)], request: Request,
          session: SessionDep, crs: CrsParam = None, properties: PropertiesParam = None) -> Response:
     """Une entité (code du territoire, ou identifiant de la parcelle)."""

@@ -13,7 +13,9 @@ from pydantic import BaseModel, Field
 from api.bounded import DeclaredArea
 from api.deps import PrincipalDep, SessionDep, allow
 from api.preconditions import PRECONDITION_RESPONSES, AtParam, IfMatch, etag, expected
-from api.responses import CREATED_RESPONSE, GEOJSON_RESPONSE, geojson
+from api.responses import GeoJSONResponse, geojson
+from api.schemas.features import ParcelCollection
+from api.schemas.features import ParcelFeature as ParcelFeatureOut
 from sifc.auth.principal import ANONYMOUS, Action, Principal
 from sifc.parcels import service
 from sifc.parcels.service import ParcelInput
@@ -60,7 +62,7 @@ def _input(feature: Any, crs: str, *, partial: bool) -> ParcelInput:
     return ParcelInput(geometry=geometry, input_crs=_srid(crs), values=given, reason=properties.reason)
 
 
-@router.post("/parcels", status_code=201, responses=CREATED_RESPONSE, response_class=Response,
+@router.post("/parcels", status_code=201, response_model=ParcelFeatureOut, response_class=GeoJSONResponse,
              summary="Créer une parcelle")
 def create_parcel(feature: Annotated[ParcelFeature, Body()], session: SessionDep, principal: Writer,
                   crs: CrsParam = "EPSG:4326") -> Response:
@@ -72,7 +74,7 @@ def create_parcel(feature: Annotated[ParcelFeature, Body()], session: SessionDep
     return geojson(body, 201, {"Location": f"/parcels/{parcel_id}", "ETag": etag("parcel", parcel_id, version)})
 
 
-@router.get("/parcels/by-nicad/{nicad}", responses=GEOJSON_RESPONSE, response_class=Response,
+@router.get("/parcels/by-nicad/{nicad}", response_model=ParcelFeatureOut, response_class=GeoJSONResponse,
             summary="La parcelle en vigueur portant un NICAD")
 def parcel_by_nicad(nicad: Annotated[str, Path(max_length=64)], session: SessionDep, principal: PrincipalDep,
                     crs: CrsParam = "EPSG:4326") -> Response:
@@ -80,7 +82,7 @@ def parcel_by_nicad(nicad: Annotated[str, Path(max_length=64)], session: Session
     return _one(session, principal, parcel_id, crs)
 
 
-@router.get("/parcels/{parcel_id}", responses=GEOJSON_RESPONSE, response_class=Response,
+@router.get("/parcels/{parcel_id}", response_model=ParcelFeatureOut, response_class=GeoJSONResponse,
             summary="Une parcelle (version en vigueur)")
 def get_parcel(parcel_id: ParcelId, session: SessionDep, principal: PrincipalDep,
                crs: CrsParam = "EPSG:4326", at: AtParam = None) -> Response:
@@ -98,8 +100,8 @@ def _one(session: SessionDep, principal: Principal, parcel_id: str, crs: str,
     return geojson(body, headers=None if at is not None else {"ETag": etag("parcel", parcel_id, version)})
 
 
-@router.patch("/parcels/{parcel_id}", responses={**GEOJSON_RESPONSE, **PRECONDITION_RESPONSES},
-              response_class=Response, summary="Modifier une parcelle (nouvelle version)")
+@router.patch("/parcels/{parcel_id}", responses=PRECONDITION_RESPONSES, response_model=ParcelFeatureOut,
+              response_class=GeoJSONResponse, summary="Modifier une parcelle (nouvelle version)")
 def update_parcel(parcel_id: ParcelId, feature: Annotated[ParcelPatch, Body()], session: SessionDep,
                   principal: Writer, crs: CrsParam = "EPSG:4326", if_match: IfMatch = None) -> Response:
     """La commune avant et la commune après doivent être dans le périmètre ; sinon 403 et rien n'est écrit.
@@ -122,7 +124,7 @@ def retire_parcel(parcel_id: ParcelId, body: RetireBody, session: SessionDep, pr
     return Response(status_code=204)
 
 
-@router.get("/parcels/{parcel_id}/versions", responses=GEOJSON_RESPONSE, response_class=Response,
+@router.get("/parcels/{parcel_id}/versions", response_model=ParcelCollection, response_class=GeoJSONResponse,
             summary="Toutes les versions d'une parcelle")
 def parcel_versions(parcel_id: ParcelId, session: SessionDep, principal: PrincipalDep,
                     crs: CrsParam = "EPSG:4326") -> Response:
@@ -131,7 +133,7 @@ def parcel_versions(parcel_id: ParcelId, session: SessionDep, principal: Princip
     return geojson(service.versions(session, parcel_id=parcel_id, reader=principal, crs=_srid(crs)))
 
 
-@router.get("/communes/{code}/parcels", responses=GEOJSON_RESPONSE, response_class=Response,
+@router.get("/communes/{code}/parcels", response_model=ParcelCollection, response_class=GeoJSONResponse,
             summary="Les parcelles en vigueur d'une commune (paginées)")
 def commune_parcels(code: Annotated[str, Path(max_length=100)], session: SessionDep, principal: PrincipalDep,
                     limit: Annotated[int, Query(ge=1, le=1000)] = 100,

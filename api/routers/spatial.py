@@ -10,7 +10,13 @@ from geojson_pydantic.geometries import Geometry
 
 from api.deps import ReaderDep, SessionDep
 from api.limits import AnalysisRateLimited
-from api.responses import GEOJSON_RESPONSE, geojson
+from api.responses import GeoJSONResponse, geojson
+from api.schemas.features import (
+    BoundaryIssueCollection,
+    GapCollection,
+    OverlapCollection,
+    SpatialParcelCollection,
+)
 from sifc.parcels import quality, spatial
 
 router = APIRouter(tags=["Questions spatiales"])
@@ -27,7 +33,7 @@ def _srid(crs: str) -> int:
     return int(crs.split(":")[1])
 
 
-@router.get("/parcels/at", responses=GEOJSON_RESPONSE, response_class=Response,
+@router.get("/parcels/at", response_model=SpatialParcelCollection, response_class=GeoJSONResponse,
             summary="Parcelle(s) en vigueur en un point")
 async def parcels_at(reader: ReaderDep, lon: Lon, lat: Lat, crs: CrsParam = "EPSG:4326") -> Response:
     """Plusieurs parcelles si elles se chevauchent en ce point ; aucune hors du cadastre."""
@@ -36,7 +42,7 @@ async def parcels_at(reader: ReaderDep, lon: Lon, lat: Lat, crs: CrsParam = "EPS
     return geojson(str((await reader.row(statement))[0]).encode())
 
 
-@router.get("/parcels/in-bbox", responses=GEOJSON_RESPONSE, response_class=Response,
+@router.get("/parcels/in-bbox", response_model=SpatialParcelCollection, response_class=GeoJSONResponse,
             summary="Parcelles en vigueur dans une emprise")
 def parcels_in_bbox(session: SessionDep,
                     bbox: Annotated[str, Query(max_length=200, description="minx,miny,maxx,maxy")],
@@ -63,7 +69,7 @@ async def vertices_first(request: Request) -> None:
 
 
 @router.post("/parcels/intersecting", dependencies=[AnalysisRateLimited, Depends(vertices_first)],
-             responses=GEOJSON_RESPONSE, response_class=Response,
+             response_model=SpatialParcelCollection, response_class=GeoJSONResponse,
              summary="Parcelles en vigueur qui rencontrent une géométrie")
 def parcels_intersecting(session: SessionDep, geometry: Annotated[Geometry, Body()],
                          geometry_crs: Annotated[Literal["EPSG:4326", "EPSG:32628"],
@@ -74,7 +80,7 @@ def parcels_intersecting(session: SessionDep, geometry: Annotated[Geometry, Body
                                         input_crs=_srid(geometry_crs), crs=_srid(crs), limit=limit))
 
 
-@router.get("/parcels/near", responses=GEOJSON_RESPONSE, response_class=Response,
+@router.get("/parcels/near", response_model=SpatialParcelCollection, response_class=GeoJSONResponse,
             summary="Parcelles en vigueur à moins d'une distance d'un point")
 def parcels_near(session: SessionDep, lon: Lon, lat: Lat, distance: Distance, limit: Limit = 100,
                  crs: CrsParam = "EPSG:4326") -> Response:
@@ -83,7 +89,7 @@ def parcels_near(session: SessionDep, lon: Lon, lat: Lat, distance: Distance, li
                                            limit=limit))
 
 
-@router.get("/parcels/nearest", responses=GEOJSON_RESPONSE, response_class=Response,
+@router.get("/parcels/nearest", response_model=SpatialParcelCollection, response_class=GeoJSONResponse,
             summary="Les k parcelles en vigueur les plus proches d'un point")
 def parcels_nearest(session: SessionDep, lon: Lon, lat: Lat,
                     k: Annotated[int, Query(ge=1, le=spatial.MAX_NEAREST)] = 5,
@@ -92,7 +98,7 @@ def parcels_nearest(session: SessionDep, lon: Lon, lat: Lat,
     return geojson(spatial.nearest(session, lon=lon, lat=lat, k=k, crs=_srid(crs)))
 
 
-@router.get("/parcels/{parcel_id}/neighbours", responses=GEOJSON_RESPONSE, response_class=Response,
+@router.get("/parcels/{parcel_id}/neighbours", response_model=SpatialParcelCollection, response_class=GeoJSONResponse,
             summary="Les voisines d'une parcelle")
 def parcel_neighbours(session: SessionDep, parcel_id: Annotated[str, Path(max_length=64)],
                       distance: Distance = 0.0, crs: CrsParam = "EPSG:4326") -> Response:
@@ -104,7 +110,7 @@ CommuneCode = Annotated[str, Path(max_length=100)]
 
 
 @router.get("/communes/{code}/overlaps", dependencies=[AnalysisRateLimited],
-            responses=GEOJSON_RESPONSE, response_class=Response,
+            response_model=OverlapCollection, response_class=GeoJSONResponse,
             summary="Chevauchements entre parcelles en vigueur d'une commune")
 def commune_overlaps(session: SessionDep, code: CommuneCode, limit: Limit = 1000,
                      crs: CrsParam = "EPSG:4326") -> Response:
@@ -113,7 +119,7 @@ def commune_overlaps(session: SessionDep, code: CommuneCode, limit: Limit = 1000
 
 
 @router.get("/communes/{code}/boundary-issues", dependencies=[AnalysisRateLimited],
-            responses=GEOJSON_RESPONSE, response_class=Response,
+            response_model=BoundaryIssueCollection, response_class=GeoJSONResponse,
             summary="Parcelles hors de leur commune ou à cheval sur sa limite")
 def commune_boundary_issues(session: SessionDep, code: CommuneCode, limit: Limit = 1000,
                             crs: CrsParam = "EPSG:4326") -> Response:
@@ -122,7 +128,7 @@ def commune_boundary_issues(session: SessionDep, code: CommuneCode, limit: Limit
 
 
 @router.get("/communes/{code}/gaps", dependencies=[AnalysisRateLimited],
-            responses=GEOJSON_RESPONSE, response_class=Response,
+            response_model=GapCollection, response_class=GeoJSONResponse,
             summary="Interstices plus étroits qu'une largeur entre parcelles voisines")
 def commune_gaps(session: SessionDep, code: CommuneCode,
                  width: Annotated[float, Query(gt=0, le=quality.MAX_GAP_WIDTH_M, description="Largeur (m).")] = 0.5,

@@ -28,6 +28,19 @@ from api.bounded import (
 from api.deps import PrincipalDep, SessionDep, SettingsDep, allow
 from api.preconditions import PRECONDITION_RESPONSES, IfMatch, etag, expected
 from api.preconditions import AtParam as At
+from api.responses import binary
+from api.schemas.records import (
+    SOURCE_FILE_TYPES,
+    ParcelAuditOut,
+    ParcelHistoryOut,
+    ParcelRightsOut,
+    PartyOut,
+    ProcedureOut,
+    RightOut,
+    SourceDocumentOut,
+    SourceFileOut,
+    WriteLogOut,
+)
 from sifc import history, journal
 from sifc.auth.principal import ANONYMOUS, Action, Principal
 from sifc.parcels import service as parcel_service
@@ -74,7 +87,8 @@ class PartyPatch(BaseModel):
     reason: str = Field(min_length=1, max_length=500)
 
 
-@router.post("/parties", status_code=201, summary="Enregistrer une partie (personne, groupement, personne morale)")
+@router.post("/parties", response_model=PartyOut, status_code=201,
+             summary="Enregistrer une partie (personne, groupement, personne morale)")
 def create_party(body: PartyIn, session: SessionDep, principal: Writer) -> Response:
     values = body.model_dump(exclude={"reason"})
     party_id = parties.create(session, data=parties.PartyInput(values, body.reason), by=principal,
@@ -84,19 +98,21 @@ def create_party(body: PartyIn, session: SessionDep, principal: Writer) -> Respo
                   location=f"/parties/{party_id}")
 
 
-@router.get("/parties/{party_id}", summary="Une partie (données personnelles : rôles connectés, dans leur périmètre)")
+@router.get("/parties/{party_id}", response_model=PartyOut,
+            summary="Une partie (données personnelles : rôles connectés, dans leur périmètre)")
 def get_party(party_id: Id, session: SessionDep, principal: PrincipalDep, at: At = None) -> Response:
     """Une partie hors du périmètre du lecteur répond comme une partie inexistante (404)."""
     party = parties.get(session, party_id=party_id, reader=principal, at=instant(at))
     return answer(party, tag=etag("party", party["id"], party["version"]) if at is None else None)
 
 
-@router.get("/parties/{party_id}/versions", summary="Toutes les versions d'une partie")
+@router.get("/parties/{party_id}/versions", response_model=list[PartyOut], summary="Toutes les versions d'une partie")
 def party_versions(party_id: Id, session: SessionDep, principal: PrincipalDep) -> Response:
     return answer(parties.versions(session, party_id=party_id, reader=principal))
 
 
-@router.patch("/parties/{party_id}", responses=PRECONDITION_RESPONSES, summary="Modifier une partie (nouvelle version)")
+@router.patch("/parties/{party_id}", response_model=PartyOut, responses=PRECONDITION_RESPONSES,
+              summary="Modifier une partie (nouvelle version)")
 def update_party(party_id: Id, body: PartyPatch, session: SessionDep, principal: Writer,
                  if_match: IfMatch = None) -> Response:
     version = expected(if_match, "party", party_id)
@@ -120,7 +136,8 @@ class SourceIn(BaseModel):
     description: str | None = Field(default=None, max_length=1000)
 
 
-@router.post("/sources", status_code=201, summary="Enregistrer une source (délibération, approbation, acte, PV…)")
+@router.post("/sources", response_model=SourceDocumentOut, status_code=201,
+             summary="Enregistrer une source (délibération, approbation, acte, PV…)")
 def create_source(body: SourceIn, session: SessionDep, principal: Writer) -> Response:
     source_id = sources.create(session, data=sources.SourceInput(**body.model_dump()), by=principal,
                                author=principal.name)
@@ -128,12 +145,12 @@ def create_source(body: SourceIn, session: SessionDep, principal: Writer) -> Res
                   location=f"/sources/{source_id}")
 
 
-@router.get("/sources/{source_id}", summary="Une source et la liste de ses documents")
+@router.get("/sources/{source_id}", response_model=SourceDocumentOut, summary="Une source et la liste de ses documents")
 def get_source(source_id: Id, session: SessionDep, principal: PrincipalDep) -> Response:
     return answer(sources.get(session, source_id=source_id, reader=principal))
 
 
-@router.post("/sources/{source_id}/files", status_code=201,
+@router.post("/sources/{source_id}/files", response_model=SourceFileOut, status_code=201,
              summary="Joindre un document numérisé (PDF, JPEG, PNG, TIFF) à une source")
 def attach_file(source_id: Id, session: SessionDep, settings: SettingsDep, principal: Writer,
                 file: Annotated[UploadFile, File(description="Le document.")]) -> Response:
@@ -143,7 +160,7 @@ def attach_file(source_id: Id, session: SessionDep, settings: SettingsDep, princ
     return answer(described, status=201, location=f"/sources/{source_id}/files/{described['id']}")
 
 
-@router.get("/sources/{source_id}/files/{file_id}", responses={200: {"content": {"application/pdf": {}}}},
+@router.get("/sources/{source_id}/files/{file_id}", responses=binary(SOURCE_FILE_TYPES),
             response_class=Response, summary="Télécharger un document d'une source")
 def download_file(source_id: Id, file_id: Id, session: SessionDep, principal: PrincipalDep) -> Response:
     name, media_type, content, digest = sources.file(session, source_id=source_id, file_id=file_id, reader=principal)
@@ -188,7 +205,8 @@ class RightEnd(BaseModel):
     reason: str = Field(min_length=1, max_length=500)
 
 
-@router.get("/parcels/{parcel_id}/rights", summary="Droits, restrictions et responsabilités d'une parcelle")
+@router.get("/parcels/{parcel_id}/rights", response_model=ParcelRightsOut,
+            summary="Droits, restrictions et responsabilités d'une parcelle")
 def parcel_rights(parcel_id: Id, session: SessionDep, principal: PrincipalDep, at: At = None) -> Response:
     """Titulaires et quotes-parts seulement aux rôles connectés dont le périmètre couvre la parcelle."""
     # 404/410 for an unknown or retired parcel; its public form, which reveals nothing (and logs nothing).
@@ -197,7 +215,7 @@ def parcel_rights(parcel_id: Id, session: SessionDep, principal: PrincipalDep, a
     return answer({"parcel_id": parcel_id, "at": at.isoformat() if at else None, "rights": found})
 
 
-@router.post("/parcels/{parcel_id}/rights", status_code=201,
+@router.post("/parcels/{parcel_id}/rights", response_model=RightOut, status_code=201,
              summary="Inscrire un droit (bail, titre foncier…), une restriction (servitude, litige…) "
              "ou une responsabilité")
 def create_right(parcel_id: Id, body: RightIn, session: SessionDep, principal: Writer) -> Response:
@@ -210,18 +228,19 @@ def create_right(parcel_id: Id, body: RightIn, session: SessionDep, principal: W
     return answer(found, status=201, tag=etag("rrr", rrr_id, found["version"]), location=f"/rights/{rrr_id}")
 
 
-@router.get("/rights/{rrr_id}", summary="Un droit, une restriction ou une responsabilité")
+@router.get("/rights/{rrr_id}", response_model=RightOut, summary="Un droit, une restriction ou une responsabilité")
 def get_right(rrr_id: Id, session: SessionDep, principal: PrincipalDep, at: At = None) -> Response:
     found = rights.get(session, rrr_id=rrr_id, reader=principal, at=instant(at))
     return answer(found, tag=etag("rrr", found["id"], found["version"]) if at is None else None)
 
 
-@router.get("/rights/{rrr_id}/versions", summary="Toutes les versions d'un droit")
+@router.get("/rights/{rrr_id}/versions", response_model=list[RightOut], summary="Toutes les versions d'un droit")
 def right_versions(rrr_id: Id, session: SessionDep, principal: PrincipalDep) -> Response:
     return answer(rights.versions(session, rrr_id=rrr_id, reader=principal))
 
 
-@router.patch("/rights/{rrr_id}", responses=PRECONDITION_RESPONSES, summary="Modifier un droit (nouvelle version)")
+@router.patch("/rights/{rrr_id}", response_model=RightOut, responses=PRECONDITION_RESPONSES,
+              summary="Modifier un droit (nouvelle version)")
 def update_right(rrr_id: Id, body: RightPatch, session: SessionDep, principal: Writer,
                  if_match: IfMatch = None) -> Response:
     """Titulaires et quotes-parts d'un bail ou d'un titre foncier ; une affectation ne change jamais de titulaire."""
@@ -233,7 +252,7 @@ def update_right(rrr_id: Id, body: RightPatch, session: SessionDep, principal: W
     return answer(found, tag=etag("rrr", found["id"], found["version"]))
 
 
-@router.post("/rights/{rrr_id}/end", responses=PRECONDITION_RESPONSES,
+@router.post("/rights/{rrr_id}/end", response_model=RightOut, responses=PRECONDITION_RESPONSES,
              summary="Mettre fin à un droit (désaffectation, décès, mainlevée d'un litige…)")
 def end_right(rrr_id: Id, body: RightEnd, session: SessionDep, settings: SettingsDep, principal: Writer,
               if_match: IfMatch = None) -> Response:
@@ -271,7 +290,8 @@ class StepIn(BaseModel):
     reason: str | None = Field(default=None, max_length=1000, description="Motif d'un refus.")
 
 
-@router.post("/procedures", status_code=201, summary="Enregistrer une demande d'affectation")
+@router.post("/procedures", response_model=ProcedureOut, status_code=201,
+             summary="Enregistrer une demande d'affectation")
 def register_procedure(body: ProcedureIn, session: SessionDep, principal: Writer) -> Response:
     data = procedures.ProcedureInput(parcel_id=body.parcel_id, applicants=[a.model_dump() for a in body.applicants],
                                      registered_on=body.registered_on, purpose=body.purpose, reference=body.reference,
@@ -282,13 +302,14 @@ def register_procedure(body: ProcedureIn, session: SessionDep, principal: Writer
                   location=f"/procedures/{procedure_id}")
 
 
-@router.get("/procedures/{procedure_id}", summary="Une procédure, ses étapes et ses documents")
+@router.get("/procedures/{procedure_id}", response_model=ProcedureOut,
+            summary="Une procédure, ses étapes et ses documents")
 def get_procedure(procedure_id: Id, session: SessionDep, principal: PrincipalDep) -> Response:
     found = procedures.get(session, procedure_id=procedure_id, reader=principal)
     return answer(found, tag=etag("procedure", found["id"], found["version"]))
 
 
-@router.post("/procedures/{procedure_id}/steps", responses=PRECONDITION_RESPONSES,
+@router.post("/procedures/{procedure_id}/steps", response_model=ProcedureOut, responses=PRECONDITION_RESPONSES,
              summary="Inscrire l'étape suivante (constat, délibération, approbation, notification) ou un refus")
 def advance_procedure(procedure_id: Id, body: StepIn, session: SessionDep, settings: SettingsDep, principal: Writer,
                       if_match: IfMatch = None) -> Response:
@@ -301,14 +322,15 @@ def advance_procedure(procedure_id: Id, body: StepIn, session: SessionDep, setti
     return answer(found, tag=etag("procedure", found["id"], found["version"]))
 
 
-@router.get("/parcels/{parcel_id}/procedures", summary="Les procédures d'une parcelle")
+@router.get("/parcels/{parcel_id}/procedures", response_model=list[ProcedureOut],
+            summary="Les procédures d'une parcelle")
 def parcel_procedures(parcel_id: Id, session: SessionDep, principal: PrincipalDep) -> Response:
     return answer(procedures.for_parcel(session, parcel_id=parcel_id, reader=principal))
 
 
 # --- history and the write audit ---------------------------------------------------------------
 
-@router.get("/parcels/{parcel_id}/history",
+@router.get("/parcels/{parcel_id}/history", response_model=ParcelHistoryOut,
             summary="L'historique complet d'une parcelle : versions, droits, procédures")
 def parcel_history(parcel_id: Id, session: SessionDep, principal: PrincipalDep,
                    crs: Annotated[Literal["EPSG:4326", "EPSG:32628"], Query()] = "EPSG:4326") -> Response:
@@ -317,7 +339,8 @@ def parcel_history(parcel_id: Id, session: SessionDep, principal: PrincipalDep,
     return answer(history.parcel_history(session, parcel_id=parcel_id, reader=principal, crs=srid))
 
 
-@router.get("/parcels/{parcel_id}/audit", summary="Le journal des écritures d'une parcelle (avant, après, qui, quand)")
+@router.get("/parcels/{parcel_id}/audit", response_model=ParcelAuditOut,
+            summary="Le journal des écritures d'une parcelle (avant, après, qui, quand)")
 def parcel_audit(parcel_id: Id, session: SessionDep, principal: PrincipalDep,
                  limit: Annotated[int, Query(ge=1, le=500)] = 100,
                  offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0) -> Response:
@@ -325,7 +348,8 @@ def parcel_audit(parcel_id: Id, session: SessionDep, principal: PrincipalDep,
     return answer({"parcel_id": parcel_id, "limit": limit, "offset": offset, "entries": rows})
 
 
-@router.get("/admin/writes", tags=["Administration"], summary="Le journal des écritures (les communes du périmètre)")
+@router.get("/admin/writes", response_model=WriteLogOut, tags=["Administration"],
+            summary="Le journal des écritures (les communes du périmètre)")
 def write_log(session: SessionDep, admin: Annotated[Principal, allow(Action.MANAGE_ACCOUNTS)],
               object_kind: Annotated[str | None, Query(max_length=40)] = None,
               object_id: Annotated[str | None, Query(max_length=64)] = None,

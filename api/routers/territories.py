@@ -10,7 +10,8 @@ from pydantic import BaseModel
 
 from api.deps import SessionDep, SettingsDep
 from api.problems import language
-from api.responses import GEOJSON_RESPONSE, geojson
+from api.responses import GeoJSONResponse, geojson
+from api.schemas.features import TerritoryCollection, TerritoryFeature
 from sifc.errors import InvalidInput
 from sifc.i18n import translate
 from sifc.territories import service
@@ -70,13 +71,13 @@ def _check_filters(level: str, query: ListQuery) -> None:
 def _add_level_routes(level: str) -> None:
     plural = PLURAL[level]
 
-    @router.get(f"/{plural}", responses=GEOJSON_RESPONSE, response_class=Response,
+    @router.get(f"/{plural}", response_model=TerritoryCollection, response_class=GeoJSONResponse,
                 summary=f"Lister les {plural}", operation_id=f"list_{plural}")
     def list_level(session: SessionDep, query: ListDep, geometry: GeometryDep) -> Response:
         _check_filters(level, query)
         return geojson(service.list_units(session, level=level, query=query, geometry=geometry))
 
-    @router.get(f"/{plural}/{{code}}", responses=GEOJSON_RESPONSE, response_class=Response,
+    @router.get(f"/{plural}/{{code}}", response_model=TerritoryFeature, response_class=GeoJSONResponse,
                 summary=f"Un(e) {level}", operation_id=f"get_{level}")
     def get_level(code: Code, session: SessionDep, geometry: GeometryDep) -> Response:
         return geojson(service.get_unit(session, level=level, code=code, geometry=geometry))
@@ -85,8 +86,8 @@ def _add_level_routes(level: str) -> None:
     if child_level:
         child = PLURAL[child_level]
 
-        @router.get(f"/{plural}/{{code}}/children", responses=GEOJSON_RESPONSE,
-                    response_class=Response, summary=f"Les {child} d'un(e) {level}",
+        @router.get(f"/{plural}/{{code}}/children", response_model=TerritoryCollection,
+                    response_class=GeoJSONResponse, summary=f"Les {child} d'un(e) {level}",
                     operation_id=f"children_of_{level}")
         def children_of(code: Code, session: SessionDep, query: ListDep,
                         geometry: GeometryDep) -> Response:

@@ -11,6 +11,7 @@ from fastapi.responses import Response
 from api import tilejson as tilejson_document
 from api.deps import ReaderDep, SessionDep, SettingsDep
 from api.preconditions import content_etag, not_modified
+from api.responses import BINARY_SCHEMA
 from sifc import tiles
 
 router = APIRouter(prefix="/tiles", tags=["Tuiles vectorielles"])
@@ -19,7 +20,7 @@ Collection = Annotated[str, Path(max_length=64, description="poles, regions, dep
 Properties = Annotated[str | None, Query(max_length=1000, description=(
     "Attributs à inclure, séparés par des virgules (tous les attributs publics si absent, aucun si vide)."))]
 TILE_RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: {"content": {tiles.MEDIA_TYPE: {}}, "description": "Tuile Mapbox Vector Tile 2.1"},
+    200: {"content": {tiles.MEDIA_TYPE: {"schema": BINARY_SCHEMA}}, "description": "Tuile Mapbox Vector Tile 2.1"},
     204: {"description": "Tuile vide (rien dans la tuile, ou niveau de zoom sous le minimum de la couche)"},
     304: {"description": "Inchangée depuis l'ETag donné dans If-None-Match"},
 }

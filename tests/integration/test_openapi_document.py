@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import jsonschema
 from openapi_spec_validator import validate
+from sqlalchemy import text
 
 from api.openapi_links import BODY_EXAMPLES, LINKS
+from sifc.demo import load_demo
+from tests.integration.fixtures import bargny_origin, square, write
 
 
 def _document(client) -> dict:
@@ -93,3 +96,88 @@ def test_every_request_example_is_valid_against_its_schema(client):
         for media in content.values():
             assert media["example"] == example
             jsonschema.validate(example, {**media["schema"], **components})
+
+
+# --- the real answers match the documented schemas --------------------------------------------------
+
+def _conforms(client, document: dict, method: str, path: str, url: str, *, status: int = 200, **options) -> dict:
+    """Ask ``url`` (the operation ``method path``) and check its body against the schema documented for it."""
+    response = client.request(method, url, **options)
+    assert response.status_code == status, (url, response.text[:500])
+    media = response.headers["content-type"].split(";")[0]
+    schema = document["paths"][path][method.lower()]["responses"][str(status)]["content"][media]["schema"]
+    # The components travel with the schema, so its "#/components/schemas/…" references resolve.
+    validator = jsonschema.Draft202012Validator({**schema, "components": document["components"]},
+                                                format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
+    body = response.json()
+    errors = [f"{'/'.join(map(str, e.absolute_path))}: {e.message[:300]}" for e in validator.iter_errors(body)]
+    assert not errors, (method, url, errors[:5])
+    return body
+
+
+def _one(db, sql: str, **params: str) -> str:
+    found = db.execute(text(sql), params).scalar()
+    assert found is not None, sql
+    return str(found)
+
+
+def test_real_answers_validate_against_their_documented_schemas(client, db, admin_headers, tmp_path):
+    """A parcel, commune lists, spatial questions, a right, a procedure, an import job, OGC items: the
+    bodies PostGIS and the services build are what the document says, to the public and to a reader in scope."""
+    load_demo(db)
+    document = _document(client)
+    parcel = _one(db, "SELECT parcel_id FROM rrr_version ORDER BY parcel_id LIMIT 1")
+    right = _one(db, "SELECT rrr_id FROM rrr_version WHERE parcel_id = CAST(:p AS uuid) LIMIT 1", p=parcel)
+    procedure = _one(db, "SELECT id FROM tenure_procedure ORDER BY id LIMIT 1")
+    party = _one(db, "SELECT party_id FROM party_version ORDER BY party_id LIMIT 1")
+    source = _one(db, "SELECT id FROM source_document ORDER BY id LIMIT 1")
+    nicad = _one(db, "SELECT nicad FROM parcel WHERE parcel_id = CAST(:p AS uuid)", p=parcel)
+    public = [
+        ("/communes", "/communes?limit=3"),
+        ("/communes/{code}", "/communes/SN0104-bargny"),
+        ("/departments/{code}/children", "/departments/SN0104/children?geometry=false&crs=EPSG:32628"),
+        ("/poles", "/poles"),
+        ("/parcels/{parcel_id}", f"/parcels/{parcel}"),
+        ("/parcels/{parcel_id}", f"/parcels/{parcel}?crs=EPSG:32628"),
+        ("/parcels/by-nicad/{nicad}", f"/parcels/by-nicad/{nicad}"),
+        ("/parcels/{parcel_id}/versions", f"/parcels/{parcel}/versions"),
+        ("/communes/{code}/parcels", "/communes/SN0104-bargny/parcels?limit=5"),
+        ("/parcels/{parcel_id}/neighbours", f"/parcels/{parcel}/neighbours?distance=50"),
+        ("/parcels/nearest", "/parcels/nearest?lon=-17.22&lat=14.69&k=3"),
+        ("/communes/{code}/overlaps", "/communes/SN0104-bargny/overlaps?limit=5"),
+        ("/communes/{code}/boundary-issues", "/communes/SN0104-bargny/boundary-issues?limit=5"),
+        ("/communes/{code}/gaps", "/communes/SN0104-bargny/gaps?limit=5"),
+        ("/parcels/{parcel_id}/rights", f"/parcels/{parcel}/rights"),
+        ("/parcels/{parcel_id}/lineage", f"/parcels/{parcel}/lineage"),
+        ("/ogc/collections/{collection_id}/items", "/ogc/collections/parcels/items?limit=3"),
+        ("/ogc/collections/{collection_id}/items", "/ogc/collections/communes/items?limit=1"),
+        ("/ogc/collections/{collection_id}/items/{feature_id}", f"/ogc/collections/parcels/items/{parcel}"),
+        ("/ogc/collections/{collection_id}/queryables", "/ogc/collections/parcels/queryables"),
+        ("/documents/verify/{code}", "/documents/verify/ABCD-EFGH"),
+    ]
+    for path, url in public:
+        _conforms(client, document, "GET", path, url)
+    in_scope = [
+        ("/parcels/{parcel_id}", f"/parcels/{parcel}"),
+        ("/parcels/{parcel_id}/versions", f"/parcels/{parcel}/versions"),
+        ("/parcels/{parcel_id}/rights", f"/parcels/{parcel}/rights"),
+        ("/rights/{rrr_id}", f"/rights/{right}"),
+        ("/rights/{rrr_id}/versions", f"/rights/{right}/versions"),
+        ("/procedures/{procedure_id}", f"/procedures/{procedure}"),
+        ("/parcels/{parcel_id}/procedures", f"/parcels/{parcel}/procedures"),
+        ("/parcels/{parcel_id}/history", f"/parcels/{parcel}/history"),
+        ("/parcels/{parcel_id}/audit", f"/parcels/{parcel}/audit"),
+        ("/parties/{party_id}", f"/parties/{party}"),
+        ("/parties/{party_id}/versions", f"/parties/{party}/versions"),
+        ("/sources/{source_id}", f"/sources/{source}"),
+        ("/admin/writes", "/admin/writes?limit=5"),
+    ]
+    for path, url in in_scope:
+        _conforms(client, document, "GET", path, url, headers=admin_headers)
+
+    x, y = bargny_origin(db)
+    upload = write(tmp_path, [{"NICAD": "0104040100001", "geometry": square(x, y)}]).read_bytes()
+    job = _conforms(client, document, "POST", "/imports", "/imports", status=202, headers=admin_headers,
+                    files={"file": ("levé.gpkg", upload)}, data={"dry_run": "true", "crs": "EPSG:32628"})
+    _conforms(client, document, "GET", "/imports/{job_id}", f"/imports/{job['id']}", headers=admin_headers)
+    _conforms(client, document, "GET", "/imports", "/imports", headers=admin_headers)
