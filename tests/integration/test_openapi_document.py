@@ -13,6 +13,8 @@ from sqlalchemy import text
 
 from api.openapi_links import BODY_EXAMPLES, LINKS
 from sifc.demo import load_demo
+from sifc.territories import service as territories
+from sifc.territories.service import GeometryOptions
 from tests.integration.fixtures import bargny_origin, square, write
 
 
@@ -181,3 +183,12 @@ def test_real_answers_validate_against_their_documented_schemas(client, db, admi
                     files={"file": ("levé.gpkg", upload)}, data={"dry_run": "true", "crs": "EPSG:32628"})
     _conforms(client, document, "GET", "/imports/{job_id}", f"/imports/{job['id']}", headers=admin_headers)
     _conforms(client, document, "GET", "/imports", "/imports", headers=admin_headers)
+
+
+def test_a_documented_geojson_answer_is_still_the_bytes_postgis_built(client, db):
+    """The response model documents the answer only: the route sends the service's bytes as they are."""
+    built = territories.get_unit(db, level="commune", code="SN0104-bargny", geometry=GeometryOptions())
+    response = client.get("/communes/SN0104-bargny")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/geo+json"
+    assert response.content == built
