@@ -37,7 +37,7 @@ TEMPORARY_TABLE = re.compile(r"\bCREATE\s+TEMP(?:ORARY)?\s+TABLE\s+(?:IF\s+NOT\s
 ON_TABLE = re.compile(r"(?:DROP\s+TABLE|CREATE\s+INDEX\s+ON)\s+(?:IF\s+EXISTS\s+)?(\w+)")
 
 # What a statement may interpolate besides UPPER_CASE module constants: (module, expression) -> why
-# the expression cannot carry user text.
+# the expression cannot carry user text. An entry that no longer serves fails the test.
 # A name is an expression as :func:`head` writes it: ``where``, ``spec.table``, ``_geometry()``.
 INTERPOLATION_ALLOWED: list[tuple[str, str, str]] = [
     ("*", "geometry_sql() crs_member() to_storage_sql() point_sql()",
@@ -47,12 +47,10 @@ INTERPOLATION_ALLOWED: list[tuple[str, str, str]] = [
     ("sifc/auth/scopes.py", "table owner_column", "asserted to be one of two fixed table and column names"),
     ("sifc/versioning.py", "table key", "asserted against VERSIONED, the fixed table -> key map"),
     ("sifc/imports/parcels.py", "where", "each caller writes the condition in code and binds its values"),
-    ("sifc/exports.py", "columns selection.where _geometry() _attributes_sql() feature_condition()",
+    ("sifc/exports.py", "columns selection.where _geometry() _attributes_sql()",
      "columns from COLUMNS; the selection's condition over checked queryables (values bound); an SRID via int()"),
     ("sifc/ogc.py", "find_collection() _condition() _geometry() spec.properties_sql()",
      "a collection of COLLECTIONS, its properties looked up in its fields; conditions with bound values"),
-    ("sifc/ogc.py", "queryables index translator.sql() feature_condition()",
-     "a collection's queryables table, written in code; a counter; the CQL2 compiler (values bound)"),
     ("sifc/ogc_filter.py", "self.sql() self._bind() self._geometry() self._attribute() self._pair() self.srid",
      "the filter compiler: queryables looked up in the collection's table, every value bound (:cqlN)"),
     ("sifc/ogc_filter.py", "queryables index", "the collection's queryables table, written in code; a counter"),
@@ -366,10 +364,15 @@ def test_sql_interpolates_only_constants_and_whitelisted_fragments():
     """
     offenders: list[str] = []
     allowlist = allowed_interpolations()
+    used = set()
     for module, tree in python_files():
+        seen: set[str] = set()
         offenders += composed_sql_offenders(
-            module, tree, frozenset(name for where, name in allowlist if where in (module, "*")), set())
+            module, tree, frozenset(name for where, name in allowlist if where in (module, "*")), seen)
+        used |= {(where, name) for name in seen for where in (module, "*")}
     assert offenders == [], "bind the value, or whitelist the fragment with a reason:\n" + "\n".join(sorted(offenders))
+    stale = sorted(set(allowlist) - used)
+    assert stale == [], f"entries of INTERPOLATION_ALLOWED that serve nothing any more: {stale}"
 
 
 def test_the_allowlist_says_why():
