@@ -6,7 +6,7 @@ so ``/dashboards/commune/SN0104-bargny.png`` would otherwise be read as a code e
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import Response
@@ -14,8 +14,9 @@ from fastapi.responses import Response
 from api.deps import SessionDep
 from api.limits import AnalysisRateLimited
 from api.problems import language
-from api.responses import binary
+from api.responses import binary, described
 from api.routers.exports import RateLimited
+from api.schemas.figures import Dashboard, DashboardOut
 from sifc import dashboard_charts, dashboards
 
 router = APIRouter(tags=["Tableaux de bord"])
@@ -54,9 +55,9 @@ def dashboard_pdf(request: Request, session: SessionDep, level: Level, code: Cod
                     headers={"Content-Language": lang, "Content-Disposition": f'inline; filename="{name}"'})
 
 
-@router.get("/dashboards/{level}/{code}", dependencies=[AnalysisRateLimited],
+@router.get("/dashboards/{level}/{code}", dependencies=[AnalysisRateLimited], responses=described(DashboardOut),
             summary="Tableau de bord d'une commune ou d'un pôle (JSON ; .png et .pdf : le même en image, en PDF)")
-def dashboard(session: SessionDep, level: Level, code: Code) -> dict[str, Any]:
+def dashboard(session: SessionDep, level: Level, code: Code) -> Dashboard:
     """Parcelles par usage et par régime foncier (nombre, surface), couverture NICAD (part et
     nombre par `nicad_status`), procédures par état (leur dernière étape), imports par mois
     (`parcel_versions` : versions écrites dans l'unité ; `accepted` : le total du lot), chevauchements

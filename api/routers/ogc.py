@@ -11,8 +11,20 @@ from fastapi.responses import Response
 
 from api.deps import ReaderDep, SessionDep
 from api.ogc import documents, openapi, paging
-from api.responses import GeoJSONResponse, geojson
+from api.responses import GeoJSONResponse, described, geojson
 from api.schemas.features import OgcFeature, OgcFeatureCollection
+from api.schemas.ogc import (
+    OgcCollection,
+    OgcCollectionOut,
+    OgcCollections,
+    OgcCollectionsOut,
+    OgcConformance,
+    OgcConformanceOut,
+    OgcFunctions,
+    OgcFunctionsOut,
+    OgcLanding,
+    OgcLandingOut,
+)
 from api.schemas.records import JSON_SCHEMA, OPENAPI_30_SCHEMA
 from sifc import ogc, ogc_filter
 from sifc.settings import Settings
@@ -50,8 +62,8 @@ def _get(path: str, **options: Any) -> Callable[[Endpoint], Endpoint]:
     return register
 
 
-@_get("", summary="Page d'accueil OGC API - Features")
-def landing(request: Request) -> dict[str, object]:
+@_get("", responses=described(OgcLandingOut), summary="Page d'accueil OGC API - Features")
+def landing(request: Request) -> OgcLanding:
     """Liens vers la définition de l'API, la conformité et les collections."""
     return documents.landing(_base(request))
 
@@ -63,26 +75,26 @@ def api_definition(request: Request) -> Response:
     return Response(orjson.dumps(openapi.document(_base(request))), media_type=OPENAPI_30)
 
 
-@_get("/conformance", summary="Classes de conformité")
-def conformance() -> dict[str, object]:
+@_get("/conformance", responses=described(OgcConformanceOut), summary="Classes de conformité")
+def conformance() -> OgcConformance:
     """Les classes de conformité déclarées."""
     return {"conformsTo": documents.CONFORMANCE}
 
 
-@_get("/functions", summary="Fonctions CQL2")
-def functions() -> dict[str, object]:
+@_get("/functions", responses=described(OgcFunctionsOut), summary="Fonctions CQL2")
+def functions() -> OgcFunctions:
     """Les fonctions qu'un filtre CQL2 peut appeler (S_DWITHIN)."""
     return documents.FUNCTIONS
 
 
-@_get("/collections", summary="Collections")
-def collections(request: Request, session: SessionDep) -> dict[str, object]:
+@_get("/collections", responses=described(OgcCollectionsOut), summary="Collections")
+def collections(request: Request, session: SessionDep) -> OgcCollections:
     """Pôles, régions, départements, arrondissements, communes et parcelles en vigueur."""
     return documents.collections(session, _base(request))
 
 
-@_get("/collections/{collection_id}", summary="Une collection")
-def collection(collection_id: CollectionId, request: Request, session: SessionDep) -> dict[str, object]:
+@_get("/collections/{collection_id}", responses=described(OgcCollectionOut), summary="Une collection")
+def collection(collection_id: CollectionId, request: Request, session: SessionDep) -> OgcCollection:
     """Description et emprise (CRS84) d'une collection."""
     return documents.collection(session, collection_id, _base(request))
 

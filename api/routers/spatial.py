@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request
 from fastapi.responses import Response
@@ -10,13 +10,14 @@ from geojson_pydantic.geometries import Geometry
 
 from api.deps import ReaderDep, SessionDep
 from api.limits import AnalysisRateLimited
-from api.responses import GeoJSONResponse, geojson
+from api.responses import GeoJSONResponse, described, geojson
 from api.schemas.features import (
     BoundaryIssueCollection,
     GapCollection,
     OverlapCollection,
     SpatialParcelCollection,
 )
+from api.schemas.figures import UnitStatistics, UnitStatisticsOut
 from sifc.parcels import quality, spatial
 
 router = APIRouter(tags=["Questions spatiales"])
@@ -137,9 +138,9 @@ def commune_gaps(session: SessionDep, code: CommuneCode,
     return geojson(quality.gaps(session, commune=code, width_m=width, crs=_srid(crs), limit=limit))
 
 
-@router.get("/stats/{level}/{code}", dependencies=[AnalysisRateLimited],
+@router.get("/stats/{level}/{code}", dependencies=[AnalysisRateLimited], responses=described(UnitStatisticsOut),
             summary="Statistiques des parcelles d'une commune, d'un département, d'un pôle")
 def unit_statistics(session: SessionDep, level: Literal["commune", "department", "pole"],
-                    code: Annotated[str, Path(max_length=100)]) -> dict[str, Any]:
+                    code: Annotated[str, Path(max_length=100)]) -> UnitStatistics:
     """Nombre, surfaces totale et moyenne, répartition par usage et par régime foncier, part avec NICAD."""
     return quality.statistics(session, level=level, code=code)

@@ -11,7 +11,8 @@ from fastapi.responses import Response
 from api import tilejson as tilejson_document
 from api.deps import ReaderDep, SessionDep, SettingsDep
 from api.preconditions import content_etag, not_modified
-from api.responses import BINARY_SCHEMA
+from api.responses import BINARY_SCHEMA, described
+from api.schemas.tiles import TileJSON, TileJSONDocument, TileLayers, TileLayersOut
 from sifc import tiles
 
 router = APIRouter(prefix="/tiles", tags=["Tuiles vectorielles"])
@@ -26,8 +27,8 @@ TILE_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-@router.get("", summary="Couches tuilées")
-def index(settings: SettingsDep) -> dict[str, Any]:
+@router.get("", responses=described(TileLayersOut), summary="Couches tuilées")
+def index(settings: SettingsDep) -> TileLayers:
     """Les collections servies en tuiles vectorielles, avec leur TileJSON."""
     base = settings.public_base  # SIFC_PUBLIC_URL: never the Host a client sent
     return {"tileMatrixSet": "WebMercatorQuad", "layers": [
@@ -36,9 +37,9 @@ def index(settings: SettingsDep) -> dict[str, Any]:
         for spec in tiles.LAYERS.values()]}
 
 
-@router.get("/{collection}/tilejson.json", summary="TileJSON 3.0.0 d'une couche")
+@router.get("/{collection}/tilejson.json", responses=described(TileJSON), summary="TileJSON 3.0.0 d'une couche")
 def tilejson(collection: Collection, session: SessionDep, settings: SettingsDep,
-             properties: Properties = None) -> dict[str, Any]:
+             properties: Properties = None) -> TileJSONDocument:
     """Modèle d'URL des tuiles, zooms, emprise (WGS 84) et attributs de la couche ; `properties` est reporté
     dans le modèle d'URL."""
     names = tiles.properties(collection, properties)

@@ -295,7 +295,45 @@ class ImportJobsOut(BaseModel):
 
 
 class ImportReportOut(Open):
-    """The whole report of a finished import job (counts, rejects and warnings by reason, timings)."""
+    """The whole report of a finished import job (counts, rejects and warnings by reason, timings).
+
+    The members of ``sifc.imports.parcels.ParcelImportReport``, with its defaults: a report stored by
+    an earlier version may lack the newer ones.
+    """
+
+    file: str
+    sha256: str
+    format: str = ""
+    layer: str | None = None
+    crs: str = ""
+    crs_origin: str = ""
+    encoding: str | None = None
+    encoding_origin: str | None = None
+    geometry_type: str = ""
+    mapping: dict[str, str] = Field(default_factory=dict, description="Attribut SIFC : colonne du fichier.")
+    attributes: int = 0
+    read: int = 0
+    null_geometries: int = 0
+    empty_geometries: int = 0
+    invalid: int = 0
+    repaired: int = 0
+    accepted: int = 0
+    rejected: int = 0
+    duplicates: int = 0
+    rejected_by_reason: dict[str, int] = Field(default_factory=dict)
+    warnings_by_code: dict[str, int] = Field(default_factory=dict)
+    file_notes: list[dict[str, Any]] = Field(default_factory=list)
+    communes: dict[str, int] = Field(default_factory=dict, description="Code de commune : parcelles acceptées.")
+    provisional_communes: list[str] = Field(default_factory=list)
+    changes: dict[str, int] = Field(default_factory=dict)
+    matched_by: dict[str, int] = Field(default_factory=dict)
+    issues: list[dict[str, Any]] = Field(default_factory=list, description="Toutes les anomalies, une par entité.")
+    issues_truncated: bool = False
+    timings: dict[str, float] = Field(default_factory=dict, description="Secondes par étape.")
+    dry_run: bool = False
+    batch_id: str | None = None
+    already_imported: dict[str, str] | None = None
+    options: dict[str, Any] = Field(default_factory=dict)
 
 
 class VerificationOut(Open):

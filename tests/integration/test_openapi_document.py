@@ -7,12 +7,18 @@ schema refuses breaks them silently. The stateful runs themselves are in ``tests
 
 from __future__ import annotations
 
+from typing import Any
+
 import jsonschema
+import orjson
 from openapi_spec_validator import validate
+from pydantic import TypeAdapter
 from sqlalchemy import text
 
 from api.openapi_links import BODY_EXAMPLES, LINKS
 from sifc.demo import load_demo
+from sifc.imports.parcels import ParcelImportOptions, import_parcels
+from sifc.parcels import quality
 from sifc.territories import service as territories
 from sifc.territories.service import GeometryOptions
 from tests.integration.fixtures import bargny_origin, square, write
@@ -156,6 +162,19 @@ def test_real_answers_validate_against_their_documented_schemas(client, db, admi
         ("/ogc/collections/{collection_id}/items/{feature_id}", f"/ogc/collections/parcels/items/{parcel}"),
         ("/ogc/collections/{collection_id}/queryables", "/ogc/collections/parcels/queryables"),
         ("/documents/verify/{code}", "/documents/verify/ABCD-EFGH"),
+        # Plain dicts, answered as the services build them and documented by the models of api/schemas.
+        ("/stats/{level}/{code}", "/stats/commune/SN0104-bargny"),
+        ("/stats/{level}/{code}", "/stats/pole/DKR"),
+        ("/dashboards/{level}/{code}", "/dashboards/commune/SN0104-bargny"),
+        ("/dashboards/{level}/{code}", "/dashboards/pole/DKR"),
+        ("/tiles", "/tiles"),
+        ("/tiles/{collection}/tilejson.json", "/tiles/parcels/tilejson.json"),
+        ("/tiles/{collection}/tilejson.json", "/tiles/communes/tilejson.json?properties=code,name"),
+        ("/ogc", "/ogc"),
+        ("/ogc/conformance", "/ogc/conformance"),
+        ("/ogc/functions", "/ogc/functions"),
+        ("/ogc/collections", "/ogc/collections"),
+        ("/ogc/collections/{collection_id}", "/ogc/collections/parcels"),
     ]
     for path, url in public:
         _conforms(client, document, "GET", path, url)
@@ -183,6 +202,22 @@ def test_real_answers_validate_against_their_documented_schemas(client, db, admi
                     files={"file": ("levé.gpkg", upload)}, data={"dry_run": "true", "crs": "EPSG:32628"})
     _conforms(client, document, "GET", "/imports/{job_id}", f"/imports/{job['id']}", headers=admin_headers)
     _conforms(client, document, "GET", "/imports", "/imports", headers=admin_headers)
+    # The job's report, as the worker stores it when the import is done (no worker runs in these tests).
+    report = import_parcels(db, write(tmp_path, [{"NICAD": "0104040100002", "geometry": square(x, y)}]),
+                            ParcelImportOptions(dry_run=True, crs="EPSG:32628", author="t"))
+    db.execute(text("UPDATE import_job SET status = 'done', finished_at = now(), report = CAST(:report AS jsonb) "
+                    "WHERE id = CAST(:id AS uuid)"), {"report": orjson.dumps(report.as_dict()).decode(), "id": job["id"]})
+    _conforms(client, document, "GET", "/imports/{job_id}/report", f"/imports/{job['id']}/report",
+              headers=admin_headers)
+
+
+def test_a_plain_dict_answer_documented_by_a_model_is_still_the_dict_serialised_as_it_was(client, db):
+    """``documented_as`` changes the document only: the body is the service's dict, serialised as a ``dict``."""
+    load_demo(db)
+    built = quality.statistics(db, level="commune", code="SN0104-bargny")
+    response = client.get("/stats/commune/SN0104-bargny")
+    assert response.status_code == 200
+    assert response.content == TypeAdapter(dict[str, Any]).dump_json(built)
 
 
 def test_a_documented_geojson_answer_is_still_the_bytes_postgis_built(client, db):

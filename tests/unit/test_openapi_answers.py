@@ -66,3 +66,52 @@ def test_a_parcel_feature_types_its_properties_and_its_personal_fields_are_optio
     assert personal <= set(properties["properties"]) and not personal & set(properties["required"])
     holder = schemas["HolderOut"]
     assert holder["required"] == ["party_id"]
+
+
+def _bare(schema: dict) -> bool:
+    """An object said to be an object and nothing more: no member named, no member typed."""
+    if "$ref" in schema or any(key in schema for key in ("anyOf", "oneOf", "allOf", "items", "prefixItems")):
+        return False
+    if schema.get("type") not in ("object", None):
+        return False
+    return not schema.get("properties") and not isinstance(schema.get("additionalProperties"), dict)
+
+
+def test_no_success_answer_is_a_bare_object(document):
+    """A route returning a plain dict is documented by the model of that dict, never as ``{"type": "object"}``."""
+    components = document["components"]["schemas"]
+    bare = []
+    for label, operation in _operations(document):
+        for status, response in operation["responses"].items():
+            if not status.startswith("2"):
+                continue
+            for media, body in response.get("content", {}).items():
+                schema = body.get("schema", {})
+                if media.split(";")[0] in BINARY or media.startswith("text/"):
+                    continue
+                named = schema.get("$ref", "").rsplit("/", 1)[-1]
+                if _bare(schema) or (named and _bare(components[named])):
+                    bare.append(f"{label} {status} {media}: {schema}")
+    assert not bare, "\n".join(bare)
+
+
+@pytest.mark.parametrize(("path", "component"), [
+    ("/stats/{level}/{code}", "UnitStatisticsOut"),
+    ("/dashboards/{level}/{code}", "DashboardOut"),
+    ("/tiles", "TileLayersOut"),
+    ("/tiles/{collection}/tilejson.json", "TileJSON"),
+    ("/ogc/collections", "OgcCollectionsOut"),
+])
+def test_a_plain_dict_answer_is_documented_by_reference_to_its_model(document, path, component):
+    """Only the reference: FastAPI's ``dict[str, Any]`` schema (a bare object titled after the route) is gone."""
+    content = document["paths"][path]["get"]["responses"]["200"]["content"]
+    assert content == {"application/json": {"schema": {"$ref": f"#/components/schemas/{component}"}}}
+
+
+def test_the_tilejson_document_uses_tilejson_3_names(document):
+    tilejson = document["components"]["schemas"]["TileJSON"]
+    assert {"tilejson", "tiles", "vector_layers", "name", "description", "version", "attribution", "scheme",
+            "minzoom", "maxzoom", "bounds", "center"} == set(tilejson["properties"])
+    assert {"tilejson", "tiles", "vector_layers"} <= set(tilejson["required"])
+    layer = document["components"]["schemas"]["VectorLayer"]
+    assert {"id", "fields"} <= set(layer["required"])
