@@ -13,6 +13,9 @@ RUN apt-get update && apt-get install -y --no-install-recommends postgresql-clie
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY pyproject.toml README.md ./
+# The locked environment (exact versions, hashes), the same as make run and CI install (make lock refreshes it).
+COPY requirements/lock.txt ./requirements/lock.txt
+RUN pip install --no-cache-dir --require-hashes -r requirements/lock.txt
 COPY sifc ./sifc
 COPY api ./api
 COPY cli ./cli
@@ -20,7 +23,7 @@ COPY migrations ./migrations
 COPY data ./data
 COPY web/src ./web/src
 COPY --from=web /web/node_modules ./web/node_modules
-RUN pip install --no-cache-dir -e .
+RUN pip install --no-cache-dir --no-deps -e .
 ENV SIFC_DATA_DIR=/app/data
 EXPOSE 8000
 CMD ["sifc", "serve", "--host", "0.0.0.0"]
