@@ -1,3 +1,3 @@
 """SIFC — Système d'Information Foncière Communale (E-Territoire, Sénégal)."""
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
