@@ -16,6 +16,7 @@ import orjson
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from sifc.auth import audit
 from sifc.auth.principal import Principal
 
 SYSTEM = Principal(kind="cli", role="administrateur", name="sifc", everywhere=True)
@@ -80,7 +81,16 @@ def write_log(session: Session, principal: Principal, *, object_kind: str | None
     """The write journal as ``principal`` may read it: every row for a national scope, else its communes' rows.
 
     Rows hold whole records (``before``/``after``) with personal data, so the scope filters them here,
-    not in a router, for every caller alike.
+    not in a router, for every caller alike, and the read is logged: one access-log row per object a
+    returned row is about (a party, a right, a parcel...), so that a subject access request finds it.
     """
-    return entries(session, object_kind=object_kind, object_id=object_id, actor=actor, limit=limit,
+    rows = entries(session, object_kind=object_kind, object_id=object_id, actor=actor, limit=limit,
                    offset=offset, communes=None if principal.everywhere else principal.communes)
+    read: dict[str, dict[str, str | None]] = {}
+    for row in rows:
+        if row["object_id"] is not None:
+            read.setdefault(row["object_kind"], {}).setdefault(str(row["object_id"]), row["commune_code"])
+    for kind, subjects in sorted(read.items()):
+        audit.record_many(session, principal, service=f"{__name__}.write_log", subject_kind=kind,
+                          subjects=sorted(subjects.items()))
+    return rows

@@ -20,7 +20,7 @@ from shapely.geometry import mapping
 from sqlalchemy import text
 
 from cli.common import operator
-from sifc import history, keyring, mutations
+from sifc import history, journal, keyring, mutations
 from sifc.auth import service as auth_service
 from sifc.auth.principal import ANONYMOUS, Principal
 from sifc.db import act_as
@@ -231,3 +231,12 @@ def test_a_writer_sees_what_it_wrote_without_a_read_row_and_no_one_else_does(db,
     assert len(_log(db)) == before  # the write journal holds that state under the writer's name
     with pytest.raises(Forbidden):
         parties.as_written(db, party_id=world["party"], by=readers["lecteur"])
+
+
+def test_the_write_journal_read_by_an_administrator_is_logged_per_object(db, world, readers):
+    admin = _principal(db, "administrateur", BARGNY, "admin bargny").via("GET", "/admin/writes")
+    before = len(_log(db))
+    rows = journal.write_log(db, admin, object_kind="party", object_id=world["party"])
+    assert rows and all(row["object_id"] == world["party"] for row in rows)
+    assert _log(db)[before:] == [("api_key", admin.name, "administrateur", "GET", "/admin/writes", "party",
+                                  world["party"], BARGNY)]  # one row for the party, however many writes
