@@ -8,10 +8,13 @@ numbers, authors) and the officers' free text appear only to readers of the comm
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import date, datetime
-from typing import Any
+from typing import Any, get_type_hints
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from sifc.imports.parcels import ParcelImportReport
 
 PERSONAL = "Données personnelles : lecteurs habilités du périmètre seulement."
 FREE_TEXT = "Texte libre des agents : lecteurs habilités du périmètre seulement."
@@ -294,46 +297,34 @@ class ImportJobsOut(BaseModel):
     offset: int
 
 
-class ImportReportOut(Open):
-    """The whole report of a finished import job (counts, rejects and warnings by reason, timings).
+def _open_model_of(source: type, *, name: str, doc: str, descriptions: dict[str, str]) -> type[Open]:
+    """An answer model with the members of a dataclass of the domain (their types and defaults), open to more:
+    the schema follows the dataclass instead of repeating it."""
+    hints = get_type_hints(source)
+    members: dict[str, Any] = {}
+    for member in dataclasses.fields(source):
+        described = descriptions.get(member.name)
+        if member.default is not dataclasses.MISSING:
+            default = Field(member.default, description=described)
+        elif member.default_factory is not dataclasses.MISSING:
+            default = Field(default_factory=member.default_factory, description=described)
+        else:
+            default = Field(description=described)
+        members[member.name] = (hints[member.name], default)
+    model: type[Open] = create_model(name, __base__=Open, __doc__=doc, **members)
+    return model
+
+
+ImportReportOut = _open_model_of(
+    ParcelImportReport, name="ImportReportOut",
+    doc="""The whole report of a finished import job (counts, rejects and warnings by reason, timings).
 
     The members of ``sifc.imports.parcels.ParcelImportReport``, with its defaults: a report stored by
-    an earlier version may lack the newer ones.
-    """
-
-    file: str
-    sha256: str
-    format: str = ""
-    layer: str | None = None
-    crs: str = ""
-    crs_origin: str = ""
-    encoding: str | None = None
-    encoding_origin: str | None = None
-    geometry_type: str = ""
-    mapping: dict[str, str] = Field(default_factory=dict, description="Attribut SIFC : colonne du fichier.")
-    attributes: int = 0
-    read: int = 0
-    null_geometries: int = 0
-    empty_geometries: int = 0
-    invalid: int = 0
-    repaired: int = 0
-    accepted: int = 0
-    rejected: int = 0
-    duplicates: int = 0
-    rejected_by_reason: dict[str, int] = Field(default_factory=dict)
-    warnings_by_code: dict[str, int] = Field(default_factory=dict)
-    file_notes: list[dict[str, Any]] = Field(default_factory=list)
-    communes: dict[str, int] = Field(default_factory=dict, description="Code de commune : parcelles acceptées.")
-    provisional_communes: list[str] = Field(default_factory=list)
-    changes: dict[str, int] = Field(default_factory=dict)
-    matched_by: dict[str, int] = Field(default_factory=dict)
-    issues: list[dict[str, Any]] = Field(default_factory=list, description="Toutes les anomalies, une par entité.")
-    issues_truncated: bool = False
-    timings: dict[str, float] = Field(default_factory=dict, description="Secondes par étape.")
-    dry_run: bool = False
-    batch_id: str | None = None
-    already_imported: dict[str, str] | None = None
-    options: dict[str, Any] = Field(default_factory=dict)
+    an earlier version may lack the newer ones.""",
+    descriptions={"mapping": "Attribut SIFC : colonne du fichier.",
+                  "communes": "Code de commune : parcelles acceptées.",
+                  "issues": "Toutes les anomalies, une par entité.",
+                  "timings": "Secondes par étape."})
 
 
 class VerificationOut(Open):
