@@ -75,3 +75,17 @@ def refuse_if_frozen(session: Session, parcel_id: uuid.UUID) -> None:
     found = litiges(session, parcel_id)
     if found:
         raise Conflict("tenure.under_litige", id=str(parcel_id), litiges=", ".join(found))
+
+
+def parcel_communes(session: Session, parcel_id: str) -> set[str]:
+    """The communes of every version of a parcel (empty for an unknown one).
+
+    Where the parcel, its history and its tenure may be read: parcels and tenure both ask it, so it
+    lives below both.
+    """
+    try:
+        pid = uuid.UUID(str(parcel_id))
+    except ValueError:
+        return set()
+    return set(session.execute(text("SELECT DISTINCT commune_code FROM parcel_version WHERE parcel_id = :id"),
+                               {"id": pid}).scalars())

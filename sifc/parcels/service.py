@@ -37,7 +37,7 @@ from sifc.errors import Conflict, Gone, InvalidInput, NotFound
 from sifc.geojson import crs_member, finite, geometry_sql
 from sifc.parcels import nicad as nicad_rules
 from sifc.personal import FREE_TEXT_FIELDS, PERSONAL_FIELDS, may_reveal
-from sifc.versioning import check_expected, close_version, refuse_if_frozen
+from sifc.versioning import check_expected, close_version, parcel_communes, refuse_if_frozen
 
 # Coordinates a parcel in Senegal can have, per input CRS (generous: the country is checked later).
 COORDINATE_LIMITS = {4326: (-180.0, -90.0, 180.0, 90.0),
@@ -166,12 +166,7 @@ def id_by_nicad(session: Session, *, nicad: str) -> str:
 
 def communes_of(session: Session, *, parcel_id: str) -> set[str]:
     """The communes of every version of a parcel (empty if there is no such parcel)."""
-    try:
-        pid = uuid.UUID(str(parcel_id))
-    except ValueError:
-        return set()
-    return set(session.execute(text("SELECT DISTINCT commune_code FROM parcel_version WHERE parcel_id = :id"),
-                               {"id": pid}).scalars())
+    return parcel_communes(session, parcel_id)
 
 
 def list_commune(session: Session, *, commune_code: str, limit: int, offset: int, reader: Principal,

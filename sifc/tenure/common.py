@@ -130,14 +130,6 @@ def current_parcel(session: Session, parcel_id: uuid.UUID, *, lock: bool = False
     raise NotFound("parcel.not_found", id=str(parcel_id))
 
 
-def parcel_communes(session: Session, parcel_id: str) -> set[str]:
-    """The communes of every version of a parcel (empty for an unknown one): where its tenure may be read."""
-    try:
-        pid = uuid.UUID(str(parcel_id))
-    except ValueError:
-        return set()
-    return set(session.execute(text("SELECT DISTINCT commune_code FROM parcel_version WHERE parcel_id = :id"),
-                               {"id": pid}).scalars())
 
 
 def authorise(principal: Principal | None, *communes: str) -> None:

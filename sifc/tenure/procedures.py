@@ -28,8 +28,8 @@ from sifc.errors import Conflict, InvalidInput, NotFound
 from sifc.personal import FREE_TEXT_FIELDS, require_reader
 from sifc.tenure import rights
 from sifc.tenure.common import Share as Holder
-from sifc.tenure.common import authorise, current_parcel, parcel_communes, shares, sources_of
-from sifc.versioning import check_expected, parse_id, refuse_if_frozen
+from sifc.tenure.common import authorise, current_parcel, shares, sources_of
+from sifc.versioning import check_expected, parcel_communes, parse_id, refuse_if_frozen
 
 ORDER = ("registered", "surveyed", "deliberated", "approved", "notified")
 # The document each step rests on (a source of that kind among the step's sources).

@@ -30,8 +30,8 @@ from sifc.auth.principal import Action, Principal
 from sifc.errors import Conflict, InvalidInput, NotFound
 from sifc.models import RRR_TYPES
 from sifc.personal import FREE_TEXT_FIELDS, may_reveal
-from sifc.tenure.common import ParcelState, Share, authorise, current_parcel, parcel_communes, shares, sources_of
-from sifc.versioning import check_expected, close_version, parse_id, refuse_if_frozen
+from sifc.tenure.common import ParcelState, Share, authorise, current_parcel, shares, sources_of
+from sifc.versioning import check_expected, close_version, parcel_communes, parse_id, refuse_if_frozen
 
 END_CAUSES = ("desaffectation", "deces", "dissolution", "renonciation", "expiration", "mainlevee", "resiliation",
               "autre")
