@@ -41,7 +41,7 @@ class PartyOut(Open):
     given_names: str | None = Field(default=None, description=PERSONAL)
     id_number: str | None = Field(default=None, description=PERSONAL)
     contact: str | None = Field(default=None, description=PERSONAL)
-    members: list[dict[str, Any]] | None = Field(default=None, description=PERSONAL)
+    members: list[str] | None = Field(default=None, description=PERSONAL + " Un groupement : les ids de ses membres.")
     author: str | None = Field(default=None, description=PERSONAL)
     closed_by: str | None = Field(default=None, description=PERSONAL)
     reason: str | None = Field(default=None, description=FREE_TEXT)

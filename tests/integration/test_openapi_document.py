@@ -137,7 +137,8 @@ def test_real_answers_validate_against_their_documented_schemas(client, db, admi
     parcel = _one(db, "SELECT parcel_id FROM rrr_version ORDER BY parcel_id LIMIT 1")
     right = _one(db, "SELECT rrr_id FROM rrr_version WHERE parcel_id = CAST(:p AS uuid) LIMIT 1", p=parcel)
     procedure = _one(db, "SELECT id FROM tenure_procedure ORDER BY id LIMIT 1")
-    party = _one(db, "SELECT party_id FROM party_version ORDER BY party_id LIMIT 1")
+    party = _one(db, "SELECT party_id FROM party_version WHERE kind = 'natural_person' ORDER BY party_id LIMIT 1")
+    group = _one(db, "SELECT party_id FROM party_version WHERE members IS NOT NULL ORDER BY party_id LIMIT 1")
     source = _one(db, "SELECT id FROM source_document ORDER BY id LIMIT 1")
     nicad = _one(db, "SELECT nicad FROM parcel WHERE parcel_id = CAST(:p AS uuid)", p=parcel)
     public = [
@@ -190,6 +191,7 @@ def test_real_answers_validate_against_their_documented_schemas(client, db, admi
         ("/parcels/{parcel_id}/audit", f"/parcels/{parcel}/audit"),
         ("/parties/{party_id}", f"/parties/{party}"),
         ("/parties/{party_id}/versions", f"/parties/{party}/versions"),
+        ("/parties/{party_id}", f"/parties/{group}"),  # a groupement and the ids of its members
         ("/sources/{source_id}", f"/sources/{source}"),
         ("/admin/writes", "/admin/writes?limit=5"),
     ]
