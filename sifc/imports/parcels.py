@@ -47,6 +47,7 @@ from sqlalchemy.orm import Session
 
 from sifc import bounds, journal
 from sifc.auth.principal import Principal
+from sifc.bornes import service as bornes
 from sifc.crs import STORAGE_SRID
 from sifc.db import act_as
 from sifc.errors import ImportRejected
@@ -165,6 +166,8 @@ class ParcelImportReport:
     batch_id: str | None = None
     already_imported: dict[str, str] | None = None
     options: dict[str, object] = field(default_factory=dict)
+    # A table of bornes: what became of its points in the registry of bornes (sifc.bornes.service).
+    bornes: dict[str, int] | None = None
 
     def as_dict(self) -> dict[str, object]:
         """JSON-ready form."""
@@ -859,6 +862,7 @@ def import_parcels(session: Session, path: Path, options: ParcelImportOptions, *
         report.encoding, report.encoding_origin = info.encoding, info.encoding_origin
         report.mapping, report.attributes, report.file_notes = columns, len(info.fields), list(info.notes)
         features = _read(info, columns, options, notify)
+        points, points_srid = list(info.points), info.srid
         report.read = features.count
         timings["read"] += clock() - started
         mark = clock()
@@ -882,6 +886,10 @@ def import_parcels(session: Session, path: Path, options: ParcelImportOptions, *
         notify("inserting", 0, report.accepted)
         _insert(session, report, options)
         timings["commit"] += clock() - mark
+    if points:
+        batch = uuid.UUID(report.batch_id) if report.batch_id else None
+        report.bornes = bornes.store_imported(session, points, srid=points_srid, batch_id=batch, author=options.author,
+                                              file_name=report.file, commune=commune)
     notify("checked", report.read, report.read)
     return report
 
