@@ -345,3 +345,27 @@ def test_bornes_are_served_without_their_authors(client, db, tmp_path):
     assert retired.status_code == 204
     gone = client.get(f"/bornes/{bid}", headers={"Accept-Language": "en"})
     assert gone.status_code == 410 and "retired" in gone.json()["detail"]
+
+
+def test_a_tile_holds_the_bornes_in_it_with_their_public_fields(client, db):
+    import mapbox_vector_tile
+    import morecantile
+
+    x, y = bargny_origin(db)
+    officer = {"X-API-Key": api_key(db, role="agent_foncier", scope=(f"commune:{BARGNY}",), name="agent bargny")}
+    made = client.post("/bornes", params=UTM, headers=officer, json={
+        "type": "Feature", "geometry": _point(x, y), "properties": {"label": "B3", "precision_m": 0.02}})
+    assert made.status_code == 201, made.text
+    lon, lat = client.get(
+        f"/bornes/{made.json()['id']}").json()["geometry"]["coordinates"]
+    tile = morecantile.tms.get("WebMercatorQuad").tile(lon, lat, 17)
+    response = client.get(f"/tiles/bornes/{tile.z}/{tile.x}/{tile.y}.mvt")
+    assert response.status_code == 200, response.text
+    features = mapbox_vector_tile.decode(response.content)["bornes"]["features"]
+    assert [f["properties"]["label"] for f in features] == ["B3"]
+    assert set(features[0]["properties"]) <= {"id", "version", "code", "label", "commune_code", "precision_m",
+                                              "survey_method", "surveyed_on", "valid_from"}
+    neighbour = client.get(f"/tiles/bornes/{tile.z}/{tile.x + 1}/{tile.y}.mvt")
+    assert neighbour.status_code == 204 or not neighbour.content
+    assert client.get(f"/tiles/bornes/14/{tile.x // 8}/{tile.y // 8}.mvt").status_code == 204  # below its minzoom
+    assert client.get("/tiles/bornes/tilejson.json").json()["minzoom"] == 15

@@ -187,7 +187,7 @@ def _public_urls(client, db, world: dict[str, Any]) -> list[str]:
         "parcel_id": world["parcels"], "feature_id": [*world["parcels"], *world["bornes"]], "rrr_id": [world["right"]],
         "party_id": [world["party"]], "procedure_id": [world["procedure"]], "source_id": [world["source"]],
         "code": [BARGNY, world["document"]], "level": ["commune"], "collection_id": ["parcels", "bornes"],
-        "collection": ["parcels"], "borne_id": world["bornes"],
+        "collection": ["parcels", "bornes"], "borne_id": world["bornes"],
         "nicad": ["0104040100001"], "file_id": [str(uuid.uuid4())]}
     values.update({k: [v] for k, v in _tile(lon, lat, 16).items()})
     query = {"lon": str(lon), "lat": str(lat), "distance": "200", "limit": "1000",
@@ -229,7 +229,7 @@ def test_no_public_route_serves_officers_free_text(client, db, world):
             assert f"/parcels/{parcel}{suffix}" in served
     assert f"/communes/{BARGNY}/parcels" in served and "/ogc/collections/parcels/items" in served
     assert f"/communes/{BARGNY}/bornes" in served and "/ogc/collections/bornes/items" in served
-    assert f"/bornes/{world['bornes'][0]}" in served
+    assert f"/bornes/{world['bornes'][0]}" in served and any(u.startswith("/tiles/bornes/16/") for u in served)
     assert "/exports/parcels" in served and any(u.startswith("/tiles/parcels/16/") for u in served)
     assert f"/documents/verify/{world['document']}" in served
 
