@@ -334,6 +334,8 @@ class ImportReportOut(Open):
     batch_id: str | None = None
     already_imported: dict[str, str] | None = None
     options: dict[str, Any] = Field(default_factory=dict)
+    bornes: dict[str, int] | None = Field(default=None, description=(
+        "Tableau de bornes : ses points au registre des bornes (read, distinct, new, changed, unchanged, outside)."))
 
 
 class VerificationOut(Open):

@@ -754,6 +754,8 @@ def _insert(session: Session, report: ParcelImportReport, options: ParcelImportO
     report.batch_id = str(batch_id)
     counts = {"read": report.read, "accepted": report.accepted, "rejected": report.rejected,
               "duplicates": report.duplicates, "warnings": report.warnings_by_code, "changes": report.changes}
+    if report.bornes is not None:
+        counts["bornes"] = report.bornes
     _sql(session, """
         INSERT INTO import_batch (id, kind, file_name, sha256, options, counts, report, created_by, synthetic)
         VALUES (:id, 'parcels', :file, :sha, CAST(:options AS jsonb), CAST(:counts AS jsonb),
@@ -881,15 +883,17 @@ def import_parcels(session: Session, path: Path, options: ParcelImportOptions, *
             _keep_rejected_sources(session, features, info)
             _summarize(session, report)
         timings["validate"] += clock() - mark
+    if points:  # what the table's points would do in the registry of bornes, in the report before it is kept
+        report.bornes = bornes.store_imported(session, points, srid=points_srid, batch_id=None, author=options.author,
+                                              file_name=report.file, commune=commune)
     if not options.dry_run:
         mark = clock()
         notify("inserting", 0, report.accepted)
         _insert(session, report, options)
+        if points and report.batch_id:
+            bornes.store_imported(session, points, srid=points_srid, batch_id=uuid.UUID(report.batch_id),
+                                  author=options.author, file_name=report.file, commune=commune)
         timings["commit"] += clock() - mark
-    if points:
-        batch = uuid.UUID(report.batch_id) if report.batch_id else None
-        report.bornes = bornes.store_imported(session, points, srid=points_srid, batch_id=batch, author=options.author,
-                                              file_name=report.file, commune=commune)
     notify("checked", report.read, report.read)
     return report
 

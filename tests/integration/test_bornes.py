@@ -256,6 +256,9 @@ def test_a_table_of_bornes_stores_one_borne_per_corner(db, tmp_path):
     assert {(b.version, b.precision_m, b.survey_method, b.commune_code, b.author) for b in stored} == {
         (1, 0.03, "gnss_rtk", BARGNY, "geometre")}
     assert {str(b.batch_id) for b in stored} == {report.batch_id}
+    kept = db.execute(text("SELECT counts, report FROM import_batch WHERE id = CAST(:b AS uuid)"),
+                      {"b": report.batch_id}).one()
+    assert kept.counts["bornes"] == kept.report["bornes"] == report.bornes
     assert {b.source_id for b in stored} == {"A/1", "A/2", "A/3", "A/4", "B/2", "B/3"}  # B/1, B/4: A's corners
     shared = next(b for b in stored if b.source_id == "A/2")
     assert (shared.x, shared.y) == pytest.approx((x + 20, y), abs=1e-3)  # the first line names it
