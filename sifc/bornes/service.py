@@ -281,6 +281,12 @@ def update(session: Session, *, borne_id: str, data: BorneInput, author: str, ex
     values.update(changes)
     ewkb, commune = current["ewkb"], current["commune_code"]
     moved = False
+    if data.geometry is None and changes.get("commune_code") not in (None, commune):
+        # Another commune for the same point: the point must lie in it (a borne on the limit of two).
+        x, y = session.execute(text("SELECT ST_X(g), ST_Y(g) FROM (SELECT CAST(:g AS geometry) AS g) t"),
+                               {"g": ewkb}).one()
+        _, commune = _checked_point(session, {"type": "Point", "coordinates": [x, y]}, STORAGE_SRID,
+                                    commune=changes["commune_code"], exclude=bid, by=by, also=[commune])
     if data.geometry is not None:
         ewkb, commune = _checked_point(session, data.geometry, data.input_crs, commune=changes.get("commune_code"),
                                        exclude=bid, by=by, also=[current["commune_code"]])

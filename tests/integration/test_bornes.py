@@ -164,6 +164,9 @@ def test_create_update_retire_write_versions_and_the_journal(db):
         service.update(db, borne_id=bid, data=BorneInput(geometry=_point(x + 0.001, y), input_crs=32628,
                                                          reason="bruit"), author="agent")
     assert nothing.value.key == "borne.no_change"
+    with pytest.raises(InvalidInput) as elsewhere, db.begin_nested():  # the point is not in Sandiara
+        service.update(db, borne_id=bid, data=BorneInput(values={"commune_code": SANDIARA}, reason="x"), author="agent")
+    assert elsewhere.value.key == "borne.outside_commune"
     service.retire(db, borne_id=bid, author="agent", reason="détruite", expected_version=2)
     rows = db.execute(text("""
         SELECT version, precision_m, survey_method, label, author, reason, closed_by, close_reason, valid_to IS NULL
