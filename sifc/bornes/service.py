@@ -419,26 +419,36 @@ def store_imported(session: Session, points: Sequence[Any], *, srid: int, batch_
     if batch_id is None:
         return counts
     reason = f"import {file_name}"
+    fresh = [point for point, change in writes if change == "new"]
+    if fresh:  # the new bornes in one statement (a demo or a whole survey: thousands of points)
+        session.execute(text(f"""
+            INSERT INTO borne_version (borne_id, version, commune_code, label, source_id, geom, precision_m,
+                                       survey_method, surveyed_on, source, batch_id, action, author, reason)
+            SELECT gen_random_uuid(), 1, c, l, s, ST_SetSRID(ST_MakePoint(x, y), {STORAGE_SRID}), p,
+                   coalesce(m, '{UNKNOWN_METHOD}'), d, :file, :batch, 'import', :author, :reason
+            FROM unnest(CAST(:communes AS text[]), CAST(:labels AS text[]), CAST(:sources AS text[]),
+                        CAST(:xs AS float8[]), CAST(:ys AS float8[]), CAST(:precisions AS float8[]),
+                        CAST(:methods AS text[]), CAST(:dates AS date[]))
+                 WITH ORDINALITY AS t(c, l, s, x, y, p, m, d, o)
+            ORDER BY o"""),
+            {"communes": [p.commune_code for p in fresh], "labels": [p.label for p in fresh],
+             "sources": [p.source_id for p in fresh], "xs": [p.x for p in fresh], "ys": [p.y for p in fresh],
+             "precisions": [p.precision_m for p in fresh], "methods": [p.survey_method for p in fresh],
+             "dates": [p.surveyed_on for p in fresh], "file": file_name, "batch": batch_id, "author": author,
+             "reason": reason})
     for point, change in writes:
-        ewkb = session.execute(text(f"SELECT encode(ST_AsEWKB(ST_SetSRID(ST_MakePoint(:x, :y), {STORAGE_SRID})), "
-                                    "'hex')"), {"x": point.x, "y": point.y}).scalar_one()
-        values = {"label": point.label, "source_id": point.source_id, "precision_m": point.precision_m,
-                  "survey_method": point.survey_method, "surveyed_on": point.surveyed_on, "source": file_name}
-        if change == "new":
-            bid, version = uuid.uuid4(), 1
-        else:
-            assert point.match is not None
-            bid, version = point.match["borne_id"], point.match["version"] + 1
-            current = _current(session, bid)
-            ewkb = current["ewkb"]  # within 1 cm: the same corner, where the registry has it
-            values = {**{k: current[k] for k in CONTENT_FIELDS},
-                      **{k: v for k, v in values.items() if v is not None and k in ("precision_m", "survey_method",
-                                                                                   "surveyed_on")},
-                      "source": file_name}
-            close_version(session, "borne_version", "borne_id", bid, point.match["version"], author=author,
-                          reason=f"remplacée par l'import {file_name} (lot {batch_id})")
-            point.commune_code = current["commune_code"]
-        assert point.commune_code is not None
-        _insert_version(session, bid, version, values, ewkb, point.commune_code, action="import", author=author,
-                        reason=reason, batch_id=batch_id)
+        if change != "changed":
+            continue
+        assert point.match is not None
+        bid, version = point.match["borne_id"], point.match["version"] + 1
+        current = _current(session, bid)
+        said = {"precision_m": point.precision_m, "survey_method": point.survey_method,
+                "surveyed_on": point.surveyed_on}
+        values = {**{k: current[k] for k in CONTENT_FIELDS}, **{k: v for k, v in said.items() if v is not None},
+                  "source": file_name}
+        close_version(session, "borne_version", "borne_id", bid, point.match["version"], author=author,
+                      reason=f"remplacée par l'import {file_name} (lot {batch_id})")
+        # Within 1 cm: the same corner, where the registry has it.
+        _insert_version(session, bid, version, values, current["ewkb"], current["commune_code"], action="import",
+                        author=author, reason=reason, batch_id=batch_id)
     return counts

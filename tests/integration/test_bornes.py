@@ -375,3 +375,16 @@ def test_a_tile_holds_the_bornes_in_it_with_their_public_fields(client, db):
     assert neighbour.status_code == 204 or not neighbour.content
     assert client.get(f"/tiles/bornes/14/{tile.x // 8}/{tile.y // 8}.mvt").status_code == 204  # below its minzoom
     assert client.get("/tiles/bornes/tilejson.json").json()["minzoom"] == 15
+
+
+def test_the_demo_has_a_borne_at_each_corner_of_its_parcels(db):
+    from sifc.demo import load_demo
+
+    assert load_demo(db) is not None
+    parcels, bornes, near = db.execute(text("""
+        SELECT (SELECT count(*) FROM parcel), (SELECT count(*) FROM borne),
+               (SELECT count(*) FROM borne a JOIN borne b ON a.borne_id < b.borne_id AND ST_DWithin(a.geom, b.geom, 0.01))
+    """)).one()
+    assert parcels < bornes < 4 * parcels  # neighbours share their corners: each is one borne
+    assert near == 0
+    assert db.execute(text("SELECT count(DISTINCT batch_id) FROM borne")).scalar() == 1
