@@ -12,6 +12,7 @@ from api.middleware import BodyLimit, PublicHost, RefuseNul, SecurityHeaders, do
 from api.routers import (
     admin,
     auth,
+    bornes,
     dashboards,
     documents,
     exports,
@@ -79,6 +80,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(spatial.router)  # before /parcels/{parcel_id}
     app.include_router(mutations.router)  # POST /parcels/merge
     app.include_router(parcels.router)
+    app.include_router(bornes.router)
     app.include_router(tenure.router)
     app.include_router(imports.router)
     app.include_router(ogc.router)

@@ -43,6 +43,9 @@ def _extra(name: str) -> dict[str, Any]:
 _area = bounds.bound("parcel.declared_area_m2")
 DeclaredArea = Annotated[float, Field(gt=_area.low, le=_area.high, allow_inf_nan=False, description=(
     "Superficie déclarée (m²) : positive, au plus celle du Sénégal (docs/bounds.md)."))]
+_precision = bounds.bound("borne.precision_m")
+BornePrecision = Annotated[float, Field(gt=_precision.low, le=_precision.high, allow_inf_nan=False, description=(
+    "Précision du levé de la borne, en mètres : ]0, 50] (docs/bounds.md)."))]
 _carry = bounds.bound("mutation.carry_index")
 CarryIndex = Annotated[int, Field(ge=_carry.low, le=_carry.high)]
 
@@ -59,4 +62,5 @@ NoticeDate = _bounded_date("rrr.notice_date")
 ProcedureDate = _bounded_date("procedure.registered_on")
 StepDate = _bounded_date("procedure.occurred_on")
 MutationDate = _bounded_date("mutation.occurred_on")
+SurveyDate = _bounded_date("borne.surveyed_on")
 JsonDetails = Annotated[dict[str, Any], AfterValidator(_json)]

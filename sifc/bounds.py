@@ -35,6 +35,8 @@ ENVELOPE: dict[str, Any] = {
     "max_declared_area_km2": 197_000.0,
     "max_future_years": 100,
 }
+# The loosest precision of a borne, in metres (migration 0013: ck_borne_version_precision_bounds).
+MAX_BORNE_PRECISION_M = 50.0
 # JSON numbers every client reads exactly (IEEE 754 doubles: JavaScript's Number.MAX_SAFE_INTEGER).
 MAX_SAFE_INTEGER = 2**53 - 1
 # Relative upper bounds of dates, in days after today (UTC).
@@ -150,6 +152,14 @@ def _table(values: dict[str, Any]) -> dict[str, Bound]:
         Bound("share", "number", 0.0, 1.0, low_open=True, column="rrr_holder.share_numerator",
               sent_by="holders of POST /parcels/{id}/rights, PATCH /rights/{id}; applicants of POST /procedures",
               why="une quote-part : fraction de ]0, 1], dénominateur au plus 1 000 000, somme des parts égale à 1"),
+        Bound("borne.precision_m", "number", 0.0, MAX_BORNE_PRECISION_M, low_open=True, unit="m",
+              column="borne_version.precision_m",
+              sent_by="POST /bornes, PATCH /bornes/{id}, bornes CSV import (precision)",
+              why="la précision d'un levé en mètres : quelques centimètres au GNSS RTK, quelques mètres numérisée "
+                  "sur un plan ; au-delà de 50 m, un point n'est plus une borne"),
+        Bound("borne.surveyed_on", "date", first, until_days=TOMORROW, column="borne_version.surveyed_on",
+              sent_by="POST /bornes, PATCH /bornes/{id}, bornes CSV import (date)",
+              why=f"{document} ; {past}"),
         Bound("mutation.carry_index", "number", 1, 500, sent_by="`rights` of the split and the lotissement",
               why="le numéro d'une parcelle issue (au plus 500 parcelles issues d'un morcellement)"),
         Bound("import.tolerance", "number", 0.0, 1e9, high_open=True,

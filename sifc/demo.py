@@ -3,7 +3,8 @@
 Blocks of 2 × 10 parcels of about 20 × 25 m along 8 m streets, around each commune's
 centre, with plausible land uses and tenure regimes and some parcels without NICAD. The
 parcels are written to a GeoPackage and loaded through the same import pipeline as a
-surveyor's file; their batch is flagged synthetic.
+surveyor's file; their batch is flagged synthetic. Their corners become the demo's bornes
+(one per corner shared by neighbouring parcels, GNSS RTK at 3 cm), in the same batch.
 
 Then, in each commune, tenure records written through the tenure services, as a land officer
 would: parties (natural persons, a famille and a GIE), sources (procès-verbaux,
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import random
 import tempfile
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -32,8 +34,10 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from sifc.auth.principal import Principal
+from sifc.bornes import service as bornes
 from sifc.crs import STORAGE_SRID
 from sifc.db import act_as
+from sifc.imports.formats import BornePoint
 from sifc.imports.parcels import ParcelImportOptions, import_parcels
 from sifc.settings import Settings
 from sifc.tenure import parties, procedures, rights, sources
@@ -335,6 +339,12 @@ def load_demo(session: Session) -> DemoOutcome | None:
         path = Path(folder) / DEMO_FILE
         frame.to_file(path, layer="parcelles", driver="GPKG")
         report = import_parcels(session, path, ParcelImportOptions(author=DEMO_AUTHOR, synthetic=True))
+    if report.batch_id:
+        corners = [BornePoint(parcel=f"{r['COMMUNE']}/{r['SECTION']}/{r['NUMERO']}", order=i + 1, label=f"B{i + 1}",
+                              x=x, y=y, precision_m=0.03, survey_method="gnss_rtk")
+                   for r in records for i, (x, y) in enumerate(r["geometry"].exterior.coords[:-1])]  # type: ignore[attr-defined]
+        bornes.store_imported(session, corners, srid=STORAGE_SRID, batch_id=uuid.UUID(report.batch_id),
+                              author=DEMO_AUTHOR, file_name=DEMO_FILE)
     summary = ", ".join(f"{code} : {count}" for code, count in report.communes.items())
     tenure = load_tenure(session, report.batch_id) if report.batch_id else _Tenure()
     return DemoOutcome(accepted=report.accepted, communes=summary, parties=tenure.parties, sources=tenure.sources,

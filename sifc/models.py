@@ -685,3 +685,45 @@ issued_document = Table(
 )
 Index("ix_issued_document_subject", issued_document.c.subject_kind, issued_document.c.subject_id)
 Index("ix_issued_document_pdf_sha256", issued_document.c.pdf_sha256)
+
+
+# --- bornes: boundary markers as versioned points (migration 0013) -------------------------------
+
+SURVEY_METHODS = ("gnss_rtk", "gnss", "station_totale", "ruban", "numerisation", "inconnu")
+
+borne_version = Table(
+    "borne_version",
+    metadata,
+    Column("borne_id", UUID(as_uuid=True), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("code", Text),
+    Column("commune_code", Text, nullable=False),
+    Column("label", Text),
+    Column("source_id", Text),
+    Column("geom", Geometry("POINT", srid=STORAGE_SRID, spatial_index=False), nullable=False),
+    Column("precision_m", Float(precision=53)),
+    Column("survey_method", Text, nullable=False, server_default="inconnu"),
+    Column("surveyed_on", Date),
+    Column("source", Text),
+    Column("source_document_id", UUID(as_uuid=True)),
+    Column("batch_id", UUID(as_uuid=True)),
+    Column("action", Text, nullable=False),
+    Column("author", Text, nullable=False),
+    Column("reason", Text),
+    Column("valid_from", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("valid_to", DateTime(timezone=True)),
+    Column("closed_by", Text),
+    Column("close_reason", Text),
+    ForeignKeyConstraint(["commune_code"], ["commune.code"]),
+    ForeignKeyConstraint(["source_document_id"], ["source_document.id"]),
+    ForeignKeyConstraint(["batch_id"], ["import_batch.id"]),
+)
+Index("uq_borne_version_current", borne_version.c.borne_id, unique=True,
+      postgresql_where=borne_version.c.valid_to.is_(None))
+Index("uq_borne_version_current_code", borne_version.c.code, unique=True,
+      postgresql_where=borne_version.c.valid_to.is_(None) & borne_version.c.code.isnot(None))
+Index("ix_borne_version_current_geom", borne_version.c.geom, postgresql_using="gist",
+      postgresql_where=borne_version.c.valid_to.is_(None))
+Index("ix_borne_version_commune_current", borne_version.c.commune_code, borne_version.c.borne_id,
+      postgresql_where=borne_version.c.valid_to.is_(None))
+Index("ix_borne_version_batch_id", borne_version.c.batch_id)

@@ -1,4 +1,4 @@
-"""OGC API - Features (Part 1, core): the territorial levels and the current parcels as collections.
+"""OGC API - Features (Part 1, core): the territorial levels, the current parcels and bornes as collections.
 
 Features are serialized by PostGIS (GeoJSON, CRS84: longitude, latitude). This module is the
 domain side: the collections, the parameters they accept and the queries that select their
@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from sifc.bornes import service as bornes
 from sifc.crs import STORAGE_SRID
 from sifc.db import Statement
 from sifc.errors import InvalidInput, NotFound
@@ -66,6 +67,7 @@ class Collection:
     fields: dict[str, str]  # public property → SQL expression over t (fixed text, never user input)
     exact_count: bool
     queryables: dict[str, tuple[str, str]]  # name → (SQL expression over t, JSON type)
+    key_type: str = "text"  # the SQL type of a feature id: "uuid" or "text"
 
     @property
     def sortables(self) -> dict[str, tuple[str, str]]:
@@ -95,7 +97,13 @@ COLLECTIONS: dict[str, Collection] = {
     "parcels": Collection(
         id="parcels", title="Parcelles", description="Parcelles en vigueur du cadastre communal (LADM).",
         table=parcel_selection.CURRENT, key="t.parcel_id", fields=parcel_selection.FIELDS, exact_count=False,
-        queryables=parcel_selection.QUERYABLES),
+        queryables=parcel_selection.QUERYABLES, key_type="uuid"),
+    "bornes": Collection(
+        id="bornes", title="Bornes", description="Bornes en vigueur du cadastre communal : points levés, avec leur "
+                                                 "précision (m), méthode et date de levé.",
+        table="borne", key="t.borne_id", fields={name: column.replace("b.", "t.", 1)
+                                                 for name, column in bornes.PUBLIC_FIELDS.items()},
+        exact_count=False, queryables=bornes.QUERYABLES, key_type="uuid"),
 }
 
 
@@ -245,7 +253,7 @@ def feature(session: Session, collection_id: str, feature_id: str, *, crs: str =
             properties: list[str] | None = None) -> str:
     """One feature as GeoJSON text (written by PostGIS); 404 for an unknown one."""
     spec = find_collection(collection_id)
-    key_type = "uuid" if spec.key == "t.parcel_id" else "text"
+    key_type = "uuid" if spec.key_type == "uuid" else "text"
     if key_type == "uuid":
         try:
             uuid.UUID(feature_id)

@@ -29,6 +29,7 @@ PERSONAL_FIELDS: dict[str, frozenset[str]] = {
     "parties": frozenset({"name", "given_names", "id_number", "contact", "members", "author", "closed_by"}),
     "rights": frozenset({"holders", "author", "closed_by"}),  # and free text, which no public parameter names
     "procedures": frozenset({"applicants", "author", "created_by"}),
+    "bornes": frozenset({"author", "closed_by"}),  # borne_version: never served in step with the public points
 }
 
 # Officers' free text, per collection: the motives, descriptions and observations land officers write
@@ -44,6 +45,7 @@ FREE_TEXT_FIELDS: dict[str, frozenset[str]] = {
     "sources": frozenset({"description"}),  # source_document
     "source_files": frozenset({"file_name"}),  # source_file: a scan's name may be its holder's ("CNI Awa Diop.pdf")
     "mutations": frozenset({"reason"}),  # parcel_mutation (its lineage)
+    "bornes": frozenset({"reason", "close_reason", "source"}),  # borne_version (source: a plan's or file's name)
 }
 
 # Names refused in every public parameter, whatever the collection (compared case-, accent- and

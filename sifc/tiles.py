@@ -31,6 +31,7 @@ import morecantile
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from sifc.crs import STORAGE_SRID
 from sifc.db import Statement
 from sifc.errors import InvalidInput, NotFound
 from sifc.parcels import selection as parcel_selection
@@ -71,6 +72,7 @@ class Layer:
     minzoom: int
     maxzoom: int  # the data's maximum zoom for clients (they overzoom past it); the server serves up to 24
     territorial: bool
+    points: bool = False  # bornes: points in the storage CRS, transformed per tile (no stored EPSG:3857 copy)
 
 
 def _text(column: str) -> Field:
@@ -103,6 +105,14 @@ PARCEL_FIELDS: dict[str, Field] = {
     for name, sql in parcel_selection.FIELDS.items()}
 """The parcel attributes a tile may carry: the public fields of the parcel selection, never who wrote them."""
 
+BORNE_MIN_ZOOM = 15
+BORNE_FIELDS: dict[str, Field] = {
+    "id": Field("t.borne_id::text", "String"), "version": _number("version"), "code": _text("code"),
+    "label": _text("label"), "commune_code": _text("commune_code"), "precision_m": _number("precision_m"),
+    "survey_method": _text("survey_method"), "surveyed_on": Field("t.surveyed_on::text", "String"),
+    "valid_from": Field(_MVT_VALUES["valid_from"].format("t.valid_from"), "String")}
+"""The borne attributes a tile may carry: the public fields of sifc.bornes.service, never who wrote them."""
+
 LAYERS: dict[str, Layer] = {layer.id: layer for layer in (
     _territorial("pole", "pole", "Pôles territoriaux", (), area=False),
     _territorial("region", "region", "Régions", ("pole_code",)),
@@ -113,6 +123,8 @@ LAYERS: dict[str, Layer] = {layer.id: layer for layer in (
     Layer(id="parcels", title="Parcelles", description="Parcelles en vigueur du cadastre communal (LADM).",
           table=parcel_selection.CURRENT, fields=PARCEL_FIELDS,
           minzoom=PARCEL_MIN_ZOOM, maxzoom=18, territorial=False),
+    Layer(id="bornes", title="Bornes", description="Bornes en vigueur du cadastre communal (points levés).",
+          table="borne", fields=BORNE_FIELDS, minzoom=BORNE_MIN_ZOOM, maxzoom=18, territorial=False, points=True),
 )}
 
 
@@ -176,7 +188,9 @@ def _statement(collection: str, names: tuple[str, ...], band: str) -> str:
     """
     spec = LAYERS[collection]
     columns = "".join(f", {spec.fields[n].sql} AS \"{n}\"" for n in names)
-    if band == "low":
+    if spec.points:
+        geom = "ST_Transform(t.geom, 3857)"
+    elif band == "low":
         geom = "ST_Simplify(t.geom_3857_low, :tolerance, true)"
     elif band == "middle":
         geom = "ST_Simplify(t.geom_3857, :tolerance, true)"
@@ -184,6 +198,9 @@ def _statement(collection: str, names: tuple[str, ...], band: str) -> str:
         geom = "t.geom_3857"
     if spec.territorial:
         rows = f"{spec.table} t ON t.geom_3857 && e.env WHERE t.geom_3857 IS NOT NULL"
+    elif spec.points:  # the index of current bornes is in UTM 28N: the envelope widened by 1 m, then exact
+        rows = (f"{spec.table} t ON t.geom && ST_Expand(ST_Transform(e.env, {STORAGE_SRID}), 1) "
+                "AND ST_Intersects(ST_Transform(t.geom, 3857), e.env)")
     else:
         rows = f"{spec.table} t ON {parcel_selection.select(envelope='e.env').where}"
     # OFFSET 0 fences the subquery: pushed into it, `q.geom IS NOT NULL` made PostgreSQL run
@@ -230,15 +247,14 @@ def bounds(session: Session, collection: str) -> tuple[float, float, float, floa
     """The layer's longitude-latitude bounds (west, south, east, north), to six decimals.
 
     A Web Mercator box is a longitude-latitude box, so transforming its corners is exact. The
-    parcels' bounds are those of the communes holding current parcels (one index probe each),
-    not a scan of every parcel.
+    parcels' (and bornes') bounds are those of the communes holding current ones (one index probe
+    each), not a scan of every parcel.
     """
     spec = layer(collection)
     if spec.territorial:
         source = f"{spec.table} t"
     else:
-        source = (f"commune t WHERE EXISTS (SELECT 1 FROM {parcel_selection.CURRENT} p "
-                  "WHERE p.commune_code = t.code)")
+        source = f"commune t WHERE EXISTS (SELECT 1 FROM {spec.table} p WHERE p.commune_code = t.code)"
     row = session.execute(text(f"""SELECT ST_XMin(b), ST_YMin(b), ST_XMax(b), ST_YMax(b) FROM (
         SELECT ST_Transform(ST_SetSRID(ST_Extent(t.geom_3857)::geometry, 3857), 4326) AS b FROM {source}) x""")).one()
     if row[0] is None:

@@ -17,7 +17,8 @@ from sqlalchemy.orm import Session
 from sifc import hooks
 from sifc.errors import Conflict, NotFound, PreconditionFailed
 
-VERSIONED = {"parcel_version": "parcel_id", "party_version": "party_id", "rrr_version": "rrr_id"}
+VERSIONED = {"parcel_version": "parcel_id", "party_version": "party_id", "rrr_version": "rrr_id",
+             "borne_version": "borne_id"}
 
 
 def parse_id(value: Any, *, key: str = "tenure.not_found", kind: str = "objet") -> uuid.UUID:

@@ -135,7 +135,7 @@ def _collection_paths(spec: Collection, parameters: dict[str, dict[str, Any]]) -
         parameters[key] = _property_parameter(name, json_type)
         filters.append(_ref("parameters", key))
     feature_id = {**PARAMETERS["featureId"], "schema": {"type": "string", "format": "uuid"}} \
-        if spec.id == "parcels" else PARAMETERS["featureId"]
+        if spec.key_type == "uuid" else PARAMETERS["featureId"]
     return {
         prefix: _operation(f"describe_{spec.id}", f"{spec.title} : description",
                            _answer("La collection.", JSON, "collection"), tag=spec.title),

@@ -8,10 +8,10 @@ carries a 2008-style ``crs`` member.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Literal
 
-from geojson_pydantic import Feature, FeatureCollection, MultiPolygon, Polygon
+from geojson_pydantic import Feature, FeatureCollection, MultiPolygon, Point, Polygon
 from geojson_pydantic.geometries import Geometry
 from pydantic import BaseModel, Field
 
@@ -62,6 +62,28 @@ class ParcelVersionProperties(BaseModel):
     closed_by: str | None = Field(default=None, description="Données personnelles, dans un historique.")
     close_reason: str | None = Field(default=None, description="Texte libre, dans un historique.")
     provenance: Provenance | None = None
+
+
+class BorneProperties(BaseModel):
+    """A current borne's public attributes (``sifc.bornes.service``): never who wrote it."""
+
+    id: str
+    version: int
+    code: str | None = Field(default=None, description="Numéro national de la borne, s'il en existe un.")
+    label: str | None = Field(default=None, description="Numéro du géomètre (« B12 »).")
+    commune_code: str
+    precision_m: float | None = Field(default=None, description="Précision du levé, en mètres.")
+    survey_method: str = Field(description="gnss_rtk, gnss, station_totale, ruban, numerisation ou inconnu.")
+    surveyed_on: date | None = None
+    valid_from: datetime | None = None
+
+
+class BorneFeature(Feature[Point, BorneProperties]):
+    """A borne (its current version)."""
+
+
+class BorneCollection(FeatureCollection[BorneFeature], Collection):
+    """A page of a commune's bornes."""
 
 
 class SpatialParcelProperties(BaseModel):

@@ -324,7 +324,9 @@ ImportReportOut = _open_model_of(
     descriptions={"mapping": "Attribut SIFC : colonne du fichier.",
                   "communes": "Code de commune : parcelles acceptées.",
                   "issues": "Toutes les anomalies, une par entité.",
-                  "timings": "Secondes par étape."})
+                  "timings": "Secondes par étape.",
+                  "bornes": "Tableau de bornes : ses points au registre des bornes (read, distinct, new, changed, "
+                            "unchanged, outside)."})
 
 
 class VerificationOut(Open):

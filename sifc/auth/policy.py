@@ -15,7 +15,7 @@ from sifc.auth.principal import ALL_ROLES
 from sifc.settings import REPO_DATA_DIR
 
 POLICY_FILE = REPO_DATA_DIR / "policy.yaml"
-SCOPES = ("commune", "parcel", "job", "national")
+SCOPES = ("commune", "parcel", "borne", "job", "national")
 
 
 @dataclass(frozen=True)

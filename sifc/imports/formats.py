@@ -23,12 +23,14 @@ import xml.etree.ElementTree as ElementTree
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 from pyproj import CRS
 from shapely.geometry import LinearRing, Polygon
 
+from sifc import bounds
 from sifc.errors import ImportRejected
 from sifc.text import search_form
 
@@ -58,6 +60,21 @@ class Converted:
     encoding: str | None = None
     encoding_origin: str | None = None
     notes: list[dict[str, object]] = field(default_factory=list)
+    points: list[BornePoint] = field(default_factory=list)  # a table of bornes: its surveyed points
+
+
+@dataclass(frozen=True)
+class BornePoint:
+    """One line of a table of bornes as a surveyed point (coordinates in the table's CRS)."""
+
+    parcel: str
+    order: int
+    label: str
+    x: float
+    y: float
+    precision_m: float | None = None
+    survey_method: str | None = None
+    surveyed_on: date | None = None
 
 
 # --- GML ---------------------------------------------------------------------------------
@@ -359,6 +376,21 @@ BORNES_HEADERS: dict[str, tuple[str, ...]] = {
     "x": ("x", "est", "easting", "e", "coord_x", "x_m", "lon", "longitude"),
     "y": ("y", "nord", "northing", "n", "coord_y", "y_m", "lat", "latitude"),
 }
+# Optional columns of a table of bornes: what the registry keeps of each point (migration 0013).
+BORNES_OPTIONAL_HEADERS: dict[str, tuple[str, ...]] = {
+    "precision": ("precision", "precision_m", "prec", "precision_metres", "ecart_type", "emq", "rmse"),
+    "method": ("methode", "method", "methode_leve", "survey_method", "instrument", "mode_leve"),
+    "date": ("date", "date_leve", "surveyed_on", "date_releve", "leve_le"),
+}
+# How surveyors write a survey method → the registry's code (sifc.models.SURVEY_METHODS), folded.
+SURVEY_METHOD_NAMES: dict[str, str] = {
+    "gnssrtk": "gnss_rtk", "rtk": "gnss_rtk", "gpsrtk": "gnss_rtk", "gnss": "gnss", "gps": "gnss",
+    "stationtotale": "station_totale", "station": "station_totale", "totalstation": "station_totale",
+    "theodolite": "station_totale", "ruban": "ruban", "tape": "ruban", "decametre": "ruban",
+    "numerisation": "numerisation", "digitised": "numerisation", "digitized": "numerisation",
+    "numerise": "numerisation", "inconnu": "inconnu", "unknown": "inconnu",
+}
+DATE_FORMATS = ("%Y-%m-%d", "%d/%m/%Y", "%d-%m-%Y", "%d.%m.%Y")
 DELIMITERS = (";", "\t", ",")
 
 
@@ -382,6 +414,36 @@ def match_bornes_headers(headers: Sequence[str]) -> dict[str, int]:
         raise ImportRejected("import.bornes_headers", expected=expected,
                              found=", ".join(h.strip() for h in headers) or "—")
     return roles
+
+
+def match_optional_bornes_headers(headers: Sequence[str], taken: Iterable[int]) -> dict[str, int]:
+    """Column index of each optional role (precision, method, date) the table has."""
+    keys = [_header_key(h) for h in headers]
+    used = set(taken)
+    roles: dict[str, int] = {}
+    for role, names in BORNES_OPTIONAL_HEADERS.items():
+        for name in names:
+            matches = [i for i, key in enumerate(keys) if key == _header_key(name) and i not in used]
+            if matches:
+                roles[role] = matches[0]
+                used.add(matches[0])
+                break
+    return roles
+
+
+def parse_survey_method(raw: str) -> str | None:
+    """A survey method as surveyors write it (``GNSS RTK``, ``Station totale``) as its code, None if unknown."""
+    return SURVEY_METHOD_NAMES.get(_header_key(raw))
+
+
+def parse_date(raw: str) -> date | None:
+    """A survey date (``2024-03-18``, ``18/03/2024``), None if it is not one."""
+    for pattern in DATE_FORMATS:
+        try:
+            return datetime.strptime(raw.strip(), pattern).date()
+        except ValueError:
+            continue
+    return None
 
 
 def sniff_delimiter(header_line: str) -> str:
@@ -492,13 +554,16 @@ def bornes_to_gpkg(path: Path, work: Path, *, srid: int, encoding: str | None) -
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=sniff_delimiter(header_line))
     header: list[str] | None = None
     roles: dict[str, int] = {}
+    optional: dict[str, int] = {}
     parcels: dict[str, list[_Borne]] = {}
+    points: list[BornePoint] = []
     for row in _rows(reader, path):
         if not any(cell.strip() for cell in row):
             continue
         if header is None:
             header = row
             roles = match_bornes_headers(header)
+            optional = match_optional_bornes_headers(header, roles.values())
             continue
         line = reader.line_num
         cells = {role: (row[i].strip() if i < len(row) else "") for role, i in roles.items()}
@@ -513,6 +578,8 @@ def bornes_to_gpkg(path: Path, work: Path, *, srid: int, encoding: str | None) -
                                      value=cells[role][:40])
         assert order is not None and x is not None and y is not None
         parcels.setdefault(parcel, []).append(_Borne(order, x, y))
+        points.append(BornePoint(parcel, order, cells["order"][:40], x, y,
+                                 *_point_attributes(row, header, optional, line)))
     if not parcels:
         raise ImportRejected("import.empty")
     records = []
@@ -526,7 +593,31 @@ def bornes_to_gpkg(path: Path, work: Path, *, srid: int, encoding: str | None) -
     target = work / "bornes" / f"{path.stem}.gpkg"
     _write_gpkg(target, records, ("numero", "nicad", "bornes", REJECT_FIELD), srid)
     return Converted(path=target, layer=CONVERTED_LAYER, features=len(records), encoding=used_encoding,
-                     encoding_origin=origin, notes=notes)
+                     encoding_origin=origin, notes=notes, points=points)
+
+
+def _point_attributes(row: Sequence[str], header: Sequence[str], optional: dict[str, int],
+                      line: int) -> tuple[float | None, str | None, date | None]:
+    """The optional precision, survey method and date of a line; a value that is none of them refuses the file."""
+    cells = {role: (row[i].strip() if i < len(row) else "") for role, i in optional.items()}
+    precision = method = surveyed = None
+    if cells.get("precision"):
+        precision = parse_number(cells["precision"])
+        if precision is None or not bounds.bound("borne.precision_m").admits(precision):
+            raise ImportRejected("import.bornes_bad_precision", line=line, column=header[optional["precision"]],
+                                 value=cells["precision"][:40], bounds=bounds.bound("borne.precision_m").describe())
+    if cells.get("method"):
+        method = parse_survey_method(cells["method"])
+        if method is None:
+            raise ImportRejected("import.bornes_bad_method", line=line, column=header[optional["method"]],
+                                 value=cells["method"][:40],
+                                 methods=", ".join(sorted(set(SURVEY_METHOD_NAMES.values()))))
+    if cells.get("date"):
+        surveyed = parse_date(cells["date"])
+        if surveyed is None or not bounds.bound("borne.surveyed_on").admits(surveyed):
+            raise ImportRejected("import.bornes_bad_date", line=line, column=header[optional["date"]],
+                                 value=cells["date"][:40], bounds=bounds.bound("borne.surveyed_on").describe())
+    return precision, method, surveyed
 
 
 # --- tables with a WKT geometry column -----------------------------------------------------

@@ -47,6 +47,7 @@ from sqlalchemy.orm import Session
 
 from sifc import bounds, journal
 from sifc.auth.principal import Principal
+from sifc.bornes import service as bornes
 from sifc.crs import STORAGE_SRID
 from sifc.db import act_as
 from sifc.errors import ImportRejected
@@ -165,6 +166,8 @@ class ParcelImportReport:
     batch_id: str | None = None
     already_imported: dict[str, str] | None = None
     options: dict[str, object] = field(default_factory=dict)
+    # A table of bornes: what became of its points in the registry of bornes (sifc.bornes.service).
+    bornes: dict[str, int] | None = None
 
     def as_dict(self) -> dict[str, object]:
         """JSON-ready form."""
@@ -751,6 +754,8 @@ def _insert(session: Session, report: ParcelImportReport, options: ParcelImportO
     report.batch_id = str(batch_id)
     counts = {"read": report.read, "accepted": report.accepted, "rejected": report.rejected,
               "duplicates": report.duplicates, "warnings": report.warnings_by_code, "changes": report.changes}
+    if report.bornes is not None:
+        counts["bornes"] = report.bornes
     _sql(session, """
         INSERT INTO import_batch (id, kind, file_name, sha256, options, counts, report, created_by, synthetic)
         VALUES (:id, 'parcels', :file, :sha, CAST(:options AS jsonb), CAST(:counts AS jsonb),
@@ -859,6 +864,7 @@ def import_parcels(session: Session, path: Path, options: ParcelImportOptions, *
         report.encoding, report.encoding_origin = info.encoding, info.encoding_origin
         report.mapping, report.attributes, report.file_notes = columns, len(info.fields), list(info.notes)
         features = _read(info, columns, options, notify)
+        points, points_srid = list(info.points), info.srid
         report.read = features.count
         timings["read"] += clock() - started
         mark = clock()
@@ -877,10 +883,16 @@ def import_parcels(session: Session, path: Path, options: ParcelImportOptions, *
             _keep_rejected_sources(session, features, info)
             _summarize(session, report)
         timings["validate"] += clock() - mark
+    if points:  # what the table's points would do in the registry of bornes, in the report before it is kept
+        report.bornes = bornes.store_imported(session, points, srid=points_srid, batch_id=None, author=options.author,
+                                              file_name=report.file, commune=commune)
     if not options.dry_run:
         mark = clock()
         notify("inserting", 0, report.accepted)
         _insert(session, report, options)
+        if points and report.batch_id:
+            bornes.store_imported(session, points, srid=points_srid, batch_id=uuid.UUID(report.batch_id),
+                                  author=options.author, file_name=report.file, commune=commune)
         timings["commit"] += clock() - mark
     notify("checked", report.read, report.read)
     return report

@@ -70,6 +70,7 @@ class SourceInfo:
     has_z: bool = False
     has_m: bool = False
     notes: list[dict[str, object]] = field(default_factory=list)
+    points: list[formats.BornePoint] = field(default_factory=list)  # a table of bornes: its points
 
 
 def _note(info_notes: list[dict[str, object]], code: str, **details: object) -> None:
@@ -328,7 +329,8 @@ def _converted(target: Path, work: Path, *, layer: str | None, crs: str | None,
         path=converted.path, layer=converted.layer, fmt=kind, srid=srid,
         crs_origin=crs_origin, encoding=converted.encoding, encoding_origin=converted.encoding_origin,
         geometry_type="Polygon", features=converted.features, fields=[str(f) for f in info.get("fields", [])],
-        geometry_column=str(info.get("geometry_name") or "geom"), notes=notes + converted.notes)
+        geometry_column=str(info.get("geometry_name") or "geom"), notes=notes + converted.notes,
+        points=converted.points)
 
 
 def _private_gml(gml: Path, work: Path) -> Path:

@@ -35,6 +35,9 @@ def print_summary(console: Console, report: ParcelImportReport, lang: Lang) -> N
         (say("duplicates"), str(report.duplicates)),
         (say("changes"), " / ".join(str(report.changes.get(k, 0)) for k in ("new", "changed", "unchanged"))),
     ]
+    if report.bornes is not None:  # a table of bornes: its points in the registry of bornes
+        rows.append((say("bornes"), " / ".join(str(report.bornes.get(k, 0)) for k in (
+            "distinct", "new", "changed", "unchanged", "outside"))))
     for key, value in rows:
         head.add_row(key, value)
     console.print(head)

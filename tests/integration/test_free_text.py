@@ -42,7 +42,7 @@ def note(where: str) -> str:
 # placed here or in sifc.personal.
 TABLES = {"parcels": "parcel_version", "parties": "party_version", "rights": "rrr_version",
           "procedures": "tenure_procedure", "procedure_steps": "procedure_step", "sources": "source_document",
-          "source_files": "source_file", "mutations": "parcel_mutation"}
+          "source_files": "source_file", "mutations": "parcel_mutation", "bornes": "borne_version"}
 AUTHORS = {"author", "closed_by", "created_by"}  # user names: personal (provenance), never public
 NOT_FREE_TEXT = {
     "parcel_version": {"nicad", "nicad_status", "commune_code", "section", "local_number", "source_id", "land_use",
@@ -54,6 +54,7 @@ NOT_FREE_TEXT = {
     "source_document": {"kind", "reference", "authority", "council_session", "commune_code"},
     "source_file": {"media_type", "sha256"},
     "parcel_mutation": {"operation", "commune_code", "details"},  # details: counts the service writes
+    "borne_version": {"code", "label", "commune_code", "source_id", "survey_method", "action"},  # label: B12
 }
 PERSONAL_COLUMNS = {"party_version": PERSONAL_FIELDS["parties"], "tenure_procedure": {"applicants"}}
 
@@ -126,10 +127,15 @@ def world(client, db, admin_headers) -> dict[str, Any]:
                                headers={**admin, "If-Match": split["etag"]}, json={
                                    "occurred_on": day(1), "source_ids": [plan], "reason": note("split"),
                                    "children": halves}))["children"]
-    # The service writes the closing reasons of parties and rights itself ("remplacée par la version 2"):
+    borne = _ok(client.post("/bornes", params=CRS, headers=admin, json={
+        "type": "Feature", "geometry": {"type": "Point", "coordinates": [x - 20, y - 20]},
+        "properties": {"precision_m": 0.05, "label": "B1", "source": note("borne source"),
+                       "reason": note("borne reason")}}))
+    # The service writes the closing reasons of parties, rights and bornes itself ("remplacée par la version 2"):
     # close one version of each with an officer's note, as a closing write may.
     for table, key, object_id in (("party_version", "party_id", party.json()["id"]),
-                                  ("rrr_version", "rrr_id", right.json()["id"])):
+                                  ("rrr_version", "rrr_id", right.json()["id"]),
+                                  ("borne_version", "borne_id", borne["id"])):
         version = db.execute(text(f"SELECT version FROM {table} WHERE {key} = :id AND valid_to IS NULL"),
                              {"id": object_id}).scalar()
         act_as(db, "tests")  # a version is closed in the name of the transaction's actor
@@ -148,7 +154,12 @@ def world(client, db, admin_headers) -> dict[str, Any]:
         VALUES (:code, 'extrait_deliberation', 'procedure', :id, :commune, CAST(:summary AS jsonb), true, 'd',
                 'tests', 'seal-test')"""), {"code": document, "id": procedure.json()["id"], "commune": BARGNY,
                                             "summary": json.dumps({"procedure": {"purpose": note("document")}})})
+    served = _ok(client.post("/bornes", params=CRS, headers=admin, json={
+        "type": "Feature", "geometry": {"type": "Point", "coordinates": [x - 25, y - 20]},
+        "properties": {"precision_m": 0.05, "label": "B2", "source": note("borne source 2"),
+                       "reason": note("borne reason 2")}}))
     return {"parcels": [main["id"], retired["id"], split["id"], *children], "party": party.json()["id"],
+            "bornes": [served["id"], borne["id"]],
             "document": document,
             "source": source, "right": right.json()["id"], "procedure": procedure.json()["id"],
             "nicad_of": main["properties"].get("nicad"), "origin": (x, y)}
@@ -173,9 +184,10 @@ def _public_urls(client, db, world: dict[str, Any]) -> list[str]:
     """Every public GET route of the OpenAPI document, filled with the world's ids (several per parameter)."""
     lon, lat = _lon_lat(db, world["origin"][0] + 10, world["origin"][1] + 10)
     values: dict[str, list[str]] = {
-        "parcel_id": world["parcels"], "feature_id": world["parcels"], "rrr_id": [world["right"]],
+        "parcel_id": world["parcels"], "feature_id": [*world["parcels"], *world["bornes"]], "rrr_id": [world["right"]],
         "party_id": [world["party"]], "procedure_id": [world["procedure"]], "source_id": [world["source"]],
-        "code": [BARGNY, world["document"]], "level": ["commune"], "collection_id": ["parcels"], "collection": ["parcels"],
+        "code": [BARGNY, world["document"]], "level": ["commune"], "collection_id": ["parcels", "bornes"],
+        "collection": ["parcels", "bornes"], "borne_id": world["bornes"],
         "nicad": ["0104040100001"], "file_id": [str(uuid.uuid4())]}
     values.update({k: [v] for k, v in _tile(lon, lat, 16).items()})
     query = {"lon": str(lon), "lat": str(lat), "distance": "200", "limit": "1000",
@@ -216,6 +228,8 @@ def test_no_public_route_serves_officers_free_text(client, db, world):
         for suffix in ("", "/versions", "/history", "/lineage", "/rights"):
             assert f"/parcels/{parcel}{suffix}" in served
     assert f"/communes/{BARGNY}/parcels" in served and "/ogc/collections/parcels/items" in served
+    assert f"/communes/{BARGNY}/bornes" in served and "/ogc/collections/bornes/items" in served
+    assert f"/bornes/{world['bornes'][0]}" in served and any(u.startswith("/tiles/bornes/16/") for u in served)
     assert "/exports/parcels" in served and any(u.startswith("/tiles/parcels/16/") for u in served)
     assert f"/documents/verify/{world['document']}" in served
 

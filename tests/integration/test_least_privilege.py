@@ -238,11 +238,16 @@ def _versions(db: Session) -> dict[str, tuple[str, str]]:
                                  action, author)
         VALUES (:id, 1, :parcel, :commune, 'restriction', 'servitude', current_date, ARRAY[gen_random_uuid()],
                 'api:create', 'agent.bargny')"""), {"id": right, "parcel": parcel, "commune": BARGNY})
+    borne = uuid.uuid4()
+    db.execute(text("""
+        INSERT INTO borne_version (borne_id, version, commune_code, geom, precision_m, action, author)
+        VALUES (:id, 1, :commune, ST_SetSRID(ST_MakePoint(270010, 1625030), 32628), 0.05, 'api:create',
+                'agent.bargny')"""), {"id": borne, "commune": BARGNY})
     return {"parcel_version": ("parcel_id", str(parcel)), "party_version": ("party_id", str(party)),
-            "rrr_version": ("rrr_id", str(right))}
+            "rrr_version": ("rrr_id", str(right)), "borne_version": ("borne_id", str(borne))}
 
 
-@pytest.mark.parametrize("table", ["parcel_version", "party_version", "rrr_version"])
+@pytest.mark.parametrize("table", ["parcel_version", "party_version", "rrr_version", "borne_version"])
 def test_a_version_is_closed_only_in_the_name_of_the_declared_actor(db, settings, table):
     key, object_id = _versions(db)[table]
     _as_service_login(db, settings)
@@ -283,6 +288,7 @@ EXPECTED_WRITES = {
     ("rrr_version", "INSERT"), ("rrr_holder", "INSERT"), ("source_document", "INSERT"), ("source_file", "INSERT"),
     ("tenure_procedure", "INSERT"), ("procedure_step", "INSERT"), ("parcel_mutation", "INSERT"),
     ("parcel_lineage", "INSERT"), ("issued_document", "INSERT"), ("import_job", "INSERT"),
+    ("borne_version", "INSERT"),
     # the journals, append-only
     ("write_audit", "INSERT"), ("access_audit", "INSERT"),
     # sessions: refresh tokens issued, used and revoked
@@ -292,6 +298,7 @@ EXPECTED_COLUMN_UPDATES = {
     "parcel_version": {"valid_to", "closed_by", "close_reason"},
     "party_version": {"valid_to", "closed_by", "close_reason"},
     "rrr_version": {"valid_to", "closed_by", "close_reason"},
+    "borne_version": {"valid_to", "closed_by", "close_reason"},
     "app_user": {"failed_attempts", "locked_until", "last_login_at"},
     "api_key": {"last_used_at"},
     "refresh_token": {"used_at", "revoked_at"},

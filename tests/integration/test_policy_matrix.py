@@ -56,7 +56,11 @@ def world(client, db, settings) -> dict[str, Any]:
     assert job.status_code == 202, job.text
     where = client.get("/locate", params={"lon": -17.2283, "lat": 14.6933}).json()
     parcel = created.json()["id"]
-    return {"headers": headers, "national": national, "user_ids": ids, "parcel": parcel,
+    borne = client.post("/bornes", params={"crs": "EPSG:32628"}, headers=national,
+                        json={"type": "Feature", "geometry": {"type": "Point", "coordinates": [x - 5, y - 5]},
+                              "properties": {"label": "B1", "precision_m": 0.05, "survey_method": "gnss_rtk"}})
+    assert borne.status_code == 201, borne.text
+    return {"headers": headers, "national": national, "user_ids": ids, "parcel": parcel, "borne": borne.json()["id"],
             "job": job.json()["id"], "where": where, "origin": (x, y), "settings": settings, "db": db,
             **_tenure(client, national, parcel)}
 
@@ -97,7 +101,7 @@ def _path_values(world: dict[str, Any]) -> dict[str, str]:
             "collection_id": "parcels", "feature_id": world["parcel"], "collection": "parcels",
             "z": "14", "x": "7599", "y": "7520", "code": BARGNY, "subject": "matrix.lecteur",
             "party_id": world["party"], "source_id": world["source"], "file_id": world["file"], "rrr_id": world["rrr"],
-            "procedure_id": world["procedure"]}
+            "procedure_id": world["procedure"], "borne_id": world["borne"]}
 
 
 TERRITORY_CODES = {"poles": "pole", "regions": "region", "departments": "department",
@@ -148,6 +152,17 @@ def _requests(world: dict[str, Any], role: str) -> dict[tuple[str, str], Callabl
         pid = fresh_parcel(c, offset, -200)
         return c.post(f"/parcels/{pid}/retire", headers=if_match(c, f"/parcels/{pid}", h), json={"reason": "m"})
 
+    def fresh_borne(c, dx: float) -> str:
+        created = c.post("/bornes", params={"crs": "EPSG:32628"}, headers=national, json={
+            "type": "Feature", "geometry": {"type": "Point", "coordinates": [x - dx, y - 300]},
+            "properties": {"precision_m": 0.05}})
+        assert created.status_code == 201, created.text
+        return str(created.json()["id"])
+
+    def retire_borne(c, p, h):
+        bid = fresh_borne(c, offset)
+        return c.post(f"/bornes/{bid}/retire", headers=if_match(c, f"/bornes/{bid}", h), json={"reason": "m"})
+
     def procedure(c, p, h):
         # The world parcel has an open procedure: a new request goes to a parcel with none.
         return c.post(p, headers=h, json={"parcel_id": fresh_parcel(c, -offset, -200), "registered_on": today,
@@ -192,6 +207,12 @@ def _requests(world: dict[str, Any], role: str) -> dict[tuple[str, str], Callabl
         ("PATCH", "/parcels/{parcel_id}"): lambda c, p, h: c.patch(p, headers=if_match(c, p, h), json={
             "type": "Feature", "geometry": None, "properties": {"land_use": f"usage {role}", "reason": "m"}}),
         ("POST", "/parcels/{parcel_id}/retire"): retire,
+        ("POST", "/bornes"): lambda c, p, h: c.post(p, headers=h, params={"crs": "EPSG:32628"}, json={
+            "type": "Feature", "geometry": {"type": "Point", "coordinates": [x + offset, y - 400]},
+            "properties": {"precision_m": 0.1, "survey_method": "station_totale"}}),
+        ("PATCH", "/bornes/{borne_id}"): lambda c, p, h: c.patch(p, headers=if_match(c, p, h), json={
+            "type": "Feature", "geometry": None, "properties": {"label": f"B {role}", "reason": "m"}}),
+        ("POST", "/bornes/{borne_id}/retire"): retire_borne,
         ("GET", "/parcels/at"): lambda c, p, h: c.get(p, headers=h, params={"lon": lon, "lat": lat}),
         ("GET", "/parcels/in-bbox"): lambda c, p, h: c.get(p, headers=h, params={
             "bbox": f"{lon},{lat},{lon + 0.01},{lat + 0.01}"}),

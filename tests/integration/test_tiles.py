@@ -240,7 +240,7 @@ def test_tilejson(client, corner):
     assert communes["minzoom"] == 0 and -17.6 < communes["bounds"][0] < -17.4
     listing = client.get("/tiles").json()
     assert [layer["id"] for layer in listing["layers"]] == [
-        "poles", "regions", "departments", "arrondissements", "communes", "parcels"]
+        "poles", "regions", "departments", "arrondissements", "communes", "parcels", "bornes"]
 
 
 def test_territorial_layers_at_low_and_high_zoom(client, db):

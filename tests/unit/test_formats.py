@@ -193,3 +193,28 @@ def test_inspire_and_converted_columns_are_guessed():
         "declared_area": "areaValue", "source_id": "localId"}
     assert mapping.resolve(["numero", "nicad", "calque", "handle", "sifc_reject"], None) == {
         "nicad": "nicad", "local_number": "numero", "source_id": "handle"}
+
+
+@pytest.mark.parametrize(("raw", "expected"), [
+    ("GNSS RTK", "gnss_rtk"), ("gnss-rtk", "gnss_rtk"), ("GPS", "gnss"), ("Station totale", "station_totale"),
+    ("ruban", "ruban"), ("Numérisation", "numerisation"), ("inconnu", "inconnu"), ("boussole", None),
+])
+def test_survey_methods_as_surveyors_write_them(raw, expected):
+    from sifc.imports.formats import parse_survey_method
+    from sifc.models import SURVEY_METHODS
+
+    assert parse_survey_method(raw) == expected
+    assert expected is None or expected in SURVEY_METHODS
+
+
+def test_survey_dates_and_optional_columns_of_a_table_of_bornes():
+    from datetime import date
+
+    from sifc.imports.formats import match_bornes_headers, match_optional_bornes_headers, parse_date
+
+    assert parse_date("2024-03-18") == parse_date("18/03/2024") == date(2024, 3, 18)
+    assert parse_date("31/02/2024") is None and parse_date("hier") is None
+    headers = ["Parcelle", "N° borne", "X", "Y", "Précision", "Méthode", "Date levé"]
+    roles = match_bornes_headers(headers)
+    assert match_optional_bornes_headers(headers, roles.values()) == {"precision": 4, "method": 5, "date": 6}
+    assert match_optional_bornes_headers(["parcelle", "ordre", "x", "y"], range(4)) == {}

@@ -70,6 +70,8 @@ WRITES_ON_CURRENT = {
     "/rights/{rrr_id}/end": ("rrr_id", "/rights/{rrr_id}"),
     "/procedures/{procedure_id}/steps": ("procedure_id", "/procedures/{procedure_id}"),
     "/parcels/{parcel_id}": ("parcel_id", "/parcels/{parcel_id}"),
+    "/bornes/{borne_id}": ("borne_id", "/bornes/{borne_id}"),
+    "/bornes/{borne_id}/retire": ("borne_id", "/bornes/{borne_id}"),
 }
 
 # A part of Bargny with no demonstration parcel: new parcels go on a grid of 21 m squares there.
@@ -128,6 +130,7 @@ class Steering:
         self.pairs: list[tuple[str, str]] = []  # the two halves of a split, to merge
         self.procedures: list[str] = []  # created by this run, to take their next step
         self.rights: list[str] = []  # created by this run, to change and end
+        self.bornes: list[str] = []  # created by this run, to change and retire
         self.calls: Counter[str] = Counter()
         self.first = False
 
@@ -190,10 +193,12 @@ class Steering:
                 params["parcel_id"] = self.squares[0].id if self.squares else NOWHERE
             if params.get("rrr_id") == self.known["path"]["/rights/{rrr_id}"]["rrr_id"]:
                 params["rrr_id"] = self.rights[0] if self.rights else NOWHERE
+            if params.get("borne_id") == self.known["path"]["/bornes/{borne_id}"]["borne_id"]:
+                params["borne_id"] = self.bornes[0] if self.bornes else NOWHERE
             case.path_parameters = params
         if path in WRITES_ON_CURRENT:
             kind, resource = WRITES_ON_CURRENT[path]
-            pool = {"rrr_id": self.rights, "procedure_id": self.procedures,
+            pool = {"rrr_id": self.rights, "procedure_id": self.procedures, "borne_id": self.bornes,
                     "parcel_id": [square.id for square in self.squares]}.get(kind, [])
             if pool and self.chance(0.6):
                 case.path_parameters = params = {**params, kind: self.random.choice(pool)}
@@ -210,6 +215,16 @@ class Steering:
             case.body = {"description": "passage de 3 m", "reason": "précision"}
         elif path == "/rights/{rrr_id}/end" and self.chance(0.5):
             case.body = {"end_date": TODAY, "cause": "renonciation", "reason": "renonciation écrite"}
+        elif (method, path) == ("POST", "/bornes") and self.chance(0.9):
+            corner = self.new_square()["coordinates"][0][0]  # a cell of its own: no borne within 1 cm
+            case.body = {"type": "Feature", "geometry": {"type": "Point", "coordinates": corner},
+                         "properties": {"precision_m": 0.05, "survey_method": "gnss_rtk"}}
+            case.query = {}
+        elif (method, path) == ("PATCH", "/bornes/{borne_id}") and self.chance(0.5):
+            label = f"B {self.role} {self.calls[case.operation.label]}"  # a change, whoever wrote before
+            case.body = {"type": "Feature", "geometry": None, "properties": {"label": label, "reason": "relevé"}}
+        elif path == "/bornes/{borne_id}/retire" and self.chance(0.5):
+            case.body = {"reason": "borne détruite"}
         elif (method, path) == ("POST", "/parcels") and self.chance(0.9):
             case.body = {"type": "Feature", "geometry": self.new_square(), "properties": {"reason": "levé"}}
             case.query = {}
@@ -282,6 +297,8 @@ class Steering:
             self.procedures.append(body["id"])
         elif (method, path) == ("POST", "/parcels/{parcel_id}/rights") and isinstance(body, dict):
             self.rights.append(body["id"])
+        elif (method, path) == ("POST", "/bornes") and isinstance(body, dict):
+            self.bornes.append(body["id"])
 
 
 def _machine(schema: Any, steering: Steering, outcome: Outcome) -> type:
@@ -309,8 +326,9 @@ def _machine(schema: Any, steering: Steering, outcome: Outcome) -> type:
 
 
 CREATIONS = ("POST /parcels", "POST /parties", "POST /sources", "POST /imports", "POST /parcels/{parcel_id}/rights",
-             "POST /procedures")
-LAST = ("POST /parcels/{parcel_id}/retire", "POST /rights/{rrr_id}/end", "POST /parcels/merge")
+             "POST /procedures", "POST /bornes")
+LAST = ("POST /parcels/{parcel_id}/retire", "POST /rights/{rrr_id}/end", "POST /parcels/merge",
+        "POST /bornes/{borne_id}/retire")
 
 
 def _order(operation: Any) -> tuple[int, int]:
@@ -408,6 +426,7 @@ def _known(base: str, settings: Any, admin: dict[str, str]) -> dict[str, Any]:
                      "ORDER BY id LIMIT 1")
         nicad = one("SELECT nicad FROM parcel WHERE commune_code = :c AND valid_to IS NULL AND nicad IS NOT NULL "
                     "ORDER BY nicad LIMIT 1")
+        borne = one("SELECT borne_id FROM borne WHERE commune_code = :c ORDER BY borne_id LIMIT 1")
     engine.dispose()
     attached = _post(base, f"/sources/{source}/files", admin, *_multipart("file", "pv.pdf", PDF, "application/pdf"))
     status, _, fiche = get(f"{base}/parcels/{rights_parcel}/fiche.pdf", timeout=60)
@@ -445,6 +464,7 @@ def _known(base: str, settings: Any, admin: dict[str, str]) -> dict[str, Any]:
         "/admin/subjects/{subject}": {"subject": "st.lecteur"},
         "/tiles/{collection}/{z}/{x}/{y}.mvt": {"collection": "parcels", "z": 14, "x": 7599, "y": 7520},
         "/ogc/collections/{collection_id}/items/{feature_id}": {"collection_id": "parcels", "feature_id": parcel},
+        "/bornes/{borne_id}": {"borne_id": borne},
     }
     for suffix in ("versions", "history", "rights", "procedures", "audit", "lineage", "neighbours", "fiche.pdf"):
         path[f"/parcels/{{parcel_id}}/{suffix}"] = {"parcel_id": parcel}
@@ -458,7 +478,7 @@ def _known(base: str, settings: Any, admin: dict[str, str]) -> dict[str, Any]:
                         ("arrondissements", "arrondissement"), ("communes", "commune")):
         for suffix in ("", "/children"):
             path[f"/{kind}/{{code}}{suffix}"] = {"code": where[level]["code"]}
-    for suffix in ("parcels", "parcels/export", "overlaps", "boundary-issues", "gaps", "registre.csv", "registre.pdf"):
+    for suffix in ("parcels", "bornes", "parcels/export", "overlaps", "boundary-issues", "gaps", "registre.csv", "registre.pdf"):
         path[f"/communes/{{code}}/{suffix}"] = {"code": BARGNY}
     path["/tiles/{collection}/tilejson.json"] = {"collection": "parcels"}
     for suffix in ("", "/items", "/queryables", "/sortables"):
