@@ -462,10 +462,12 @@ PROCEDURE_STEPS = ("registered", "surveyed", "deliberated", "approved", "notifie
 DOCUMENT_MEDIA_TYPES = ("application/pdf", "image/jpeg", "image/png", "image/tiff")
 
 
-def _version_columns() -> list[Column[Any]]:
-    # As parcel_version: a version is only ever closed (valid_to, closed_by, close_reason).
+def _version_columns(*, synthetic: bool = True) -> list[Column[Any]]:
+    # As parcel_version: a version is only ever closed (valid_to, closed_by, close_reason). ``synthetic``
+    # marks demo records where a table may hold them (parties and rights; bornes have none).
+    marker = [Column("synthetic", Boolean, nullable=False, server_default="false")] if synthetic else []
     return [
-        Column("synthetic", Boolean, nullable=False, server_default="false"),
+        *marker,
         Column("action", Text, nullable=False),
         Column("author", Text, nullable=False),
         Column("reason", Text),
@@ -707,13 +709,7 @@ borne_version = Table(
     Column("source", Text),
     Column("source_document_id", UUID(as_uuid=True)),
     Column("batch_id", UUID(as_uuid=True)),
-    Column("action", Text, nullable=False),
-    Column("author", Text, nullable=False),
-    Column("reason", Text),
-    Column("valid_from", DateTime(timezone=True), nullable=False, server_default=func.now()),
-    Column("valid_to", DateTime(timezone=True)),
-    Column("closed_by", Text),
-    Column("close_reason", Text),
+    *_version_columns(synthetic=False),
     ForeignKeyConstraint(["commune_code"], ["commune.code"]),
     ForeignKeyConstraint(["source_document_id"], ["source_document.id"]),
     ForeignKeyConstraint(["batch_id"], ["import_batch.id"]),
