@@ -723,3 +723,87 @@ Index("ix_borne_version_current_geom", borne_version.c.geom, postgresql_using="g
 Index("ix_borne_version_commune_current", borne_version.c.commune_code, borne_version.c.borne_id,
       postgresql_where=borne_version.c.valid_to.is_(None))
 Index("ix_borne_version_batch_id", borne_version.c.batch_id)
+
+
+# --- field packages and their returns (migration 0014) -------------------------------------------
+
+FIELD_PACKAGE_STATUSES = ("open", "returned", "expired", "lost")
+
+field_package = Table(
+    "field_package",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("commune_code", Text, nullable=False),
+    Column("area", Geometry("MULTIPOLYGON", srid=STORAGE_SRID, spatial_index=False), nullable=False),
+    Column("selection", JSONB, nullable=False),
+    Column("issued_to", Text, nullable=False),
+    Column("issued_by", Text, nullable=False),
+    Column("issued_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("purpose", Text),
+    Column("includes_holders", Boolean, nullable=False, server_default="false"),
+    Column("status", Text, nullable=False, server_default="open"),
+    Column("format", Integer, nullable=False),
+    Column("hmac_kid", Text, nullable=False),
+    Column("mac", Text, nullable=False),
+    Column("item_count", Integer, nullable=False, server_default="0"),
+    Column("zip_bytes", BigInteger),
+    Column("zip_sha256", Text),
+    Column("returned_at", DateTime(timezone=True)),
+    Column("closed_at", DateTime(timezone=True)),
+    Column("closed_by", Text),
+    Column("close_reason", Text),
+    ForeignKeyConstraint(["commune_code"], ["commune.code"]),
+)
+Index("ix_field_package_issued_to_status", field_package.c.issued_to, field_package.c.status)
+Index("ix_field_package_commune_code", field_package.c.commune_code)
+Index("ix_field_package_area", field_package.c.area, postgresql_using="gist")
+
+field_package_item = Table(
+    "field_package_item",
+    metadata,
+    Column("package_id", UUID(as_uuid=True), primary_key=True),
+    Column("fid", BigInteger, primary_key=True),
+    Column("parcel_id", UUID(as_uuid=True), nullable=False),
+    Column("issued_version", Integer, nullable=False),
+    Column("base_version", Integer, nullable=False),
+    Column("fingerprint", Text, nullable=False),
+    ForeignKeyConstraint(["package_id"], ["field_package.id"]),
+    ForeignKeyConstraint(["parcel_id", "issued_version"], ["parcel_version.parcel_id", "parcel_version.version"],
+                         name="fk_field_package_item_issued"),
+    ForeignKeyConstraint(["parcel_id", "base_version"], ["parcel_version.parcel_id", "parcel_version.version"],
+                         name="fk_field_package_item_base"),
+    UniqueConstraint("package_id", "parcel_id"),
+)
+Index("ix_field_package_item_parcel_id", field_package_item.c.parcel_id)
+
+field_return = Table(
+    "field_return",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("package_id", UUID(as_uuid=True), nullable=False),
+    Column("job_id", UUID(as_uuid=True), nullable=False),
+    Column("file_sha256", Text, nullable=False),
+    Column("returned_by", Text, nullable=False),
+    Column("returned_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("applied", Boolean, nullable=False),
+    Column("counts", JSONB, nullable=False),
+    ForeignKeyConstraint(["package_id"], ["field_package.id"]),
+    ForeignKeyConstraint(["job_id"], ["import_job.id"]),
+)
+Index("uq_field_return_applied", field_return.c.package_id, field_return.c.file_sha256, unique=True,
+      postgresql_where=field_return.c.applied)
+Index("ix_field_return_package_id", field_return.c.package_id)
+
+parcel_source = Table(
+    "parcel_source",
+    metadata,
+    Column("parcel_id", UUID(as_uuid=True), primary_key=True),
+    Column("source_id", UUID(as_uuid=True), primary_key=True),
+    Column("field_return_id", UUID(as_uuid=True)),
+    Column("attached_by", Text, nullable=False),
+    Column("attached_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    ForeignKeyConstraint(["source_id"], ["source_document.id"]),
+    ForeignKeyConstraint(["field_return_id"], ["field_return.id"]),
+)
+Index("ix_parcel_source_source_id", parcel_source.c.source_id)

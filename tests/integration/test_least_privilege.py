@@ -289,6 +289,9 @@ EXPECTED_WRITES = {
     ("tenure_procedure", "INSERT"), ("procedure_step", "INSERT"), ("parcel_mutation", "INSERT"),
     ("parcel_lineage", "INSERT"), ("issued_document", "INSERT"), ("import_job", "INSERT"),
     ("borne_version", "INSERT"),
+    # field packages: the record of what was issued, the returns, photos attached to parcels
+    ("field_package", "INSERT"), ("field_package_item", "INSERT"), ("field_return", "INSERT"),
+    ("parcel_source", "INSERT"),
     # the journals, append-only
     ("write_audit", "INSERT"), ("access_audit", "INSERT"),
     # sessions: refresh tokens issued, used and revoked
@@ -299,6 +302,9 @@ EXPECTED_COLUMN_UPDATES = {
     "party_version": {"valid_to", "closed_by", "close_reason"},
     "rrr_version": {"valid_to", "closed_by", "close_reason"},
     "borne_version": {"valid_to", "closed_by", "close_reason"},
+    "field_package": {"status", "issued_to", "item_count", "zip_bytes", "zip_sha256", "returned_at", "closed_at",
+                      "closed_by", "close_reason"},
+    "field_package_item": {"base_version", "fingerprint"},
     "app_user": {"failed_attempts", "locked_until", "last_login_at"},
     "api_key": {"last_used_at"},
     "refresh_token": {"used_at", "revoked_at"},
