@@ -93,6 +93,15 @@ class Settings(BaseSettings):
     max_upload_bytes: int = 512 * 1024**2
     import_workers: int = Field(default=1, ge=0, description="Import worker processes started by `sifc serve`.")
     worker_poll_seconds: float = 0.5
+    field_package_default_days: int = Field(default=30, ge=1, description=(
+        "Days a field package stays open when its request names no expiry."))
+    field_package_max_days: int = Field(default=90, ge=1, description=(
+        "Longest life of a field package (days from issue); a later expiry is refused."))
+    max_field_return_bytes: int = Field(default=200 * 1024**2, ge=1024, description=(
+        "Largest returned field package (zip or GeoPackage), refused with 413 before it is read."))
+    field_return_max_new_features: int = Field(default=5000, ge=0, description=(
+        "Rows a returned file may hold beyond the parcels it was issued with (new parcels and bornes)."))
+    field_return_max_photos: int = Field(default=2000, ge=0, description="Photos a returned package may carry.")
     list_page_max: int = 1000
     tile_max_age_s: int = Field(default=300, ge=0, description=(
         "Cache-Control max-age of vector tiles; 0: clients revalidate every tile (ETag) before using it."))

@@ -1,8 +1,8 @@
 """Who is calling, what each role may do, and where.
 
 Roles: ``public`` (anonymous), ``lecteur`` (reads, personal data included, in its
-scope), ``agent_foncier`` (parcels and tenure in its scope), ``analyste_sig`` (imports in its
-scope), ``administrateur`` (accounts, territories, everything in its scope). A scope is a set of
+scope), ``agent_foncier`` (parcels, tenure and field packages in its scope), ``analyste_sig`` (imports and field
+packages in its scope), ``administrateur`` (accounts, territories, everything in its scope). A scope is a set of
 ``(level, code)`` rows expanded to commune codes by the database (``scope_communes``).
 """
 
@@ -38,19 +38,21 @@ class Action(StrEnum):
     WRITE_PARCELS = "write_parcels"  # create, update, retire parcels, in scope
     WRITE_TENURE = "write_tenure"  # rights, procedures, mutations (tenure issues), in scope
     RUN_IMPORTS = "run_imports"  # upload, follow and retry imports, in scope
+    FIELD_WORK = "field_work"  # check out field packages and return them, in scope
     MANAGE_TERRITORIES = "manage_territories"
     MANAGE_ACCOUNTS = "manage_accounts"  # users, API keys, subject access requests, the audit log
 
 
-SCOPED_ACTIONS = frozenset({Action.READ_PERSONAL, Action.WRITE_PARCELS, Action.WRITE_TENURE, Action.RUN_IMPORTS})
+SCOPED_ACTIONS = frozenset({Action.READ_PERSONAL, Action.WRITE_PARCELS, Action.WRITE_TENURE, Action.RUN_IMPORTS,
+                            Action.FIELD_WORK})
 
 _PUBLIC = frozenset({Action.READ_PUBLIC, Action.EXPORT_PUBLIC})
 _LECTEUR = _PUBLIC | {Action.READ_PERSONAL}
 ROLE_ACTIONS: dict[str, frozenset[Action]] = {
     "public": _PUBLIC,
     "lecteur": _LECTEUR,
-    "agent_foncier": _LECTEUR | {Action.WRITE_PARCELS, Action.WRITE_TENURE},
-    "analyste_sig": _LECTEUR | {Action.RUN_IMPORTS},
+    "agent_foncier": _LECTEUR | {Action.WRITE_PARCELS, Action.WRITE_TENURE, Action.FIELD_WORK},
+    "analyste_sig": _LECTEUR | {Action.RUN_IMPORTS, Action.FIELD_WORK},
     "administrateur": frozenset(Action),
 }
 
