@@ -119,9 +119,9 @@ def list_commune(session: Session, *, commune_code: str, limit: int, offset: int
 
 # --- writes ---------------------------------------------------------------------------------------
 
-def _authorize(by: Principal | None, communes: Iterable[str]) -> None:
+def _authorize(by: Principal | None, communes: Iterable[str], permission: Action = Action.WRITE_PARCELS) -> None:
     if by is not None:
-        require(by, Action.WRITE_PARCELS, communes=communes)
+        require(by, permission, communes=communes)
 
 
 def _point_wkb(geometry: dict[str, Any], input_crs: int) -> tuple[float, float]:
@@ -146,7 +146,8 @@ def _point_wkb(geometry: dict[str, Any], input_crs: int) -> tuple[float, float]:
 
 
 def _checked_point(session: Session, geometry: dict[str, Any], input_crs: int, *, commune: str | None,
-                   exclude: uuid.UUID | None, by: Principal | None, also: Iterable[str] = ()) -> tuple[str, str]:
+                   exclude: uuid.UUID | None, by: Principal | None, also: Iterable[str] = (),
+                   permission: Action = Action.WRITE_PARCELS) -> tuple[str, str]:
     """The point in the storage CRS (EWKB hex) and its commune; ``by`` must write in that commune."""
     x, y = _point_wkb(geometry, input_crs)
     ewkb = session.execute(text(f"""
@@ -166,7 +167,7 @@ def _checked_point(session: Session, geometry: dict[str, Any], input_crs: int, *
             ORDER BY (c.boundary_status = 'official') DESC, c.code LIMIT 1"""), {"g": ewkb}).scalar()
         if commune is None:
             raise InvalidInput("borne.no_commune")
-    _authorize(by, [*also, commune])
+    _authorize(by, [*also, commune], permission)
     near = session.execute(text(f"""
         SELECT borne_id FROM borne WHERE ST_DWithin(geom, {point}, :d) AND borne_id IS DISTINCT FROM :x
         ORDER BY geom <-> {point} LIMIT 1"""), {"g": ewkb, "d": SAME_BORNE_M, "x": exclude}).scalar()
@@ -243,15 +244,20 @@ def _audit_state(session: Session, bid: uuid.UUID) -> dict[str, Any]:
     return found
 
 
-def create(session: Session, *, data: BorneInput, author: str, by: Principal | None = None) -> str:
-    """Create a borne (version 1); return its id. Its precision is required; ``by`` writes in its commune."""
+def create(session: Session, *, data: BorneInput, author: str, by: Principal | None = None,
+           permission: Action = Action.WRITE_PARCELS, action: str = "api:create") -> str:
+    """Create a borne (version 1); return its id. Its precision is required; ``by`` writes in its commune.
+
+    ``permission`` is what ``by`` needs there (a field return: ``Action.FIELD_WORK``); ``action`` is
+    the version's record of its origin.
+    """
     if data.geometry is None:
         raise InvalidInput("borne.geometry_required")
     values = _checked_values(data.values, require_precision=True)
     ewkb, commune = _checked_point(session, data.geometry, data.input_crs, commune=values.get("commune_code"),
-                                   exclude=None, by=by)
+                                   exclude=None, by=by, permission=permission)
     bid = uuid.uuid4()
-    _insert_version(session, bid, 1, values, ewkb, commune, action="api:create", author=author, reason=data.reason)
+    _insert_version(session, bid, 1, values, ewkb, commune, action=action, author=author, reason=data.reason)
     journal.record(session, by, author=author, operation="borne.create", object_kind="borne", object_id=bid,
                    commune_code=commune, after=_audit_state(session, bid))
     return str(bid)

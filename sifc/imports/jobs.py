@@ -33,14 +33,15 @@ OPTION_FIELDS = ("commune", "crs", "layer", "encoding", "on_invalid", "overlap_t
                  "overlap_tolerance_ratio", "area_tolerance_ratio", "mapping", "lang")
 
 PUBLIC_COLUMNS = """
-    id, status, stage, progress_done, progress_total, file_name, size_bytes, options, dry_run, attempts,
+    id, kind, status, stage, progress_done, progress_total, file_name, size_bytes, options, dry_run, attempts,
     error, batch_id, created_at, started_at, updated_at, finished_at,
     report IS NOT NULL AS has_report, rejects_gpkg IS NOT NULL AS has_rejects,
     CASE WHEN report IS NULL THEN NULL ELSE jsonb_build_object(
         'read', report -> 'read', 'accepted', report -> 'accepted', 'rejected', report -> 'rejected',
         'duplicates', report -> 'duplicates', 'changes', report -> 'changes',
         'rejected_by_reason', report -> 'rejected_by_reason', 'warnings_by_code', report -> 'warnings_by_code',
-        'already_imported', report -> 'already_imported', 'timings', report -> 'timings') END AS summary
+        'already_imported', report -> 'already_imported', 'timings', report -> 'timings',
+        'counts', report -> 'counts', 'already_applied', report -> 'already_applied') END AS summary
 """
 
 
@@ -137,12 +138,15 @@ def authorize(session: Session, job_id: uuid.UUID, *, by: Principal) -> None:
 
 
 def submit(session: Session, *, job_id: uuid.UUID, file_name: str, upload_path: str, size_bytes: int,
-           options: dict[str, Any], dry_run: bool, author: str) -> dict[str, Any]:
-    """Queue a job for an uploaded file; the worker is woken by a notification."""
+           options: dict[str, Any], dry_run: bool, author: str, kind: str = "parcels") -> dict[str, Any]:
+    """Queue a job for an uploaded file; the worker is woken by a notification.
+
+    ``kind``: ``parcels`` (an import) or ``field_return`` (:mod:`sifc.field.returns`).
+    """
     session.execute(text("""
-        INSERT INTO import_job (id, file_name, upload_path, size_bytes, options, dry_run, created_by)
-        VALUES (:id, :name, :path, :size, CAST(:options AS jsonb), :dry, :author)
-    """), {"id": job_id, "name": file_name, "path": upload_path, "size": size_bytes,
+        INSERT INTO import_job (id, kind, file_name, upload_path, size_bytes, options, dry_run, created_by)
+        VALUES (:id, :kind, :name, :path, :size, CAST(:options AS jsonb), :dry, :author)
+    """), {"id": job_id, "kind": kind, "name": file_name, "path": upload_path, "size": size_bytes,
            "options": orjson.dumps(options).decode(), "dry": dry_run, "author": author})
     session.execute(text("SELECT pg_notify('sifc_import_job', :id)"), {"id": str(job_id)})
     return get(session, job_id)

@@ -29,7 +29,7 @@ from sifc.errors import SifcError
 from sifc.i18n import translate
 from sifc.imports import jobs
 from sifc.imports.parcels import import_parcels, spool_issues, write_rejects
-from sifc.settings import Settings
+from sifc.settings import Settings, get_settings
 
 log = logging.getLogger("sifc.worker")
 PROGRESS_INTERVAL_S = 0.25
@@ -125,6 +125,12 @@ def _jsonable(params: dict[str, Any]) -> dict[str, str]:
 
 def _import(session: Session, job: dict[str, Any], scratch: Path, notify: _ProgressWriter,
             lang: str) -> dict[str, Any]:
+    if job.get("kind") == "field_return":
+        from sifc.field import returns
+
+        returned = returns.run(session, job, scratch, get_settings(), progress=notify)
+        _finish(session, job["id"], returned)  # the return's writes and "done" commit together
+        return returned
     options = jobs.import_options(job)
     report = import_parcels(session, Path(job["upload_path"]), options, progress=notify)
     outcome: dict[str, Any] = {"status": "done", "report": report}

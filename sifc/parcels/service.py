@@ -247,7 +247,7 @@ def _to_storage_wkb(geometry: dict[str, Any], input_crs: int) -> bytes:
 
 def _checked_geometry(session: Session, wkb: bytes, input_crs: int, *, exclude: uuid.UUID | None,
                       commune: str | None, tolerances: Tolerances, by: Principal | None = None,
-                      also: Iterable[str] = ()) -> tuple[str, str]:
+                      also: Iterable[str] = (), permission: Action = Action.WRITE_PARCELS) -> tuple[str, str]:
     """Validate a geometry as the import pipeline does; return (storage EWKB hex, commune code).
 
     ``by`` must be allowed to write parcels in the commune found (and in ``also``): checked as
@@ -284,7 +284,7 @@ def _checked_geometry(session: Session, wkb: bytes, input_crs: int, *, exclude: 
         """), tol).scalar()
         if commune is None:
             raise InvalidInput("parcel.no_commune")
-    _authorize(by, [*also, commune])
+    _authorize(by, [*also, commune], permission)
     overlaps = session.execute(text(f"""
         SELECT p.parcel_id FROM parcel p
         WHERE p.geom && {geom_sql} AND p.parcel_id IS DISTINCT FROM :exclude
@@ -297,9 +297,9 @@ def _checked_geometry(session: Session, wkb: bytes, input_crs: int, *, exclude: 
     return row.ewkb, commune
 
 
-def _authorize(by: Principal | None, communes: Iterable[str]) -> None:
+def _authorize(by: Principal | None, communes: Iterable[str], permission: Action = Action.WRITE_PARCELS) -> None:
     if by is not None:
-        require(by, Action.WRITE_PARCELS, communes=communes)
+        require(by, permission, communes=communes)
 
 
 def _check_nicad(session: Session, nicad: str | None, exclude: uuid.UUID | None) -> None:
@@ -334,10 +334,12 @@ def _insert_version(session: Session, pid: uuid.UUID, version: int, values: dict
 
 
 def create(session: Session, *, data: ParcelInput, author: str, tolerances: Tolerances | None = None,
-           by: Principal | None = None) -> str:
+           by: Principal | None = None, permission: Action = Action.WRITE_PARCELS,
+           action: str = "api:create") -> str:
     """Create a parcel (version 1) after the same checks as an import; return its id.
 
-    ``by`` (the API's caller) must be allowed to write parcels in the parcel's commune.
+    ``by`` (the API's caller) must be allowed to ``permission`` in the parcel's commune (a field
+    return writes with ``Action.FIELD_WORK``); ``action`` is what the version records of its origin.
     """
     tolerances = tolerances or Tolerances()
     if data.geometry is None:
@@ -347,12 +349,12 @@ def create(session: Session, *, data: ParcelInput, author: str, tolerances: Tole
     values["nicad"] = nicad_rules.clean(values.get("nicad"))
     ewkb, commune = _checked_geometry(session, _to_storage_wkb(data.geometry, data.input_crs), data.input_crs,
                                       exclude=None, commune=values.get("commune_code"), tolerances=tolerances,
-                                      by=by)
+                                      by=by, permission=permission)
     values["commune_code"] = commune
     _check_nicad(session, values["nicad"], None)
     values["nicad_status"] = nicad_rules.STATUS_ASSIGNED if values["nicad"] else nicad_rules.STATUS_MISSING
     pid = uuid.uuid4()
-    _insert_version(session, pid, 1, values, ewkb, action="api:create", author=author, reason=data.reason)
+    _insert_version(session, pid, 1, values, ewkb, action=action, author=author, reason=data.reason)
     journal.record(session, by, author=author,
                    operation="parcel.create", object_kind="parcel", object_id=pid, parcel_id=pid,
                    commune_code=commune, after=_audit_state(session, pid))
@@ -388,10 +390,12 @@ def _close(session: Session, pid: uuid.UUID, version: int, *, author: str, reaso
 
 def update(session: Session, *, parcel_id: str, data: ParcelInput, author: str,
            expected_version: int | None = None, tolerances: Tolerances | None = None,
-           by: Principal | None = None) -> int:
+           by: Principal | None = None, permission: Action = Action.WRITE_PARCELS,
+           action: str = "api:update") -> int:
     """Write a new version of a parcel with ``data``'s changes; return its number.
 
-    ``by`` must be allowed to write parcels in the commune before and the commune after.
+    ``by`` must be allowed to ``permission`` (write parcels; a field return: field work) in the
+    commune before and the commune after; ``action`` is the version's record of its origin.
     ``expected_version`` is the version the client read (``If-Match``): another one is a 412.
     A parcel under litige refuses every change.
     """
@@ -400,7 +404,7 @@ def update(session: Session, *, parcel_id: str, data: ParcelInput, author: str,
         raise InvalidInput("parcel.reason_required")
     pid = _parse_id(parcel_id)
     current = _current(session, pid)
-    _authorize(by, [current["commune_code"]])
+    _authorize(by, [current["commune_code"]], permission)
     check_expected(expected_version, current["version"])
     refuse_if_frozen(session, pid)
     values = {k: current[k] for k in (*CONTENT_FIELDS, "source_id")}
@@ -414,7 +418,7 @@ def update(session: Session, *, parcel_id: str, data: ParcelInput, author: str,
     if data.geometry is not None:
         ewkb, commune = _checked_geometry(session, _to_storage_wkb(data.geometry, data.input_crs), data.input_crs,
                                           exclude=pid, commune=changes.get("commune_code"), tolerances=tolerances,
-                                          by=by, also=[current["commune_code"]])
+                                          by=by, also=[current["commune_code"]], permission=permission)
         # More than 1 cm anywhere, as the re-imports judge it: a shape sent back in WGS 84 as it was
         # served differs by reprojection noise only (about 1e-5 m) and is no change.
         shape_changed = bool(session.execute(text(
@@ -423,7 +427,7 @@ def update(session: Session, *, parcel_id: str, data: ParcelInput, author: str,
         if not shape_changed:
             ewkb = current["ewkb"]  # the stored shape, not its reprojected copy
         values["commune_code"] = commune
-    _authorize(by, [current["commune_code"], values["commune_code"]])
+    _authorize(by, [current["commune_code"], values["commune_code"]], permission)
     if shape_changed and "nicad" not in changes:
         values["nicad"] = None  # the old NICAD stays on the old version
         values["nicad_status"] = nicad_rules.STATUS_TO_REASSIGN
@@ -439,7 +443,7 @@ def update(session: Session, *, parcel_id: str, data: ParcelInput, author: str,
     version: int = current["version"] + 1
     before = _audit_state(session, pid)
     _close(session, pid, current["version"], author=author, reason=f"remplacée par la version {version}")
-    _insert_version(session, pid, version, values, ewkb, action="api:update", author=author, reason=data.reason)
+    _insert_version(session, pid, version, values, ewkb, action=action, author=author, reason=data.reason)
     journal.record(session, by, author=author,
                    operation="parcel.update", object_kind="parcel", object_id=pid, parcel_id=pid,
                    commune_code=values["commune_code"], before=before, after=_audit_state(session, pid))
