@@ -16,6 +16,7 @@ from api.routers import (
     dashboards,
     documents,
     exports,
+    field_returns,
     health,
     imports,
     mutations,
@@ -83,6 +84,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(bornes.router)
     app.include_router(tenure.router)
     app.include_router(imports.router)
+    app.include_router(field_returns.router)
     app.include_router(ogc.router)
     app.include_router(tiles.router)
     app.include_router(exports.router)

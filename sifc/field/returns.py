@@ -38,6 +38,7 @@ from sifc.settings import Settings
 # One library instance per process: its finaliser misbehaves at interpreter exit (ADR 0003 §1 (d)).
 GEODIFF = pygeodiff.GeoDiff()
 KIND = "field_return"
+JOB_SQL = text("SELECT * FROM import_job WHERE id = :id AND kind = 'field_return'")
 
 
 def parse_package_id(value: Any) -> uuid.UUID:
@@ -107,6 +108,9 @@ def _principal(session: Session, job: dict[str, Any]) -> Principal:
 
     options = job["options"]
     kind, ident = options.get("actor_kind"), options.get("actor_id")
+    if kind == "cli":  # the operator at the server's console, running the job in its own process
+        return Principal(kind="cli", role="administrateur", name=job["created_by"], everywhere=True,
+                         ).via("CLI", "sifc field return")
     if kind == "user":
         row = session.execute(text("SELECT id, username AS name, role FROM app_user WHERE id = :id AND active"),
                               {"id": ident}).first()

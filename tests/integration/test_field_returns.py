@@ -293,6 +293,8 @@ def test_new_parcels_bornes_and_deletions(db, settings, holder, place, tmp_path)
     ("UPDATE gpkg_geometry_columns SET geometry_type_name = 'POLYGON' WHERE table_name = 'parcels'",
      "field.schema_changed"),
     ("UPDATE sifc_package SET value = '" + "0" * 64 + "' WHERE key = 'mac'", "field.package_forged"),
+    ("CREATE TRIGGER spy AFTER UPDATE ON parcels BEGIN SELECT 1; END", "field.trigger_extra"),
+    ("CREATE VIEW everything AS SELECT * FROM parcels", "field.table_extra"),
     ("UPDATE sifc_package SET value = '00000000-0000-4000-8000-000000000000' WHERE key = 'id'",
      "field.package_forged"),
 ])
@@ -314,6 +316,10 @@ def test_lost_package_and_other_user_are_refused(db, settings, holder, place, tm
     with pytest.raises(Forbidden) as refused:
         run_return(db, settings, _holder(db, name="intrus"), path, package_id)
     assert refused.value.key == "field.not_holder"
+    db.execute(text("UPDATE field_package SET status = 'expired' WHERE id = :p"), {"p": package_id})
+    db.commit()
+    job = run_return(db, settings, holder, path, package_id)
+    assert job["status"] == "failed" and job["error"]["key"] == "field.package_expired"
     db.execute(text("UPDATE field_package SET status = 'lost', closed_at = now(), closed_by = 'admin' "
                     "WHERE id = :p"), {"p": package_id})
     db.commit()
@@ -358,10 +364,112 @@ def test_photo_is_attached_as_a_source(db, settings, holder, place, tmp_path):
     assert [tuple(r) for r in attached] == [("autre", "image/jpeg")]
 
 
-def test_litige_freeze_refuses_the_feature(db, settings, holder, place, tmp_path):
+def test_litige_freeze_refuses_the_feature(client, db, settings, holder, place, tmp_path):
     _x, _y, ids = place
     package_id, path = build(db, settings, holder, place, tmp_path)
-    frozen = db.execute(text("SELECT to_regclass('litige') IS NOT NULL")).scalar()
-    if not frozen:
-        pytest.skip("no litige table in this schema")
-    pytest.skip("litige fixture: see the report")
+    officer = {"X-API-Key": api_key(db, role="agent_foncier", scope=(f"commune:{BARGNY}",), name="greffe")}
+    decision = client.post("/sources", headers=officer, json={
+        "kind": "decision_justice", "document_date": "2026-01-05", "commune_code": BARGNY, "reference": "TGI 1"})
+    assert decision.status_code == 201, decision.text
+    litige = client.post(f"/parcels/{ids[2]}/rights", headers=officer, json={
+        "type": "litige", "start_date": "2026-01-06", "source_ids": [decision.json()["id"]]})
+    assert litige.status_code == 201, litige.text
+    db.commit()
+    act_as(db, None)
+    frozen, free = fid_of(path, ids[2]), fid_of(path, ids[3])
+    edit(path, "UPDATE parcels SET land_use = 'commerce' WHERE fid IN (?, ?)", frozen, free)
+    job = run_return(db, settings, holder, path, package_id)
+    features = by_fid(job)
+    assert (features[("parcels", frozen)]["status"], features[("parcels", frozen)]["reason"]) == (
+        "refused", "tenure.under_litige")
+    assert features[("parcels", free)]["status"] == "applied"
+
+
+def test_split_after_checkout_names_the_children(db, settings, holder, place, tmp_path):
+    from datetime import date
+
+    from sifc import mutations
+    from sifc.tenure import sources
+
+    x, y, ids = place
+    package_id, path = build(db, settings, holder, place, tmp_path)
+    act_as(db, "bureau")
+    source = sources.create(db, data=sources.SourceInput(kind="plan", document_date=date(2026, 1, 5),
+                                                         commune_code=BARGNY), by=None, author="bureau")
+    left, right = box(x + 60, y, x + 70, y + 20), box(x + 70, y, x + 80, y + 20)
+    done = mutations.split(db, parcel_id=ids[2], children=[mutations.Child(mapping(left)), mutations.Child(mapping(right))],
+                           rights={}, data=mutations.MutationInput(occurred_on=date(2026, 1, 6), source_ids=[source],
+                                                                   reason="morcellement", input_crs=32628),
+                           expected_version=None, by=None, author="bureau")
+    db.commit()
+    fid = fid_of(path, ids[2])
+    edit(path, "UPDATE parcels SET land_use = 'commerce' WHERE fid = ?", fid)
+    job = run_return(db, settings, holder, path, package_id)
+    entry = by_fid(job)[("parcels", fid)]
+    assert (entry["status"], entry["reason"]) == ("conflict", "field.conflict_split")
+    assert sorted(entry["children"]) == sorted(str(c) for c in done["children"])
+    assert db.execute(text("SELECT count(*) FROM parcel WHERE parcel_id = :p"), {"p": ids[2]}).scalar() == 0
+
+
+def test_edits_left_in_the_wal_are_read(db, settings, holder, place, tmp_path):
+    _x, _y, ids = place
+    package_id, path = build(db, settings, holder, place, tmp_path)
+    fid = fid_of(path, ids[1])
+    bundle_path = tmp_path / "retour-wal.zip"
+    conn = _connect(path)
+    try:
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA wal_autocheckpoint = 0")
+        conn.execute("UPDATE parcels SET land_use = 'commerce' WHERE fid = ?", (fid,))
+        conn.commit()
+        assert Path(str(path) + "-wal").stat().st_size > 0
+        with zipfile.ZipFile(bundle_path, "w") as bundle:  # as QGIS leaves it, the project still open
+            bundle.write(path, "data.gpkg")
+            bundle.write(str(path) + "-wal", "data.gpkg-wal")
+    finally:
+        conn.close()
+    job = run_return(db, settings, holder, bundle_path, package_id)
+    assert by_fid(job)[("parcels", fid)]["status"] == "applied"
+
+
+def test_a_valid_mac_for_an_unknown_package(db, settings, holder, place, tmp_path):
+    from datetime import UTC, datetime, timedelta
+
+    from sifc.field import mac
+
+    package_id, path = build(db, settings, holder, place, tmp_path)
+    ghost = "00000000-0000-4000-8000-000000000001"
+    issued = datetime.now(UTC)
+    claims = mac.claims(package_id=ghost, commune_code=BARGNY, issued_to=holder.name, issued_at=issued,
+                        expires_at=issued + timedelta(days=3), package_format=1)
+    code, kid = mac.sign(keyring.for_settings(settings), claims)
+    for key, value in (("id", ghost), ("issued_at", issued.isoformat()),
+                       ("expires_at", (issued + timedelta(days=3)).isoformat()), ("mac", code), ("kid", kid)):
+        edit(path, "UPDATE sifc_package SET value = ? WHERE key = ?", value, key)
+    job = run_return(db, settings, holder, path, package_id)
+    assert job["status"] == "failed" and job["error"]["key"] == "field.package_unknown"
+
+
+def test_over_http_the_holder_queues_a_return(client, db, settings, place, tmp_path):
+    key = api_key(db, role="agent_foncier", scope=(f"commune:{BARGNY}",), name="agent http")
+    holder = from_api_key(db, key)
+    package_id, path = build(db, settings, holder, place, tmp_path)
+    headers = {"X-API-Key": key}
+    with path.open("rb") as handle:
+        queued = client.post(f"/field/packages/{package_id}/return", params={"dry_run": "true"}, headers=headers,
+                             files={"file": ("data.gpkg", handle, "application/geopackage+sqlite3")})
+    assert queued.status_code == 202, queued.text
+    job = queued.json()
+    assert job["kind"] == "field_return" and job["dry_run"] and job["status"] == "queued"
+    followed = client.get(f"/field/returns/{job['id']}", headers=headers)
+    assert followed.status_code == 200 and followed.json()["links"]["self"].endswith(job["id"])
+    other = {"X-API-Key": api_key(db, role="agent_foncier", scope=(f"commune:{BARGNY}",), name="autre agent")}
+    with path.open("rb") as handle:
+        refused = client.post(f"/field/packages/{package_id}/return", headers=other,
+                              files={"file": ("data.gpkg", handle, "application/geopackage+sqlite3")})
+    assert refused.status_code == 403 and refused.json()["type"].endswith("field.not_holder")
+    reader = {"X-API-Key": api_key(db, role="lecteur", scope=(f"commune:{BARGNY}",), name="lecteur")}
+    assert client.get(f"/field/returns/{job['id']}", headers=reader).status_code == 403
+    unknown = client.post("/field/packages/00000000-0000-4000-8000-000000000009/return", headers=headers,
+                          files={"file": ("data.gpkg", b"SQLite format 3\x00", "application/octet-stream")})
+    assert unknown.status_code == 404

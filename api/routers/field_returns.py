@@ -1,0 +1,136 @@
+"""Field returns over HTTP: upload a returned package, follow its job, read its report and rejects.
+
+The upload is handled as an import's (streamed to the upload folder, its size counted whatever the
+headers say); the checks and the job are :mod:`sifc.field.returns`'. A holder follows the return on
+``/field/returns/{id}`` (an agent foncier has no access to ``/imports``); an analyst or administrator
+sees the same job among the imports.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import Response
+from sqlalchemy import text
+from starlette.datastructures import UploadFile
+
+from api.deps import SessionDep, SettingsDep, allow
+from api.problems import language
+from api.routers.imports import (
+    GPKG,
+    UploadRateLimited,
+    _counting,
+    _declared_length,
+    _discard,
+    _job_dir,
+    _json,
+    _safe_name,
+    _save_stream,
+    _upload_chunks,
+)
+from api.schemas.records import ImportJobOut
+from sifc.auth.principal import Action, Principal
+from sifc.errors import Forbidden, InvalidInput, NotFound
+from sifc.field import returns
+from sifc.i18n import translate
+from sifc.imports import jobs
+
+router = APIRouter(tags=["Dossiers de terrain"])
+FieldWorker = Annotated[Principal, allow(Action.FIELD_WORK)]
+
+
+def _public(job: dict[str, Any], request: Request) -> dict[str, Any]:
+    base = request.app.state.settings.public_base + request.app.url_path_for("get_field_return",
+                                                                             job_id=str(job["id"]))
+    links = {"self": base}
+    if job.pop("has_report", False):
+        links["report"] = f"{base}/report"
+    if job.pop("has_rejects", False):
+        links["rejects"] = f"{base}/rejects"
+    job["links"] = links
+    error = job.get("error")
+    if error:
+        lang = language(request)
+        job["error"] = {"key": error.get("key"), "stage": error.get("stage"),
+                        "message": error.get(lang) or translate(error["key"], lang, **(error.get("params") or {}))}
+    return job
+
+
+@router.post("/field/packages/{package_id}/return", status_code=202, response_model=ImportJobOut,
+             summary="Retourner un dossier de terrain (aperçu ou application)", dependencies=[UploadRateLimited],
+             responses={429: {"description": "Trop d'envois : réessayez après `Retry-After` secondes."}})
+async def return_package(
+    package_id: str, request: Request, session: SessionDep, settings: SettingsDep, principal: FieldWorker,
+    dry_run: Annotated[bool, Query(description="`true` : aperçu, rien n'est écrit.")] = False,
+    filename: Annotated[str | None, Query(max_length=200, description="Nom du fichier (envoi brut).")] = None,
+) -> Response:
+    """Envoi multipart (champ `file`) ou corps brut : le zip du dossier (avec ses photos sous `DCIM/`)
+    ou son `data.gpkg`. La réponse (202) décrit la tâche ; son rapport dit, entité par entité, ce qui
+    est appliqué, en conflit, refusé ou proposé au retrait. Seul le détenteur du dossier peut le retourner.
+    """
+    pid = returns.parse_package_id(package_id)
+    limit = settings.max_field_return_bytes
+    _declared_length(request, limit)
+    counted = _counting(request, limit)
+    job_id = uuid.uuid4()
+    folder = _job_dir(settings, job_id)
+    try:
+        if request.headers.get("content-type", "").startswith("multipart/form-data"):
+            async with counted.form(max_files=1, max_fields=5) as form:
+                upload = form.get("file")
+                if not isinstance(upload, UploadFile):
+                    raise InvalidInput("upload.no_file")
+                name = _safe_name(upload.filename)
+                size = await _save_stream(_upload_chunks(upload), folder / name)
+        else:
+            name = _safe_name(filename or "data.gpkg")
+            size = await _save_stream(counted.stream(), folder / name)
+        if size == 0:
+            raise InvalidInput("upload.empty")
+        job = await run_in_threadpool(
+            returns.submit_return, session, package_id=pid, upload_path=folder / name, file_name=name, size=size,
+            dry_run=dry_run, by=principal, settings=settings, lang=language(request), job_id=job_id)
+    except BaseException:
+        _discard(folder)
+        raise
+    body = _public(job, request)
+    return _json(body, 202, headers={"Location": body["links"]["self"]})
+
+
+def _job(session: SessionDep, job_id: str, principal: Principal) -> uuid.UUID:
+    """The return's job id, once ``principal`` may see it: its own, or field work in the package's commune."""
+    parsed = jobs.parse_id(job_id)
+    row = session.execute(text("""
+        SELECT created_by, options ->> 'commune_code' AS commune FROM import_job
+        WHERE id = :id AND kind = 'field_return'"""), {"id": parsed}).first()
+    if row is None:
+        raise NotFound("import_job.not_found", id=str(parsed))
+    if row.created_by == principal.name or (row.commune is not None and principal.may(Action.FIELD_WORK, row.commune)):
+        return parsed
+    raise Forbidden("auth.out_of_scope", communes=row.commune or "?")
+
+
+@router.get("/field/returns/{job_id}", name="get_field_return", response_model=ImportJobOut,
+            summary="État et résumé d'un retour de terrain")
+def get_field_return(job_id: str, request: Request, session: SessionDep, principal: FieldWorker) -> Response:
+    """Statut de la tâche, nombre d'entités appliquées, en conflit, refusées, proposées au retrait."""
+    return _json(_public(jobs.get(session, _job(session, job_id, principal)), request))
+
+
+@router.get("/field/returns/{job_id}/report", summary="Rapport complet d'un retour de terrain (JSON)")
+def get_field_return_report(job_id: str, session: SessionDep, principal: FieldWorker) -> Response:
+    """Chaque entité traitée : statut, motif traduit ; pour un conflit, les deux géométries (WGS 84) et attributs."""
+    report, _issues = jobs.issues_lines(session, _job(session, job_id, principal))
+    return _json(report)
+
+
+@router.get("/field/returns/{job_id}/rejects", summary="Conflits et refus d'un retour (GeoPackage à corriger)",
+            response_class=Response, responses={200: {"content": {GPKG: {}}}})
+def get_field_return_rejects(job_id: str, session: SessionDep, principal: FieldWorker) -> Response:
+    """Un GeoPackage au schéma du dossier, mêmes identifiants d'entités, à corriger puis retourner."""
+    data = jobs.rejects(session, _job(session, job_id, principal))
+    return Response(data, media_type=GPKG,
+                    headers={"Content-Disposition": f'attachment; filename="retour-{job_id}.gpkg"'})
