@@ -1,9 +1,11 @@
-"""Exports of current parcels: GeoJSON, GeoPackage, zipped Shapefile, CSV with WKT, FlatGeobuf.
+"""Exports of current parcels and bornes: GeoJSON, GeoPackage, zipped Shapefile, CSV with WKT, FlatGeobuf.
 
-A selection (a commune, a bbox, a CQL2 filter over :data:`sifc.parcels.selection.QUERYABLES`, or
-any combination: the same selection as OGC items and tiles, :mod:`sifc.parcels.selection`) is read
-from the ``parcel`` view through a server-side cursor, a batch at a time, so memory does not grow
-with the export:
+An export is of one layer (:data:`LAYERS`): the current parcels (``parcelles``, the default) or
+the current bornes (``bornes``, points). A selection (a commune, a bbox, a CQL2 filter over the
+layer's queryables, or any combination: for parcels the same selection as OGC items and tiles,
+:mod:`sifc.parcels.selection`; for bornes the same filters as the OGC collection ``bornes``) is
+read from the layer's view of current versions through a server-side cursor, a batch at a time,
+so memory does not grow with the export:
 
 - GeoJSON and CSV are written as they are read (each feature serialized by PostGIS:
   ``ST_AsGeoJSON``, ``ST_AsText``) and can be streamed straight to an HTTP client;
@@ -11,12 +13,13 @@ with the export:
   batches handed to GDAL (``pyogrio.write_arrow`` over a ``RecordBatchReader``) in one pass,
   then the file is sent and deleted.
 
-The exported columns are the explicit public list :data:`COLUMNS`; holders and authors are
-never exported. GeoJSON is in WGS 84 by default (RFC 7946), the other formats in the storage
+The exported columns are the explicit public list of the layer (:data:`COLUMNS`,
+:data:`BORNE_COLUMNS`); holders, authors and officers' text are never exported
+(:mod:`sifc.personal`). GeoJSON is in WGS 84 by default (RFC 7946), the other formats in the storage
 CRS, UTM 28N (EPSG:32628), which is what surveyors work in; ``crs`` chooses either for any
-format. A shapefile's field names are at most 10 characters (dBASE): :data:`COLUMNS` fixes the
+format. A shapefile's field names are at most 10 characters (dBASE): the columns fix the
 short name of each field, the zip carries the table in ``LISEZMOI.txt``, and the importer reads
-the short names back (:mod:`sifc.imports.mapping`).
+the parcels' short names back (:mod:`sifc.imports.mapping`).
 """
 
 from __future__ import annotations
@@ -37,14 +40,15 @@ import pyarrow as pa
 from sqlalchemy import Row, text
 from sqlalchemy.orm import Session
 
+from sifc.bornes import service as bornes
 from sifc.crs import STORAGE_SRID
 from sifc.errors import InvalidInput, NotFound
+from sifc.ogc_filter import feature_conditions
 from sifc.ogc_filter import parse as parse_filter
 from sifc.parcels import selection as parcel_selection
 from sifc.parcels.spatial import parse_bbox
 from sifc.text import search_form
 
-LAYER = "parcelles"
 # Rows read (and written) at a time. What an export holds at once is about one batch: the rows
 # PostgreSQL sent, their Python objects, their Arrow arrays, GDAL's features (about 15 KB a
 # parcel all told). A server runs each export in whichever worker thread is free, and the
@@ -95,7 +99,7 @@ SUFFIXES = {".geojson": "geojson", ".json": "geojson", ".gpkg": "gpkg", ".zip": 
 
 @dataclass(frozen=True)
 class ExportColumn:
-    """A public attribute of the export: its SQL over the ``parcel`` view, type and shapefile name."""
+    """A public attribute of the export: its SQL over ``t`` (the layer's view), type and shapefile name."""
 
     name: str
     sql: str
@@ -123,12 +127,52 @@ COLUMNS: tuple[ExportColumn, ...] = (
                  "début de validité de la version (UTC ; texte ISO 8601 dans un shapefile)"),
 )
 SHAPEFILE_FIELDS = {c.name: c.short for c in COLUMNS}
-assert all(len(short) <= 10 for short in SHAPEFILE_FIELDS.values())
-assert len(set(SHAPEFILE_FIELDS.values())) == len(COLUMNS)
+
+BORNE_COLUMNS: tuple[ExportColumn, ...] = (
+    ExportColumn("borne_id", "t.borne_id::text", pa.string(), "borne_id", "identifiant interne stable (UUID)"),
+    ExportColumn("version", "t.version", pa.int32(), "version", "numéro de la version en vigueur"),
+    ExportColumn("code", "t.code", pa.string(), "code", "numéro national de la borne, s'il en existe un"),
+    ExportColumn("commune_code", "t.commune_code", pa.string(), "commune", "code de la commune"),
+    ExportColumn("label", "t.label", pa.string(), "label", "numéro du géomètre (« B12 »)"),
+    ExportColumn("source_id", "t.source_id", pa.string(), "source_id", "identifiant dans le fichier source"),
+    ExportColumn("precision_m", "t.precision_m", pa.float64(), "precision", "précision du levé (m)"),
+    ExportColumn("survey_method", "t.survey_method", pa.string(), "method",
+                 "méthode : gnss_rtk, gnss, station_totale, ruban, numerisation, inconnu"),
+    ExportColumn("surveyed_on", "t.surveyed_on", pa.date32(), "surveyed", "date du levé"),
+    ExportColumn("valid_from", "t.valid_from", pa.timestamp("us", tz="UTC"), "valid_from",
+                 "début de validité de la version (UTC ; texte ISO 8601 dans un shapefile)"),
+)
+
+
+@dataclass(frozen=True)
+class ExportLayer:
+    """What an export reads and writes: the view of current versions, its public columns, its geometry."""
+
+    name: str  # the layer's and the files' name
+    view: str  # the view of current versions, read as ``t``
+    key: str  # the stable id over ``t``: the feature id and the order of the rows
+    columns: tuple[ExportColumn, ...]
+    geometry_type: str  # as GDAL names it
+    queryables: dict[str, tuple[str, str]]  # what a CQL2 filter may name: name -> (SQL over ``t``, JSON type)
+    readme_title: str
+    readme_reread: str = ""  # how the project reads the shapefile back, if it does
+
+
+PARCELS = ExportLayer("parcelles", parcel_selection.CURRENT, "t.parcel_id", COLUMNS, "MultiPolygon",
+                      parcel_selection.QUERYABLES,
+                      "export de parcelles en vigueur (shapefile) / current parcels export",
+                      " « sifc import parcels » les relit tels quels.")
+BORNES = ExportLayer("bornes", "borne", "t.borne_id", BORNE_COLUMNS, "Point", bornes.QUERYABLES,
+                     "export de bornes en vigueur (shapefile) / current bornes export")
+LAYERS: dict[str, ExportLayer] = {layer.name: layer for layer in (PARCELS, BORNES)}
+for _layer in LAYERS.values():
+    assert all(len(c.short) <= 10 for c in _layer.columns), _layer.name
+    assert len({c.short for c in _layer.columns}) == len(_layer.columns), _layer.name
 
 
 Selection = parcel_selection.Selection
-"""Which current parcels an export holds (the selection OGC items and tiles use too)."""
+"""Which current parcels (or bornes, with :data:`BORNES`) an export holds (for parcels, the selection OGC items
+and tiles use too): a condition over ``t`` and its bound values."""
 
 
 @dataclass
@@ -184,12 +228,12 @@ def resolve_commune(session: Session, reference: str) -> str:
 
 def select(session: Session, *, commune: str | None = None, bbox: str | None = None,
            bbox_crs: str = "EPSG:4326", cql: str | None = None, filter_lang: str = "cql2-text",
-           filter_crs: str = "EPSG:4326") -> Selection:
-    """The selection of current parcels for an export; every user value is checked and bound.
+           filter_crs: str = "EPSG:4326", layer: ExportLayer = PARCELS) -> Selection:
+    """The selection of the current features of ``layer`` for an export; every user value is checked and bound.
 
     ``bbox`` is ``minx,miny,maxx,maxy`` in ``bbox_crs`` (longitude first in EPSG:4326, as in
     ``/parcels/in-bbox``); ``cql`` is a CQL2 text or JSON filter (OGC API - Features Part 3)
-    over the parcels' queryables, its geometries in ``filter_crs``.
+    over the layer's queryables (those of its OGC collection), its geometries in ``filter_crs``.
     """
     code = resolve_commune(session, commune) if commune is not None else None
     box = None
@@ -202,12 +246,18 @@ def select(session: Session, *, commune: str | None = None, bbox: str | None = N
             raise InvalidInput("ogc.bad_filter", reason=f"langage inconnu : {filter_lang[:50]}")
         filter_srid = _crs_srid(filter_crs)
         parsed = parse_filter(cql, filter_lang)
-    return parcel_selection.select(bbox=box, cql=parsed, filter_srid=filter_srid, commune=code)
+    if layer is PARCELS:
+        return parcel_selection.select(bbox=box, cql=parsed, filter_srid=filter_srid, commune=code)
+    conditions, params = feature_conditions(layer.queryables, bbox=box, cql=parsed, filter_srid=filter_srid)
+    if code is not None:
+        conditions.append("t.commune_code = :selection_commune")
+        params["selection_commune"] = code
+    return Selection(" AND ".join(conditions) or "TRUE", params, code)
 
 
-def filename(fmt: ExportFormat, selection: Selection, day: date | None = None) -> str:
-    """The file name of an export: ``parcelles_<commune>_<date><suffix>`` (``selection`` without commune)."""
-    return f"{LAYER}_{selection.commune or 'selection'}_{(day or date.today()).isoformat()}{fmt.suffix}"
+def filename(fmt: ExportFormat, selection: Selection, day: date | None = None, layer: ExportLayer = PARCELS) -> str:
+    """The file name of an export: ``<layer>_<commune>_<date><suffix>`` (``selection`` without commune)."""
+    return f"{layer.name}_{selection.commune or 'selection'}_{(day or date.today()).isoformat()}{fmt.suffix}"
 
 
 # --- reading ------------------------------------------------------------------------------
@@ -216,9 +266,9 @@ def _geometry(srid: int) -> str:
     return "t.geom" if srid == STORAGE_SRID else f"ST_Transform(t.geom, {int(srid)})"
 
 
-def _batches(session: Session, selection: Selection, columns: str,
-             batch_size: int) -> Iterator[Sequence[Row[Any]]]:
-    """The selected parcels in id order, ``batch_size`` rows at a time, from a server-side cursor.
+def _batches(session: Session, selection: Selection, columns: str, batch_size: int,
+             layer: ExportLayer) -> Iterator[Sequence[Row[Any]]]:
+    """The selected features of ``layer`` in id order, ``batch_size`` rows at a time, from a server-side cursor.
 
     The query runs and its first batch is read before this returns, so a value PostgreSQL
     refuses (a filter comparing a number with a word) fails here, before a response has started.
@@ -226,7 +276,7 @@ def _batches(session: Session, selection: Selection, columns: str,
     is held at a time when the consumer drops it too.
     """
     result = session.execute(
-        text(f"SELECT {columns} FROM {parcel_selection.CURRENT} t WHERE {selection.where} ORDER BY t.parcel_id"),
+        text(f"SELECT {columns} FROM {layer.view} t WHERE {selection.where} ORDER BY {layer.key}"),
         selection.params, execution_options={"stream_results": True, "max_row_buffer": batch_size})
     try:
         pending = [result.fetchmany(batch_size)]
@@ -246,25 +296,25 @@ def _batches(session: Session, selection: Selection, columns: str,
     return rest()
 
 
-def _attributes_sql() -> str:
-    return ", ".join(f"{c.sql} AS {c.name}" for c in COLUMNS)
+def _attributes_sql(layer: ExportLayer) -> str:
+    return ", ".join(f"{c.sql} AS {c.name}" for c in layer.columns)
 
 
 # --- streamed formats ---------------------------------------------------------------------
 
 def iter_geojson(session: Session, selection: Selection, *, srid: int = 4326, batch_size: int = BATCH_SIZE,
-                 stats: ExportStats | None = None) -> Iterator[bytes]:
+                 stats: ExportStats | None = None, layer: ExportLayer = PARCELS) -> Iterator[bytes]:
     """A GeoJSON FeatureCollection, a batch of features at a time (features written by PostGIS)."""
     stats = stats if stats is not None else ExportStats()
     stats.srid = srid
-    properties = ", ".join(f"'{c.name}', {c.sql}" for c in COLUMNS)
-    feature = (f"json_build_object('type', 'Feature', 'id', t.parcel_id, 'geometry', "
+    properties = ", ".join(f"'{c.name}', {c.sql}" for c in layer.columns)
+    feature = (f"json_build_object('type', 'Feature', 'id', {layer.key}, 'geometry', "
                f"ST_AsGeoJSON({_geometry(srid)}, {TEXT_DIGITS[srid]})::json, "
                f"'properties', json_build_object({properties}))::text")
-    head: dict[str, Any] = {"type": "FeatureCollection", "name": LAYER}
+    head: dict[str, Any] = {"type": "FeatureCollection", "name": layer.name}
     if srid != 4326:  # the 2008 "crs" member, as elsewhere in the API, so GIS tools place the file
         head["crs"] = {"type": "name", "properties": {"name": f"urn:ogc:def:crs:EPSG::{srid}"}}
-    return _geojson_chunks(orjson.dumps(head), _batches(session, selection, feature, batch_size), stats)
+    return _geojson_chunks(orjson.dumps(head), _batches(session, selection, feature, batch_size, layer), stats)
 
 
 def _geojson_chunks(head: bytes, batches: Iterator[Sequence[Row[Any]]], stats: ExportStats) -> Iterator[bytes]:
@@ -289,18 +339,18 @@ def _csv_value(value: Any) -> Any:
 
 
 def iter_csv(session: Session, selection: Selection, *, srid: int = STORAGE_SRID, batch_size: int = BATCH_SIZE,
-             stats: ExportStats | None = None) -> Iterator[bytes]:
+             stats: ExportStats | None = None, layer: ExportLayer = PARCELS) -> Iterator[bytes]:
     """CSV (RFC 4180, UTF-8, comma): the public columns, then ``wkt``, the geometry in ``srid``."""
     stats = stats if stats is not None else ExportStats()
     stats.srid = srid
-    columns = f"{_attributes_sql()}, ST_AsText({_geometry(srid)}, {TEXT_DIGITS[srid]}) AS wkt"
-    return _csv_chunks(_batches(session, selection, columns, batch_size), stats)
+    columns = f"{_attributes_sql(layer)}, ST_AsText({_geometry(srid)}, {TEXT_DIGITS[srid]}) AS wkt"
+    return _csv_chunks(_batches(session, selection, columns, batch_size, layer), stats, layer)
 
 
-def _csv_chunks(batches: Iterator[Sequence[Row[Any]]], stats: ExportStats) -> Iterator[bytes]:
+def _csv_chunks(batches: Iterator[Sequence[Row[Any]]], stats: ExportStats, layer: ExportLayer) -> Iterator[bytes]:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow([c.name for c in COLUMNS] + ["wkt"])
+    writer.writerow([c.name for c in layer.columns] + ["wkt"])
     yield buffer.getvalue().encode()
     for rows in batches:
         buffer.seek(0)
@@ -313,8 +363,8 @@ def _csv_chunks(batches: Iterator[Sequence[Row[Any]]], stats: ExportStats) -> It
 
 # --- file formats -------------------------------------------------------------------------
 
-def _schema(short_names: bool) -> pa.Schema:
-    fields = [pa.field(c.short if short_names else c.name, c.kind) for c in COLUMNS]
+def _schema(short_names: bool, layer: ExportLayer) -> pa.Schema:
+    fields = [pa.field(c.short if short_names else c.name, c.kind) for c in layer.columns]
     fields.append(pa.field("geometry", pa.binary(), metadata={"ARROW:extension:name": "geoarrow.wkb"}))
     return pa.schema(fields)
 
@@ -331,7 +381,8 @@ def _record_batches(batches: Iterator[Sequence[Row[Any]]], schema: pa.Schema,
 
 
 def write_layer(session: Session, selection: Selection, fmt: ExportFormat, target: Path, *, srid: int,
-                batch_size: int = BATCH_SIZE, stats: ExportStats | None = None) -> ExportStats:
+                batch_size: int = BATCH_SIZE, stats: ExportStats | None = None,
+                layer: ExportLayer = PARCELS) -> ExportStats:
     """Write a GeoPackage, FlatGeobuf or zipped Shapefile to ``target`` in one pass over the batches."""
     from pyogrio import write_arrow
 
@@ -339,21 +390,21 @@ def write_layer(session: Session, selection: Selection, fmt: ExportFormat, targe
     stats = stats if stats is not None else ExportStats()
     stats.srid = srid
     shapefile = fmt.name == "shp"
-    schema = _schema(short_names=shapefile)
-    columns = f"{_attributes_sql()}, ST_AsBinary({_geometry(srid)}) AS wkb"
-    batches = _batches(session, selection, columns, batch_size)
+    schema = _schema(shapefile, layer)
+    columns = f"{_attributes_sql(layer)}, ST_AsBinary({_geometry(srid)}) AS wkb"
+    batches = _batches(session, selection, columns, batch_size, layer)
     reader = pa.RecordBatchReader.from_batches(schema, _record_batches(batches, schema, stats))
     options: dict[str, Any] = {"layer_options": LAYER_OPTIONS.get(fmt.name, {})}
     with tempfile.TemporaryDirectory(prefix="sifc-export-", dir=target.parent) as scratch:
-        layer_path = Path(scratch) / (f"{LAYER}.shp" if shapefile else target.name)
-        write_arrow(reader, layer_path, layer=LAYER, driver=fmt.driver, geometry_name="geometry",
-                    geometry_type="MultiPolygon", crs=f"EPSG:{srid}", **options)
+        layer_path = Path(scratch) / (f"{layer.name}.shp" if shapefile else target.name)
+        write_arrow(reader, layer_path, layer=layer.name, driver=fmt.driver, geometry_name="geometry",
+                    geometry_type=layer.geometry_type, crs=f"EPSG:{srid}", **options)
         if shapefile:
-            (Path(scratch) / "LISEZMOI.txt").write_text(shapefile_readme(srid), encoding="utf-8")
+            (Path(scratch) / "LISEZMOI.txt").write_text(shapefile_readme(srid, layer), encoding="utf-8")
             partial = target.with_name(target.name + ".part")
             with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED) as bundle:
                 for suffix in (".shp", ".shx", ".dbf", ".prj", ".cpg"):
-                    bundle.write(layer_path.with_suffix(suffix), f"{LAYER}{suffix}")
+                    bundle.write(layer_path.with_suffix(suffix), f"{layer.name}{suffix}")
                 bundle.write(Path(scratch) / "LISEZMOI.txt", "LISEZMOI.txt")
             partial.replace(target)
         else:
@@ -361,32 +412,33 @@ def write_layer(session: Session, selection: Selection, fmt: ExportFormat, targe
     return stats
 
 
-def shapefile_readme(srid: int) -> str:
+def shapefile_readme(srid: int, layer: ExportLayer = PARCELS) -> str:
     """The text beside an exported shapefile: its CRS, encoding and the field-name mapping."""
-    width = max(len(c.short) for c in COLUMNS)
+    width = max(len(c.short) for c in layer.columns)
     lines = [
-        "SIFC — export de parcelles en vigueur (shapefile) / current parcels export",
+        f"SIFC — {layer.readme_title}",
         "",
-        f"SCR / CRS : EPSG:{srid} (parcelles.prj) ; encodage / encoding : UTF-8 (parcelles.cpg)",
+        f"SCR / CRS : EPSG:{srid} ({layer.name}.prj) ; encodage / encoding : UTF-8 ({layer.name}.cpg)",
         "Les noms de champs dBASE ont au plus 10 caractères ; correspondance avec les noms complets",
-        "(GeoJSON, GeoPackage, CSV, FlatGeobuf, API). « sifc import parcels » les relit tels quels.",
+        f"(GeoJSON, GeoPackage, CSV, FlatGeobuf, API).{layer.readme_reread}",
         "dBASE field names have at most 10 characters; mapping to the full names:",
         "",
     ]
-    lines += [f"{c.short.ljust(width)}  {c.name.ljust(17)} {c.description}" for c in COLUMNS]
+    lines += [f"{c.short.ljust(width)}  {c.name.ljust(17)} {c.description}" for c in layer.columns]
     return "\n".join(lines) + "\n"
 
 
 def export(session: Session, selection: Selection, fmt: ExportFormat, target: Path, *, srid: int | None = None,
-           batch_size: int = BATCH_SIZE) -> ExportStats:
-    """Write the selection to the file ``target`` in ``fmt`` (the CLI's entry point)."""
+           batch_size: int = BATCH_SIZE, layer: ExportLayer = PARCELS) -> ExportStats:
+    """Write the selection of ``layer`` to the file ``target`` in ``fmt`` (the CLI's entry point)."""
     chosen = fmt.default_srid if srid is None else srid
     stats = ExportStats(srid=chosen)
     target.parent.mkdir(parents=True, exist_ok=True)
     if not fmt.streamed:
-        return write_layer(session, selection, fmt, target, srid=chosen, batch_size=batch_size, stats=stats)
+        return write_layer(session, selection, fmt, target, srid=chosen, batch_size=batch_size, stats=stats,
+                           layer=layer)
     chunks = (iter_geojson if fmt.name == "geojson" else iter_csv)(
-        session, selection, srid=chosen, batch_size=batch_size, stats=stats)
+        session, selection, srid=chosen, batch_size=batch_size, stats=stats, layer=layer)
     partial = target.with_name(target.name + ".part")
     with partial.open("wb") as out:
         for chunk in chunks:

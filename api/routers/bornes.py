@@ -1,4 +1,4 @@
-"""Bornes: create, read, update (a new version), retire, list by commune."""
+"""Bornes: create, read, update (a new version), retire, list by commune, versions."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from geojson_pydantic import Feature, Point
 from pydantic import BaseModel, Field
 
 from api.bounded import BornePrecision, SurveyDate
-from api.deps import SessionDep, allow
+from api.deps import PrincipalDep, SessionDep, allow
 from api.preconditions import PRECONDITION_RESPONSES, IfMatch, etag, expected
 from api.responses import GeoJSONResponse, geojson
-from api.schemas.features import BorneCollection
+from api.schemas.features import BorneCollection, BorneVersionCollection
 from api.schemas.features import BorneFeature as BorneFeatureOut
 from sifc.auth.principal import Action, Principal
 from sifc.bornes import service
@@ -84,6 +84,16 @@ def create_borne(feature: Annotated[BorneFeature, Body()], session: SessionDep, 
 def get_borne(borne_id: BorneId, session: SessionDep, crs: CrsParam = "EPSG:4326") -> Response:
     """Public : ni l'auteur ni le motif (données personnelles). L'`ETag` est à renvoyer dans `If-Match`."""
     return _answer(session, borne_id, crs)
+
+
+@router.get("/bornes/{borne_id}/versions", response_model=BorneVersionCollection, response_class=GeoJSONResponse,
+            summary="Toutes les versions d'une borne")
+def borne_versions(borne_id: BorneId, session: SessionDep, principal: PrincipalDep,
+                   crs: CrsParam = "EPSG:4326") -> Response:
+    """De la plus ancienne à la plus récente. Auteurs, motifs, sources et clôtures seulement si toutes les
+    communes de l'historique sont dans le périmètre d'un rôle connecté ; chaque lecture est inscrite au
+    journal des accès."""
+    return geojson(service.versions(session, borne_id=borne_id, reader=principal, crs=_srid(crs)))
 
 
 @router.patch("/bornes/{borne_id}", responses=PRECONDITION_RESPONSES, response_model=BorneFeatureOut,

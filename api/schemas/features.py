@@ -86,6 +86,25 @@ class BorneCollection(FeatureCollection[BorneFeature], Collection):
     """A page of a commune's bornes."""
 
 
+class BorneVersionProperties(BorneProperties):
+    """A version of a borne in its history (``sifc.bornes.service.versions``): personal fields in scope only."""
+
+    valid_to: datetime | None = Field(default=None, description="Fin de validité de la version (aucune : en vigueur).")
+    author: str | None = Field(default=None, description="Données personnelles : lecteurs habilités seulement.")
+    reason: str | None = Field(default=None, description="Texte libre : lecteurs habilités seulement.")
+    source: str | None = Field(default=None, description="Plan, levé ou fichier d'origine : lecteurs habilités.")
+    closed_by: str | None = Field(default=None, description="Données personnelles, lecteurs habilités seulement.")
+    close_reason: str | None = Field(default=None, description="Texte libre, lecteurs habilités seulement.")
+
+
+class BorneVersionFeature(Feature[Point, BorneVersionProperties]):
+    """A version of a borne."""
+
+
+class BorneVersionCollection(FeatureCollection[BorneVersionFeature], Collection):
+    """Every version of one borne, oldest first."""
+
+
 class SpatialParcelProperties(BaseModel):
     """A current parcel as the spatial questions give it (``sifc.parcels.spatial``), no personal field."""
 
@@ -244,6 +263,32 @@ class ExportFeature(Feature[Area, ExportProperties]):
 
 class ExportCollection(FeatureCollection[ExportFeature]):
     """The GeoJSON export: one layer, ``name`` ``parcelles`` (and ``crs`` outside WGS 84)."""
+
+    name: str | None = None
+    crs: NamedCrs | None = None
+
+
+class BorneExportProperties(BaseModel):
+    """A borne's public attributes as exported (``sifc.exports.BORNE_COLUMNS``): no author, no officer's text."""
+
+    borne_id: str
+    version: int
+    code: str | None
+    commune_code: str
+    label: str | None
+    source_id: str | None
+    precision_m: float | None
+    survey_method: str
+    surveyed_on: date | None
+    valid_from: datetime | None
+
+
+class BorneExportFeature(Feature[Point, BorneExportProperties]):
+    """An exported borne."""
+
+
+class BorneExportCollection(FeatureCollection[BorneExportFeature]):
+    """The GeoJSON export of bornes: one layer, ``name`` ``bornes`` (and ``crs`` outside WGS 84)."""
 
     name: str | None = None
     crs: NamedCrs | None = None

@@ -12,7 +12,10 @@ that distance (a corner shared by neighbouring parcels is stored once).
 
 Public representation: geometry, label, code, commune, precision, method, date, version, since —
 never who wrote it (``author``, ``closed_by``: personal, :data:`sifc.personal.PERSONAL_FIELDS`) nor
-the officers' text (``reason``, ``source``).
+the officers' text (``reason``, ``close_reason``, ``source``). A borne's history (:func:`versions`)
+carries them for a reader allowed to read personal data in every commune of that history
+(:func:`sifc.personal.may_reveal`), and each such read is written to the access log here, whoever
+calls (loi 2008-12), as for parcels.
 """
 
 from __future__ import annotations
@@ -30,11 +33,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from sifc import bounds, journal
+from sifc.auth import audit
 from sifc.auth.principal import Action, Principal, require
 from sifc.crs import STORAGE_SRID, in_domain
 from sifc.errors import Conflict, Gone, InvalidInput, NotFound
 from sifc.geojson import crs_member, finite, geometry_sql
 from sifc.models import SURVEY_METHODS
+from sifc.personal import FREE_TEXT_FIELDS, PERSONAL_FIELDS, may_reveal
 from sifc.versioning import check_expected, close_version
 
 SAME_BORNE_M = 0.01
@@ -59,6 +64,12 @@ QUERYABLES: dict[str, tuple[str, str]] = {
 }
 """What an OGC filter on the ``bornes`` collection may name: name → (SQL over ``t``, JSON type)."""
 
+# The columns of a version served only with ``personal`` (sifc.personal: who wrote or closed it, the
+# officers' text); the closing ones exist only in a history.
+PERSONAL_COLUMNS = {"author": "b.author", "reason": "b.reason", "source": "b.source", "closed_by": "b.closed_by",
+                    "close_reason": "b.close_reason"}
+assert set(PERSONAL_COLUMNS) == PERSONAL_FIELDS["bornes"] | FREE_TEXT_FIELDS["bornes"]
+
 
 @dataclass
 class BorneInput:
@@ -70,8 +81,10 @@ class BorneInput:
     reason: str | None = None
 
 
-def _feature_sql(crs: int) -> str:
-    properties = ", ".join(f"'{name}', {column}" for name, column in PUBLIC_FIELDS.items())
+def _feature_sql(crs: int, *, history: bool = False, personal: bool = False) -> str:
+    fields = {**PUBLIC_FIELDS, **({"valid_to": "b.valid_to"} if history else {}),
+              **(PERSONAL_COLUMNS if personal else {})}
+    properties = ", ".join(f"'{name}', {column}" for name, column in fields.items())
     return f"""json_build_object('type', 'Feature', 'id', b.borne_id, 'geometry', {geometry_sql("b.geom", crs)},
                                  'properties', json_build_object({properties}))"""
 
@@ -114,6 +127,30 @@ def list_commune(session: Session, *, commune_code: str, limit: int, offset: int
             'numberReturned', (SELECT count(*) FROM page),
             'features', coalesce((SELECT json_agg({_feature_sql(crs)} ORDER BY b.borne_id) FROM page b), '[]'::json)
             {crs_member(crs)})::text"""), {"c": commune_code, "limit": limit, "offset": offset}).scalar_one()
+    return body.encode()
+
+
+def versions(session: Session, *, borne_id: str, reader: Principal, crs: int = 4326) -> bytes:
+    """Every version of a borne, oldest first, with its validity period (a retired borne's too).
+
+    Authors, reasons, sources and closings only if ``reader`` may read personal data in every
+    commune of the borne's history (a borne moved to a neighbouring commune keeps its old
+    version's authors from the new commune's officers); such a read is logged.
+    """
+    bid = parse_id(borne_id)
+    communes = set(session.execute(text("SELECT DISTINCT commune_code FROM borne_version WHERE borne_id = :id"),
+                                   {"id": bid}).scalars())
+    if not communes:
+        raise NotFound("borne.not_found", id=str(bid))
+    personal = may_reveal(reader, communes)
+    body: str = session.execute(text(f"""
+        SELECT json_build_object('type', 'FeatureCollection', 'features',
+                                 json_agg({_feature_sql(crs, history=True, personal=personal)} ORDER BY b.version)
+                                 {crs_member(crs)})::text
+        FROM borne_version b WHERE b.borne_id = :id"""), {"id": bid}).scalar_one()
+    if personal:
+        audit.record(session, reader, service=f"{__name__}.versions", subject_kind="borne", subject_id=str(bid),
+                     commune_code=min(communes))
     return body.encode()
 
 

@@ -21,7 +21,7 @@ COMMANDS = {
     "territories": {"load", "import-communes"},
     "import": {"parcels"},
     "demo": {"load"},
-    "export": {"parcels"},
+    "export": {"parcels", "bornes"},
     "users": {"create", "list", "disable", "set-role", "enable"},
     "keys": {"create", "list", "revoke", "signing", "rotate"},
     "admin": {"subject"},

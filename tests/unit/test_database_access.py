@@ -47,8 +47,9 @@ INTERPOLATION_ALLOWED: list[tuple[str, str, str]] = [
     ("sifc/auth/scopes.py", "table owner_column", "asserted to be one of two fixed table and column names"),
     ("sifc/versioning.py", "table key", "asserted against VERSIONED, the fixed table -> key map"),
     ("sifc/imports/parcels.py", "where", "each caller writes the condition in code and binds its values"),
-    ("sifc/exports.py", "columns selection.where _geometry() _attributes_sql()",
-     "columns from COLUMNS; the selection's condition over checked queryables (values bound); an SRID via int()"),
+    ("sifc/exports.py", "columns selection.where _geometry() _attributes_sql() layer.view layer.key layer.columns",
+     "a layer of LAYERS (its view, key and columns, written in code); the selection's condition over checked "
+     "queryables (values bound); an SRID via int()"),
     ("sifc/ogc.py", "find_collection() _condition() _geometry() spec.properties_sql()",
      "a collection of COLLECTIONS, its properties looked up in its fields; conditions with bound values"),
     ("sifc/ogc_filter.py", "self.sql() self._bind() self._geometry() self._attribute() self._pair() self.srid",
