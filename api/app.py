@@ -16,6 +16,7 @@ from api.routers import (
     dashboards,
     documents,
     exports,
+    field,
     field_returns,
     health,
     imports,
@@ -84,6 +85,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(bornes.router)
     app.include_router(tenure.router)
     app.include_router(imports.router)
+    app.include_router(field.router)
     app.include_router(field_returns.router)
     app.include_router(ogc.router)
     app.include_router(tiles.router)
