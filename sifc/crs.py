@@ -21,6 +21,8 @@ STORAGE_SRID = 32628
 SQL takes it from here (interpolated from this constant, or bound); the migrations, being the
 schema, write the number themselves.
 """
+QGIS_SRSID = 3112
+"""The storage CRS's row in QGIS's own ``srs.db`` (QGIS 3.22), which a ``.qgs`` file names as ``srsid``."""
 OutputCrs = Literal[4326, 32628]
 """The SRIDs an answer may be given in: WGS 84 and the storage CRS (a ``Literal`` spells the number)."""
 # West, south, east, north (WGS 84): ±10° around the zone's central meridian, 5°N to 25°N.

@@ -23,7 +23,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from sifc.crs import STORAGE_SRID
+from pyproj import CRS
+
+from sifc.crs import QGIS_SRSID, STORAGE_SRID
 from sifc.field.layers import GPKG_NAME, PHOTO_DIR, PROJECT_NAME, Field, Layer
 
 # The QGIS release the project is written for (the oldest our tablets and tests run): the same
@@ -31,21 +33,21 @@ from sifc.field.layers import GPKG_NAME, PHOTO_DIR, PROJECT_NAME, Field, Layer
 QGIS_VERSION = "3.22.16-Białowieża"
 PROVIDER = "ogr"
 
-# The storage CRS as QGIS 3.22 describes it in its own files (srsid: its srs.db row for the EPSG code).
-# Keyed by SRID, so a change of the storage CRS fails here rather than writing a wrong definition.
-_SPATIAL_REF_SYS: Mapping[int, tuple[tuple[str, str], ...]] = {
-    32628: (
-        ("proj4", "+proj=utm +zone=28 +datum=WGS84 +units=m +no_defs"),
-        ("srsid", "3112"),
-        ("srid", "32628"),
-        ("authid", "EPSG:32628"),
-        ("description", "WGS 84 / UTM zone 28N"),
-        ("projectionacronym", "utm"),
-        ("ellipsoidacronym", "EPSG:7030"),
-        ("geographicflag", "false"),
-    ),
-}
-SPATIAL_REF_SYS = _SPATIAL_REF_SYS[STORAGE_SRID]
+# The storage CRS as QGIS 3.22 describes it in its own files, from PROJ's own description of it
+# (an ``authid`` alone gives an invalid CRS in QGIS 3.22; ``srsid`` is QGIS's srs.db row).
+_STORAGE_CRS = CRS.from_epsg(STORAGE_SRID)
+_ZONE = str(_STORAGE_CRS.utm_zone)  # "28N"
+assert _ZONE.endswith("N") and _STORAGE_CRS.ellipsoid is not None and _STORAGE_CRS.ellipsoid.name == "WGS 84"
+SPATIAL_REF_SYS: tuple[tuple[str, str], ...] = (
+    ("proj4", f"+proj=utm +zone={_ZONE[:-1]} +datum=WGS84 +units=m +no_defs"),
+    ("srsid", str(QGIS_SRSID)),
+    ("srid", str(STORAGE_SRID)),
+    ("authid", f"EPSG:{STORAGE_SRID}"),
+    ("description", _STORAGE_CRS.name),
+    ("projectionacronym", "utm"),
+    ("ellipsoidacronym", "EPSG:7030"),  # WGS 84's ellipsoid
+    ("geographicflag", "false"),
+)
 
 # Where photos go, for QGIS and QField: the project folder's DCIM, whatever the device calls it.
 PHOTO_ROOT_EXPRESSION = f"@project_folder || '/{PHOTO_DIR}'"
