@@ -21,6 +21,7 @@ from cli.common import State, err, say
 from cli.db import db_app
 from cli.demo import demo_app
 from cli.exports import export_app
+from cli.field import field_app
 from cli.imports import import_app
 from cli.parcels import parcels_app
 from cli.serve import serve, worker
@@ -41,6 +42,7 @@ app.add_typer(users_app, name="users")
 app.add_typer(keys_app, name="keys")
 app.add_typer(admin_app, name="admin")
 app.add_typer(parcels_app, name="parcels")
+app.add_typer(field_app, name="field")
 
 
 @app.callback()

@@ -26,6 +26,7 @@ COMMANDS = {
     "keys": {"create", "list", "revoke", "signing", "rotate"},
     "admin": {"subject"},
     "parcels": {"split", "lotissement", "merge", "correct", "lineage"},
+    "field": {"package", "list", "lost", "reassign", "return"},
 }
 
 
