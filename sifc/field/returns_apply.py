@@ -406,7 +406,9 @@ class Applier:
         open_ones = procedures._open_procedures(self.session, uuid.UUID(str(pid)))
         if not open_ones:
             return
-        step = procedures.StepInput("surveyed", date.today(), [source], {}, self.default_reason)
+        # « Levé contradictoire fait avec les voisins »: the form's box is the neighbours' consultation.
+        step = procedures.StepInput("surveyed", date.today(), [source], {"neighbours_consulted": True},
+                                    self.default_reason)
         try:
             with self.session.begin_nested():
                 procedures.advance(self.session, procedure_id=open_ones[0], step=step, expected_version=None,

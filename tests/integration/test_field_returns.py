@@ -473,3 +473,65 @@ def test_over_http_the_holder_queues_a_return(client, db, settings, place, tmp_p
     unknown = client.post("/field/packages/00000000-0000-4000-8000-000000000009/return", headers=headers,
                           files={"file": ("data.gpkg", b"SQLite format 3\x00", "application/octet-stream")})
     assert unknown.status_code == 404
+
+
+def test_rejects_come_back_and_resaved_edits_change_nothing(db, settings, holder, place, tmp_path):
+    _x, _y, ids = place
+    package_id, path = build(db, settings, holder, place, tmp_path)
+    act_as(db, "bureau")
+    parcels.update(db, parcel_id=ids[0], data=parcels.ParcelInput(values={"land_use": "voirie"}, reason="bureau"),
+                   author="bureau")
+    db.commit()
+    conflicting, applied = fid_of(path, ids[0]), fid_of(path, ids[1])
+    edit(path, "UPDATE parcels SET land_use = 'commerce' WHERE fid IN (?, ?)", conflicting, applied)
+    first = run_return(db, settings, holder, path, package_id)
+    assert first["report"]["counts"]["applied"] == 1 and first["report"]["counts"]["conflict"] == 1
+    rejects = tmp_path / "rejets" / "data.gpkg"
+    rejects.parent.mkdir()
+    rejects.write_bytes(first["rejects_gpkg"])
+    with closing(sqlite3.connect(rejects)) as conn:
+        assert conn.execute("SELECT land_use FROM parcels WHERE fid = ?", (conflicting,)).fetchone() == ("commerce",)
+    before = snapshot(db)
+    again = run_return(db, settings, holder, rejects, package_id)
+    assert again["status"] == "done", again["error"]
+    features = by_fid(again)
+    assert features[("parcels", conflicting)]["status"] == "conflict"
+    assert ("parcels", applied) not in features or features[("parcels", applied)]["status"] == "unchanged"
+    assert table_fingerprint(db, "parcel_version") == before["parcel_version"]
+    # The officer's own file, saved again with the same edits (other bytes): judged against the advanced base.
+    edit(path, "UPDATE parcels SET remark = NULL WHERE fid = ?", applied)
+    resaved = run_return(db, settings, holder, path, package_id)
+    assert resaved["report"]["counts"]["applied"] == 0
+    assert table_fingerprint(db, "parcel_version") == before["parcel_version"]
+
+
+def test_a_signed_pv_records_the_survey_step(client, db, settings, place, tmp_path):
+    _x, _y, ids = place
+    key = api_key(db, role="agent_foncier", scope=(f"commune:{BARGNY}",), name="agent pv")
+    holder = from_api_key(db, key)
+    officer = {"X-API-Key": key}
+    party = client.post("/parties", headers=officer, json={
+        "kind": "natural_person", "name": "Synthétique", "commune_code": BARGNY})
+    assert party.status_code == 201, party.text
+    procedure = client.post("/procedures", headers=officer, json={
+        "parcel_id": ids[0], "applicants": [{"party_id": party.json()["id"], "share": "1"}],
+        "registered_on": "2026-01-05"})
+    assert procedure.status_code == 201, procedure.text
+    db.commit()
+    act_as(db, None)
+    package_id, path = build(db, settings, holder, place, tmp_path)
+    fid = fid_of(path, ids[0])
+    edit(path, "UPDATE parcels SET survey_done = 1, pv_photo = 'DCIM/pv.png' WHERE fid = ?", fid)
+    bundle_path = tmp_path / "retour-pv.zip"
+    with zipfile.ZipFile(bundle_path, "w") as bundle:
+        bundle.write(path, "dossier/data.gpkg")
+        bundle.writestr("dossier/DCIM/pv.png", b"\x89PNG\r\n\x1a\n" + b"\x00" * 100)
+        bundle.writestr("dossier/projet.qgs", b"<qgis/>")
+    job = run_return(db, settings, holder, bundle_path, package_id)
+    assert job["status"] == "done", job["error"]
+    keys = [w["key"] for w in job["report"]["warnings"]]
+    assert "field.photo_attached" in keys and "field.step_recorded" in keys, job["report"]["warnings"]
+    steps = db.execute(text("""
+        SELECT s.step FROM procedure_step s JOIN tenure_procedure p ON p.id = s.procedure_id
+        WHERE p.parcel_id = :p ORDER BY s.seq"""), {"p": ids[0]}).scalars().all()
+    assert steps == ["registered", "surveyed"]
