@@ -14,6 +14,7 @@ import); a preview runs every check and write, then rolls them back.
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import uuid
 from datetime import UTC, datetime
@@ -35,8 +36,18 @@ from sifc.field.returns_apply import Applier, ReturnReport
 from sifc.imports import jobs
 from sifc.settings import Settings
 
-# One library instance per process: its finaliser misbehaves at interpreter exit (ADR 0003 §1 (d)).
+# One library instance per process (ADR 0003 §1 (d)): its finaliser imports at interpreter exit, when
+# imports no longer work, and prints a traceback; the library is released before that instead.
 GEODIFF = pygeodiff.GeoDiff()
+
+
+def _release_geodiff() -> None:
+    library = GEODIFF.clib
+    if library is not None:
+        library.shutdown()
+
+
+atexit.register(_release_geodiff)
 KIND = "field_return"
 JOB_SQL = text("SELECT * FROM import_job WHERE id = :id AND kind = 'field_return'")
 
@@ -268,14 +279,17 @@ def run(session: Session, job: dict[str, Any], scratch: Path, settings: Settings
         if inserted > settings.field_return_max_new_features:
             raise ImportRejected("field.too_many_features", count=inserted,
                                  limit=settings.field_return_max_new_features)
+        # A preview writes in a savepoint rolled back at the end: every rule runs, nothing stays, and the
+        # caller's transaction (the job's, or the console's) goes on to record the outcome.
+        preview = session.begin_nested() if dry_run else None
         applier = Applier(session, package=package, by=by, gpkg=gpkg, photos=photos, settings=settings,
                           lang=lang, dry_run=dry_run)
         notify("inserting", 0, sum(len(v) for t in found.values() for v in t.values()))
         report = applier.run(found)
         rejects = scratch / "rejets.gpkg"
         has_rejects = applier.write_rejects(rejects, returns_file.package_claims(gpkg))
-        if dry_run:
-            session.rollback()  # every check and write ran; nothing of the file is kept
+        if preview is not None:
+            preview.rollback()  # every check and write ran; nothing of the file is kept
         else:
             applier.finish(job_id=job["id"], digest=digest)
     outcome: dict[str, Any] = {"status": "done", "report": report}
