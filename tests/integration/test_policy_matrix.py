@@ -60,7 +60,10 @@ def world(client, db, settings) -> dict[str, Any]:
                         json={"type": "Feature", "geometry": {"type": "Point", "coordinates": [x - 5, y - 5]},
                               "properties": {"label": "B1", "precision_m": 0.05, "survey_method": "gnss_rtk"}})
     assert borne.status_code == 201, borne.text
+    package = client.post("/field/packages", headers=national, json={"commune": BARGNY})
+    assert package.status_code == 201, package.text
     return {"headers": headers, "national": national, "user_ids": ids, "parcel": parcel, "borne": borne.json()["id"],
+            "package": package.json()["id"],
             "job": job.json()["id"], "where": where, "origin": (x, y), "settings": settings, "db": db,
             **_tenure(client, national, parcel)}
 
@@ -101,7 +104,8 @@ def _path_values(world: dict[str, Any]) -> dict[str, str]:
             "collection_id": "parcels", "feature_id": world["parcel"], "collection": "parcels",
             "z": "14", "x": "7599", "y": "7520", "code": BARGNY, "subject": "matrix.lecteur",
             "party_id": world["party"], "source_id": world["source"], "file_id": world["file"], "rrr_id": world["rrr"],
-            "procedure_id": world["procedure"], "borne_id": world["borne"]}
+            "procedure_id": world["procedure"], "borne_id": world["borne"],
+            "package_id": world["package"]}
 
 
 TERRITORY_CODES = {"poles": "pole", "regions": "region", "departments": "department",
@@ -163,6 +167,26 @@ def _requests(world: dict[str, Any], role: str) -> dict[tuple[str, str], Callabl
         bid = fresh_borne(c, offset)
         return c.post(f"/bornes/{bid}/retire", headers=if_match(c, f"/bornes/{bid}", h), json={"reason": "m"})
 
+    def fresh_package(c) -> str:
+        """An open field package of Bargny of its own (declared lost or handed over by the call)."""
+        made = c.post("/field/packages", headers=national, json={"commune": BARGNY})
+        assert made.status_code == 201, made.text
+        return str(made.json()["id"])
+
+    def lose_package(c, p, h):
+        return c.post(f"/field/packages/{fresh_package(c)}/lost", headers=h, json={"reason": "m"})
+
+    def reassign_package(c, p, h):
+        return c.post(f"/field/packages/{fresh_package(c)}/reassign", headers=h,
+                      json={"to": "matrix.agent_foncier", "reason": "m"})
+
+    def return_package(c, p, h):
+        # Only a package's holder returns it: a field worker returns one checked out to itself.
+        made = c.post("/field/packages", headers=h, json={"commune": BARGNY})
+        target = f"/field/packages/{made.json()['id']}/return" if made.status_code == 201 else p
+        return c.post(target, headers=h, params={"dry_run": "true"},
+                      files={"file": ("data.gpkg", io.BytesIO(b"SQLite format 3\0"))})
+
     def procedure(c, p, h):
         # The world parcel has an open procedure: a new request goes to a parcel with none.
         return c.post(p, headers=h, json={"parcel_id": fresh_parcel(c, -offset, -200), "registered_on": today,
@@ -213,6 +237,10 @@ def _requests(world: dict[str, Any], role: str) -> dict[tuple[str, str], Callabl
         ("PATCH", "/bornes/{borne_id}"): lambda c, p, h: c.patch(p, headers=if_match(c, p, h), json={
             "type": "Feature", "geometry": None, "properties": {"label": f"B {role}", "reason": "m"}}),
         ("POST", "/bornes/{borne_id}/retire"): retire_borne,
+        ("POST", "/field/packages"): lambda c, p, h: c.post(p, headers=h, json={"commune": BARGNY}),
+        ("POST", "/field/packages/{package_id}/lost"): lose_package,
+        ("POST", "/field/packages/{package_id}/reassign"): reassign_package,
+        ("POST", "/field/packages/{package_id}/return"): return_package,
         ("GET", "/parcels/at"): lambda c, p, h: c.get(p, headers=h, params={"lon": lon, "lat": lat}),
         ("GET", "/parcels/in-bbox"): lambda c, p, h: c.get(p, headers=h, params={
             "bbox": f"{lon},{lat},{lon + 0.01},{lat + 0.01}"}),
