@@ -535,3 +535,24 @@ def test_a_signed_pv_records_the_survey_step(client, db, settings, place, tmp_pa
         SELECT s.step FROM procedure_step s JOIN tenure_procedure p ON p.id = s.procedure_id
         WHERE p.parcel_id = :p ORDER BY s.seq"""), {"p": ids[0]}).scalars().all()
     assert steps == ["registered", "surveyed"]
+
+
+def test_new_features_out_of_scope_or_too_many_refuse_the_file(db, settings, holder, place, tmp_path):
+    package_id, path = build(db, settings, holder, place, tmp_path)
+    x, y = db.execute(text("""
+        SELECT ST_X(p), ST_Y(p) FROM (SELECT ST_PointOnSurface(geom) AS p FROM commune
+        WHERE code <> :c AND NOT ST_Intersects(geom, (SELECT geom FROM commune WHERE code = :c))
+        ORDER BY code LIMIT 1) t"""), {"c": BARGNY}).one()
+    edit(path, "INSERT INTO new_bornes (fid, geom, label, precision_m, survey_method) VALUES "
+               "(1, ?, 'B99', 0.05, 'gnss')", blob(shapely.Point(x, y)))
+    before = snapshot(db)
+    job = run_return(db, settings, holder, path, package_id)
+    assert job["status"] == "failed" and job["error"]["key"] == "field.out_of_scope"
+    assert snapshot(db) == before
+    few = settings.model_copy(update={"field_return_max_new_features": 0})
+    row = returns.submit_return(db, package_id=package_id, upload_path=path, file_name=path.name,
+                                size=path.stat().st_size, dry_run=True, by=holder, settings=few)
+    job_row = dict(db.execute(text("SELECT * FROM import_job WHERE id = :id"), {"id": row["id"]}).mappings().one())
+    with tempfile.TemporaryDirectory() as scratch, pytest.raises(SifcError) as refused:
+        returns.run(db, job_row, Path(scratch), few)
+    assert refused.value.key == "field.too_many_features"
