@@ -1,5 +1,5 @@
 # The two commands of the README. Everything else is in scripts/.
-.PHONY: run test test-fast lint lock bench-import bench-serve bench-refactor
+.PHONY: run test test-fast lint lock bench-import bench-serve bench-refactor bench-field
 
 run:
 	bash scripts/run.sh
@@ -29,6 +29,12 @@ lock:
 BENCH_ARGS ?= --parcels 200000 --runs 3
 bench-import:
 	bash bench/import_bench/run.sh $(BENCH_ARGS)
+
+# Field packages benchmark (bench/README.md): a package of 20,000 parcels against ogr2ogr -f GPKG, a return of
+# 2,000 edits against sifc import; make bench-field BENCH_FIELD_ARGS="--runs 1"
+BENCH_FIELD_ARGS ?= --runs 5
+bench-field:
+	bash bench/field_bench/run.sh $(BENCH_FIELD_ARGS)
 
 # Serving benchmark, SIFC against TiPg and pgbench (bench/README.md):
 # make bench-serve BENCH_SERVE_ARGS="--rounds 1 --duration 10"
