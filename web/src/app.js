@@ -11,6 +11,10 @@ const LAYER_GROUPS = {
   parcels: ["parcels-fill", "parcels-line"],
 };
 const PARCEL_MIN_ZOOM = 14;
+// A field return's statuses on the map (the legend's keys in app.css use the same colours).
+const FIELD_STATUSES = ["applied", "conflict", "refused", "proposed_retirement"];
+const FIELD_STATUS_COLOUR = ["match", ["get", "status"], "applied", "#1a9641", "conflict", "#d7191c",
+                             "refused", "#ff7f00", "proposed_retirement", "#808080", "#0b4f6c"];
 const EARTH_RADIUS = 6378137;  // WGS 84 semi-major axis, as turf's geodesic area
 const state = {
   lang: localStorage.getItem("sifc.lang") || "fr",
@@ -123,7 +127,7 @@ function groupOf(layerId) {
 
 function mapStyle(config) {
   const sources = Object.fromEntries(LAYERS.map((c) => [c, tileSource(c)]));
-  ["selection", "query", "overlaps", "rejects", "sketch"].forEach((s) => { sources[s] = geojsonSource(); });
+  ["selection", "query", "overlaps", "rejects", "field-preview", "sketch"].forEach((s) => { sources[s] = geojsonSource(); });
   const layers = [
     {id: "background", type: "background", paint: {"background-color": "#f4f1ea"}},
     ...basemapLayers(config.basemap, sources),
@@ -151,6 +155,18 @@ function mapStyle(config) {
     {id: "overlaps-line", type: "line", source: "overlaps", paint: {"line-color": "#e00000", "line-width": 2}},
     {id: "rejects-fill", type: "fill", source: "rejects", paint: {"fill-color": "#ff7f00", "fill-opacity": 0.5}},
     {id: "rejects-line", type: "line", source: "rejects", paint: {"line-color": "#ff7f00", "line-width": 2}},
+    // A field return's preview: the file's features by status; a conflict's registry shape dashed beside it.
+    {id: "field-preview-fill", type: "fill", source: "field-preview",
+     filter: ["all", ["==", ["get", "side"], "field"], ["==", ["geometry-type"], "Polygon"]],
+     paint: {"fill-color": FIELD_STATUS_COLOUR, "fill-opacity": 0.4}},
+    {id: "field-preview-line", type: "line", source: "field-preview", filter: ["==", ["get", "side"], "field"],
+     paint: {"line-color": FIELD_STATUS_COLOUR, "line-width": 2}},
+    {id: "field-preview-registry", type: "line", source: "field-preview", filter: ["==", ["get", "side"], "registry"],
+     paint: {"line-color": "#7b0d0e", "line-width": 2, "line-dasharray": [2, 2]}},
+    {id: "field-preview-points", type: "circle", source: "field-preview",
+     filter: ["all", ["==", ["get", "side"], "field"], ["==", ["geometry-type"], "Point"]],
+     paint: {"circle-radius": 5, "circle-color": FIELD_STATUS_COLOUR, "circle-stroke-color": "#fff",
+             "circle-stroke-width": 1}},
     {id: "selection-line", type: "line", source: "selection", paint: {"line-color": "#d7191c", "line-width": 3}},
     {id: "sketch-fill", type: "fill", source: "sketch", filter: ["==", ["geometry-type"], "Polygon"],
      paint: {"fill-color": "#0b4f6c", "fill-opacity": 0.15}},
@@ -293,7 +309,7 @@ function finishSketch() {
 
 function clearAll() {
   setMode("select");
-  ["selection", "query", "overlaps", "rejects", "sketch"].forEach((s) => setData(s, []));
+  ["selection", "query", "overlaps", "rejects", "field-preview", "sketch"].forEach((s) => setData(s, []));
   status("");
 }
 
@@ -622,7 +638,8 @@ function openImports() {
     el("label", {}, el("input", {type: "checkbox", name: "dry_run", value: "true"}), " ", t("import.dry_run")),
     el("button", {type: "submit"}, t("import.send")));
   form.addEventListener("submit", (e) => { e.preventDefault(); sendImport(form); });
-  showPanel(el("h2", {}, t("import.title")), state.token ? form : el("p", {}, t("auth.needed")), el("div", {id: "import-job"}));
+  showPanel(el("h2", {}, t("import.title")), state.token ? form : el("p", {}, t("auth.needed")), el("div", {id: "import-job"}),
+            state.token ? fieldReturnPart() : "");
 }
 
 async function sendImport(form) {
@@ -669,6 +686,126 @@ async function showRejects(id) {
   if (!result.ok || !result.body || !result.body.features) { status(problem(result)); return; }
   setData("rejects", result.body);
   if (result.body.features.length) fitTo({type: "GeometryCollection", geometries: result.body.features.map((f) => f.geometry).filter(Boolean)});
+}
+
+// ---- field return (agent foncier): preview a returned package, then apply it ----------------------------------
+// The holder sends the zip (or data.gpkg) edited in QGIS/QField; a dry run shows what the registry would do with
+// each changed feature, drawn on the map by status, before the same file is sent for real.
+function fieldReturnPart() {
+  const select = el("select", {name: "package", required: ""});
+  const file = el("input", {type: "file", name: "file", accept: ".zip,.gpkg", required: ""});
+  const apply = el("button", {type: "button", id: "field-apply", disabled: ""}, t("field.apply"));
+  const form = el("form", {id: "field-return-form"},
+    el("label", {}, t("field.package"), " ", select),
+    el("label", {}, t("field.file"), " ", file),
+    el("button", {type: "submit", id: "field-preview-send"}, t("field.preview")), " ", apply);
+  form.addEventListener("submit", (e) => { e.preventDefault(); sendFieldReturn(form, true); });
+  apply.addEventListener("click", () => sendFieldReturn(form, false));
+  // Only the file just previewed may be applied: another file or package asks for a new preview.
+  [select, file].forEach((input) => input.addEventListener("change", () => { apply.disabled = true; }));
+  loadFieldPackages(select);
+  return el("section", {id: "field-return"}, el("h2", {}, t("field.title")), form, el("div", {id: "field-job"}));
+}
+
+async function loadFieldPackages(select) {
+  const result = await api("/field/packages?status=open&limit=200");
+  const mine = result.ok ? result.body.packages.filter((p) => p.issued_to === state.user) : [];
+  select.replaceChildren(...mine.map((p) => el("option", {value: p.id},
+    `${p.commune_code} — ${p.issued_at.slice(0, 10)} — ${p.item_count} ${t("field.parcels")} (${p.id.slice(0, 8)})`)));
+  if (!mine.length) select.append(el("option", {value: "", disabled: ""}, result.ok ? t("field.no_package") : problem(result)));
+}
+
+async function sendFieldReturn(form, dryRun) {
+  const data = new FormData(form);
+  const id = data.get("package");
+  data.delete("package");
+  const box = document.getElementById("field-job");
+  document.getElementById("field-apply").disabled = true;
+  if (dryRun) setData("field-preview", []);
+  if (!id) { box.textContent = t("field.no_package"); return; }
+  box.replaceChildren(el("p", {}, t("field.sending")));
+  const result = await api(`/field/packages/${encodeURIComponent(id)}/return?dry_run=${dryRun}`,
+                           {method: "POST", body: data});
+  if (!result.ok) { box.replaceChildren(el("p", {class: "error"}, problem(result))); return; }
+  followFieldReturn(result.body.id, dryRun);
+}
+
+async function followFieldReturn(id, dryRun) {
+  const result = await api(`/field/returns/${id}`);
+  const box = document.getElementById("field-job");
+  if (!box) return;
+  if (!result.ok) { box.replaceChildren(el("p", {class: "error"}, problem(result))); return; }
+  const job = result.body;
+  box.replaceChildren(table([[t("import.status"), job.status, "field-status"], [t("import.stage"), job.stage]]),
+    job.error ? el("p", {class: "error"}, job.error.message) : "", el("div", {id: "field-report"}));
+  if (job.status === "queued" || job.status === "running") { setTimeout(() => followFieldReturn(id, dryRun), 1000); return; }
+  if (job.status !== "done") return;
+  const report = await api(`/field/returns/${id}/report`);
+  if (!report.ok) { document.getElementById("field-report").textContent = problem(report); return; }
+  showFieldReport(id, job, report.body);
+  if (dryRun && !report.body.already_applied) document.getElementById("field-apply").disabled = false;
+}
+
+function fieldStatus(status, dryRun) {
+  return t(`field.status.${status === "applied" && dryRun ? "to_apply" : status}`);
+}
+
+function showFieldReport(id, job, report) {
+  const counts = report.counts || {};
+  const changed = (report.features || []).filter((f) => f.status !== "unchanged");
+  const rejected = (counts.conflict || 0) + (counts.refused || 0);
+  const keys = [...FIELD_STATUSES, "unchanged", "photos"];
+  document.getElementById("field-report").replaceChildren(
+    el("h3", {}, t(report.dry_run ? "field.preview_title" : "field.outcome_title")),
+    report.already_applied ? el("p", {id: "field-already"}, t("field.already_applied")) : "",
+    table(keys.map((k) => [k === "photos" ? t("field.photos") : fieldStatus(k, report.dry_run), String(counts[k] || 0),
+                           `field-count-${k}`])),
+    el("ul", {id: "field-features"}, changed.slice(0, 500).map((f) => el("li", {"data-status": f.status},
+      el("span", {class: `field-key ${f.status}`}), `${f.layer} #${f.fid} — ${fieldStatus(f.status, report.dry_run)}`,
+      f.message ? ` : ${f.message}` : ""))),
+    (report.warnings || []).length ? el("ul", {id: "field-warnings"}, report.warnings.slice(0, 200).map((w) =>
+      el("li", {}, `${w.layer} #${w.fid} : ${w.message}`))) : "",
+    rejected && job.links.rejects ? el("p", {}, el("a", {href: `/field/returns/${id}/rejects`, id: "field-rejects",
+      onclick: (e) => { e.preventDefault(); downloadFieldRejects(id); }}, t("field.rejects"))) : "");
+  drawFieldPreview(changed);
+}
+
+// Every changed feature on the map: the file's shape (a conflict's registry shape dashed beside it); a feature the
+// report gives no shape of (a deletion, an attribute change) is drawn with the registry's current shape.
+async function drawFieldPreview(changed) {
+  const shapes = await Promise.all(changed.map(async (f) => {
+    const props = {layer: f.layer, fid: f.fid, status: f.status};
+    const out = [];
+    let geometry = f.geometry || (f.field && f.field.geometry);
+    if (!geometry && f.parcel_id) {
+      const parcel = await api(`/parcels/${encodeURIComponent(f.parcel_id)}`);
+      geometry = parcel.ok ? parcel.body.geometry : null;
+    }
+    if (geometry) out.push({type: "Feature", properties: {...props, side: "field"}, geometry});
+    if (f.registry && f.registry.geometry) {
+      out.push({type: "Feature", properties: {...props, side: "registry"}, geometry: f.registry.geometry});
+    }
+    return out;
+  }));
+  const features = shapes.flat();
+  setData("field-preview", features);
+  if (!features.length) return;
+  // Clear of the side panel, where the report is read beside the map.
+  const panel = document.getElementById("panel");
+  const right = panel.hidden ? 60 : panel.offsetWidth + 40;
+  window.sifc.map.fitBounds(bounds({type: "GeometryCollection", geometries: features.map((f) => f.geometry)}),
+                            {padding: {top: 60, bottom: 60, left: 60, right}, maxZoom: 19, duration: 600});
+}
+
+async function downloadFieldRejects(id) {
+  const result = await api(`/field/returns/${id}/rejects`);
+  if (!result.ok || !(result.body instanceof Blob)) { status(problem(result)); return; }
+  const url = URL.createObjectURL(result.body);
+  const link = el("a", {href: url, download: `retour-${id}.gpkg`});
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10_000);
 }
 
 // ---- start ---------------------------------------------------------------------------------------------------
