@@ -14,11 +14,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
+from pydantic import Field
 from sqlalchemy import text
 from starlette.datastructures import UploadFile
 
 from api.deps import SessionDep, SettingsDep, allow
 from api.problems import language
+from api.responses import binary
 from api.routers.imports import (
     GPKG,
     UploadRateLimited,
@@ -31,7 +33,7 @@ from api.routers.imports import (
     _save_stream,
     _upload_chunks,
 )
-from api.schemas.records import ImportJobOut
+from api.schemas.records import ImportJobOut, Open
 from sifc.auth.principal import Action, Principal
 from sifc.errors import Forbidden, InvalidInput, NotFound
 from sifc.field import returns
@@ -40,6 +42,22 @@ from sifc.imports import jobs
 
 router = APIRouter(tags=["Dossiers de terrain"])
 FieldWorker = Annotated[Principal, allow(Action.FIELD_WORK)]
+
+
+class FieldReturnReportOut(Open):
+    """The report of a return (``sifc.field.returns_apply.ReturnReport``)."""
+
+    kind: str = Field(description="`field_return`.")
+    package_id: str
+    dry_run: bool
+    already_applied: str | None = Field(default=None, description="La tâche qui a déjà appliqué ce même fichier.")
+    counts: dict[str, int] = Field(description="Entités par statut : applied, conflict, refused, "
+                                               "proposed_retirement, unchanged ; photos jointes.")
+    features: list[dict[str, Any]] = Field(description=(
+        "Par entité : couche, fid, statut, motif (clé et message traduit) ; pour un conflit, `registry` et `field` "
+        "(géométrie GeoJSON en WGS 84 et attributs)."))
+    warnings: list[dict[str, Any]] = Field(description="Photos jointes, manquantes ou refusées, colonnes en lecture "
+                                                       "seule modifiées, étape de procédure.")
 
 
 def _public(job: dict[str, Any], request: Request) -> dict[str, Any]:
@@ -120,7 +138,8 @@ def get_field_return(job_id: str, request: Request, session: SessionDep, princip
     return _json(_public(jobs.get(session, _job(session, job_id, principal)), request))
 
 
-@router.get("/field/returns/{job_id}/report", summary="Rapport complet d'un retour de terrain (JSON)")
+@router.get("/field/returns/{job_id}/report", response_model=FieldReturnReportOut,
+            summary="Rapport complet d'un retour de terrain (JSON)")
 def get_field_return_report(job_id: str, session: SessionDep, principal: FieldWorker) -> Response:
     """Chaque entité traitée : statut, motif traduit ; pour un conflit, les deux géométries (WGS 84) et attributs."""
     report, _issues = jobs.issues_lines(session, _job(session, job_id, principal))
@@ -128,7 +147,8 @@ def get_field_return_report(job_id: str, session: SessionDep, principal: FieldWo
 
 
 @router.get("/field/returns/{job_id}/rejects", summary="Conflits et refus d'un retour (GeoPackage à corriger)",
-            response_class=Response, responses={200: {"content": {GPKG: {}}}})
+            response_class=Response,
+            responses=binary({GPKG: "GeoPackage au schéma du dossier : conflits et refus, mêmes fid"}))
 def get_field_return_rejects(job_id: str, session: SessionDep, principal: FieldWorker) -> Response:
     """Un GeoPackage au schéma du dossier, mêmes identifiants d'entités, à corriger puis retourner."""
     data = jobs.rejects(session, _job(session, job_id, principal))

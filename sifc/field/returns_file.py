@@ -234,6 +234,9 @@ def _tables(schema: dict[str, Any]) -> dict[str, Any]:
 
 def rows(gpkg: Path, table: str, fids: Iterable[int], columns: Iterable[str]) -> dict[int, dict[str, Any]]:
     """Some rows of a table of the file, by fid (geometry as the GeoPackage blob, in ``geom``)."""
+    columns = list(columns)
+    known = layers.by_name(table)  # a layer of the package and its own fields: never text from the file
+    assert set(columns) <= {f.name for f in known.fields}, columns
     wanted = sorted(set(fids))
     names = ", ".join(f'"{c}"' for c in ("fid", *columns, "geom"))
     found: dict[int, dict[str, Any]] = {}

@@ -58,6 +58,8 @@ INTERPOLATION_ALLOWED: list[tuple[str, str, str]] = [
     ("sifc/parcels/quality.py", "column", "called with two fixed column names (land_use, tenure_regime)"),
     ("sifc/parcels/selection.py", "envelope", "an SQL expression of a tile's envelope, written by the caller"),
     ("sifc/parcels/service.py", "_feature_sql()", "fixed columns, personal ones from PERSONAL_COLUMNS"),
+    ("sifc/field/returns_file.py", "names table",
+     "a layer of sifc.field.layers and its field names (asserted), read with sqlite3 from a private copy"),
     ("sifc/bornes/service.py", "_feature_sql()", "the fixed public columns of PUBLIC_FIELDS; an SRID via int()"),
     ("sifc/parcels/spatial.py", "_properties() _point_sql() where order extra extra_select",
      "fragments the module's own functions write, with bound values (:lon, :wkb, :distance)"),
