@@ -176,7 +176,8 @@ def _tile(lon: float, lat: float, z: int) -> dict[str, str]:
             "y": str(int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n))}
 
 
-SKIPPED = ("/admin/", "/auth/", "/imports")  # no register content; or not public at all
+# No register content; or not public at all (imports; field packages and returns: field workers in scope only).
+SKIPPED = ("/admin/", "/auth/", "/imports", "/field/")
 BINARY = (".pdf", ".png")  # printed documents and charts: their facts are the public ones (documents tests)
 
 

@@ -212,6 +212,14 @@ def test_real_answers_validate_against_their_documented_schemas(client, db, admi
     _conforms(client, document, "GET", "/imports/{job_id}/report", f"/imports/{job['id']}/report",
               headers=admin_headers)
 
+    package = _conforms(client, document, "POST", "/field/packages", "/field/packages", status=201,
+                        headers=admin_headers, json={"commune": "SN0104-bargny"})
+    _conforms(client, document, "GET", "/field/packages/{package_id}", f"/field/packages/{package['id']}",
+              headers=admin_headers)
+    _conforms(client, document, "GET", "/field/packages", "/field/packages", headers=admin_headers)
+    _conforms(client, document, "POST", "/field/packages/{package_id}/lost", f"/field/packages/{package['id']}/lost",
+              headers=admin_headers, json={"reason": "tablette perdue"})
+
 
 def test_a_plain_dict_answer_documented_by_a_model_is_still_the_dict_serialised_as_it_was(client, db):
     """``documented_as`` changes the document only: the body is the service's dict, serialised as a ``dict``."""
