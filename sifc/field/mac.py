@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -28,7 +28,10 @@ def _key(secret: bytes) -> bytes:
 
 def _message(claims: dict[str, Any]) -> bytes:
     def text(value: Any) -> Any:
-        return value.isoformat() if isinstance(value, datetime) else str(value)
+        if isinstance(value, datetime):  # one spelling whatever the session's time zone: UTC, to the second
+            instant = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+            return instant.astimezone(UTC).replace(microsecond=0).isoformat()
+        return str(value)
 
     return orjson.dumps({k: text(v) for k, v in claims.items()}, option=orjson.OPT_SORT_KEYS)
 

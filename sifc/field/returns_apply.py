@@ -25,6 +25,7 @@ from typing import Any
 
 import orjson
 import shapely
+from pyproj import Transformer
 from shapely.geometry import mapping
 from sqlalchemy import text
 from sqlalchemy.orm import Session
@@ -40,6 +41,8 @@ from sifc.settings import Settings
 
 AREA_MARGIN_M = 50  # beyond the package's area by more than this, a new feature is not this package's work
 ACTION = "field:return"
+# The file's shapes, for the preview map (GeoJSON: longitude, latitude).
+_TO_WGS84 = Transformer.from_crs(STORAGE_SRID, 4326, always_xy=True).transform
 STATUSES = ("applied", "conflict", "refused", "proposed_retirement", "unchanged")
 PARCEL_VALUES = ("parcel_id", "version", "nicad", "section", "local_number", "land_use", "tenure_regime",
                  "declared_area_m2", "remark", "photo", "survey_done", "pv_photo")
@@ -130,7 +133,36 @@ class Applier:
         for table in ("new_parcels", "new_bornes"):
             for fid in found[table]["update"] + found[table]["delete"]:  # rows the base has not: impossible
                 self._feature(table, fid, "refused", "field.schema_changed", table=table)
+        self._draw()
         return self.report
+
+    def _draw(self) -> None:
+        """Give each changed feature its shape in WGS 84 (``geometry``), for a preview on a map.
+
+        The file's shape for what it holds; for a proposed retirement (gone from the file), the
+        shape it was issued with. A conflict already carries both sides (``registry``, ``field``).
+        """
+        wanted: dict[str, dict[int, dict[str, Any]]] = {}
+        for entry in self.report.features:
+            if entry["status"] in ("applied", "refused", "proposed_retirement") and "field" not in entry:
+                wanted.setdefault(entry["layer"], {})[entry["fid"]] = entry
+        retired = wanted.get("parcels", {})
+        gone = [fid for fid, entry in retired.items() if entry["status"] == "proposed_retirement"]
+        shapes: dict[tuple[str, int], bytes | None] = {}
+        for table, entries in wanted.items():
+            present = [fid for fid in entries if not (table == "parcels" and fid in gone)]
+            for fid, row in returns_file.rows(self.gpkg, table, present, ()).items():
+                shapes[(table, fid)] = returns_file.gpkg_wkb(row.get("geom"))
+        if gone:
+            for issued in self.session.execute(text("""
+                SELECT i.fid, ST_AsBinary(b.geom) AS wkb FROM field_package_item i
+                JOIN parcel_version b ON b.parcel_id = i.parcel_id AND b.version = i.base_version
+                WHERE i.package_id = :p AND i.fid = ANY(:fids)"""), {"p": self.package["id"], "fids": gone}):
+                shapes[("parcels", int(issued.fid))] = bytes(issued.wkb)
+        for (table, fid), wkb in shapes.items():
+            if wkb is not None:
+                shape = shapely.transform(shapely.from_wkb(wkb), _TO_WGS84, interleaved=False)
+                wanted[table][fid]["geometry"] = mapping(shapely.set_precision(shape, 1e-7))
 
     def _items(self, fids: Iterable[int]) -> dict[int, dict[str, Any]]:
         rows = self.session.execute(text("""

@@ -99,3 +99,21 @@ def test_a_fingerprint_sees_what_an_officer_changes(changed):
 def test_a_shape_fingerprint_tells_a_move_from_an_attribute_change():
     assert fingerprint.geometry_of(MultiPolygon([_reordered(SQUARE)])) == fingerprint.geometry_of(SQUARE)
     assert fingerprint.geometry_of(shapely.affinity.translate(SQUARE, 0.01, 0)) != fingerprint.geometry_of(SQUARE)
+
+
+def test_the_mac_reads_the_same_instant_in_any_time_zone(tmp_path):
+    from datetime import UTC, datetime, timedelta, timezone
+
+    from sifc.field import mac
+    from sifc.keyring import Keyring
+
+    keys = Keyring(tmp_path / "keys.json")
+    keys.ensure()
+    issued = datetime(2026, 12, 5, 10, 0, 0, tzinfo=UTC)
+    signed, kid = mac.sign(keys, mac.claims(package_id="p", commune_code="c", issued_to="u", issued_at=issued,
+                                            expires_at=issued + timedelta(days=30), package_format=1))
+    dakar_is_utc_but_paris_is_not = timezone(timedelta(hours=1))
+    seen = mac.claims(package_id="p", commune_code="c", issued_to="u",
+                      issued_at=issued.astimezone(dakar_is_utc_but_paris_is_not).replace(microsecond=0),
+                      expires_at=issued + timedelta(days=30, microseconds=250), package_format=1)
+    assert mac.verify(keys, seen, kid=kid, mac=signed)

@@ -25,6 +25,7 @@ from typing import Any
 import pyogrio
 import pytest
 import shapely
+import shapely.geometry
 from PIL import Image
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
@@ -224,6 +225,12 @@ def test_a_bargny_package_goes_to_qgis_and_comes_back_into_the_registry(server, 
     assert by_fid[("parcels", recoded)]["status"] == "applied", by_fid[("parcels", recoded)]
     assert by_fid[("parcels", deleted)]["status"] == "proposed_retirement"
     assert preview["counts"]["applied"] == 4  # two parcels, the new parcel, the new borne
+    # Every changed feature comes with its shape in WGS 84, for the preview map: the moved one as moved.
+    drawn = shapely.geometry.shape(by_fid[("parcels", moved)]["geometry"])
+    assert drawn.geom_type == "MultiPolygon" and -17.6 < drawn.centroid.x < -17.0
+    assert by_fid[("parcels", deleted)]["geometry"]["type"] == "MultiPolygon"
+    assert {f["geometry"]["type"] for f in preview["features"] if f["layer"].startswith("new_")} == \
+        {"MultiPolygon", "Point"}
     assert preview["counts"]["conflict"] == 0 and preview["counts"]["refused"] == 0
     assert _scalar(fresh_db, "SELECT count(*) FROM parcel_version") == versions_before  # a preview writes nothing
     assert _scalar(fresh_db, "SELECT count(*) FROM borne_version") == bornes_before
