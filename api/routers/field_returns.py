@@ -16,7 +16,6 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from pydantic import Field
 from sqlalchemy import text
-from starlette.datastructures import UploadFile
 
 from api.deps import SessionDep, SettingsDep, allow
 from api.problems import language
@@ -24,18 +23,15 @@ from api.responses import binary
 from api.routers.imports import (
     GPKG,
     UploadRateLimited,
-    _counting,
     _declared_length,
     _discard,
     _job_dir,
     _json,
-    _safe_name,
-    _save_stream,
-    _upload_chunks,
+    receive_upload,
 )
 from api.schemas.records import ImportJobOut, Open
 from sifc.auth.principal import Action, Principal
-from sifc.errors import Forbidden, InvalidInput, NotFound
+from sifc.errors import Forbidden, NotFound
 from sifc.field import returns
 from sifc.i18n import translate
 from sifc.imports import jobs
@@ -90,24 +86,13 @@ async def return_package(
     est appliqué, en conflit, refusé ou proposé au retrait. Seul le détenteur du dossier peut le retourner.
     """
     pid = returns.parse_package_id(package_id)
-    limit = settings.max_field_return_bytes
-    _declared_length(request, limit)
-    counted = _counting(request, limit)
+    _declared_length(request, settings.max_field_return_bytes)
     job_id = uuid.uuid4()
     folder = _job_dir(settings, job_id)
     try:
-        if request.headers.get("content-type", "").startswith("multipart/form-data"):
-            async with counted.form(max_files=1, max_fields=5) as form:
-                upload = form.get("file")
-                if not isinstance(upload, UploadFile):
-                    raise InvalidInput("upload.no_file")
-                name = _safe_name(upload.filename)
-                size = await _save_stream(_upload_chunks(upload), folder / name)
-        else:
-            name = _safe_name(filename or "data.gpkg")
-            size = await _save_stream(counted.stream(), folder / name)
-        if size == 0:
-            raise InvalidInput("upload.empty")
+        received = await receive_upload(request, folder, limit=settings.max_field_return_bytes, filename=filename,
+                                        max_fields=5, default_name="data.gpkg")
+        name, size = received.name, received.size
         job = await run_in_threadpool(
             returns.submit_return, session, package_id=pid, upload_path=folder / name, file_name=name, size=size,
             dry_run=dry_run, by=principal, settings=settings, lang=language(request), job_id=job_id)

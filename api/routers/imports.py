@@ -6,6 +6,7 @@ import gzip
 import re
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -82,6 +83,41 @@ async def _upload_chunks(upload: UploadFile) -> AsyncIterator[bytes]:
         yield chunk
 
 
+@dataclass(frozen=True)
+class Received:
+    """An uploaded file saved in a job's folder, and the text fields sent with it."""
+
+    name: str
+    size: int
+    fields: list[tuple[str, str]]
+
+
+async def receive_upload(request: Request, folder: Path, *, limit: int, filename: str | None, max_fields: int,
+                         default_name: str | None = None) -> Received:
+    """Save the one file of an upload in ``folder``, counting its bytes against ``limit`` as they come.
+
+    Multipart (the field ``file``; the other text fields are returned) or a raw body named by
+    ``?filename=``, ``Content-Disposition`` or ``default_name``. An empty file is refused.
+    """
+    _declared_length(request, limit)
+    counted = _counting(request, limit)
+    fields: list[tuple[str, str]] = []
+    if request.headers.get("content-type", "").startswith("multipart/form-data"):
+        async with counted.form(max_files=1, max_fields=max_fields) as form:
+            upload = form.get("file")
+            if not isinstance(upload, UploadFile):
+                raise InvalidInput("upload.no_file")
+            name = _safe_name(upload.filename)
+            size = await _save_stream(_upload_chunks(upload), folder / name)
+            fields = [(key, value) for key, value in form.multi_items() if key != "file" and isinstance(value, str)]
+    else:
+        name = _safe_name(filename or _disposition_name(request.headers.get("content-disposition")) or default_name)
+        size = await _save_stream(counted.stream(), folder / name)
+    if size == 0:
+        raise InvalidInput("upload.empty")
+    return Received(name, size, fields)
+
+
 def _job_dir(settings: Settings, job_id: uuid.UUID) -> Path:
     folder = settings.upload_dir / str(job_id)
     folder.mkdir(parents=True, exist_ok=True)
@@ -145,31 +181,20 @@ async def create_import(
     décrit la tâche ; suivez-la sur son lien `self`. Un périmètre plus petit que le pays doit
     donner l'option `commune`, dans ce périmètre (403 sinon).
     """
-    limit = settings.max_upload_bytes
-    _declared_length(request, limit)
-    counted = _counting(request, limit)
+    _declared_length(request, settings.max_upload_bytes)
     options: dict[str, Any] = {"commune": commune, "crs": crs, "layer": layer, "encoding": encoding,
                                "on_invalid": on_invalid, "lang": language(request)}
     job_id = uuid.uuid4()
     folder = _job_dir(settings, job_id)
     try:
-        if request.headers.get("content-type", "").startswith("multipart/form-data"):
-            async with counted.form(max_files=1, max_fields=20) as form:
-                upload = form.get("file")
-                if not isinstance(upload, UploadFile):
-                    raise InvalidInput("upload.no_file")
-                name = _safe_name(upload.filename)
-                size = await _save_stream(_upload_chunks(upload), folder / name)
-                for key, value in form.multi_items():
-                    if key == "dry_run" and isinstance(value, str):
-                        dry_run = value.lower() in ("1", "true", "yes", "oui", "on")
-                    elif key != "file" and isinstance(value, str):
-                        options[key] = value
-        else:
-            name = _safe_name(filename or _disposition_name(request.headers.get("content-disposition")))
-            size = await _save_stream(counted.stream(), folder / name)
-        if size == 0:
-            raise InvalidInput("upload.empty")
+        received = await receive_upload(request, folder, limit=settings.max_upload_bytes, filename=filename,
+                                        max_fields=20)
+        name, size = received.name, received.size
+        for key, value in received.fields:
+            if key == "dry_run":
+                dry_run = value.lower() in ("1", "true", "yes", "oui", "on")
+            else:
+                options[key] = value
         if name.lower().endswith(".zip"):
             check_archive(folder / name)
         checked = await run_in_threadpool(jobs.authorize_submit, session, by=principal,
