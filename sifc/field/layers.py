@@ -70,12 +70,16 @@ class Layer:
 _REMARK = Field("remark", "text", "Remarque de l'agent")
 _PHOTO = Field("photo", "text", "Photo", widget="ExternalResource")
 
-PARCEL_FIELDS: tuple[Field, ...] = (
+# Who a parcel is, shown and never edited (in the parcels to check and their neighbours alike).
+_PARCEL_IDENTITY: tuple[Field, ...] = (
     Field("parcel_id", "text", "Identifiant", editable=False),
     Field("version", "int", "Version", editable=False),
     Field("nicad", "text", "NICAD", editable=False),
     Field("section", "text", "Section", editable=False),
     Field("local_number", "text", "Numéro", editable=False),
+)
+PARCEL_FIELDS: tuple[Field, ...] = (
+    *_PARCEL_IDENTITY,
     Field("land_use", "text", "Usage du sol", widget="ValueMap", values=LAND_USES),
     Field("tenure_regime", "text", "Régime foncier", widget="ValueMap", values=TENURE_REGIMES),
     Field("declared_area_m2", "real", "Surface déclarée (m²)"),
@@ -113,11 +117,7 @@ NEW_BORNE_FIELDS: tuple[Field, ...] = (
     _REMARK,
 )
 NEIGHBOUR_FIELDS: tuple[Field, ...] = (
-    Field("parcel_id", "text", "Identifiant", editable=False),
-    Field("version", "int", "Version", editable=False),
-    Field("nicad", "text", "NICAD", editable=False),
-    Field("section", "text", "Section", editable=False),
-    Field("local_number", "text", "Numéro", editable=False),
+    *_PARCEL_IDENTITY,
     Field("land_use", "text", "Usage du sol", editable=False, widget="ValueMap", values=LAND_USES),
 )
 UNIT_FIELDS: tuple[Field, ...] = (
