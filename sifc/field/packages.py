@@ -316,12 +316,14 @@ BORNES_SQL = text("""
 COMMUNE_SQL = text("""
     SELECT 1 AS fid, 'commune' AS level, code, name, ST_AsBinary(ST_Multi(geom)) AS wkb
     FROM commune WHERE code = :commune""")
+# The communes within ``gap`` of the package's: those meeting it widened by ``gap``. ST_DWithin between two
+# communes measures every pair of their edges (2,000-20,000 vertices each: 12-20 s for Dialacoto's eight
+# neighbours); GEOS answers the intersection with the widened one in about 0.3 s.
 UNITS_SQL = text("""
     SELECT row_number() OVER (ORDER BY c.code) AS fid, 'commune' AS level, c.code, c.name,
            ST_AsBinary(ST_Multi(c.geom)) AS wkb
-    FROM commune c JOIN commune me ON me.code = :commune
-    WHERE c.code <> me.code AND c.geom IS NOT NULL AND c.geom && ST_Expand(me.geom, :gap)
-      AND ST_DWithin(c.geom, me.geom, :gap)
+    FROM commune c, (SELECT code, ST_Buffer(geom, :gap) AS near FROM commune WHERE code = :commune) me
+    WHERE c.code <> me.code AND c.geom IS NOT NULL AND c.geom && me.near AND ST_Intersects(c.geom, me.near)
     ORDER BY c.code""")
 UNIT_GAP_M = 1.0
 # Holders of the rights in force on the package's parcels, today.
