@@ -68,8 +68,10 @@ def _public(job: dict[str, Any], request: Request) -> dict[str, Any]:
     error = job.get("error")
     if error:
         lang = language(request)
+        # A job reaped after its worker died has no params: its message names the stage it stopped in.
+        params = error.get("params") or {"stage": error.get("stage") or "?"}
         job["error"] = {"key": error.get("key"), "stage": error.get("stage"),
-                        "message": error.get(lang) or translate(error["key"], lang, **(error.get("params") or {}))}
+                        "message": error.get(lang) or translate(error["key"], lang, **params)}
     return job
 
 

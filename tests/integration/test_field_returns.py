@@ -556,3 +556,25 @@ def test_new_features_out_of_scope_or_too_many_refuse_the_file(db, settings, hol
     with tempfile.TemporaryDirectory() as scratch, pytest.raises(SifcError) as refused:
         returns.run(db, job_row, Path(scratch), few)
     assert refused.value.key == "field.too_many_features"
+
+
+def test_a_new_parcel_in_another_commune_refuses_the_whole_file(db, settings, holder, place, tmp_path):
+    """A Bargny agent's file with a new parcel in Sandiara: nothing of it is written, not even the
+    land use and the new Bargny parcel that come before it in the file."""
+    x, y, ids = place
+    package_id, path = build(db, settings, holder, place, tmp_path)
+    sx, sy = db.execute(text("""
+        SELECT ST_X(p), ST_Y(p) FROM (SELECT ST_PointOnSurface(geom) AS p FROM commune WHERE code = :c) t"""),
+        {"c": "SN1301-sandiara"}).one()
+    edit(path, "UPDATE parcels SET land_use = 'commerce' WHERE fid = ?", fid_of(path, ids[0]))
+    edit(path, "INSERT INTO new_parcels (fid, geom, land_use) VALUES (1, ?, 'agriculture')",
+         blob(shapely.MultiPolygon([box(x, y + 40, x + 20, y + 60)])))
+    edit(path, "INSERT INTO new_parcels (fid, geom, land_use) VALUES (2, ?, 'agriculture')",
+         blob(shapely.MultiPolygon([box(sx, sy, sx + 20, sy + 20)])))
+    before = snapshot(db)
+    for dry_run in (True, False):
+        job = run_return(db, settings, holder, path, package_id, dry_run=dry_run)
+        assert job["status"] == "failed" and job["error"]["key"] == "field.out_of_scope", job["error"]
+        assert snapshot(db) == before
+    assert current(db, ids[0])["land_use"] == "habitation"
+    assert db.execute(text("SELECT status FROM field_package WHERE id = :p"), {"p": package_id}).scalar() == "open"
