@@ -65,6 +65,14 @@ def main(args) -> int:
         _fresh(ctx, FIELD_TEMPLATE)
         _empty_uploads(ctx)
     os.environ.update(ctx.sifc_env(RUN))
+    # Imported before the profile starts, as in a running service: the profile shows the work only.
+    from pyogrio import write_arrow  # noqa: F401
+
+    import sifc.field.packages  # noqa: F401
+    import sifc.field.returns_apply  # noqa: F401
+    import sifc.imports.worker  # noqa: F401
+    import sifc.parcels.service  # noqa: F401
+
     statements = Statements()
     event.listen(Engine, "before_cursor_execute", statements.before)
     event.listen(Engine, "after_cursor_execute", statements.after)
