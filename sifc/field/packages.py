@@ -425,7 +425,7 @@ def _issued_parcels(session: Session, package_id: uuid.UUID, area: Area, whole_c
         session.execute(INSERT_ITEMS_SQL, {
             "package_id": package_id, "fids": [r["fid"] for r in records],
             "ids": [r["parcel_id"] for r in records], "versions": [r["version"] for r in records],
-            "prints": [fingerprint.of(r["geometry"], r) for r in records]})
+            "prints": fingerprint.of_many([r["geometry"] for r in records], records)})
         if audit_for is not None:
             audit.record_many(session, audit_for[0], service=ISSUE_SERVICE, subject_kind="parcel",
                               subjects=[(r["parcel_id"], area.commune) for r in records], purpose=audit_for[1])

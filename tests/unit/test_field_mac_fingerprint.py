@@ -101,6 +101,30 @@ def test_a_shape_fingerprint_tells_a_move_from_an_attribute_change():
     assert fingerprint.geometry_of(shapely.affinity.translate(SQUARE, 0.01, 0)) != fingerprint.geometry_of(SQUARE)
 
 
+def test_many_fingerprints_at_once_are_each_parcels_own():
+    """A package fingerprints a batch at once, a return one row at a time: both must agree, in order."""
+    moved = shapely.affinity.translate(SQUARE, 0.01, 0)
+    geometries = [shapely.to_wkb(SQUARE), None, MultiPolygon([_reordered(SQUARE)]), moved, shapely.to_wkb(moved)]
+    values = [VALUES, VALUES, {**VALUES, "land_use": " habitation "}, VALUES, {**VALUES, "land_use": "commerce"}]
+    prints = fingerprint.of_many(geometries, values)
+    assert prints == [fingerprint.of(g, v) for g, v in zip(geometries, values, strict=True)]
+    assert prints[0] == prints[2] and len(set(prints)) == 4
+    assert fingerprint.of_many([], []) == []
+    with pytest.raises(ValueError):
+        fingerprint.of_many([SQUARE], [])
+
+
+@pytest.mark.parametrize("odd", [
+    pytest.param(Polygon([(0, 0), (10, 10), (10, 0), (0, 10)]), id="bow-tie"),
+    pytest.param(Polygon([(0, 0), (0.0004, 0), (0.0004, 0.0004), (0, 0.0004)]), id="under-a-millimetre"),
+    pytest.param(Polygon(), id="empty"),
+])
+def test_an_invalid_or_degenerate_shape_still_has_a_stable_fingerprint(odd):
+    """Only snapped, never repaired: what a return cannot accept it must still be able to compare."""
+    assert fingerprint.of(odd, VALUES) == fingerprint.of(shapely.to_wkb(odd), VALUES)
+    assert fingerprint.of(odd, VALUES) != fingerprint.of(SQUARE, VALUES)
+
+
 def test_the_mac_reads_the_same_instant_in_any_time_zone(tmp_path):
     from datetime import UTC, datetime, timedelta, timezone
 
