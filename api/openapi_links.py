@@ -2,7 +2,8 @@
 
 Links (OpenAPI 3.1 §4.8.20) say where the identifiers and entity tags of one answer are used next: a
 parcel created by ``POST /parcels`` is read, changed (its ``ETag`` in ``If-Match``), split, printed;
-a party's id names a holder or an applicant; a procedure's id takes its steps. Clients that follow
+a party's id names a holder or an applicant; a procedure's id takes its steps; a field package
+checked out is read, downloaded and returned, and its return's job followed. Clients that follow
 links (Schemathesis' stateful runs, code generators, API explorers) then walk the API as an officer
 would instead of guessing identifiers. Examples are realistic requests on the demonstration data: a
 small polygon in a free area of Bargny (WGS 84), real commune codes.
@@ -31,6 +32,7 @@ def _ring(west: float, south: float, east: float, north: float) -> list[list[lis
 
 
 SQUARE = {"type": "Polygon", "coordinates": _ring(_W, _S, _E, _N)}
+FIELD_BBOX = [-17.2290, 14.6920, -17.2270, 14.6940]  # west, south, east, north: a corner of Bargny's town
 HALVES = [{"type": "Feature", "properties": {"land_use": "habitation"},
            "geometry": {"type": "Polygon", "coordinates": _ring(west, _S, east, _N)}}
           for west, east in ((_W, _MID), (_MID, _E))]
@@ -66,6 +68,11 @@ BODY_EXAMPLES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/procedures/{procedure_id}/steps"): {"step": "surveyed", "occurred_on": TODAY,
                                                    "source_ids": ["<id du procès-verbal>"],
                                                    "details": {"neighbours_consulted": True}},
+    # a few parcels of Bargny's demonstration data (a package of the whole commune is 480 parcels)
+    ("POST", "/field/packages"): {"commune": BARGNY, "bbox": FIELD_BBOX, "purpose": "levé des limites"},
+    ("POST", "/field/packages/{package_id}/lost"): {"reason": "tablette volée sur le terrain"},
+    ("POST", "/field/packages/{package_id}/reassign"): {"to": "<compte d'un agent de la commune>",
+                                                        "reason": "changement d'équipe"},
 }
 
 # Path and query parameters: the same value wherever the name appears.
@@ -150,6 +157,30 @@ def _job_links(id_expression: str) -> list[Link]:
                                        ("RetryImport", "POST", "/imports/{job_id}/retry"))]
 
 
+def _borne_links(id_expression: str, etag: str | None) -> list[Link]:
+    return _one_of("borne_id", id_expression, etag,
+                   [("GetBorne", "GET", "/bornes/{borne_id}"), ("BorneVersions", "GET", "/bornes/{borne_id}/versions")],
+                   [("UpdateBorne", "PATCH", "/bornes/{borne_id}"),
+                    ("RetireBorne", "POST", "/bornes/{borne_id}/retire")])
+
+
+def _package_links(id_expression: str) -> list[Link]:
+    """A field package's reads, its return (by its holder) and the administrator's closing or handing over."""
+    return [(name, method, path, {"path.package_id": id_expression}, None)
+            for name, method, path in (("GetPackage", "GET", "/field/packages/{package_id}"),
+                                       ("DownloadPackage", "GET", "/field/packages/{package_id}/download"),
+                                       ("ReturnPackage", "POST", "/field/packages/{package_id}/return"),
+                                       ("LosePackage", "POST", "/field/packages/{package_id}/lost"),
+                                       ("ReassignPackage", "POST", "/field/packages/{package_id}/reassign"))]
+
+
+def _return_links(id_expression: str) -> list[Link]:
+    return [(name, method, path, {"path.job_id": id_expression}, None)
+            for name, method, path in (("GetReturn", "GET", "/field/returns/{job_id}"),
+                                       ("ReturnReport", "GET", "/field/returns/{job_id}/report"),
+                                       ("ReturnRejects", "GET", "/field/returns/{job_id}/rejects"))]
+
+
 _FIRST_FEATURE = "$response.body#/features/0/id"
 _TERRITORIES = ("poles", "regions", "departments", "arrondissements", "communes")
 
@@ -198,6 +229,15 @@ LINKS: dict[tuple[str, str, str], list[Link]] = {
          {"path.party_id": "$response.body#/applicants/0/party_id"}, None)],
     ("POST", "/procedures/{procedure_id}/steps", "200"): _procedure_links(_ID, _ETAG),
     ("GET", "/parcels/{parcel_id}/procedures", "200"): _procedure_links("$response.body#/0/id", None),
+    # bornes
+    ("POST", "/bornes", "201"): _borne_links(_ID, _ETAG),
+    ("GET", "/bornes/{borne_id}", "200"): _borne_links(_ID, _ETAG),
+    ("PATCH", "/bornes/{borne_id}", "200"): _borne_links(_ID, _ETAG),
+    ("GET", "/communes/{code}/bornes", "200"): _borne_links(_FIRST_FEATURE, None),
+    # field packages and their returns
+    ("POST", "/field/packages", "201"): _package_links(_ID),
+    ("GET", "/field/packages", "200"): _package_links("$response.body#/packages/0/id"),
+    ("POST", "/field/packages/{package_id}/return", "202"): _return_links(_ID),
     # imports, sign-in, territories
     ("POST", "/imports", "202"): _job_links(_ID),
     ("GET", "/imports", "200"): _job_links("$response.body#/jobs/0/id"),

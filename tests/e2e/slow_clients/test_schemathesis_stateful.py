@@ -7,7 +7,8 @@ the demonstration data and a real server:
    that exist, as ``test_schemathesis.py`` does), then
 2. a stateful run follows the document's links (``api/openapi_links.py``): a parcel created is read,
    changed with its ``ETag``, split, merged, printed; a party becomes an applicant; a procedure takes
-   its steps; an import job is followed; a refresh token is used and revoked.
+   its steps; an import job is followed; a refresh token is used and revoked; a field package is
+   checked out, downloaded, returned by its holder (its return followed), declared lost or handed over.
 
 Both check every answer: **no server error**, ever. Then coverage: every operation the policy
 (``data/policy.yaml``) allows to the role answered that role with a 2xx at least once, except the few
@@ -16,7 +17,8 @@ listed in ``UNREACHABLE`` with the reason.
 What a schema cannot say, the ``Steering`` below supplies as a user of the API would, each time for a
 share of the requests only (the rest stays generated): a free spot of Bargny for a new parcel (parcels
 may not overlap), the two halves of a parcel for its split, the sources of the commune a mutation cites,
-the next step of a procedure, a PDF to attach or verify, a file to import, the role's own password.
+the next step of a procedure, a PDF to attach or verify, a file to import, the role's own password,
+a few parcels of Bargny to check out and the very zip downloaded to return it.
 
 Deterministic as far as Hypothesis goes (``derandomize``, a fixed seed for the steering); marked
 ``slow_clients``: ``.ci/run`` runs it in a stage of its own, with a time budget.
@@ -24,12 +26,14 @@ Deterministic as far as Hypothesis goes (``derandomize``, a fixed seed for the s
 
 from __future__ import annotations
 
+import io
 import json
 import random
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import zipfile
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import date
@@ -47,6 +51,7 @@ from sqlalchemy.pool import NullPool
 
 from sifc.auth import policy
 from tests.e2e.helpers import get, run_cli, serving
+from tests.integration.test_field_returns import edit
 
 ROLES = ("public", "lecteur", "agent_foncier", "analyste_sig", "administrateur")
 BARGNY = "SN0104-bargny"
@@ -78,6 +83,9 @@ WRITES_ON_CURRENT = {
 GRID_WEST, GRID_SOUTH, CELL, SIDE, COLUMNS = -17.2230, 14.7000, 0.0003, 0.0002, 30
 NOWHERE = "00000000-0000-7000-8000-000000000000"  # an id no record has
 PDF = b"%PDF-1.4\n% stateful run\n%%EOF\n"
+# A corner of Bargny's town with a few demonstration parcels: small packages, quick to build and return.
+FIELD_AREA: dict[str, Any] = {"commune": BARGNY, "bbox": [-17.2290, 14.6920, -17.2270, 14.6940],
+                              "purpose": "levé des limites"}
 
 
 def _square(west: float, south: float, east: float, north: float) -> dict[str, Any]:
@@ -131,6 +139,8 @@ class Steering:
         self.procedures: list[str] = []  # created by this run, to take their next step
         self.rights: list[str] = []  # created by this run, to change and end
         self.bornes: list[str] = []  # created by this run, to change and retire
+        self.packages: list[str] = []  # checked out by this run's role and still open, to return, lose, hand over
+        self.zips: dict[str, bytes] = {}  # each package's zip as downloaded, the file a return sends back
         self.calls: Counter[str] = Counter()
         self.first = False
 
@@ -164,6 +174,36 @@ class Steering:
         west, south = (min(p[i] for p in made["geometry"]["coordinates"][0][0]) for i in (0, 1))
         self.squares.append(Square(made["id"], west, south))
 
+    def create_package(self) -> None:
+        """A package checked out by the role itself (when it does field work) for a return or an administrator."""
+        request = urllib.request.Request(f"{self.base}/field/packages", data=json.dumps(FIELD_AREA).encode(),
+                                         method="POST", headers={**self.headers, "Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=60) as answer:
+                self.packages.append(json.loads(answer.read())["id"])
+        except urllib.error.HTTPError:
+            return
+
+    def take_package(self, case: schemathesis.Case) -> str | None:
+        """One of the role's open packages, on the case's path (the one the case names if it is the role's)."""
+        params = case.path_parameters or {}
+        if params.get("package_id") not in self.packages or not self.chance(0.5):
+            if not self.packages:
+                self.create_package()
+            if not self.packages:
+                return None
+            case.path_parameters = {**params, "package_id": self.random.choice(self.packages)}
+        return str(case.path_parameters["package_id"])
+
+    def zip_of(self, package_id: str) -> bytes | None:
+        if package_id not in self.zips:
+            status, _, data = get(f"{self.base}/field/packages/{package_id}/download", timeout=60,
+                                  headers=self.headers)
+            if status != 200:
+                return None
+            self.zips[package_id] = data
+        return self.zips[package_id]
+
     def take_square(self, case: schemathesis.Case) -> Square | None:
         if not self.squares:
             self.create_square()
@@ -195,6 +235,8 @@ class Steering:
                 params["rrr_id"] = self.rights[0] if self.rights else NOWHERE
             if params.get("borne_id") == self.known["path"]["/bornes/{borne_id}"]["borne_id"]:
                 params["borne_id"] = self.bornes[0] if self.bornes else NOWHERE
+            if params.get("package_id") == self.known["path"]["/field/packages/{package_id}"]["package_id"]:
+                params["package_id"] = self.packages[0] if self.packages else NOWHERE
             case.path_parameters = params
         if path in WRITES_ON_CURRENT:
             kind, resource = WRITES_ON_CURRENT[path]
@@ -269,6 +311,20 @@ class Steering:
             case.body = json.dumps({"type": "FeatureCollection", "features": [feature]}).encode()
             case.media_type = "application/octet-stream"
             case.query = {"filename": "levé.geojson", "commune": BARGNY, "dry_run": "true"}
+        elif (method, path) == ("POST", "/field/packages") and self.chance(0.9):
+            case.body = dict(FIELD_AREA)
+        elif path == "/field/packages/{package_id}/return" and self.chance(0.8):
+            package = self.take_package(case)
+            data = self.zip_of(package) if package is not None else None
+            if data is not None:  # the zip as downloaded: all unchanged; applied now and then (closes the package)
+                case.body, case.media_type = data, "application/octet-stream"
+                case.query = {"filename": "dossier.zip", "dry_run": "false" if self.chance(0.2) else "true"}
+        elif path == "/field/packages/{package_id}/lost" and self.chance(0.6):
+            if self.take_package(case) is not None:
+                case.body = {"reason": "tablette perdue"}
+        elif path == "/field/packages/{package_id}/reassign" and self.chance(0.6):
+            if self.take_package(case) is not None:
+                case.body = {"to": self.known["usernames"]["agent_foncier"], "reason": "changement d'équipe"}
         elif path == "/auth/token" and self.chance(0.5):
             case.body = {"username": self.known["usernames"].get(self.role, "st.lecteur"), "password": PASSWORD}
 
@@ -299,6 +355,12 @@ class Steering:
             self.rights.append(body["id"])
         elif (method, path) == ("POST", "/bornes") and isinstance(body, dict):
             self.bornes.append(body["id"])
+        elif (method, path) == ("POST", "/field/packages") and isinstance(body, dict):
+            self.packages.append(body["id"])
+        elif path.startswith("/field/packages/{package_id}/") and method == "POST":
+            closes = not path.endswith("/return") or (case.query or {}).get("dry_run") in ("false", False)
+            if closes and case.path_parameters["package_id"] in self.packages:  # lost, handed over, returned
+                self.packages.remove(case.path_parameters["package_id"])
 
 
 def _machine(schema: Any, steering: Steering, outcome: Outcome) -> type:
@@ -326,9 +388,10 @@ def _machine(schema: Any, steering: Steering, outcome: Outcome) -> type:
 
 
 CREATIONS = ("POST /parcels", "POST /parties", "POST /sources", "POST /imports", "POST /parcels/{parcel_id}/rights",
-             "POST /procedures", "POST /bornes")
+             "POST /procedures", "POST /bornes", "POST /field/packages")
 LAST = ("POST /parcels/{parcel_id}/retire", "POST /rights/{rrr_id}/end", "POST /parcels/merge",
-        "POST /bornes/{borne_id}/retire")
+        "POST /bornes/{borne_id}/retire", "POST /field/packages/{package_id}/lost",
+        "POST /field/packages/{package_id}/reassign")
 
 
 def _order(operation: Any) -> tuple[int, int]:
@@ -409,7 +472,23 @@ def _multipart(name: str, filename: str, content: bytes, media_type: str) -> tup
     return body, f"multipart/form-data; boundary={boundary}"
 
 
-def _known(base: str, settings: Any, admin: dict[str, str]) -> dict[str, Any]:
+def _field_return_with_rejects(base: str, admin: dict[str, str], folder: Path) -> tuple[str, str]:
+    """A package the administrator checked out, and the preview of its return whose one new parcel is a copy of
+    an issued one (refused: it overlaps), so that the return has rejects."""
+    package = _post(base, "/field/packages", admin, json.dumps(FIELD_AREA).encode(), "application/json")
+    status, _, data = get(f"{base}/field/packages/{package['id']}/download", timeout=60, headers=admin)
+    assert status == 200, data[:300]
+    gpkg = folder / "data.gpkg"
+    with zipfile.ZipFile(io.BytesIO(data)) as bundle:
+        gpkg.write_bytes(bundle.read("data.gpkg"))
+    edit(gpkg, "INSERT INTO new_parcels (fid, geom, land_use) SELECT 1, geom, 'habitation' FROM parcels "
+               "ORDER BY fid LIMIT 1")
+    job = _post(base, f"/field/packages/{package['id']}/return?filename=data.gpkg&dry_run=true", admin,
+                gpkg.read_bytes(), "application/octet-stream")
+    return str(package["id"]), str(job["id"])
+
+
+def _known(base: str, settings: Any, admin: dict[str, str], folder: Path) -> dict[str, Any]:
     """Ids of the demonstration data of Bargny (read as the superuser) and a few made by the administrator."""
     engine = create_engine(settings.admin_url, poolclass=NullPool)
     with engine.connect() as conn:
@@ -441,11 +520,15 @@ def _known(base: str, settings: Any, admin: dict[str, str]) -> dict[str, Any]:
                 "application/json")
     failed = _post(base, f"/imports?filename=broken.geojson&commune={BARGNY}&dry_run=true", admin,
                    b"{ not a feature collection", "application/json")
-    for _ in range(120):  # the import worker finishes both
-        states = [json.loads(get(f"{base}/imports/{j['id']}", headers=admin)[2])["status"] for j in (job, failed)]
+    package, returned = _field_return_with_rejects(base, admin, folder)
+    for _ in range(120):  # the import worker finishes all three
+        states = [json.loads(get(f"{base}{j}", headers=admin)[2])["status"]
+                  for j in (f"/imports/{job['id']}", f"/imports/{failed['id']}", f"/field/returns/{returned}")]
         if all(state in ("done", "failed") for state in states):
             break
         time.sleep(0.5)
+    status, _, answer = get(f"{base}/field/returns/{returned}", headers=admin)
+    assert status == 200 and "rejects" in json.loads(answer)["links"], answer[:500]
     code = str(verdict.get("code") or verdict.get("verification_code") or "")
     parcel = str(rights_parcel)
     path = {
@@ -464,7 +547,10 @@ def _known(base: str, settings: Any, admin: dict[str, str]) -> dict[str, Any]:
         "/admin/subjects/{subject}": {"subject": "st.lecteur"},
         "/tiles/{collection}/{z}/{x}/{y}.mvt": {"collection": "parcels", "z": 14, "x": 7599, "y": 7520},
         "/ogc/collections/{collection_id}/items/{feature_id}": {"collection_id": "parcels", "feature_id": parcel},
-        "/bornes/{borne_id}": {"borne_id": borne},
+        "/bornes/{borne_id}": {"borne_id": borne}, "/bornes/{borne_id}/versions": {"borne_id": borne},
+        "/field/packages/{package_id}": {"package_id": package},
+        "/field/packages/{package_id}/download": {"package_id": package},
+        **{f"/field/returns/{{job_id}}{suffix}": {"job_id": returned} for suffix in ("", "/report", "/rejects")},
     }
     for suffix in ("versions", "history", "rights", "procedures", "audit", "lineage", "neighbours", "fiche.pdf"):
         path[f"/parcels/{{parcel_id}}/{suffix}"] = {"parcel_id": parcel}
@@ -504,10 +590,10 @@ def world(fresh_db, tmp_path_factory):
         usernames[role] = f"st.{role}"
     log = tmp_path_factory.mktemp("stateful") / "server.log"
     limits = {"SIFC_LOGIN_RATE_PER_IP": "1000000", "SIFC_ANALYSIS_RATE_PER_MINUTE": "1000000",
-              "SIFC_IMPORT_WORKERS": "1"}
+              "SIFC_IMPORT_RATE_PER_MINUTE": "1000000", "SIFC_IMPORT_WORKERS": "1"}
     with serving(fresh_db, log, extra_env=limits) as base:
         headers = {"public": {}, **{role: _sign_in(base, name) for role, name in usernames.items()}}
-        known = _known(base, fresh_db, headers["administrateur"])
+        known = _known(base, fresh_db, headers["administrateur"], tmp_path_factory.mktemp("field"))
         known["usernames"] = usernames
         yield base, headers, known, log
 
