@@ -17,23 +17,23 @@ every commune before and after a change must be in the principal's scope.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NoReturn
 
 import orjson
 import shapely
-from shapely.geometry import shape
+from shapely.geometry import mapping, shape
 from sqlalchemy import text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
 from sifc import bounds, journal
 from sifc.auth import audit
 from sifc.auth.principal import Action, Principal, require
 from sifc.crs import STORAGE_SRID, in_domain
-from sifc.errors import Conflict, Gone, InvalidInput, NotFound
+from sifc.errors import Conflict, Gone, InvalidInput, NotFound, SifcError
 from sifc.geojson import crs_member, finite, geometry_sql
 from sifc.parcels import nicad as nicad_rules
 from sifc.personal import FREE_TEXT_FIELDS, PERSONAL_FIELDS, may_reveal
@@ -448,6 +448,383 @@ def update(session: Session, *, parcel_id: str, data: ParcelInput, author: str,
                    operation="parcel.update", object_kind="parcel", object_id=pid, parcel_id=pid,
                    commune_code=values["commune_code"], before=before, after=_audit_state(session, pid))
     return version
+
+
+# --- many updates at once (a field return) ------------------------------------------------------
+
+# The attributes a change may carry and still be written in bulk: a NICAD or a commune given by
+# hand goes through :func:`update` (its checks name other parcels, and are rare).
+BATCH_FIELDS = frozenset({"section", "local_number", "source_id", "declared_area_m2", "land_use", "tenure_regime"})
+
+
+@dataclass(frozen=True)
+class Change:
+    """One parcel's change in a batch: what :func:`update` would be given, the shape as storage WKB."""
+
+    parcel_id: uuid.UUID
+    expected_version: int
+    geometry: bytes | None  # WKB in the storage CRS; None: the shape is not changed
+    values: dict[str, Any]
+    reason: str
+
+
+@dataclass
+class BatchOutcome:
+    """What :func:`update_many` wrote, left as it was, and left to :func:`update` (``deferred``, in order)."""
+
+    applied: dict[uuid.UUID, int] = field(default_factory=dict)
+    deferred: list[Change] = field(default_factory=list)
+    unchanged: list[uuid.UUID] = field(default_factory=list)
+
+
+@dataclass
+class _Planned:
+    """A change as the batch sees it: the current version, the new shape and what the checks found."""
+
+    change: Change
+    wkb: bytes | None = None  # the storage WKB :func:`update` would send (``_to_storage_wkb``)
+    current: dict[str, Any] = field(default_factory=dict)
+    old_shape: Any = None  # shapely, for the interactions between changes
+    new_shape: Any = None
+    ewkb: str | None = None
+    area: float = 0.0
+    shape_changed: bool = False
+    commune: str | None = None
+    values: dict[str, Any] = field(default_factory=dict)
+
+
+def update_many(session: Session, changes: Sequence[Change], *, author: str, by: Principal | None,
+                permission: Action, action: str, tolerances: Tolerances | None = None) -> BatchOutcome:
+    """Write the changes :func:`update` would accept in a few set-based statements; defer the others.
+
+    A field return changes thousands of parcels; one :func:`update` each costs about twenty
+    statements per parcel. Here every check :func:`update` makes (expected version, litige,
+    validity, region, commune ranking, scope, overlap with current parcels and with the batch's
+    other shapes, the 1 cm shape rule, NICAD status, bounds, no change) is decided for all the
+    changes at once; what a check would refuse, and anything unusual (a NICAD or commune given, a
+    parcel twice), is not written but returned in ``deferred``, for the caller to run through
+    :func:`update` one by one afterwards, so that its refusal is exactly today's. A change that
+    meets a deferred one (their shapes' boxes meet, or it holds a NICAD the other asks for) is
+    deferred too: then the order between written and deferred changes cannot alter any outcome,
+    and the registry ends as if :func:`update` had run on each change in order.
+    """
+    tolerances = tolerances or Tolerances()
+    outcome = BatchOutcome()
+    plans: list[_Planned] = [_Planned(change) for change in changes]
+    counts: dict[uuid.UUID, int] = {}
+    for change in changes:
+        counts[change.parcel_id] = counts.get(change.parcel_id, 0) + 1
+    deferred: set[int] = set()
+    for index, plan in enumerate(plans):
+        if counts[plan.change.parcel_id] > 1 or not _batchable(plan):
+            deferred.add(index)
+    _assess(session, plans, deferred)
+    _check_shapes(session, plans, deferred, tolerances)
+    for index, plan in enumerate(plans):
+        if index not in deferred and not _decide(plan, by, permission):
+            deferred.add(index)
+    _overlapping_changes(plans, deferred, tolerances)
+    while True:
+        _spread(plans, deferred)
+        unchanged = [i for i, plan in enumerate(plans) if i not in deferred and _no_change(plan)]
+        writes = [i for i, plan in enumerate(plans) if i not in deferred and i not in unchanged]
+        refused = _write(session, [plans[i] for i in writes], author=author, by=by, action=action)
+        if not refused:
+            break
+        deferred.update(i for i in writes if plans[i].change.parcel_id in refused)
+    for index, plan in enumerate(plans):
+        if index in deferred:
+            outcome.deferred.append(plan.change)
+        elif index in unchanged:
+            outcome.unchanged.append(plan.change.parcel_id)
+        else:
+            outcome.applied[plan.change.parcel_id] = plan.current["version"] + 1
+    return outcome
+
+
+def _batchable(plan: _Planned) -> bool:
+    """Whether a change has nothing the batch leaves to :func:`update` (its own checks, in Python)."""
+    change = plan.change
+    if not change.reason or not set(change.values) <= BATCH_FIELDS:
+        return False
+    for name, value in change.values.items():
+        if name == "declared_area_m2":
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+                return False
+            try:
+                bounds.check("parcel.declared_area_m2", value, field="declared_area_m2")
+            except InvalidInput:
+                return False
+        elif value is not None and not isinstance(value, str):
+            return False
+    if change.geometry is not None:
+        try:  # the very bytes update() sends: through GeoJSON and _to_storage_wkb, as its caller does
+            plan.wkb = _to_storage_wkb(mapping(shapely.from_wkb(change.geometry)), STORAGE_SRID)
+        except (InvalidInput, shapely.errors.GEOSException, ValueError, TypeError):
+            return False
+    return True
+
+
+def _assess(session: Session, plans: list[_Planned], deferred: set[int]) -> None:
+    """The current versions, litiges and the new shapes' validity, for every change at once."""
+    indexes = [i for i in range(len(plans)) if i not in deferred]
+    if not indexes:
+        return
+    rows = session.execute(text(f"""
+        SELECT u.i, c.version, c.nicad, c.nicad_status, c.commune_code, c.section, c.local_number, c.source_id,
+               c.declared_area_m2, c.land_use, c.tenure_regime, ST_AsBinary(c.geom) AS old_wkb,
+               EXISTS (SELECT 1 FROM rrr_version r
+                       WHERE r.parcel_id = u.pid AND r.valid_to IS NULL AND r.type = 'litige'
+                         AND r.start_date <= current_date AND (r.end_date IS NULL OR r.end_date > current_date))
+                   AS frozen,
+               ST_IsValid(t.g) AS valid, encode(ST_AsEWKB(ST_Multi(t.g)), 'hex') AS ewkb, ST_Area(t.g) AS area
+        FROM unnest(CAST(:i AS int[]), CAST(:pid AS uuid[]), CAST(:wkb AS bytea[])) AS u(i, pid, wkb)
+        LEFT JOIN parcel_version c ON c.parcel_id = u.pid AND c.valid_to IS NULL
+        CROSS JOIN LATERAL (SELECT ST_Transform(ST_GeomFromWKB(u.wkb, {STORAGE_SRID}), {STORAGE_SRID}) AS g) t
+    """), {"i": indexes, "pid": [plans[i].change.parcel_id for i in indexes],
+           "wkb": [plans[i].wkb for i in indexes]}).mappings().all()
+    for row in rows:
+        index = int(row["i"])
+        plan = plans[index]
+        if row["version"] is None:  # retired or unknown: update() says which
+            deferred.add(index)
+            continue
+        plan.current = {k: row[k] for k in ("version", "nicad", "nicad_status", "commune_code", "section",
+                                            "local_number", "source_id", "declared_area_m2", "land_use",
+                                            "tenure_regime")}
+        plan.old_shape = shapely.from_wkb(bytes(row["old_wkb"]))
+        if row["version"] != plan.change.expected_version or row["frozen"]:
+            deferred.add(index)
+        elif plan.wkb is not None:
+            if not row["valid"]:
+                deferred.add(index)
+            else:
+                plan.ewkb, plan.area = row["ewkb"], float(row["area"])
+                plan.new_shape = shapely.from_wkb(bytes.fromhex(row["ewkb"]))
+
+
+def _check_shapes(session: Session, plans: list[_Planned], deferred: set[int], tolerances: Tolerances) -> None:
+    """The checks of ``_checked_geometry`` and the 1 cm rule, in one statement over every new shape.
+
+    The commune ranking runs only for a shape meeting several communes: with one, it is that one
+    whatever the order (and ``ST_Intersects`` keeps the commune's prepared polygon across rows).
+    """
+    indexes = [i for i, plan in enumerate(plans) if i not in deferred and plan.ewkb is not None]
+    if not indexes:
+        return
+    rows = session.execute(text("""
+        SELECT u.i,
+               EXISTS (SELECT 1 FROM territory_piece p WHERE p.level = 'region' AND p.geom && u.g
+                       AND ST_Intersects(p.geom, u.g)) AS inside,
+               CASE WHEN cardinality(m.codes) = 1 THEN m.codes[1] ELSE (
+                   SELECT c.code FROM commune c WHERE c.geom && u.g AND ST_Intersects(c.geom, u.g)
+                   ORDER BY (c.boundary_status = 'official'
+                             AND overlap_area(c.geom, u.g) > greatest(:out_m2, :out_ratio * u.area)) DESC,
+                            overlap_area(c.geom, u.g) DESC, c.code LIMIT 1) END AS commune,
+               EXISTS (SELECT 1 FROM parcel p
+                       WHERE p.geom && u.g AND p.parcel_id IS DISTINCT FROM u.pid
+                         AND overlap_area(p.geom, u.g) > greatest(:m2, :ratio * least(p.area_m2, u.area)))
+                   AS overlaps,
+               ST_HausdorffDistance(u.g, c.geom) > 0.01 AS shape_changed
+        FROM unnest(CAST(:i AS int[]), CAST(:pid AS uuid[]), CAST(CAST(:g AS text[]) AS geometry[]),
+                    CAST(:area AS float8[])) AS u(i, pid, g, area)
+        JOIN parcel_version c ON c.parcel_id = u.pid AND c.valid_to IS NULL
+        CROSS JOIN LATERAL (SELECT array_agg(c.code) AS codes FROM commune c
+                            WHERE c.geom && u.g AND ST_Intersects(c.geom, u.g)) m
+    """), {"i": indexes, "pid": [plans[i].change.parcel_id for i in indexes],
+           "g": [plans[i].ewkb for i in indexes], "area": [plans[i].area for i in indexes],
+           "out_m2": tolerances.outside_m2, "out_ratio": tolerances.outside_ratio,
+           "m2": tolerances.overlap_m2, "ratio": tolerances.overlap_ratio}).mappings().all()
+    for row in rows:
+        index = int(row["i"])
+        if not row["inside"] or row["commune"] is None or row["overlaps"]:
+            deferred.add(index)
+            continue
+        plans[index].commune = row["commune"]
+        plans[index].shape_changed = bool(row["shape_changed"])
+
+
+def _decide(plan: _Planned, by: Principal | None, permission: Action) -> bool:
+    """The scope and the NICAD rule of :func:`update`, in Python; False if the change must be deferred."""
+    current = plan.current
+    values = {k: current[k] for k in (*CONTENT_FIELDS, "source_id")}
+    values.update(plan.change.values)
+    if plan.ewkb is not None:
+        values["commune_code"] = plan.commune
+    try:
+        _authorize(by, [current["commune_code"], values["commune_code"]], permission)
+    except SifcError:
+        return False
+    if plan.shape_changed:
+        values["nicad"] = None  # the old NICAD stays on the old version
+        values["nicad_status"] = nicad_rules.STATUS_TO_REASSIGN
+    elif values["nicad"]:
+        values["nicad_status"] = nicad_rules.STATUS_ASSIGNED
+    elif current["nicad_status"] == nicad_rules.STATUS_TO_REASSIGN:
+        values["nicad_status"] = nicad_rules.STATUS_TO_REASSIGN
+    else:
+        values["nicad_status"] = nicad_rules.STATUS_MISSING
+    plan.values = values
+    return True
+
+
+def _no_change(plan: _Planned) -> bool:
+    return not plan.shape_changed and all(plan.values.get(k) == plan.current.get(k)
+                                          for k in (*CONTENT_FIELDS, "nicad_status"))
+
+
+def _overlapping_changes(plans: list[_Planned], deferred: set[int], tolerances: Tolerances) -> None:
+    """Two new shapes of the batch overlapping beyond half the tolerance: both go to :func:`update`.
+
+    Half, so that a rounding between GEOS here and PostGIS there never lets an overlap through
+    (a deferral only costs time: :func:`update` decides it exactly).
+    """
+    indexes = [i for i, plan in enumerate(plans) if i not in deferred and plan.new_shape is not None]
+    if len(indexes) < 2:
+        return
+    shapes = [plans[i].new_shape for i in indexes]
+    left, right = shapely.STRtree(shapes).query(shapes, predicate="intersects")
+    for a, b in zip(left.tolist(), right.tolist(), strict=True):
+        if a >= b:
+            continue
+        first, second = plans[indexes[a]], plans[indexes[b]]
+        limit = max(tolerances.overlap_m2, tolerances.overlap_ratio * min(first.area, second.area))
+        if shapely.area(shapely.intersection(first.new_shape, second.new_shape)) > limit / 2:
+            deferred.update((indexes[a], indexes[b]))
+
+
+def _spread(plans: list[_Planned], deferred: set[int]) -> None:
+    """Defer every change that meets a deferred one, until none does.
+
+    Meeting: the boxes of their shapes (current or new) meet, or the deferred change gives the
+    NICAD the other holds. Then no written change can alter a deferred change's checks, nor the
+    other way round, and running the deferred ones after the batch ends as running all in order.
+    """
+    while True:
+        kept = [i for i in range(len(plans)) if i not in deferred]
+        if not kept or not deferred:
+            return
+        shapes: list[Any] = []
+        owners: list[int] = []
+        for i in kept:
+            for one in (plans[i].old_shape, plans[i].new_shape):
+                if one is not None:
+                    shapes.append(one)
+                    owners.append(i)
+        asked: set[str] = set()
+        probes: list[Any] = []
+        for i in deferred:
+            change = plans[i].change
+            wanted = nicad_rules.clean(change.values.get("nicad"))
+            if wanted:
+                asked.add(wanted)
+            probes.extend(s for s in (plans[i].old_shape, plans[i].new_shape) if s is not None)
+            if plans[i].new_shape is None and change.geometry is not None:
+                try:  # a shape the batch did not keep (invalid, unreadable): its box still counts
+                    probes.append(shapely.box(*shapely.from_wkb(change.geometry).bounds))
+                except (shapely.errors.GEOSException, ValueError, TypeError):
+                    pass
+        met = {i for i in kept if plans[i].current.get("nicad") in asked}
+        if probes and shapes:
+            _, hits = shapely.STRtree(shapes).query(probes)
+            met.update(owners[h] for h in hits.tolist())
+        if not met:
+            return
+        deferred.update(met)
+
+
+def _write(session: Session, plans: list[_Planned], *, author: str, by: Principal | None,
+           action: str) -> set[uuid.UUID]:
+    """Close, re-check litiges, insert and journal in one savepoint; the parcels to defer instead, if any.
+
+    As :func:`_close`: a version another write closed first is not closed (that change is
+    deferred: :func:`update` answers its 412), and litiges are read once the rows are locked.
+    The closing trigger checks ``closed_by`` against the transaction's actor, which the caller
+    declared (:func:`sifc.db.act_as`), as for :func:`update`.
+    """
+    if not plans:
+        return set()
+    pids = [plan.change.parcel_id for plan in plans]
+    versions = [plan.current["version"] + 1 for plan in plans]
+    savepoint = session.begin_nested()
+    try:
+        closed = set(session.execute(text("""
+            UPDATE parcel_version v SET valid_to = now(), closed_by = :author, close_reason = u.reason
+            FROM unnest(CAST(:pid AS uuid[]), CAST(:version AS int[]), CAST(:reason AS text[]))
+                 AS u(pid, version, reason)
+            WHERE v.parcel_id = u.pid AND v.version = u.version AND v.valid_to IS NULL
+            RETURNING v.parcel_id"""),
+            {"author": author, "pid": pids, "version": [v - 1 for v in versions],
+             "reason": [f"remplacée par la version {v}" for v in versions]}).scalars())
+        refused = set(pids) - closed
+        if not refused:
+            refused = set(session.execute(text("""
+                SELECT DISTINCT r.parcel_id FROM rrr_version r
+                WHERE r.parcel_id = ANY(CAST(:pid AS uuid[])) AND r.valid_to IS NULL AND r.type = 'litige'
+                  AND r.start_date <= current_date AND (r.end_date IS NULL OR r.end_date > current_date)"""),
+                {"pid": pids}).scalars())
+        if refused:
+            savepoint.rollback()
+            return refused
+        _insert_versions(session, plans, versions, action=action, author=author)
+        _journal_updates(session, by, author=author, plans=plans, versions=versions)
+    except DBAPIError:
+        # A value the database refuses: update() meets it again on its own, change by change.
+        savepoint.rollback()
+        return set(pids)
+    except BaseException:
+        if savepoint.is_active:
+            savepoint.rollback()
+        raise
+    savepoint.commit()
+    return set()
+
+
+def _insert_versions(session: Session, plans: list[_Planned], versions: list[int], *, action: str,
+                     author: str) -> None:
+    """The new versions, in one INSERT; an unchanged shape is the stored one (as :func:`update` keeps it)."""
+    columns = {name: [plan.values.get(name) for plan in plans] for name in (*CONTENT_FIELDS, "source_id",
+                                                                            "nicad_status")}
+    columns["declared_area_m2"] = [None if v is None else float(v) for v in columns["declared_area_m2"]]
+    session.execute(text("""
+        INSERT INTO parcel_version (parcel_id, version, nicad, nicad_status, commune_code, section, local_number,
+            source_id, geom, declared_area_m2, land_use, tenure_regime, batch_id, action, author, reason)
+        SELECT u.pid, u.version, u.nicad, u.nicad_status, u.commune_code, u.section, u.local_number, u.source_id,
+               coalesce(CAST(u.ewkb AS geometry), o.geom), u.declared_area_m2, u.land_use, u.tenure_regime, NULL,
+               :action, :author, u.reason
+        FROM unnest(CAST(:pid AS uuid[]), CAST(:version AS int[]), CAST(:nicad AS text[]),
+                    CAST(:nicad_status AS text[]), CAST(:commune_code AS text[]), CAST(:section AS text[]),
+                    CAST(:local_number AS text[]), CAST(:source_id AS text[]), CAST(:ewkb AS text[]),
+                    CAST(:declared_area_m2 AS float8[]), CAST(:land_use AS text[]), CAST(:tenure_regime AS text[]),
+                    CAST(:reason AS text[]))
+             WITH ORDINALITY AS u(pid, version, nicad, nicad_status, commune_code, section, local_number,
+                                  source_id, ewkb, declared_area_m2, land_use, tenure_regime, reason, n)
+        JOIN parcel_version o ON o.parcel_id = u.pid AND o.version = u.version - 1
+        ORDER BY u.n"""),
+        {**columns, "pid": [plan.change.parcel_id for plan in plans], "version": versions,
+         "ewkb": [plan.ewkb if plan.shape_changed else None for plan in plans],
+         "reason": [plan.change.reason for plan in plans], "action": action, "author": author})
+
+
+def _journal_updates(session: Session, by: Principal | None, *, author: str, plans: list[_Planned],
+                     versions: list[int]) -> None:
+    """One ``write_audit`` row per version written, as :func:`sifc.journal.record` writes it for :func:`update`."""
+    actor = by or Principal(kind="cli", role=journal.SYSTEM.role, name=author or journal.SYSTEM.name,
+                            everywhere=True)
+    state = f"""(SELECT ({_feature_sql(STORAGE_SRID, personal=True)})::jsonb
+                 FROM parcel_version p LEFT JOIN import_batch b ON b.id = p.batch_id"""
+    session.execute(text(f"""
+        INSERT INTO write_audit (actor_kind, actor_id, actor, role, operation, object_kind, object_id, parcel_id,
+                                 commune_code, before, after)
+        SELECT :kind, :actor_id, :actor, :role, 'parcel.update', 'parcel', u.pid::text, u.pid, u.commune,
+               {state} WHERE p.parcel_id = u.pid AND p.version = u.version - 1),
+               {state} WHERE p.parcel_id = u.pid AND p.version = u.version)
+        FROM unnest(CAST(:pid AS uuid[]), CAST(:version AS int[]), CAST(:commune AS text[]))
+             WITH ORDINALITY AS u(pid, version, commune, n)
+        ORDER BY u.n"""),
+        {"kind": actor.kind if actor.kind != "anonymous" else "cli", "actor_id": actor.id, "actor": actor.name,
+         "role": actor.role, "pid": [plan.change.parcel_id for plan in plans], "version": versions,
+         "commune": [plan.values["commune_code"] for plan in plans]})
 
 
 def retire(session: Session, *, parcel_id: str, author: str, reason: str | None, by: Principal | None = None,
