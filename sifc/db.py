@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Protocol
 
 import psycopg
+from psycopg import sql
 from psycopg.types.json import set_json_loads
 from psycopg_pool import AsyncConnectionPool
 from sqlalchemy import Engine, create_engine, event, text
@@ -78,6 +79,30 @@ def transaction(engine: Engine) -> Iterator[Session]:
     factory = make_sessionmaker(engine)
     with factory() as session, session.begin():
         yield session
+
+
+# --- many rows at once ------------------------------------------------------------------------
+
+def copy_rows(session: Session, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
+    """Write ``rows`` (values in ``columns``' order) into ``table`` with ``COPY … FROM STDIN``; how many.
+
+    For a batch of many small rows, where one statement's parameters (``INSERT … unnest``) cost
+    more to send and unpack than the rows themselves: the server reads a stream. It runs on the
+    session's own connection, in its transaction, so the rows commit or roll back with the rest.
+    ``table`` and ``columns`` are the caller's constants, quoted as identifiers all the same;
+    values are adapted by psycopg as parameters are (``None`` is NULL); constraints and triggers
+    apply as to an ``INSERT``.
+    """
+    statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
+        sql.Identifier(table), sql.SQL(", ").join(sql.Identifier(column) for column in columns))
+    raw = session.connection().connection.driver_connection
+    assert raw is not None  # a live psycopg connection: the session holds it for the transaction
+    count = 0
+    with raw.cursor() as cursor, cursor.copy(statement) as copy:
+        for row in rows:
+            copy.write_row(row)
+            count += 1
+    return count
 
 
 # --- the read path of the hot questions -------------------------------------------------------

@@ -42,6 +42,7 @@ from sifc.auth import audit, users
 from sifc.auth.principal import Action, Principal, require
 from sifc.auth.service import principal_for
 from sifc.crs import STORAGE_SRID, to_storage_sql
+from sifc.db import copy_rows
 from sifc.errors import Conflict, Forbidden, InvalidInput, NotFound
 from sifc.exports import resolve_commune
 from sifc.field import fingerprint, gpkg, mac
@@ -276,11 +277,9 @@ INSERT_PACKAGE_SQL = text(f"""
                                purpose, includes_holders, status, format, hmac_kid, mac)
     VALUES (:id, :commune, ST_GeomFromWKB(:area, {STORAGE_SRID}), CAST(:selection AS jsonb), :issued_to, :issued_by,
             :issued_at, :expires_at, :purpose, :includes_holders, 'open', :format, :kid, :mac)""")
-INSERT_ITEMS_SQL = text("""
-    INSERT INTO field_package_item (package_id, fid, parcel_id, issued_version, base_version, fingerprint)
-    SELECT :package_id, s.fid, s.parcel_id, s.version, s.version, s.fingerprint
-    FROM unnest(CAST(:fids AS bigint[]), CAST(:ids AS uuid[]), CAST(:versions AS integer[]),
-                CAST(:prints AS text[])) AS s(fid, parcel_id, version, fingerprint)""")
+# The items of a batch, written by COPY (sifc.db.copy_rows): the version issued is also the first base.
+ITEM_TABLE = "field_package_item"
+ITEM_COLUMNS = ("package_id", "fid", "parcel_id", "issued_version", "base_version", "fingerprint")
 FINISH_SQL = text("""
     UPDATE field_package SET item_count = :items, zip_bytes = :size, zip_sha256 = :sha256 WHERE id = :id""")
 # The package's parcels: the current parcels of its commune that meet its area, in id order (fid order).
@@ -422,10 +421,10 @@ def _issued_parcels(session: Session, package_id: uuid.UUID, area: Area, whole_c
     for rows in stream(session, statement, {"package_commune": area.commune, "package_id": package_id}):
         records = [parcel_row(issue.items + n, row) for n, row in enumerate(rows, start=1)]
         del rows
-        session.execute(INSERT_ITEMS_SQL, {
-            "package_id": package_id, "fids": [r["fid"] for r in records],
-            "ids": [r["parcel_id"] for r in records], "versions": [r["version"] for r in records],
-            "prints": fingerprint.of_many([r["geometry"] for r in records], records)})
+        prints = fingerprint.of_many([r["geometry"] for r in records], records)
+        copy_rows(session, ITEM_TABLE, ITEM_COLUMNS,
+                  ((package_id, r["fid"], r["parcel_id"], r["version"], r["version"], sha)
+                   for r, sha in zip(records, prints, strict=True)))
         if audit_for is not None:
             audit.record_many(session, audit_for[0], service=ISSUE_SERVICE, subject_kind="parcel",
                               subjects=[(r["parcel_id"], area.commune) for r in records], purpose=audit_for[1])
