@@ -14,9 +14,6 @@ from typing import Any
 
 import orjson
 from pygeofilter import ast, values
-from pygeofilter.parsers.cql2_json import parse as parse_json
-from pygeofilter.parsers.cql2_text import parse as parse_text
-from pygeofilter.parsers.ecql import parse as parse_ecql
 
 from sifc.crs import to_storage_sql
 from sifc.errors import InvalidInput
@@ -69,14 +66,24 @@ def _rewrite_json(node: Any) -> Any:
 
 
 def parse(raw: str, lang: str) -> Any:
-    """The AST of a CQL2 text or JSON filter; a filter that does not parse is refused."""
+    """The AST of a CQL2 text or JSON filter; a filter that does not parse is refused.
+
+    Each parser is imported on its first filter: the text ones build their grammar at import (about
+    0.2 s), which a process that never reads a filter (a command, the import worker) need not pay.
+    """
     if len(raw) > MAX_FILTER_LENGTH:
         raise InvalidInput("ogc.bad_filter", reason=f"plus de {MAX_FILTER_LENGTH} caractères")
     try:
         if lang == "cql2-json":
+            from pygeofilter.parsers.cql2_json import parse as parse_json
+
             return parse_json(_rewrite_json(orjson.loads(raw)))
         if lang == "cql-text":  # the draft's name, which GDAL's OAPIF driver sends: ECQL-like (ILIKE, DWITHIN)
+            from pygeofilter.parsers.ecql import parse as parse_ecql
+
             return parse_ecql(raw)
+        from pygeofilter.parsers.cql2_text import parse as parse_text
+
         return parse_text(_rewrite_text(raw))
     except InvalidInput:
         raise

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import cache
+
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
@@ -9,8 +11,16 @@ from sifc.errors import InvalidInput
 
 MIN_PASSWORD_LENGTH = 10
 _hasher = PasswordHasher()
-# Verified when the username is unknown, so that a wrong username costs as much as a wrong password.
-_DUMMY_HASH = _hasher.hash("sifc-no-such-user")
+
+
+@cache
+def _dummy_hash() -> str:
+    """Verified when the username is unknown, so that a wrong username costs as much as a wrong password.
+
+    Made on a process's first check, not at import: a hash costs about 0.2 s and 64 MiB, which a
+    process that never checks a password (a command, the import worker) need not pay.
+    """
+    return _hasher.hash("sifc-no-such-user")
 
 
 def hash_password(password: str, *, check_length: bool = True) -> str:
@@ -22,8 +32,9 @@ def hash_password(password: str, *, check_length: bool = True) -> str:
 
 def verify_password(password_hash: str | None, password: str) -> bool:
     """Whether ``password`` matches ``password_hash`` (``None``: burn the same time, answer no)."""
+    dummy = _dummy_hash()  # made before either answer: a known username's first check costs the same
     try:
-        return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
+        return _hasher.verify(password_hash or dummy, password) and password_hash is not None
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
 
