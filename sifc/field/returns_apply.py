@@ -7,9 +7,11 @@ retired, split or merged since is a **conflict** left for a person to settle, wi
 the report; a deletion is a proposed retirement, never a retirement. Versions and ids read from the
 file decide nothing: the item's record does.
 
-Every write goes through the registry's own services (overlap, commune, validity, litige freeze,
-NICAD « à réattribuer », authorship, write audit), each inside a savepoint: a rule's refusal is one
-feature's refusal, and the rest of the return stands.
+Every write goes through the registry's own rules (overlap, commune, validity, litige freeze,
+NICAD « à réattribuer », authorship, write audit): the parcels to apply are written together by
+``parcels.update_many``, which leaves whatever a rule would refuse to ``parcels.update``, one feature
+at a time inside a savepoint: a rule's refusal is one feature's refusal, with the message it always
+had, and the rest of the return stands.
 """
 
 from __future__ import annotations
@@ -98,6 +100,7 @@ class Applier:
         self.attached: list[tuple[uuid.UUID, str]] = []  # (parcel, source)
         self.rejected: dict[str, set[int]] = {name: set() for name in layers.RETURNED}
         self.digests: set[tuple[str, str]] = set()  # (parcel, sha256) attached by this return
+        self.written: dict[int, tuple[str, Any]] = {}  # fid -> what the writes did (Applier._write)
 
     # --- reporting -----------------------------------------------------------------------------
 
@@ -178,22 +181,34 @@ class Applier:
     # --- parcels changed in the file -------------------------------------------------------------
 
     def _parcels(self, fids: list[int]) -> None:
+        """Decide every changed parcel, write the ones to apply in bulk, then report each in fid order.
+
+        The writes come first, all of them (``parcels.update_many``, then ``parcels.update`` one by
+        one for what it deferred, in fid order): a parcel's outcome is the same whichever way it was
+        written, and the report, warnings and photos follow in fid order as before.
+        """
         items = self._items(fids)
         rows = returns_file.rows(self.gpkg, "parcels", fids, PARCEL_VALUES)
+        known = [fid for fid in sorted(fids) if fid in items and fid in rows]
+        wkbs = {fid: returns_file.gpkg_wkb(rows[fid].get("geom")) for fid in known}
+        stamps = fingerprint.of_many([wkbs[fid] for fid in known], [rows[fid] for fid in known])
+        changed = {fid: stamp != items[fid]["fingerprint"] for fid, stamp in zip(known, stamps, strict=True)}
+        self.written = self._write([fid for fid in known if changed[fid] and wkbs[fid] is not None
+                                    and items[fid]["current_version"] is not None
+                                    and items[fid]["current_version"] == items[fid]["base_version"]],
+                                   items, rows, wkbs)
         for fid in sorted(fids):
             item, row = items.get(fid), rows.get(fid)
             if item is None or row is None:
                 self._feature("parcels", fid, "refused", "field.unknown_feature", number=fid)
                 continue
-            self._parcel(fid, item, row)
+            self._parcel(fid, item, row, wkbs[fid], changed[fid])
 
-    def _parcel(self, fid: int, item: dict[str, Any], row: dict[str, Any]) -> None:
+    def _parcel(self, fid: int, item: dict[str, Any], row: dict[str, Any], wkb: bytes | None, changed: bool) -> None:
         pid = item["parcel_id"]
-        wkb = returns_file.gpkg_wkb(row.get("geom"))
         for name, recorded in (("parcel_id", str(pid)), ("version", str(item["base_version"]))):
             if str(row.get(name)) != recorded:  # the record decides, whatever the file says
                 self._warn("parcels", fid, "field.read_only_ignored", column=name)
-        changed = fingerprint.of(wkb, row) != item["fingerprint"]
         if changed and wkb is None:
             self._feature("parcels", fid, "refused", "field.geometry_missing", parcel_id=pid)
             return
@@ -217,37 +232,100 @@ class Applier:
             return
         self._update(fid, item, row, wkb)
 
-    def _update(self, fid: int, item: dict[str, Any], row: dict[str, Any], wkb: bytes | None) -> None:
-        pid = item["parcel_id"]
-        shape_changed = fingerprint.geometry_of(wkb) != fingerprint.geometry_of(bytes(item["base_wkb"]))
-        geometry = mapping(shapely.from_wkb(wkb)) if shape_changed and wkb is not None else None
-        values = {k: v for k, v in fingerprint.normal_attributes(row).items()}
-        reason = (row.get("remark") or "").strip()[:500] or self.default_reason
-        data = parcels.ParcelInput(geometry=geometry, input_crs=STORAGE_SRID, values=values, reason=reason)
+    def _write(self, fids: list[int], items: dict[int, dict[str, Any]], rows: dict[int, dict[str, Any]],
+               wkbs: dict[int, bytes | None]) -> dict[int, tuple[str, Any]]:
+        """Write the parcels to apply: in bulk, then what the bulk deferred through ``update`` in savepoints.
+
+        Each fid's outcome: ``("applied", (version, fingerprint))``, ``("unchanged", None)``,
+        ``("conflict", None)`` (another write won: 412) or ``("refused", error)``.
+        """
+        if not fids:
+            return {}
+        # The shape changed for the file: its normal form differs from the issued version's.
+        normal = fingerprint.normal_geometries([*(wkbs[fid] for fid in fids),
+                                                *(bytes(items[fid]["base_wkb"]) for fid in fids)])
+        forms = shapely.to_wkb(normal).tolist()
+        changes: dict[int, parcels.Change] = {}
+        for n, fid in enumerate(fids):
+            row = rows[fid]
+            shape_changed = forms[n] != forms[len(fids) + n]
+            changes[fid] = parcels.Change(
+                parcel_id=items[fid]["parcel_id"], expected_version=items[fid]["base_version"],
+                geometry=wkbs[fid] if shape_changed else None, values=dict(fingerprint.normal_attributes(row)),
+                reason=(row.get("remark") or "").strip()[:500] or self.default_reason)
+        outcome = parcels.update_many(self.session, list(changes.values()), author=self.author, by=self.by,
+                                      permission=Action.FIELD_WORK, action=ACTION)
+        results: dict[int, tuple[str, Any]] = {}
+        unchanged = set(outcome.unchanged)
+        deferred = {id(change) for change in outcome.deferred}
+        versions: dict[int, int] = {}
+        for fid, change in changes.items():
+            if id(change) in deferred:
+                results[fid] = self._update_one(change)
+            elif change.parcel_id in unchanged:
+                results[fid] = ("unchanged", None)
+            else:
+                versions[fid] = outcome.applied[change.parcel_id]
+        for fid, status in results.items():
+            if status[0] == "applied":
+                versions[fid] = status[1]
+        for fid, stamp in self._stamps(changes, versions).items():
+            results[fid] = ("applied", (versions[fid], stamp))
+        return results
+
+    def _update_one(self, change: parcels.Change) -> tuple[str, Any]:
+        """One deferred change through ``parcels.update`` in its own savepoint, as every change went before."""
+        geometry = mapping(shapely.from_wkb(change.geometry)) if change.geometry is not None else None
+        data = parcels.ParcelInput(geometry=geometry, input_crs=STORAGE_SRID, values=change.values,
+                                   reason=change.reason)
         try:
             with self.session.begin_nested():
-                version = parcels.update(self.session, parcel_id=str(pid), data=data, author=self.author,
-                                         expected_version=item["base_version"], by=self.by,
+                version = parcels.update(self.session, parcel_id=str(change.parcel_id), data=data,
+                                         author=self.author, expected_version=change.expected_version, by=self.by,
                                          permission=Action.FIELD_WORK, action=ACTION)
         except PreconditionFailed:
+            return "conflict", None
+        except InvalidInput as error:
+            if error.key == "parcel.no_change":
+                return "unchanged", None
+            return "refused", error
+        except SifcError as error:
+            return "refused", error
+        return "applied", version
+
+    def _stamps(self, changes: dict[int, parcels.Change], versions: dict[int, int]) -> dict[int, str]:
+        """The fingerprints of the versions written (what the items advance to), read back in one statement."""
+        if not versions:
+            return {}
+        fids = sorted(versions)
+        stored = self.session.execute(text("""
+            SELECT u.fid, ST_AsBinary(v.geom) AS wkb, v.land_use, v.tenure_regime, v.declared_area_m2, v.nicad_status
+            FROM unnest(CAST(:fid AS bigint[]), CAST(:pid AS uuid[]), CAST(:version AS int[])) AS u(fid, pid, version)
+            JOIN parcel_version v ON v.parcel_id = u.pid AND v.version = u.version"""),
+            {"fid": fids, "pid": [changes[fid].parcel_id for fid in fids],
+             "version": [versions[fid] for fid in fids]}).mappings().all()
+        found = {int(r["fid"]): r for r in stored}
+        stamps = fingerprint.of_many([bytes(found[fid]["wkb"]) for fid in fids], [dict(found[fid]) for fid in fids])
+        return dict(zip(fids, stamps, strict=True))
+
+    def _update(self, fid: int, item: dict[str, Any], row: dict[str, Any], wkb: bytes | None) -> None:
+        """Report what :meth:`_write` did with a parcel to apply."""
+        pid = item["parcel_id"]
+        status, found = self.written[fid]
+        if status == "conflict":
             entry = self._feature("parcels", fid, "conflict", "field.conflict_changed", parcel_id=pid,
                                   base=item["base_version"], current="?")
             self._shapes(entry, pid, wkb, row)
             return
-        except InvalidInput as error:
-            if error.key == "parcel.no_change":
-                self._feature("parcels", fid, "unchanged", parcel_id=pid)
-                self._attach(fid, pid, row, item.get("commune_code"))
-                return
-            self._refused("parcels", fid, error, parcel_id=pid)
+        if status == "unchanged":
+            self._feature("parcels", fid, "unchanged", parcel_id=pid)
+            self._attach(fid, pid, row, item.get("commune_code"))
             return
-        except SifcError as error:
-            self._refused("parcels", fid, error, parcel_id=pid)
+        if status == "refused":
+            self._refused("parcels", fid, found, parcel_id=pid)
             return
-        stored = self.session.execute(text("""
-            SELECT ST_AsBinary(geom) AS wkb, land_use, tenure_regime, declared_area_m2, nicad_status
-            FROM parcel_version WHERE parcel_id = :p AND version = :v"""), {"p": pid, "v": version}).mappings().one()
-        self.advanced.append((fid, version, fingerprint.of(bytes(stored["wkb"]), dict(stored))))
+        version, stamp = found
+        self.advanced.append((fid, version, stamp))
         self._feature("parcels", fid, "applied", parcel_id=pid)["version"] = version
         self._attach(fid, pid, row, item.get("commune_code"))
 
@@ -456,10 +534,14 @@ class Applier:
     def finish(self, *, job_id: uuid.UUID, digest: str) -> None:
         """Apply: items advanced, the return recorded, photos linked, the package marked returned."""
         session = self.session
-        for fid, version, stamp in self.advanced:
+        if self.advanced:
             session.execute(text("""
-                UPDATE field_package_item SET base_version = :v, fingerprint = :f WHERE package_id = :p AND fid = :fid
-            """), {"v": version, "f": stamp, "p": self.package["id"], "fid": fid})
+                UPDATE field_package_item i SET base_version = u.version, fingerprint = u.stamp
+                FROM unnest(CAST(:fid AS bigint[]), CAST(:version AS int[]), CAST(:stamp AS text[]))
+                     AS u(fid, version, stamp)
+                WHERE i.package_id = :p AND i.fid = u.fid"""),
+                {"fid": [a[0] for a in self.advanced], "version": [a[1] for a in self.advanced],
+                 "stamp": [a[2] for a in self.advanced], "p": self.package["id"]})
         return_id = uuid.uuid4()
         session.execute(text("""
             INSERT INTO field_return (id, package_id, job_id, file_sha256, returned_by, applied, counts)

@@ -625,10 +625,10 @@ def _check_shapes(session: Session, plans: list[_Planned], deferred: set[int], t
                        WHERE p.geom && u.g AND p.parcel_id IS DISTINCT FROM u.pid
                          AND overlap_area(p.geom, u.g) > greatest(:m2, :ratio * least(p.area_m2, u.area)))
                    AS overlaps,
-               ST_HausdorffDistance(u.g, c.geom) > 0.01 AS shape_changed
+               ST_HausdorffDistance(u.g, cur.geom) > 0.01 AS shape_changed
         FROM unnest(CAST(:i AS int[]), CAST(:pid AS uuid[]), CAST(CAST(:g AS text[]) AS geometry[]),
                     CAST(:area AS float8[])) AS u(i, pid, g, area)
-        JOIN parcel_version c ON c.parcel_id = u.pid AND c.valid_to IS NULL
+        JOIN parcel_version cur ON cur.parcel_id = u.pid AND cur.valid_to IS NULL
         CROSS JOIN LATERAL (SELECT array_agg(c.code) AS codes FROM commune c
                             WHERE c.geom && u.g AND ST_Intersects(c.geom, u.g)) m
     """), {"i": indexes, "pid": [plans[i].change.parcel_id for i in indexes],
