@@ -607,12 +607,22 @@ def _check_shapes(session: Session, plans: list[_Planned], deferred: set[int], t
     """The checks of ``_checked_geometry`` and the 1 cm rule, in one statement over every new shape.
 
     The commune ranking runs only for a shape meeting several communes: with one, it is that one
-    whatever the order (and ``ST_Intersects`` keeps the commune's prepared polygon across rows).
+    whatever the order. The communes each shape meets are found commune by commune: PostGIS keeps
+    one prepared polygon per call, so shapes tested in turn against two large communes would have
+    it rebuilt (about 0.7 ms for a commune of 20,000 vertices) at every row.
     """
     indexes = [i for i, plan in enumerate(plans) if i not in deferred and plan.ewkb is not None]
     if not indexes:
         return
-    rows = session.execute(text("""
+    rows = session.execute(text(f"""
+        WITH u AS MATERIALIZED (
+            SELECT * FROM unnest(CAST(:i AS int[]), CAST(:pid AS uuid[]), CAST(CAST(:g AS text[]) AS geometry[]),
+                                 CAST(:area AS float8[])) AS u(i, pid, g, area)),
+        met AS (  -- commune by commune, so each one's prepared polygon serves every shape in turn
+            SELECT x.i, array_agg(c.code) AS codes FROM commune c
+            CROSS JOIN LATERAL (SELECT u.i FROM u WHERE c.geom && u.g AND ST_Intersects(c.geom, u.g)) x
+            WHERE c.geom && (SELECT ST_SetSRID(ST_Extent(u.g)::geometry, {STORAGE_SRID}) FROM u)
+            GROUP BY x.i)
         SELECT u.i,
                EXISTS (SELECT 1 FROM territory_piece p WHERE p.level = 'region' AND p.geom && u.g
                        AND ST_Intersects(p.geom, u.g)) AS inside,
@@ -626,11 +636,9 @@ def _check_shapes(session: Session, plans: list[_Planned], deferred: set[int], t
                          AND overlap_area(p.geom, u.g) > greatest(:m2, :ratio * least(p.area_m2, u.area)))
                    AS overlaps,
                ST_HausdorffDistance(u.g, cur.geom) > 0.01 AS shape_changed
-        FROM unnest(CAST(:i AS int[]), CAST(:pid AS uuid[]), CAST(CAST(:g AS text[]) AS geometry[]),
-                    CAST(:area AS float8[])) AS u(i, pid, g, area)
+        FROM u
         JOIN parcel_version cur ON cur.parcel_id = u.pid AND cur.valid_to IS NULL
-        CROSS JOIN LATERAL (SELECT array_agg(c.code) AS codes FROM commune c
-                            WHERE c.geom && u.g AND ST_Intersects(c.geom, u.g)) m
+        LEFT JOIN met m ON m.i = u.i
     """), {"i": indexes, "pid": [plans[i].change.parcel_id for i in indexes],
            "g": [plans[i].ewkb for i in indexes], "area": [plans[i].area for i in indexes],
            "out_m2": tolerances.outside_m2, "out_ratio": tolerances.outside_ratio,

@@ -43,10 +43,11 @@ def field(db):
     x, y = x + 100, y + 100
     shapes = {name: box(x + n * 30, y, x + n * 30 + 20, y + 20) for n, name in enumerate(
         ("attr", "move", "nicad", "tiny", "tiny_attr", "away", "neighbour", "crowd", "a", "b", "litige", "stale",
-         "same", "given", "far", "vacate", "follow"))}
+         "same", "given", "far", "vacate", "follow", "edge"))}
     ids = {name: _create(db, shape, **({"nicad": "0104040100099"} if name == "nicad" else {}))
            for name, shape in shapes.items()}
-    by = from_api_key(db, api_key(db, role="agent_foncier", scope=(f"commune:{BARGNY}",), name="agent batch"))
+    by = from_api_key(db, api_key(db, role="agent_foncier", scope=tuple(f"commune:{c}" for c in _border(db)[0]),
+                                  name="agent batch"))
     decision = sources.create(db, data=sources.SourceInput(kind="decision_justice", document_date=_day(10),
                                                            commune_code=BARGNY, reference="TGI 1"),
                               by=None, author="tests")
@@ -72,10 +73,24 @@ def _moved_corner(shape, dx: float, dy: float):
     return shapely.Polygon(coords)
 
 
+def _border(db) -> tuple[list[str], Any]:
+    """A point of Bargny's boundary with its neighbour, and the communes a 20 m square around it meets."""
+    point = shapely.from_wkb(bytes(db.execute(text("""
+        SELECT ST_AsBinary(ST_PointOnSurface(ST_Intersection(ST_Boundary(b.geom), c.geom)))
+        FROM commune b JOIN commune c ON c.code <> b.code AND c.geom && b.geom AND ST_Intersects(c.geom, b.geom)
+        WHERE b.code = :c ORDER BY c.code LIMIT 1"""), {"c": BARGNY}).scalar()))
+    codes = db.execute(text("""
+        SELECT code FROM commune WHERE ST_Intersects(geom, ST_Expand(ST_SetSRID(ST_MakePoint(:x, :y), 32628), 10))
+        ORDER BY code"""), {"x": point.x, "y": point.y}).scalars().all()
+    assert len(codes) >= 2
+    return list(codes), point
+
+
 def _changes(db, shapes, ids) -> list[parcels.Change]:
     """One change per case, in the order a return would apply them."""
     sandiara = shapely.from_wkb(bytes(db.execute(text(
         "SELECT ST_AsBinary(ST_PointOnSurface(geom)) FROM commune WHERE code = :c"), {"c": SANDIARA}).scalar()))
+    border = _border(db)[1]
     a, b = shapes["a"], shapes["b"]
     gap = box(a.bounds[2], a.bounds[1], b.bounds[0], a.bounds[3])  # the 10 m between a and b
     cases: list[tuple[str, Any, dict[str, Any], int | None]] = [
@@ -89,6 +104,7 @@ def _changes(db, shapes, ids) -> list[parcels.Change]:
                                             shapes["neighbour"].bounds[0] + 5, shapes["crowd"].bounds[3])), {}, None),
         ("a", a.union(gap), {}, None),  # a and b both take the gap: the first wins, the second overlaps it
         ("b", b.union(gap), {}, None),
+        ("edge", box(border.x - 10, border.y - 10, border.x + 10, border.y + 10), {}, None),  # two communes: ranked
         ("litige", None, {"land_use": "commerce"}, None),
         ("stale", None, {"land_use": "agriculture"}, 1),
         ("same", None, {"land_use": "habitation"}, None),
@@ -172,7 +188,7 @@ def test_the_batch_leaves_the_registry_as_update_one_by_one(db, field):
     assert outcomes["same"] == ("unchanged", None) and outcomes["far"] == ("refused", "bounds.out_of_range")
     assert outcomes["follow"] == ("refused", "parcel.overlap") and outcomes["vacate"] == ("applied", 2)
     # And most of them were written by the batch itself.
-    assert {name[p] for p in outcome.applied} >= {"attr", "move", "nicad", "tiny_attr"}
+    assert {name[p] for p in outcome.applied} >= {"attr", "move", "nicad", "tiny_attr", "edge"}  # edge: ranked
     nicad = db.execute(text("SELECT nicad, nicad_status FROM parcel WHERE parcel_id = :p"), {"p": ids["nicad"]}).one()
     assert tuple(nicad) == ("0104040100099", "attribue")  # rolled back: the twin states were both undone
 
