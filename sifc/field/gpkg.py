@@ -64,8 +64,13 @@ def _batches(layer: Layer, batches: Iterable[pa.RecordBatch], written: list[int]
         del batch
 
 
-def write_layer(path: Path, layer: Layer, batches: Iterable[pa.RecordBatch], *, append: bool) -> int:
-    """Write ``layer`` into the GeoPackage ``path`` (a new file unless ``append``); return the rows written."""
+def write_layer(path: Path, layer: Layer, batches: Iterable[pa.RecordBatch], *, append: bool,
+                spatial_index: bool = True) -> int:
+    """Write ``layer`` into the GeoPackage ``path`` (a new file unless ``append``); return the rows written.
+
+    ``spatial_index``: the R-tree QGIS and QField need on a tablet; a file only the server reads
+    (the base of a return, which geodiff compares without its R-trees) does without it.
+    """
     from pyogrio import set_gdal_config_options, write_arrow
 
     set_gdal_config_options(GDAL_CONFIG)
@@ -76,6 +81,8 @@ def write_layer(path: Path, layer: Layer, batches: Iterable[pa.RecordBatch], *, 
     if layer.geometry is not None:
         options.update(geometry_name="geometry", geometry_type=layer.geometry, crs=f"EPSG:{STORAGE_SRID}")
         options["layer_options"]["GEOMETRY_NAME"] = "geom"
+        if not spatial_index:
+            options["layer_options"]["SPATIAL_INDEX"] = "NO"
     else:
         options["geometry_type"] = None
     if not append:

@@ -139,9 +139,9 @@ def write_base(session: Session, package_id: uuid.UUID | str, path: Path) -> Non
     ``new_bornes`` are empty. The file's reference layers are not part of the base: a return only
     reads the tables of :data:`sifc.field.layers.RETURNED`.
     """
-    gpkg.write_layer(path, PARCELS, parcel_batches(session, package_id), append=False)
-    gpkg.write_layer(path, NEW_PARCELS, [], append=True)
-    gpkg.write_layer(path, NEW_BORNES, [], append=True)
+    gpkg.write_layer(path, PARCELS, parcel_batches(session, package_id), append=False, spatial_index=False)
+    gpkg.write_layer(path, NEW_PARCELS, [], append=True, spatial_index=False)
+    gpkg.write_layer(path, NEW_BORNES, [], append=True, spatial_index=False)
 
 
 # --- the area ----------------------------------------------------------------------------------

@@ -162,10 +162,14 @@ class Applier:
                 JOIN parcel_version b ON b.parcel_id = i.parcel_id AND b.version = i.base_version
                 WHERE i.package_id = :p AND i.fid = ANY(:fids)"""), {"p": self.package["id"], "fids": gone}):
                 shapes[("parcels", int(issued.fid))] = bytes(issued.wkb)
-        for (table, fid), wkb in shapes.items():
-            if wkb is not None:
-                shape = shapely.transform(shapely.from_wkb(wkb), _TO_WGS84, interleaved=False)
-                wanted[table][fid]["geometry"] = mapping(shapely.set_precision(shape, 1e-7))
+        drawn = [(key, wkb) for key, wkb in shapes.items() if wkb is not None]
+        if not drawn:
+            return
+        # All shapes at once: one reprojection of every coordinate, GeoJSON written by GEOS.
+        wgs84 = shapely.transform(shapely.from_wkb([wkb for _, wkb in drawn]), _TO_WGS84, interleaved=False)
+        texts = shapely.to_geojson(shapely.set_precision(wgs84, 1e-7, mode="pointwise"))
+        for ((table, fid), _), geojson in zip(drawn, texts, strict=True):
+            wanted[table][fid]["geometry"] = orjson.loads(geojson)
 
     def _items(self, fids: Iterable[int]) -> dict[int, dict[str, Any]]:
         rows = self.session.execute(text("""
