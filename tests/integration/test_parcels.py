@@ -245,6 +245,29 @@ def test_even_the_owner_cannot_rewrite_a_version(admin_engine, settings):
         outer.rollback()
 
 
+@pytest.mark.parametrize("change", [
+    "land_use = 'x'", "nicad = '0101010101010101'", "version = 2", "author = 'y'", "reason = 'z'",
+    "valid_from = valid_from - interval '1 day'", "declared_area_m2 = 1", "commune_code = 'SN1301-sandiara'",
+    "geom = ST_Multi(ST_MakeEnvelope(270000, 1625000, 270020, 1625020.001, 32628))",
+    # the same square from another corner: geometrically equal, another shape record all the same
+    "geom = ST_SetSRID(ST_Multi(ST_MakePolygon(ST_MakeLine(ARRAY[ST_MakePoint(270020, 1625000),"
+    " ST_MakePoint(270000, 1625000), ST_MakePoint(270000, 1625020), ST_MakePoint(270020, 1625020),"
+    " ST_MakePoint(270020, 1625000)]))), 32628)",
+])
+def test_every_column_of_a_version_is_immutable_even_with_its_closing(admin_engine, change):
+    with admin_engine.connect() as conn, conn.begin() as outer:
+        conn.execute(text("""
+            INSERT INTO parcel_version (parcel_id, version, nicad_status, commune_code, geom, action, author)
+            VALUES (gen_random_uuid(), 1, 'absent', 'SN0104-bargny',
+                    ST_SetSRID(ST_Multi(ST_MakeEnvelope(270000, 1625000, 270020, 1625020)), 32628), 'test',
+                    'test')"""))
+        conn.execute(text("SELECT set_config('sifc.actor', 'x', true)"))
+        with pytest.raises(ProgrammingError, match="immutable"):
+            conn.execute(text(f"UPDATE parcel_version SET {change}, valid_to = now(), closed_by = 'x' "
+                              "WHERE author = 'test' AND valid_to IS NULL"))
+        outer.rollback()
+
+
 @pytest.mark.parametrize("coordinates", [
     [[[1e300, 1e300], [1e300, -1e300], [-1e300, 1e300], [1e300, 1e300]]],
     [[[-200, 95], [-200, 96], [-201, 96], [-200, 95]]],
