@@ -27,13 +27,13 @@ from api.routers.imports import (
     _discard,
     _job_dir,
     _json,
+    job_error_in,
     receive_upload,
 )
 from api.schemas.records import ImportJobOut, Open
 from sifc.auth.principal import Action, Principal
 from sifc.errors import Forbidden, NotFound
 from sifc.field import returns
-from sifc.i18n import translate
 from sifc.imports import jobs
 
 router = APIRouter(tags=["Dossiers de terrain"])
@@ -65,14 +65,7 @@ def _public(job: dict[str, Any], request: Request) -> dict[str, Any]:
     if job.pop("has_rejects", False):
         links["rejects"] = f"{base}/rejects"
     job["links"] = links
-    error = job.get("error")
-    if error:
-        lang = language(request)
-        # A job reaped after its worker died has no params: its message names the stage it stopped in.
-        params = error.get("params") or {"stage": error.get("stage") or "?"}
-        job["error"] = {"key": error.get("key"), "stage": error.get("stage"),
-                        "message": error.get(lang) or translate(error["key"], lang, **params)}
-    return job
+    return job_error_in(job, request)
 
 
 @router.post("/field/packages/{package_id}/return", status_code=202, response_model=ImportJobOut,

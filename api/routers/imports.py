@@ -141,6 +141,14 @@ def _public(job: dict[str, Any], request: Request) -> dict[str, Any]:
     if job["status"] == "failed":
         links["retry"] = f"{base}/retry"
     job["links"] = links
+    return job_error_in(job, request)
+
+
+def job_error_in(job: dict[str, Any], request: Request) -> dict[str, Any]:
+    """``job`` with its error (if any) as the caller reads it: key, stage and message in the request's language.
+
+    A job reaped after its worker died has no params: its message names the stage it stopped in.
+    """
     error = job.get("error")
     if error:
         from sifc.i18n import translate
