@@ -688,9 +688,27 @@ def reassign(session: Session, package_id: uuid.UUID | str, *, by: Principal, to
     return after
 
 
+ITEM_SUBJECTS_SQL = text("""
+    SELECT i.parcel_id::text, f.commune_code FROM field_package_item i JOIN field_package f ON f.id = i.package_id
+    WHERE i.package_id = :id ORDER BY i.fid""")
+
+
 def zip_path(session: Session, package_id: uuid.UUID | str, *, by: Principal, upload_dir: Path) -> Path:
-    """The zip of a package, for its holder or whoever does field work in its commune."""
+    """The zip of a package, for its holder or whoever does field work in its commune.
+
+    A package carrying holders is personal data: only its current holder may download it, while
+    allowed to read personal data there; a holder it was handed to (not the one it was issued to)
+    reads the holders for the first time, so each download of theirs is logged, one entry per parcel,
+    with the package's purpose (loi 2008-12).
+    """
     record = get(session, package_id, by=by)
+    if record["includes_holders"]:
+        if record["issued_to"] != by.name or not may_reveal(by, [record["commune_code"]]):
+            raise Forbidden("field.holders_holder_only", id=record["id"])
+        if record["issued_by"] != by.name:
+            subjects = [(str(r[0]), r[1]) for r in session.execute(ITEM_SUBJECTS_SQL, {"id": record["id"]})]
+            audit.record_many(session, by, service="sifc.field.packages.download", subject_kind="parcel",
+                              subjects=subjects, purpose=record["purpose"])
     path = zip_file(upload_dir, record["id"])
     if not path.exists():
         raise NotFound("field.package_file_missing", id=record["id"])

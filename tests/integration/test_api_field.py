@@ -81,6 +81,33 @@ def test_holders_need_a_purpose_and_are_logged(client, db, demo):
     assert tuple(rows) == (480, "POST", "/field/packages", "enquête publique")
 
 
+def test_a_package_with_holders_is_downloaded_by_its_holder_only_and_a_new_holder_is_logged(client, db, demo):
+    officer = key(db, "agent_foncier")
+    record = client.post("/field/packages", headers=officer,
+                         json={"commune": BARGNY, "include_holders": True, "purpose": "levé contradictoire"}).json()
+    path = f"/field/packages/{record['id']}"
+    colleague = key(db, "agent_foncier", name="agent foncier collègue")
+    assert client.get(f"{path}/download", headers=officer).status_code == 200
+    assert_problem(client.get(f"{path}/download", headers=colleague), 403, "field.holders_holder_only")
+    assert_problem(client.get(f"{path}/download", headers=key(db, "administrateur")), 403, "field.holders_holder_only")
+    logged = "SELECT count(*) FROM access_audit WHERE endpoint = '/field/packages/{package_id}/download'"
+    assert db.execute(text(logged)).scalar() == 0  # the holder's reads were logged when it was issued
+
+    users.create(db, username="agent.releve", password="y" * 16, role="agent_foncier",
+                 scope=parse_scope([f"commune:{BARGNY}"]), created_by="tests")
+    moved = client.post(f"{path}/reassign", headers=key(db, "administrateur"), json={"to": "agent.releve",
+                                                                                      "reason": "congé"})
+    assert moved.status_code == 200, moved.text
+    assert_problem(client.get(f"{path}/download", headers=officer), 403, "field.holders_holder_only")
+    signed_in = client.post("/auth/token", data={"username": "agent.releve", "password": "y" * 16})
+    assert signed_in.status_code == 200, signed_in.text
+    new_holder = {"Authorization": f"Bearer {signed_in.json()['access_token']}"}
+    download = client.get(f"{path}/download", headers=new_holder)
+    assert download.status_code == 200, download.text
+    rows = db.execute(text(logged.replace("count(*)", "count(*), min(actor), min(purpose)"))).one()
+    assert tuple(rows) == (480, "agent.releve", "levé contradictoire")
+
+
 def test_bad_areas_are_refused_with_their_key(client, db, demo):
     officer = key(db, "agent_foncier")
     assert_problem(client.post("/field/packages", headers=officer, json={}), 422, "field.area_required")
