@@ -172,6 +172,9 @@ class Applier:
             wanted[table][fid]["geometry"] = orjson.loads(geojson)
 
     def _items(self, fids: Iterable[int]) -> dict[int, dict[str, Any]]:
+        wanted = sorted(set(fids))
+        if not wanted:  # most returns delete nothing: no query for them
+            return {}
         rows = self.session.execute(text("""
             SELECT i.fid, i.parcel_id, i.base_version, i.fingerprint, ST_AsBinary(b.geom) AS base_wkb,
                    c.version AS current_version, c.commune_code
@@ -179,7 +182,7 @@ class Applier:
             JOIN parcel_version b ON b.parcel_id = i.parcel_id AND b.version = i.base_version
             LEFT JOIN parcel_version c ON c.parcel_id = i.parcel_id AND c.valid_to IS NULL
             WHERE i.package_id = :p AND i.fid = ANY(:fids)"""),
-            {"p": self.package["id"], "fids": sorted(set(fids))}).mappings().all()
+            {"p": self.package["id"], "fids": wanted}).mappings().all()
         return {int(r["fid"]): dict(r) for r in rows}
 
     # --- parcels changed in the file -------------------------------------------------------------
