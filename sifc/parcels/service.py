@@ -756,6 +756,12 @@ def _write(session: Session, plans: list[_Planned], *, author: str, by: Principa
     versions = [plan.current["version"] + 1 for plan in plans]
     savepoint = session.begin_nested()
     try:
+        # Lock the versions to close in one order (by parcel), so that two bulk writes over the same
+        # parcels (two returns applied at once) wait for each other instead of deadlocking.
+        session.execute(text("""
+            SELECT 1 FROM parcel_version v
+            WHERE v.parcel_id = ANY(CAST(:pid AS uuid[])) AND v.valid_to IS NULL
+            ORDER BY v.parcel_id FOR UPDATE"""), {"pid": pids})
         closed = set(session.execute(text("""
             UPDATE parcel_version v SET valid_to = now(), closed_by = :author, close_reason = u.reason
             FROM unnest(CAST(:pid AS uuid[]), CAST(:version AS int[]), CAST(:reason AS text[]))
