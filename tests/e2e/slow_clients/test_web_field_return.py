@@ -10,19 +10,15 @@ from __future__ import annotations
 
 import io
 import json
-import sqlite3
-import struct
 import urllib.request
 import zipfile
-from contextlib import closing
 from pathlib import Path
 
-import shapely
 from shapely import affinity
 
-from sifc.field.returns_file import gpkg_wkb
 from tests.e2e.helpers import get
 from tests.e2e.slow_clients import test_web_map as web_map
+from tests.integration.test_field_returns import blob, edit, fid_of, shape_of
 
 # test_web_map's fixtures, found by pytest under these names: the demo on a fresh database, its server, chromium.
 server = web_map.server
@@ -31,47 +27,19 @@ page = web_map.page
 _api, _call, _shot, _sign_in = web_map._api, web_map._call, web_map._shot, web_map._sign_in
 
 BARGNY = "SN0104-bargny"
-STORAGE_SRID = 32628
 
 
-# --- editing the package's GeoPackage as QGIS would -----------------------------------------------------------
-# sqlite3 cannot run GDAL's GeoPackage triggers (they call ST_IsEmpty, ST_MinX...): they are given here from
-# shapely, and a geometry is written as a GeoPackage 1.2 blob (little endian, XY envelope).
-
-def _bound(index: int):
-    def compute(blob: bytes) -> float | None:
-        wkb = gpkg_wkb(blob)
-        return None if wkb is None else shapely.from_wkb(wkb).bounds[index]
-    return compute
-
-
-def _connect(path: Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(path)
-    conn.create_function("ST_IsEmpty", 1, lambda blob: 1 if gpkg_wkb(blob) is None else 0)
-    for name, index in (("ST_MinX", 0), ("ST_MinY", 1), ("ST_MaxX", 2), ("ST_MaxY", 3)):
-        conn.create_function(name, 1, _bound(index))
-    return conn
-
-
-def _blob(geometry: shapely.Geometry) -> bytes:
-    minx, miny, maxx, maxy = geometry.bounds
-    return (b"GP" + bytes([0, 0b011]) + struct.pack("<i", STORAGE_SRID) + struct.pack("<4d", minx, maxx, miny, maxy)
-            + shapely.to_wkb(geometry))
-
-
+# --- editing the package's GeoPackage as QGIS would (the helpers of tests/integration/test_field_returns.py) --
 def _edited_zip(package: bytes, folder: Path, relabelled: str, moved: str, disputed: str) -> bytes:
     """The package's zip with ``relabelled``'s land use set to commerce, ``moved`` shifted 0.5 m east and
     ``disputed``'s land use set to voirie."""
     with zipfile.ZipFile(io.BytesIO(package)) as bundle:
         bundle.extractall(folder)
     gpkg = next(folder.rglob("data.gpkg"))
-    with closing(_connect(gpkg)) as conn:
-        conn.execute("UPDATE parcels SET land_use = 'commerce' WHERE parcel_id = ?", (relabelled,))
-        conn.execute("UPDATE parcels SET land_use = 'voirie' WHERE parcel_id = ?", (disputed,))
-        blob = conn.execute("SELECT geom FROM parcels WHERE parcel_id = ?", (moved,)).fetchone()[0]
-        shifted = affinity.translate(shapely.from_wkb(gpkg_wkb(blob)), xoff=0.5)
-        conn.execute("UPDATE parcels SET geom = ? WHERE parcel_id = ?", (_blob(shifted), moved))
-        conn.commit()
+    edit(gpkg, "UPDATE parcels SET land_use = 'commerce' WHERE parcel_id = ?", relabelled)
+    edit(gpkg, "UPDATE parcels SET land_use = 'voirie' WHERE parcel_id = ?", disputed)
+    fid = fid_of(gpkg, moved)
+    edit(gpkg, "UPDATE parcels SET geom = ? WHERE fid = ?", blob(affinity.translate(shape_of(gpkg, fid), xoff=0.5)), fid)
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as bundle:
         for path in sorted(folder.rglob("*")):
