@@ -36,8 +36,9 @@ DEFAULT_TEST_URL = "postgresql://sifc_app:sifc_app@127.0.0.1:5432/sifc_test"
 
 # A directory named after one of these markers gives it to every test below it: tests/e2e (end to
 # end), tests/<tier>/shared_data (reads ../shared/data), tests/e2e/slow_clients (whole-API and real
-# clients, a CI stage of their own). Where a test lives says what it is; no module sets them by hand.
-DIRECTORY_MARKERS = ("e2e", "shared_data", "slow_clients")
+# clients, a CI stage of their own), tests/federation (nodes on throwaway clusters, a CI stage of its
+# own). Where a test lives says what it is; no module sets them by hand.
+DIRECTORY_MARKERS = ("e2e", "shared_data", "slow_clients", "federation")
 
 
 def directory_markers(path: Path) -> list[str]:

@@ -49,6 +49,8 @@ def _expected(path: Path) -> set[str]:
         expected.add("shared_data")
     if relative.startswith("e2e/slow_clients/"):
         expected.add("slow_clients")
+    if relative.startswith("federation/"):
+        expected.add("federation")
     return expected
 
 
