@@ -52,8 +52,10 @@ def create_app(settings: Settings) -> FastAPI:
                              application_name="sifc-api")
         app.state.engine = engine
         app.state.sessionmaker = make_sessionmaker(engine)
-        # The hot read-only questions (GET /parcels/at…) run on an async pool of their own.
-        read_pool = make_read_pool(settings.db_url, size=settings.pool_size, application_name="sifc-api")
+        # The hot read-only questions (GET /parcels/at…) run on an async pool of their own, on the streaming
+        # replica when SIFC_READ_DATABASE_URL names one: they tolerate its lag; writes stay on the engine.
+        read_pool = make_read_pool(settings.read_url, size=settings.pool_size, application_name="sifc-api",
+                                   timeout=settings.read_timeout_s)
         await read_pool.open(wait=False)
         app.state.reader = PoolReader(read_pool)
         try:

@@ -183,10 +183,16 @@ async def _stored_json(conn: psycopg.AsyncConnection[Any]) -> None:
     set_json_loads(stored_json.loads, conn)
 
 
-def make_read_pool(url: URL, *, size: int, application_name: str = "sifc") -> AsyncConnectionPool:
-    """An async pool of at most ``size`` autocommit, read-only connections, opened by the caller."""
+def make_read_pool(url: URL, *, size: int, application_name: str = "sifc",
+                   timeout: float = 30.0) -> AsyncConnectionPool:
+    """An async pool of at most ``size`` autocommit, read-only connections, opened by the caller.
+
+    ``url`` may be a streaming replica (``SIFC_READ_DATABASE_URL``): the statements only read. A question
+    that finds no connection within ``timeout`` seconds (the server unreachable) raises the pool's timeout,
+    an ``OperationalError`` the API answers with 503.
+    """
     conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
     return AsyncConnectionPool(
-        conninfo, min_size=1, max_size=size, open=False, name="sifc-read", configure=_stored_json,
+        conninfo, min_size=1, max_size=size, open=False, name="sifc-read", configure=_stored_json, timeout=timeout,
         kwargs={"autocommit": True, "application_name": application_name,
                 "options": "-c default_transaction_read_only=on"})

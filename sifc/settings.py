@@ -46,6 +46,14 @@ class Settings(BaseSettings):
         default=None,
         description="Superuser URL of the same database, for migrations and provisioning.",
     )
+    read_database_url: str | None = Field(default=None, description=(
+        "Optional: a streaming replica of the same database (or any read-only copy kept by physical "
+        "replication), for the read-only routes that tolerate its lag: vector tiles, OGC items, the parcels at "
+        "a point (the read pool). Every write, and every read that follows a write, stays on database_url. "
+        "Unset: the read pool uses database_url too."))
+    read_timeout_s: float = Field(default=30.0, gt=0, le=300, description=(
+        "Seconds a read-pool question waits for a connection before answering 503 (the replica or the "
+        "database unreachable)."))
     secret_key: SecretStr | None = Field(default=None, description=(
         "Optional: the seed of the access tokens' key, from the environment (production secrets), instead of "
         "the key file; at least 32 bytes and found in no file of the source, or the service does not start."))
@@ -162,6 +170,11 @@ class Settings(BaseSettings):
     def _psycopg_driver(cls, value: str | None) -> str | None:
         return normalize_database_url(value) if value else value
 
+    @field_validator("read_database_url")
+    @classmethod
+    def _read_psycopg_driver(cls, value: str | None) -> str | None:
+        return normalize_database_url(value.strip()) if value and value.strip() else None
+
     @model_validator(mode="after")
     def _refuse_known_or_short_secret(self) -> Settings:
         """In every environment: a key that is short, or written in the source, lets anyone sign tokens."""
@@ -200,6 +213,16 @@ class Settings(BaseSettings):
     def db_url(self) -> URL:
         """The service role's URL."""
         return make_url(self.database_url)
+
+    @property
+    def read_url(self) -> URL:
+        """The read pool's URL: the streaming replica when ``read_database_url`` names one, else ``db_url``."""
+        return make_url(self.read_database_url) if self.read_database_url else self.db_url
+
+    @property
+    def read_replica(self) -> bool:
+        """Whether the read pool goes to another server than the writes (``read_database_url``)."""
+        return self.read_url != self.db_url
 
     @property
     def admin_url(self) -> URL:

@@ -139,7 +139,7 @@ def create(name: str, port: int, *, database: str = "sifc", settings: dict[str, 
 
 def start_cluster(cluster: LocalCluster, *, timeout: float = 60) -> None:
     """Start the cluster's server (if stopped) and wait until it accepts connections."""
-    if listed().get(cluster.name, (0, ""))[1] != "online":
+    if not listed().get(cluster.name, (0, ""))[1].startswith("online"):  # a standby is "online,recovery"
         _run(["pg_ctlcluster", VERSION, cluster.name, "start"])
     deadline = time.monotonic() + timeout
     while _run(["pg_isready", "-q", "-h", HOST, "-p", str(cluster.port)], check=False).returncode != 0:
@@ -151,7 +151,7 @@ def start_cluster(cluster: LocalCluster, *, timeout: float = 60) -> None:
 
 def stop_cluster(cluster: LocalCluster, *, mode: str = "fast") -> None:
     """Stop the cluster's server: ``fast`` (clean), ``immediate`` (as a crash: recovery at the next start)."""
-    if listed().get(cluster.name, (0, ""))[1] == "online":
+    if listed().get(cluster.name, (0, ""))[1].startswith("online"):
         _run(["pg_ctlcluster", VERSION, cluster.name, "stop", "-m", mode])
 
 

@@ -11,6 +11,7 @@ Ports: 5451-5459 belong to the federation tests (5461-5463 to ``sifc node demo``
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -29,6 +30,7 @@ from sifc.settings import Settings
 from tests.conftest import REPO
 
 PORTS = range(5451, 5460)
+REPLICA_PORTS = range(5465, 5468)  # test_read_replica.py: a primary and its streaming replica
 SIFC = [sys.executable, "-m", "cli"]
 
 
@@ -122,7 +124,7 @@ def cluster_name(spec: NodeSpec) -> str:
 def make_nodes(tmp_path: Path, *specs: NodeSpec) -> dict[str, Node]:
     """Create, start and provision one cluster per spec (leftovers of a crashed run dropped first)."""
     for spec in specs:
-        if spec.port not in PORTS:
+        if spec.port not in PORTS and spec.port not in REPLICA_PORTS:
             raise ValueError(f"federation tests use ports {PORTS.start}-{PORTS.stop - 1}, not {spec.port}")
     nodes: dict[str, Node] = {}
     try:
@@ -139,6 +141,38 @@ def make_nodes(tmp_path: Path, *specs: NodeSpec) -> dict[str, Node]:
         drop_nodes(nodes.values())
         raise
     return nodes
+
+
+def streaming_replica(primary: Node, port: int) -> Node:
+    """A physical streaming replica of ``primary`` on ``port`` (``pg_basebackup -R``), started and in recovery.
+
+    The cluster is made as any other (configuration under /etc, on ``port``), then its data directory is
+    replaced by a base backup of the primary's, which carries the roles, the database and the standby's
+    settings (``standby.signal``, ``primary_conninfo``). Drop it with :func:`drop_nodes`.
+    """
+    if port not in REPLICA_PORTS:
+        raise ValueError(f"streaming replicas use ports {REPLICA_PORTS.start}-{REPLICA_PORTS.stop - 1}, not {port}")
+    node_id = f"{primary.node_id}_replica"
+    cluster = local_clusters.create(cluster_name(NodeSpec(node_id, port)), port, settings=primary.cluster.settings,
+                                    start=False)
+    replica = Node(node_id, cluster, primary.key_file)
+    try:
+        data = Path(f"/var/lib/postgresql/{local_clusters.VERSION}/{cluster.name}")
+        for entry in data.iterdir():  # the directory itself stays, owned by postgres with its mode
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+        as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        subprocess.run([*as_postgres, "pg_basebackup", "-h", local_clusters.HOST,
+                        "-p", str(primary.port), "-U", "postgres", "-D", str(data), "-R", "-X", "stream",
+                        "-c", "fast"], check=True, capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                       timeout=300)
+        local_clusters.start_cluster(cluster)
+    except BaseException:
+        drop_nodes([replica])
+        raise
+    return replica
 
 
 def _node_env(node: Node) -> dict[str, str]:
