@@ -188,6 +188,20 @@ def keys_signing() -> None:
             out.print(f"{uses[kind]}  {key.kid}  {key.created_at}  {retired}", highlight=False)
 
 
+@keys_app.command("public")
+def keys_public() -> None:
+    """Affiche en JSON les clés publiques des sceaux de ce nœud (Ed25519), pour les autres nœuds de la fédération.
+
+    Chacune : kid, alg, public_key (base64url), created_at, retired_at. Les clés HMAC d'avant n'ont pas de
+    clé publique : les documents qu'elles ont scellés se vérifient au nœud qui les a délivrés.
+    """
+    import json
+
+    from sifc import keyring
+
+    typer.echo(json.dumps(keyring.seal_public_keys(State.settings()), indent=1))
+
+
 @keys_app.command("rotate")
 def keys_rotate(
     kind: Annotated[str, typer.Option("--kind", help="token (jetons d'accès) ou seal (sceaux des documents).")],

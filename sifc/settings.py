@@ -7,6 +7,7 @@ build their own.
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -61,6 +62,11 @@ class Settings(BaseSettings):
         default_factory=lambda: Path.home() / ".local" / "share" / "sifc" / "keys" / "signing-keys.json",
         description=("The signing keys (tokens, document seals), created on first start, mode 0600; "
                      "`sifc keys rotate` adds keys to it. Keep it: retired seal keys verify old documents."))
+    node_id: str | None = Field(default=None, description=(
+        "This node's id in a federation (the one `sifc node init --node-id` gives it, e.g. `dakar`): lower-case "
+        "letters, digits and dashes, at most 41 characters. The id of each new seal key starts with it "
+        "(`dakar-seal-20261205-9f3a61c2`), so a document names the node that sealed it wherever it is verified. "
+        "Unset: seal key ids without a node (a single node)."))
     access_token_minutes: int = Field(default=15, ge=1, le=60, description="Lifetime of a JWT access token.")
     refresh_token_days: int = Field(default=14, ge=1, description="Lifetime of a refresh token (each use rotates it).")
     login_max_failures: int = Field(default=5, ge=1, description="Failed sign-ins before an account is locked.")
@@ -145,6 +151,16 @@ class Settings(BaseSettings):
         if not value.startswith(("http://", "https://")) or any(part not in value for part in ("{z}", "{x}", "{y}")):
             raise ConfigurationError("config.basemap_url")
         return value
+
+    @field_validator("node_id")
+    @classmethod
+    def _node_id(cls, value: str | None) -> str | None:
+        """A node id fits in a seal key's id (``issued_document.key_id``: ``^[a-z0-9][a-z0-9-]{0,63}$``)."""
+        if value is None or not value.strip():
+            return None
+        if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,40}", value.strip()):
+            raise ConfigurationError("config.node_id", node_id=value[:100])
+        return value.strip()
 
     @field_validator("public_url")
     @classmethod

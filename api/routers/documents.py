@@ -1,8 +1,9 @@
 """Printable documents: fiche parcellaire, extrait de délibération, certificat d'affectation,
 registre foncier communal, and the verification of their codes.
 
-Each PDF carries its facts (embedded, canonical JSON) and a verification code (HMAC-SHA256 of
-those facts); anyone may verify a code or a PDF. Holders are printed only to signed-in roles
+Each PDF carries its facts (embedded, canonical JSON) and a verification code (the seal key's
+Ed25519 signature of those facts, or an HMAC-SHA256 for keys of before); anyone may verify a code or
+a PDF, at any node of the federation for a PDF. Holders are printed only to signed-in roles
 whose scope covers the commune, and each such document is written to the access audit: both
 decided by the document services, given the caller as ``reader``.
 """
@@ -128,26 +129,30 @@ def register_pdf(code: CommuneCode, request: Request, session: SessionDep, setti
 
 @router.post("/documents/verify", dependencies=[VerifyRateLimited], response_model=VerificationOut,
              summary="Vérifier un document PDF délivré par SIFC (authentique ou non)")
-def verify_pdf(session: SessionDep, settings: SettingsDep,
+def verify_pdf(session: SessionDep, settings: SettingsDep, request: Request,
                file: Annotated[UploadFile, File(description="Le PDF à vérifier.")]) -> Response:
     """Recalcule le code des faits que le PDF porte et compare le fichier à celui qui a été délivré."""
     content = file.file.read(settings.max_document_bytes + 1)
     if len(content) > settings.max_document_bytes:
         raise TooLarge("document.too_large", limit_mib=round(settings.max_document_bytes / 1024**2, 1))
-    return _json(verification.verify(session, keys=keyring.for_settings(settings), pdf=content))
+    return _json(verification.verify(session, keys=keyring.for_settings(settings), pdf=content,
+                                     lang=language(request)))
 
 
 @router.get("/documents/verify/{code}", response_model=VerificationOut,
             responses={200: {"content": {"text/html": {"schema": {"type": "string", "description": "Page lisible"}}}}},
             summary="Un code de vérification a-t-il été délivré, et que certifie-t-il ?")
-def verify_code(code: Annotated[str, Path(max_length=100)], request: Request, session: SessionDep) -> Response:
+def verify_code(code: Annotated[str, Path(max_length=200)], request: Request, session: SessionDep,
+                settings: SettingsDep) -> Response:
     """`Accept: text/html` : une page lisible ; sinon JSON. Rien de personnel n'y figure."""
     found = verification.lookup(session, code=code)
-    body: dict[str, Any] = {"code": verification.normalise(code)[:64], "issued": found is not None,
+    body: dict[str, Any] = {"code": verification.normalise(code)[:verification.CODE_MAX], "issued": found is not None,
                             "authentic": found is not None,
                             "status": "authentique" if found is not None else "non authentique"}
     if found is not None:
         body.update({k: found[k] for k in ("kind", "issued_at", "commune_code", "names_holders", "certifies")})
+        body["sealed_by_node"] = verification.sealed_by(session, keys=keyring.for_settings(settings),
+                                                        key_id=found["key_id"])
     if "text/html" in request.headers.get("accept", "").split(",")[0]:
         return Response(_html(body), media_type="text/html; charset=utf-8")
     return _json(body)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import date, datetime
-from typing import Any, get_type_hints
+from typing import Any, Literal, get_type_hints
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
@@ -341,6 +341,15 @@ class VerificationOut(Open):
     checks: dict[str, bool] | None = None
     certifies: dict[str, Any] | None = None
 
+    sealed_by_node: str | None = Field(default=None, description=(
+        "Le nœud de la fédération dont la clé a scellé le document (identifiant du nœud) ; null si inconnu."))
+    verified_by: Literal["register", "seal"] | None = Field(default=None, description=(
+        "`register` : le document figure au registre de ce nœud, fichier identique ; `seal` : document d'un "
+        "autre nœud, vérifié par sa seule signature (les faits certifiés sont ceux qu'il a signés)."))
+    reason: str | None = Field(default=None, description=(
+        "Pourquoi le document n'est pas authentique : unreadable, key_unknown, code_mismatch, not_issued, "
+        "file_changed."))
+    detail: str | None = Field(default=None, description="La raison, en clair.")
 
 # The queryables and sortables of a collection (OGC API - Features, Part 3): a JSON Schema of its properties.
 JSON_SCHEMA: dict[str, Any] = {

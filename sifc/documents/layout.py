@@ -111,12 +111,26 @@ class Frame:
     footer: str
 
 
+CODE_LINE = 64  # hex digits on one printed line: an HMAC code whole, an Ed25519 signature in two lines
+
+
+def code_lines(code: str) -> list[str]:
+    """The code as printed: groups of four digits, 64 digits a line (an Ed25519 code takes two lines)."""
+    return [verification.grouped(code[i:i + CODE_LINE]) for i in range(0, len(code), CODE_LINE)] or [""]
+
+
 def _page(frame: Frame) -> Callable[[Any, Any], None]:
     def draw(canvas: Any, doc: Any) -> None:
         regular, bold = fonts()
         canvas.saveState()
         canvas.setFont(regular, 7)
-        canvas.drawString(40, 30, f"{label('code', frame.lang)} : {verification.grouped(frame.code)}")
+        # The code's lines stacked upwards from the verification line, within the bottom margin (50 pt).
+        head = f"{label('code', frame.lang)} : "
+        indent = canvas.stringWidth(head, regular, 7)
+        lines = code_lines(frame.code)
+        canvas.drawString(40, 30 + 9 * (len(lines) - 1), head + lines[0])
+        for number, line in enumerate(lines[1:], start=1):  # aligned under the first line's digits
+            canvas.drawString(40 + indent, 30 + 9 * (len(lines) - 1 - number), line)
         canvas.drawString(40, 21, label("verify_at", frame.lang, url=frame.verify_url))
         width, height = doc.pagesize
         canvas.drawRightString(width - 40, height - 25, f"{frame.footer} — {label('page', frame.lang, page=doc.page)}")
@@ -145,7 +159,7 @@ def code_block(frame: Frame) -> list[Any]:
     from reportlab.platypus import Paragraph, Spacer
 
     style = styles()
-    return [Spacer(1, 10), Paragraph(f"<b>{label('code', frame.lang)}</b> : {verification.grouped(frame.code)}",
+    return [Spacer(1, 10), Paragraph(f"<b>{label('code', frame.lang)}</b> : " + "<br/>".join(code_lines(frame.code)),
                                      style["body"]),
             Paragraph(escape(label("verify_at", frame.lang, url=frame.verify_url)), style["small"]),
             Paragraph(escape(f"{frame.verify_url}/{frame.code}"), style["small"])]

@@ -1,13 +1,22 @@
 """Verification codes of the documents SIFC issues, and the verification of an uploaded PDF.
 
 A document's facts are serialised canonically (JSON, sorted keys, UTF-8: :func:`canonical`) and
-signed with an HMAC-SHA256 by the current seal key (:func:`sign`; the seal keys are not the token
-keys: :mod:`sifc.keyring`); the PDF carries that content as an embedded file (``sifc-document.json``),
-the code and the seal key's id in its metadata, and prints the code. Each issued document is kept in
+signed by the current seal key (:func:`sign`; the seal keys are not the token keys: :mod:`sifc.keyring`):
+an Ed25519 signature (RFC 8032, 128 hex digits) for the keys made since the federation, an
+HMAC-SHA256 (64 hex digits) for those made before, which still verify what they sealed. The PDF
+carries that content as an embedded file (``sifc-document.json``), the code and the seal key's id in
+its metadata, and prints the code. Each issued document is kept in
 ``issued_document`` (append-only) with its key id and the SHA-256 of the exact bytes of the PDF, so
-that a verification finds any change: to the facts (the HMAC no longer matches), to the printed page
+that a verification finds any change: to the facts (the seal no longer matches), to the printed page
 or any other byte (the file's digest differs). Retired seal keys are kept: a document verifies with
 the key that sealed it, whatever rotations came after.
+
+Any node verifies a document another node sealed (ADR 0004): the key the register (or, when this
+node's register does not hold the document, the PDF) names is looked up in this node's keyring, then
+among the public keys of the federation's directory (``federation_node.seal_keys``). A document this
+node's register does not hold, sealed by another node's key, is checked by its seal alone: its facts are
+those the node signed, but this node has no copy of the file to compare the printed page with; the
+answer says so (``verified_by``: ``seal``, against ``register``).
 """
 
 from __future__ import annotations
@@ -25,8 +34,10 @@ import orjson
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from sifc import keyring
 from sifc.errors import InvalidInput, UnsupportedFormat
-from sifc.keyring import Keyring, SigningKey
+from sifc.i18n import translate
+from sifc.keyring import ED25519, Keyring, SigningKey
 from sifc.personal import FREE_TEXT_FIELDS
 
 log = logging.getLogger(__name__)
@@ -35,6 +46,7 @@ ATTACHMENT = "sifc-document.json"
 CODE_KEY = "/SIFCCode"
 KEY_ID_KEY = "/SIFCKeyId"
 VERIFY_PATH = "/documents/verify"
+CODE_MAX = 128  # an Ed25519 signature in hex; an HMAC-SHA256 code has 64 digits
 
 # Officers' free text (a request's purpose, a right's description...) is personal: no verification
 # answer carries it, whatever the document kind, nor whatever an older row of the register kept.
@@ -47,10 +59,88 @@ def canonical(content: dict[str, Any]) -> bytes:
 
 
 def sign(key: SigningKey, content: bytes) -> str:
-    """The verification code of ``content`` (canonical bytes): HMAC-SHA256 under a seal key, 64 hex digits."""
+    """The verification code of ``content`` (canonical bytes) under a seal key, in hex.
+
+    Ed25519 key: its signature (128 digits); an HMAC key of before: HMAC-SHA256 (64 digits).
+    """
     if key.kind != "seal":
         raise ValueError("documents are sealed with a seal key, never a token key")
+    if key.alg == ED25519:
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+        return Ed25519PrivateKey.from_private_bytes(key.secret).sign(content).hex()
     return hmac.new(key.secret, content, hashlib.sha256).hexdigest()
+
+
+@dataclass(frozen=True)
+class SealKey:
+    """A key that verifies seals: one of this node's (``local``, its secret) or another node's public key."""
+
+    kid: str
+    node_id: str | None
+    local: SigningKey | None = None
+    public_key: bytes | None = None  # raw Ed25519 public key, from federation_node.seal_keys
+
+
+def matches(key: SealKey, content: bytes, code: str) -> bool:
+    """Whether ``code`` is the seal of ``content`` under ``key`` (the algorithm is the key's)."""
+    if key.local is not None and key.local.alg != ED25519:
+        return hmac.compare_digest(sign(key.local, content).encode(), code.encode())
+    public = key.local.public_key if key.local is not None else key.public_key
+    if public is None:
+        return False
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    try:
+        Ed25519PublicKey.from_public_bytes(public).verify(bytes.fromhex(code), content)
+    except (InvalidSignature, ValueError):
+        return False
+    return True
+
+
+def _exists(session: Session, table: str) -> bool:
+    # The federation's tables come with migration 0016; a node migrated before verifies with its keyring.
+    return bool(session.execute(text("SELECT to_regclass(:t) IS NOT NULL"), {"t": f"public.{table}"}).scalar())
+
+
+def own_node(session: Session, keys: Keyring) -> str | None:
+    """The node's own id: ``SIFC_NODE_ID``, else ``sifc_node.node_id`` when the federation's tables exist."""
+    if keys.node_id is not None:
+        return keys.node_id
+    if not _exists(session, "sifc_node"):
+        return None
+    found = session.execute(text("SELECT node_id FROM sifc_node")).scalar()
+    return str(found) if found is not None else None
+
+
+def federation_key(session: Session, kid: str) -> SealKey | None:
+    """Another node's seal public key ``kid``, from the federation's directory (None when unknown there).
+
+    Only an Ed25519 key of 32 bytes is taken: an entry of another algorithm, or malformed, verifies nothing.
+    """
+    if not _exists(session, "federation_node"):
+        return None
+    row = session.execute(text("""
+        SELECT f.node_id, k.value AS key
+        FROM federation_node f CROSS JOIN LATERAL jsonb_array_elements(f.seal_keys) AS k(value)
+        WHERE jsonb_typeof(f.seal_keys) = 'array' AND k.value ->> 'kid' = :kid
+        ORDER BY f.node_id LIMIT 1"""), {"kid": kid}).mappings().first()
+    if row is None or not isinstance(row["key"], dict) or row["key"].get("alg") != ED25519:
+        return None
+    try:
+        public = keyring.from_b64(str(row["key"].get("public_key", "")))
+    except ValueError:
+        return None
+    return SealKey(kid, str(row["node_id"]), public_key=public) if len(public) == 32 else None
+
+
+def find_key(session: Session, keys: Keyring, kid: str) -> SealKey | None:
+    """The key ``kid`` names: this node's (its keyring), else another node's (the federation's directory)."""
+    local = keys.find("seal", kid) if kid else None
+    if local is not None:
+        return SealKey(kid, keyring.node_of(kid) or own_node(session, keys), local=local)
+    return federation_key(session, kid) if kid else None
 
 
 def normalise(code: str) -> str:
@@ -138,7 +228,7 @@ def lookup(session: Session, *, code: str) -> dict[str, Any] | None:
     """What the register says of a code: the public summary of what it certifies; None if never issued."""
     row = session.execute(text("""
         SELECT code, kind, commune_code, summary, personal, content_sha256, pdf_sha256, issued_at, key_id
-        FROM issued_document WHERE code = :code"""), {"code": normalise(code)[:64]}).mappings().first()
+        FROM issued_document WHERE code = :code"""), {"code": normalise(code)[:CODE_MAX]}).mappings().first()
     if row is None:
         return None
     return {"code": row["code"], "kind": row["kind"], "commune_code": row["commune_code"],
@@ -176,27 +266,59 @@ def read(pdf: bytes) -> Embedded:
     return Embedded(content, str(code) if code is not None else None, str(key_id) if key_id is not None else None)
 
 
-def verify(session: Session, *, keys: Keyring, pdf: bytes) -> dict[str, Any]:
+def _reason(checks: dict[str, bool], key: SealKey | None) -> str:
+    """Why a document is not authentic, the first check that failed (``document.verify.<reason>``)."""
+    if not checks["readable"]:
+        return "unreadable"
+    if key is None:
+        return "key_unknown"
+    if not checks["code_matches_content"]:
+        return "code_mismatch"
+    return "not_issued" if not checks["issued"] else "file_changed"
+
+
+def verify(session: Session, *, keys: Keyring, pdf: bytes, lang: str = "fr") -> dict[str, Any]:
     """Whether ``pdf`` is a document SIFC issued, unchanged; with what it certifies when it is.
 
     The code is checked with the key that sealed the document: the one the register names for that
-    code (the PDF's own claim of a key id is only used for a code the register does not know).
+    code (the PDF's own claim of a key id is only used for a code the register does not know), found
+    in this node's keyring or among the federation's public keys. A document of this node must be in
+    its register, byte for byte; another node's document this node's register does not hold is
+    authentic by its seal alone (``verified_by``: ``seal``). ``sealed_by_node`` names the node whose
+    key verified the code; ``reason`` (with ``detail``, in ``lang``) why a document is not authentic.
     """
     found = read(pdf)
     checks = {"readable": found.content is not None and found.code is not None,
               "code_matches_content": False, "issued": False, "file_unchanged": False}
-    issued = None
+    issued, key = None, None
     if found.content is not None and found.code is not None:
         issued = lookup(session, code=found.code)
-        key = keys.find("seal", issued["key_id"] if issued is not None else found.key_id or "")
-        checks["code_matches_content"] = key is not None and hmac.compare_digest(
-            sign(key, found.content).encode(), found.code.encode())
+        key = find_key(session, keys, issued["key_id"] if issued is not None else found.key_id or "")
+        checks["code_matches_content"] = key is not None and matches(key, found.content, found.code)
         checks["issued"] = issued is not None
         checks["file_unchanged"] = bool(issued and issued["pdf_sha256"] == hashlib.sha256(pdf).hexdigest())
-    authentic = all(checks.values())
+    by_seal = issued is None and key is not None and key.local is None
+    authentic = (checks["readable"] and checks["code_matches_content"]) if by_seal else all(checks.values())
     answer: dict[str, Any] = {"authentic": authentic, "status": "authentique" if authentic else "non authentique",
-                              "checks": checks}
-    if authentic and issued is not None and found.content is not None:
-        answer.update({"code": issued["code"], "kind": issued["kind"], "issued_at": issued["issued_at"],
-                       "certifies": without_free_text(orjson.loads(found.content))})
+                              "checks": checks, "verified_by": "seal" if by_seal else "register",
+                              "sealed_by_node": key.node_id if key is not None and checks["code_matches_content"]
+                              else None}
+    if authentic and found.content is not None and found.code is not None:
+        facts = without_free_text(orjson.loads(found.content))
+        if issued is not None:
+            answer.update({"code": issued["code"], "kind": issued["kind"], "issued_at": issued["issued_at"]})
+        else:  # the document's own header (new_header), which its seal covers
+            answer.update({"code": normalise(found.code), "kind": facts.get("document"),
+                           "issued_at": facts.get("issued_at")})
+        answer["certifies"] = facts
+    else:
+        reason = _reason(checks, key)
+        answer.update({"reason": reason, "detail": translate(f"document.verify.{reason}", "en" if lang == "en"
+                                                               else "fr")})
     return answer
+
+
+def sealed_by(session: Session, *, keys: Keyring, key_id: str) -> str | None:
+    """The node whose key ``key_id`` is (this node's keyring or the federation's directory); None if unknown."""
+    key = find_key(session, keys, key_id)
+    return key.node_id if key is not None else None

@@ -3,7 +3,8 @@
 A package carries its id in its ``sifc_package`` table, with a MAC over the id and what the server
 recorded of it (commune, holder, dates, format). A return whose MAC does not verify was not issued
 by this server (or was altered) and is refused before anything else is read. The MAC key is derived
-from a **seal** key of the service's keyring (never from anything in the repository): seal keys are
+from the secret half of a **seal** key of the service's keyring (never from anything in the repository,
+nor from a public key: an Ed25519 seal key's private key, an older HMAC seal key's secret): seal keys are
 kept for ever after a rotation, so a package issued before ``sifc keys rotate --kind seal`` still
 verifies; ``hmac_kid`` names the seal key a package's MAC was made with.
 """

@@ -301,7 +301,7 @@ def test_a_document_of_the_legacy_key_verifies_with_the_operators_secret(db, tmp
     sealed = verification.seal(legacy, {**verification.new_header("fiche_parcellaire", "fr"), "parcel": {"n": 1}})
     pdf = verification.embed(_blank_pdf(), sealed, title="ancienne fiche")
     verification.record(db, sealed=sealed, pdf=pdf, issue=verification.Issue(
-        kind="fiche_parcellaire", subject_kind="parcel", subject_id="legacy", commune_code=None, summary={},
+        kind="fiche_parcellaire", subject_kind="parcel", subject_id="legacy", commune_code="SN0104-bargny", summary={},
         personal=False, issued_by="tests"))
     with_seed = keyring.Keyring(tmp_path / "with.json", seed=seed)
     assert verification.verify(db, keys=with_seed, pdf=pdf)["status"] == "authentique"

@@ -23,7 +23,7 @@ COMMANDS = {
     "demo": {"load"},
     "export": {"parcels", "bornes"},
     "users": {"create", "list", "disable", "set-role", "enable"},
-    "keys": {"create", "list", "revoke", "signing", "rotate"},
+    "keys": {"create", "list", "revoke", "signing", "rotate", "public"},
     "admin": {"subject"},
     "parcels": {"split", "lotissement", "merge", "correct", "lineage"},
     "field": {"package", "list", "lost", "reassign", "return"},
