@@ -60,7 +60,7 @@ def entries(session: Session, *, parcel_id: str | None = None, object_kind: str 
     ``communes``, when given, keeps only the rows of those communes (a row without a commune is national).
     """
     rows = session.execute(text("""
-        SELECT id, occurred_at, actor_kind, actor_id, actor, role, operation, object_kind, object_id,
+        SELECT id, node_id, occurred_at, actor_kind, actor_id, actor, role, operation, object_kind, object_id,
                parcel_id, commune_code, before, after
         FROM write_audit
         WHERE (CAST(:parcel AS uuid) IS NULL OR parcel_id = CAST(:parcel AS uuid))
@@ -71,7 +71,7 @@ def entries(session: Session, *, parcel_id: str | None = None, object_kind: str 
         ORDER BY id DESC LIMIT :limit OFFSET :offset"""),
         {"parcel": parcel_id, "kind": object_kind, "object": object_id, "actor": actor, "limit": limit,
          "offset": offset, "communes": None if communes is None else sorted(communes)}).mappings().all()
-    return [{**row, "occurred_at": row["occurred_at"].isoformat(),
+    return [{**row, "id": str(row["id"]), "occurred_at": row["occurred_at"].isoformat(),
              "parcel_id": str(row["parcel_id"]) if row["parcel_id"] else None} for row in rows]
 
 

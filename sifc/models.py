@@ -28,10 +28,12 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 
 from sifc.crs import STORAGE_SRID
+from sifc.federation import registry
 
 LEVELS = ("pole", "region", "department", "arrondissement", "commune")
 BOUNDARY_STATUSES = ("official", "provisional")
@@ -246,6 +248,7 @@ import_batch = Table(
     Column("created_by", Text, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("synthetic", Boolean, nullable=False, server_default="false"),
+    Column("commune_code", Text, nullable=False),  # named by the importer (migration 0016)
 )
 Index("ix_import_batch_sha256", import_batch.c.sha256)
 
@@ -419,7 +422,9 @@ Index("ix_refresh_token_user_id", refresh_token.c.user_id)
 def _actor_columns() -> list[Column[Any]]:
     # Who did it and when: the head of both append-only logs (access_audit, write_audit).
     return [
-        Column("id", BigInteger, Identity(), primary_key=True),
+        # uuid v7-like, made by the database: the national node receives every pole's rows (migration 0016).
+        Column("id", UUID(as_uuid=True), primary_key=True, server_default=text("sifc_uuid7()")),
+        Column("node_id", Text, nullable=False, server_default=text("sifc_node_id()")),
         Column("occurred_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
         Column("actor_kind", Text, nullable=False),
         Column("actor_id", BigInteger),
@@ -530,6 +535,7 @@ source_file = Table(
     Column("content", LargeBinary, nullable=False),
     Column("created_by", Text, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("commune_code", Text, nullable=False),  # the document's, filled by a trigger (migration 0016)
     ForeignKeyConstraint(["source_id"], ["source_document.id"]),
 )
 Index("ix_source_file_source_id", source_file.c.source_id)
@@ -564,6 +570,7 @@ procedure_step = Table(
     Column("reason", Text),
     Column("author", Text, nullable=False),
     Column("recorded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("commune_code", Text, nullable=False),  # the procedure's, filled by a trigger (migration 0016)
     ForeignKeyConstraint(["procedure_id"], ["tenure_procedure.id"]),
     UniqueConstraint("procedure_id", "step"),
 )
@@ -604,6 +611,7 @@ rrr_holder = Table(
     Column("party_id", UUID(as_uuid=True), primary_key=True),
     Column("share_numerator", Integer, nullable=False),
     Column("share_denominator", Integer, nullable=False),
+    Column("commune_code", Text, nullable=False),  # the right's, filled by a trigger (migration 0016)
     ForeignKeyConstraint(["rrr_id", "version"], ["rrr_version.rrr_id", "rrr_version.version"]),
 )
 Index("ix_rrr_holder_party_id", rrr_holder.c.party_id)
@@ -654,6 +662,7 @@ parcel_lineage = Table(
     Column("parent_version", Integer, nullable=False),
     Column("child_id", UUID(as_uuid=True), primary_key=True),
     Column("child_version", Integer, nullable=False),
+    Column("commune_code", Text, nullable=False),  # the mutation's, filled by a trigger (migration 0016)
     ForeignKeyConstraint(["mutation_id"], ["parcel_mutation.id"]),
     ForeignKeyConstraint(["parent_id", "parent_version"], ["parcel_version.parcel_id", "parcel_version.version"]),
     ForeignKeyConstraint(["child_id", "child_version"], ["parcel_version.parcel_id", "parcel_version.version"]),
@@ -673,7 +682,7 @@ issued_document = Table(
     Column("kind", Text, nullable=False),
     Column("subject_kind", Text, nullable=False),
     Column("subject_id", Text, nullable=False),
-    Column("commune_code", Text),
+    Column("commune_code", Text, nullable=False),
     Column("summary", JSONB, nullable=False),
     Column("personal", Boolean, nullable=False, server_default="false"),
     Column("content_sha256", Text, nullable=False),
@@ -768,6 +777,7 @@ field_package_item = Table(
     Column("issued_version", Integer, nullable=False),
     Column("base_version", Integer, nullable=False),
     Column("fingerprint", Text, nullable=False),
+    Column("commune_code", Text, nullable=False),  # the package's, filled by a trigger (migration 0016)
     ForeignKeyConstraint(["package_id"], ["field_package.id"]),
     ForeignKeyConstraint(["parcel_id", "issued_version"], ["parcel_version.parcel_id", "parcel_version.version"],
                          name="fk_field_package_item_issued"),
@@ -788,6 +798,7 @@ field_return = Table(
     Column("returned_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("applied", Boolean, nullable=False),
     Column("counts", JSONB, nullable=False),
+    Column("commune_code", Text, nullable=False),  # the package's, filled by a trigger (migration 0016)
     ForeignKeyConstraint(["package_id"], ["field_package.id"]),
     ForeignKeyConstraint(["job_id"], ["import_job.id"]),
 )
@@ -803,7 +814,56 @@ parcel_source = Table(
     Column("field_return_id", UUID(as_uuid=True)),
     Column("attached_by", Text, nullable=False),
     Column("attached_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("commune_code", Text, nullable=False),  # the parcel's, filled by a trigger (migration 0016)
     ForeignKeyConstraint(["source_id"], ["source_document.id"]),
     ForeignKeyConstraint(["field_return_id"], ["field_return.id"]),
 )
 Index("ix_parcel_source_source_id", parcel_source.c.source_id)
+
+
+# --- federation: this node, the directory of nodes, replica identities (migration 0016, ADR 0004) ------
+
+NODE_ROLES = ("single", "pole", "national")
+
+# This node (one row, never replicated); written by `sifc node init`, read by the service.
+sifc_node = Table(
+    "sifc_node",
+    metadata,
+    Column("singleton", Boolean, primary_key=True, server_default=text("true")),
+    Column("node_id", Text, nullable=False),
+    Column("role", Text, nullable=False, server_default="single"),
+    Column("pole_code", Text),
+    Column("url", Text),
+    Column("personal", Text, nullable=False, server_default="pole"),
+    Column("seal_keys", JSONB, nullable=False, server_default=text("'[]'")),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    ForeignKeyConstraint(["pole_code"], ["pole.code"]),
+    CheckConstraint("singleton", "singleton"),
+    CheckConstraint("node_id ~ '^[a-z0-9][a-z0-9-]{0,62}$'", "node_id"),
+    CheckConstraint(f"role IN {NODE_ROLES}", "role"),
+    CheckConstraint("(role = 'pole') = (pole_code IS NOT NULL)", "pole"),
+    CheckConstraint("personal IN ('pole', 'national')", "personal"),
+    CheckConstraint("jsonb_typeof(seal_keys) = 'array'", "seal_keys"),
+)
+
+# The directory of nodes: written at the national node, replicated to every pole.
+federation_node = Table(
+    "federation_node",
+    metadata,
+    Column("node_id", Text, primary_key=True),
+    Column("role", Text, nullable=False),
+    Column("pole_code", Text),
+    Column("url", Text, nullable=False),
+    Column("seal_keys", JSONB, nullable=False, server_default=text("'[]'")),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    CheckConstraint("role IN ('pole', 'national')", "role"),
+    CheckConstraint("(role = 'pole') = (pole_code IS NOT NULL)", "pole"),
+    CheckConstraint("jsonb_typeof(seal_keys) = 'array'", "seal_keys"),
+)
+
+# Each pole-owned table's replica identity: its key and its commune, which the publications' row filters use.
+for _entry in registry.owned_by("pole"):
+    if _entry.guarded and _entry.table in metadata.tables:
+        _replicated = metadata.tables[_entry.table]
+        Index(_entry.replica_index, *(_replicated.c[name] for name in _entry.key), _replicated.c.commune_code,
+              unique=True)

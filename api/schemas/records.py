@@ -187,7 +187,8 @@ class ParcelHistoryOut(BaseModel):
 class WriteEntry(Open):
     """A write of the journal: who, when, what, before and after."""
 
-    id: int
+    id: str = Field(description="Identifiant de l'écriture (uuid ordonné dans le temps).")
+    node_id: str | None = Field(default=None, description="Le nœud qui l'a écrite.")
     occurred_at: datetime
     actor_kind: str | None = None
     actor_id: int | str | None = Field(default=None, description="Le compte ou la clé d'API de l'auteur.")

@@ -749,20 +749,39 @@ def _summarize(session: Session, report: ParcelImportReport) -> None:
     report.issues = [_issue(r) for r in rows[:MAX_LISTED_ISSUES]]
 
 
-def _insert(session: Session, report: ParcelImportReport, options: ParcelImportOptions) -> None:
+def _batch_commune(session: Session, commune: str | None) -> str:
+    """The commune a batch belongs to in a federation: the first, by code, of the file's kept features.
+
+    A pole's import is confined to its own communes (the registry's owner guard refuses the others), so
+    any of them names the pole. Else the commune the import was confined to, else the first of the
+    file's features located in a commune; a file with none writes nothing and is refused.
+    """
+    found = _sql(session, """
+        SELECT coalesce((SELECT min(commune_code) FROM stage_parcel WHERE status = 'accepted'),
+                        CAST(:commune AS text),
+                        (SELECT min(commune_code) FROM stage_parcel))""", commune=commune).scalar()
+    if found is None:
+        raise ImportRejected("import.no_commune")
+    return str(found)
+
+
+def _insert(session: Session, report: ParcelImportReport, options: ParcelImportOptions,
+            commune: str | None) -> None:
     batch_id = uuid.uuid4()
     report.batch_id = str(batch_id)
+    batch_commune = _batch_commune(session, commune)
     counts = {"read": report.read, "accepted": report.accepted, "rejected": report.rejected,
               "duplicates": report.duplicates, "warnings": report.warnings_by_code, "changes": report.changes}
     if report.bornes is not None:
         counts["bornes"] = report.bornes
     _sql(session, """
-        INSERT INTO import_batch (id, kind, file_name, sha256, options, counts, report, created_by, synthetic)
+        INSERT INTO import_batch (id, kind, file_name, sha256, options, counts, report, created_by, synthetic,
+                                  commune_code)
         VALUES (:id, 'parcels', :file, :sha, CAST(:options AS jsonb), CAST(:counts AS jsonb),
-                CAST(:report AS jsonb), :author, :synthetic)
+                CAST(:report AS jsonb), :author, :synthetic, :commune)
     """, id=batch_id, file=report.file, sha=report.sha256, options=orjson.dumps(report.options).decode(),
          counts=orjson.dumps(counts).decode(), report=orjson.dumps(report.as_dict()).decode(),
-         author=options.author, synthetic=options.synthetic)
+         author=options.author, synthetic=options.synthetic, commune=batch_commune)
     # One write-audit row per batch: its parcel versions name the batch, and the batch its report.
     actor = Principal(kind=options.actor_kind, role=options.actor_role, name=options.author)  # type: ignore[arg-type]
     journal.record(session, actor, operation="import.batch", object_kind="import_batch", object_id=batch_id,
@@ -889,7 +908,7 @@ def import_parcels(session: Session, path: Path, options: ParcelImportOptions, *
     if not options.dry_run:
         mark = clock()
         notify("inserting", 0, report.accepted)
-        _insert(session, report, options)
+        _insert(session, report, options, commune)
         if points and report.batch_id:
             bornes.store_imported(session, points, srid=points_srid, batch_id=uuid.UUID(report.batch_id),
                                   author=options.author, file_name=report.file, commune=commune)

@@ -70,8 +70,9 @@ def test_the_person_is_found_by_account_number_and_without_regard_to_case(client
 
 
 def test_a_name_without_account_is_searched_in_provenance_and_never_written_to_the_log(client, db, admin):
-    db.execute(text("""INSERT INTO import_batch (id, file_name, sha256, options, counts, report, created_by)
-                       VALUES (:id, 'leve.gpkg', repeat('0', 64), '{}', '{}', '{}', 'Moussa Ndiaye')"""),
+    db.execute(text("""INSERT INTO import_batch (id, file_name, sha256, options, counts, report, created_by,
+                                                commune_code)
+                       VALUES (:id, 'leve.gpkg', repeat('0', 64), '{}', '{}', '{}', 'Moussa Ndiaye', 'SN0104-bargny')"""),
                {"id": uuid.uuid4()})
     report = client.get("/admin/subjects/moussa ndiaye", headers=admin).json()
     assert report["subject"]["user_id"] is None and report["subject"]["audit_kind"] == "person"

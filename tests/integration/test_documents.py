@@ -296,9 +296,9 @@ def test_issued_documents_are_append_only_even_for_the_owner(admin_engine):
 
     with admin_engine.connect() as conn, conn.begin() as outer:
         conn.execute(text("""
-            INSERT INTO issued_document (code, kind, subject_kind, subject_id, summary, content_sha256, issued_by,
-                                         key_id)
-            VALUES ('c0de', 'fiche_parcellaire', 'parcel', 'x', '{}', 'd', 'tests', 'seal-test')"""))
+            INSERT INTO issued_document (code, kind, subject_kind, subject_id, commune_code, summary, content_sha256,
+                                         issued_by, key_id)
+            VALUES ('c0de', 'fiche_parcellaire', 'parcel', 'x', 'SN0104-bargny', '{}', 'd', 'tests', 'seal-test')"""))
         for statement in ("UPDATE issued_document SET personal = true", "DELETE FROM issued_document",
                           "TRUNCATE issued_document"):
             with pytest.raises(ProgrammingError, match="append-only"), conn.begin_nested():

@@ -31,8 +31,9 @@ PSYCOPG_MODULES = {"sifc/db.py", "sifc/provision.py", "sifc/imports/parcels.py"}
 DDL = re.compile(r"\b(CREATE|ALTER|DROP)\s+(TABLE|INDEX|VIEW|FUNCTION|TRIGGER|ROLE|POLICY|PUBLICATION|SCHEMA"
                  r"|DATABASE|EXTENSION|TYPE|SEQUENCE)\b|\b(GRANT|REVOKE)\s")
 # Outside migrations/, only provisioning writes them: it creates the database and its extension,
-# before any migration can run. A temporary table is a session's scratch space, not schema.
-DDL_HOMES = {"sifc/provision.py"}
+# before any migration can run. A temporary table is a session's scratch space, not schema. The national
+# node's schema differs in one step, applied there only (ADR 0004): its personal columns accept NULL.
+DDL_HOMES = {"sifc/provision.py", "sifc/federation/registry.py"}
 TEMPORARY_TABLE = re.compile(r"\bCREATE\s+TEMP(?:ORARY)?\s+TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?(\w+)")
 ON_TABLE = re.compile(r"(?:DROP\s+TABLE|CREATE\s+INDEX\s+ON)\s+(?:IF\s+EXISTS\s+)?(\w+)")
 
@@ -69,6 +70,8 @@ INTERPOLATION_ALLOWED: list[tuple[str, str, str]] = [
      "LEVELS' tables and properties; parent filter columns checked against the level's parent_filters"),
     ("sifc/territories/service.py", "expressions",
      "json_object_sql's names and SQL: a level's property_expressions() or a collection's fields, written in code"),
+    ("sifc/federation/registry.py", "table prep.quote() constraint expression nulls",
+     "relax_personal: the registry's own table and column names, quoted; a CHECK as pg_get_constraintdef wrote it"),
     ("sifc/tiles.py", "layer() spec parcel_selection.select() n",
      "a layer of LAYERS; the parcel selection's condition (bound values); a field name checked in spec.fields"),
 ]
