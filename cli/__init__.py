@@ -23,6 +23,7 @@ from cli.demo import demo_app
 from cli.exports import export_app
 from cli.field import field_app
 from cli.imports import import_app
+from cli.node import node_app
 from cli.parcels import parcels_app
 from cli.serve import serve, worker
 from cli.territories import territories_app
@@ -43,6 +44,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(admin_app, name="admin")
 app.add_typer(parcels_app, name="parcels")
 app.add_typer(field_app, name="field")
+app.add_typer(node_app, name="node")
 
 
 @app.callback()

@@ -7,7 +7,7 @@ from tests.federation.clusters import NodeSpec, federation
 
 
 def test_a_node_is_a_provisioned_cluster_for_logical_replication_dropped_at_the_end(tmp_path):
-    with federation(tmp_path, NodeSpec("solo", 5459)) as nodes:
+    with federation(tmp_path, NodeSpec("solo", 5455)) as nodes:
         node = nodes["solo"]
         assert node.scalar("SHOW wal_level") == "logical"
         assert node.scalar("SHOW max_slot_wal_keep_size") == "64MB"
@@ -21,8 +21,8 @@ def test_a_node_is_a_provisioned_cluster_for_logical_replication_dropped_at_the_
 
 
 def test_a_leftover_of_a_crashed_run_is_dropped_before_the_cluster_is_made(tmp_path):
-    spec = NodeSpec("leftover", 5459)
-    leftover = local_clusters.create(f"{local_clusters.PREFIX}t5459_other", 5459, start=False)
+    spec = NodeSpec("leftover", 5455)
+    leftover = local_clusters.create(f"{local_clusters.PREFIX}t5455_other", 5455, start=False)
     with federation(tmp_path, spec) as nodes:
         assert leftover.name not in local_clusters.listed()
         assert nodes["leftover"].scalar("SELECT 1") == 1

@@ -1,0 +1,222 @@
+"""``sifc node``: this server's place in the federation (ADR 0004, docs/federation.md).
+
+``init`` makes the node a pole or the national node and builds its publications, ``subscribe`` links it
+to a peer, ``status`` says how replication is doing, ``resync`` copies a peer's data again, ``resume``
+and ``pause`` switch subscriptions, ``pieces`` rebuilds the territory pieces from the replicated
+reference, ``demo`` runs a federation of three nodes on this machine. All run as the database's owner
+(``SIFC_ADMIN_DATABASE_URL``). The domain is ``sifc.federation.node`` and ``sifc.federation.status``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.table import Table
+
+from cli.common import State, out, say
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from sifc.federation.status import NodeStatus
+
+node_app = typer.Typer(help="Fédération : pôles et nœud national (réplication logique PostgreSQL).",
+                       no_args_is_help=True)
+
+
+@contextmanager
+def _owner_engine() -> Iterator[Engine]:
+    from sqlalchemy import create_engine
+    from sqlalchemy.pool import NullPool
+
+    engine = create_engine(State.settings().admin_url, poolclass=NullPool)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+@node_app.command("init")
+def node_init(
+    role: Annotated[str, typer.Option(help="national ou pole.")],
+    url: Annotated[str, typer.Option(help="URL publique de ce nœud (https://sifc.thies.sn).")],
+    pole: Annotated[str | None, typer.Option(help="Code du pôle (pour --role pole), ex. THS.")] = None,
+    node_id: Annotated[str | None, typer.Option(
+        "--node-id", help="Identifiant du nœud (par défaut SIFC_NODE_ID), ex. thies.")] = None,
+    personal: Annotated[str, typer.Option(help=(
+        "Données personnelles : pole (restent au pôle, par défaut) ou national (publiées, base légale "
+        "requise : déclaration à la CDP, loi 2008-12)."))] = "pole",
+) -> None:
+    """Fait de ce nœud un pôle ou le nœud national : son identité, ses publications (relancer pour les refaire)."""
+    from sifc.errors import InvalidInput
+    from sifc.federation import node as nodes
+    from sifc.keyring import seal_public_keys
+
+    settings = State.settings()
+    chosen = node_id or settings.node_id
+    if not chosen:
+        raise InvalidInput("cli.node.node_id_missing")
+    if settings.node_id and settings.node_id != chosen:
+        raise InvalidInput("cli.node.node_id_differs", given=chosen, configured=settings.node_id)
+    keys = seal_public_keys(settings.model_copy(update={"node_id": chosen}))
+    with _owner_engine() as engine:
+        info, listed = nodes.init(engine, role=role, node_id=chosen, url=url, pole=pole, personal=personal,
+                                  seal_keys=keys)
+    out.print(say("cli.node.initialised", node=info.node_id, role=info.role, pole=info.pole_code or "—",
+                  personal=info.personal), highlight=False)
+    for publication, tables in listed.items():
+        out.print(say("cli.node.publication", name=publication, count=len(tables), tables=", ".join(tables)),
+                  highlight=False)
+
+
+@node_app.command("subscribe")
+def node_subscribe(
+    to: Annotated[str, typer.Option(
+        "--to", help="Chaîne de connexion libpq du pair (host=… port=… dbname=… user=…), superutilisateur.")],
+    wait: Annotated[bool, typer.Option(help="Attendre la fin de la copie initiale.")] = True,
+    timeout: Annotated[float, typer.Option(help="Attente au plus (secondes) de la copie initiale.")] = 600,
+) -> None:
+    """Abonne ce nœud à son pair : le national à un pôle, un pôle au référentiel du national."""
+    from sifc.federation import node as nodes
+
+    with _owner_engine() as engine:
+        done = nodes.subscribe(engine, to, node_id=State.settings().node_id, wait=wait, timeout=timeout)
+    key = "cli.node.subscribed" if done.synced else "cli.node.subscribed_copying"
+    out.print(say(key, name=done.name, peer=done.publisher, tables=done.tables), highlight=False)
+
+
+@node_app.command("status")
+def node_status(
+    as_json: Annotated[bool, typer.Option("--json", help="L'état en JSON.")] = False,
+    probe: Annotated[bool, typer.Option(help="Interroger chaque éditeur (emplacement, retard).")] = True,
+) -> None:
+    """État de la réplication : abonnements (retard, erreurs, emplacement), emplacements tenus, âge des données."""
+    from sqlalchemy.orm import Session
+
+    from sifc.federation.status import node_status as read_status
+
+    with _owner_engine() as engine, engine.connect() as conn:
+        status = read_status(Session(bind=conn), probe=probe)
+    if as_json:
+        out.print_json(json.dumps(status.as_dict(), ensure_ascii=False, default=str))
+        return
+    _print_status(status)
+
+
+def _number(value: float | int | None, digits: int = 1) -> str:
+    if value is None:
+        return "—"
+    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+
+def _print_status(status: NodeStatus) -> None:
+    out.print(say("cli.node.status_head", node=status.node_id, role=status.role, pole=status.pole_code or "—",
+                  personal=status.personal), highlight=False)
+    if status.role == "single":
+        out.print(say("cli.node.single"))
+        return
+    if status.subscriptions:
+        table = Table(title=say("cli.node.subscriptions"))
+        for column in ("name", "peer", "state", "tables", "lag_bytes", "lag_seconds", "slot", "errors"):
+            table.add_column(say(f"cli.node.column.{column}"), overflow="fold")
+        for sub in status.subscriptions:
+            tables = " ".join(f"{state}:{count}" for state, count in sorted(sub.tables.items()))
+            errors = f"{sub.apply_error_count or 0}/{sub.sync_error_count or 0}"
+            table.add_row(sub.name, sub.peer, sub.state, tables, _number(sub.lag_bytes), _number(sub.lag_seconds),
+                          sub.slot_wal_status or "—", errors)
+        out.print(table)
+        for sub in status.subscriptions:
+            if sub.last_error and sub.state != "streaming":
+                out.print(say("cli.node.last_error", name=sub.name, when=sub.last_error_at or "?",
+                              error=sub.last_error), highlight=False)
+            if sub.publisher_error:
+                out.print(say("cli.node.publisher_unreachable", name=sub.name, error=sub.publisher_error),
+                          highlight=False)
+            if sub.action:
+                out.print(say("cli.node.action", name=sub.name, state=sub.state, command=sub.action),
+                          highlight=False)
+    else:
+        out.print(say("cli.node.no_subscription"))
+    for slot in status.slots:
+        out.print(say("cli.node.slot", name=slot.name, active=say("cli.node.yes" if slot.active else "cli.node.no"),
+                      wal_status=slot.wal_status or "—", lag=_number(slot.lag_bytes)), highlight=False)
+    for pole, age in status.data_age.items():
+        out.print(say("cli.node.data_age", node=pole, age=_number(age)), highlight=False)
+
+
+@node_app.command("resync")
+def node_resync(
+    peer: Annotated[str, typer.Argument(help="Le pôle à recopier (au national), ou « national » (à un pôle).")],
+    timeout: Annotated[float, typer.Option(help="Attente au plus (secondes) de la copie.")] = 600,
+) -> None:
+    """Recopie tout d'un pair (emplacement perdu, abonnement bloqué) : ses lignes ici effacées puis recopiées."""
+    from sifc.federation import node as nodes
+
+    with _owner_engine() as engine:
+        done, deleted = nodes.resync(engine, peer, timeout=timeout)
+    out.print(say("cli.node.resynced", name=done.name, peer=done.publisher, tables=done.tables,
+                  deleted=sum(deleted.values())), highlight=False)
+
+
+def _switch(peers: list[str] | None, enabled: bool) -> None:
+    from sifc.federation import node as nodes
+
+    with _owner_engine() as engine:
+        with engine.connect() as conn:
+            me = nodes.current(conn)
+        names = None if not peers else [nodes.subscription_for(me, p) for p in peers]
+        changed = nodes.set_enabled(engine, names, enabled)
+    out.print(say("cli.node.resumed" if enabled else "cli.node.paused", names=", ".join(changed) or "—"),
+              highlight=False)
+
+
+@node_app.command("resume")
+def node_resume(
+    peers: Annotated[list[str] | None, typer.Argument(help="Pairs (tous si aucun).")] = None,
+) -> None:
+    """Réactive des abonnements désactivés (tous si aucun pair n'est nommé)."""
+    _switch(peers, True)
+
+
+@node_app.command("pause")
+def node_pause(
+    peers: Annotated[list[str] | None, typer.Argument(help="Pairs (tous si aucun).")] = None,
+) -> None:
+    """Met des abonnements en pause ; l'éditeur garde les changements dans son emplacement."""
+    _switch(peers, False)
+
+
+@node_app.command("pieces")
+def node_pieces() -> None:
+    """Refait les morceaux des régions et communes (territory_piece) depuis le référentiel répliqué."""
+    from sifc.federation import node as nodes
+
+    with _owner_engine() as engine:
+        nodes.rebuild_pieces(engine)
+    out.print(say("cli.node.pieces_rebuilt"))
+
+
+@node_app.command("demo")
+def node_demo(
+    down: Annotated[bool, typer.Option("--down", help="Arrêter et supprimer les trois grappes de la démo.")] = False,
+    directory: Annotated[Path | None, typer.Option(
+        "--dir", help="Dossier des clés des nœuds (par défaut ~/.local/share/sifc/federation-demo).")] = None,
+) -> None:
+    """Une fédération sur cette machine : le national et deux pôles (Dakar, Thiès), grappes PostgreSQL 15 locales."""
+    from sifc.federation import demo
+
+    if down:
+        dropped = demo.down()
+        out.print(say("cli.node.demo_down", clusters=", ".join(dropped) or "—"), highlight=False)
+        return
+    made = demo.up(directory or demo.DEFAULT_DIR, progress=lambda step: out.print(f"· {step}", highlight=False))
+    out.print(say("cli.node.demo_up"), highlight=False)
+    for member in made:
+        out.print(f"\n[bold]{member.node_id}[/] ({member.role}{' ' + member.pole if member.pole else ''})")
+        out.print("  " + member.serve_command(), highlight=False, soft_wrap=True)
+    out.print("\n" + say("cli.node.demo_next"), highlight=False)

@@ -1,0 +1,110 @@
+"""A federation on one machine: the national node and two poles, each on its own PostgreSQL 15 cluster.
+
+``sifc node demo`` makes three clusters on loopback ports 5461-5463 (``local_clusters``), provisions them,
+loads the territorial reference, initialises the national node and the poles of Dakar (DKR: Bargny) and
+Thiès (THS: Mont-Rolland, Sandiara), subscribes each pole to the national reference and the national
+node to each pole, then says how to serve each node. Each node has its own key file (its seal keys) and
+node id. ``sifc node demo --down`` drops the three clusters. For trying the federation, never for data:
+the clusters trust every loopback connection.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import create_engine
+from sqlalchemy.pool import NullPool
+
+from sifc.federation import local_clusters, node
+from sifc.federation.local_clusters import LocalCluster
+from sifc.settings import Settings
+
+DEFAULT_DIR = Path.home() / ".local" / "share" / "sifc" / "federation-demo"
+
+
+@dataclass(frozen=True)
+class DemoNode:
+    """One node of the demonstration."""
+
+    node_id: str
+    role: str
+    pole: str | None
+    port: int
+    http_port: int
+    key_file: Path
+
+    @property
+    def cluster(self) -> LocalCluster:
+        """The node's cluster."""
+        return LocalCluster(f"{local_clusters.PREFIX}demo_{self.node_id}", self.port)
+
+    @property
+    def url(self) -> str:
+        """Where ``sifc serve`` answers for this node."""
+        return f"http://127.0.0.1:{self.http_port}"
+
+    def env(self) -> dict[str, str]:
+        """The node's ``SIFC_*`` environment."""
+        return {**self.cluster.env(), "SIFC_KEY_FILE": str(self.key_file), "SIFC_NODE_ID": self.node_id,
+                "SIFC_PUBLIC_URL": self.url}
+
+    def settings(self) -> Settings:
+        """Settings bound to the node (its database, keys and id)."""
+        return Settings(database_url=self.cluster.service_url, admin_database_url=self.cluster.admin_url,
+                        key_file=self.key_file, node_id=self.node_id, public_url=self.url)
+
+    def serve_command(self) -> str:
+        """A shell command that serves this node."""
+        assignments = " ".join(f"{k}={shlex.quote(v)}" for k, v in self.env().items())
+        return f"{assignments} sifc serve --port {self.http_port}"
+
+
+def members(directory: Path = DEFAULT_DIR) -> list[DemoNode]:
+    """The three nodes: national (5461, http 8461), Dakar (5462, 8462), Thiès (5463, 8463)."""
+    return [DemoNode(node_id, role, pole, port, port + 3000, directory / node_id / "signing-keys.json")
+            for node_id, role, pole, port in (("national", "national", None, 5461), ("dakar", "pole", "DKR", 5462),
+                                              ("thies", "pole", "THS", 5463))]
+
+
+def up(directory: Path = DEFAULT_DIR, *, progress: Callable[[str], None] = lambda _: None) -> list[DemoNode]:
+    """Make, provision, initialise and link the three nodes (any earlier demo's clusters dropped first)."""
+    from sifc.keyring import seal_public_keys
+
+    nodes = members(directory)
+    for member in nodes:
+        member.key_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        local_clusters.create(member.cluster.name, member.port)
+    progress("clusters")
+    clusters = [m.cluster for m in nodes]
+    env = {m.cluster: {"SIFC_KEY_FILE": str(m.key_file), "SIFC_NODE_ID": m.node_id} for m in nodes}
+    local_clusters.provision_all(clusters, reference=clusters, env=env)
+    progress("sifc db provision, sifc territories load")
+    engines = {m.node_id: create_engine(m.cluster.admin_url, poolclass=NullPool) for m in nodes}
+    try:
+        for member in nodes:
+            node.init(engines[member.node_id], role=member.role, node_id=member.node_id, url=member.url,
+                      pole=member.pole, seal_keys=seal_public_keys(member.settings()))
+        progress("sifc node init")
+        national = nodes[0]
+        for member in nodes[1:]:
+            node.subscribe(engines[member.node_id], national.cluster.conninfo)
+            node.subscribe(engines[national.node_id], member.cluster.conninfo)
+        progress("sifc node subscribe")
+    finally:
+        for engine in engines.values():
+            engine.dispose()
+    return nodes
+
+
+def down() -> list[str]:
+    """Drop the demonstration's clusters; the names dropped."""
+    present = local_clusters.listed()
+    dropped = []
+    for member in members():
+        if member.cluster.name in present:
+            local_clusters.drop(member.cluster.name)
+            dropped.append(member.cluster.name)
+    return dropped
