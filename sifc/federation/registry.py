@@ -181,9 +181,12 @@ def relax_personal(conn: Connection) -> None:
             personal = [column for column in names if column in entry.personal]
             if not personal:
                 continue
+            # A constraint added NOT VALID (old rows exempt) stays so: relaxing it must not judge old rows.
             expression = definition.removeprefix("CHECK ").removesuffix(" NOT VALID")
+            validity = " NOT VALID" if definition.endswith(" NOT VALID") else ""
             nulls = " OR ".join(f"{prep.quote(column)} IS NULL" for column in personal)
             constraint = prep.quote(name)
             conn.execute(text(f"ALTER TABLE {table} DROP CONSTRAINT {constraint}"))
-            conn.execute(text(f"ALTER TABLE {table} ADD CONSTRAINT {constraint} CHECK ({nulls} OR {expression})"))
+            conn.execute(text(f"ALTER TABLE {table} ADD CONSTRAINT {constraint} "
+                              f"CHECK ({nulls} OR {expression}){validity}"))
             conn.execute(text(f"COMMENT ON CONSTRAINT {constraint} ON {table} IS '{_RELAXED}'"))
