@@ -24,6 +24,7 @@ def serve(
 
     from api.app import create_app
     from sifc import keyring
+    from sifc.federation.heartbeat import HeartbeatTask
     from sifc.imports.supervisor import WorkerSupervisor
 
     # The address it listens on is the public base URL's default (SIFC_PUBLIC_URL): the same --host/--port.
@@ -35,6 +36,10 @@ def serve(
     supervisor = WorkerSupervisor(settings.import_workers if import_workers is None else import_workers,
                                   command=[sys.executable, "-m", "cli", "worker", "--parent", str(os.getpid())])
     supervisor.start()
+    # At a pole, its heartbeat every 10 s (the national node's measure of how old its copy is); elsewhere the
+    # beat writes nothing. A failed beat is logged, never raised: the service goes on.
+    heartbeat = HeartbeatTask(settings.db_url)
+    heartbeat.start()
     application = create_app(settings)
     # Everything imported so far (pandas, pyproj, shapely…) lives as long as the process: frozen, it is
     # no longer walked by each full garbage collection, whose pauses were the long tail of fast requests.
@@ -45,6 +50,7 @@ def serve(
                     log_level="info", proxy_headers=settings.forwarded_allow_ips is not None,
                     forwarded_allow_ips=settings.forwarded_allow_ips)
     finally:
+        heartbeat.stop()
         supervisor.stop()
 
 
