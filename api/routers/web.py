@@ -60,6 +60,16 @@ def index() -> FileResponse:
     return _file(SOURCE, "index.html")
 
 
+@router.get("/sw.js")
+def service_worker() -> FileResponse:
+    """The map's service worker (``web/src/sw.js``), at the root so that its scope is the whole application.
+
+    It keeps the application and the public map data viewed (tiles, public GeoJSON) for a read-only map when
+    the service cannot be reached (docs/web.md, « Hors ligne »); revalidated at each visit like the other files.
+    """
+    return _file(SOURCE, "sw.js")
+
+
 @router.get("/app/vendor/maplibre-gl/{name}")
 def maplibre(name: str) -> FileResponse:
     """MapLibre GL JS (script, style sheet, source maps) and its LICENSE.txt, as installed by npm."""

@@ -48,6 +48,7 @@ function t(key) {
 
 function applyLanguage() {
   document.documentElement.lang = state.lang;
+  if (link.offline) setOffline(true);
   document.querySelectorAll("[data-i18n]").forEach((el) => { el.textContent = t(el.dataset.i18n); });
   document.querySelectorAll("[data-i18n-placeholder]").forEach((el) => { el.placeholder = t(el.dataset.i18nPlaceholder); });
   document.getElementById("lang").textContent = state.lang === "fr" ? "EN" : "FR";
@@ -63,9 +64,18 @@ function switchLanguage() {
 
 // ---- API ------------------------------------------------------------------------------------------
 async function api(path, options = {}, retried = false) {
+  // Offline, the map is read-only: a write is not even tried (it would be lost), a read the service worker has
+  // no copy of answers a message rather than an error.
+  if (link.offline && (options.method || "GET") !== "GET") return unreachable("offline.readonly");
   const headers = {"Accept-Language": state.lang, ...(options.headers || {})};
   if (state.token) headers.Authorization = `Bearer ${state.token}`;
-  const response = await fetch(path, {...options, headers});
+  let response;
+  try {
+    response = await fetch(path, {...options, headers});
+  } catch (error) {
+    checkLink();
+    return unreachable("offline.unavailable");
+  }
   // The access token lives 15 minutes: renew it once with the (single-use) refresh token, then retry.
   if (response.status === 401 && state.refresh && !retried && !path.startsWith("/auth/") && await renewToken()) {
     return api(path, options, true);
@@ -73,6 +83,10 @@ async function api(path, options = {}, retried = false) {
   const type = response.headers.get("content-type") || "";
   const body = response.status === 204 ? null : type.includes("json") ? await response.json() : await response.blob();
   return {ok: response.ok, status: response.status, headers: response.headers, body};
+}
+
+function unreachable(key) {
+  return {ok: false, status: 0, headers: new Headers(), body: {detail: t(key)}};
 }
 
 function problem(result) {
@@ -97,6 +111,7 @@ function showPanel(...children) {
   const body = document.getElementById("panel-body");
   body.replaceChildren(...children);
   document.getElementById("panel").hidden = false;
+  disableWrites();
   return body;
 }
 
@@ -808,6 +823,68 @@ async function downloadFieldRejects(id) {
   setTimeout(() => URL.revokeObjectURL(url), 10_000);
 }
 
+// ---- offline: a commune office without its link keeps a read-only map (web/src/sw.js) ---------------------------
+// The service worker keeps the application and the public map data viewed, and says when it answers from its
+// copies; the page then shows the banner and disables every action that writes (or needs the service).
+const link = {offline: false, date: null, retry: null};
+const WRITE_CONTROLS = ["#login-open", "#open-imports", "#tools [data-mode='draw-query']", "#step-form button[type=submit]",
+                        "#import-form button[type=submit]", "#field-return-form button"].join(", ");
+
+function startServiceWorker() {
+  window.addEventListener("offline", () => setOffline(true));
+  window.addEventListener("online", checkLink);
+  if (!("serviceWorker" in navigator)) return;
+  navigator.serviceWorker.addEventListener("message", (event) => {
+    const message = event.data || {};
+    if (message.type === "sifc-link" && message.offline) setOffline(true, message.date);
+    else if (message.type === "sifc-link") checkLink();
+    else if (message.type === "sifc-status" && link.offline) setOffline(true, message.date);
+  });
+  navigator.serviceWorker.register("/sw.js").catch(() => { /* no worker (private window…): online only */ });
+}
+
+// Whether the service answers, asked of /health, which the worker never answers from a copy.
+async function checkLink() {
+  let up = navigator.onLine;
+  if (up) {
+    try { up = (await fetch("/health", {cache: "no-store"})).ok; } catch (error) { up = false; }
+  }
+  setOffline(!up);
+  if (!up && navigator.serviceWorker && navigator.serviceWorker.controller) {
+    navigator.serviceWorker.controller.postMessage({type: "sifc-status"});
+  }
+}
+
+function setOffline(offline, date) {
+  if (!offline) link.date = null;
+  else if (date && (!link.date || date < link.date)) link.date = date;
+  link.offline = offline;
+  clearInterval(link.retry);
+  link.retry = offline ? setInterval(checkLink, 30_000) : null;
+  document.body.classList.toggle("offline", offline);
+  const banner = document.getElementById("offline");
+  banner.hidden = !offline;
+  banner.textContent = offline ? t("offline.banner").replace("{date}", link.date ? when(link.date) : t("offline.date_unknown")) : "";
+  disableWrites();
+}
+
+function when(iso) {
+  return new Date(iso).toLocaleString(state.lang === "fr" ? "fr-FR" : "en-GB", {dateStyle: "short", timeStyle: "short"});
+}
+
+// Each control gets back, online, the state it had (the field return's Apply stays off until a preview).
+function disableWrites() {
+  document.querySelectorAll(WRITE_CONTROLS).forEach((control) => {
+    if (link.offline && !("offlineWas" in control.dataset)) {
+      control.dataset.offlineWas = String(control.disabled);
+      control.disabled = true;
+    } else if (!link.offline && "offlineWas" in control.dataset) {
+      control.disabled = control.dataset.offlineWas === "true";
+      delete control.dataset.offlineWas;
+    }
+  });
+}
+
 // ---- start ---------------------------------------------------------------------------------------------------
 function bindUi() {
   document.getElementById("search").addEventListener("submit", search);
@@ -841,6 +918,9 @@ async function start() {
   bindLegend(config);
   window.sifc.map = createMap(config);
   applyLanguage();
+  Object.assign(window.sifc, {link, checkLink});
+  startServiceWorker();
+  checkLink();
 }
 
 start();
