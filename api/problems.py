@@ -14,10 +14,12 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
-from sqlalchemy.exc import DataError, DBAPIError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, OperationalError, SQLAlchemyError
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from sifc.errors import SifcError
+from sifc.errors import NotOwner, SifcError
+from sifc.federation import directory
 from sifc.i18n import Lang, known, pick_language, translate
 
 log = logging.getLogger("sifc.api")
@@ -30,17 +32,20 @@ def language(request: Request) -> Lang:
 
 
 def problem(status: int, *, key: str, detail: str, lang: Lang, instance: str,
-            errors: list[dict[str, Any]] | None = None, headers: dict[str, str] | None = None) -> Response:
-    """Build one problem response."""
+            errors: list[dict[str, Any]] | None = None, headers: dict[str, str] | None = None,
+            title: str | None = None, extensions: dict[str, Any] | None = None) -> Response:
+    """Build one problem response; ``extensions`` are members of its own (RFC 9457 §3.2), never a standard one."""
     body: dict[str, Any] = {
         "type": f"urn:sifc:problem:{key}",
-        "title": _title(status, lang),
+        "title": title or _title(status, lang),
         "status": status,
         "detail": detail,
         "instance": instance,
     }
     if errors:
         body["errors"] = errors
+    for name, value in (extensions or {}).items():
+        body.setdefault(name, value)
     return Response(orjson.dumps(body), status_code=status, media_type=PROBLEM_JSON,
                     headers={"Content-Language": lang, **(headers or {})})
 
@@ -85,6 +90,9 @@ PROBLEM_SCHEMA: dict[str, Any] = {
         "errors": {"type": "array", "items": {"type": "object", "properties": {
             "field": {"type": "string"}, "in": {"type": ["string", "null"]}, "message": {"type": "string"},
             "type": {"type": ["string", "null"]}}}},
+        "commune": {"type": "string", "description": "Refus `federation.not-owner` : la commune de l'écriture."},
+        "owner_node": {"type": ["string", "null"], "description": "Le nœud (pôle) qui gère cette commune."},
+        "owner_url": {"type": ["string", "null"], "description": "L'adresse de ce nœud, où écrire."},
     },
 }
 
@@ -130,8 +138,9 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(SifcError)
     async def _domain(request: Request, exc: SifcError) -> Response:
         lang = language(request)
+        title = translate(exc.title_key, lang) if exc.title_key else None
         return problem(_ogc_status(request, exc.status), key=exc.key, detail=exc.message(lang), lang=lang,
-                       instance=request.url.path, headers=exc.headers)
+                       instance=request.url.path, headers=exc.headers, title=title, extensions=exc.extensions)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Response:
@@ -168,9 +177,34 @@ def install(app: FastAPI) -> None:
                        instance=request.url.path)
 
     @app.exception_handler(DBAPIError)
+    async def _database_refusal(request: Request, exc: DBAPIError) -> Response:
+        # The ownership guard (SQLSTATE SF403) refused a write into another node's commune, on a path that
+        # did not ask first (sifc.federation.directory.ensure_owned): the same 403 as if it had.
+        if directory.refused_commune(exc) is not None:
+            refusal = await run_in_threadpool(_not_owner, request, exc)
+            return await _domain(request, refusal)
+        return await _bug(request, exc)
+
     @app.exception_handler(Exception)
     async def _bug(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         lang = language(request)
         return problem(500, key="http.internal", detail=translate("http.internal", lang),
                        lang=lang, instance=request.url.path)
+
+
+def _not_owner(request: Request, exc: DBAPIError) -> NotOwner:
+    """The guard's refusal with the owning node, looked up on a session of its own (the request's was rolled back).
+
+    Without the app's pool (an app whose lifespan has not run) or when the lookup fails, the commune alone.
+    """
+    commune = directory.refused_commune(exc) or "?"
+    factory = getattr(request.app.state, "sessionmaker", None)
+    if factory is None:
+        return NotOwner(commune=commune)
+    try:
+        with factory() as session:
+            return directory.translate(session, exc) or NotOwner(commune=commune)
+    except SQLAlchemyError:
+        log.warning("owner of commune %s not looked up", commune)
+        return NotOwner(commune=commune)

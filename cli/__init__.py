@@ -13,11 +13,11 @@ from typing import Annotated
 
 import typer
 from pydantic import ValidationError
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from cli.accounts import keys_app, users_app
 from cli.admin import admin_app
-from cli.common import State, err, say
+from cli.common import State, err, refusal, say
 from cli.db import db_app
 from cli.demo import demo_app
 from cli.exports import export_app
@@ -67,6 +67,12 @@ def main() -> None:
         err.print(translate("db.unreachable", State.lang, target="", reason=reason),
                   highlight=False)
         sys.exit(3)
+    except DBAPIError as error:  # the ownership guard's refusal is a user's error; any other, a bug
+        refused = refusal(error)
+        if refused is None:
+            raise
+        err.print(f"[bold red]{say('cli.main.error')}[/] {refused.message(State.lang)}", highlight=False)
+        sys.exit(2)
     except ValidationError as error:  # settings refused (e.g. default secret in production)
         reasons = []
         for item in error.errors():

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from rich.console import Console
 
+from sifc.errors import SifcError
 from sifc.i18n import Lang, translate
 from sifc.settings import Settings
 
@@ -53,6 +54,26 @@ def operator() -> Principal:
 def when(value: datetime | None) -> str:
     """A timestamp to the minute, or a dash when there is none."""
     return value.strftime("%Y-%m-%d %H:%M") if value else "—"
+
+
+def refusal(error: BaseException) -> SifcError | None:
+    """The ownership guard's refusal (SQLSTATE SF403) as the domain error naming the owning node, else ``None``.
+
+    The refused transaction is gone: the owner is looked up in one of its own (the commune alone if that fails).
+    """
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from sifc.errors import NotOwner
+    from sifc.federation import directory
+
+    commune = directory.refused_commune(error)
+    if commune is None:
+        return None
+    try:
+        with database() as session:
+            return directory.translate(session, error)
+    except SQLAlchemyError:
+        return NotOwner(commune=commune or "?")
 
 
 @contextmanager

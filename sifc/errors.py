@@ -13,6 +13,8 @@ class SifcError(Exception):
     status = 400
     key = "http.validation"
     headers: dict[str, str] | None = None  # extra response headers (WWW-Authenticate, Retry-After)
+    title_key: str | None = None  # a title of its own, where the status's is too vague
+    extensions: dict[str, Any] | None = None  # extension members of the problem (RFC 9457 §3.2)
 
     def __init__(self, key: str | None = None, /, **params: Any) -> None:
         self.key = key or self.key
@@ -133,3 +135,24 @@ class PreconditionRequired(SifcError):
 
     status = 428
     key = "http.precondition_required"
+
+
+class NotOwner(Forbidden):
+    """A write into a commune another node of the federation owns (ADR 0004): the owner is named.
+
+    A pole node writes its own communes only, the national node none: the caller is sent to
+    ``owner_node`` at ``owner_url`` (``None`` when the directory does not know the commune's pole).
+    """
+
+    key = "federation.not-owner"
+    title_key = "federation.not-owner.title"
+
+    def __init__(self, *, commune: str, owner_node: str | None = None, owner_url: str | None = None) -> None:
+        self.extensions = {"commune": commune, "owner_node": owner_node, "owner_url": owner_url}
+        super().__init__(commune=commune, owner_node=owner_node or "", owner_url=owner_url or "")
+
+    def message(self, lang: Lang = "fr") -> str:
+        """The message in ``lang``: it names the owning node when the directory knows it."""
+        if self.extensions and self.extensions.get("owner_node"):
+            return translate("federation.not-owner", lang, **self.params)
+        return translate("federation.not-owner.unknown", lang, **self.params)

@@ -35,6 +35,7 @@ from sifc.auth import audit
 from sifc.auth.principal import Action, Principal, require
 from sifc.crs import STORAGE_SRID
 from sifc.errors import Conflict, InvalidInput, NotFound
+from sifc.federation import directory
 from sifc.parcels import nicad as nicad_rules
 from sifc.parcels import service as parcels
 from sifc.personal import FREE_TEXT_FIELDS, may_reveal
@@ -90,6 +91,7 @@ def _parent(session: Session, parcel_id: str, *, by: Principal | None) -> Parent
     if by is not None:
         require(by, Action.WRITE_PARCELS, communes=[row["commune_code"]])
         require(by, Action.WRITE_TENURE, communes=[row["commune_code"]])
+    directory.ensure_owned(session, [row["commune_code"]])
     return Parent(row["parcel_id"], row["version"], row["commune_code"], row["nicad"],
                   {k: row[k] for k in CONTENT}, float(row["area_m2"]))
 

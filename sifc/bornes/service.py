@@ -37,6 +37,7 @@ from sifc.auth import audit
 from sifc.auth.principal import Action, Principal, require
 from sifc.crs import STORAGE_SRID, in_domain
 from sifc.errors import Conflict, Gone, InvalidInput, NotFound
+from sifc.federation import directory
 from sifc.geojson import crs_member, finite, geometry_sql
 from sifc.models import SURVEY_METHODS
 from sifc.personal import FREE_TEXT_FIELDS, PERSONAL_FIELDS, may_reveal
@@ -156,9 +157,12 @@ def versions(session: Session, *, borne_id: str, reader: Principal, crs: int = 4
 
 # --- writes ---------------------------------------------------------------------------------------
 
-def _authorize(by: Principal | None, communes: Iterable[str], permission: Action = Action.WRITE_PARCELS) -> None:
+def _authorize(session: Session, by: Principal | None, communes: Iterable[str],
+               permission: Action = Action.WRITE_PARCELS) -> None:
+    communes = list(communes)
     if by is not None:
         require(by, permission, communes=communes)
+    directory.ensure_owned(session, communes)  # whoever writes: this node must own the communes (ADR 0004)
 
 
 def _point_wkb(geometry: dict[str, Any], input_crs: int) -> tuple[float, float]:
@@ -204,7 +208,7 @@ def _checked_point(session: Session, geometry: dict[str, Any], input_crs: int, *
             ORDER BY (c.boundary_status = 'official') DESC, c.code LIMIT 1"""), {"g": ewkb}).scalar()
         if commune is None:
             raise InvalidInput("borne.no_commune")
-    _authorize(by, [*also, commune], permission)
+    _authorize(session, by, [*also, commune], permission)
     near = session.execute(text(f"""
         SELECT borne_id FROM borne WHERE ST_DWithin(geom, {point}, :d) AND borne_id IS DISTINCT FROM :x
         ORDER BY geom <-> {point} LIMIT 1"""), {"g": ewkb, "d": SAME_BORNE_M, "x": exclude}).scalar()
@@ -317,7 +321,7 @@ def update(session: Session, *, borne_id: str, data: BorneInput, author: str, ex
         raise InvalidInput("borne.reason_required")
     bid = parse_id(borne_id)
     current = _current(session, bid)
-    _authorize(by, [current["commune_code"]])
+    _authorize(session, by, [current["commune_code"]])
     check_expected(expected_version, current["version"])
     changes = _checked_values(data.values, require_precision=False)
     values = {k: current[k] for k in CONTENT_FIELDS}
@@ -357,7 +361,7 @@ def retire(session: Session, *, borne_id: str, author: str, reason: str | None, 
         raise InvalidInput("borne.reason_required")
     bid = parse_id(borne_id)
     current = _current(session, bid)
-    _authorize(by, [current["commune_code"]])
+    _authorize(session, by, [current["commune_code"]])
     check_expected(expected_version, current["version"])
     before = _audit_state(session, bid)
     close_version(session, "borne_version", "borne_id", bid, current["version"], author=author,

@@ -45,6 +45,7 @@ from sifc.crs import STORAGE_SRID, to_storage_sql
 from sifc.db import copy_rows
 from sifc.errors import Conflict, Forbidden, InvalidInput, NotFound
 from sifc.exports import resolve_commune
+from sifc.federation import directory
 from sifc.field import fingerprint, gpkg, mac
 from sifc.field.layers import (
     BORNES,
@@ -518,6 +519,7 @@ def build(session: Session, *, by: Principal, keys: Keyring, upload_dir: Path, c
         raise Forbidden("field.anonymous_holder")
     area = resolve_area(session, commune=commune, section=section, bbox=bbox, bbox_crs=bbox_crs, polygon=polygon)
     require(by, Action.FIELD_WORK, communes=[area.commune])
+    directory.ensure_owned(session, [area.commune])  # its return will write there: only the owner checks out
     purpose = purpose.strip() if purpose and purpose.strip() else None
     if include_holders:
         if purpose is None:

@@ -31,6 +31,7 @@ from sifc.auth.principal import Action, Principal, require
 from sifc.auth.service import principal_for
 from sifc.db import act_as
 from sifc.errors import Forbidden, ImportRejected, NotFound
+from sifc.federation import directory
 from sifc.field import layers, mac, returns_file
 from sifc.field.returns_apply import Applier, ReturnReport
 from sifc.imports import jobs
@@ -95,6 +96,7 @@ def submit_return(session: Session, *, package_id: str | uuid.UUID | None, uploa
     if package is None:
         raise NotFound("field.package_unknown", id=str(pid))
     _check_holder(package, by)
+    directory.ensure_owned(session, [package["commune_code"]])  # refused now rather than by the worker
     options = {"package_id": str(pid), "lang": lang, "commune_code": package["commune_code"],
                "actor_kind": by.kind, "actor_id": by.id, "actor_role": by.role}
     return jobs.submit(session, job_id=job_id or uuid.uuid4(), file_name=file_name, upload_path=str(upload_path),

@@ -35,7 +35,7 @@ from sqlalchemy.orm import Session
 from sifc.auth.principal import Action, Principal
 from sifc.bornes import service as bornes
 from sifc.crs import STORAGE_SRID
-from sifc.errors import Forbidden, ImportRejected, InvalidInput, PreconditionFailed, SifcError
+from sifc.errors import Forbidden, ImportRejected, InvalidInput, NotOwner, PreconditionFailed, SifcError
 from sifc.field import fingerprint, gpkg, layers, returns_file
 from sifc.i18n import translate
 from sifc.parcels import service as parcels
@@ -411,6 +411,8 @@ class Applier:
                 with self.session.begin_nested():
                     pid = parcels.create(self.session, data=data, author=self.author, by=self.by,
                                          permission=Action.FIELD_WORK, action=ACTION)
+            except NotOwner:  # another node's commune: the return fails naming that node
+                raise
             except Forbidden as error:
                 raise ImportRejected("field.out_of_scope", communes=str(error.params.get("communes", "?"))) from error
             except SifcError as error:
@@ -449,6 +451,8 @@ class Applier:
                 with self.session.begin_nested():
                     bid = bornes.create(self.session, data=data, author=self.author, by=self.by,
                                         permission=Action.FIELD_WORK, action=ACTION)
+            except NotOwner:  # another node's commune: the return fails naming that node
+                raise
             except Forbidden as error:
                 raise ImportRejected("field.out_of_scope", communes=str(error.params.get("communes", "?"))) from error
             except SifcError as error:

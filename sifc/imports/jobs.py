@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from sifc import bounds
 from sifc.auth.principal import Action, Principal, require
 from sifc.errors import Conflict, Forbidden, InvalidInput, NotFound
+from sifc.federation import directory
 from sifc.imports.parcels import ParcelImportOptions
 from sifc.text import search_form
 
@@ -112,6 +113,8 @@ def authorize_submit(session: Session, *, by: Principal, options: dict[str, Any]
     if reference is None:
         if not by.everywhere:
             raise Forbidden("import_job.commune_required")
+        if directory.this_node(session).role != "single":  # a node writes its own communes only (ADR 0004)
+            raise Forbidden("federation.import_commune_required")
         return options
     codes = session.execute(text("""
         SELECT code FROM commune WHERE code = :ref OR national_code = :ref
@@ -122,6 +125,7 @@ def authorize_submit(session: Session, *, by: Principal, options: dict[str, Any]
             raise Forbidden("auth.out_of_scope", communes=str(reference)[:100])
         return options
     require(by, Action.RUN_IMPORTS, communes=[codes[0]])
+    directory.ensure_owned(session, [codes[0]])
     return {**options, "commune_code": str(codes[0])}
 
 

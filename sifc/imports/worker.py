@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from sifc.db import make_engine
 from sifc.errors import SifcError
+from sifc.federation import directory
 from sifc.i18n import translate
 from sifc.imports import jobs
 from sifc.imports.parcels import import_parcels, spool_issues, write_rejects
@@ -100,14 +101,18 @@ def run(conn: Connection, progress_engine: Engine, job: dict[str, Any]) -> str:
                 outcome = _import(session, job, Path(scratch), notify, lang)
             except SifcError as error:
                 session.rollback()
-                outcome = {"status": "failed", "error": {"key": error.key, "params": _jsonable(error.params),
-                                                         "fr": error.message("fr"), "en": error.message("en")}}
-            except Exception:
+                outcome = _failed(error)
+            except Exception as error:
                 session.rollback()
-                log.exception("import job %s failed on an unexpected error", job_id)
-                outcome = {"status": "failed", "error": {"key": "import_job.internal_error",
-                                                         "fr": translate("import_job.internal_error", "fr"),
-                                                         "en": translate("import_job.internal_error", "en")}}
+                # The ownership guard's refusal (a commune of another node) is the caller's error, not a bug.
+                refused = directory.translate(session, error)
+                if refused is not None:
+                    outcome = _failed(refused)
+                else:
+                    log.exception("import job %s failed on an unexpected error", job_id)
+                    outcome = {"status": "failed", "error": {"key": "import_job.internal_error",
+                                                             "fr": translate("import_job.internal_error", "fr"),
+                                                             "en": translate("import_job.internal_error", "en")}}
             if outcome["status"] == "failed":
                 _finish(session, job_id, outcome)
             session.commit()
@@ -121,6 +126,11 @@ def run(conn: Connection, progress_engine: Engine, job: dict[str, Any]) -> str:
 
 def _jsonable(params: dict[str, Any]) -> dict[str, str]:
     return {k: str(v) for k, v in params.items()}
+
+
+def _failed(error: SifcError) -> dict[str, Any]:
+    return {"status": "failed", "error": {"key": error.key, "params": _jsonable(error.params),
+                                          "fr": error.message("fr"), "en": error.message("en")}}
 
 
 def _import(session: Session, job: dict[str, Any], scratch: Path, notify: _ProgressWriter,

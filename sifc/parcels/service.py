@@ -34,6 +34,7 @@ from sifc.auth import audit
 from sifc.auth.principal import Action, Principal, require
 from sifc.crs import STORAGE_SRID, in_domain
 from sifc.errors import Conflict, Gone, InvalidInput, NotFound, SifcError
+from sifc.federation import directory
 from sifc.geojson import crs_member, finite, geometry_sql
 from sifc.parcels import nicad as nicad_rules
 from sifc.personal import FREE_TEXT_FIELDS, PERSONAL_FIELDS, may_reveal
@@ -284,7 +285,7 @@ def _checked_geometry(session: Session, wkb: bytes, input_crs: int, *, exclude: 
         """), tol).scalar()
         if commune is None:
             raise InvalidInput("parcel.no_commune")
-    _authorize(by, [*also, commune], permission)
+    _authorize(session, by, [*also, commune], permission)
     overlaps = session.execute(text(f"""
         SELECT p.parcel_id FROM parcel p
         WHERE p.geom && {geom_sql} AND p.parcel_id IS DISTINCT FROM :exclude
@@ -297,9 +298,12 @@ def _checked_geometry(session: Session, wkb: bytes, input_crs: int, *, exclude: 
     return row.ewkb, commune
 
 
-def _authorize(by: Principal | None, communes: Iterable[str], permission: Action = Action.WRITE_PARCELS) -> None:
+def _authorize(session: Session, by: Principal | None, communes: Iterable[str],
+               permission: Action = Action.WRITE_PARCELS) -> None:
+    communes = list(communes)
     if by is not None:
         require(by, permission, communes=communes)
+    directory.ensure_owned(session, communes)  # whoever writes: this node must own the communes (ADR 0004)
 
 
 def _check_nicad(session: Session, nicad: str | None, exclude: uuid.UUID | None) -> None:
@@ -404,7 +408,7 @@ def update(session: Session, *, parcel_id: str, data: ParcelInput, author: str,
         raise InvalidInput("parcel.reason_required")
     pid = _parse_id(parcel_id)
     current = _current(session, pid)
-    _authorize(by, [current["commune_code"]], permission)
+    _authorize(session, by, [current["commune_code"]], permission)
     check_expected(expected_version, current["version"])
     refuse_if_frozen(session, pid)
     values = {k: current[k] for k in (*CONTENT_FIELDS, "source_id")}
@@ -427,7 +431,7 @@ def update(session: Session, *, parcel_id: str, data: ParcelInput, author: str,
         if not shape_changed:
             ewkb = current["ewkb"]  # the stored shape, not its reprojected copy
         values["commune_code"] = commune
-    _authorize(by, [current["commune_code"], values["commune_code"]], permission)
+    _authorize(session, by, [current["commune_code"], values["commune_code"]], permission)
     if shape_changed and "nicad" not in changes:
         values["nicad"] = None  # the old NICAD stays on the old version
         values["nicad_status"] = nicad_rules.STATUS_TO_REASSIGN
@@ -523,6 +527,10 @@ def update_many(session: Session, changes: Sequence[Change], *, author: str, by:
     for index, plan in enumerate(plans):
         if index not in deferred and not _decide(plan, by, permission):
             deferred.add(index)
+    touched = {index: {plan.current["commune_code"], plan.values["commune_code"]}
+               for index, plan in enumerate(plans) if index not in deferred}
+    foreign = set(directory.unowned(session, (code for codes in touched.values() for code in codes)))
+    deferred.update(index for index, codes in touched.items() if codes & foreign)  # update() refuses them
     _overlapping_changes(plans, deferred, tolerances)
     while True:
         _spread(plans, deferred)
@@ -660,7 +668,8 @@ def _decide(plan: _Planned, by: Principal | None, permission: Action) -> bool:
     if plan.ewkb is not None:
         values["commune_code"] = plan.commune
     try:
-        _authorize(by, [current["commune_code"], values["commune_code"]], permission)
+        if by is not None:  # the communes' owner is checked for the whole batch (update_many)
+            require(by, permission, communes=[current["commune_code"], values["commune_code"]])
     except SifcError:
         return False
     if plan.shape_changed:
@@ -848,7 +857,7 @@ def retire(session: Session, *, parcel_id: str, author: str, reason: str | None,
         raise InvalidInput("parcel.reason_required")
     pid = _parse_id(parcel_id)
     current = _current(session, pid)
-    _authorize(by, [current["commune_code"]])
+    _authorize(session, by, [current["commune_code"]])
     check_expected(expected_version, current["version"])
     refuse_if_frozen(session, pid)
     before = _audit_state(session, pid)

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from sifc.auth.principal import Action, Principal, require
 from sifc.errors import Conflict, InvalidInput, NotFound
+from sifc.federation import directory
 from sifc.versioning import parse_id
 
 MAX_DENOMINATOR = 1_000_000
@@ -132,10 +133,11 @@ def current_parcel(session: Session, parcel_id: uuid.UUID, *, lock: bool = False
 
 
 
-def authorise(principal: Principal | None, *communes: str) -> None:
-    """Tenure writes: agent foncier or administrateur, every commune in scope."""
+def authorise(session: Session, principal: Principal | None, *communes: str) -> None:
+    """Tenure writes: agent foncier or administrateur, every commune in scope, and owned by this node."""
     if principal is not None:
         require(principal, Action.WRITE_TENURE, communes=communes)
+    directory.ensure_owned(session, communes)
 
 
 def sources_of(session: Session, source_ids: Iterable[Any], *, commune_code: str, by: Principal | None

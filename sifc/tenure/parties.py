@@ -95,7 +95,7 @@ def _insert(session: Session, pid: uuid.UUID, version: int, values: dict[str, An
 def create(session: Session, *, data: PartyInput, by: Principal | None, author: str, synthetic: bool = False) -> str:
     """Register a party in a commune of ``by``'s scope; return its id."""
     values = _validate(session, {k: data.values.get(k) for k in FIELDS}, by)
-    authorise(by, values["commune_code"])
+    authorise(session, by, values["commune_code"])
     pid = uuid.uuid4()
     _insert(session, pid, 1, values, action="api:create", author=author, reason=data.reason, synthetic=synthetic)
     journal.record(session, by, author=author, operation="party.create", object_kind="party", object_id=pid,
@@ -158,7 +158,7 @@ def as_written(session: Session, *, party_id: str, by: Principal) -> dict[str, A
     access-log row: the write journal holds this very state under the same actor.
     """
     party = _get(session, party_id)
-    authorise(by, party["commune_code"])
+    authorise(session, by, party["commune_code"])
     return party
 
 
@@ -188,12 +188,12 @@ def update(session: Session, *, party_id: str, data: PartyInput, expected_versio
     current = _one(session, pid, None)
     if by is not None and not by.may(Action.READ_PERSONAL, current["commune_code"]):
         raise NotFound("party.not_found", id=str(pid))  # as for no such party: not an oracle
-    authorise(by, current["commune_code"])
+    authorise(session, by, current["commune_code"])
     check_expected(expected_version, current["version"])
     values = {k: current[k] for k in FIELDS}
     values.update({k: v for k, v in data.values.items() if k in FIELDS})
     values = _validate(session, values, by)
-    authorise(by, current["commune_code"], values["commune_code"])
+    authorise(session, by, current["commune_code"], values["commune_code"])
     if all(values.get(k) == current[k] for k in FIELDS):
         raise InvalidInput("party.no_change")
     before = _row_json(current, personal=True)

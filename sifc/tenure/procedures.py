@@ -106,7 +106,7 @@ def register(session: Session, *, data: ProcedureInput, by: Principal | None, au
     pid = parse_id(data.parcel_id, key="parcel.not_found", kind="parcelle")
     bounds.check("procedure.registered_on", data.registered_on, field="registered_on")
     parcel = current_parcel(session, pid)
-    authorise(by, parcel.commune_code)
+    authorise(session, by, parcel.commune_code)
     parcel = current_parcel(session, pid, lock=True)
     refuse_if_frozen(session, pid)
     held = _affectation_in_force(session, pid)
@@ -224,7 +224,7 @@ def as_written(session: Session, *, procedure_id: str, by: Principal) -> dict[st
     No access-log row: the write journal holds this very state under the same actor.
     """
     found = _get(session, procedure_id, personal=True)
-    authorise(by, found["commune_code"])
+    authorise(session, by, found["commune_code"])
     return found
 
 
@@ -281,7 +281,7 @@ def advance(session: Session, *, procedure_id: str, step: StepInput, expected_ve
     """Record the next step (or a refusal); the notification creates the affectation."""
     procedure = parse_id(procedure_id, key="procedure.not_found", kind="procédure")
     head, steps = _load(session, procedure)
-    authorise(by, head["commune_code"])
+    authorise(session, by, head["commune_code"])
     check_expected(expected_version, len(steps))
     parcel = current_parcel(session, head["parcel_id"], lock=True)
     head, steps = _load(session, procedure)  # under the parcel's lock: the steps another writer added

@@ -188,7 +188,7 @@ def as_written(session: Session, *, rrr_id: str, by: Principal) -> dict[str, Any
     ``by`` must be allowed to write tenure records in the right's communes (403 otherwise). No
     access-log row: the write journal holds this very state under the same actor.
     """
-    authorise(by, *communes_of(session, rrr_id=rrr_id))
+    authorise(session, by, *communes_of(session, rrr_id=rrr_id))
     return _get(session, rrr_id, personal=True)
 
 
@@ -274,7 +274,7 @@ def create(session: Session, *, parcel_id: str, data: RightInput, by: Principal 
         raise InvalidInput("rrr.tf_number_required")
     bounds.check("rrr.start_date", data.start_date, field="start_date")
     parcel = current_parcel(session, pid)
-    authorise(by, parcel.commune_code)
+    authorise(session, by, parcel.commune_code)
     parcel = current_parcel(session, pid, lock=True)
     if data.type != "litige":
         refuse_if_frozen(session, pid)
@@ -331,7 +331,7 @@ def _new_version(session: Session, row: Any, values: dict[str, Any], holders: li
 def _writable(session: Session, rrr_id: str, by: Principal | None, expected_version: int | None) -> Any:
     rid = parse_id(rrr_id, key="rrr.not_found", kind="droit")
     row = _one(session, rid)
-    authorise(by, row["commune_code"])
+    authorise(session, by, row["commune_code"])
     check_expected(expected_version, row["version"])
     current_parcel(session, row["parcel_id"], lock=True)
     if row["end_date"] is not None:

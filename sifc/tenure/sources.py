@@ -64,7 +64,7 @@ def create(session: Session, *, data: SourceInput, by: Principal | None, author:
         raise InvalidInput("source.bad_authority", authorities=", ".join(APPROVING_AUTHORITIES))
     if not session.execute(text("SELECT 1 FROM commune WHERE code = :c"), {"c": data.commune_code}).scalar():
         raise InvalidInput("party.unknown_commune", commune=data.commune_code)
-    authorise(by, data.commune_code)
+    authorise(session, by, data.commune_code)
     sid = uuid.uuid4()
     session.execute(text("""
         INSERT INTO source_document (id, kind, reference, document_date, authority, council_session, commune_code,
@@ -95,7 +95,7 @@ def get(session: Session, *, source_id: str, reader: Principal) -> dict[str, Any
 def as_written(session: Session, *, source_id: str, by: Principal) -> dict[str, Any]:
     """The source as its writer sees it right after recording it (``by`` may write in its commune, else 403)."""
     found = _get(session, source_id, personal=True)
-    authorise(by, found["commune_code"])
+    authorise(session, by, found["commune_code"])
     return found
 
 
@@ -138,7 +138,7 @@ def attach(session: Session, *, source_id: str, file_name: str, content: bytes, 
     commune = commune_of(session, source_id=str(sid))
     if commune is None:
         raise NotFound("source.not_found", id=str(sid))
-    authorise(by, commune)
+    authorise(session, by, commune)
     if not content:
         raise InvalidInput("source.empty_file")
     if len(content) > max_bytes:
