@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api import access_log, openapi_links, problems
-from api.middleware import BodyLimit, PublicHost, RefuseNul, SecurityHeaders, document_body_limits
+from api.middleware import BodyLimit, DataAge, PublicHost, RefuseNul, SecurityHeaders, document_body_limits
 from api.routers import (
     admin,
     auth,
@@ -71,7 +71,9 @@ def create_app(settings: Settings) -> FastAPI:
     problems.install(app)
     access_log.install()
 
-    # The last added runs first: headers on every answer, then the Host, then the body's size.
+    # The last added runs first: headers on every answer, then the Host, then the body's size; at the
+    # national node, the age of each pole's data on every read.
+    app.add_middleware(DataAge)
     app.add_middleware(RefuseNul)
     app.add_middleware(BodyLimit, settings=settings)
     app.add_middleware(PublicHost, settings=settings)

@@ -6,10 +6,14 @@ task group and a memory stream; a plain ASGI middleware costs one function call.
 
 from __future__ import annotations
 
+import logging
 import re
+import time
 from typing import Any
 from urllib.parse import urlsplit
 
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -18,6 +22,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api import problems
 from sifc.i18n import translate
 from sifc.settings import Settings
+
+log = logging.getLogger("sifc.api")
 
 
 class RefuseNul:
@@ -249,3 +255,69 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+DATA_AGE_HEADER = b"x-sifc-data-age"
+DATA_AGE_TTL_S = 2.0  # the heartbeats come every 10 s: a read of the directory per 2 s at most
+
+
+def data_age_value(ages: dict[str, float | None], elapsed: float = 0.0) -> str:
+    """``X-SIFC-Data-Age``'s value: ``<node_id>=<seconds>`` per pole, ``unknown`` before its first heartbeat."""
+    return ", ".join(f"{node}={'unknown' if age is None else int(age + elapsed)}" for node, age in sorted(ages.items()))
+
+
+class DataAge:
+    """At the national node, every GET answer says how old each pole's data is (``X-SIFC-Data-Age``, ADR 0004).
+
+    The national node reads copies that each pole's subscription keeps up to date: a reader of its
+    parcels, OGC items, tiles, exports or dashboards is told, per pole, the age of the latest
+    heartbeat that pole's copy holds. The role and the ages are read at most every
+    :data:`DATA_AGE_TTL_S` seconds on a session of their own (the age then grows with the time
+    since); elsewhere (a single node, a pole) nothing is added, and a failed read adds nothing.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self._read_at = -DATA_AGE_TTL_S
+        self._ages: dict[str, float | None] | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in ("GET", "HEAD"):
+            await self.app(scope, receive, send)
+            return
+        value = await self._value(scope.get("app"))
+        if value is None:
+            await self.app(scope, receive, send)
+            return
+        header = (DATA_AGE_HEADER, value.encode("latin-1"))
+
+        async def send_with_age(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), header]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_age)
+
+    async def _value(self, app: Any) -> str | None:
+        now = time.monotonic()
+        if now - self._read_at >= DATA_AGE_TTL_S:
+            factory = getattr(getattr(app, "state", None), "sessionmaker", None)
+            self._ages = await run_in_threadpool(_national_ages, factory) if factory is not None else None
+            self._read_at = now
+        if not self._ages:  # not the national node, or no pole in its directory yet
+            return None
+        return data_age_value(self._ages, now - self._read_at)
+
+
+def _national_ages(factory: Any) -> dict[str, float | None] | None:
+    """Each pole's data age at the national node (every pole of the directory); ``None`` on any other node."""
+    from sifc.federation import directory
+
+    try:
+        with factory() as session:
+            if not directory.this_node(session).national:
+                return None
+            return {feed.node_id: feed.data_age_s for feed in directory.pole_feeds(session)}
+    except SQLAlchemyError:
+        log.warning("data age of the poles not read")
+        return None

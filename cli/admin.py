@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from cli.common import database, operator, out, say, when
+from cli.common import State, database, operator, out, say, when
 
 admin_app = typer.Typer(help="Administration : demandes d'accès (loi 2008-12).", no_args_is_help=True)
 
@@ -26,7 +26,7 @@ def admin_subject(
     with database() as session:
         report = subjects.access_request(session, operator(), query=subject, limit=limit, method="CLI",
                                          endpoint="sifc admin subject")
-    data = subjects.as_dict(report)
+    data = subjects.as_dict(report, State.lang)
     if as_json:
         out.print_json(json.dumps(data, default=str, ensure_ascii=False))
         return
@@ -39,6 +39,10 @@ def admin_subject(
         table.add_column(column)
     for source, found in report.sources:
         table.add_row(source.name, str(found.count), source.description)
+    if report.elsewhere is not None:  # a national node without identities: the poles to ask
+        out.print(data["federation"]["message"], highlight=False)
+        for pole in report.elsewhere.poles:
+            out.print(f"  {pole.node_id}  {pole.url}", highlight=False)
     out.print(table)
     reads = Table(title=say("cli.admin.who_read_their_data"))
     for column in (say("cli.admin.when"), say("cli.admin.who"), say("cli.admin.role"), say("cli.admin.access"),

@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, Field
 
 from api.deps import SessionDep, allow
+from api.problems import language
 from sifc.auth import subjects
 from sifc.auth.principal import Action, Principal
 
@@ -39,11 +40,27 @@ class SourceOut(RowsOut):
     description: str
 
 
+class NodeToAsk(BaseModel):
+    node_id: str
+    pole_code: str | None
+    url: str = Field(description="L'adresse du nœud du pôle, où adresser la demande.")
+
+
+class FederationNoteOut(BaseModel):
+    identities_held: bool = Field(description="Faux : ce nœud (national) ne détient pas l'identité des personnes.")
+    personal: str = Field(description="Où sont les données personnelles : `pole` (au nœud de chaque pôle).")
+    message: str
+    ask: list[NodeToAsk] = Field(description="Les nœuds des pôles à qui adresser la demande.")
+
+
 class SubjectReportOut(BaseModel):
     subject: SubjectOut
     generated_at: datetime
     sources: list[SourceOut] = Field(description="Chaque source de données personnelles et ses lignes.")
     reads: RowsOut = Field(description="Qui a lu ses données : journal d'accès, cette demande comprise.")
+    federation: FederationNoteOut | None = Field(default=None, description=(
+        "Au nœud national seulement, quand les identités restent aux pôles (`personal = pole`) : il le dit et "
+        "nomme les pôles à qui demander ; les sources ne portent alors que sur les identifiants de parties."))
 
 
 class AuditPage(RowsOut):
@@ -56,12 +73,12 @@ def _rows(found: subjects.Rows) -> dict[str, Any]:
     return {"count": found.count, "truncated": found.truncated, "rows": found.rows}
 
 
-@router.get("/subjects/{subject}", response_model=SubjectReportOut,
+@router.get("/subjects/{subject}", response_model=SubjectReportOut, response_model_exclude_unset=True,
             summary="Droit d'accès : tout ce qui est détenu sur une personne, et qui l'a lu")
 def subject_access_request(
     subject: Annotated[str, Path(min_length=1, max_length=subjects.MAX_QUERY_LENGTH,
                                  description="Identifiant ou numéro de compte, ou nom tel qu'écrit dans les données.")],
-    principal: Administrator, session: SessionDep,
+    principal: Administrator, session: SessionDep, request: Request,
     limit: Annotated[int, Query(ge=1, le=10_000, description="Lignes au plus par source.")] = 1000,
 ) -> SubjectReportOut:
     """Réponse à une demande d'accès (loi 2008-12) : les lignes de chaque source de données
@@ -71,7 +88,7 @@ def subject_access_request(
     La lecture est elle-même inscrite au journal d'accès (réservé à l'administrateur).
     """
     report = subjects.access_request(session, principal, query=subject, limit=limit)
-    return SubjectReportOut.model_validate(subjects.as_dict(report))
+    return SubjectReportOut.model_validate(subjects.as_dict(report, language(request)))
 
 
 @router.get("/audit", response_model=AuditPage, summary="Journal des accès aux données personnelles")

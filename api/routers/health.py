@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
@@ -13,6 +13,7 @@ from sqlalchemy.exc import OperationalError
 from api.deps import ReaderDep, SessionDep, SettingsDep
 from sifc import __version__
 from sifc.db import Statement
+from sifc.federation import directory
 
 router = APIRouter(tags=["Service"])
 
@@ -31,6 +32,11 @@ class HealthOut(BaseModel):
     database: str
     postgis: str
     reference_loaded: bool
+    federation: dict[str, Any] = Field(default_factory=lambda: {"role": "single"}, description=(
+        "The node's place in the federation (ADR 0004): `role` (single, pole, national); off a single node its "
+        "`node_id`; at the national node `poles`, per pole node id: `data_age_s` (seconds since the latest heartbeat "
+        "of the pole that arrived, null before the first), `lag_bytes` (received from the pole, not yet applied) "
+        "and `status` of the subscription (streaming, stopped, disabled, missing)"))
     read_replica: bool = Field(default=False, description=(
         "Whether the read-only routes that tolerate lag (tiles, OGC items, parcels at a point) read from a "
         "streaming replica (`SIFC_READ_DATABASE_URL`) rather than the primary"))
@@ -64,6 +70,7 @@ def health(session: SessionDep, read: Annotated[ReadTarget, Depends(read_target)
     row = session.execute(text(
         "SELECT current_setting('server_version') AS database, postgis_lib_version() AS postgis, "
         "EXISTS (SELECT 1 FROM commune) AS reference_loaded")).one()
-    return HealthOut(status="ok" if read.available else "degraded", version=__version__,
+    federation = directory.health(session)
+    return HealthOut(federation=federation, status="ok" if read.available else "degraded", version=__version__,
                      database=f"PostgreSQL {row.database}", postgis=f"PostGIS {row.postgis}",
                      reference_loaded=row.reference_loaded, read_replica=read.replica, read_replay_lag_s=read.lag_s)

@@ -39,6 +39,8 @@ from sifc import models
 from sifc.auth import audit
 from sifc.auth.principal import Principal
 from sifc.errors import Forbidden, InvalidInput
+from sifc.federation import directory
+from sifc.i18n import Lang, translate
 
 Key = Literal["name", "user_id", "party_id"]
 SAR_ENDPOINT = "/admin/subjects/{subject}"
@@ -274,6 +276,19 @@ class Rows:
 
 
 @dataclass(frozen=True)
+class Elsewhere:
+    """Where the identities are when this node does not hold them: the poles to ask (ADR 0004).
+
+    The national node under ``personal = 'pole'`` receives parties without their names, identity
+    numbers or contacts: it can answer on a party id, not on a person. The request goes to each
+    pole node too.
+    """
+
+    personal: str
+    poles: tuple[directory.Node, ...]
+
+
+@dataclass(frozen=True)
 class SubjectReport:
     """What a subject access request answers."""
 
@@ -282,10 +297,22 @@ class SubjectReport:
     sources: list[tuple[PersonalDataSource, Rows]]
     reads: Rows
     limit: int = field(default=1000)
+    elsewhere: Elsewhere | None = None
 
 
-def as_dict(report: SubjectReport) -> dict[str, Any]:
-    """The report as plain data (the API's answer and ``sifc admin subject --json``)."""
+def identities_elsewhere(session: Session) -> Elsewhere | None:
+    """The poles to ask, at a national node that does not hold identities; ``None`` where they are held."""
+    node = directory.this_node(session)
+    if not node.national or node.personal != "pole":
+        return None
+    return Elsewhere(node.personal, tuple(directory.poles(session)))
+
+
+def as_dict(report: SubjectReport, lang: Lang = "fr") -> dict[str, Any]:
+    """The report as plain data (the API's answer and ``sifc admin subject --json``).
+
+    At a national node without identities, ``federation`` says so and lists the poles to ask.
+    """
 
     def rows(found: Rows) -> dict[str, Any]:
         return {"count": found.count, "truncated": found.truncated, "rows": found.rows}
@@ -298,6 +325,11 @@ def as_dict(report: SubjectReport) -> dict[str, Any]:
         "sources": [{"name": source.name, "table": source.table, "column": source.column,
                      "description": source.description, **rows(found)} for source, found in report.sources],
         "reads": rows(report.reads),
+        **({"federation": {
+            "identities_held": False, "personal": report.elsewhere.personal,
+            "message": translate("federation.identities_elsewhere", lang),
+            "ask": [{"node_id": pole.node_id, "pole_code": pole.pole_code, "url": pole.url}
+                    for pole in report.elsewhere.poles]}} if report.elsewhere else {}),
     }
 
 
@@ -432,7 +464,7 @@ def access_request(session: Session, principal: Principal, *, query: str, limit:
                  subject_kind=subject.audit_kind, subject_id=subject.audit_id, purpose=SAR_PURPOSE)
     generated_at = session.execute(select(func.now())).scalar_one()
     return SubjectReport(subject, generated_at, gather(session, subject, limit=limit),
-                         reads_of(session, subject, limit=limit), limit)
+                         reads_of(session, subject, limit=limit), limit, identities_elsewhere(session))
 
 
 def list_audit(session: Session, principal: Principal, *, subject: str | None = None, subject_kind: str | None = None,
