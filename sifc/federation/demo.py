@@ -1,11 +1,11 @@
 """A federation on one machine: the national node and two poles, each on its own PostgreSQL 15 cluster.
 
 ``sifc node demo`` makes three clusters on loopback ports 5461-5463 (``local_clusters``), provisions them,
-loads the territorial reference, initialises the national node and the poles of Dakar (DKR: Bargny) and
-Thiès (THS: Mont-Rolland, Sandiara), subscribes each pole to the national reference and the national
-node to each pole, then says how to serve each node. Each node has its own key file (its seal keys) and
-node id. ``sifc node demo --down`` drops the three clusters. For trying the federation, never for data:
-the clusters trust every loopback connection.
+loads the territorial reference at the national node and initialises it; each pole (Dakar, DKR: Bargny;
+Thiès, THS: Mont-Rolland, Sandiara) takes the reference from there, then becomes a pole; the national
+node subscribes to each pole; then the command says how to serve each node. Each node has its own key
+file (its seal keys) and node id. ``sifc node demo --down`` drops the three clusters. For trying the
+federation, never for data: the clusters trust every loopback connection.
 """
 
 from __future__ import annotations
@@ -80,19 +80,25 @@ def up(directory: Path = DEFAULT_DIR, *, progress: Callable[[str], None] = lambd
     progress("clusters")
     clusters = [m.cluster for m in nodes]
     env = {m.cluster: {"SIFC_KEY_FILE": str(m.key_file), "SIFC_NODE_ID": m.node_id} for m in nodes}
-    local_clusters.provision_all(clusters, reference=clusters, env=env)
-    progress("sifc db provision, sifc territories load")
+    national, poles = nodes[0], nodes[1:]
+    local_clusters.provision_all(clusters, reference=[national.cluster], env=env)
+    progress("sifc db provision, sifc territories load (national)")
     engines = {m.node_id: create_engine(m.cluster.admin_url, poolclass=NullPool) for m in nodes}
+
+    def init(member: DemoNode) -> None:
+        node.init(engines[member.node_id], role=member.role, node_id=member.node_id, url=member.url,
+                  pole=member.pole, seal_keys=seal_public_keys(member.settings()))
+
     try:
-        for member in nodes:
-            node.init(engines[member.node_id], role=member.role, node_id=member.node_id, url=member.url,
-                      pole=member.pole, seal_keys=seal_public_keys(member.settings()))
-        progress("sifc node init")
-        national = nodes[0]
-        for member in nodes[1:]:
-            node.subscribe(engines[member.node_id], national.cluster.conninfo)
+        init(national)
+        progress(f"sifc node init --role national ({national.node_id})")
+        for member in poles:  # the reference first, from the national node; then the pole knows its communes
+            node.subscribe(engines[member.node_id], national.cluster.conninfo, node_id=member.node_id)
+            init(member)
+            progress(f"{member.node_id}: sifc node subscribe (national), sifc node init --pole {member.pole}")
+        for member in poles:
             node.subscribe(engines[national.node_id], member.cluster.conninfo)
-        progress("sifc node subscribe")
+        progress("national: sifc node subscribe (" + ", ".join(m.node_id for m in poles) + ")")
     finally:
         for engine in engines.values():
             engine.dispose()

@@ -228,18 +228,27 @@ def _log_errors(conn: Connection) -> dict[str, tuple[str, str]]:
         offset = max(0, int(size) - LOG_TAIL_BYTES)
         content = conn.execute(text("SELECT pg_read_file(:p, :o, :n, true)"),
                                {"p": path, "o": offset, "n": LOG_TAIL_BYTES}).scalar() or ""
-        owners: dict[str, str] = {}
-        errors: dict[str, tuple[str, str]] = {}
-        for line in content.splitlines():
-            started = _WORKER.search(line)
-            if started:
-                owners[started.group(1)] = started.group(2)
-                continue
-            error = _ERROR.match(line)
-            if error and error.group(2) in owners:
-                errors[owners[error.group(2)]] = (error.group(1), error.group(3)[:500])
-        return errors
+        return worker_errors(content)
     return {}
+
+
+def worker_errors(log: str) -> dict[str, tuple[str, str]]:
+    """The last ERROR line of each subscription's workers in a server log: name -> (time, message).
+
+    A worker's error does not name its subscription: its process id does, from the line where the
+    worker said it started.
+    """
+    owners: dict[str, str] = {}
+    errors: dict[str, tuple[str, str]] = {}
+    for line in log.splitlines():
+        started = _WORKER.search(line)
+        if started:
+            owners[started.group(1)] = started.group(2)
+            continue
+        error = _ERROR.match(line)
+        if error and error.group(2) in owners:
+            errors[owners[error.group(2)]] = (error.group(1), error.group(3)[:500])
+    return errors
 
 
 def _judge(status: SubscriptionStatus) -> None:

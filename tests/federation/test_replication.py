@@ -192,3 +192,31 @@ def test_each_node_owns_what_the_guard_lets_it_write(federation_nodes):
     assert [(r[0], r[1], r[2]) for r in directory] == [("dakar", "pole", "DKR"), ("national", "national", None),
                                                        ("thies", "pole", "THS")]
     assert all(r[3] >= 1 for r in directory)
+
+
+def test_a_paused_subscription_says_how_to_resume_and_a_resync_copies_the_pole_again(federation_nodes):
+    national, dakar = federation_nodes["national"], federation_nodes["dakar"]
+    communes = _communes(national, "DKR")
+    national.run("node", "pause", "dakar")
+    status = json.loads(national.run("node", "status", "--json").stdout)
+    paused = {s["peer"]: s for s in status["subscriptions"]}["dakar"]
+    assert (paused["state"], paused["action"], status["healthy"]) == ("disabled", "sifc node resume dakar", False)
+    assert "sifc node resume dakar" in national.run("node", "status", env={"COLUMNS": "200"}).stdout
+    national.run("node", "resume", "dakar")
+
+    done = national.run("node", "resync", "dakar")
+    assert "sifc_from_dakar" in done.stdout, done.stdout
+    assert not _differences(dakar, national, communes)
+    assert national.scalar("SELECT count(*) FROM parcel_lineage WHERE commune_code = :c", c=BARGNY) == 2
+    status = json.loads(national.run("node", "status", "--json").stdout)
+    assert {s["peer"]: s["state"] for s in status["subscriptions"]} == {"dakar": "streaming", "thies": "streaming"}
+
+
+def test_a_refused_node_command_answers_one_line(federation_nodes):
+    national = federation_nodes["national"]
+    for args in (("node", "init", "--role", "pole", "--url", "http://x"),
+                 ("node", "subscribe", "--to", "host=127.0.0.1 port=5454 dbname=sifc user=postgres connect_timeout=2"),
+                 ("node", "resync", "nowhere")):
+        done = national.run(*args, check=False)
+        assert done.returncode == 2 and "Traceback" not in done.stderr + done.stdout, done.stderr
+        assert len([line for line in done.stderr.splitlines() if line.strip()]) == 1, done.stderr
