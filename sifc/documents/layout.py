@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from sifc.documents import verification
 from sifc.documents.verification import Issue, Sealed
+from sifc.federation import directory
 from sifc.i18n import Lang, known, translate
 from sifc.keyring import SigningKey
 
@@ -174,7 +175,12 @@ def escape(value: Any) -> str:
 
 def issue(session: Session, *, seal_key: SigningKey, content: dict[str, Any], issued: Issue,
           build: Callable[[Sealed], bytes], title: str) -> bytes:
-    """Seal ``content``, build its PDF with the code, embed the content, keep the document; return the PDF."""
+    """Seal ``content``, build its PDF with the code, embed the content, keep the document; return the PDF.
+
+    The register of issued documents is the commune's: a node that does not own it is refused before the PDF
+    is built (ADR 0004).
+    """
+    directory.ensure_owned(session, [issued.commune_code])
     sealed = verification.seal(seal_key, content)
     pdf = verification.embed(build(sealed), sealed, title=title)
     verification.record(session, sealed=sealed, pdf=pdf, issue=issued)

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from shapely.geometry import mapping
 from sqlalchemy import Engine, text
@@ -21,6 +22,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from api.app import create_app
+from api.deps import SessionDep, get_session
 from sifc import keyring, provision
 from sifc.auth import keys, users
 from sifc.auth.principal import ScopeEntry
@@ -147,17 +149,44 @@ def test_tenure_and_import_submissions_are_refused_before_anything_is_written(wr
     assert db.execute(text("SELECT count(*) FROM import_job")).scalar() == 0
 
 
-def test_the_guard_is_the_backstop_of_a_path_that_does_not_ask(writer, db, settings):
-    """A document issued at the national node writes ``issued_document``, a pole's table: the guard refuses."""
+def test_a_document_is_not_issued_for_another_nodes_commune(writer, db, settings):
+    """A document issued is kept in the commune's register (``issued_document``, a pole's table)."""
     x, y = bargny_origin(db)
     parcel = writer.post("/parcels", params={"crs": "EPSG:32628"}, json=feature(square(x, y))).json()["id"]
     become(db, settings, "national", node_id="national")
     refused = writer.get(f"/parcels/{parcel}/fiche.pdf")
     assert refused.status_code == 403, refused.text
+    assert (refused.json()["type"], refused.json()["owner_node"]) == (NOT_OWNER, "dakar")
+    assert db.execute(text("SELECT count(*) FROM issued_document")).scalar() == 0
+
+
+FORGETFUL = "/tests/writes-without-asking"
+
+
+def add_forgetful_route(app: FastAPI) -> None:
+    """A route that writes a pole's table without asking whether the node owns the commune: the guard refuses."""
+
+    def write_without_asking(session: SessionDep) -> dict[str, str]:
+        session.execute(text("INSERT INTO source_document (id, kind, reference, document_date, commune_code, "
+                             "created_by) VALUES (gen_random_uuid(), 'deliberation', 'D-1', current_date, :c, "
+                             "'tests')"), {"c": BARGNY})
+        return {"written": "yes"}
+
+    app.add_api_route(FORGETFUL, write_without_asking, methods=["POST"])
+
+
+def test_the_guard_is_the_backstop_of_a_path_that_does_not_ask(db, settings):
+    app = create_app(settings)
+    add_forgetful_route(app)
+    app.dependency_overrides[get_session] = lambda: db
+    become(db, settings, "national", node_id="national")
+    refused = TestClient(app).post(FORGETFUL)
+    assert refused.status_code == 403, refused.text
     body = refused.json()
-    # This app has no pool of its own (tests share their transaction): the owner is not looked up here, it
-    # is in test_the_guards_refusal_names_the_owner_with_the_apps_pool.
-    assert (body["type"], body["commune"]) == (NOT_OWNER, BARGNY)
+    # This app has no pool of its own (tests share their transaction): the owner is not looked up here, it is
+    # in test_national_reads_carry_the_data_age_and_the_guard_names_the_owner.
+    assert (body["type"], body["commune"], body["owner_node"]) == (NOT_OWNER, BARGNY, None)
+    assert "annuaire" in body["detail"]
 
 
 def test_the_guards_error_carries_the_commune(db, settings):
@@ -286,6 +315,7 @@ def test_national_reads_carry_the_data_age_and_the_guard_names_the_owner(setting
             assert parcel.status_code == 201, parcel.text
         make_national(node, beat_seconds_ago=5)
         app = create_app(node)
+        add_forgetful_route(app)
         with TestClient(app, headers={"X-API-Key": key}) as national:
             read = national.get("/communes/" + BARGNY)
             assert read.status_code == 200
@@ -294,8 +324,8 @@ def test_national_reads_carry_the_data_age_and_the_guard_names_the_owner(setting
             if ages["dakar"] != "unknown":  # the heartbeat table exists (migration 0017)
                 assert 5 <= int(ages["dakar"]) < 60
             assert "x-sifc-data-age" in national.get(f"/parcels/{parcel.json()['id']}").headers
-            # The guard's refusal (a document issued writes a pole's table), with the owner looked up.
-            refused = national.get(f"/parcels/{parcel.json()['id']}/fiche.pdf")
+            # The guard's refusal on a path that did not ask, with the owner looked up on the app's pool.
+            refused = national.post(FORGETFUL)
             assert refused.status_code == 403, refused.text
             assert (refused.json()["owner_node"], refused.json()["owner_url"]) == ("dakar", DAKAR_URL)
             posted = national.post("/parcels", params={"crs": "EPSG:32628"}, json=feature(square(x + 40, y)))
