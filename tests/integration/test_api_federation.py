@@ -229,6 +229,17 @@ def test_health_at_the_national_node_lists_each_pole(client, db, settings):
         assert 7 <= dakar["data_age_s"] < 60
 
 
+def test_health_says_a_subscriptions_state_and_never_its_connection_string(client, db, settings):
+    become(db, settings, "national", node_id="national")
+    # A subscription made without connecting is disabled; its connection string names a password.
+    as_owner(db, settings, "CREATE SUBSCRIPTION sifc_from_dakar CONNECTION 'host=127.0.0.1 port=1 dbname=sifc "
+                           "user=replicator password=not-for-health' PUBLICATION sifc_pole WITH (connect = false)")
+    answer = client.get("/health")
+    assert answer.json()["federation"]["poles"]["dakar"]["status"] == "disabled"
+    assert answer.json()["federation"]["poles"]["thies"]["status"] == "missing"
+    assert "not-for-health" not in answer.text and "replicator" not in answer.text
+
+
 def test_health_reads_subscriptions_without_their_connection_strings(db):
     """``pg_subscription``'s connection string may hold a password: the service's role cannot read it."""
     db.execute(text("SELECT subname, subenabled FROM pg_subscription"))  # readable, as health reads it
