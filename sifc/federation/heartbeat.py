@@ -44,8 +44,8 @@ def beat(session: Session) -> str | None:
 class HeartbeatTask:
     """A daemon thread that beats every ``interval`` seconds on ``url`` until :meth:`stop`.
 
-    It holds no connection between beats (one connection per beat, no pool): a restarted database, a
-    ``DROP DATABASE`` by an operator or a test are never held up by an idle heartbeat connection.
+    It holds no connection between beats (one connection per beat, no pool): a restarted server, a database
+    dropped by an operator or a test, are never held up by an idle heartbeat connection.
     """
 
     def __init__(self, url: URL, *, interval: float = INTERVAL_S) -> None:

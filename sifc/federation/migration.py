@@ -34,7 +34,6 @@ from typing import Any
 
 from alembic.script import Script, ScriptDirectory
 from alembic.util import CommandError
-from psycopg import sql
 from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
@@ -106,11 +105,6 @@ def _engine(url: URL) -> Engine:
     # the subscription changes cannot run inside a transaction block.
     return create_engine(url, poolclass=NullPool, isolation_level="AUTOCOMMIT",
                          connect_args={"application_name": "sifc-node-migrate", "connect_timeout": 10})
-
-
-def _identifier(conn: Connection, template: str, *names: str) -> str:
-    raw = conn.connection.dbapi_connection
-    return sql.SQL(template).format(*(sql.Identifier(name) for name in names)).as_string(raw)  # type: ignore[arg-type]
 
 
 def _read(url: URL) -> Member:
@@ -235,11 +229,12 @@ def pause(member: Member) -> tuple[list[str], list[str]]:
     engine = _engine(member.url)
     try:
         with engine.connect() as conn:
+            prep = conn.dialect.identifier_preparer
             paused, foreign = [], []
             for name, enabled, comment in _subscriptions(conn):
                 if enabled:  # the mark first: a run cut short between the two still resumes it
-                    conn.execute(text(_identifier(conn, "COMMENT ON SUBSCRIPTION {} IS ", name) + f"'{PAUSED}'"))
-                    conn.execute(text(_identifier(conn, "ALTER SUBSCRIPTION {} DISABLE", name)))
+                    conn.execute(text(f"COMMENT ON SUBSCRIPTION {prep.quote(name)} IS '{PAUSED}'"))
+                    conn.execute(text(f"ALTER SUBSCRIPTION {prep.quote(name)} DISABLE"))
                     paused.append(name)
                 elif comment == PAUSED:
                     paused.append(name)
@@ -301,18 +296,19 @@ def resume(member: Member) -> tuple[list[str], list[str]]:
     engine = _engine(member.url)
     try:
         with engine.connect() as conn:
+            prep = conn.dialect.identifier_preparer
             resumed = []
             for name, _enabled, comment in _subscriptions(conn):
                 if comment == PAUSED:
-                    conn.execute(text(_identifier(conn, "ALTER SUBSCRIPTION {} ENABLE", name)))
-                    conn.execute(text(_identifier(conn, "COMMENT ON SUBSCRIPTION {} IS NULL", name)))
+                    conn.execute(text(f"ALTER SUBSCRIPTION {prep.quote(name)} ENABLE"))
+                    conn.execute(text(f"COMMENT ON SUBSCRIPTION {prep.quote(name)} IS NULL"))
                     resumed.append(name)
             for name, enabled, _ in _subscriptions(conn):
                 if not enabled:
                     continue
                 try:
-                    conn.execute(text(_identifier(
-                        conn, "ALTER SUBSCRIPTION {} REFRESH PUBLICATION WITH (copy_data = true)", name)))
+                    conn.execute(text(
+                        f"ALTER SUBSCRIPTION {prep.quote(name)} REFRESH PUBLICATION WITH (copy_data = true)"))
                 except DBAPIError as error:  # the publisher unreachable: run again once it is back
                     reason = str(error.orig).strip().splitlines()[0] if error.orig else type(error).__name__
                     raise DatabaseUnavailable("federation.migrate.refresh_failed", node=member.where,

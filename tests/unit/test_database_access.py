@@ -70,6 +70,8 @@ INTERPOLATION_ALLOWED: list[tuple[str, str, str]] = [
      "LEVELS' tables and properties; parent filter columns checked against the level's parent_filters"),
     ("sifc/territories/service.py", "expressions",
      "json_object_sql's names and SQL: a level's property_expressions() or a collection's fields, written in code"),
+    ("sifc/federation/migration.py", "prep.quote()",
+     "sifc node migrate: subscription names as pg_subscription holds them, quoted as identifiers"),
     ("sifc/federation/registry.py", "table prep.quote() constraint expression nulls",
      "relax_personal: the registry's own table and column names, quoted; a CHECK as pg_get_constraintdef wrote it"),
     ("sifc/tiles.py", "layer() spec parcel_selection.select() n",
