@@ -19,6 +19,7 @@ import typer
 from rich.table import Table
 
 from cli.common import State, out, say
+from cli.node_migrate import beat, migrate
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
 
 node_app = typer.Typer(help="Fédération : pôles et nœud national (réplication logique PostgreSQL).",
                        no_args_is_help=True)
+node_app.command("beat")(beat)
+node_app.command("migrate")(migrate)
 
 
 @contextmanager
@@ -147,6 +150,8 @@ def _print_status(status: NodeStatus) -> None:
                       wal_status=slot.wal_status or "—", lag=_number(slot.lag_bytes)), highlight=False)
     for pole, age in status.data_age.items():
         out.print(say("cli.node.data_age", node=pole, age=_number(age)), highlight=False)
+    if status.pieces_stale:
+        out.print(say("cli.node.pieces_stale"), highlight=False)
 
 
 @node_app.command("resync")

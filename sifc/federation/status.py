@@ -27,7 +27,9 @@ from sifc.federation import node as nodes
 
 PROBE_TIMEOUT_S = 3
 LOG_TAIL_BYTES = 512 * 1024
-LOST_MARKS = ("invalidated", "can no longer get changes", "wal_status = lost", "requested WAL segment")
+# What a subscription's worker logs when its slot at the publisher was invalidated (PostgreSQL 15).
+LOST_MARKS = ("invalidated", "can no longer get changes", "cannot read from logical replication slot",
+              "requested WAL segment")
 
 
 @dataclass
@@ -85,6 +87,7 @@ class NodeStatus:
     subscriptions: list[SubscriptionStatus] = field(default_factory=list)
     slots: list[SlotStatus] = field(default_factory=list)
     data_age: dict[str, float | None] = field(default_factory=dict)
+    pieces_stale: bool = False
 
     @property
     def healthy(self) -> bool:
@@ -303,4 +306,19 @@ def node_status(session: Session, *, probe: bool = True) -> NodeStatus:
         WHERE database = current_database() AND slot_name LIKE 'sifc\\_to\\_%'
         ORDER BY slot_name""")).all()]
     status.data_age = data_age(session)
+    status.pieces_stale = pieces_stale(conn)
     return status
+
+
+def pieces_stale(conn: Connection) -> bool:
+    """Whether ``territory_piece`` no longer matches the reference (a pole after the national node changed limits).
+
+    Compared per level: the codes with a boundary, and the area they cover (to the square metre).
+    """
+    return bool(conn.execute(text("""
+        WITH shapes AS (
+            SELECT 'region' AS level, code, ST_Area(geom) AS area FROM region WHERE geom IS NOT NULL
+            UNION ALL SELECT 'commune', code, ST_Area(geom) FROM commune WHERE geom IS NOT NULL),
+        pieces AS (SELECT level, code, sum(ST_Area(geom)) AS area FROM territory_piece GROUP BY level, code)
+        SELECT EXISTS (SELECT 1 FROM shapes s FULL JOIN pieces p ON p.level = s.level AND p.code = s.code
+                       WHERE s.code IS NULL OR p.code IS NULL OR abs(s.area - p.area) > 1)""")).scalar())

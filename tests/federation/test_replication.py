@@ -95,13 +95,20 @@ def _differences(pole: Node, national: Node, communes: list[str]) -> dict[str, t
     return differ
 
 
-def _import_sandiara(thies: Node, tmp_path) -> None:
+def _sandiara_file(thies: Node, folder, offset: float, count: int):
+    """A GeoPackage of ``count`` synthetic parcels of Sandiara, ``offset`` metres north of a point inside it."""
     x, y = (float(v) for v in thies.sql(
         "SELECT ST_X(p), ST_Y(p) FROM (SELECT ST_Transform(ST_PointOnSurface(geom), 32628) p FROM commune "
         "WHERE code = :c) t", c=SANDIARA)[0])
-    rows = [{"NICAD": f"13010100{i:05d}", "USAGE": "habitation", "geometry": square(x + 30 * i, y)} for i in range(6)]
-    path = tmp_path / "sandiara.gpkg"
+    rows = [{"NICAD": f"1301010{1 if offset else 0}{i:05d}", "USAGE": "habitation",
+             "geometry": square(x + 30 * i, y + offset)} for i in range(count)]
+    path = folder / f"sandiara-{int(offset)}.gpkg"
     gpd.GeoDataFrame(rows, geometry="geometry", crs="EPSG:32628").to_file(path)
+    return path
+
+
+def _import_sandiara(thies: Node, tmp_path) -> None:
+    path = _sandiara_file(thies, tmp_path, 0, 6)
     done = thies.run("import", "parcels", str(path), "--commune", SANDIARA, "--user", "agent-thies")
     assert "6" in done.stdout, done.stdout
 
@@ -194,6 +201,19 @@ def test_each_node_owns_what_the_guard_lets_it_write(federation_nodes):
     assert all(r[3] >= 1 for r in directory)
 
 
+def test_pieces_that_no_longer_match_the_reference_are_shown_and_rebuilt(federation_nodes):
+    thies = federation_nodes["thies"]
+
+    def stale() -> bool:
+        return json.loads(thies.run("node", "status", "--json", "--no-probe").stdout)["pieces_stale"]
+
+    assert stale() is False
+    thies.sql("DELETE FROM territory_piece WHERE code = :c", c=SANDIARA)
+    assert stale() is True
+    thies.run("node", "pieces")
+    assert stale() is False
+
+
 def test_a_paused_subscription_says_how_to_resume_and_a_resync_copies_the_pole_again(federation_nodes):
     national, dakar = federation_nodes["national"], federation_nodes["dakar"]
     communes = _communes(national, "DKR")
@@ -210,6 +230,21 @@ def test_a_paused_subscription_says_how_to_resume_and_a_resync_copies_the_pole_a
     assert national.scalar("SELECT count(*) FROM parcel_lineage WHERE commune_code = :c", c=BARGNY) == 2
     status = json.loads(national.run("node", "status", "--json").stdout)
     assert {s["peer"]: s["state"] for s in status["subscriptions"]} == {"dakar": "streaming", "thies": "streaming"}
+
+
+def test_init_again_rebuilds_the_same_publications_and_replication_goes_on(federation_nodes):
+    national, thies = federation_nodes["national"], federation_nodes["thies"]
+    query = ("SELECT pubname, tablename, attnames::text, rowfilter FROM pg_publication_tables "
+             "ORDER BY pubname, tablename")
+    before = thies.sql(query)
+    assert all("SN1301-sandiara" in row[3] for row in before if row[1] != "federation_heartbeat")
+    thies.run("node", "init", "--role", "pole", "--pole", "THS", "--url", "http://127.0.0.1:8452")
+    assert thies.sql(query) == before
+    thies.run("import", "parcels", str(_sandiara_file(thies, thies.key_file.parent, 60, 2)),
+              "--commune", SANDIARA, "--user", "agent-thies")
+    wait_until(lambda: national.scalar("SELECT count(*) FROM parcel_version WHERE commune_code = :c",
+                                       c=SANDIARA) == thies.scalar("SELECT count(*) FROM parcel_version"),
+               what="the second import at the national node")
 
 
 def test_a_refused_node_command_answers_one_line(federation_nodes):
