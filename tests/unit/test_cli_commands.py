@@ -27,7 +27,7 @@ COMMANDS = {
     "admin": {"subject"},
     "parcels": {"split", "lotissement", "merge", "correct", "lineage"},
     "field": {"package", "list", "lost", "reassign", "return"},
-    "node": {"init", "subscribe", "status", "resync", "resume", "pause", "pieces", "demo"},
+    "node": {"init", "subscribe", "status", "resync", "resume", "pause", "pieces", "demo", "beat", "migrate"},
 }
 
 
