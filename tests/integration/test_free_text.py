@@ -50,9 +50,9 @@ NOT_FREE_TEXT = {
     "party_version": {"kind", "group_type", "commune_code", "action"},
     "rrr_version": {"class", "type", "tf_number", "end_cause", "commune_code", "action"},  # tf_number: public
     "tenure_procedure": {"kind", "reference", "commune_code"},  # reference: a registration number
-    "procedure_step": {"step"},
+    "procedure_step": {"step", "commune_code"},
     "source_document": {"kind", "reference", "authority", "council_session", "commune_code"},
-    "source_file": {"media_type", "sha256"},
+    "source_file": {"media_type", "sha256", "commune_code"},
     "parcel_mutation": {"operation", "commune_code", "details"},  # details: counts the service writes
     "borne_version": {"code", "label", "commune_code", "source_id", "survey_method", "action"},  # label: B12
 }
