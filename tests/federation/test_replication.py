@@ -255,3 +255,17 @@ def test_a_refused_node_command_answers_one_line(federation_nodes):
         done = national.run(*args, check=False)
         assert done.returncode == 2 and "Traceback" not in done.stderr + done.stdout, done.stderr
         assert len([line for line in done.stderr.splitlines() if line.strip()]) == 1, done.stderr
+
+
+def test_the_national_node_knows_the_age_of_each_poles_data(federation_nodes):
+    national = federation_nodes["national"]
+    for pole in ("thies", "dakar"):
+        federation_nodes[pole].run("node", "beat")
+
+    def ages() -> dict:
+        found = json.loads(national.run("node", "status", "--json", "--no-probe").stdout)["data_age"]
+        return found if found and all(age is not None for age in found.values()) else {}
+
+    found = wait_until(ages, timeout=60, interval=1, what="both poles' heartbeats at the national node")
+    assert set(found) == {"thies", "dakar"} and all(0 <= age < 120 for age in found.values()), found
+    assert "thies" in national.run("node", "status", env={"COLUMNS": "200"}).stdout
