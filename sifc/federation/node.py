@@ -426,7 +426,7 @@ def subscribe(engine: Engine, conninfo: str, *, node_id: str | None = None, wait
         own_version = _schema_version(conn)
     if node.role == "single":
         if not node_id:
-            raise FederationError("federation.not_initialised")
+            raise FederationError("federation.node_id_needed")
         node = NodeInfo(node_id, "single", None, node.url, node.personal)
     elif node_id and node_id != node.node_id:
         raise FederationError("federation.identity_fixed", node_id=node.node_id, role=node.role)
