@@ -20,6 +20,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,9 @@ from sifc.db import make_engine, transaction
 from sifc.federation import local_clusters, registry
 from sifc.federation import node as node_ops
 from sifc.parcels.service import ParcelInput, create
-from tests.federation.clusters import Node, NodeSpec, wait_until
+from tests.conftest import REPO
+from tests.e2e.helpers import free_port
+from tests.federation.clusters import SIFC, Node, NodeSpec, wait_until
 
 NATIONAL = NodeSpec("national", 5456, reference=True)
 DAKAR = NodeSpec("dakar", 5457)  # a pole's reference is copied from the national node
@@ -224,14 +227,31 @@ def test_a_migration_reaches_every_node_while_a_pole_writes(fed, tmp_path):
     for pole in (dakar, thies):
         assert pole.scalar("SELECT count(*) FROM pg_publication_tables WHERE pubname = 'sifc_pole' "
                            "AND tablename = 'federation_heartbeat'") == 1
-        pole.run("node", "beat")
     assert not national.scalar("SELECT count(*) FROM pg_subscription WHERE NOT subenabled")
-    wait_until(lambda: national.scalar("SELECT count(*) FROM federation_heartbeat") == 2, timeout=CONVERGE_S,
-               what="both poles' heartbeats at the national node")
+    # Dakar beats by hand, Thiès from its service (at once when it starts, then every 10 s).
+    assert "dakar" in dakar.run("node", "beat").stdout
+    with _serving(thies, tmp_path / "thies-serve.log"):
+        wait_until(lambda: national.scalar("SELECT count(*) FROM federation_heartbeat") == 2, timeout=CONVERGE_S,
+                   what="both poles' heartbeats at the national node")
+    refused = national.run("node", "beat", check=False)
+    assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1, refused.stderr
     ages = _data_age(national)
     assert set(ages) == {"dakar", "thies"} and all(age is not None and age < 60 for age in ages.values()), ages
     found = assert_same_data(national, dakar, thies)
     assert found["dakar"]["parcel_version"][0] >= written
+
+
+@contextmanager
+def _serving(node: Node, log: Path) -> Iterator[None]:
+    """``sifc serve`` on the node (no import worker) for the block."""
+    with log.open("wb") as handle:
+        process = subprocess.Popen([*SIFC, "serve", "--port", str(free_port()), "--import-workers", "0"], cwd=REPO,
+                                   env=node.env(), stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    try:
+        yield
+    finally:
+        process.terminate()
+        process.wait(30)
 
 
 def _head(config: Any) -> str:
@@ -306,17 +326,22 @@ def _alive(pid: int) -> bool:
 def test_c_the_national_server_killed_mid_transaction_applies_it_exactly_once(fed):
     national, dakar = fed.national, fed.dakar
     before = assert_same_data(national, dakar)
-    rows = 50_000
-    started = dakar.scalar("SELECT pg_current_wal_lsn()::text")
+    rows = 100_000
+    started = national.scalar("SELECT pg_current_wal_lsn()::text")
     dakar.sql(BULK_AUDIT, rows=rows)
-    wait_until(lambda: national.scalar(
-        "SELECT received_lsn >= CAST(:lsn AS pg_lsn) FROM pg_stat_subscription "
-        "WHERE subname = 'sifc_from_dakar' AND relid IS NULL", lsn=started),
-        timeout=30, interval=0.01, what="the national node receiving the transaction")
+    # Killed once the national node has written 2 MB of the transaction's rows, not yet committed there.
+    def applying() -> int | None:  # the national node's count of Bargny's audit rows, once it writes them
+        written, count = national.sql(
+            "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), CAST(:lsn AS pg_lsn)) > 2000000, "
+            "(SELECT count(*) FROM write_audit WHERE commune_code = 'SN0104-bargny')", lsn=started)[0]
+        return count if written else None
+
+    seen = wait_until(applying, timeout=30, interval=0.01, what="the national node applying the transaction")
     postmaster = _postmaster(national)
     children = _children(postmaster)
     national.close()
     os.kill(postmaster, signal.SIGKILL)
+    assert seen == before["dakar"]["write_audit"][0], "applied before the kill: nothing was cut"
     wait_until(lambda: not any(_alive(pid) for pid in [postmaster, *children]), timeout=30,
                what="the killed server's processes to end")
     national.start()
