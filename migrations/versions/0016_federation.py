@@ -224,9 +224,10 @@ BEGIN
             refused := OLD.commune_code;
         END IF;
     END IF;
-    IF refused IS NULL AND TG_OP <> 'DELETE' THEN
+    -- A row without a commune is left to its NOT NULL constraint, whose message says what is missing.
+    IF refused IS NULL AND TG_OP <> 'DELETE' AND NEW.commune_code IS NOT NULL THEN
         IF NOT sifc_owns(NEW.commune_code) THEN
-            refused := coalesce(NEW.commune_code, '');
+            refused := NEW.commune_code;
         END IF;
     END IF;
     IF refused IS NOT NULL THEN

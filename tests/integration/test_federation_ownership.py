@@ -152,3 +152,12 @@ def test_the_service_role_reads_the_node_and_the_directory_and_writes_neither(no
     assert node.execute(text("SELECT sifc_node_id()")).scalar() == "local"
     with pytest.raises(ProgrammingError, match="permission denied"), node.begin_nested():
         node.execute(text("INSERT INTO federation_node (node_id, role, url) VALUES ('x', 'national', 'http://x')"))
+
+
+def test_a_row_without_a_commune_is_refused_for_what_it_lacks(node):
+    _become(node, "pole", THIES)
+    with pytest.raises(DBAPIError) as refused, node.begin_nested():
+        node.execute(text("""
+            INSERT INTO import_batch (id, file_name, sha256, options, counts, report, created_by)
+            VALUES (:id, 'f.gpkg', repeat('0', 64), '{}', '{}', '{}', 'test')"""), {"id": uuid.uuid4()})
+    assert refused.value.orig.sqlstate == "23502"  # not_null_violation
