@@ -563,6 +563,9 @@ def set_enabled(engine: Engine, names: Sequence[str] | None, enabled: bool) -> l
         for name in chosen:
             quoted = conn.dialect.identifier_preparer.quote(name)
             conn.execute(text(f"ALTER SUBSCRIPTION {quoted} {'ENABLE' if enabled else 'DISABLE'}"))
+            # The operator decides now: a pause left by an interrupted `sifc node migrate` (its mark, a comment)
+            # is no longer that command's to resume.
+            conn.execute(text(f"COMMENT ON SUBSCRIPTION {quoted} IS NULL"))
     return chosen
 
 
