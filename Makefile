@@ -1,5 +1,5 @@
 # The two commands of the README. Everything else is in scripts/.
-.PHONY: run test test-fast lint lock bench-import bench-serve bench-refactor bench-field
+.PHONY: run test test-fast lint lock bench-import bench-serve bench-refactor bench-field bench-federation
 
 run:
 	bash scripts/run.sh
@@ -35,6 +35,12 @@ bench-import:
 BENCH_FIELD_ARGS ?= --runs 5
 bench-field:
 	bash bench/field_bench/run.sh $(BENCH_FIELD_ARGS)
+
+# Federation benchmark (bench/README.md, "Federation"): an import's replication lag from the Thiès pole to the
+# national node, and serving at the national node against a single node; throwaway clusters on ports 5471-5474.
+# make bench-federation BENCH_FEDERATION_ARGS="--parcels 20000 --runs 1 --rounds 1"
+bench-federation:
+	bash bench/federation_bench/run.sh $(BENCH_FEDERATION_ARGS)
 
 # Serving benchmark, SIFC against TiPg and pgbench (bench/README.md):
 # make bench-serve BENCH_SERVE_ARGS="--rounds 1 --duration 10"

@@ -74,9 +74,14 @@ class Defect:
     features: list[Expected]
 
 
-def dataset_name(parcels: int, defect_rate: float, seed: int) -> str:
+def dataset_name(parcels: int, defect_rate: float, seed: int, commune: str = COMMUNE_CODE) -> str:
     """File stem of a dataset: its parameters, so a cached file is reused only when they match."""
-    return f"parcelles_{parcels}_r{defect_rate:g}_s{seed}"
+    return f"parcelles_{parcels}_r{defect_rate:g}_s{seed}" + ("" if commune == COMMUNE_CODE else f"_{commune}")
+
+
+def nicad_prefix(commune: str) -> str:
+    """The first five digits of the generated NICADs: the commune code's digits (SN1204-… → 12040)."""
+    return "".join(ch for ch in commune.split("-")[0] if ch.isdigit())[:4].ljust(4, "0") + "0"
 
 
 def commune_polygon(admin_url: str | None, code: str = COMMUNE_CODE):
@@ -151,13 +156,13 @@ def _ring_area(rings: np.ndarray) -> np.ndarray:
     return np.abs(np.sum(x[:, :-1] * y[:, 1:] - x[:, 1:] * y[:, :-1], axis=1)) / 2
 
 
-def _nicads(count: int, seed: int) -> np.ndarray:
+def _nicads(count: int, seed: int, prefix: str = "12040") -> np.ndarray:
     """``count`` distinct 16-digit NICADs that look scattered: an affine map modulo 10^11."""
     modulus = 10**11
     step = 7_919_000_003  # odd and not a multiple of 5: coprime with 10^11, so the map is a bijection
     offset = (seed * 2_654_435_761) % modulus
     numbers = (np.arange(count, dtype=np.int64) * step + offset) % modulus
-    return np.array([f"12040{n:011d}" for n in numbers.tolist()], dtype=object)
+    return np.array([f"{prefix}{n:011d}" for n in numbers.tolist()], dtype=object)
 
 
 def _defect_counts(total: int) -> dict[str, int]:
@@ -179,9 +184,13 @@ class Dataset:
 
 
 def generate(out_dir: Path, *, parcels: int, defect_rate: float = 0.005, seed: int = 42, jitter: float = 0.4,
-             admin_url: str | None = None, force: bool = False, log=print) -> Dataset:
-    """Write the shapefile and its ground truth into ``out_dir`` (reused when already there)."""
-    stem = dataset_name(parcels, defect_rate, seed)
+             admin_url: str | None = None, force: bool = False, log=print, commune: str = COMMUNE_CODE) -> Dataset:
+    """Write the shapefile and its ground truth into ``out_dir`` (reused when already there).
+
+    ``commune``: the commune every parcel lies in (default Dialacoto); another one must be readable
+    from ``admin_url`` (no fallback circle), and its NICADs start with its own digits.
+    """
+    stem = dataset_name(parcels, defect_rate, seed, commune)
     shp, truth_json, truth_csv = out_dir / f"{stem}.shp", out_dir / f"{stem}.truth.json", out_dir / f"{stem}.truth.csv"
     if truth_json.exists() and shp.exists() and not force:
         meta = json.loads(truth_json.read_text())
@@ -196,8 +205,10 @@ def generate(out_dir: Path, *, parcels: int, defect_rate: float = 0.005, seed: i
         raise SystemExit(f"defect rate {defect_rate} needs {defect_blocks} blocks (one per defect, two per "
                          f"duplicated NICAD); {parcels} parcels have {full_blocks} (rate ≤ 0.02)")
 
-    found = commune_polygon(admin_url)
+    found = commune_polygon(admin_url, commune)
     polygon, status = found if found else (None, None)
+    if polygon is None and commune != COMMUNE_CODE:
+        raise SystemExit(f"commune {commune} not readable from the database")
     if polygon is None:
         log(f"commune {COMMUNE_CODE} not readable from the database: a circle of {FALLBACK_RADIUS:.0f} m "
             f"around {FALLBACK_CENTRE} is used")
@@ -251,7 +262,7 @@ def generate(out_dir: Path, *, parcels: int, defect_rate: float = 0.005, seed: i
     extra_use = rng.choice(np.array(LAND_USES, dtype=object), size=len(extra_geoms), p=LAND_USE_WEIGHTS)
     extras = len(extra_geoms)
     total = parcels + extras
-    nicad = _nicads(total, seed)
+    nicad = _nicads(total, seed, nicad_prefix(commune))
     # Duplicated NICADs: the second parcel of each pair takes the first one's NICAD.
     nicad[dup_pairs[:, 1]] = nicad[dup_pairs[:, 0]]
 
@@ -298,7 +309,7 @@ def generate(out_dir: Path, *, parcels: int, defect_rate: float = 0.005, seed: i
     meta = {
         "file": shp.name, "crs": CRS_WKT_EPSG, "seed": seed, "parcels": parcels, "extra_features": extras,
         "features": total, "defect_rate": defect_rate, "defect_counts": counts, "jitter_m": jitter,
-        "commune": COMMUNE_CODE, "commune_boundary_status": status,
+        "commune": commune, "commune_boundary_status": status,
         "placement": "database commune polygon" if polygon is not None else "fallback circle",
         "layout_centre": [round(centre[0], 3), round(centre[1], 3)],
         "ignored_warnings": list(IGNORED_WARNINGS),

@@ -30,6 +30,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--work-dir", type=Path, default=BENCH / "work")
     parser.add_argument("--results-dir", type=Path, default=BENCH / "results")
     parser.add_argument("--rebuild", action="store_true", help="drop and reload sifc_bench_serve")
+    parser.add_argument("--database-url", metavar="URL",
+                        help="serve an existing database as it is (postgresql://…; the service and the checks "
+                             "connect with it) instead of loading sifc_bench_serve; --parcels is then ignored")
     parser.add_argument("--enforce-targets", action="store_true", help="exit 3 when a target of the issue is missed")
     parser.add_argument("--servers", help="comma-separated sides among sifc,tipg,pgbench (the default) and "
                                           "sifc@REF: our service at git revision REF; sifc is required")

@@ -46,6 +46,14 @@ def _count(server: Server, table: str) -> int:
         return conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table))).fetchone()[0]
 
 
+def existing(url: str) -> Loaded:
+    """An existing database given by its URL (``--database-url``), as it is: its current parcels counted."""
+    with psycopg.connect(url, connect_timeout=10) as conn:
+        parcels = conn.execute("SELECT count(*) FROM parcel").fetchone()[0]
+        where = conn.execute("SELECT current_database() || '@' || inet_server_port()").fetchone()[0]
+    return Loaded(json.dumps({"database": where, "parcels": parcels}), parcels, True, None)
+
+
 def ensure(server: Server, *, parcels: int, seed: int, data_dir, rebuild: bool = False, log=print) -> Loaded:
     """Provision ``sifc_bench_serve`` and load ``parcels`` generated parcels into it unless it holds them."""
     import time

@@ -49,23 +49,30 @@ COUNT_SQL = """
       AND ST_Intersects(t.geom, ST_Transform(ST_MakeEnvelope(%(x0)s, %(y0)s, %(x1)s, %(y1)s, 4326), 32628))"""
 
 
-def draw(url: str, *, count: int, seed: int, log=print) -> Inputs:
-    """Draw ``count`` bboxes and points and all z16 tiles from the current parcels of ``url``."""
+def draw(url: str, *, count: int, seed: int, log=print, commune: str | None = None, sample_pct: float = 1) -> Inputs:
+    """Draw ``count`` bboxes and points and all z16 tiles from the current parcels of ``url``.
+
+    ``commune``: the bboxes are drawn around that commune's parcels only (a database holding parcels
+    in several communes, far apart); points and tiles still come from every parcel. ``sample_pct``:
+    the share of the table's pages sampled for bbox centres and points.
+    """
+    only = {"commune": commune, "pct": sample_pct}
     with psycopg.connect(url, connect_timeout=10) as conn:
         conn.execute("SELECT setseed(%s)", (((seed % 1000) / 1000.0),))
         centre_x, centre_y, radius = conn.execute("""
             SELECT ST_X(c), ST_Y(c), sqrt(n * 561.6 / pi()) FROM (
-                SELECT ST_Centroid(ST_SetSRID(ST_Extent(geom)::geometry, 32628)) AS c, count(*) AS n FROM parcel) s
-        """).fetchone()
+                SELECT ST_Centroid(ST_SetSRID(ST_Extent(geom)::geometry, 32628)) AS c, count(*) AS n FROM parcel
+                WHERE %(commune)s::text IS NULL OR commune_code = %(commune)s) s
+        """, only).fetchone()
         # Centres: random parcels well inside the disc (bboxes full of parcels).
         centres = conn.execute("""
             SELECT ST_X(ST_Centroid(geom)), ST_Y(ST_Centroid(geom))
-            FROM parcel_version TABLESAMPLE SYSTEM (1) REPEATABLE (%(seed)s)
-            WHERE valid_to IS NULL
+            FROM parcel_version TABLESAMPLE SYSTEM (%(pct)s) REPEATABLE (%(seed)s)
+            WHERE valid_to IS NULL AND (%(commune)s::text IS NULL OR commune_code = %(commune)s)
               AND ST_DWithin(ST_Centroid(geom), ST_SetSRID(ST_MakePoint(%(x)s, %(y)s), 32628), %(r)s)
             ORDER BY random() LIMIT %(n)s
         """, {"seed": seed, "x": centre_x, "y": centre_y, "r": max(radius - 1000.0, radius / 2),
-              "n": count}).fetchall()
+              "n": count, **only}).fetchall()
         if len(centres) < count:
             raise SystemExit(f"only {len(centres)} bbox centres found, {count} asked")
         # Calibrate the side on a sample: the count grows with the area (plus a border of cut parcels).
@@ -81,9 +88,9 @@ def draw(url: str, *, count: int, seed: int, log=print) -> Inputs:
         points = [tuple(r) for r in conn.execute("""
             SELECT round(ST_X(p)::numeric, 7)::float8, round(ST_Y(p)::numeric, 7)::float8
             FROM (SELECT ST_Transform(ST_PointOnSurface(geom), 4326) AS p
-                  FROM parcel_version TABLESAMPLE SYSTEM (1) REPEATABLE (%(seed)s)
+                  FROM parcel_version TABLESAMPLE SYSTEM (%(pct)s) REPEATABLE (%(seed)s)
                   WHERE valid_to IS NULL ORDER BY random() LIMIT %(n)s) s
-        """, {"seed": seed, "n": count}).fetchall()]
+        """, {"seed": seed, "n": count, "pct": sample_pct}).fetchall()]
         tiles = [(TILE_ZOOM, int(x), int(y)) for x, y in conn.execute(f"""
             SELECT DISTINCT floor((ST_X(c) + 180) / 360 * 2 ^ {TILE_ZOOM}),
                    floor((1 - ln(tan(radians(ST_Y(c))) + 1 / cos(radians(ST_Y(c)))) / pi()) / 2 * 2 ^ {TILE_ZOOM})

@@ -16,9 +16,12 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
+
+import psycopg
 
 from bench.import_bench.databases import REPO, Server
 from bench.revision import materialise, migration_differences
@@ -70,11 +73,13 @@ def tiles_available(base: str, inp: inputs_module.Inputs) -> bool:
 
 
 def check_bodies(bases: dict[str, str], paths, inp: inputs_module.Inputs, cases: list[str],
-                 sample: int = 10) -> dict[str, Any]:
+                 sample: int = 10, key: str = "id") -> dict[str, Any]:
     """Answers of every service on a sample of the inputs, against the database's own counts.
 
     ``bases`` maps sides to base URLs: ``sifc`` (required), ``tipg`` and other revisions of ours
     (``sifc@REF``), which must give the same parcels as ``sifc`` (the same tiles' features too).
+    ``key``: what identifies a parcel across sides, ``id`` (one database) or a property such as
+    ``nicad`` (two databases that imported the same file: the parcel ids differ).
     """
     checks: dict[str, Any] = {}
     problems: list[str] = []
@@ -84,7 +89,8 @@ def check_bodies(bases: dict[str, str], paths, inp: inputs_module.Inputs, cases:
         listed = "sifc" if side in revisions else side
         status, body = _get(bases[side] + paths[case][listed][i])
         document = json.loads(body) if body else {}
-        return status, document, {str(f["id"]) for f in document.get("features", [])}
+        return status, document, {str(f["id"] if key == "id" else f["properties"][key])
+                                  for f in document.get("features", [])}
 
     if "items" in cases:
         rows = []
@@ -303,6 +309,39 @@ def _sides(args) -> list[str]:
     return sides
 
 
+def wrk_side(service: servers.Service, paths_file: Path, *, case: str, side: str, number: int, duration: int,
+             args) -> load.Result:
+    """One timed wrk load against one service, with the service process's CPU time per request."""
+    cpu = _cpu_seconds(service.pid)
+    result = load.wrk(service.base, paths_file, case=case, side=side, number=number, duration=duration,
+                      connections=args.connections, threads=args.threads)
+    after = _cpu_seconds(service.pid)
+    if cpu is not None and after is not None and result.requests:
+        result.cpu_ms_per_request = 1000 * (after - cpu) / result.requests
+    return result
+
+
+def alternate(sides_of: dict[str, list[str]], one: Callable[[str, str, int, int], load.Result], *, rounds: int,
+              warmup: int, duration: int) -> list[load.Result]:
+    """The warm-up (``warmup`` s per case and side, untimed), then ``rounds`` rounds: every case, every side
+    for ``duration`` seconds, the sides' order rotating from round to round. ``one(case, side, round, seconds)``."""
+    results: list[load.Result] = []
+    log(f"warm-up: {warmup} s per side and case")
+    for case, sides in sides_of.items():
+        for side in sides:
+            one(case, side, 0, warmup)
+    for number in range(1, rounds + 1):
+        for case, order in sides_of.items():
+            shift = (number - 1) % len(order)
+            for side in order[shift:] + order[:shift]:
+                result = one(case, side, number, duration)
+                results.append(result)
+                log(f"round {number} {case:<5} {side:<14} {result.rate:8.1f}/s  p50 {_fmt(result.p50_ms, '{:.2f}')}"
+                    f" ms  p99 {_fmt(result.p99_ms, '{:.2f}')} ms" + (f"  errors {result.errors}"
+                                                                     if result.errors else ""))
+    return results
+
+
 def main(args) -> int:
     cases = [c.strip() for c in args.cases.split(",") if c.strip()]
     if set(cases) - set(CASES):
@@ -316,11 +355,16 @@ def main(args) -> int:
     revisions = {side: materialise(side.removeprefix("sifc@"), args.work_dir, log=log)
                  for side in wanted if side.startswith("sifc@")}
     server = Server.from_environment()
-    loaded = database.ensure(server, parcels=args.parcels, seed=args.seed, data_dir=args.data_dir,
-                             rebuild=args.rebuild, log=log)
-    service_url = server.url(database.DATABASE, service=True)
-    admin_url = server.url(database.DATABASE)
-    inp = inputs_module.load_or_draw(args.data_dir / f"serve-inputs-{args.parcels}-s{args.seed}.json", admin_url,
+    if getattr(args, "database_url", None):  # an existing database, as it is: nothing loaded, nothing checked
+        service_url = admin_url = args.database_url
+        loaded = database.existing(admin_url)
+    else:
+        loaded = database.ensure(server, parcels=args.parcels, seed=args.seed, data_dir=args.data_dir,
+                                 rebuild=args.rebuild, log=log)
+        service_url = server.url(database.DATABASE, service=True)
+        admin_url = server.url(database.DATABASE)
+    inputs_file = f"serve-inputs-{loaded.parcels}-s{args.seed}.json"
+    inp = inputs_module.load_or_draw(args.data_dir / inputs_file, admin_url,
                                      count=args.inputs, seed=args.seed, dataset=loaded.dataset, log=log)
     started = dt.datetime.now(dt.UTC)
     work = args.work_dir / f"serve-{started:%Y%m%d-%H%M%S}"
@@ -371,34 +415,16 @@ def main(args) -> int:
             if side == "pgbench":
                 return load.pgbench(service_url, scripts[case], case=case, number=number, duration=duration,
                                     connections=args.connections, threads=args.threads, log_dir=work / "pgbench")
-            service = services[side]
-            cpu = _cpu_seconds(service.pid)
             listed = "sifc" if side in revisions else side
-            result = load.wrk(service.base, work / f"{case}.{listed}.paths", case=case, side=side, number=number,
-                              duration=duration, connections=args.connections, threads=args.threads)
-            after = _cpu_seconds(service.pid)
-            if cpu is not None and after is not None and result.requests:
-                result.cpu_ms_per_request = 1000 * (after - cpu) / result.requests
-            return result
+            return wrk_side(services[side], work / f"{case}.{listed}.paths", case=case, side=side, number=number,
+                            duration=duration, args=args)
 
-        log(f"warm-up: {args.warmup} s per side and case")
-        for case in cases:
-            for side in sides_of[case]:
-                one(case, side, 0, args.warmup)
-        for number in range(1, args.rounds + 1):
-            for case in cases:
-                order = sides_of[case]
-                shift = (number - 1) % len(order)
-                for side in order[shift:] + order[:shift]:
-                    result = one(case, side, number, args.duration)
-                    results.append(result)
-                    log(f"round {number} {case:<5} {side:<14} {result.rate:8.1f}/s  p50 {_fmt(result.p50_ms, '{:.2f}')}"
-                        f" ms  p99 {_fmt(result.p99_ms, '{:.2f}')} ms" + (f"  errors {result.errors}"
-                                                                         if result.errors else ""))
+        results = alternate({case: sides_of[case] for case in cases}, one, rounds=args.rounds,
+                            warmup=args.warmup, duration=args.duration)
     finally:
         for service in services.values():
             service.stop()
-    with server.admin(database.DATABASE) as conn:
+    with psycopg.connect(admin_url, autocommit=True, connect_timeout=10) as conn:
         versions = {"postgresql": conn.execute("SHOW server_version").fetchone()[0],
                     "postgis": conn.execute("SELECT postgis_lib_version()").fetchone()[0],
                     "tipg": servers.tipg_version() if "tipg" in services else None,

@@ -86,13 +86,18 @@ class Service:
         return self.process.pid if self.process else None
 
 
-def sifc(service_url: str, admin_url: str, *, pool_size: int, work: Path, revision: Revision | None = None) -> Service:
-    """Our service, from the working tree or, with ``revision``, from that revision's worktree."""
-    name = "sifc" if revision is None else revision.label
+def sifc(service_url: str, admin_url: str, *, pool_size: int, work: Path, revision: Revision | None = None,
+         name: str | None = None, env: dict[str, str] | None = None) -> Service:
+    """Our service, from the working tree or, with ``revision``, from that revision's worktree.
+
+    ``name`` (default ``sifc`` or the revision's label) names its log and key file; ``env`` adds variables
+    (a federation node's ``SIFC_NODE_ID``).
+    """
+    name = name or ("sifc" if revision is None else revision.label)
     stem = name.replace("@", "_at_")
     env = dict(os.environ, SIFC_DATABASE_URL=service_url, SIFC_ADMIN_DATABASE_URL=admin_url,
                SIFC_POOL_SIZE=str(pool_size), SIFC_IMPORT_WORKERS="0", SIFC_ENVIRONMENT="development",
-               SIFC_KEY_FILE=str((work / f"{stem}-keys" / "signing-keys.json").resolve()))
+               SIFC_KEY_FILE=str((work / f"{stem}-keys" / "signing-keys.json").resolve()), **(env or {}))
     arguments = ["serve", "--host", "127.0.0.1", "--import-workers", "0"]
     if revision is None:
         return Service(name, [str(REPO / ".venv" / "bin" / "sifc"), *arguments], env, "/health", work / f"{stem}.log")

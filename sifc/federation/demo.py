@@ -35,11 +35,12 @@ class DemoNode:
     port: int
     http_port: int
     key_file: Path
+    label: str = "demo"  # clusters are named sifc_<label>_<node id>
 
     @property
     def cluster(self) -> LocalCluster:
         """The node's cluster."""
-        return LocalCluster(f"{local_clusters.PREFIX}demo_{self.node_id}", self.port)
+        return LocalCluster(f"{local_clusters.PREFIX}{self.label}_{self.node_id}", self.port)
 
     @property
     def url(self) -> str:
@@ -62,21 +63,31 @@ class DemoNode:
         return f"{assignments} sifc serve --port {self.http_port}"
 
 
-def members(directory: Path = DEFAULT_DIR) -> list[DemoNode]:
-    """The three nodes: national (5461, http 8461), Dakar (5462, 8462), Thiès (5463, 8463)."""
-    return [DemoNode(node_id, role, pole, port, port + 3000, directory / node_id / "signing-keys.json")
-            for node_id, role, pole, port in (("national", "national", None, 5461), ("dakar", "pole", "DKR", 5462),
-                                              ("thies", "pole", "THS", 5463))]
+def members(directory: Path = DEFAULT_DIR, *, ports: tuple[int, int, int] = (5461, 5462, 5463),
+            label: str = "demo") -> list[DemoNode]:
+    """The three nodes: national (5461, http 8461), Dakar (5462, 8462), Thiès (5463, 8463).
+
+    ``ports`` and ``label`` let another user (the federation benchmark) make the same federation on
+    clusters of its own.
+    """
+    return [DemoNode(node_id, role, pole, port, port + 3000, directory / node_id / "signing-keys.json", label)
+            for (node_id, role, pole), port in zip((("national", "national", None), ("dakar", "pole", "DKR"),
+                                                    ("thies", "pole", "THS")), ports, strict=True)]
 
 
-def up(directory: Path = DEFAULT_DIR, *, progress: Callable[[str], None] = lambda _: None) -> list[DemoNode]:
-    """Make, provision, initialise and link the three nodes (any earlier demo's clusters dropped first)."""
+def up(directory: Path = DEFAULT_DIR, *, progress: Callable[[str], None] = lambda _: None,
+       nodes: list[DemoNode] | None = None, settings: dict[str, str] | None = None) -> list[DemoNode]:
+    """Make, provision, initialise and link the three nodes (any earlier demo's clusters dropped first).
+
+    ``nodes`` (default ``members(directory)``) and ``settings`` (server settings over
+    ``local_clusters.SETTINGS``) are for other users of the same federation, such as the benchmark.
+    """
     from sifc.keyring import seal_public_keys
 
-    nodes = members(directory)
+    nodes = nodes or members(directory)
     for member in nodes:
         member.key_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        local_clusters.create(member.cluster.name, member.port)
+        local_clusters.create(member.cluster.name, member.port, settings=settings)
     progress("clusters")
     clusters = [m.cluster for m in nodes]
     env = {m.cluster: {"SIFC_KEY_FILE": str(m.key_file), "SIFC_NODE_ID": m.node_id} for m in nodes}
@@ -105,11 +116,11 @@ def up(directory: Path = DEFAULT_DIR, *, progress: Callable[[str], None] = lambd
     return nodes
 
 
-def down() -> list[str]:
-    """Drop the demonstration's clusters; the names dropped."""
+def down(nodes: list[DemoNode] | None = None) -> list[str]:
+    """Drop the demonstration's clusters (or those of ``nodes``); the names dropped."""
     present = local_clusters.listed()
     dropped = []
-    for member in members():
+    for member in nodes or members():
         if member.cluster.name in present:
             local_clusters.drop(member.cluster.name)
             dropped.append(member.cluster.name)
