@@ -51,7 +51,7 @@ def node_init(
     pole: Annotated[str | None, typer.Option(help="Code du pôle (pour --role pole), ex. THS.")] = None,
     node_id: Annotated[str | None, typer.Option(
         "--node-id", help="Identifiant du nœud (par défaut SIFC_NODE_ID), ex. thies.")] = None,
-    personal: Annotated[str, typer.Option(help=(
+    personal_policy: Annotated[str, typer.Option("--personal", help=(
         "Données personnelles : pole (restent au pôle, par défaut) ou national (publiées, base légale "
         "requise : déclaration à la CDP, loi 2008-12)."))] = "pole",
 ) -> None:
@@ -68,8 +68,8 @@ def node_init(
         raise InvalidInput("cli.node.node_id_differs", given=chosen, configured=settings.node_id)
     keys = seal_public_keys(settings.model_copy(update={"node_id": chosen}))
     with _owner_engine() as engine:
-        info, listed = nodes.init(engine, role=role, node_id=chosen, url=url, pole=pole, personal=personal,
-                                  seal_keys=keys)
+        info, listed = nodes.init(engine, role=role, node_id=chosen, url=url, pole=pole,
+                                  personal_policy=personal_policy, seal_keys=keys)
     out.print(say("cli.node.initialised", node=info.node_id, role=info.role, pole=info.pole_code or "—",
                   personal=info.personal), highlight=False)
     for publication, tables in listed.items():

@@ -115,30 +115,46 @@ def _exists(conn: Connection, table: str) -> bool:
     return conn.execute(text("SELECT to_regclass(quote_ident(:t)) IS NOT NULL"), {"t": table}).scalar() is True
 
 
-def _literal_list(values: Sequence[str]) -> str:
-    """A SQL list of string literals (commune codes are checked by the reference's CHECK; quoted anyway)."""
-    return ", ".join("'" + value.replace("'", "''") + "'" for value in values)
+def _run(conn: Connection, statement: sql.Composable) -> None:
+    """Execute a statement composed with ``psycopg.sql`` on ``conn``, in its transaction.
+
+    Publication statements take no bound parameters (utility statements are not prepared), so their
+    names are written as ``sql.Identifier`` and their values (commune codes, a node id, the operations
+    published) as ``sql.Literal``, quoted by psycopg for this very connection.
+    """
+    raw: Any = conn.connection.dbapi_connection
+    conn.exec_driver_sql(statement.as_string(raw))
 
 
-def _table_clause(conn: Connection, entry: registry.Replicated, personal: str, row_filter: str | None) -> str:
-    prep = conn.dialect.identifier_preparer
-    columns = ", ".join(prep.quote(c) for c in registry.published_columns(conn, entry, personal))
-    clause = f"TABLE {prep.quote(entry.table)} ({columns})"
-    return f"{clause} WHERE ({row_filter})" if row_filter else clause
+def _table_clause(conn: Connection, entry: registry.Replicated, personal_policy: str,
+                  row_filter: sql.Composable | None) -> sql.Composable:
+    columns = sql.SQL(", ").join(
+        sql.Identifier(column) for column in registry.published_columns(conn, entry, personal_policy))
+    clause = sql.SQL("TABLE {table} ({columns})").format(table=sql.Identifier(entry.table), columns=columns)
+    if row_filter is None:
+        return clause
+    return sql.SQL("{clause} WHERE ({row_filter})").format(clause=clause, row_filter=row_filter)
 
 
-def _set_publication(conn: Connection, name: str, clauses: list[str], publish: str) -> None:
+def _set_publication(conn: Connection, name: str, clauses: list[sql.Composable], publish: str) -> None:
     """Create publication ``name`` with ``clauses`` or make an existing one list exactly them."""
+    publication = sql.Identifier(name)
     if not clauses:
-        conn.execute(text(f"DROP PUBLICATION IF EXISTS {name}"))
+        _run(conn, sql.SQL("DROP PUBLICATION IF EXISTS {name}").format(name=publication))
         return
-    tables = ", ".join(clauses)
+    tables = sql.SQL(", ").join(clauses)
     exists = conn.execute(text("SELECT 1 FROM pg_publication WHERE pubname = :n"), {"n": name}).scalar()
     if exists:
-        conn.execute(text(f"ALTER PUBLICATION {name} SET {tables}"))
-        conn.execute(text(f"ALTER PUBLICATION {name} SET (publish = '{publish}')"))
+        _run(conn, sql.SQL("ALTER PUBLICATION {name} SET {tables}").format(name=publication, tables=tables))
+        _run(conn, sql.SQL("ALTER PUBLICATION {name} SET (publish = {publish})").format(
+            name=publication, publish=sql.Literal(publish)))
     else:
-        conn.execute(text(f"CREATE PUBLICATION {name} FOR {tables} WITH (publish = '{publish}')"))
+        _run(conn, sql.SQL("CREATE PUBLICATION {name} FOR {tables} WITH (publish = {publish})").format(
+            name=publication, tables=tables, publish=sql.Literal(publish)))
+
+
+def _drop_publication(conn: Connection, name: str) -> None:
+    _run(conn, sql.SQL("DROP PUBLICATION IF EXISTS {name}").format(name=sql.Identifier(name)))
 
 
 def publish(conn: Connection, node: NodeInfo) -> dict[str, list[str]]:
@@ -154,13 +170,16 @@ def publish(conn: Connection, node: NodeInfo) -> dict[str, list[str]]:
         communes = pole_communes(conn, node.pole_code)
         if not communes:
             raise FederationError("federation.pole_without_communes", pole=node.pole_code)
-        in_pole = f"commune_code IN ({_literal_list(communes)})"
-        own_row = f"node_id = '{node.node_id}'"
-        registry_clauses, audit_clauses = [], []
+        in_pole = sql.SQL(", ").join(sql.Literal(commune) for commune in communes)
+        own_row = sql.SQL("node_id = {node_id}").format(node_id=sql.Literal(node.node_id))
+        registry_clauses: list[sql.Composable] = []
+        audit_clauses: list[sql.Composable] = []
         for entry in registry.owned_by("pole"):
             if not _exists(conn, entry.table):
                 continue
-            row_filter = in_pole if entry.commune_column else own_row
+            row_filter = (sql.SQL("{column} IN ({communes})").format(
+                column=sql.Identifier(entry.commune_column), communes=in_pole) if entry.commune_column
+                else own_row)
             clause = _table_clause(conn, entry, node.personal, row_filter)
             if entry.publish == "insert":
                 audit_clauses.append(clause)
@@ -170,16 +189,16 @@ def publish(conn: Connection, node: NodeInfo) -> dict[str, list[str]]:
                 listed.setdefault(POLE_PUBLICATION, []).append(entry.table)
         _set_publication(conn, POLE_PUBLICATION, registry_clauses, PUBLISH)
         _set_publication(conn, AUDIT_PUBLICATION, audit_clauses, "insert")
-        conn.execute(text(f"DROP PUBLICATION IF EXISTS {NATIONAL_PUBLICATION}"))
+        _drop_publication(conn, NATIONAL_PUBLICATION)
     else:
-        clauses = []
+        clauses: list[sql.Composable] = []
         for entry in registry.owned_by("national"):
             if _exists(conn, entry.table):
                 clauses.append(_table_clause(conn, entry, node.personal, None))
                 listed.setdefault(NATIONAL_PUBLICATION, []).append(entry.table)
         _set_publication(conn, NATIONAL_PUBLICATION, clauses, PUBLISH)
         for name in (POLE_PUBLICATION, AUDIT_PUBLICATION):
-            conn.execute(text(f"DROP PUBLICATION IF EXISTS {name}"))
+            _drop_publication(conn, name)
     return listed
 
 
@@ -205,18 +224,21 @@ def _json(value: object) -> str:
     return json.dumps(value, ensure_ascii=False, default=str)
 
 
-def init(engine: Engine, *, role: str, node_id: str, url: str, pole: str | None = None, personal: str = "pole",
+def init(engine: Engine, *, role: str, node_id: str, url: str, pole: str | None = None,
+         personal_policy: str = "pole",
          seal_keys: list[dict[str, Any]] | None = None) -> tuple[NodeInfo, dict[str, list[str]]]:
     """Make this node a pole or the national node: its row, its publications; return both.
 
     Idempotent: run again, it rewrites the row and rebuilds the publications (a new seal key, a
     changed URL, a pole's new commune). A node's role and id cannot change once it replicates: its
-    subscriptions and its peers' slots are named after it.
+    subscriptions and its peers' slots are named after it. ``personal_policy`` says where the
+    registry's personal columns live (``pole``: left out of the pole's publications; ``national``:
+    published), not who may read them, which the services decide from their reader.
     """
     if role not in ROLES:
         raise FederationError("federation.bad_role", role=role)
-    if personal not in registry.PERSONAL_POLICIES:
-        raise FederationError("federation.bad_personal", personal=personal)
+    if personal_policy not in registry.PERSONAL_POLICIES:
+        raise FederationError("federation.bad_personal", personal=personal_policy)
     if (role == "pole") != (pole is not None):
         raise FederationError("federation.pole_option", role=role)
     with engine.begin() as conn:
@@ -235,11 +257,11 @@ def init(engine: Engine, *, role: str, node_id: str, url: str, pole: str | None 
         conn.execute(text("""
             UPDATE sifc_node SET node_id = :node_id, role = :role, pole_code = :pole, url = :url,
                 personal = :personal, seal_keys = CAST(:keys AS jsonb), updated_at = now()"""),
-            {"node_id": node_id, "role": role, "pole": pole, "url": url, "personal": personal,
+            {"node_id": node_id, "role": role, "pole": pole, "url": url, "personal": personal_policy,
              "keys": _json(seal_keys or [])})
         node = current(conn)
         if role == "national":
-            if personal == "pole":
+            if personal_policy == "pole":
                 registry.relax_personal(conn)
             _upsert_directory(conn, node_id=node_id, role="national", pole_code=None, url=url,
                               seal_keys=seal_keys or [])
@@ -349,10 +371,10 @@ def drop_subscription(engine: Engine, name: str) -> tuple[str | None, str | None
             WHERE s.subname = :n"""), {"n": name}).one_or_none()
         if row is None:
             return None, None
-        quoted = conn.dialect.identifier_preparer.quote(name)
-        conn.execute(text(f"ALTER SUBSCRIPTION {quoted} DISABLE"))
-        conn.execute(text(f"ALTER SUBSCRIPTION {quoted} SET (slot_name = NONE)"))
-        conn.execute(text(f"DROP SUBSCRIPTION {quoted}"))
+        prep = conn.dialect.identifier_preparer
+        conn.execute(text(f"ALTER SUBSCRIPTION {prep.quote(name)} DISABLE"))
+        conn.execute(text(f"ALTER SUBSCRIPTION {prep.quote(name)} SET (slot_name = NONE)"))
+        conn.execute(text(f"DROP SUBSCRIPTION {prep.quote(name)}"))
         return str(row.subconninfo), (str(row.subslotname) if row.subslotname else None)
 
 
@@ -391,9 +413,10 @@ def rebuild_pieces(engine: Engine) -> None:
 
 
 def _holds_registry(conn: Connection) -> bool:
+    prep = conn.dialect.identifier_preparer
     for entry in registry.owned_by("pole"):
         if entry.commune_column and entry.publish == "all" and _exists(conn, entry.table):
-            if conn.execute(text(f"SELECT EXISTS (SELECT 1 FROM {entry.table})")).scalar():
+            if conn.execute(text(f"SELECT EXISTS (SELECT 1 FROM {prep.quote(entry.table)})")).scalar():
                 return True
     return False
 
@@ -404,9 +427,10 @@ def _empty_reference(conn: Connection) -> None:
     The national node's copy replaces it; the codes are the same, so the registry's references hold.
     """
     conn.execute(text("SET LOCAL session_replication_role = replica"))
+    prep = conn.dialect.identifier_preparer
     for entry in reversed(registry.owned_by("national")):
         if _exists(conn, entry.table):
-            conn.execute(text(f"DELETE FROM {entry.table}"))
+            conn.execute(text(f"DELETE FROM {prep.quote(entry.table)}"))
     conn.execute(text("DELETE FROM territory_piece"))
 
 
@@ -490,15 +514,17 @@ def _subscription_exists(conn: Connection, name: str) -> bool:
 def _delete_pole_rows(conn: Connection, pole_node_id: str, communes: list[str]) -> dict[str, int]:
     """Delete every row the pole published (its communes' rows, its heartbeat), replica mode."""
     conn.execute(text("SET LOCAL session_replication_role = replica"))
+    prep = conn.dialect.identifier_preparer
     deleted: dict[str, int] = {}
     for entry in reversed(registry.owned_by("pole")):
         if not _exists(conn, entry.table):
             continue
         if entry.commune_column:
-            result = conn.execute(text(f"DELETE FROM {entry.table} WHERE {entry.commune_column} = ANY(:c)"),
-                                  {"c": communes})
+            result = conn.execute(text(f"DELETE FROM {prep.quote(entry.table)} "
+                                       f"WHERE {prep.quote(entry.commune_column)} = ANY(:c)"), {"c": communes})
         else:
-            result = conn.execute(text(f"DELETE FROM {entry.table} WHERE node_id = :n"), {"n": pole_node_id})
+            result = conn.execute(text(f"DELETE FROM {prep.quote(entry.table)} WHERE node_id = :n"),
+                                  {"n": pole_node_id})
         deleted[entry.table] = result.rowcount
     return deleted
 
@@ -560,12 +586,12 @@ def set_enabled(engine: Engine, names: Sequence[str] | None, enabled: bool) -> l
         if missing:
             raise FederationError("federation.no_subscription", name=missing[0])
         chosen = existing if names is None else [n for n in existing if n in names]
+        prep = conn.dialect.identifier_preparer
         for name in chosen:
-            quoted = conn.dialect.identifier_preparer.quote(name)
-            conn.execute(text(f"ALTER SUBSCRIPTION {quoted} {'ENABLE' if enabled else 'DISABLE'}"))
+            conn.execute(text(f"ALTER SUBSCRIPTION {prep.quote(name)} {'ENABLE' if enabled else 'DISABLE'}"))
             # The operator decides now: a pause left by an interrupted `sifc node migrate` (its mark, a comment)
             # is no longer that command's to resume.
-            conn.execute(text(f"COMMENT ON SUBSCRIPTION {quoted} IS NULL"))
+            conn.execute(text(f"COMMENT ON SUBSCRIPTION {prep.quote(name)} IS NULL"))
     return chosen
 
 
