@@ -861,6 +861,15 @@ federation_node = Table(
     CheckConstraint("jsonb_typeof(seal_keys) = 'array'", "seal_keys"),
 )
 
+# Each pole's last sign of life (migration 0017): written by the pole itself, replicated to the national node,
+# where now() - beat_at is the age of that pole's data.
+federation_heartbeat = Table(
+    "federation_heartbeat",
+    metadata,
+    Column("node_id", Text, primary_key=True),
+    Column("beat_at", DateTime(timezone=True), nullable=False),
+)
+
 # Each pole-owned table's replica identity: its key and its commune, which the publications' row filters use.
 for _entry in registry.owned_by("pole"):
     if _entry.guarded and _entry.table in metadata.tables:

@@ -296,6 +296,8 @@ EXPECTED_WRITES = {
     ("write_audit", "INSERT"), ("access_audit", "INSERT"),
     # sessions: refresh tokens issued, used and revoked
     ("refresh_token", "INSERT"),
+    # federation: a pole's own sign of life (sifc serve, sifc node beat; the owner guard allows only its row)
+    ("federation_heartbeat", "INSERT"),
 }
 EXPECTED_COLUMN_UPDATES = {
     "parcel_version": {"valid_to", "closed_by", "close_reason"},
@@ -308,6 +310,7 @@ EXPECTED_COLUMN_UPDATES = {
     "app_user": {"failed_attempts", "locked_until", "last_login_at"},
     "api_key": {"last_used_at"},
     "refresh_token": {"used_at", "revoked_at"},
+    "federation_heartbeat": {"beat_at"},
     "import_job": {"status", "stage", "progress_done", "progress_total", "attempts", "worker", "error", "report",
                    "issues_gz", "rejects_gpkg", "batch_id", "started_at", "updated_at", "finished_at"},
 }
