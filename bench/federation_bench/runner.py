@@ -136,7 +136,11 @@ def thies_communes(national: LocalCluster) -> list[str]:
 
 
 def datasets_for_runs(args, thies: LocalCluster, national: LocalCluster) -> list[tuple[str, Dataset]]:
-    """One generated file per run, each in a commune of its own (the last in Sandiara)."""
+    """One generated file per run, each in a commune of its own (the last in Sandiara).
+
+    Each file has a seed of its own (``--seed`` + its place): NICADs are drawn from the seed, and two communes
+    of one department would otherwise share them (the national node holds every commune's NICADs).
+    """
     chosen: list[tuple[str, Dataset]] = []
     candidates = iter(thies_communes(national))
     wanted = args.runs - 1
@@ -145,12 +149,13 @@ def datasets_for_runs(args, thies: LocalCluster, national: LocalCluster) -> list
         if code is None:
             raise SystemExit(f"no Thiès commune left with room for {args.parcels} parcels")
         try:
-            chosen.append((code, generate(args.data_dir, parcels=args.parcels, defect_rate=0.0, seed=args.seed,
+            chosen.append((code, generate(args.data_dir, parcels=args.parcels, defect_rate=0.0,
+                                          seed=args.seed + 1 + len(chosen),
                                           admin_url=thies.conninfo, commune=code, log=log)))
         except SystemExit as error:
             log(f"{code}: {error}")
-    last = generate(args.data_dir, parcels=args.parcels, defect_rate=0.0, seed=args.seed, admin_url=thies.conninfo,
-                    commune=LAST_COMMUNE, log=log)
+    last = generate(args.data_dir, parcels=args.parcels, defect_rate=0.0, seed=args.seed + args.runs,
+                    admin_url=thies.conninfo, commune=LAST_COMMUNE, log=log)
     return [*chosen, (LAST_COMMUNE, last)]
 
 
