@@ -6,12 +6,28 @@ three clusters at most at a time, always dropped at the end.
 
 from __future__ import annotations
 
+import fcntl
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.federation.clusters import Node, NodeSpec, drop_nodes, make_nodes
+
+LOCK_FILE = Path(os.environ.get("SIFC_FEDERATION_LOCK", "/tmp/sifc-federation-tests.lock"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_federation_run_at_a_time() -> Iterator[None]:
+    """Two test sessions on one machine wait for each other here: their clusters share the ports 5451-5467, and
+    a run drops any cluster it finds on its ports (a crashed run's leftovers), which would be the other's."""
+    with LOCK_FILE.open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 @pytest.fixture(scope="module")
