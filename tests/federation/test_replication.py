@@ -7,10 +7,16 @@ init``), and the national node subscribes to both. Thiès imports a GeoPackage o
 national node every pole-owned table then holds, for each pole's communes, the same rows as the pole over
 the published columns (counts and md5 in key order), the personal columns NULL (default policy), and
 ``sifc node status --json`` shows both subscriptions streaming.
+
+Through each node's own app (``TestClient`` over its database): a write into Sandiara is refused at the national
+node and at Dakar (403 ``federation.not-owner`` naming Thiès from the replicated directory; SF403 from the
+database for the service's role), and passes at Thiès; a fiche sealed at Thiès verifies at the national node
+(its replicated register) and at Dakar (by the seal, Thiès's key from the directory).
 """
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 from typing import Any
@@ -269,3 +275,169 @@ def test_the_national_node_knows_the_age_of_each_poles_data(federation_nodes):
     found = wait_until(ages, timeout=60, interval=1, what="both poles' heartbeats at the national node")
     assert set(found) == {"thies", "dakar"} and all(0 <= age < 120 for age in found.values()), found
     assert "thies" in national.run("node", "status", env={"COLUMNS": "200"}).stdout
+
+
+# --- the API of each node: writes go to the owner; a seal verifies anywhere ------------------------------------
+
+NOT_OWNER = "urn:sifc:problem:federation.not-owner"
+
+
+def _key(node: Node, role: str, *scope: str) -> dict[str, str]:
+    """Headers of an API key made at ``node`` with ``sifc keys create`` (keys are per node)."""
+    args = [arg for code in scope for arg in ("--scope", code)]
+    done = node.run("keys", "create", "--name", f"api-{role}", "--role", role, *args)
+    return {"X-API-Key": done.stdout.strip().splitlines()[-1]}
+
+
+def _client(node: Node) -> TestClient:
+    """The real app over the node's database, keys and node id (enter it as a context)."""
+    return TestClient(create_app(node.settings(public_url="http://testserver", allowed_hosts=["testserver"],
+                                               node_id=node.node_id)))
+
+
+def _free_sandiara_spot(thies: Node) -> tuple[float, float]:
+    """A corner (UTM 28N) of a 20 m square well inside Sandiara that no parcel at Thiès touches."""
+    row = thies.sql("""
+        SELECT ST_X(p), ST_Y(p) FROM commune c,
+             LATERAL (SELECT ST_Translate(ST_PointOnSurface(ST_Buffer(c.geom, -300)), dx * 100, -400) p
+                      FROM generate_series(0, 30) dx) s
+        WHERE c.code = :c AND ST_Covers(c.geom, ST_Buffer(p, 60))
+          AND NOT EXISTS (SELECT 1 FROM parcel_version v WHERE v.valid_to IS NULL AND ST_DWithin(v.geom, p, 60))
+        ORDER BY ST_X(p) LIMIT 1""", c=SANDIARA)
+    assert row, "no free spot in Sandiara"
+    return float(row[0][0]), float(row[0][1])
+
+
+def _parcel_in(x: float, y: float, land_use: str = "agriculture") -> dict[str, Any]:
+    return {"type": "Feature", "geometry": mapping(box(x, y, x + 20, y + 20)),
+            "properties": {"reason": "levé", "land_use": land_use}}
+
+
+def _written(node: Node) -> tuple[int, int]:
+    """What the node holds of Sandiara's parcels, and the writes it audited itself."""
+    return (node.scalar("SELECT count(*) FROM parcel_version WHERE commune_code = :c", c=SANDIARA),
+            node.scalar("SELECT count(*) FROM write_audit WHERE node_id = :n", n=node.node_id))
+
+
+def _refused_by_the_guard(node: Node, statement: str, **params: Any) -> str:
+    """The SQLSTATE of ``statement`` run as the service's role on ``node`` (rolled back either way)."""
+    import psycopg
+
+    url = node.cluster.service_url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(url) as conn:
+        conn.execute("SELECT set_config('sifc.actor', 'tests', true)")  # as the service names its writer
+        try:
+            conn.execute(statement, params)
+        except psycopg.Error as error:
+            conn.rollback()
+            return str(error.sqlstate)
+        conn.rollback()
+    return "00000"
+
+
+INSERT_VERSION = """
+    INSERT INTO parcel_version (parcel_id, version, nicad_status, commune_code, geom, land_use, action, author)
+    VALUES (gen_random_uuid(), 1, 'absent', %(commune)s,
+            ST_Multi(ST_MakeEnvelope(%(x)s, %(y)s, %(x)s + 20, %(y)s + 20, 32628)),
+            'agriculture', 'create', 'tests')"""
+
+
+def test_a_write_into_a_commune_of_thies_is_refused_at_the_national_node_and_at_dakar(
+        federation_nodes: dict[str, Node]) -> None:
+    national, thies, dakar = (federation_nodes[n] for n in ("national", "thies", "dakar"))
+    # Thiès's URL as the directory holds it: written by the national node, replicated to Dakar.
+    thies_url = national.scalar("SELECT url FROM federation_node WHERE node_id = 'thies'")
+    assert thies_url == "http://127.0.0.1:8452"
+    assert dakar.scalar("SELECT url FROM federation_node WHERE node_id = 'thies'") == thies_url
+    x, y = _free_sandiara_spot(thies)
+    officer = _key(thies, "agent_foncier", f"commune:{SANDIARA}")
+    with _client(thies) as client:
+        own = client.post("/parcels", params=CRS, headers=officer, json=_parcel_in(x, y))
+        assert own.status_code == 201, own.text
+    parcel = own.json()["id"]
+    wait_until(lambda: national.scalar("SELECT count(*) FROM parcel_version WHERE parcel_id = :p", p=parcel),
+               what="Thiès's parcel at the national node")
+
+    admins = {node.node_id: _key(node, "administrateur") for node in (national, dakar)}
+    before = {node.node_id: _written(node) for node in (national, dakar)}
+    for node in (national, dakar):
+        with _client(node) as client:
+            admin = admins[node.node_id]
+            attempts = [client.post("/parcels", params=CRS, headers=admin, json=_parcel_in(x + 40, y))]
+            if node is national:  # Dakar holds none of Thiès's parcels: nothing there to modify
+                etag = client.get(f"/parcels/{parcel}").headers["ETag"]
+                attempts.append(client.patch(f"/parcels/{parcel}", params=CRS, headers={**admin, "If-Match": etag},
+                                             json={"type": "Feature", "geometry": None,
+                                                   "properties": {"land_use": "habitation", "reason": "test"}}))
+            for refused in attempts:
+                assert refused.status_code == 403, (node.node_id, refused.text)
+                assert refused.headers["content-type"].startswith("application/problem+json")
+                body = refused.json()
+                assert (body["type"], body["commune"], body["owner_node"], body["owner_url"]) == (
+                    NOT_OWNER, SANDIARA, "thies", thies_url), (node.node_id, body)
+        # The database refuses the service's role the same write, whoever forgot to ask.
+        assert _refused_by_the_guard(node, INSERT_VERSION, commune=SANDIARA, x=x + 40, y=y) == "SF403"
+        if node is national:
+            assert _refused_by_the_guard(node, "UPDATE parcel_version SET valid_to = now(), closed_by = 'tests' "
+                                               "WHERE parcel_id = %(p)s AND valid_to IS NULL", p=parcel) == "SF403"
+    assert {node.node_id: _written(node) for node in (national, dakar)} == before
+
+    # At Thiès the same writes pass, and reach the national node.
+    with _client(thies) as client:
+        created = client.post("/parcels", params=CRS, headers=officer, json=_parcel_in(x + 40, y))
+        assert created.status_code == 201, created.text
+        etag = client.get(f"/parcels/{parcel}").headers["ETag"]
+        changed = client.patch(f"/parcels/{parcel}", params=CRS, headers={**officer, "If-Match": etag},
+                               json={"type": "Feature", "geometry": None,
+                                     "properties": {"land_use": "habitation", "reason": "test"}})
+        assert changed.status_code == 200, changed.text
+    wait_until(lambda: national.scalar(
+        "SELECT count(*) FROM parcel_version WHERE valid_to IS NULL AND (parcel_id = :new "
+        "OR (parcel_id = :p AND land_use = 'habitation'))", new=created.json()["id"], p=parcel) == 2,
+        what="Thiès's writes at the national node")
+
+
+def test_a_document_sealed_at_thies_verifies_at_the_national_node_and_by_its_seal_at_dakar(
+        federation_nodes: dict[str, Node]) -> None:
+    national, thies, dakar = (federation_nodes[n] for n in ("national", "thies", "dakar"))
+    from pypdf import PdfReader
+
+    x, y = _free_sandiara_spot(thies)
+    officer = _key(thies, "agent_foncier", f"commune:{SANDIARA}")
+    with _client(thies) as client:
+        parcel = client.post("/parcels", params=CRS, headers=officer, json=_parcel_in(x, y))
+        assert parcel.status_code == 201, parcel.text
+        fiche = client.get(f"/parcels/{parcel.json()['id']}/fiche.pdf", headers=officer)
+        assert fiche.status_code == 200, fiche.text
+    pdf = fiche.content
+    metadata = PdfReader(io.BytesIO(pdf)).metadata
+    assert metadata is not None
+    code, kid = str(metadata["/SIFCCode"]), str(metadata["/SIFCKeyId"])
+    assert kid.startswith("thies-")
+    wait_until(lambda: national.scalar("SELECT count(*) FROM issued_document WHERE code = :c", c=code),
+               what="the issued document at the national node")
+
+    def verify(node: Node, content: bytes) -> dict[str, Any]:
+        with _client(node) as client:
+            answer = client.post("/documents/verify",
+                                 files={"file": ("fiche.pdf", io.BytesIO(content), "application/pdf")})
+        assert answer.status_code == 200, answer.text
+        return dict(answer.json())
+
+    at_national = verify(national, pdf)
+    assert (at_national["authentic"], at_national["sealed_by_node"], at_national["verified_by"]) == (
+        True, "thies", "register"), at_national
+    assert at_national["certifies"]["parcel"]["id"] == parcel.json()["id"]
+    assert at_national["certifies"]["parcel"]["commune_code"] == SANDIARA
+    index = pdf.index(b"/Producer")
+    flipped = pdf[:index] + b"/Producex" + pdf[index + 9:]  # one byte of the file, outside the sealed facts
+    changed = verify(national, flipped)
+    assert (changed["authentic"], changed["reason"]) == (False, "file_changed"), changed
+
+    # Dakar's register holds no row of Thiès: the seal alone, with Thiès's key from the replicated directory.
+    assert dakar.scalar("SELECT count(*) FROM issued_document WHERE code = :c", c=code) == 0
+    assert dakar.scalar("SELECT count(*) FROM federation_node, jsonb_array_elements(seal_keys) k "
+                        "WHERE node_id = 'thies' AND k ->> 'kid' = :kid", kid=kid) == 1
+    at_dakar = verify(dakar, pdf)
+    assert (at_dakar["authentic"], at_dakar["sealed_by_node"], at_dakar["verified_by"]) == (
+        True, "thies", "seal"), at_dakar
