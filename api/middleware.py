@@ -280,6 +280,7 @@ class DataAge:
         self.app = app
         self._read_at = -DATA_AGE_TTL_S
         self._ages: dict[str, float | None] | None = None
+        self._reading = False  # one read in flight: the requests meanwhile use the ages read before
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in ("GET", "HEAD"):
@@ -300,9 +301,13 @@ class DataAge:
 
     async def _value(self, app: Any) -> str | None:
         now = time.monotonic()
-        if now - self._read_at >= DATA_AGE_TTL_S:
+        if now - self._read_at >= DATA_AGE_TTL_S and not self._reading:
             factory = getattr(getattr(app, "state", None), "sessionmaker", None)
-            self._ages = await run_in_threadpool(_national_ages, factory) if factory is not None else None
+            self._reading = True
+            try:
+                self._ages = await run_in_threadpool(_national_ages, factory) if factory is not None else None
+            finally:
+                self._reading = False
             self._read_at = now
         if not self._ages:  # not the national node, or no pole in its directory yet
             return None

@@ -55,3 +55,32 @@ def test_the_data_age_header_lists_each_pole():
     assert data_age_value({"thies": 12.7, "dakar": 3.2, "sud": None}) == "dakar=3, sud=unknown, thies=12"
     assert data_age_value({"dakar": 3.2}, elapsed=1.5) == "dakar=4"
     assert data_age_value({}) == ""
+
+
+def test_concurrent_requests_at_the_national_node_share_one_read_of_the_ages(monkeypatch):
+    """While the directory is being read, the other requests answer with the ages read before (no pile of reads)."""
+    import asyncio
+    import threading
+    import time as clock
+
+    from api import middleware
+
+    calls = []
+    gate = threading.Lock()
+
+    def slow_read(factory):
+        with gate:
+            calls.append(factory)
+        clock.sleep(0.2)
+        return {"thies": 5.0}
+
+    monkeypatch.setattr(middleware, "_national_ages", slow_read)
+    age = middleware.DataAge(app=None)  # type: ignore[arg-type]
+    app = SimpleNamespace(state=SimpleNamespace(sessionmaker=object()))
+
+    async def many() -> list[str | None]:
+        return await asyncio.gather(*(age._value(app) for _ in range(20)))
+
+    values = asyncio.run(many())
+    assert len(calls) == 1
+    assert values.count("thies=5") >= 1
