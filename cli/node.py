@@ -10,6 +10,8 @@ reference, ``demo`` runs a federation of three nodes on this machine. All run as
 from __future__ import annotations
 
 import json
+import shlex
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,6 +26,7 @@ from cli.node_migrate import beat, migrate
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
+    from sifc.federation.demo import DemoNode
     from sifc.federation.status import NodeStatus
 
 node_app = typer.Typer(help="Fédération : pôles et nœud national (réplication logique PostgreSQL).",
@@ -149,7 +152,8 @@ def _print_status(status: NodeStatus) -> None:
         out.print(say("cli.node.slot", name=slot.name, active=say("cli.node.yes" if slot.active else "cli.node.no"),
                       wal_status=slot.wal_status or "—", lag=_number(slot.lag_bytes)), highlight=False)
     for pole, age in status.data_age.items():
-        out.print(say("cli.node.data_age", node=pole, age=_number(age)), highlight=False)
+        out.print(say("cli.node.data_age", node=pole, age=_number(age)) if age is not None
+                  else say("cli.node.data_age_never", node=pole), highlight=False)
     if status.pieces_stale:
         out.print(say("cli.node.pieces_stale"), highlight=False)
 
@@ -209,19 +213,73 @@ def node_pieces() -> None:
 @node_app.command("demo")
 def node_demo(
     down: Annotated[bool, typer.Option("--down", help="Arrêter et supprimer les trois grappes de la démo.")] = False,
+    cut: Annotated[str | None, typer.Option(
+        "--cut", help="Couper la liaison entre ce pôle (dakar, thies) et le national ; chaque nœud continue.")] = None,
+    restore: Annotated[str | None, typer.Option(
+        "--restore", help="Rétablir la liaison entre ce pôle et le national ; le retard se rattrape.")] = None,
     directory: Annotated[Path | None, typer.Option(
-        "--dir", help="Dossier des clés des nœuds (par défaut ~/.local/share/sifc/federation-demo).")] = None,
+        "--dir", help="Dossier des clés et environnements des nœuds (par défaut ~/.local/share/sifc/federation-demo).")
+    ] = None,
+    port: Annotated[int, typer.Option(
+        min=1024, max=62000, help="Port PostgreSQL du national ; les pôles : les deux suivants ; HTTP : port + 3000.")
+    ] = 5461,
+    label: Annotated[str, typer.Option(
+        help="Les grappes s'appellent sifc_<label>_<nœud> (une autre démo à côté : autre label, autre port).")
+    ] = "demo",
 ) -> None:
     """Une fédération sur cette machine : le national et deux pôles (Dakar, Thiès), grappes PostgreSQL 15 locales."""
     from sifc.federation import demo
 
+    members = demo.members(directory or demo.DEFAULT_DIR, ports=(port, port + 1, port + 2), label=label)
     if down:
-        dropped = demo.down()
+        dropped = demo.down(members)
         out.print(say("cli.node.demo_down", clusters=", ".join(dropped) or "—"), highlight=False)
         return
-    made = demo.up(directory or demo.DEFAULT_DIR, progress=lambda step: out.print(f"· {step}", highlight=False))
-    out.print(say("cli.node.demo_up"), highlight=False)
+    if cut or restore:
+        pole = str(cut or restore)
+        (demo.cut if cut else demo.restore)(pole, members)
+        out.print(say("cli.node.demo_cut" if cut else "cli.node.demo_restored", node=pole), highlight=False)
+        return
+    made = demo.up(directory or demo.DEFAULT_DIR, nodes=members,
+                   progress=lambda step: out.print(f"· {step}", highlight=False))
+    _print_walk_through(made, "" if (port, label) == (5461, "demo") else f" --port {port} --label {label}")
+
+
+def _program() -> str:
+    """How the user called ``sifc`` (``.venv/bin/sifc``), to print commands they can paste."""
+    called = Path(sys.argv[0])
+    return shlex.quote(str(called)) if called.name == "sifc" else "sifc"
+
+
+def _print_walk_through(made: list[DemoNode], options: str) -> None:
+    """What to do next with the demo's federation, command by command."""
+    from sifc.federation.demo import SAMPLES
+
+    sifc = _program()
+    national, thies = made[0], made[-1]
+    samples = [thies.env_file.parent / name for name in SAMPLES]
+
+    def _word(path: Path) -> str:
+        return shlex.quote(str(path))
+
+    def at(member: DemoNode, command: str, *, background: bool = False) -> str:
+        if background:  # exec: the job is the server itself, which kill %N stops
+            return f"  (. {_word(member.env_file)} && exec {sifc} {command}) &"
+        return f"  (. {_word(member.env_file)} && {sifc} {command})"
+
+    out.print(say("cli.node.demo_up", directory=national.env_file.parent), highlight=False)
+    out.print("\n" + say("cli.node.demo_step_serve", url=national.url), highlight=False)
     for member in made:
-        out.print(f"\n[bold]{member.node_id}[/] ({member.role}{' ' + member.pole if member.pole else ''})")
-        out.print("  " + member.serve_command(), highlight=False, soft_wrap=True)
-    out.print("\n" + say("cli.node.demo_next"), highlight=False)
+        out.print(at(member, f"serve --port {member.http_port}", background=True), highlight=False, soft_wrap=True)
+    out.print("\n" + say("cli.node.demo_step_import", url=national.url), highlight=False)
+    out.print(at(thies, f"import parcels {_word(samples[0])}"), highlight=False, soft_wrap=True)
+    out.print(f"  curl '{national.url}/ogc/collections/parcels/items?commune_code=SN1301-sandiara&limit=1'",
+              highlight=False, soft_wrap=True)
+    out.print("\n" + say("cli.node.demo_step_status"), highlight=False)
+    out.print(at(national, "node status"), highlight=False, soft_wrap=True)
+    out.print("\n" + say("cli.node.demo_step_cut", pole=thies.node_id), highlight=False)
+    out.print(f"  {sifc} node demo --cut {thies.node_id}{options}", highlight=False, soft_wrap=True)
+    out.print(at(thies, f"import parcels {_word(samples[1])}"), highlight=False, soft_wrap=True)
+    out.print(at(national, "node status"), highlight=False, soft_wrap=True)
+    out.print(f"  {sifc} node demo --restore {thies.node_id}{options}", highlight=False, soft_wrap=True)
+    out.print("\n" + say("cli.node.demo_next", command=f"{sifc} node demo --down{options}"), highlight=False)

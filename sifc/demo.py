@@ -328,6 +328,19 @@ def load_tenure(session: Session, batch_id: str) -> _Tenure:
     return done
 
 
+def write_parcels(session: Session, code: str, path: Path) -> int:
+    """Write pilot commune ``code``'s demo parcels to a GeoPackage; the number written (0: commune not loaded).
+
+    The same synthetic parcels as ``load_demo``, as a surveyor's file to import (``sifc node demo``).
+    """
+    records = _parcels_for(session, code, PILOTS[code])
+    if records:
+        path.unlink(missing_ok=True)
+        gpd.GeoDataFrame(records, geometry="geometry", crs=STORAGE_SRID).to_file(path, layer="parcelles",
+                                                                                 driver="GPKG")
+    return len(records)
+
+
 def load_demo(session: Session) -> DemoOutcome | None:
     """Generate and import the demo parcels and their tenure records; None when they are already there."""
     act_as(session, DEMO_AUTHOR)

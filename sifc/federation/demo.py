@@ -3,19 +3,27 @@
 ``sifc node demo`` makes three clusters on loopback ports 5461-5463 (``local_clusters``), provisions them,
 loads the territorial reference at the national node and initialises it; each pole (Dakar, DKR: Bargny;
 Thiès, THS: Mont-Rolland, Sandiara) takes the reference from there, then becomes a pole; the national
-node subscribes to each pole; then the command says how to serve each node. Each node has its own key
-file (its seal keys) and node id. ``sifc node demo --down`` drops the three clusters. For trying the
-federation, never for data: the clusters trust every loopback connection.
+node subscribes to each pole. Each node has its own key file (its seal keys), node id and environment file
+(``<dir>/<node>.env``, the ``SIFC_*`` variables that bind a command to it); two files of synthetic parcels
+to import at Thiès are written beside them (``sandiara.gpkg``, ``mont-rolland.gpkg``); then the command says
+how to serve each node and walk through the demo. ``cut`` and ``restore`` cut and restore the link between
+a pole and the national node: both subscriptions are pointed at a loopback port where nothing listens, as
+when the network between them is down, while every node and its service go on (the pole keeps writing for
+its users; the national node serves what it has, and says how old it is). ``sifc node demo --down`` drops
+the three clusters. For trying the federation, never for data: the clusters trust every loopback
+connection.
 """
 
 from __future__ import annotations
 
+import re
 import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import create_engine
+from sqlalchemy import Engine, String, create_engine, literal, text
+from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
 from sifc.federation import local_clusters, node
@@ -23,6 +31,8 @@ from sifc.federation.local_clusters import LocalCluster
 from sifc.settings import Settings
 
 DEFAULT_DIR = Path.home() / ".local" / "share" / "sifc" / "federation-demo"
+SAMPLES = {"sandiara.gpkg": "SN1301-sandiara", "mont-rolland.gpkg": "SN1303-mont-rolland"}  # Thiès's, to import
+CUT_PORT = 1  # a loopback port where nothing listens: a cut link's subscriptions point there
 
 
 @dataclass(frozen=True)
@@ -57,6 +67,11 @@ class DemoNode:
         return Settings(database_url=self.cluster.service_url, admin_database_url=self.cluster.admin_url,
                         key_file=self.key_file, node_id=self.node_id, public_url=self.url)
 
+    @property
+    def env_file(self) -> Path:
+        """``<dir>/<node id>.env``: the node's environment, for ``. FILE`` in a shell."""
+        return self.key_file.parent.parent / f"{self.node_id}.env"
+
     def serve_command(self) -> str:
         """A shell command that serves this node."""
         assignments = " ".join(f"{k}={shlex.quote(v)}" for k, v in self.env().items())
@@ -70,6 +85,10 @@ def members(directory: Path = DEFAULT_DIR, *, ports: tuple[int, int, int] = (546
     ``ports`` and ``label`` let another user (the federation benchmark) make the same federation on
     clusters of its own.
     """
+    if not re.fullmatch(r"[a-z][a-z0-9]{0,19}", label):
+        from sifc.errors import InvalidInput
+
+        raise InvalidInput("cli.node.demo_bad_label", label=label[:40])
     return [DemoNode(node_id, role, pole, port, port + 3000, directory / node_id / "signing-keys.json", label)
             for (node_id, role, pole), port in zip((("national", "national", None), ("dakar", "pole", "DKR"),
                                                     ("thies", "pole", "THS")), ports, strict=True)]
@@ -110,10 +129,65 @@ def up(directory: Path = DEFAULT_DIR, *, progress: Callable[[str], None] = lambd
         for member in poles:
             node.subscribe(engines[national.node_id], member.cluster.conninfo)
         progress("national: sifc node subscribe (" + ", ".join(m.node_id for m in poles) + ")")
+        for member in nodes:
+            member.env_file.write_text("".join(f"export {k}={shlex.quote(v)}\n" for k, v in member.env().items()))
+        write_samples(engines[national.node_id], nodes[0].env_file.parent)
+        progress(", ".join(m.env_file.name for m in nodes) + ", " + ", ".join(SAMPLES))
     finally:
         for engine in engines.values():
             engine.dispose()
     return nodes
+
+
+def write_samples(engine: Engine, directory: Path) -> dict[str, int]:
+    """Thiès's two pilot communes' parcels of ``sifc demo load``, a GeoPackage each: file name -> parcels.
+
+    Written in ``directory``, from the reference at ``engine``.
+    """
+    from sifc.demo import write_parcels
+
+    with engine.connect() as conn:
+        session = Session(bind=conn)
+        return {name: write_parcels(session, code, directory / name) for name, code in SAMPLES.items()}
+
+
+def _peer(name: str, nodes: list[DemoNode]) -> tuple[DemoNode, DemoNode]:
+    """The national node and pole ``name`` of ``nodes``."""
+    national, poles = nodes[0], {m.node_id: m for m in nodes[1:]}
+    if name not in poles:
+        from sifc.errors import InvalidInput
+
+        raise InvalidInput("cli.node.demo_not_a_pole", node=name, poles=", ".join(poles))
+    return national, poles[name]
+
+
+def _point(member: DemoNode, subscription: str, conninfo: str) -> None:
+    engine = create_engine(member.cluster.admin_url, poolclass=NullPool)
+    try:
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            name = conn.dialect.identifier_preparer.quote(subscription)
+            value = literal(conninfo, String()).compile(conn, compile_kwargs={"literal_binds": True})
+            conn.execute(text(f"ALTER SUBSCRIPTION {name} CONNECTION {value}"))
+    finally:
+        engine.dispose()
+
+
+def cut(name: str, nodes: list[DemoNode] | None = None) -> None:
+    """Cut the link between pole ``name`` and the national node (``restore`` puts it back).
+
+    Each one's subscription to the other points at a port where nothing listens.
+    """
+    national, pole = _peer(name, nodes or members())
+    closed = f"host={local_clusters.HOST} port={CUT_PORT} dbname=sifc user=postgres connect_timeout=3"
+    _point(national, node.subscription_name(pole.node_id), closed)
+    _point(pole, node.NATIONAL_SUBSCRIPTION, closed)
+
+
+def restore(name: str, nodes: list[DemoNode] | None = None) -> None:
+    """Restore the link between pole ``name`` and the national node (each subscription to its peer again)."""
+    national, pole = _peer(name, nodes or members())
+    _point(national, node.subscription_name(pole.node_id), pole.cluster.conninfo)
+    _point(pole, node.NATIONAL_SUBSCRIPTION, national.cluster.conninfo)
 
 
 def down(nodes: list[DemoNode] | None = None) -> list[str]:

@@ -190,7 +190,7 @@ def _probe(conn: Connection, status: SubscriptionStatus) -> None:
                 FROM pg_replication_slots s WHERE s.slot_name = %s""", (status.slot,)).fetchone()
     except psycopg.Error as error:
         status.publisher_reachable = False
-        status.publisher_error = (str(error).strip().splitlines() or ["?"])[-1][:300]
+        status.publisher_error = (str(error).strip().splitlines() or ["?"])[0][:300]  # the failure, not its hint
         return
     status.publisher_reachable = True
     if row is None:
