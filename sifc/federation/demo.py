@@ -72,11 +72,6 @@ class DemoNode:
         """``<dir>/<node id>.env``: the node's environment, for ``. FILE`` in a shell."""
         return self.key_file.parent.parent / f"{self.node_id}.env"
 
-    def serve_command(self) -> str:
-        """A shell command that serves this node."""
-        assignments = " ".join(f"{k}={shlex.quote(v)}" for k, v in self.env().items())
-        return f"{assignments} sifc serve --port {self.http_port}"
-
 
 def members(directory: Path = DEFAULT_DIR, *, ports: tuple[int, int, int] = (5461, 5462, 5463),
             label: str = "demo") -> list[DemoNode]:
