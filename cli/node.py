@@ -56,7 +56,11 @@ def node_init(
         "--node-id", help="Identifiant du nœud (par défaut SIFC_NODE_ID), ex. thies.")] = None,
     personal_policy: Annotated[str, typer.Option("--personal", help=(
         "Données personnelles : pole (restent au pôle, par défaut) ou national (publiées, base légale "
-        "requise : déclaration à la CDP, loi 2008-12)."))] = "pole",
+        "requise : --legal-basis)."))] = "pole",
+    legal_basis: Annotated[str | None, typer.Option("--legal-basis", help=(
+        "Avec --personal national : la référence de la formalité accomplie auprès de la CDP (récépissé de "
+        "déclaration, autorisation ou avis ; loi n° 2008-12 du 25 janvier 2008, décret n° 2008-721 du "
+        "30 juin 2008)."))] = None,
 ) -> None:
     """Fait de ce nœud un pôle ou le nœud national : son identité, ses publications (relancer pour les refaire)."""
     from sifc.errors import InvalidInput
@@ -72,9 +76,11 @@ def node_init(
     keys = seal_public_keys(settings.model_copy(update={"node_id": chosen}))
     with _owner_engine() as engine:
         info, listed = nodes.init(engine, role=role, node_id=chosen, url=url, pole=pole,
-                                  personal_policy=personal_policy, seal_keys=keys)
+                                  personal_policy=personal_policy, legal_basis=legal_basis, seal_keys=keys)
     out.print(say("cli.node.initialised", node=info.node_id, role=info.role, pole=info.pole_code or "—",
                   personal=info.personal), highlight=False)
+    if info.legal_basis:
+        out.print(say("cli.node.legal_basis", basis=info.legal_basis), highlight=False)
     for publication, tables in listed.items():
         out.print(say("cli.node.publication", name=publication, count=len(tables), tables=", ".join(tables)),
                   highlight=False)
@@ -123,6 +129,8 @@ def _number(value: float | int | None, digits: int = 1) -> str:
 def _print_status(status: NodeStatus) -> None:
     out.print(say("cli.node.status_head", node=status.node_id, role=status.role, pole=status.pole_code or "—",
                   personal=status.personal), highlight=False)
+    if status.legal_basis:
+        out.print(say("cli.node.legal_basis", basis=status.legal_basis), highlight=False)
     if status.role == "single":
         out.print(say("cli.node.single"))
         return

@@ -835,6 +835,8 @@ sifc_node = Table(
     Column("pole_code", Text),
     Column("url", Text),
     Column("personal", Text, nullable=False, server_default="pole"),
+    # Under personal = 'national': the reference of the CDP formality (loi 2008-12) that allows the transfer.
+    Column("legal_basis", Text),
     Column("seal_keys", JSONB, nullable=False, server_default=text("'[]'")),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     ForeignKeyConstraint(["pole_code"], ["pole.code"]),
@@ -843,6 +845,7 @@ sifc_node = Table(
     CheckConstraint(f"role IN {NODE_ROLES}", "role"),
     CheckConstraint("(role = 'pole') = (pole_code IS NOT NULL)", "pole"),
     CheckConstraint("personal IN ('pole', 'national')", "personal"),
+    CheckConstraint("personal = 'pole' OR (legal_basis IS NOT NULL AND btrim(legal_basis) <> '')", "legal_basis"),
     CheckConstraint("jsonb_typeof(seal_keys) = 'array'", "seal_keys"),
 )
 

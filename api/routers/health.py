@@ -34,7 +34,8 @@ class HealthOut(BaseModel):
     reference_loaded: bool
     federation: dict[str, Any] = Field(default_factory=lambda: {"role": "single"}, description=(
         "The node's place in the federation (ADR 0004): `role` (single, pole, national); off a single node its "
-        "`node_id`; at the national node `poles`, per pole node id: `data_age_s` (seconds since the latest heartbeat "
+        "`node_id`; at the national node `personal` (its personal-data policy: `pole` when identities stay at the "
+        "poles, `national`) and `poles`, per pole node id: `data_age_s` (seconds since the latest heartbeat "
         "of the pole that arrived, null before the first), `lag_bytes` (received from the pole, not yet applied) "
         "and `status` of the subscription (streaming, stopped, disabled, missing)"))
     read_replica: bool = Field(default=False, description=(

@@ -7,7 +7,9 @@ nothing changes for today's servers.
 
 - ``sifc_node``: this node (one row, never replicated): its id (``local`` until initialised), role
   (``single``, ``pole`` with its pole code, ``national``), public URL, personal-data policy and seal
-  public keys. ``federation_node``: the directory of nodes, written by the national node and
+  public keys; under ``personal = 'national'`` (identities sent to the national node), ``legal_basis``:
+  the reference of the CDP formality (loi n° 2008-12, décret n° 2008-721), required by a CHECK.
+  ``federation_node``: the directory of nodes, written by the national node and
   replicated to every pole. The service role only reads both.
 - ``sifc_owns(commune)``: whether this node writes the commune's registry (single: every commune;
   national: none; pole: the communes of its pole's regions).
@@ -139,6 +141,7 @@ CREATE TABLE sifc_node (
     pole_code text,
     url text,
     personal text NOT NULL DEFAULT 'pole',
+    legal_basis text,
     seal_keys jsonb NOT NULL DEFAULT '[]',
     updated_at timestamptz NOT NULL DEFAULT now(),
     CONSTRAINT pk_sifc_node PRIMARY KEY (singleton),
@@ -148,6 +151,8 @@ CREATE TABLE sifc_node (
     CONSTRAINT ck_sifc_node_role CHECK (role IN ('single', 'pole', 'national')),
     CONSTRAINT ck_sifc_node_pole CHECK ((role = 'pole') = (pole_code IS NOT NULL)),
     CONSTRAINT ck_sifc_node_personal CHECK (personal IN ('pole', 'national')),
+    CONSTRAINT ck_sifc_node_legal_basis CHECK (
+        personal = 'pole' OR (legal_basis IS NOT NULL AND btrim(legal_basis) <> '')),
     CONSTRAINT ck_sifc_node_seal_keys CHECK (jsonb_typeof(seal_keys) = 'array')
 )"""
 

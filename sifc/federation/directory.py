@@ -187,11 +187,16 @@ def pole_feeds(session: Session) -> list[PoleFeed]:
 
 
 def health(session: Session) -> dict[str, object]:
-    """``/health``'s ``federation`` member: the role; the node id off a single node; each pole at the national."""
+    """``/health``'s ``federation`` member: the role; the node id off a single node; each pole at the national.
+
+    The national node also says its personal-data policy (``pole``: identities stay at the poles), never
+    the reference of its legal basis, which ``sifc node status`` shows to the operator.
+    """
     node = this_node(session)
     if node.role == "single":
         return {"role": node.role}
     answer: dict[str, object] = {"role": node.role, "node_id": node.node_id}
     if node.national:
+        answer["personal"] = node.personal
         answer["poles"] = {feed.node_id: feed.as_dict() for feed in pole_feeds(session)}
     return answer

@@ -64,11 +64,12 @@ class NodeInfo:
     url: str | None
     personal: str
     seal_keys: list[dict[str, Any]] = field(default_factory=list)
+    legal_basis: str | None = None  # under personal = 'national': the reference of the CDP formality
 
     def as_dict(self) -> dict[str, Any]:
         """Plain values (for JSON)."""
         return {"node_id": self.node_id, "role": self.role, "pole_code": self.pole_code, "url": self.url,
-                "personal": self.personal, "seal_keys": self.seal_keys}
+                "personal": self.personal, "legal_basis": self.legal_basis, "seal_keys": self.seal_keys}
 
 
 @dataclass(frozen=True)
@@ -98,10 +99,11 @@ def slot_name(subscriber_id: str) -> str:
 def current(conn: Connection) -> NodeInfo:
     """The node's own row of ``sifc_node``."""
     row = conn.execute(text(
-        "SELECT node_id, role, pole_code, url, personal, seal_keys FROM sifc_node")).one_or_none()
+        "SELECT node_id, role, pole_code, url, personal, seal_keys, legal_basis FROM sifc_node")).one_or_none()
     if row is None:
         raise FederationError("federation.no_node_row")
-    return NodeInfo(row.node_id, row.role, row.pole_code, row.url, row.personal, list(row.seal_keys or []))
+    return NodeInfo(row.node_id, row.role, row.pole_code, row.url, row.personal, list(row.seal_keys or []),
+                    row.legal_basis)
 
 
 def pole_communes(conn: Connection, pole_code: str) -> list[str]:
@@ -225,7 +227,7 @@ def _json(value: object) -> str:
 
 
 def init(engine: Engine, *, role: str, node_id: str, url: str, pole: str | None = None,
-         personal_policy: str = "pole",
+         personal_policy: str = "pole", legal_basis: str | None = None,
          seal_keys: list[dict[str, Any]] | None = None) -> tuple[NodeInfo, dict[str, list[str]]]:
     """Make this node a pole or the national node: its row, its publications; return both.
 
@@ -234,11 +236,22 @@ def init(engine: Engine, *, role: str, node_id: str, url: str, pole: str | None 
     subscriptions and its peers' slots are named after it. ``personal_policy`` says where the
     registry's personal columns live (``pole``: left out of the pole's publications; ``national``:
     published), not who may read them, which the services decide from their reader.
+
+    Sending personal data to the national node is a processing of its own under loi n° 2008-12 du
+    25 janvier 2008 and décret n° 2008-721 du 30 juin 2008: ``national`` requires ``legal_basis``, the
+    reference of the formality accomplished with the Commission de protection des données personnelles
+    (receipt of the declaration, authorisation or opinion), kept in ``sifc_node.legal_basis`` (whose
+    CHECK refuses the policy without it); ``pole`` takes none.
     """
     if role not in ROLES:
         raise FederationError("federation.bad_role", role=role)
     if personal_policy not in registry.PERSONAL_POLICIES:
         raise FederationError("federation.bad_personal", personal=personal_policy)
+    basis = (legal_basis or "").strip() or None
+    if personal_policy == "national" and basis is None:
+        raise FederationError("federation.legal_basis_required")
+    if personal_policy != "national" and basis is not None:
+        raise FederationError("federation.legal_basis_unused")
     if (role == "pole") != (pole is not None):
         raise FederationError("federation.pole_option", role=role)
     with engine.begin() as conn:
@@ -256,8 +269,9 @@ def init(engine: Engine, *, role: str, node_id: str, url: str, pole: str | None 
                 raise FederationError("federation.unknown_pole", pole=pole, known=known or "—")
         conn.execute(text("""
             UPDATE sifc_node SET node_id = :node_id, role = :role, pole_code = :pole, url = :url,
-                personal = :personal, seal_keys = CAST(:keys AS jsonb), updated_at = now()"""),
-            {"node_id": node_id, "role": role, "pole": pole, "url": url, "personal": personal_policy,
+                personal = :personal, legal_basis = :basis, seal_keys = CAST(:keys AS jsonb),
+                updated_at = now()"""),
+            {"node_id": node_id, "role": role, "pole": pole, "url": url, "personal": personal_policy, "basis": basis,
              "keys": _json(seal_keys or [])})
         node = current(conn)
         if role == "national":

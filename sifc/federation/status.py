@@ -83,6 +83,7 @@ class NodeStatus:
     pole_code: str | None
     url: str | None
     personal: str
+    legal_basis: str | None = None  # personal = 'national': the reference of the CDP formality
     publications: dict[str, list[str]] = field(default_factory=dict)
     subscriptions: list[SubscriptionStatus] = field(default_factory=list)
     slots: list[SlotStatus] = field(default_factory=list)
@@ -285,7 +286,7 @@ def node_status(session: Session, *, probe: bool = True) -> NodeStatus:
     conn = session.connection()
     me = nodes.current(conn)
     privileged = _privileged(conn)
-    status = NodeStatus(me.node_id, me.role, me.pole_code, me.url, me.personal)
+    status = NodeStatus(me.node_id, me.role, me.pole_code, me.url, me.personal, me.legal_basis)
     for pubname, table in conn.execute(text(
             "SELECT pubname, tablename FROM pg_publication_tables ORDER BY pubname, tablename")).all():
         status.publications.setdefault(str(pubname), []).append(str(table))

@@ -63,8 +63,11 @@ def become(db: Session, settings: Settings, role: str, *, pole: str | None = Non
            personal: str = "pole") -> None:
     """Make the test's node ``role`` (of ``pole``), with the directory of two poles and the national node."""
     as_owner(db, settings, DIRECTORY, {"dakar": DAKAR_URL, "thies": THIES_URL, "national": "https://sifc.example"})
-    as_owner(db, settings, "UPDATE sifc_node SET role = :role, pole_code = :pole, node_id = :node, personal = :personal",
-             {"role": role, "pole": pole, "node": node_id, "personal": personal})
+    # personal = 'national' needs the reference of its CDP formality (CHECK ck_sifc_node_legal_basis): synthetic here.
+    as_owner(db, settings, "UPDATE sifc_node SET role = :role, pole_code = :pole, node_id = :node, personal = :personal, "
+                           "legal_basis = :basis",
+             {"role": role, "pole": pole, "node": node_id, "personal": personal,
+              "basis": "CDP, récépissé n° 0000/TEST" if personal == "national" else None})
 
 
 def feature(geom, **properties):
