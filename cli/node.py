@@ -61,6 +61,15 @@ def node_init(
         "Avec --personal national : la référence de la formalité accomplie auprès de la CDP (récépissé de "
         "déclaration, autorisation ou avis ; loi n° 2008-12 du 25 janvier 2008, décret n° 2008-721 du "
         "30 juin 2008)."))] = None,
+    replication_password_file: Annotated[Path | None, typer.Option(
+        "--replication-password-file", help=(
+            "Fichier du mot de passe du rôle sifc_replication (celui que les pairs nomment dans --to) : le rôle "
+            "peut alors se connecter. Sans cette option ni --replication-login, il reste tel qu'il était "
+            "(NOLOGIN à sa création)."))] = None,
+    replication_login: Annotated[bool, typer.Option(
+        "--replication-login", help=(
+            "Le rôle sifc_replication peut se connecter sans mot de passe fixé ici (pg_hba.conf décide : "
+            "grappes d'essai en confiance locale)."))] = False,
 ) -> None:
     """Fait de ce nœud un pôle ou le nœud national : son identité, ses publications (relancer pour les refaire)."""
     from sifc.errors import InvalidInput
@@ -73,14 +82,28 @@ def node_init(
         raise InvalidInput("cli.node.node_id_missing")
     if settings.node_id and settings.node_id != chosen:
         raise InvalidInput("cli.node.node_id_differs", given=chosen, configured=settings.node_id)
+    password = None
+    if replication_password_file is not None:
+        try:
+            password = next(iter(replication_password_file.read_text(encoding="utf-8").splitlines()), "")
+        except (OSError, UnicodeDecodeError) as error:
+            raise InvalidInput("cli.node.replication_password_unreadable", path=str(replication_password_file),
+                               reason=type(error).__name__) from error
+        if not password:
+            raise InvalidInput("cli.node.replication_password_empty", path=str(replication_password_file))
     keys = seal_public_keys(settings.model_copy(update={"node_id": chosen}))
     with _owner_engine() as engine:
         info, listed = nodes.init(engine, role=role, node_id=chosen, url=url, pole=pole,
-                                  personal_policy=personal_policy, legal_basis=legal_basis, seal_keys=keys)
+                                  personal_policy=personal_policy, legal_basis=legal_basis, seal_keys=keys,
+                                  replication_login=replication_login, replication_password=password)
+        with engine.connect() as conn:
+            can_login = nodes.replication_can_login(conn)
     out.print(say("cli.node.initialised", node=info.node_id, role=info.role, pole=info.pole_code or "—",
                   personal=info.personal), highlight=False)
     if info.legal_basis:
         out.print(say("cli.node.legal_basis", basis=info.legal_basis), highlight=False)
+    out.print(say("cli.node.replication_role_login" if can_login else "cli.node.replication_role_nologin"),
+              highlight=False)
     for publication, tables in listed.items():
         out.print(say("cli.node.publication", name=publication, count=len(tables), tables=", ".join(tables)),
                   highlight=False)

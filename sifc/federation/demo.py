@@ -111,18 +111,19 @@ def up(directory: Path = DEFAULT_DIR, *, progress: Callable[[str], None] = lambd
     engines = {m.node_id: create_engine(m.cluster.admin_url, poolclass=NullPool) for m in nodes}
 
     def init(member: DemoNode) -> None:
+        # Peers connect as sifc_replication (the published columns only): LOGIN, no password (loopback trust).
         node.init(engines[member.node_id], role=member.role, node_id=member.node_id, url=member.url,
-                  pole=member.pole, seal_keys=seal_public_keys(member.settings()))
+                  pole=member.pole, seal_keys=seal_public_keys(member.settings()), replication_login=True)
 
     try:
         init(national)
         progress(f"sifc node init --role national ({national.node_id})")
         for member in poles:  # the reference first, from the national node; then the pole knows its communes
-            node.subscribe(engines[member.node_id], national.cluster.conninfo, node_id=member.node_id)
+            node.subscribe(engines[member.node_id], national.cluster.replication_conninfo, node_id=member.node_id)
             init(member)
             progress(f"{member.node_id}: sifc node subscribe (national), sifc node init --pole {member.pole}")
         for member in poles:
-            node.subscribe(engines[national.node_id], member.cluster.conninfo)
+            node.subscribe(engines[national.node_id], member.cluster.replication_conninfo)
         progress("national: sifc node subscribe (" + ", ".join(m.node_id for m in poles) + ")")
         for member in nodes:
             member.env_file.write_text("".join(f"export {k}={shlex.quote(v)}\n" for k, v in member.env().items()))
@@ -181,8 +182,8 @@ def cut(name: str, nodes: list[DemoNode] | None = None) -> None:
 def restore(name: str, nodes: list[DemoNode] | None = None) -> None:
     """Restore the link between pole ``name`` and the national node (each subscription to its peer again)."""
     national, pole = _peer(name, nodes or members())
-    _point(national, node.subscription_name(pole.node_id), pole.cluster.conninfo)
-    _point(pole, node.NATIONAL_SUBSCRIPTION, national.cluster.conninfo)
+    _point(national, node.subscription_name(pole.node_id), pole.cluster.replication_conninfo)
+    _point(pole, node.NATIONAL_SUBSCRIPTION, national.cluster.replication_conninfo)
 
 
 def down(nodes: list[DemoNode] | None = None) -> list[str]:

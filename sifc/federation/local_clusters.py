@@ -65,6 +65,14 @@ class LocalCluster:
         """A libpq connection string to the database, as a subscription on another node names it."""
         return f"host={HOST} port={self.port} dbname={self.database} user=postgres"
 
+    @property
+    def replication_conninfo(self) -> str:
+        """The same as the role ``sifc_replication`` (``sifc node init`` made it; LOGIN with ``replication_login``).
+
+        What a peer's subscription names: it reads the published columns only. No password: loopback is trusted.
+        """
+        return f"host={HOST} port={self.port} dbname={self.database} user=sifc_replication"
+
     def env(self) -> dict[str, str]:
         """The ``SIFC_*`` variables that bind a command or a server to this cluster's database."""
         return {"SIFC_DATABASE_URL": self.service_url, "SIFC_ADMIN_DATABASE_URL": self.admin_url}

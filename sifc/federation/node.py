@@ -45,6 +45,13 @@ PUBLISH = "insert, update, delete"
 ROLES = ("national", "pole")
 SYNCED = ("r", "s")  # pg_subscription_rel: ready, or synchronised and handed to the apply worker
 CONNECT_TIMEOUT_S = 5
+# The role a peer's subscription connects as: it reads the published columns and, for `sifc node
+# subscribe`, these (what `peer_node` and `_schema_version` select), nothing else.
+REPLICATION_ROLE = "sifc_replication"
+PEER_READS: dict[str, tuple[str, ...]] = {
+    "sifc_node": ("node_id", "role", "pole_code", "url", "personal", "seal_keys"),
+    "alembic_version": ("version_num",),
+}
 
 
 class FederationError(SifcError):
@@ -128,11 +135,10 @@ def _run(conn: Connection, statement: sql.Composable) -> None:
     conn.exec_driver_sql(statement.as_string(raw))
 
 
-def _table_clause(conn: Connection, entry: registry.Replicated, personal_policy: str,
+def _table_clause(entry: registry.Replicated, columns: Sequence[str],
                   row_filter: sql.Composable | None) -> sql.Composable:
-    columns = sql.SQL(", ").join(
-        sql.Identifier(column) for column in registry.published_columns(conn, entry, personal_policy))
-    clause = sql.SQL("TABLE {table} ({columns})").format(table=sql.Identifier(entry.table), columns=columns)
+    listed = sql.SQL(", ").join(sql.Identifier(column) for column in columns)
+    clause = sql.SQL("TABLE {table} ({columns})").format(table=sql.Identifier(entry.table), columns=listed)
     if row_filter is None:
         return clause
     return sql.SQL("{clause} WHERE ({row_filter})").format(clause=clause, row_filter=row_filter)
@@ -165,8 +171,10 @@ def publish(conn: Connection, node: NodeInfo) -> dict[str, list[str]]:
     Only the registry's tables that exist are listed (a table of a later migration joins at the next
     ``sifc node init`` or ``sifc node migrate``). A pole's row filter names its communes as the
     reference holds them now: after a change of the pole's composition, run ``sifc node init`` again.
+    The replication role's privileges are remade in the same transaction (``grant_replication``).
     """
     listed: dict[str, list[str]] = {}
+    readable: dict[str, list[str]] = {}  # table -> the columns published (and readable by the replication role)
     if node.role == "pole":
         assert node.pole_code is not None
         communes = pole_communes(conn, node.pole_code)
@@ -182,7 +190,8 @@ def publish(conn: Connection, node: NodeInfo) -> dict[str, list[str]]:
             row_filter = (sql.SQL("{column} IN ({communes})").format(
                 column=sql.Identifier(entry.commune_column), communes=in_pole) if entry.commune_column
                 else own_row)
-            clause = _table_clause(conn, entry, node.personal, row_filter)
+            readable[entry.table] = registry.published_columns(conn, entry, node.personal)
+            clause = _table_clause(entry, readable[entry.table], row_filter)
             if entry.publish == "insert":
                 audit_clauses.append(clause)
                 listed.setdefault(AUDIT_PUBLICATION, []).append(entry.table)
@@ -196,12 +205,110 @@ def publish(conn: Connection, node: NodeInfo) -> dict[str, list[str]]:
         clauses: list[sql.Composable] = []
         for entry in registry.owned_by("national"):
             if _exists(conn, entry.table):
-                clauses.append(_table_clause(conn, entry, node.personal, None))
+                readable[entry.table] = registry.published_columns(conn, entry, node.personal)
+                clauses.append(_table_clause(entry, readable[entry.table], None))
                 listed.setdefault(NATIONAL_PUBLICATION, []).append(entry.table)
         _set_publication(conn, NATIONAL_PUBLICATION, clauses, PUBLISH)
         for name in (POLE_PUBLICATION, AUDIT_PUBLICATION):
             _drop_publication(conn, name)
+    grant_replication(conn, readable)
     return listed
+
+
+# The replication role --------------------------------------------------------------------------
+
+
+def _role_state(conn: Connection) -> Any:
+    return conn.execute(text("""
+        SELECT rolsuper, rolcreatedb, rolcreaterole, rolbypassrls, rolreplication, rolinherit, rolcanlogin
+        FROM pg_roles WHERE rolname = :r"""), {"r": REPLICATION_ROLE}).one_or_none()
+
+
+def ensure_replication_role(conn: Connection) -> None:
+    """Create ``sifc_replication`` (NOLOGIN REPLICATION) if absent; give it back its attributes if changed.
+
+    Roles belong to the whole PostgreSQL server: another database of the same server may create it at
+    the same moment (the duplicate is ignored), and its attributes are altered only when they differ,
+    so two databases initialised at once do not update the same catalogue row. Whether it may log in
+    (``LOGIN``, a password) is the operator's: ``set_replication_login``, or ALTER ROLE by hand, kept here.
+    Any role it was made a member of is taken back: it holds nothing but its own grants.
+    """
+    role = sql.Identifier(REPLICATION_ROLE)
+    if _role_state(conn) is None:
+        _run(conn, sql.SQL(
+            "DO $$ BEGIN CREATE ROLE {role} NOLOGIN REPLICATION; "
+            "EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$").format(role=role))
+    state = _role_state(conn)
+    if (state.rolsuper, state.rolcreatedb, state.rolcreaterole, state.rolbypassrls, state.rolreplication,
+            state.rolinherit) != (False, False, False, False, True, False):
+        _run(conn, sql.SQL("ALTER ROLE {role} NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS REPLICATION "
+                           "NOINHERIT").format(role=role))
+    for granted in conn.execute(text("""
+            SELECT g.rolname FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid
+            JOIN pg_roles r ON r.oid = m.member WHERE r.rolname = :r ORDER BY 1"""),
+            {"r": REPLICATION_ROLE}).scalars():
+        _run(conn, sql.SQL("REVOKE {granted} FROM {role}").format(granted=sql.Identifier(granted), role=role))
+
+
+def grant_replication(conn: Connection, published: dict[str, list[str]]) -> None:
+    """Let ``sifc_replication`` read exactly ``published`` (table -> columns) and what a peer reads.
+
+    Column-level SELECT on each published column (the publications' own lists: under ``personal =
+    'pole'`` no personal column), which is what a subscription's initial copy reads (``COPY (SELECT
+    <columns> FROM ONLY t WHERE <row filter>)``, run at the publisher as the connecting role) — the
+    changes streamed afterwards are decoded from the WAL, without privilege checks —, and what
+    ``sifc node subscribe`` reads at its peer (``PEER_READS``). Everything it held before on tables,
+    sequences, views and functions of this database is revoked first, in the same transaction: a table
+    or a column that left the publications (a policy back to ``pole``) is no longer readable.
+    """
+    ensure_replication_role(conn)
+    role = sql.Identifier(REPLICATION_ROLE)
+    held = conn.execute(text("""
+        SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE EXISTS (SELECT 1 FROM aclexplode(c.relacl) x WHERE x.grantee = to_regrole(:r))
+           OR EXISTS (SELECT 1 FROM pg_attribute a, aclexplode(a.attacl) x
+                      WHERE a.attrelid = c.oid AND x.grantee = to_regrole(:r))"""), {"r": REPLICATION_ROLE}).all()
+    for schema, table in held:  # revoking a table's privileges revokes its columns' too
+        _run(conn, sql.SQL("REVOKE ALL ON TABLE {table} FROM {role}").format(
+            table=sql.Identifier(schema, table), role=role))
+    functions = conn.execute(text("""
+        SELECT p.oid::regprocedure::text FROM pg_proc p
+        WHERE EXISTS (SELECT 1 FROM aclexplode(p.proacl) x WHERE x.grantee = to_regrole(:r))"""),
+        {"r": REPLICATION_ROLE}).scalars()
+    for function in functions:
+        _run(conn, sql.SQL("REVOKE ALL ON FUNCTION {function} FROM {role}").format(
+            function=sql.SQL(function), role=role))
+    _run(conn, sql.SQL("GRANT USAGE ON SCHEMA public TO {role}").format(role=role))
+    readable = {**published, **{table: list(columns) for table, columns in PEER_READS.items()}}
+    for table, columns in readable.items():
+        if not columns or not _exists(conn, table):
+            continue
+        _run(conn, sql.SQL("GRANT SELECT ({columns}) ON TABLE {table} TO {role}").format(
+            columns=sql.SQL(", ").join(sql.Identifier(c) for c in columns), table=sql.Identifier(table),
+            role=role))
+
+
+def set_replication_login(conn: Connection, *, password: str | None) -> None:
+    """Let ``sifc_replication`` log in: with ``password`` (stored SCRAM-hashed), or as ``pg_hba.conf`` allows.
+
+    The password is hashed here (libpq), so the statement the server sees, and may log, holds no clear
+    text. Without a password the role logs in only where ``pg_hba.conf`` trusts it (the demo's and the
+    tests' loopback clusters), never with a password of an earlier run removed.
+    """
+    role = sql.Identifier(REPLICATION_ROLE)
+    if password is None:
+        _run(conn, sql.SQL("ALTER ROLE {role} LOGIN").format(role=role))
+        return
+    raw: Any = conn.connection.dbapi_connection
+    hashed = raw.pgconn.encrypt_password(password.encode(), REPLICATION_ROLE.encode(), b"scram-sha-256")
+    _run(conn, sql.SQL("ALTER ROLE {role} LOGIN PASSWORD {hashed}").format(
+        role=role, hashed=sql.Literal(hashed.decode())))
+
+
+def replication_can_login(conn: Connection) -> bool:
+    """Whether ``sifc_replication`` exists and may log in."""
+    state = _role_state(conn)
+    return bool(state is not None and state.rolcanlogin)
 
 
 def refresh_publications(conn: Connection) -> dict[str, list[str]]:
@@ -228,7 +335,8 @@ def _json(value: object) -> str:
 
 def init(engine: Engine, *, role: str, node_id: str, url: str, pole: str | None = None,
          personal_policy: str = "pole", legal_basis: str | None = None,
-         seal_keys: list[dict[str, Any]] | None = None) -> tuple[NodeInfo, dict[str, list[str]]]:
+         seal_keys: list[dict[str, Any]] | None = None, replication_login: bool = False,
+         replication_password: str | None = None) -> tuple[NodeInfo, dict[str, list[str]]]:
     """Make this node a pole or the national node: its row, its publications; return both.
 
     Idempotent: run again, it rewrites the row and rebuilds the publications (a new seal key, a
@@ -242,6 +350,11 @@ def init(engine: Engine, *, role: str, node_id: str, url: str, pole: str | None 
     reference of the formality accomplished with the Commission de protection des données personnelles
     (receipt of the declaration, authorisation or opinion), kept in ``sifc_node.legal_basis`` (whose
     CHECK refuses the policy without it); ``pole`` takes none.
+
+    The role peers connect as, ``sifc_replication``, reads the published columns only
+    (``grant_replication``). It is made NOLOGIN; ``replication_password`` makes it LOGIN with that
+    password, ``replication_login`` LOGIN without one (``pg_hba.conf`` decides: the test and demo
+    clusters). Neither given, a role that already logs in is left as it is.
     """
     if role not in ROLES:
         raise FederationError("federation.bad_role", role=role)
@@ -280,6 +393,8 @@ def init(engine: Engine, *, role: str, node_id: str, url: str, pole: str | None 
             _upsert_directory(conn, node_id=node_id, role="national", pole_code=None, url=url,
                               seal_keys=seal_keys or [])
         listed = publish(conn, node)
+        if replication_login or replication_password is not None:
+            set_replication_login(conn, password=replication_password)
     return node, listed
 
 

@@ -61,6 +61,11 @@ class Node:
         """libpq connection string (for ``sifc node subscribe --to``)."""
         return self.cluster.conninfo
 
+    @property
+    def replication_conninfo(self) -> str:
+        """As ``sifc_replication``, the role a peer's subscription connects as (LOGIN: ``--replication-login``)."""
+        return self.cluster.replication_conninfo
+
     def env(self, **extra: str) -> dict[str, str]:
         """Environment of a command or server bound to this node (database URLs, key file, node id)."""
         return {**os.environ, **self.cluster.env(), "SIFC_ENVIRONMENT": "test",

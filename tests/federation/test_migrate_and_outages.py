@@ -187,12 +187,13 @@ def fed(make_federation) -> Iterator[Federation]:
         for node in federation.nodes.values():
             command.downgrade(provision.alembic_config(node.settings()), BEFORE_HEARTBEAT)
         national = federation.national
-        node_ops.init(federation.owner(national), role="national", node_id="national", url="http://127.0.0.1:8456")
+        node_ops.init(federation.owner(national), role="national", node_id="national", url="http://127.0.0.1:8456",
+                      replication_login=True)
         for pole in (federation.dakar, federation.thies):  # as docs/federation.md sets a federation up
-            node_ops.subscribe(federation.owner(pole), national.conninfo, node_id=pole.node_id)
+            node_ops.subscribe(federation.owner(pole), national.replication_conninfo, node_id=pole.node_id)
             node_ops.init(federation.owner(pole), role="pole", node_id=pole.node_id, pole=POLES[pole.node_id][0],
-                          url=f"http://127.0.0.1:{pole.port + 3000}")
-            node_ops.subscribe(federation.owner(national), pole.conninfo)
+                          url=f"http://127.0.0.1:{pole.port + 3000}", replication_login=True)
+            node_ops.subscribe(federation.owner(national), pole.replication_conninfo)
         yield federation
     finally:
         federation.close()

@@ -22,6 +22,8 @@ import subprocess
 from typing import Any
 
 import geopandas as gpd
+import psycopg
+import psycopg.errors
 import pytest
 from fastapi.testclient import TestClient
 from shapely.geometry import box, mapping
@@ -54,14 +56,17 @@ def federation_nodes(make_federation) -> dict[str, Node]:
     nodes = make_federation(NodeSpec("national", 5451, reference=True), NodeSpec("thies", 5452),
                             NodeSpec("dakar", 5453))
     national, thies, dakar = nodes["national"], nodes["thies"], nodes["dakar"]
-    national.run("node", "init", "--role", "national", "--url", "http://127.0.0.1:8451")
+    # Peers connect as sifc_replication (published columns only), LOGIN without a password: loopback is trusted.
+    national.run("node", "init", "--role", "national", "--url", "http://127.0.0.1:8451", "--replication-login")
     # The poles take the reference from the national node first, then know their communes.
-    _run_all((thies, ("node", "subscribe", "--to", national.conninfo)),
-             (dakar, ("node", "subscribe", "--to", national.conninfo)))
-    _run_all((thies, ("node", "init", "--role", "pole", "--pole", "THS", "--url", "http://127.0.0.1:8452")),
-             (dakar, ("node", "init", "--role", "pole", "--pole", "DKR", "--url", "http://127.0.0.1:8453")))
-    national.run("node", "subscribe", "--to", thies.conninfo)
-    national.run("node", "subscribe", "--to", dakar.conninfo)
+    _run_all((thies, ("node", "subscribe", "--to", national.replication_conninfo)),
+             (dakar, ("node", "subscribe", "--to", national.replication_conninfo)))
+    _run_all((thies, ("node", "init", "--role", "pole", "--pole", "THS", "--url", "http://127.0.0.1:8452",
+                      "--replication-login")),
+             (dakar, ("node", "init", "--role", "pole", "--pole", "DKR", "--url", "http://127.0.0.1:8453",
+                      "--replication-login")))
+    national.run("node", "subscribe", "--to", thies.replication_conninfo)
+    national.run("node", "subscribe", "--to", dakar.replication_conninfo)
     return nodes
 
 
@@ -275,6 +280,50 @@ def test_the_national_node_knows_the_age_of_each_poles_data(federation_nodes):
     found = wait_until(ages, timeout=60, interval=1, what="both poles' heartbeats at the national node")
     assert set(found) == {"thies", "dakar"} and all(0 <= age < 120 for age in found.values()), found
     assert "thies" in national.run("node", "status", env={"COLUMNS": "200"}).stdout
+
+
+def _refused(peer: Any, statement: str) -> None:
+    with pytest.raises(psycopg.errors.InsufficientPrivilege) as raised:
+        peer.execute(statement)
+    assert raised.value.sqlstate == "42501"
+
+
+def test_the_replication_role_reads_the_published_columns_only_and_replication_goes_on(federation_nodes):
+    national, thies = federation_nodes["national"], federation_nodes["thies"]
+    assert thies.sql("SELECT rolsuper, rolreplication, rolcanlogin FROM pg_roles "
+                     "WHERE rolname = 'sifc_replication'") == [(False, True, True)]
+    # A grant made by hand is taken back by the next `sifc node init` (the role holds its own grants only).
+    thies.sql("GRANT SELECT ON app_user TO sifc_replication")
+    thies.run("node", "init", "--role", "pole", "--pole", "THS", "--url", "http://127.0.0.1:8452")
+    with thies.engine.connect() as conn:
+        published = {entry.table: registry.published_columns(conn, entry, "pole")
+                     for entry in registry.owned_by("pole")}
+    with psycopg.connect(thies.replication_conninfo, autocommit=True) as peer:
+        _refused(peer, "SELECT name FROM party_version")  # a personal column
+        for statement in ("SELECT id_number FROM party_version", 'SELECT "before", "after" FROM write_audit',
+                          "SELECT content FROM source_file", "SELECT count(*) FROM app_user",
+                          "SELECT count(*) FROM api_key", "SELECT count(*) FROM refresh_token",
+                          "SELECT count(*) FROM import_job", "SELECT legal_basis FROM sifc_node",
+                          "SELECT count(*) FROM territory_piece"):
+            _refused(peer, statement)
+        for table, columns in published.items():  # the publications' columns, as the initial copy reads them
+            listed = ", ".join(f'"{column}"' for column in columns)
+            peer.execute(f'SELECT {listed} FROM "{table}" LIMIT 1').fetchall()
+        assert peer.execute("SELECT node_id, role, pole_code, url, personal, seal_keys FROM sifc_node"
+                            ).fetchone()[:2] == ("thies", "pole")
+        assert peer.execute("SELECT version_num FROM alembic_version").fetchone() is not None
+        peer.execute("SELECT count(*) FROM parcel_version").fetchone()  # rows: their published columns
+    with psycopg.connect(national.replication_conninfo, autocommit=True) as peer:
+        _refused(peer, "SELECT count(*) FROM app_user")
+        _refused(peer, "SELECT name FROM party_version")  # the national node publishes no registry table
+        assert peer.execute("SELECT count(*) FROM commune").fetchone()[0] > 0
+    # Replication goes on as sifc_replication: Thiès's next heartbeat reaches the national node.
+    thies.run("node", "beat")
+    beat = thies.scalar("SELECT beat_at FROM federation_heartbeat WHERE node_id = 'thies'")
+    wait_until(lambda: national.scalar("SELECT beat_at FROM federation_heartbeat WHERE node_id = 'thies'") == beat,
+               what="Thiès's heartbeat at the national node")
+    status = json.loads(national.run("node", "status", "--json").stdout)
+    assert {s["peer"]: s["state"] for s in status["subscriptions"]} == {"dakar": "streaming", "thies": "streaming"}
 
 
 # --- the API of each node: writes go to the owner; a seal verifies anywhere ------------------------------------
