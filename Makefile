@@ -1,5 +1,5 @@
 # The two commands of the README. Everything else is in scripts/.
-.PHONY: run test test-fast lint lock bench-import bench-serve bench-refactor bench-field bench-federation
+.PHONY: run test test-fast test-federation lint lock bench-import bench-serve bench-refactor bench-field bench-federation
 
 run:
 	bash scripts/run.sh
@@ -10,6 +10,10 @@ test:
 # The edit-run loop: unit and integration tests only (no server, no real client), in a few minutes.
 test-fast:
 	bash scripts/test.sh tests/unit tests/integration
+
+# The federation alone (throwaway PostgreSQL 15 clusters on loopback ports 5451-5467; about 4 minutes).
+test-federation:
+	bash scripts/test.sh tests/federation
 
 lint:
 	.venv/bin/ruff check .
