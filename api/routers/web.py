@@ -119,6 +119,16 @@ def docs_asset(name: str) -> FileResponse:
     return _file(DOCS, name)
 
 
+@router.get("/app/pages/{name}")
+def page(name: str) -> FileResponse:
+    """The application's other pages (commission, régie, suivi…) and their scripts, from ``web/src/pages``.
+
+    Each page is one HTML file with its own script (no inline script: the policy forbids them), sharing
+    ``common.js`` (sign-in token, language, API calls) with the others.
+    """
+    return _file(SOURCE / "pages", name)
+
+
 @router.get("/app/config.json")
 def config(settings: SettingsDep) -> JSONResponse:
     """What the page needs from the service's settings: the optional base layer (``SIFC_BASEMAP_URL``)."""
