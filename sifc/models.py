@@ -306,9 +306,10 @@ import_job = Table(
     Column("stage", Text),
     Column("progress_done", BigInteger, nullable=False, server_default="0"),
     Column("progress_total", BigInteger, nullable=False, server_default="0"),
-    Column("file_name", Text, nullable=False),
-    Column("upload_path", Text, nullable=False),
-    Column("size_bytes", BigInteger, nullable=False),
+    # NULL only for kind 'documents', which has no upload (ck_import_job_upload, migration 0021)
+    Column("file_name", Text),
+    Column("upload_path", Text),
+    Column("size_bytes", BigInteger),
     Column("options", JSONB, nullable=False),
     Column("dry_run", Boolean, nullable=False, server_default="false"),
     Column("attempts", Integer, nullable=False, server_default="0"),
@@ -335,7 +336,7 @@ TERRITORY_TABLES = {"pole": pole, "region": region, "department": department,
 
 # --- accounts and access audit (migration 0006) ------------------------------------------
 
-ROLES = ("lecteur", "agent_foncier", "analyste_sig", "administrateur")
+ROLES = ("lecteur", "agent_foncier", "analyste_sig", "administrateur", "regisseur")  # regisseur: 0025
 SCOPE_LEVELS = ("country", "pole", "region", "department", "commune")
 
 app_user = Table(
@@ -572,8 +573,10 @@ procedure_step = Table(
     Column("recorded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("commune_code", Text, nullable=False),  # the procedure's, filled by a trigger (migration 0016)
     ForeignKeyConstraint(["procedure_id"], ["tenure_procedure.id"]),
-    UniqueConstraint("procedure_id", "step"),
 )
+# Each step once per procedure, except a deferral (ajournement), which may recur (migration 0019).
+Index("uq_procedure_step_once", procedure_step.c.procedure_id, procedure_step.c.step, unique=True,
+      postgresql_where=procedure_step.c.step != "deferred")
 
 rrr_version = Table(
     "rrr_version",
@@ -673,7 +676,9 @@ Index("ix_parcel_lineage_child_id", parcel_lineage.c.child_id)
 
 # --- issued documents and their verification codes (migration 0009) ---------------------------
 
-DOCUMENT_KINDS = ("fiche_parcellaire", "extrait_deliberation", "certificat_affectation", "registre_foncier")
+DOCUMENT_KINDS = ("fiche_parcellaire", "extrait_deliberation", "certificat_affectation", "registre_foncier",
+                  # widened once for ADR 0005 (migration 0021)
+                  "registre_session", "affichage_public", "recu", "bordereau_versement", "recepisse")
 
 issued_document = Table(
     "issued_document",
@@ -690,8 +695,7 @@ issued_document = Table(
     Column("issued_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("issued_by", Text, nullable=False),
     Column("key_id", Text, nullable=False),  # the seal key that sealed it (sifc.keyring; migration 0011)
-    CheckConstraint("kind IN ('fiche_parcellaire', 'extrait_deliberation', 'certificat_affectation', "
-                    "'registre_foncier')", name="kind"),
+    CheckConstraint(f"kind IN {DOCUMENT_KINDS}", name="kind"),
     CheckConstraint("key_id ~ '^[a-z0-9][a-z0-9-]{0,63}$'", name="key_id"),
 )
 Index("ix_issued_document_subject", issued_document.c.subject_kind, issued_document.c.subject_id)
@@ -872,6 +876,41 @@ federation_heartbeat = Table(
     Column("node_id", Text, primary_key=True),
     Column("beat_at", DateTime(timezone=True), nullable=False),
 )
+
+# Dated, sourced settings (migration 0018, ADR 0005 §1): the national defaults, each citing its text, and
+# each commune's own values (append-only; the latest valid_from not after a date is in force).
+setting_default = Table(
+    "setting_default",
+    metadata,
+    Column("key", Text, primary_key=True),
+    Column("valid_from", Date, primary_key=True),
+    Column("valid_to", Date),
+    Column("value", JSONB, nullable=False),
+    Column("source", Text, nullable=False),
+    Column("docs_anchor", Text, nullable=False),
+    CheckConstraint("btrim(source) <> ''", "source"),
+    CheckConstraint("btrim(docs_anchor) <> ''", "docs_anchor"),
+    CheckConstraint("valid_to IS NULL OR valid_to > valid_from", "dates"),
+)
+
+commune_setting = Table(
+    "commune_setting",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("commune_code", Text, nullable=False),
+    Column("key", Text, nullable=False),
+    Column("valid_from", Date, nullable=False),
+    Column("value", JSONB, nullable=False),
+    Column("source", Text, nullable=False),
+    Column("source_document_id", UUID(as_uuid=True)),
+    Column("set_by", Text, nullable=False),  # personal: who recorded it
+    Column("recorded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    ForeignKeyConstraint(["commune_code"], ["commune.code"]),
+    ForeignKeyConstraint(["source_document_id"], ["source_document.id"]),
+    CheckConstraint("btrim(source) <> ''", "source"),
+)
+Index("ix_commune_setting_commune_code_key_valid_from", commune_setting.c.commune_code, commune_setting.c.key,
+      commune_setting.c.valid_from)
 
 # Each pole-owned table's replica identity: its key and its commune, which the publications' row filters use.
 for _entry in registry.owned_by("pole"):
