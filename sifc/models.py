@@ -497,6 +497,7 @@ party_version = Table(
     Column("contact", Text),
     Column("members", ARRAY(UUID(as_uuid=True))),
     Column("commune_code", Text, nullable=False),
+    Column("sex", Text),  # 'F' | 'M' | NULL (migration 0023): personal, for aggregated gender indicators only
     *_version_columns(),
     ForeignKeyConstraint(["commune_code"], ["commune.code"]),
 )
@@ -736,6 +737,57 @@ Index("ix_borne_version_current_geom", borne_version.c.geom, postgresql_using="g
 Index("ix_borne_version_commune_current", borne_version.c.commune_code, borne_version.c.borne_id,
       postgresql_where=borne_version.c.valid_to.is_(None))
 Index("ix_borne_version_batch_id", borne_version.c.batch_id)
+
+
+# --- localités and tenure indicators (migration 0023, ADR 0005 §3) --------------------------------
+
+LOCALITE_KINDS = ("ville", "village", "hameau", "quartier", "lieu_dit", "habitation_isolee")
+LOCALITE_ORIGINS = ("osm", "agent")
+SEXES = ("F", "M")
+INDICATORS = ("holders_by_sex",)
+
+localite_version = Table(
+    "localite_version",
+    metadata,
+    Column("localite_id", UUID(as_uuid=True), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("commune_code", Text, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("name_search", Text, nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("geom", Geometry("POINT", srid=STORAGE_SRID, spatial_index=False), nullable=False),
+    Column("osm_node_id", BigInteger),
+    Column("origin", Text, nullable=False),
+    *_version_columns(),
+    ForeignKeyConstraint(["commune_code"], ["commune.code"]),
+)
+Index("uq_localite_version_current", localite_version.c.localite_id, unique=True,
+      postgresql_where=localite_version.c.valid_to.is_(None))
+Index("uq_localite_version_current_osm", localite_version.c.osm_node_id, unique=True,
+      postgresql_where=localite_version.c.valid_to.is_(None) & localite_version.c.osm_node_id.isnot(None))
+Index("ix_localite_version_commune_current", localite_version.c.commune_code, localite_version.c.name_search,
+      postgresql_where=localite_version.c.valid_to.is_(None))
+Index("ix_localite_version_current_geom", localite_version.c.geom, postgresql_using="gist",
+      postgresql_where=localite_version.c.valid_to.is_(None))
+
+# Non-personal aggregates a pole computes from its registry, replicated to the national node.
+tenure_indicator = Table(
+    "tenure_indicator",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True, server_default=text("gen_random_uuid()")),
+    Column("commune_code", Text, nullable=False),
+    Column("indicator", Text, nullable=False),
+    Column("computed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("min_count", Integer),
+    Column("holders", Integer, nullable=False),
+    Column("women", Integer),
+    Column("men", Integer),
+    Column("unrecorded", Integer),
+    Column("entities", Integer),
+    Column("withheld", Text),
+    ForeignKeyConstraint(["commune_code"], ["commune.code"]),
+    UniqueConstraint("commune_code", "indicator"),
+)
 
 
 # --- field packages and their returns (migration 0014) -------------------------------------------

@@ -26,10 +26,11 @@ PERSONAL_FIELDS: dict[str, frozenset[str]] = {
     "parcels": frozenset({"author", "closed_by", "imported_by"}),
     # Tenure: a party is personal through and through; a right's holders, a request's
     # applicants and the authors of versions and steps are served in scope only.
-    "parties": frozenset({"name", "given_names", "id_number", "contact", "members", "author", "closed_by"}),
+    "parties": frozenset({"name", "given_names", "id_number", "contact", "members", "sex", "author", "closed_by"}),
     "rights": frozenset({"holders", "author", "closed_by"}),  # and free text, which no public parameter names
     "procedures": frozenset({"applicants", "author", "created_by"}),
     "bornes": frozenset({"author", "closed_by"}),  # borne_version: never served in step with the public points
+    "localites": frozenset({"author", "closed_by"}),  # localite_version: the public points carry neither
 }
 
 # Officers' free text, per collection: the motives, descriptions and observations land officers write
@@ -46,6 +47,7 @@ FREE_TEXT_FIELDS: dict[str, frozenset[str]] = {
     "source_files": frozenset({"file_name"}),  # source_file: a scan's name may be its holder's ("CNI Awa Diop.pdf")
     "mutations": frozenset({"reason"}),  # parcel_mutation (its lineage)
     "bornes": frozenset({"reason", "close_reason", "source"}),  # borne_version (source: a plan's or file's name)
+    "localites": frozenset({"reason", "close_reason"}),  # localite_version
 }
 
 # Names refused in every public parameter, whatever the collection (compared case-, accent- and
@@ -55,6 +57,7 @@ PROTECTED_NAMES = frozenset(search_form(name) for name in (
     "nom", "prenom", "prenoms", "surname", "given_name", "first_name", "last_name", "full_name",
     "cni", "nin", "id_number", "numero_cni", "passport", "passeport",
     "telephone", "phone", "email", "courriel", "adresse", "address", "contact",
+    "sex", "sexe", "gender", "genre",  # a person's sex (party_version.sex): aggregated indicators only
     "party", "parties", "partie", "beneficiaire", "given_names", "members", "membres", "applicants", "demandeur",
     "demandeurs", "ayants_droit", "heritiers", "party_id",
     "created_by", "author", "closed_by", "imported_by", "submitted_by", "user", "username", "auteur",

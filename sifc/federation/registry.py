@@ -84,7 +84,7 @@ TABLES: tuple[Replicated, ...] = (
     _pole("parcel_mutation", ("id",), ("reason", "author")),
     _pole("parcel_lineage", ("mutation_id", "parent_id", "child_id")),
     _pole("party_version", ("party_id", "version"),
-          ("name", "given_names", "id_number", "contact", "members", *_VERSION_AUTHORS)),
+          ("name", "given_names", "id_number", "contact", "members", "sex", *_VERSION_AUTHORS)),
     _pole("rrr_version", ("rrr_id", "version"), ("description", *_VERSION_AUTHORS)),
     _pole("rrr_holder", ("rrr_id", "version", "party_id")),
     _pole("tenure_procedure", ("id",), ("applicants", "purpose", "created_by")),
@@ -97,6 +97,9 @@ TABLES: tuple[Replicated, ...] = (
     _pole("field_package_item", ("package_id", "fid")),
     _pole("field_return", ("id",), ("returned_by",)),
     _pole("parcel_source", ("parcel_id", "source_id"), ("attached_by",)),
+    # Localités (villages, quartiers) and the per-commune gender indicators (migration 0023, ADR 0005 §3).
+    Replicated("localite_version", "pole", ("localite_id", "version"), personal=_VERSION_AUTHORS, since="0023"),
+    Replicated("tenure_indicator", "pole", ("id",), since="0023"),
     # The audits (pole, append-only: inserts only, their own publication, no owner guard; a row
     # without a commune stays on its node).
     Replicated("write_audit", "pole", ("id",), personal=("before", "after"), publish="insert"),
