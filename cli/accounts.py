@@ -18,7 +18,7 @@ keys_app = typer.Typer(help="Clés d'API des applications municipales ; clés de
 ScopeOption = Annotated[list[str] | None, typer.Option(
     "--scope", help="Périmètre niveau:code, répétable : commune:SN0104-bargny, department:SN0104, region:SN01, "
                     "pole:DKR, pays:SN (administrateur : tout le pays par défaut).")]
-RoleOption = Annotated[str, typer.Option(help="lecteur, agent_foncier, analyste_sig ou administrateur.")]
+RoleOption = Annotated[str, typer.Option(help="lecteur, agent_foncier, analyste_sig, administrateur ou regisseur.")]
 
 
 def _read_password(from_stdin: bool) -> str:
@@ -88,7 +88,7 @@ def users_disable(username: Annotated[str, typer.Argument(help="Identifiant du c
 @users_app.command("set-role")
 def users_set_role(
     username: Annotated[str, typer.Argument(help="Identifiant du compte.")],
-    role: Annotated[str, typer.Argument(help="lecteur, agent_foncier, analyste_sig ou administrateur.")],
+    role: Annotated[str, typer.Argument(help="lecteur, agent_foncier, analyste_sig, administrateur ou regisseur.")],
     scope: ScopeOption = None,
 ) -> None:
     """Change le rôle d'un compte (et son périmètre avec --scope) : effet dès sa requête suivante, au journal."""

@@ -2,7 +2,9 @@
 
 Roles: ``public`` (anonymous), ``lecteur`` (reads, personal data included, in its
 scope), ``agent_foncier`` (parcels, tenure and field packages in its scope), ``analyste_sig`` (imports and field
-packages in its scope), ``administrateur`` (accounts, territories, everything in its scope). A scope is a set of
+packages in its scope), ``administrateur`` (accounts, territories, everything in its scope), ``regisseur``
+(the régisseur de recettes: records the fees paid on the files of its scope and prints receipts and the bordereau
+de versement; reads the public facts only — no personal data, hence no ``READ_PERSONAL``). A scope is a set of
 ``(level, code)`` rows expanded to commune codes by the database (``scope_communes``).
 """
 
@@ -16,7 +18,7 @@ from typing import Literal
 from sifc.errors import Forbidden, InvalidInput, Unauthorized
 from sifc.models import ROLES, SCOPE_LEVELS
 
-Role = Literal["public", "lecteur", "agent_foncier", "analyste_sig", "administrateur"]
+Role = Literal["public", "lecteur", "agent_foncier", "analyste_sig", "administrateur", "regisseur"]
 ALL_ROLES: tuple[str, ...] = ("public", *ROLES)
 
 # Level names accepted on the command line, French or English, with or without accents.
@@ -41,10 +43,11 @@ class Action(StrEnum):
     FIELD_WORK = "field_work"  # check out field packages and return them, in scope
     MANAGE_TERRITORIES = "manage_territories"
     MANAGE_ACCOUNTS = "manage_accounts"  # users, API keys, subject access requests, the audit log
+    COLLECT_FEES = "collect_fees"  # fees of files, payments, cancellations, receipts, bordereau, in scope
 
 
 SCOPED_ACTIONS = frozenset({Action.READ_PERSONAL, Action.WRITE_PARCELS, Action.WRITE_TENURE, Action.RUN_IMPORTS,
-                            Action.FIELD_WORK})
+                            Action.FIELD_WORK, Action.COLLECT_FEES})
 
 _PUBLIC = frozenset({Action.READ_PUBLIC, Action.EXPORT_PUBLIC})
 _LECTEUR = _PUBLIC | {Action.READ_PERSONAL}
@@ -54,6 +57,8 @@ ROLE_ACTIONS: dict[str, frozenset[Action]] = {
     "agent_foncier": _LECTEUR | {Action.WRITE_PARCELS, Action.WRITE_TENURE, Action.FIELD_WORK},
     "analyste_sig": _LECTEUR | {Action.RUN_IMPORTS, Action.FIELD_WORK},
     "administrateur": frozenset(Action),
+    # Receipts name the file, the parcel and the amount, never a person: no READ_PERSONAL (ADR 0005 §7).
+    "regisseur": _PUBLIC | {Action.COLLECT_FEES},
 }
 
 

@@ -26,7 +26,7 @@ from tests.integration.fixtures import bargny_origin, square
 
 BARGNY = "SN0104-bargny"
 PASSWORD = "matrix password 2026"
-ROLES = ("public", "lecteur", "agent_foncier", "analyste_sig", "administrateur")
+ROLES = ("public", "lecteur", "agent_foncier", "analyste_sig", "administrateur", "regisseur")
 HOSTILE = ["' OR 1=1 --", "../../etc/passwd", "..%2F..%2Fetc%2Fpasswd", "%00", "\u0000", "x" * 5000,
            "'; DROP TABLE parcel; --", "<script>alert(1)</script>", "${jndi:ldap://x}", "é" * 300]
 LEAKS = ("Traceback", "psycopg", "sqlalchemy", "SELECT ", "root:x:0:0", "/work/", "password", "secret")
