@@ -45,6 +45,8 @@ from sifc import history, journal
 from sifc.auth.principal import ANONYMOUS, Action, Principal
 from sifc.parcels import service as parcel_service
 from sifc.tenure import parties, procedures, rights, sources
+from sifc.tracking import codes as tracking_codes
+from sifc.tracking import deadlines
 from sifc.versioning import instant
 
 router = APIRouter(tags=["Foncier"])
@@ -74,6 +76,8 @@ class PartyIn(BaseModel):
     contact: str | None = Field(default=None, max_length=200)
     members: list[str] | None = Field(default=None, max_length=500, description="Membres d'un groupement (parties).")
     commune_code: str = Field(max_length=100, description="La commune qui enregistre la partie (son périmètre).")
+    sex: Literal["F", "M"] | None = Field(default=None, description=(
+        "Facultatif, personne physique seulement : donnée personnelle, publiée seulement en agrégats (indicateurs)."))
     reason: str | None = Field(default=None, max_length=500)
 
 
@@ -84,6 +88,7 @@ class PartyPatch(BaseModel):
     id_number: str | None = Field(default=None, max_length=64)
     contact: str | None = Field(default=None, max_length=200)
     members: list[str] | None = Field(default=None, max_length=500)
+    sex: Literal["F", "M"] | None = None
     reason: str = Field(min_length=1, max_length=500)
 
 
@@ -271,6 +276,9 @@ class ApplicantIn(HolderIn):
 
 
 class ProcedureIn(BaseModel):
+    kind: Literal["affectation", "desaffectation", "reaffectation_heritiers", "regularisation"] = Field(
+        default="affectation", description=(
+            "Le type de demande, parmi ceux que la commune ouvre (réglage `procedure_kinds`)."))
     parcel_id: str = Field(max_length=64)
     applicants: list[ApplicantIn] = Field(min_length=1, max_length=200)
     registered_on: ProcedureDate
@@ -282,22 +290,29 @@ class ProcedureIn(BaseModel):
 
 
 class StepIn(BaseModel):
-    step: Literal["surveyed", "deliberated", "approved", "notified", "refused"]
+    step: Literal["surveyed", "deliberated", "approved", "notified", "refused", "deferred"]
     occurred_on: StepDate
     source_ids: list[str] = Field(default_factory=list, max_length=20)
     details: JsonDetails = Field(default_factory=dict, description=(
         "Constat : `neighbours_consulted` (true), `neighbour_parcel_ids`, observations."))
-    reason: str | None = Field(default=None, max_length=1000, description="Motif d'un refus.")
+    reason: str | None = Field(default=None, max_length=1000, description="Motif d'un refus ou d'un ajournement.")
+
+
+def with_deadline(session: Any, found: dict[str, Any]) -> dict[str, Any]:
+    """A procedure's answer with its deadline (``due_on``, ``overdue``: ``sifc.tracking.deadlines``)."""
+    return {**found, **deadlines.of_procedure(session, procedure=found).as_json()}
 
 
 @router.post("/procedures", response_model=ProcedureOut, status_code=201,
-             summary="Enregistrer une demande d'affectation")
+             summary="Enregistrer une demande (affectation, désaffectation, réaffectation aux héritiers, régularisation)")
 def register_procedure(body: ProcedureIn, session: SessionDep, principal: Writer) -> Response:
     data = procedures.ProcedureInput(parcel_id=body.parcel_id, applicants=[a.model_dump() for a in body.applicants],
                                      registered_on=body.registered_on, purpose=body.purpose, reference=body.reference,
-                                     follows_rrr_id=body.follows_rrr_id, source_ids=body.source_ids)
+                                     follows_rrr_id=body.follows_rrr_id, source_ids=body.source_ids, kind=body.kind)
     procedure_id = procedures.register(session, data=data, by=principal, author=principal.name)
     found = procedures.as_written(session, procedure_id=procedure_id, by=principal)
+    # The tracking code, shown this once (only its hash is kept); a printed récépissé issues another.
+    found = {**with_deadline(session, found), "tracking_code": tracking_codes.issued_now(session, procedure_id)}
     return answer(found, status=201, tag=etag("procedure", procedure_id, found["version"]),
                   location=f"/procedures/{procedure_id}")
 
@@ -305,12 +320,12 @@ def register_procedure(body: ProcedureIn, session: SessionDep, principal: Writer
 @router.get("/procedures/{procedure_id}", response_model=ProcedureOut,
             summary="Une procédure, ses étapes et ses documents")
 def get_procedure(procedure_id: Id, session: SessionDep, principal: PrincipalDep) -> Response:
-    found = procedures.get(session, procedure_id=procedure_id, reader=principal)
+    found = with_deadline(session, procedures.get(session, procedure_id=procedure_id, reader=principal))
     return answer(found, tag=etag("procedure", found["id"], found["version"]))
 
 
 @router.post("/procedures/{procedure_id}/steps", response_model=ProcedureOut, responses=PRECONDITION_RESPONSES,
-             summary="Inscrire l'étape suivante (constat, délibération, approbation, notification) ou un refus")
+             summary="Inscrire l'étape suivante (constat, délibération, approbation, notification), un ajournement ou un refus")
 def advance_procedure(procedure_id: Id, body: StepIn, session: SessionDep, settings: SettingsDep, principal: Writer,
                       if_match: IfMatch = None) -> Response:
     """La notification achève la procédure et crée l'affectation ; un refus la clôt sans droit."""
@@ -319,6 +334,7 @@ def advance_procedure(procedure_id: Id, body: StepIn, session: SessionDep, setti
                                 details=body.details, reason=body.reason)
     found = procedures.advance(session, procedure_id=procedure_id, step=step, expected_version=version,
                                thresholds_ha=settings.approval_thresholds_ha, by=principal, author=principal.name)
+    found = with_deadline(session, found)
     return answer(found, tag=etag("procedure", found["id"], found["version"]))
 
 

@@ -8,6 +8,14 @@ procedure completes (notified). A request that follows an affectation ended by i
 (or dissolution) grants a new affectation to the heirs, linked to the first.
 
 A procedure and its steps are append-only; its version (for ``If-Match``) is its number of steps.
+
+Kinds (ADR 0005 §2; which ones a commune uses is its ``procedure_kinds`` setting): ``affectation``;
+``reaffectation_heritiers`` (to the heirs, following the ended right: ``follows_rrr_id``);
+``regularisation`` (after a systematic survey and its public display, which stand for the survey step:
+registered by a campaign); ``desaffectation`` (of the affectation in force: its notification ends the
+right through :func:`sifc.tenure.rights.end`, after the commune's notice). A council may defer
+(``deferred``, ajourné, with a reason) a request where it would deliberate it, and deliberate it at a
+later session: ``deferred`` is the only step that may recur.
 """
 
 from __future__ import annotations
@@ -32,6 +40,17 @@ from sifc.tenure.common import authorise, current_parcel, shares, sources_of
 from sifc.versioning import check_expected, parcel_communes, parse_id, refuse_if_frozen
 
 ORDER = ("registered", "surveyed", "deliberated", "approved", "notified")
+# Each kind's steps, in order, and what its notification does (grant an affectation, or end the one in force).
+KIND_STEPS = {
+    "affectation": ORDER,
+    "reaffectation_heritiers": ORDER,
+    "regularisation": ("registered", "deliberated", "approved", "notified"),
+    "desaffectation": ("registered", "deliberated", "approved", "notified"),
+}
+KINDS = tuple(KIND_STEPS)
+ENDING = ("notified", "refused")  # the steps that close a procedure
+# Without a procedure_kinds setting, a commune registers what SIFC always did: affectations (no legal value implied).
+DEFAULT_KINDS = ["affectation"]
 # The document each step rests on (a source of that kind among the step's sources).
 REQUIRED_SOURCE = {"surveyed": "proces_verbal", "deliberated": "deliberation", "approved": "approbation"}
 FOLLOWABLE_CAUSES = ("deces", "dissolution")
@@ -39,7 +58,7 @@ FOLLOWABLE_CAUSES = ("deces", "dissolution")
 
 @dataclass
 class ProcedureInput:
-    """A request for an affectation (demande d'affectation)."""
+    """A request to the commission domaniale (demande d'affectation, de désaffectation…)."""
 
     parcel_id: str
     applicants: list[dict[str, Any]]
@@ -48,6 +67,7 @@ class ProcedureInput:
     reference: str | None = None
     follows_rrr_id: str | None = None
     source_ids: list[str] = field(default_factory=list)
+    kind: str = "affectation"
 
 
 @dataclass
@@ -86,7 +106,36 @@ def _affectation_in_force(session: Session, parcel_id: uuid.UUID) -> str | None:
     return str(found) if found else None
 
 
-def _predecessor(session: Session, follows: str | None, parcel_id: uuid.UUID) -> uuid.UUID | None:
+def _setting(session: Session, *, commune_code: str, key: str, on: date) -> Any | None:
+    """The commune's setting ``key`` in force ``on`` that date (ADR 0005 §1); None where none is set."""
+    try:
+        from sifc.rules import service as rules
+    except ImportError:  # the settings slice (ADR 0005 §1) not installed: nothing is set
+        return None
+    return rules.maybe_in_force(session, commune_code=commune_code, key=key, on=on)
+
+
+def _refuse_kind_not_enabled(session: Session, *, kind: str, commune_code: str, on: date) -> None:
+    if kind not in KIND_STEPS:
+        raise InvalidInput("procedure.bad_kind", kind=kind, kinds=", ".join(KINDS))
+    enabled = _setting(session, commune_code=commune_code, key="procedure_kinds", on=on) or DEFAULT_KINDS
+    if kind not in enabled:
+        raise Conflict("procedure.kind_not_enabled", kind=kind, commune=commune_code, kinds=", ".join(enabled))
+
+
+def _affectation_to_end(session: Session, parcel_id: uuid.UUID) -> str | None:
+    """The affectation in force on a parcel that no désaffectation, death or renunciation has set an end to yet."""
+    found = session.execute(text("""
+        SELECT rrr_id FROM rrr_version WHERE parcel_id = :id AND valid_to IS NULL AND type = 'affectation'
+          AND end_date IS NULL LIMIT 1"""), {"id": parcel_id}).scalar()
+    return str(found) if found else None
+
+
+def _predecessor(session: Session, follows: str | None, parcel_id: uuid.UUID, kind: str) -> uuid.UUID | None:
+    if kind == "reaffectation_heritiers" and not follows:
+        raise InvalidInput("procedure.follows_required")
+    if kind in ("desaffectation", "regularisation") and follows:
+        raise InvalidInput("procedure.follows_not_allowed", kind=kind)
     if not follows:
         return None
     rid = parse_id(follows, key="rrr.not_found", kind="droit")
@@ -102,29 +151,35 @@ def _predecessor(session: Session, follows: str | None, parcel_id: uuid.UUID) ->
 
 def register(session: Session, *, data: ProcedureInput, by: Principal | None, author: str,
              synthetic: bool = False) -> str:
-    """Register a request for an affectation on a parcel; return the procedure's id."""
+    """Register a request of a kind the commune uses on a parcel; return the procedure's id.
+
+    A désaffectation needs the affectation in force that it ends; every other kind needs none.
+    """
     pid = parse_id(data.parcel_id, key="parcel.not_found", kind="parcelle")
     bounds.check("procedure.registered_on", data.registered_on, field="registered_on")
     parcel = current_parcel(session, pid)
     authorise(session, by, parcel.commune_code)
+    _refuse_kind_not_enabled(session, kind=data.kind, commune_code=parcel.commune_code, on=data.registered_on)
     parcel = current_parcel(session, pid, lock=True)
     refuse_if_frozen(session, pid)
     held = _affectation_in_force(session, pid)
-    if held:
+    if data.kind == "desaffectation" and not _affectation_to_end(session, pid):
+        raise Conflict("procedure.nothing_to_end", parcel=str(pid))
+    if data.kind != "desaffectation" and held:
         raise Conflict("rrr.affectation_exists", parcel=str(pid))
     pending = _open_procedures(session, pid)
     if pending:
         raise Conflict("procedure.already_open", id=pending[0])
     applicants = shares(session, data.applicants, required=True, by=by)
-    predecessor = _predecessor(session, data.follows_rrr_id, pid)
+    predecessor = _predecessor(session, data.follows_rrr_id, pid, data.kind)
     sources = sources_of(session, data.source_ids, commune_code=parcel.commune_code, by=by)
     procedure_id = uuid.uuid4()
     session.execute(text("""
         INSERT INTO tenure_procedure (id, kind, reference, parcel_id, commune_code, applicants, purpose, follows_rrr_id,
                                       synthetic, created_by)
-        VALUES (:id, 'affectation', :reference, :parcel, :commune, CAST(:applicants AS jsonb), :purpose, :follows,
+        VALUES (:id, :kind, :reference, :parcel, :commune, CAST(:applicants AS jsonb), :purpose, :follows,
                 :synthetic, :author)"""),
-        {"id": procedure_id, "reference": data.reference, "parcel": pid, "commune": parcel.commune_code,
+        {"id": procedure_id, "kind": data.kind, "reference": data.reference, "parcel": pid, "commune": parcel.commune_code,
          "applicants": orjson.dumps([a.as_row() for a in applicants]).decode(), "purpose": data.purpose,
          "follows": predecessor, "synthetic": synthetic, "author": author})
     _insert_step(session, procedure_id, 1, StepInput("registered", data.registered_on,
@@ -254,19 +309,35 @@ def _for_parcel(session: Session, parcel_id: uuid.UUID, *, personal: bool) -> li
     return [_get(session, str(i), personal=personal) for i in ids]
 
 
-def _check_step(step: StepInput, steps: list[Any]) -> None:
+def next_step(kind: str, steps: list[Any]) -> str | None:
+    """The step a procedure of ``kind`` expects next (None once notified); a deferral does not move it."""
+    sequence = KIND_STEPS[kind]
+    done = [s["step"] for s in steps if s["step"] != "deferred"]
+    if done[-1] not in sequence:
+        return None
+    position = sequence.index(done[-1]) + 1
+    return sequence[position] if position < len(sequence) else None
+
+
+def _check_step(kind: str, step: StepInput, steps: list[Any]) -> None:
+    """A refusal at any step; a deferral where the council would deliberate; else the kind's next step."""
     current = state(steps)
-    if current in ("notified", "refused"):
+    if current in ENDING:
         raise Conflict("procedure.closed", state=current)
+    expected = next_step(kind, steps)
     if step.step == "refused":
         if not (step.reason or "").strip():
             raise InvalidInput("procedure.refusal_reason")
-    elif step.step not in ORDER:
-        raise InvalidInput("procedure.bad_step", step=step.step, steps=", ".join((*ORDER[1:], "refused")))
-    else:
-        expected = ORDER[ORDER.index(current) + 1]
-        if step.step != expected:
-            raise Conflict("procedure.out_of_order", step=step.step, expected=expected, state=current)
+    elif step.step == "deferred":
+        if not (step.reason or "").strip():
+            raise InvalidInput("procedure.deferral_reason")
+        if expected != "deliberated":
+            raise Conflict("procedure.deferral_out_of_order", state=current)
+    elif step.step not in KIND_STEPS[kind]:
+        raise InvalidInput("procedure.bad_step", step=step.step,
+                           steps=", ".join((*KIND_STEPS[kind][1:], "deferred", "refused")))
+    elif step.step != expected:
+        raise Conflict("procedure.out_of_order", step=step.step, expected=expected, state=current)
     bounds.check("procedure.occurred_on", step.occurred_on, field="occurred_on")
     bounds.check_json(step.details, field="details")
     last = steps[-1]["occurred_on"]
@@ -276,26 +347,59 @@ def _check_step(step: StepInput, steps: list[Any]) -> None:
         raise InvalidInput("procedure.neighbours_not_consulted")
 
 
+def _required_sources(session: Session, *, kind: str, step: str, commune_code: str, on: date) -> list[str]:
+    """The source kinds a step rests on: the commune's ``required_sources``, else the documents SIFC always asked."""
+    configured = _setting(session, commune_code=commune_code, key="required_sources", on=on)
+    if configured is None:
+        needed = REQUIRED_SOURCE.get(step)
+        return [needed] if needed else []
+    return list((configured.get(kind) or {}).get(step) or [])
+
+
 def advance(session: Session, *, procedure_id: str, step: StepInput, expected_version: int | None,
             thresholds_ha: tuple[float, float], by: Principal | None, author: str) -> dict[str, Any]:
-    """Record the next step (or a refusal); the notification creates the affectation."""
+    """Record the next step, a deferral or a refusal; the notification has the kind's effect (grant, end)."""
     procedure = parse_id(procedure_id, key="procedure.not_found", kind="procédure")
     head, steps = _load(session, procedure)
     authorise(session, by, head["commune_code"])
     check_expected(expected_version, len(steps))
-    parcel = current_parcel(session, head["parcel_id"], lock=True)
+    return record_step(session, procedure_id=procedure_id, step=step, by=by, author=author, lock=True,
+                       expected_version=expected_version, thresholds_ha=thresholds_ha)
+
+
+def record_step(session: Session, *, procedure_id: str, step: StepInput, by: Principal | None, author: str,
+                lock: bool = False, expected_version: int | None = None,
+                thresholds_ha: tuple[float, float] | None = None,
+                journal_extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Check and record one step: the one path of a single :func:`advance` and of a session's deliberation.
+
+    ``lock=False`` when the caller already holds the parcel's row lock (a session locks its agenda's
+    parcels in id order, so that it never deadlocks with a single advance, which locks one parcel).
+    The steps are re-read here, under that lock. A frozen parcel (litige) refuses every step but a
+    refusal or a deferral. ``journal_extra`` is added to the journal entry's ``after`` (the session).
+    Returns the procedure as its writer sees it.
+    """
+    procedure = parse_id(procedure_id, key="procedure.not_found", kind="procédure")
+    head, steps = _load(session, procedure)
+    authorise(session, by, head["commune_code"])
+    parcel = current_parcel(session, head["parcel_id"], lock=lock)
     head, steps = _load(session, procedure)  # under the parcel's lock: the steps another writer added
     check_expected_again(expected_version, len(steps))
-    _check_step(step, steps)
+    _check_step(head["kind"], step, steps)
     sources = sources_of(session, step.source_ids, commune_code=parcel.commune_code, by=by)
-    if step.step != "refused":
+    if step.step not in ("refused", "deferred"):
         refuse_if_frozen(session, parcel.parcel_id)
-        needed = REQUIRED_SOURCE.get(step.step)
-        if needed and needed not in {s["kind"] for s in sources}:
-            raise InvalidInput("procedure.source_required", step=step.step, kind=needed)
+        present = {s["kind"] for s in sources}
+        for needed in _required_sources(session, kind=head["kind"], step=step.step,
+                                        commune_code=parcel.commune_code, on=step.occurred_on):
+            if needed not in present:
+                raise InvalidInput("procedure.source_required", step=step.step, kind=needed)
     if step.step == "approved":
-        approval = next(s for s in sources if s["kind"] == "approbation")
-        required = required_authority(parcel.area_m2, thresholds_ha)
+        approval = next((s for s in sources if s["kind"] == "approbation"), None)
+        if approval is None:
+            raise InvalidInput("procedure.source_required", step=step.step, kind="approbation")
+        required = required_authority(parcel.area_m2, thresholds_ha or _thresholds(session, parcel.commune_code,
+                                                                                    step.occurred_on))
         if approval["authority"] != required:
             raise InvalidInput("procedure.wrong_authority", authority=approval["authority"], required=required,
                                hectares=round(parcel.area_m2 / 10_000, 4))
@@ -303,12 +407,30 @@ def advance(session: Session, *, procedure_id: str, step: StepInput, expected_ve
     step = StepInput(step.step, step.occurred_on, [str(s["id"]) for s in sources], step.details, step.reason)
     _insert_step(session, procedure, len(steps) + 1, step, author)
     if step.step == "notified":
-        _grant(session, head, steps, parcel, by=by, author=author)
+        if head["kind"] == "desaffectation":
+            _end_affectation(session, head, steps, parcel, notified_on=step.occurred_on, by=by, author=author)
+        else:
+            _grant(session, head, steps, parcel, by=by, author=author)
+    after = _get(session, str(procedure), personal=True)
     journal.record(session, by, author=author,
                    operation=f"procedure.{step.step}", object_kind="procedure", object_id=procedure,
                    parcel_id=parcel.parcel_id, commune_code=parcel.commune_code, before=before,
-                   after=_get(session, str(procedure), personal=True))
-    return _get(session, str(procedure), personal=True)
+                   after={**after, **(journal_extra or {})})
+    return after
+
+
+def _thresholds(session: Session, commune_code: str, on: date) -> tuple[float, float]:
+    from sifc.settings import get_settings
+
+    found = _setting(session, commune_code=commune_code, key="approval_thresholds_ha", on=on)
+    return (float(found[0]), float(found[1])) if found else get_settings().approval_thresholds_ha
+
+
+def _notice_days(session: Session, commune_code: str, on: date) -> int:
+    from sifc.settings import get_settings
+
+    found = _setting(session, commune_code=commune_code, key="desaffectation_notice_days", on=on)
+    return int(found) if found is not None else get_settings().desaffectation_notice_days
 
 
 def check_expected_again(expected: int | None, current: int) -> None:
@@ -317,6 +439,22 @@ def check_expected_again(expected: int | None, current: int) -> None:
 
     if expected is not None and expected != current:
         raise PreconditionFailed("http.precondition_failed")
+
+
+def _end_affectation(session: Session, head: Any, steps: list[Any], parcel: Any, *, notified_on: date,
+                     by: Principal | None, author: str) -> None:
+    """A désaffectation notified: the affectation in force ends after the commune's notice, from the notification."""
+    from datetime import timedelta
+
+    rrr_id = _affectation_to_end(session, parcel.parcel_id)
+    if rrr_id is None:
+        raise Conflict("procedure.nothing_to_end", parcel=str(parcel.parcel_id))
+    by_step = {s["step"]: s for s in steps}
+    sources = list(dict.fromkeys(str(s) for name in ("deliberated", "approved") for s in by_step[name]["source_ids"]))
+    days = _notice_days(session, parcel.commune_code, notified_on)
+    rights.end(session, rrr_id=rrr_id, end_date=notified_on + timedelta(days=days), cause="desaffectation",
+               source_ids=sources, reason=f"procédure {head['reference'] or head['id']}", notice_date=notified_on,
+               notice_days=days, expected_version=None, by=by, author=author)
 
 
 def _grant(session: Session, head: Any, steps: list[Any], parcel: Any, *, by: Principal | None, author: str) -> None:
