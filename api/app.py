@@ -20,6 +20,7 @@ from api.routers import (
     field_returns,
     health,
     imports,
+    localites,
     mutations,
     ogc,
     parcels,
@@ -87,6 +88,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(mutations.router)  # POST /parcels/merge
     app.include_router(parcels.router)
     app.include_router(bornes.router)
+    app.include_router(localites.router)
     app.include_router(tenure.router)
     app.include_router(imports.router)
     app.include_router(field.router)

@@ -18,7 +18,7 @@ from sifc import hooks
 from sifc.errors import Conflict, NotFound, PreconditionFailed
 
 VERSIONED = {"parcel_version": "parcel_id", "party_version": "party_id", "rrr_version": "rrr_id",
-             "borne_version": "borne_id"}
+             "borne_version": "borne_id", "localite_version": "localite_id"}
 
 
 def parse_id(value: Any, *, key: str = "tenure.not_found", kind: str = "objet") -> uuid.UUID:

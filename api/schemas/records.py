@@ -41,6 +41,7 @@ class PartyOut(Open):
     given_names: str | None = Field(default=None, description=PERSONAL)
     id_number: str | None = Field(default=None, description=PERSONAL)
     contact: str | None = Field(default=None, description=PERSONAL)
+    sex: str | None = Field(default=None, description=PERSONAL + " F ou M, facultatif.")
     members: list[str] | None = Field(default=None, description=PERSONAL + " Un groupement : les ids de ses membres.")
     author: str | None = Field(default=None, description=PERSONAL)
     closed_by: str | None = Field(default=None, description=PERSONAL)

@@ -27,8 +27,9 @@ from sifc.tenure.common import authorise, linkable_parties
 from sifc.versioning import check_expected, close_version, parse_id
 
 GROUP_TYPES = ("famille", "gie", "association", "cooperative", "autre")
-FIELDS = ("kind", "group_type", "name", "given_names", "id_number", "contact", "members", "commune_code")
-PERSONAL = frozenset({"name", "given_names", "id_number", "contact", "members"})
+FIELDS = ("kind", "group_type", "name", "given_names", "id_number", "contact", "members", "commune_code", "sex")
+PERSONAL = frozenset({"name", "given_names", "id_number", "contact", "members", "sex"})
+SEXES = ("F", "M")  # optional (None: not recorded); read only in scope, published only as aggregates
 
 
 @dataclass
@@ -47,13 +48,14 @@ def _row_json(row: Any, *, personal: bool) -> dict[str, Any]:
     if personal:
         body.update({name: row[name] for name in sorted(FREE_TEXT_FIELDS["parties"])})
         body.update({"name": row["name"], "given_names": row["given_names"], "id_number": row["id_number"],
-                     "contact": row["contact"], "author": row["author"], "closed_by": row["closed_by"],
+                     "contact": row["contact"], "sex": row["sex"], "author": row["author"],
+                     "closed_by": row["closed_by"],
                      "members": [str(m) for m in row["members"]] if row["members"] is not None else None})
     return body
 
 
 SELECT = """SELECT party_id, version, kind, group_type, name, given_names, id_number, contact, members, commune_code,
-                   synthetic, author, reason, valid_from, valid_to, closed_by, close_reason FROM party_version"""
+                   sex, synthetic, author, reason, valid_from, valid_to, closed_by, close_reason FROM party_version"""
 
 
 def _validate(session: Session, values: dict[str, Any], by: Principal | None) -> dict[str, Any]:
@@ -71,6 +73,11 @@ def _validate(session: Session, values: dict[str, Any], by: Principal | None) ->
         values["members"] = None
     if not str(values.get("name") or "").strip():
         raise InvalidInput("party.name_required")
+    if values.get("sex") is not None:
+        if values["sex"] not in SEXES:
+            raise InvalidInput("party.bad_sex", sexes=", ".join(SEXES))
+        if kind != "natural_person":
+            raise InvalidInput("party.sex_of_person_only")
     if kind == "group" and values.get("members"):
         members = [parse_id(m, key="party.not_found", kind="partie") for m in values["members"]]
         linkable_parties(session, members, by=by)  # a group's members, as a right's holders
@@ -85,9 +92,9 @@ def _insert(session: Session, pid: uuid.UUID, version: int, values: dict[str, An
             reason: str | None, synthetic: bool = False) -> None:
     session.execute(text("""
         INSERT INTO party_version (party_id, version, kind, group_type, name, given_names, id_number, contact,
-                                   members, commune_code, synthetic, action, author, reason)
+                                   members, commune_code, sex, synthetic, action, author, reason)
         VALUES (:pid, :version, :kind, :group_type, :name, :given_names, :id_number, :contact,
-                CAST(:members AS uuid[]), :commune_code, :synthetic, :action, :author, :reason)"""),
+                CAST(:members AS uuid[]), :commune_code, :sex, :synthetic, :action, :author, :reason)"""),
         {"pid": pid, "version": version, **{k: values.get(k) for k in FIELDS}, "synthetic": synthetic,
          "action": action, "author": author, "reason": reason})
 

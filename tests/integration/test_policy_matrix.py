@@ -63,7 +63,7 @@ def world(client, db, settings) -> dict[str, Any]:
     package = client.post("/field/packages", headers=national, json={"commune": BARGNY})
     assert package.status_code == 201, package.text
     return {"headers": headers, "national": national, "user_ids": ids, "parcel": parcel, "borne": borne.json()["id"],
-            "package": package.json()["id"],
+            "package": package.json()["id"], "localite": _localite(client, national, x, y - 600),
             "job": job.json()["id"], "where": where, "origin": (x, y), "settings": settings, "db": db,
             **_tenure(client, national, parcel)}
 
@@ -99,13 +99,29 @@ def _geojson_bytes(db) -> bytes:
         {"type": "Feature", "properties": {}, "geometry": {"type": "Polygon", "coordinates": [ring]}}]}).encode()
 
 
+def _localite(client, national: dict[str, str], x: float, y: float) -> str:
+    """A localité of Bargny placed by the national administrator (UTM 28N)."""
+    made = client.post("/localites", params={"crs": "EPSG:32628"}, headers=national, json={
+        "type": "Feature", "geometry": {"type": "Point", "coordinates": [x, y]},
+        "properties": {"name": "Localité matrice", "kind": "quartier"}})
+    assert made.status_code == 201, made.text
+    return str(made.json()["id"])
+
+
+def _retire_localite(client, national: dict[str, str], x: float, y: float, headers: dict[str, str]) -> Any:
+    """Retire a localité of its own (the world's stays current for the other routes)."""
+    lid = _localite(client, national, x, y)
+    tag = client.get(f"/localites/{lid}").headers["ETag"]
+    return client.request("DELETE", f"/localites/{lid}", headers={**headers, "If-Match": tag}, json={"reason": "m"})
+
+
 def _path_values(world: dict[str, Any]) -> dict[str, str]:
     return {"parcel_id": world["parcel"], "nicad": "0104040199999", "job_id": world["job"], "level": "commune",
             "collection_id": "parcels", "feature_id": world["parcel"], "collection": "parcels",
             "z": "14", "x": "7599", "y": "7520", "code": BARGNY, "subject": "matrix.lecteur",
             "party_id": world["party"], "source_id": world["source"], "file_id": world["file"], "rrr_id": world["rrr"],
             "procedure_id": world["procedure"], "borne_id": world["borne"],
-            "package_id": world["package"]}
+            "package_id": world["package"], "localite_id": world["localite"]}
 
 
 TERRITORY_CODES = {"poles": "pole", "regions": "region", "departments": "department",
@@ -278,6 +294,13 @@ def _requests(world: dict[str, Any], role: str) -> dict[tuple[str, str], Callabl
             p, headers=if_match(c, p.removesuffix("/steps"), h),
             json={"step": "surveyed", "occurred_on": today, "source_ids": [world["source"]],
                   "details": {"neighbours_consulted": True}}),
+        # --- localités: a write on an existing one sends its If-Match; each retirement retires one of its own
+        ("POST", "/localites"): lambda c, p, h: c.post(p, params={"crs": "EPSG:32628"}, headers=h, json={
+            "type": "Feature", "geometry": {"type": "Point", "coordinates": [x + offset, y - 650]},
+            "properties": {"name": f"Quartier {role}", "kind": "quartier"}}),
+        ("PATCH", "/localites/{localite_id}"): lambda c, p, h: c.patch(p, headers=if_match(c, p, h), json={
+            "type": "Feature", "geometry": None, "properties": {"name": f"Localité {role}", "reason": "m"}}),
+        ("DELETE", "/localites/{localite_id}"): lambda c, p, h: _retire_localite(c, national, x - offset, y - 650, h),
         # --- printed documents: anyone may upload a PDF to verify it
         ("POST", "/documents/verify"): lambda c, p, h: c.post(p, headers=h, files={
             "file": ("document.pdf", io.BytesIO(PDF), "application/pdf")}),
