@@ -13,9 +13,13 @@ from api.routers import (
     admin,
     auth,
     bornes,
+    campaigns,
     dashboards,
+    disputes,
+    document_jobs,
     documents,
     exports,
+    fees,
     field,
     field_returns,
     health,
@@ -28,6 +32,7 @@ from api.routers import (
     tenure,
     territories,
     tiles,
+    tracking,
     web,
 )
 from sifc import __version__
@@ -98,6 +103,11 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(exports.router)
     app.include_router(documents.router)
     app.include_router(dashboards.router)
+    app.include_router(disputes.router)
+    app.include_router(document_jobs.router)
+    app.include_router(tracking.router)
+    app.include_router(campaigns.router)
+    app.include_router(fees.router)
     app.include_router(web.router)  # last: the web application at /
     document_body_limits(app, settings)  # a 413 on every request body, with its limit
     openapi_links.install(app)  # links between operations and request examples, in one table

@@ -579,6 +579,73 @@ procedure_step = Table(
 Index("uq_procedure_step_once", procedure_step.c.procedure_id, procedure_step.c.step, unique=True,
       postgresql_where=procedure_step.c.step != "deferred")
 
+# Council sessions (migration 0020, ADR 0005 §4): an agenda of procedures deliberated in one transaction,
+# citing one délibération; attendees make the quorum.
+SESSION_KINDS = ("commission_domaniale", "conseil_municipal")
+SESSION_STATES = ("planned", "agenda_closed", "deliberated")
+SESSION_DECISIONS = ("granted", "refused", "deferred")
+ATTENDEE_CAPACITIES = ("president", "membre", "secretaire", "invite")
+
+council_session = Table(
+    "council_session",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("commune_code", Text, nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("held_on", Date, nullable=False),
+    Column("reference", Text),  # public: « session ordinaire du 2e trimestre »
+    Column("members_in_office", Integer),
+    Column("state", Text, nullable=False, server_default="planned"),
+    Column("revision", Integer, nullable=False, server_default="1"),  # its If-Match version
+    Column("deliberation_number", Text),
+    Column("deliberated_on", Date),
+    Column("deliberation_source_id", UUID(as_uuid=True)),
+    Column("minutes_source_ids", ARRAY(UUID(as_uuid=True)), nullable=False, server_default="{}"),
+    Column("members_present", Integer),
+    Column("quorum_met", Boolean),
+    Column("synthetic", Boolean, nullable=False, server_default="false"),
+    Column("created_by", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    ForeignKeyConstraint(["commune_code"], ["commune.code"]),
+    ForeignKeyConstraint(["deliberation_source_id"], ["source_document.id"]),
+)
+Index("ix_council_session_commune_code", council_session.c.commune_code, council_session.c.held_on)
+
+session_item = Table(
+    "session_item",
+    metadata,
+    Column("session_id", UUID(as_uuid=True), primary_key=True),
+    Column("procedure_id", UUID(as_uuid=True), primary_key=True),
+    Column("commune_code", Text, nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("decision", Text),
+    Column("reason", Text),  # personal: an officer's motive
+    Column("votes_for", Integer),
+    Column("votes_against", Integer),
+    Column("abstentions", Integer),
+    Column("step_seq", Integer),  # the procedure_step the decision recorded
+    Column("added_by", Text, nullable=False),
+    Column("added_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    ForeignKeyConstraint(["session_id"], ["council_session.id"]),
+    ForeignKeyConstraint(["procedure_id"], ["tenure_procedure.id"]),
+)
+Index("ix_session_item_procedure_id", session_item.c.procedure_id)
+
+session_attendee = Table(
+    "session_attendee",
+    metadata,
+    Column("session_id", UUID(as_uuid=True), primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("commune_code", Text, nullable=False),
+    Column("party_id", UUID(as_uuid=True)),
+    Column("name", Text),  # personal
+    Column("capacity", Text, nullable=False),
+    Column("present", Boolean, nullable=False, server_default="true"),
+    Column("added_by", Text, nullable=False),
+    Column("added_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    ForeignKeyConstraint(["session_id"], ["council_session.id"]),
+)
+
 rrr_version = Table(
     "rrr_version",
     metadata,
@@ -701,6 +768,26 @@ issued_document = Table(
 )
 Index("ix_issued_document_subject", issued_document.c.subject_kind, issued_document.c.subject_id)
 Index("ix_issued_document_pdf_sha256", issued_document.c.pdf_sha256)
+
+# Tracking codes printed on the récépissé (migration 0026, ADR 0005 §8): the code's SHA-256 only, one live
+# code per procedure; a reprint revokes the previous one (the service may set revoked_at, nothing else).
+tracking_code = Table(
+    "tracking_code",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("procedure_id", UUID(as_uuid=True), nullable=False),
+    Column("commune_code", Text, nullable=False),
+    Column("code_sha256", Text, nullable=False),
+    Column("issued_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("revoked_at", DateTime(timezone=True)),
+    ForeignKeyConstraint(["procedure_id"], ["tenure_procedure.id"]),
+    ForeignKeyConstraint(["commune_code"], ["commune.code"]),
+    CheckConstraint("code_sha256 ~ '^[0-9a-f]{64}$'", name="sha256"),
+    CheckConstraint("revoked_at IS NULL OR revoked_at >= issued_at", name="revoked"),
+)
+Index("ix_tracking_code_procedure_id", tracking_code.c.procedure_id)
+Index("uq_tracking_code_active", tracking_code.c.procedure_id, unique=True,
+      postgresql_where=tracking_code.c.revoked_at.is_(None))
 
 
 # --- bornes: boundary markers as versioned points (migration 0013) -------------------------------
@@ -877,6 +964,183 @@ parcel_source = Table(
 Index("ix_parcel_source_source_id", parcel_source.c.source_id)
 
 
+# --- commission: systematic campaigns, public display, claims (migration 0024, ADR 0005 §5) ------------
+
+CAMPAIGN_STATES = ("open", "display", "closed")
+CAMPAIGN_AREA_KINDS = ("localite", "section", "bbox")
+CAMPAIGN_PARCEL_ORIGINS = ("import_batch", "field_package", "manual")
+CLAIM_KINDS = ("reclamation", "opposition")
+CLAIM_STATES = ("received", "accepted", "rejected", "disputed")
+
+campaign = Table(
+    "campaign",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("commune_code", Text, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("area", Geometry("MULTIPOLYGON", srid=STORAGE_SRID, spatial_index=False), nullable=False),
+    Column("area_kind", Text, nullable=False),
+    Column("localite_id", UUID(as_uuid=True)),
+    Column("section", Text),
+    Column("state", Text, nullable=False, server_default="open"),
+    Column("created_by", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    ForeignKeyConstraint(["commune_code"], ["commune.code"]),
+    CheckConstraint(f"state IN {CAMPAIGN_STATES}", name="state"),
+    CheckConstraint(f"area_kind IN {CAMPAIGN_AREA_KINDS}", name="area_kind"),
+    CheckConstraint("ST_IsValid(area) AND NOT ST_IsEmpty(area)", name="area_valid"),
+)
+Index("ix_campaign_commune_code", campaign.c.commune_code)
+Index("ix_campaign_area", campaign.c.area, postgresql_using="gist")
+
+# A parcel of a campaign: presumed_holders is personal ([{party_id, share}], like a request's applicants).
+campaign_parcel = Table(
+    "campaign_parcel",
+    metadata,
+    Column("campaign_id", UUID(as_uuid=True), primary_key=True),
+    Column("parcel_id", UUID(as_uuid=True), primary_key=True),
+    Column("commune_code", Text, nullable=False),
+    Column("presumed_holders", JSONB, nullable=False, server_default=text("'[]'")),
+    Column("origin", Text, nullable=False),
+    Column("batch_id", UUID(as_uuid=True)),
+    Column("procedure_id", UUID(as_uuid=True)),
+    Column("added_by", Text, nullable=False),
+    Column("added_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    ForeignKeyConstraint(["campaign_id"], ["campaign.id"]),
+    ForeignKeyConstraint(["batch_id"], ["import_batch.id"]),
+    ForeignKeyConstraint(["procedure_id"], ["tenure_procedure.id"]),
+    CheckConstraint(f"origin IN {CAMPAIGN_PARCEL_ORIGINS}", name="origin"),
+    CheckConstraint("jsonb_typeof(presumed_holders) = 'array'", name="presumed_holders"),
+)
+Index("ix_campaign_parcel_parcel_id", campaign_parcel.c.parcel_id)
+
+display_period = Table(
+    "display_period",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("campaign_id", UUID(as_uuid=True), nullable=False),
+    Column("commune_code", Text, nullable=False),
+    Column("localite_id", UUID(as_uuid=True)),
+    Column("starts_on", Date, nullable=False),
+    Column("ends_on", Date, nullable=False),
+    Column("display_days", Integer, nullable=False),
+    Column("opened_by", Text, nullable=False),
+    Column("opened_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("closed_at", DateTime(timezone=True)),
+    Column("closed_by", Text),
+    ForeignKeyConstraint(["campaign_id"], ["campaign.id"]),
+    CheckConstraint("ends_on >= starts_on", name="dates"),
+    CheckConstraint("display_days > 0", name="days"),
+)
+Index("ix_display_period_campaign_id", display_period.c.campaign_id)
+
+# A réclamation or opposition: the claimant's name, the grounds and the resolution's reason are personal.
+claim = Table(
+    "claim",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("commune_code", Text, nullable=False),
+    Column("parcel_id", UUID(as_uuid=True), nullable=False),
+    Column("campaign_id", UUID(as_uuid=True)),
+    Column("display_period_id", UUID(as_uuid=True)),
+    Column("kind", Text, nullable=False, server_default="reclamation"),
+    Column("claimant_party_id", UUID(as_uuid=True)),
+    Column("claimant_name", Text),
+    Column("grounds", Text, nullable=False),
+    Column("source_ids", ARRAY(UUID(as_uuid=True)), nullable=False, server_default="{}"),
+    Column("received_on", Date, nullable=False),
+    Column("state", Text, nullable=False, server_default="received"),
+    Column("resolved_on", Date),
+    Column("resolution_reason", Text),
+    Column("resolved_by", Text),
+    Column("dispute_id", UUID(as_uuid=True)),
+    Column("created_by", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    ForeignKeyConstraint(["commune_code"], ["commune.code"]),
+    ForeignKeyConstraint(["campaign_id"], ["campaign.id"]),
+    ForeignKeyConstraint(["display_period_id"], ["display_period.id"]),
+    ForeignKeyConstraint(["dispute_id"], ["dispute.id"]),
+    CheckConstraint(f"kind IN {CLAIM_KINDS}", name="kind"),
+    CheckConstraint(f"state IN {CLAIM_STATES}", name="state"),
+    CheckConstraint("claimant_party_id IS NOT NULL OR btrim(coalesce(claimant_name, '')) <> ''", name="claimant"),
+    CheckConstraint("(state = 'received') = (resolved_on IS NULL)", name="resolved"),
+    CheckConstraint("state <> 'rejected' OR btrim(coalesce(resolution_reason, '')) <> ''", name="rejection_reason"),
+    CheckConstraint("(state = 'disputed') = (dispute_id IS NOT NULL)", name="dispute"),
+)
+Index("ix_claim_parcel_id", claim.c.parcel_id)
+Index("ix_claim_campaign_id", claim.c.campaign_id)
+
+
+# --- commission: disputes register (litiges) (migration 0022, ADR 0005 §6) --------------------------
+# Append-only, like the procedures: a dispute's state is its last step, its version its number of steps.
+
+DISPUTE_KINDS = ("limites", "succession", "double_affectation", "occupation", "autre")
+DISPUTE_ROLES = ("demandeur", "defendeur", "temoin", "autre")
+DISPUTE_STEPS = ("declared", "mediation", "resolved", "sent_to_court", "closed")
+
+dispute = Table(
+    "dispute",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("commune_code", Text, nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("opened_on", Date, nullable=False),
+    Column("description", Text),  # the grounds as the officer wrote them: personal
+    Column("source_ids", ARRAY(UUID(as_uuid=True)), nullable=False, server_default="{}"),
+    Column("origin", JSONB, nullable=False, server_default=text("'{}'::jsonb")),  # ids only (overlap, claim)
+    Column("created_by", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    ForeignKeyConstraint(["commune_code"], ["commune.code"]),
+    CheckConstraint(f"kind IN {DISPUTE_KINDS}", name="kind"),
+    CheckConstraint("jsonb_typeof(origin) = 'object'", name="origin"),
+)
+Index("ix_dispute_commune_code", dispute.c.commune_code)
+
+dispute_parcel = Table(
+    "dispute_parcel",
+    metadata,
+    Column("dispute_id", UUID(as_uuid=True), primary_key=True),
+    Column("parcel_id", UUID(as_uuid=True), primary_key=True),
+    Column("rrr_id", UUID(as_uuid=True), nullable=False),  # the litige restriction opening created
+    Column("commune_code", Text, nullable=False),
+    ForeignKeyConstraint(["dispute_id"], ["dispute.id"]),
+)
+Index("ix_dispute_parcel_parcel_id", dispute_parcel.c.parcel_id)
+
+dispute_party = Table(
+    "dispute_party",
+    metadata,
+    Column("dispute_id", UUID(as_uuid=True), primary_key=True),
+    Column("party_id", UUID(as_uuid=True), primary_key=True),
+    Column("role", Text, nullable=False),
+    Column("commune_code", Text, nullable=False),
+    ForeignKeyConstraint(["dispute_id"], ["dispute.id"]),
+    CheckConstraint(f"role IN {DISPUTE_ROLES}", name="role"),
+)
+
+dispute_step = Table(
+    "dispute_step",
+    metadata,
+    Column("dispute_id", UUID(as_uuid=True), primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("step", Text, nullable=False),
+    Column("occurred_on", Date, nullable=False),
+    Column("source_ids", ARRAY(UUID(as_uuid=True)), nullable=False, server_default="{}"),
+    Column("note", Text),  # personal
+    Column("outcome", Text),  # the closing step's: personal
+    Column("court_reference", Text),  # sending to court: the court's case number
+    Column("author", Text, nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("commune_code", Text, nullable=False),
+    ForeignKeyConstraint(["dispute_id"], ["dispute.id"]),
+    UniqueConstraint("dispute_id", "step"),
+    CheckConstraint(f"step IN {DISPUTE_STEPS}", name="step"),
+    CheckConstraint("(step = 'declared') = (seq = 1)", name="declared_first"),
+    CheckConstraint("step <> 'closed' OR btrim(coalesce(outcome, '')) <> ''", name="outcome"),
+)
+
+
 # --- federation: this node, the directory of nodes, replica identities (migration 0016, ADR 0004) ------
 
 NODE_ROLES = ("single", "pole", "national")
@@ -963,6 +1227,102 @@ commune_setting = Table(
 )
 Index("ix_commune_setting_commune_code_key_valid_from", commune_setting.c.commune_code, commune_setting.c.key,
       commune_setting.c.valid_from)
+
+# Fees and receipts (migration 0025, ADR 0005 §7): each commune's fee schedules, citing the délibération that
+# set them; the amount due per procedure, computed at registration; payments and their cancellations
+# (append-only); the receipt numbers per commune and year, taken without gaps.
+FEE_RULE_KINDS = ("fixed", "per_m2", "per_ha_bands")
+PAYMENT_METHODS = ("cash", "mobile_money")
+FEE_PROCEDURE_KINDS = ("affectation", "desaffectation", "reaffectation_heritiers", "regularisation")
+
+fee_schedule = Table(
+    "fee_schedule",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("commune_code", Text, nullable=False),
+    Column("procedure_kind", Text, nullable=False),
+    Column("valid_from", Date, nullable=False),
+    Column("valid_to", Date),
+    Column("rule", JSONB, nullable=False),  # {"kind": fixed | per_m2 | per_ha_bands, ...}: whole XOF
+    Column("deliberation_source_id", UUID(as_uuid=True), nullable=False),
+    Column("recorded_by", Text, nullable=False),  # personal
+    Column("recorded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    ForeignKeyConstraint(["commune_code"], ["commune.code"]),
+    ForeignKeyConstraint(["deliberation_source_id"], ["source_document.id"]),
+    CheckConstraint(f"procedure_kind IN {FEE_PROCEDURE_KINDS}", "procedure_kind"),
+    CheckConstraint("valid_to IS NULL OR valid_to > valid_from", "dates"),
+    CheckConstraint(f"jsonb_typeof(rule) = 'object' AND rule ->> 'kind' IN {FEE_RULE_KINDS}", "rule"),
+)
+Index("ix_fee_schedule_commune_code_procedure_kind_valid_from", fee_schedule.c.commune_code,
+      fee_schedule.c.procedure_kind, fee_schedule.c.valid_from)
+
+procedure_fee = Table(
+    "procedure_fee",
+    metadata,
+    Column("procedure_id", UUID(as_uuid=True), primary_key=True),
+    Column("commune_code", Text, nullable=False),
+    Column("schedule_id", UUID(as_uuid=True), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("area_m2", Float, nullable=False),  # the parcel's area the amount was computed on
+    Column("assessed_on", Date, nullable=False),  # the registration date: the schedule in force then
+    Column("assessed_by", Text, nullable=False),  # personal
+    Column("assessed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    ForeignKeyConstraint(["procedure_id"], ["tenure_procedure.id"]),
+    ForeignKeyConstraint(["commune_code"], ["commune.code"]),
+    ForeignKeyConstraint(["schedule_id"], ["fee_schedule.id"]),
+    CheckConstraint("amount >= 0", "amount"),
+)
+
+payment = Table(
+    "payment",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("commune_code", Text, nullable=False),
+    Column("procedure_id", UUID(as_uuid=True), nullable=False),
+    Column("amount", BigInteger, nullable=False),  # negative for a cancellation
+    Column("method", Text, nullable=False),
+    Column("mobile_reference", Text),  # the operator's transaction reference, never a phone number
+    Column("paid_on", Date, nullable=False),
+    Column("quittance_number", Text),  # the Treasury's paper quittance (quittance_papier)
+    Column("receipt_year", Integer),  # SIFC's receipt (recu_pdf): numbered per commune and year
+    Column("receipt_number", Integer),
+    Column("cancels_payment_id", UUID(as_uuid=True)),
+    Column("reason", Text),  # personal: why a payment was cancelled
+    Column("recorded_by", Text, nullable=False),  # personal
+    Column("recorded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    ForeignKeyConstraint(["commune_code"], ["commune.code"]),
+    ForeignKeyConstraint(["procedure_id"], ["tenure_procedure.id"]),
+    ForeignKeyConstraint(["cancels_payment_id"], ["payment.id"]),
+    UniqueConstraint("commune_code", "receipt_year", "receipt_number"),
+    UniqueConstraint("commune_code", "quittance_number"),
+    UniqueConstraint("cancels_payment_id"),
+    CheckConstraint(f"method IN {PAYMENT_METHODS}", "method"),
+    CheckConstraint("(cancels_payment_id IS NULL AND amount > 0) OR (cancels_payment_id IS NOT NULL AND amount < 0)",
+                    "amount"),
+    CheckConstraint("(method = 'mobile_money') = (mobile_reference IS NOT NULL) "
+                    "AND (mobile_reference IS NULL OR btrim(mobile_reference) <> '')", "mobile_reference"),
+    CheckConstraint("(receipt_year IS NULL) = (receipt_number IS NULL) AND (receipt_number IS NULL OR receipt_number > 0)",
+                    "receipt"),
+    CheckConstraint("(cancels_payment_id IS NULL AND num_nonnulls(quittance_number, receipt_number) = 1) "
+                    "OR (cancels_payment_id IS NOT NULL AND quittance_number IS NULL AND receipt_number IS NULL)",
+                    "voucher"),
+    CheckConstraint("quittance_number IS NULL OR btrim(quittance_number) <> ''", "quittance_number"),
+    CheckConstraint("cancels_payment_id IS NULL OR btrim(coalesce(reason, '')) <> ''", "reason"),
+)
+Index("ix_payment_procedure_id", payment.c.procedure_id)
+Index("ix_payment_commune_code_paid_on", payment.c.commune_code, payment.c.paid_on)
+
+receipt_counter = Table(
+    "receipt_counter",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("commune_code", Text, nullable=False),
+    Column("year", Integer, nullable=False),
+    Column("last_number", Integer, nullable=False, server_default="0"),
+    ForeignKeyConstraint(["commune_code"], ["commune.code"]),
+    UniqueConstraint("commune_code", "year"),
+    CheckConstraint("last_number >= 0", "last_number"),
+)
 
 # Each pole-owned table's replica identity: its key and its commune, which the publications' row filters use.
 for _entry in registry.owned_by("pole"):

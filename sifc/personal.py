@@ -48,6 +48,9 @@ FREE_TEXT_FIELDS: dict[str, frozenset[str]] = {
     "mutations": frozenset({"reason"}),  # parcel_mutation (its lineage)
     "bornes": frozenset({"reason", "close_reason", "source"}),  # borne_version (source: a plan's or file's name)
     "localites": frozenset({"reason", "close_reason"}),  # localite_version
+    "payments": frozenset({"reason"}),  # payment (why it was cancelled)
+    "disputes": frozenset({"description"}),  # dispute (the grounds)
+    "dispute_steps": frozenset({"note", "outcome"}),  # dispute_step
 }
 
 # Names refused in every public parameter, whatever the collection (compared case-, accent- and

@@ -78,6 +78,8 @@ TABLES: tuple[Replicated, ...] = (
     _national("commune_alias", ("id",)),
     _national("boundary_version", ("id",)),
     _national("federation_node", ("node_id",)),
+    # The national defaults of the commune settings, each citing its text (migration 0018).
+    Replicated("setting_default", "national", ("key", "valid_from"), commune_column=None, since="0018"),
     # The registry (pole).
     _pole("import_batch", ("id",), ("file_name", "created_by")),
     _pole("parcel_version", ("parcel_id", "version"), _VERSION_AUTHORS),
@@ -92,6 +94,8 @@ TABLES: tuple[Replicated, ...] = (
     _pole("source_document", ("id",), ("description", "created_by")),
     _pole("source_file", ("id",), ("file_name", "content", "created_by")),
     _pole("issued_document", ("code",), ("issued_by",)),
+    # Tracking codes of the récépissé (migration 0026): the hash only, nothing personal.
+    Replicated("tracking_code", "pole", ("id",), since="0026"),
     _pole("borne_version", ("borne_id", "version"), ("source", *_VERSION_AUTHORS)),
     _pole("field_package", ("id",), ("issued_to", "issued_by", "purpose", "closed_by", "close_reason")),
     _pole("field_package_item", ("package_id", "fid")),
@@ -100,6 +104,32 @@ TABLES: tuple[Replicated, ...] = (
     # Localités (villages, quartiers) and the per-commune gender indicators (migration 0023, ADR 0005 §3).
     Replicated("localite_version", "pole", ("localite_id", "version"), personal=_VERSION_AUTHORS, since="0023"),
     Replicated("tenure_indicator", "pole", ("id",), since="0023"),
+    # Each commune's own settings, dated and sourced (migration 0018); who set them is personal.
+    Replicated("commune_setting", "pole", ("id",), personal=("set_by",), since="0018"),
+    # Systematic campaigns, public display and claims (migration 0024): presumed holders, claimants,
+    # grounds, resolution reasons and authors stay at the pole.
+    Replicated("campaign", "pole", ("id",), personal=("created_by",), since="0024"),
+    Replicated("campaign_parcel", "pole", ("campaign_id", "parcel_id"), personal=("presumed_holders", "added_by"),
+               since="0024"),
+    Replicated("display_period", "pole", ("id",), personal=("opened_by", "closed_by"), since="0024"),
+    Replicated("claim", "pole", ("id",), personal=("claimant_party_id", "claimant_name", "grounds",
+                                                   "resolution_reason", "resolved_by", "created_by"), since="0024"),
+    # The disputes register (migration 0022): the grounds, notes, outcome and authors stay at the pole.
+    Replicated("dispute", "pole", ("id",), personal=("description", "created_by"), since="0022"),
+    Replicated("dispute_parcel", "pole", ("dispute_id", "parcel_id"), since="0022"),
+    Replicated("dispute_party", "pole", ("dispute_id", "party_id"), since="0022"),
+    Replicated("dispute_step", "pole", ("dispute_id", "seq"), personal=("note", "outcome", "author"), since="0022"),
+    # Fees and receipts (migration 0025): who recorded a schedule, an assessment or a payment, and why a
+    # payment was cancelled, are personal; amounts, methods, receipt numbers and the counters are not.
+    Replicated("fee_schedule", "pole", ("id",), personal=("recorded_by",), since="0025"),
+    Replicated("procedure_fee", "pole", ("procedure_id",), personal=("assessed_by",), since="0025"),
+    Replicated("payment", "pole", ("id",), personal=("reason", "recorded_by"), since="0025"),
+    Replicated("receipt_counter", "pole", ("id",), since="0025"),
+    # Council sessions (migration 0020): who created them, attendees' names, the motives of decisions.
+    Replicated("council_session", "pole", ("id",), personal=("created_by",), since="0020"),
+    Replicated("session_item", "pole", ("session_id", "procedure_id"), personal=("reason", "added_by"), since="0020"),
+    Replicated("session_attendee", "pole", ("session_id", "seq"), personal=("party_id", "name", "added_by"),
+               since="0020"),
     # The audits (pole, append-only: inserts only, their own publication, no owner guard; a row
     # without a commune stays on its node).
     Replicated("write_audit", "pole", ("id",), personal=("before", "after"), publish="insert"),
