@@ -1,0 +1,210 @@
+"""Systematic campaigns, public display periods and claims (ADR 0005 §5).
+
+Every answer here names people or carries officers' text (presumed holders, claimants, grounds,
+reasons) or belongs to the land office's work in progress: readers of personal data in the commune
+only, each read logged by the services. Writes need ``agent_foncier`` or ``administrateur`` in
+scope; resolving a claim sends the ``If-Match`` of the claim read.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import orjson
+from fastapi import APIRouter, Path, Query
+from fastapi.responses import Response
+from pydantic import BaseModel, Field
+
+from api.bounded import ProcedureDate, StepDate
+from api.deps import PrincipalDep, SessionDep, allow
+from api.preconditions import PRECONDITION_RESPONSES, IfMatch, etag, expected
+from api.schemas.records import Open
+from sifc.auth.principal import Action, Principal
+from sifc.commission import campaigns, claims, display
+
+router = APIRouter(tags=["Campagnes et réclamations"])
+Writer = Annotated[Principal, allow(Action.WRITE_TENURE)]
+Id = Annotated[str, Path(max_length=64)]
+JSON = "application/json"
+
+
+def answer(body: Any, *, status: int = 200, tag: str | None = None, location: str | None = None) -> Response:
+    """JSON bytes with the record's ETag and Location, when it has them."""
+    headers = {}
+    if tag:
+        headers["ETag"] = tag
+    if location:
+        headers["Location"] = location
+    return Response(orjson.dumps(body), status_code=status, media_type=JSON, headers=headers)
+
+
+class CampaignOut(Open):
+    """A campaign: its area (WGS 84), state, counts and display periods; no personal field."""
+
+    id: str
+    commune_code: str
+    name: str
+    state: str
+
+
+class AreaIn(BaseModel):
+    kind: Literal["localite", "section", "bbox"]
+    localite_id: str | None = Field(default=None, max_length=64)
+    radius_m: float | None = Field(default=None, gt=0, le=20_000, description="Rayon autour de la localité (m).")
+    section: str | None = Field(default=None, max_length=64)
+    bbox: list[float] | None = Field(default=None, min_length=4, max_length=4,
+                                     description="minLon, minLat, maxLon, maxLat (WGS 84).")
+
+
+class CampaignIn(BaseModel):
+    commune_code: str = Field(max_length=100)
+    name: str = Field(min_length=1, max_length=200)
+    area: AreaIn
+
+
+class HolderIn(BaseModel):
+    party_id: str = Field(max_length=64)
+    share: str = Field(default="1", max_length=32)
+
+
+class ParcelIn(BaseModel):
+    parcel_id: str = Field(max_length=64)
+    presumed_holders: list[HolderIn] = Field(default_factory=list, max_length=50)
+
+
+class ParcelsIn(BaseModel):
+    source: Literal["area", "batch", "parcels"] = Field(description=(
+        "`area` : toutes les parcelles en vigueur de la zone ; `batch` : celles d'un lot d'import ; "
+        "`parcels` : la liste donnée, avec les détenteurs présumés."))
+    batch_id: str | None = Field(default=None, max_length=64)
+    parcels: list[ParcelIn] = Field(default_factory=list, max_length=5000)
+
+
+class PeriodIn(BaseModel):
+    starts_on: ProcedureDate
+    localite_id: str | None = Field(default=None, max_length=64)
+
+
+class CloseIn(BaseModel):
+    closed_on: ProcedureDate
+
+
+class ClaimIn(BaseModel):
+    parcel_id: str = Field(max_length=64)
+    kind: Literal["reclamation", "opposition"] = "reclamation"
+    claimant_party_id: str | None = Field(default=None, max_length=64)
+    claimant_name: str | None = Field(default=None, max_length=200, description="Nom du réclamant non enregistré.")
+    grounds: str = Field(min_length=1, max_length=2000, description="Motifs (données personnelles).")
+    received_on: ProcedureDate
+    source_ids: list[str] = Field(default_factory=list, max_length=20)
+
+
+class DisputeIn(BaseModel):
+    kind: str = Field(default="autre", max_length=32, description="Nature du litige (limites, succession…).")
+    source_ids: list[str] = Field(default_factory=list, max_length=20, description=(
+        "Sources du litige, en plus de celles de la réclamation (plainte, procès-verbal)."))
+
+
+class ResolutionIn(BaseModel):
+    decision: Literal["accepted", "rejected", "disputed"]
+    resolved_on: StepDate
+    reason: str | None = Field(default=None, max_length=1000, description="Motif (obligatoire pour un rejet).")
+    dispute: DisputeIn = Field(default_factory=DisputeIn)
+
+
+# --- campaigns --------------------------------------------------------------------------------
+
+@router.post("/campaigns", response_model=CampaignOut, status_code=201, summary="Ouvrir une campagne systématique")
+def create_campaign(body: CampaignIn, session: SessionDep, principal: Writer) -> Response:
+    area = campaigns.AreaInput(**body.area.model_dump())
+    campaign_id = campaigns.create(session, data=campaigns.CampaignInput(body.commune_code, body.name, area),
+                                   by=principal, author=principal.name)
+    found = campaigns.get(session, campaign_id=campaign_id, reader=principal)
+    return answer(found, status=201, location=f"/campaigns/{campaign_id}")
+
+
+@router.get("/campaigns", response_model=list[CampaignOut], summary="Les campagnes d'une commune")
+def list_campaigns(session: SessionDep, principal: PrincipalDep,
+                   commune_code: Annotated[str, Query(max_length=100)]) -> Response:
+    return answer(campaigns.list_(session, commune_code=commune_code, reader=principal))
+
+
+@router.get("/campaigns/{campaign_id}", response_model=CampaignOut, summary="Une campagne")
+def get_campaign(campaign_id: Id, session: SessionDep, principal: PrincipalDep) -> Response:
+    return answer(campaigns.get(session, campaign_id=campaign_id, reader=principal))
+
+
+@router.get("/campaigns/{campaign_id}/parcels", summary="Les parcelles d'une campagne et leurs détenteurs présumés")
+def campaign_parcels(campaign_id: Id, session: SessionDep, principal: PrincipalDep) -> Response:
+    """Détenteurs présumés : données personnelles, lecteurs du périmètre seulement, chaque lecture journalisée."""
+    return answer(campaigns.parcels(session, campaign_id=campaign_id, reader=principal))
+
+
+@router.post("/campaigns/{campaign_id}/parcels", summary="Ajouter des parcelles à une campagne ouverte")
+def add_campaign_parcels(campaign_id: Id, body: ParcelsIn, session: SessionDep, principal: Writer) -> Response:
+    data = campaigns.ParcelsInput(source=body.source, batch_id=body.batch_id,
+                                  parcels=[p.model_dump() for p in body.parcels])
+    return answer(campaigns.add_parcels(session, campaign_id=campaign_id, data=data, by=principal,
+                                        author=principal.name))
+
+
+@router.post("/campaigns/{campaign_id}/display-periods", status_code=201,
+             summary="Ouvrir l'affichage public (durée : réglage display_days de la commune)")
+def open_display(campaign_id: Id, body: PeriodIn, session: SessionDep, principal: Writer) -> Response:
+    found = display.open_period(session, campaign_id=campaign_id, starts_on=body.starts_on,
+                                localite_id=body.localite_id, by=principal, author=principal.name)
+    return answer(found, status=201)
+
+
+@router.post("/campaigns/{campaign_id}/display-periods/{period_id}/close",
+             summary="Clore l'affichage : une procédure de régularisation par parcelle sans réclamation ouverte")
+def close_display(campaign_id: Id, period_id: Id, body: CloseIn, session: SessionDep, principal: Writer) -> Response:
+    return answer(display.close_period(session, campaign_id=campaign_id, period_id=period_id,
+                                       closed_on=body.closed_on, by=principal, author=principal.name))
+
+
+@router.post("/campaigns/{campaign_id}/register",
+             summary="Inscrire les parcelles en attente dont les réclamations sont résolues")
+def register_ready(campaign_id: Id, body: CloseIn, session: SessionDep, principal: Writer) -> Response:
+    return answer(display.register_ready(session, campaign_id=campaign_id, registered_on=body.closed_on,
+                                         by=principal, author=principal.name))
+
+
+# --- claims -----------------------------------------------------------------------------------
+
+@router.post("/claims", status_code=201, summary="Enregistrer une réclamation ou une opposition")
+def record_claim(body: ClaimIn, session: SessionDep, principal: Writer) -> Response:
+    data = claims.ClaimInput(parcel_id=body.parcel_id, grounds=body.grounds, received_on=body.received_on,
+                             kind=body.kind, claimant_party_id=body.claimant_party_id,
+                             claimant_name=body.claimant_name, source_ids=body.source_ids)
+    claim_id = claims.record(session, data=data, by=principal, author=principal.name)
+    found = claims.get(session, claim_id=claim_id, reader=principal)
+    return answer(found, status=201, tag=etag("claim", claim_id, found["version"]), location=f"/claims/{claim_id}")
+
+
+@router.get("/claims", summary="Les réclamations d'une commune ou d'une campagne")
+def list_claims(session: SessionDep, principal: PrincipalDep,
+                commune_code: Annotated[str | None, Query(max_length=100)] = None,
+                campaign_id: Annotated[str | None, Query(max_length=64)] = None,
+                state: Annotated[Literal["received", "accepted", "rejected", "disputed"] | None, Query()] = None
+                ) -> Response:
+    return answer(claims.list_(session, reader=principal, commune_code=commune_code, campaign_id=campaign_id,
+                               state=state))
+
+
+@router.get("/claims/{claim_id}", summary="Une réclamation")
+def get_claim(claim_id: Id, session: SessionDep, principal: PrincipalDep) -> Response:
+    found = claims.get(session, claim_id=claim_id, reader=principal)
+    return answer(found, tag=etag("claim", found["id"], found["version"]))
+
+
+@router.post("/claims/{claim_id}/resolve", responses=PRECONDITION_RESPONSES,
+             summary="Résoudre une réclamation : acceptée, rejetée (motif) ou portée en litige")
+def resolve_claim(claim_id: Id, body: ResolutionIn, session: SessionDep, principal: Writer,
+                  if_match: IfMatch = None) -> Response:
+    version = expected(if_match, "claim", claim_id)
+    resolution = claims.Resolution(decision=body.decision, resolved_on=body.resolved_on, reason=body.reason,
+                                   dispute=body.dispute.model_dump())
+    found = claims.resolve(session, claim_id=claim_id, resolution=resolution, expected_version=version,
+                           by=principal, author=principal.name)
+    return answer(found, tag=etag("claim", found["id"], found["version"]))
