@@ -133,7 +133,7 @@ def authorize(session: Session, job_id: uuid.UUID, *, by: Principal) -> None:
     """Refuse ``by`` a job outside its scope: neither its own nor confined to a commune of its scope."""
     require(by, Action.RUN_IMPORTS)
     row = session.execute(text("SELECT created_by, options ->> 'commune_code' AS commune FROM import_job "
-                               "WHERE id = :id"), {"id": job_id}).first()
+                               "WHERE id = :id AND kind <> 'documents'"), {"id": job_id}).first()
     if row is None:
         raise NotFound("import_job.not_found", id=str(job_id))
     if by.everywhere or row.created_by == by.name or (row.commune is not None and by.covers(row.commune)):
@@ -176,7 +176,8 @@ def list_jobs(session: Session, *, status: str | None, limit: int, offset: int,
         mine = "(created_by = :me OR options ->> 'commune_code' = ANY(CAST(:communes AS text[])))"
         params.update(me=by.name, communes=sorted(by.communes))
     rows = session.execute(text(f"""
-        SELECT {PUBLIC_COLUMNS} FROM import_job WHERE (CAST(:status AS text) IS NULL OR status = :status) AND {mine}
+        SELECT {PUBLIC_COLUMNS} FROM import_job
+        WHERE kind <> 'documents' AND (CAST(:status AS text) IS NULL OR status = :status) AND {mine}
         ORDER BY created_at DESC, id LIMIT :limit OFFSET :offset
     """), params).mappings().all()
     return [dict(r) for r in rows]

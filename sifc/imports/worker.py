@@ -25,6 +25,7 @@ from sqlalchemy import Connection, Engine, text
 from sqlalchemy.orm import Session
 
 from sifc.db import make_engine
+from sifc.documents import jobs as document_jobs
 from sifc.errors import SifcError
 from sifc.federation import directory
 from sifc.i18n import translate
@@ -75,7 +76,7 @@ class _ProgressWriter:
         self.last = 0.0
 
     def __call__(self, stage: str, done: int, total: int) -> None:
-        if stage not in jobs.STAGES:
+        if stage not in jobs.STAGES and stage not in document_jobs.STAGES:
             return
         now = time.monotonic()
         if stage == self.stage and now - self.last < PROGRESS_INTERVAL_S:
@@ -135,6 +136,14 @@ def _failed(error: SifcError) -> dict[str, Any]:
 
 def _import(session: Session, job: dict[str, Any], scratch: Path, notify: _ProgressWriter,
             lang: str) -> dict[str, Any]:
+    if job.get("kind") == document_jobs.KIND:  # a batch of documents (sifc.documents.jobs), not an import
+        try:
+            built = document_jobs.run(session, job, get_settings(), notify=notify)
+            _finish(session, job["id"], built)  # the documents' register rows and "done" commit together
+        except BaseException:
+            document_jobs.discard(get_settings(), job["id"])
+            raise
+        return built
     if job.get("kind") == "field_return":
         from sifc.field import returns
 
@@ -169,9 +178,10 @@ def _finish(session: Session, job_id: uuid.UUID, outcome: dict[str, Any]) -> Non
         WHERE id = :id
     """), {"id": job_id, "status": outcome["status"],
            "error": orjson.dumps(outcome["error"]).decode() if "error" in outcome else None,
-           "report": orjson.dumps(report.as_dict()).decode() if report else None,
+           "report": orjson.dumps(report if isinstance(report, dict) else report.as_dict()).decode() if report
+           else None,
            "issues": outcome.get("issues_gz"), "rejects": outcome.get("rejects_gpkg"),
-           "batch": report.batch_id if report and not report.dry_run else None})
+           "batch": None if report is None or isinstance(report, dict) or report.dry_run else report.batch_id})
 
 
 def serve_forever(settings: Settings, *, once: bool = False, parent: int | None = None) -> int:
@@ -205,7 +215,8 @@ def serve_forever(settings: Settings, *, once: bool = False, parent: int | None 
                         break
                     _wait(conn, settings.worker_poll_seconds)
                     continue
-                log.info("import job %s: %s (%d bytes)", job["id"], job["file_name"], job["size_bytes"])
+                log.info("%s job %s: %s (%d bytes)", job["kind"], job["id"], job["file_name"] or "-",
+                         job["size_bytes"] or 0)
                 run(conn, progress_engine, job)
                 count += 1
     finally:
