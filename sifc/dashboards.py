@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from sifc.errors import NotFound
 from sifc.models import PROCEDURE_STEPS
 from sifc.parcels.quality import NOISE_M2
+from sifc.tracking import deadlines
 
 LEVELS = ("commune", "pole")
 MAX_CONFLICT_PAIRS = 10_000
@@ -95,6 +96,31 @@ def _procedures(session: Session, communes: list[str]) -> dict[str, Any]:
             "_per_commune": per_commune}
 
 
+def _median_days(session: Session, communes: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """The median days from one step to the next, per step reached, for the unit and per commune.
+
+    Each step of a procedure after its first is measured from the step before it (``occurred_on``);
+    ``percentile_cont(0.5)`` over every such interval of the unit's procedures (ADR 0005 §8).
+    """
+    rows = session.execute(text("""
+        WITH intervals AS (
+            SELECT t.commune_code, s.step,
+                   s.occurred_on - lag(s.occurred_on) OVER (PARTITION BY s.procedure_id ORDER BY s.seq) AS days
+            FROM tenure_procedure t JOIN procedure_step s ON s.procedure_id = t.id
+            WHERE t.commune_code = ANY(CAST(:communes AS text[]))
+        )
+        SELECT CASE WHEN GROUPING(commune_code) = 0 THEN commune_code END AS commune_code, step,
+               percentile_cont(0.5) WITHIN GROUP (ORDER BY days) AS median, count(*) AS n
+        FROM intervals WHERE days IS NOT NULL
+        GROUP BY GROUPING SETS ((step), (commune_code, step))"""), {"communes": communes}).mappings().all()
+    order = {step: i for i, step in enumerate(PROCEDURE_STEPS)}
+    found: dict[str, list[dict[str, Any]]] = {}
+    for row in sorted(rows, key=lambda r: (order.get(r["step"], len(order)), r["step"])):
+        found.setdefault(row["commune_code"] or "", []).append(
+            {"step": row["step"], "median_days": round(float(row["median"]), 1), "transitions": int(row["n"])})
+    return found
+
+
 def _imports(session: Session, communes: list[str]) -> list[dict[str, Any]]:
     """Import batches per month (UTC, which is Dakar's time) that wrote parcel versions in the communes.
 
@@ -152,6 +178,10 @@ def get(session: Session, *, level: str, code: str, tolerance_m2: float = NOISE_
     parcels = _parcel_figures(session, codes)
     total = parcels["total"]
     procedures = _procedures(session, codes)
+    # Deadlines (ADR 0005 §8): overdue files from the communes' target_days, and the median days per step.
+    overdue = deadlines.overdue_counts(session, communes=codes)
+    medians = _median_days(session, codes)
+    procedures.update(overdue=sum(overdue.values()), median_days=medians.get("", []))
     conflicts = _conflicts(session, codes, total["parcels"], tolerance_m2)
     dashboard: dict[str, Any] = {
         "level": level, "code": code, "name": name,
@@ -173,6 +203,7 @@ def get(session: Session, *, level: str, code: str, tolerance_m2: float = NOISE_
             "code": row["value"], "name": names[row["value"]], "parcels": row["parcels"], "area_m2": row["area_m2"],
             "with_nicad": row["with_nicad"], "nicad_coverage": _share(row["with_nicad"], row["parcels"]),
             "procedures": procedures["_per_commune"].get(row["value"], 0),
+            "overdue": overdue.get(row["value"], 0), "median_days": medians.get(row["value"], []),
             "conflicts": conflicts["_per_commune"].get(row["value"], 0) if conflicts["computed"] else None,
         } for row in sorted(parcels.get("commune", []), key=lambda r: r["value"])]
     return dashboard

@@ -77,6 +77,10 @@ class Settings(BaseSettings):
         "beyond: 429 and Retry-After."))
     import_rate_per_minute: int = Field(default=30, ge=1, description=(
         "Import uploads per minute per client, as a burst refilled evenly; beyond: 429 and Retry-After."))
+    tracking_wrong_codes_per_minute: int = Field(default=10, ge=1, description=(
+        "Wrong tracking codes (GET /suivi/{file}/{code}) per minute from one client address, as a burst refilled "
+        "evenly; beyond: 429 and Retry-After (ADR 0005 §8: at least 64 random bits and this limit make guessing "
+        "hopeless)."))
     lang: Literal["fr", "en"] = "fr"
     data_dir: Path = REPO_DATA_DIR
     pool_size: int = 10

@@ -63,10 +63,20 @@ class ProcedureStateOut(BaseModel):
     procedures: int
 
 
+class StepMedianOut(BaseModel):
+    step: str = Field(description="L'étape atteinte.")
+    median_days: float = Field(description="Médiane des jours depuis l'étape précédente (percentile_cont).")
+    transitions: int = Field(description="Nombre d'étapes mesurées.")
+
+
 class ProceduresOut(BaseModel):
     total: int
     by_state: list[ProcedureStateOut] = Field(description="Chaque état, dans l'ordre des étapes, même à 0.")
     in_progress: int = Field(description="Procédures ni notifiées ni refusées.")
+    overdue: int = Field(default=0, description=(
+        "Dossiers en retard (procédures, réclamations) : l'étape attendue a dépassé le délai `target_days` "
+        "(ou `claim_days`) en vigueur ; sans délai fixé, aucun retard."))
+    median_days: list[StepMedianOut] = Field(default=[], description="Durée médiane de chaque étape.")
 
 
 class ImportMonthOut(BaseModel):
@@ -97,6 +107,8 @@ class PoleCommuneOut(BaseModel):
     nicad_coverage: float | None
     procedures: int
     conflicts: int | None = Field(description="null quand les chevauchements ne sont pas recherchés.")
+    overdue: int = 0
+    median_days: list[StepMedianOut] = []
 
 
 class DashboardOut(BaseModel):

@@ -159,6 +159,17 @@ class ProcedureOut(Open):
     purpose: str | None = None
     applicants: list[ApplicantOut] = Field(default=[], description=PERSONAL)
     created_by: str | None = Field(default=None, description=PERSONAL)
+    # Deadline of the awaited step (sifc.tracking.deadlines, ADR 0005 §8).
+    deadline: str | None = Field(default=None, description=(
+        "`set` : échéance fixée par le délai `target_days` en vigueur ; `none` : aucun délai fixé (pas "
+        "d'échéance) ; `closed` : procédure close."))
+    next_step: str | None = None
+    target_days: int | None = None
+    due_on: date | None = None
+    overdue: bool | None = None
+    days_late: int | None = None
+    tracking_code: str | None = Field(default=None, description=(
+        "À l'enregistrement seulement : le code de suivi, donné une seule fois (seule son empreinte est gardée)."))
 
 
 class StepSummary(BaseModel):

@@ -37,6 +37,7 @@ from sifc.personal import FREE_TEXT_FIELDS, require_reader
 from sifc.tenure import rights
 from sifc.tenure.common import Share as Holder
 from sifc.tenure.common import authorise, current_parcel, shares, sources_of
+from sifc.tracking import codes as tracking
 from sifc.versioning import check_expected, parcel_communes, parse_id, refuse_if_frozen
 
 ORDER = ("registered", "surveyed", "deliberated", "approved", "notified")
@@ -188,6 +189,7 @@ def register(session: Session, *, data: ProcedureInput, by: Principal | None, au
                    operation="procedure.register", object_kind="procedure", object_id=procedure_id,
                    parcel_id=pid, commune_code=parcel.commune_code,
                    after=_get(session, str(procedure_id), personal=True))
+    tracking.issue(session, procedure_id=str(procedure_id), by=by, author=author)  # the récépissé's code (§8)
     return str(procedure_id)
 
 

@@ -298,6 +298,8 @@ EXPECTED_WRITES = {
     ("refresh_token", "INSERT"),
     # federation: a pole's own sign of life (sifc serve, sifc node beat; the owner guard allows only its row)
     ("federation_heartbeat", "INSERT"),
+    # tracking codes of the récépissé: issued, and revoked by a reprint (migration 0026)
+    ("tracking_code", "INSERT"),
     # fees (migration 0025): schedules, assessments and payments appended; the receipt counter taken
     ("fee_schedule", "INSERT"), ("procedure_fee", "INSERT"), ("payment", "INSERT"), ("receipt_counter", "INSERT"),
 }
@@ -313,6 +315,7 @@ EXPECTED_COLUMN_UPDATES = {
     "api_key": {"last_used_at"},
     "refresh_token": {"used_at", "revoked_at"},
     "federation_heartbeat": {"beat_at"},
+    "tracking_code": {"revoked_at"},
     "receipt_counter": {"last_number"},
     "import_job": {"status", "stage", "progress_done", "progress_total", "attempts", "worker", "error", "report",
                    "issues_gz", "rejects_gpkg", "batch_id", "started_at", "updated_at", "finished_at"},

@@ -120,7 +120,7 @@ def _path_values(world: dict[str, Any]) -> dict[str, str]:
             "collection_id": "parcels", "feature_id": world["parcel"], "collection": "parcels",
             "z": "14", "x": "7599", "y": "7520", "code": BARGNY, "subject": "matrix.lecteur",
             "party_id": world["party"], "source_id": world["source"], "file_id": world["file"], "rrr_id": world["rrr"],
-            "procedure_id": world["procedure"], "borne_id": world["borne"],
+            "procedure_id": world["procedure"], "borne_id": world["borne"], "reference": world["procedure"],
             "package_id": world["package"], "localite_id": world["localite"]}
 
 
@@ -301,6 +301,7 @@ def _requests(world: dict[str, Any], role: str) -> dict[tuple[str, str], Callabl
         ("PATCH", "/localites/{localite_id}"): lambda c, p, h: c.patch(p, headers=if_match(c, p, h), json={
             "type": "Feature", "geometry": None, "properties": {"name": f"Localité {role}", "reason": "m"}}),
         ("DELETE", "/localites/{localite_id}"): lambda c, p, h: _retire_localite(c, national, x - offset, y - 650, h),
+        ("POST", "/procedures/{procedure_id}/recepisse.pdf"): lambda c, p, h: c.post(p, headers=h),
         # --- printed documents: anyone may upload a PDF to verify it
         ("POST", "/documents/verify"): lambda c, p, h: c.post(p, headers=h, files={
             "file": ("document.pdf", io.BytesIO(PDF), "application/pdf")}),
