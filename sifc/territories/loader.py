@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from sifc import journal
 from sifc.crs import STORAGE_SRID
+from sifc.rules import defaults as setting_defaults
 from sifc.territories import pieces, sources
 from sifc.text import search_form
 
@@ -48,11 +49,12 @@ class LoadReport:
     repairs: list[dict[str, object]] = field(default_factory=list)
     defects: list[dict[str, object]] = field(default_factory=list)
     aliases_added: int = 0
+    setting_defaults_changed: int = 0  # national defaults of the commune settings (sifc.rules)
 
     @property
     def changed(self) -> bool:
         """Whether the load changed anything."""
-        return self.aliases_added > 0 or any(
+        return self.aliases_added > 0 or self.setting_defaults_changed > 0 or any(
             c.inserted or c.updated for c in self.levels.values())
 
     def as_dict(self) -> dict[str, object]:
@@ -340,6 +342,7 @@ def load_reference(session: Session, data_dir: Path) -> LoadReport:
     _compute_pole_geometry(session, report)
     assign_arrondissements(session)
     _load_aliases(session, data_dir, communes, report)
+    report.setting_defaults_changed = setting_defaults.load(session, data_dir)
     for level in ("region", "commune"):
         counts = report.levels[level]
         if counts.inserted or counts.updated or pieces.missing(session, level):
