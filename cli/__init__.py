@@ -17,12 +17,15 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from cli.accounts import keys_app, users_app
 from cli.admin import admin_app
+from cli.campaigns import campaign_app, claim_app
 from cli.common import State, err, refusal, say
 from cli.db import db_app
 from cli.demo import demo_app
+from cli.disputes import dispute_app
 from cli.exports import export_app
 from cli.field import field_app
 from cli.imports import import_app
+from cli.localites import indicators_app, localites_app
 from cli.node import node_app
 from cli.parcels import parcels_app
 from cli.serve import serve, worker
@@ -45,6 +48,11 @@ app.add_typer(admin_app, name="admin")
 app.add_typer(parcels_app, name="parcels")
 app.add_typer(field_app, name="field")
 app.add_typer(node_app, name="node")
+app.add_typer(localites_app, name="localites")
+app.add_typer(indicators_app, name="indicators")
+app.add_typer(dispute_app, name="dispute")
+app.add_typer(campaign_app, name="campaign")
+app.add_typer(claim_app, name="claim")
 
 
 @app.callback()

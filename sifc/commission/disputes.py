@@ -27,7 +27,7 @@ from sifc import bounds, journal
 from sifc.auth import audit
 from sifc.auth.principal import Action, Principal
 from sifc.errors import Conflict, InvalidInput, NotFound, PreconditionFailed
-from sifc.models import DISPUTE_KINDS, DISPUTE_ROLES
+from sifc.models import DISPUTE_KINDS, DISPUTE_ROLES, DISPUTE_STEPS
 from sifc.parcels.quality import NOISE_M2
 from sifc.personal import FREE_TEXT_FIELDS, require_reader
 from sifc.tenure import rights
@@ -232,6 +232,8 @@ def list_for(session: Session, *, commune_code: str, reader: Principal, state: s
     """
     require_reader(reader, commune_code if _commune_exists(session, commune_code) else None,
                    NotFound("territory.not_found", level="commune", code=str(commune_code)[:64]))
+    if state is not None and state not in DISPUTE_STEPS:
+        raise InvalidInput("dispute.bad_state", state=str(state)[:40], states=", ".join(DISPUTE_STEPS))
     rows = session.execute(text("""
         SELECT d.id, d.kind, d.opened_on, last.step AS state, last.occurred_on AS since, last.seq AS version,
                ARRAY(SELECT p.parcel_id::text FROM dispute_parcel p WHERE p.dispute_id = d.id

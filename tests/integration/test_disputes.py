@@ -219,3 +219,16 @@ def test_tables_are_append_only(client, db, officer, world):
             key = "id" if table == "dispute" else "dispute_id"
             db.execute(text(f"UPDATE {table} SET commune_code = commune_code WHERE {key} = :id"),
                        {"id": dispute["id"]})
+
+
+def test_the_command_line_refuses_in_one_line(settings):
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    unknown = str(uuid.uuid4())
+    for args, words in ((["dispute", "show", unknown], unknown), (["dispute", "list", "--commune", "nulle-part"],
+                                                                   "nulle-part")):
+        done = CliRunner().invoke(app, ["--lang", "fr", *args])
+        assert done.exit_code != 0
+        assert isinstance(done.exception, Exception) and words in str(done.exception.message("fr"))

@@ -65,7 +65,28 @@ def world(client, db, settings) -> dict[str, Any]:
     return {"headers": headers, "national": national, "user_ids": ids, "parcel": parcel, "borne": borne.json()["id"],
             "package": package.json()["id"], "localite": _localite(client, national, x, y - 600),
             "job": job.json()["id"], "where": where, "origin": (x, y), "settings": settings, "db": db,
-            **_tenure(client, national, parcel)}
+            **_tenure(client, national, parcel), **_fees(client, db, national, (x, y)),
+            "dispute": _dispute(client, national, (x, y + 250), ""), "session": _session(client, national),
+            **_campaign(client, national, parcel)}
+
+
+def _campaign(client, national: dict[str, str], parcel: str) -> dict[str, str]:
+    """A campaign of Bargny around the world parcel, and a claim on that parcel (outside any campaign)."""
+    made = client.post("/campaigns", headers=national, json={
+        "commune_code": BARGNY, "name": "matrice", "area": {"kind": "bbox", "bbox": [-17.24, 14.68, -17.22, 14.70]}})
+    assert made.status_code == 201, made.text
+    claim = client.post("/claims", headers=national, json={
+        "parcel_id": parcel, "claimant_name": "Réclamant matrice", "grounds": "m", "received_on": date.today().isoformat()})
+    assert claim.status_code == 201, claim.text
+    return {"campaign": made.json()["id"], "claim": claim.json()["id"]}
+
+
+def _session(client, national: dict[str, str]) -> str:
+    """A council session of Bargny, planned by the national administrator: its id."""
+    made = client.post("/sessions", headers=national, json={
+        "commune_code": BARGNY, "kind": "commission_domaniale", "held_on": date.today().isoformat()})
+    assert made.status_code == 201, made.text
+    return str(made.json()["id"])
 
 
 def _tenure(client, national: dict[str, str], parcel: str) -> dict[str, str]:
@@ -90,6 +111,56 @@ def _tenure(client, national: dict[str, str], parcel: str) -> dict[str, str]:
     assert procedure.status_code == 201, procedure.text
     return {"party": party.json()["id"], "source": source.json()["id"], "file": attached.json()["id"],
             "rrr": right.json()["id"], "procedure": procedure.json()["id"]}
+
+
+def _fees(client, db, national: dict[str, str], origin: tuple[float, float]) -> dict[str, str]:
+    """A fee schedule of Bargny (its délibération), receipts numbered by SIFC, a file with a fee and one payment."""
+    from tests.helpers_rules import set_rules
+
+    today = date.today().isoformat()
+    set_rules(db, BARGNY, receipt_mode="recu_pdf")
+    deliberation = client.post("/sources", headers=national, json={
+        "kind": "deliberation", "document_date": today, "commune_code": BARGNY, "reference": "DEL-M-FEES",
+        "council_session": "séance matrice"})
+    assert deliberation.status_code == 201, deliberation.text
+    schedule = client.post("/fee-schedules", headers=national, json={
+        "commune_code": BARGNY, "procedure_kind": "affectation", "valid_from": "2000-01-01",
+        "rule": {"kind": "fixed", "amount": 100000}, "deliberation_source_id": deliberation.json()["id"]})
+    assert schedule.status_code == 201, schedule.text
+    x, y = origin
+    parcel = client.post("/parcels", params={"crs": "EPSG:32628"}, headers=national, json={
+        "type": "Feature", "geometry": mapping(square(x, y - 500)), "properties": {"reason": "matrice"}})
+    assert parcel.status_code == 201, parcel.text
+    party = client.post("/parties", headers=national, json={"kind": "natural_person", "name": "Sarr",
+                                                           "commune_code": BARGNY})
+    procedure = client.post("/procedures", headers=national, json={
+        "parcel_id": parcel.json()["id"], "applicants": [{"party_id": party.json()["id"], "share": "1"}],
+        "registered_on": today, "reference": "MATRICE-FEES-1"})
+    assert procedure.status_code == 201, procedure.text
+    paid = client.post("/payments", headers=national, json={
+        "procedure_id": procedure.json()["id"], "amount": 1000, "method": "cash", "paid_on": today})
+    assert paid.status_code == 201, paid.text
+    return {"fee_procedure": procedure.json()["id"], "deliberation": deliberation.json()["id"],
+            "payment": paid.json()["id"]}
+
+
+def _dispute(client, national: dict[str, str], corner: tuple[float, float], step: str) -> str:
+    """A dispute of Bargny on a parcel of its own (opened, then taken to ``step`` if given): its id."""
+    today = date.today().isoformat()
+    made = client.post("/parcels", params={"crs": "EPSG:32628"}, headers=national, json={
+        "type": "Feature", "geometry": mapping(square(*corner)), "properties": {"reason": "matrice"}})
+    assert made.status_code == 201, made.text
+    source = client.post("/sources", headers=national, json={
+        "kind": "proces_verbal", "document_date": today, "commune_code": BARGNY, "reference": "PV-M-LITIGE"})
+    opened = client.post("/disputes", headers=national, json={
+        "commune_code": BARGNY, "kind": "limites", "parcel_ids": [made.json()["id"]], "opened_on": today,
+        "source_ids": [source.json()["id"]]})
+    assert opened.status_code == 201, opened.text
+    if step:
+        moved = client.post(f"/disputes/{opened.json()['id']}/steps", headers={
+            **national, "If-Match": opened.headers["ETag"]}, json={"step": step, "occurred_on": today})
+        assert moved.status_code == 200, moved.text
+    return str(opened.json()["id"])
 
 
 def _geojson_bytes(db) -> bytes:
@@ -120,8 +191,9 @@ def _path_values(world: dict[str, Any]) -> dict[str, str]:
             "collection_id": "parcels", "feature_id": world["parcel"], "collection": "parcels",
             "z": "14", "x": "7599", "y": "7520", "code": BARGNY, "subject": "matrix.lecteur",
             "party_id": world["party"], "source_id": world["source"], "file_id": world["file"], "rrr_id": world["rrr"],
-            "procedure_id": world["procedure"], "borne_id": world["borne"], "reference": world["procedure"],
-            "package_id": world["package"], "localite_id": world["localite"]}
+            "procedure_id": world["procedure"], "borne_id": world["borne"], "payment_id": world["payment"], "dispute_id": world["dispute"], "session_id": world["session"], "reference": world["procedure"],
+            "package_id": world["package"], "localite_id": world["localite"],
+            "campaign_id": world["campaign"], "claim_id": world["claim"], "period_id": "0" * 8 + "-0000-4000-8000-" + "0" * 12}
 
 
 TERRITORY_CODES = {"poles": "pole", "regions": "region", "departments": "department",
@@ -215,6 +287,10 @@ def _requests(world: dict[str, Any], role: str) -> dict[tuple[str, str], Callabl
 
     mutation = {"occurred_on": today, "source_ids": [world["source"]], "reason": "m"}
 
+    def pay(c, h):
+        return c.post("/payments", headers=h, json={"procedure_id": world["fee_procedure"], "amount": 100,
+                                                    "method": "cash", "paid_on": today})
+
     def split(c, p, h):
         pid = fresh_parcel(c, offset, -100)
         return c.post(f"/parcels/{pid}/split", params={"crs": "EPSG:32628"}, headers=if_match(c, f"/parcels/{pid}", h),
@@ -294,6 +370,48 @@ def _requests(world: dict[str, Any], role: str) -> dict[tuple[str, str], Callabl
             p, headers=if_match(c, p.removesuffix("/steps"), h),
             json={"step": "surveyed", "occurred_on": today, "source_ids": [world["source"]],
                   "details": {"neighbours_consulted": True}}),
+        ("POST", "/procedures/{procedure_id}/recepisse.pdf"): lambda c, p, h: c.post(p, headers=h),
+        # --- campaigns and claims: the world campaign (no display: writes answer 409 past the permission check)
+        ("GET", "/campaigns"): lambda c, p, h: c.get(p, headers=h, params={"commune_code": BARGNY}),
+        ("POST", "/campaigns"): lambda c, p, h: c.post(p, headers=h, json={
+            "commune_code": BARGNY, "name": f"campagne {role}", "area": {"kind": "bbox",
+                                                                         "bbox": [-17.24, 14.68, -17.22, 14.70]}}),
+        ("POST", "/campaigns/{campaign_id}/parcels"): lambda c, p, h: c.post(p, headers=h, json={"source": "area"}),
+        ("POST", "/campaigns/{campaign_id}/display-periods"): lambda c, p, h: c.post(p, headers=h,
+                                                                                   json={"starts_on": today}),
+        ("POST", "/campaigns/{campaign_id}/display-periods/{period_id}/close"): lambda c, p, h: c.post(
+            p, headers=h, json={"closed_on": today}),
+        ("POST", "/campaigns/{campaign_id}/register"): lambda c, p, h: c.post(p, headers=h, json={"closed_on": today}),
+        ("GET", "/claims"): lambda c, p, h: c.get(p, headers=h, params={"commune_code": BARGNY}),
+        ("POST", "/claims"): lambda c, p, h: c.post(p, headers=h, json={
+            "parcel_id": world["parcel"], "claimant_name": f"Réclamant {role}", "grounds": "m", "received_on": today}),
+        ("POST", "/claims/{claim_id}/resolve"): lambda c, p, h: c.post(
+            p, headers=if_match(c, p.removesuffix("/resolve"), h),
+            json={"decision": "rejected", "resolved_on": today, "reason": "m"}),
+        # --- disputes: each write on a dispute (and its parcel) of its own, with the If-Match of its version
+        ("GET", "/disputes"): lambda c, p, h: c.get(p, headers=h, params={"commune_code": BARGNY}),
+        ("POST", "/disputes"): lambda c, p, h: c.post(p, headers=h, json={
+            "commune_code": BARGNY, "kind": "occupation", "parcel_ids": [fresh_parcel(c, offset, 250)],
+            "opened_on": today, "source_ids": [world["source"]]}),
+        ("POST", "/disputes/from-overlap"): lambda c, p, h: c.post(p, headers=h, json={
+            "parcel_ids": [fresh_parcel(c, -offset, 280, 20), fresh_parcel(c, -offset + 19.98, 280, 20)],
+            "opened_on": today, "source_ids": [world["source"]]}),
+        ("POST", "/disputes/{dispute_id}/steps"): lambda c, p, h: c.post(
+            f"/disputes/{(d := _dispute(c, national, (x + offset, y + 280), ''))}/steps",
+            headers=if_match(c, f"/disputes/{d}", h), json={"step": "mediation", "occurred_on": today}),
+        ("POST", "/disputes/{dispute_id}/close"): lambda c, p, h: c.post(
+            f"/disputes/{(d := _dispute(c, national, (x - offset, y + 250), 'resolved'))}/close",
+            headers=if_match(c, f"/disputes/{d}", h), json={"closed_on": today, "outcome": "accord"}),
+        # --- fees: a payment of its own to cancel, a period for the bordereau
+        ("GET", "/fee-schedules"): lambda c, p, h: c.get(p, headers=h, params={"commune_code": BARGNY}),
+        ("POST", "/fee-schedules"): lambda c, p, h: c.post(p, headers=h, json={
+            "commune_code": BARGNY, "procedure_kind": "regularisation", "valid_from": today,
+            "rule": {"kind": "per_m2", "rate": 50}, "deliberation_source_id": world["deliberation"]}),
+        ("POST", "/payments"): lambda c, p, h: pay(c, h),
+        ("POST", "/payments/{payment_id}/cancel"): lambda c, p, h: c.post(
+            f"/payments/{pay(c, national).json()['id']}/cancel", headers=h, json={"reason": "erreur de saisie"}),
+        ("GET", "/communes/{code}/bordereau"): lambda c, p, h: c.get(p, headers=h, params={"from": today,
+                                                                                        "to": today}),
         # --- localités: a write on an existing one sends its If-Match; each retirement retires one of its own
         ("POST", "/localites"): lambda c, p, h: c.post(p, params={"crs": "EPSG:32628"}, headers=h, json={
             "type": "Feature", "geometry": {"type": "Point", "coordinates": [x + offset, y - 650]},
@@ -301,7 +419,30 @@ def _requests(world: dict[str, Any], role: str) -> dict[tuple[str, str], Callabl
         ("PATCH", "/localites/{localite_id}"): lambda c, p, h: c.patch(p, headers=if_match(c, p, h), json={
             "type": "Feature", "geometry": None, "properties": {"name": f"Localité {role}", "reason": "m"}}),
         ("DELETE", "/localites/{localite_id}"): lambda c, p, h: _retire_localite(c, national, x - offset, y - 650, h),
-        ("POST", "/procedures/{procedure_id}/recepisse.pdf"): lambda c, p, h: c.post(p, headers=h),
+        # --- council sessions: each write on a planned session of its own, with the If-Match of its version
+        ("POST", "/sessions"): lambda c, p, h: c.post(p, headers=h, json={
+            "commune_code": BARGNY, "kind": "conseil_municipal", "held_on": today}),
+        ("GET", "/sessions"): lambda c, p, h: c.get(p, headers=h, params={"commune_code": BARGNY}),
+        ("PUT", "/sessions/{session_id}/agenda"): lambda c, p, h: c.put(
+            f"/sessions/{(s := _session(c, national))}/agenda", headers=if_match(c, f"/sessions/{s}", h),
+            json={"procedure_ids": []}),
+        ("POST", "/sessions/{session_id}/agenda"): lambda c, p, h: c.post(
+            f"/sessions/{(s := _session(c, national))}/agenda", headers=if_match(c, f"/sessions/{s}", h),
+            json={"procedure_id": world["procedure"]}),
+        ("DELETE", "/sessions/{session_id}/agenda/{procedure_id}"): lambda c, p, h: c.delete(
+            f"/sessions/{(s := _session(c, national))}/agenda/{world['procedure']}",
+            headers=if_match(c, f"/sessions/{s}", h)),
+        ("POST", "/sessions/{session_id}/attendees"): lambda c, p, h: c.post(
+            f"/sessions/{(s := _session(c, national))}/attendees", headers=if_match(c, f"/sessions/{s}", h),
+            json={"capacity": "membre", "name": f"Conseiller {role}"}),
+        ("POST", "/sessions/{session_id}/close-agenda"): lambda c, p, h: c.post(
+            f"/sessions/{(s := _session(c, national))}/close-agenda", headers=if_match(c, f"/sessions/{s}", h)),
+        ("POST", "/sessions/{session_id}/deliberate"): lambda c, p, h: c.post(
+            f"/sessions/{(s := _session(c, national))}/deliberate", headers=if_match(c, f"/sessions/{s}", h),
+            json={"number": "DEL-M", "deliberated_on": today, "source_id": world["deliberation"],
+                  "decisions": [{"procedure_id": world["procedure"], "decision": "granted"}]}),
+        # --- batch documents of a session (409 while it is not deliberated: the roles are what is tested)
+        ("POST", "/sessions/{session_id}/documents"): lambda c, p, h: c.post(p, headers=h),
         # --- printed documents: anyone may upload a PDF to verify it
         ("POST", "/documents/verify"): lambda c, p, h: c.post(p, headers=h, files={
             "file": ("document.pdf", io.BytesIO(PDF), "application/pdf")}),
