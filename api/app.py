@@ -28,6 +28,7 @@ from api.routers import (
     mutations,
     ogc,
     parcels,
+    sessions,
     spatial,
     tenure,
     territories,
@@ -95,6 +96,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(bornes.router)
     app.include_router(localites.router)
     app.include_router(tenure.router)
+    app.include_router(sessions.router)
     app.include_router(imports.router)
     app.include_router(field.router)
     app.include_router(field_returns.router)

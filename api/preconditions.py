@@ -23,7 +23,7 @@ AtParam = Annotated[date | datetime | None, Query(description=(
 # full id and the version. The version in clear lets a write know which version a tag names without a
 # read; the digest makes the tag one object's: ids of one import batch share their first characters,
 # so a tag of a prefix would let a tag read from one parcel validate a write to its neighbour.
-TAG_KINDS = ("parcel", "party", "rrr", "procedure", "borne", "claim", "dispute", "localite")
+TAG_KINDS = ("parcel", "party", "rrr", "procedure", "borne", "claim", "dispute", "localite", "session")
 DIGEST_CHARS = 24  # 96 bits: 50 tags (a merge) fit in an If-Match of 2,000 characters
 PRECONDITION_RESPONSES: dict[int | str, dict[str, Any]] = {
     412: {"description": "If-Match périmé : l'enregistrement a changé depuis la lecture"},

@@ -31,6 +31,8 @@ PERSONAL_FIELDS: dict[str, frozenset[str]] = {
     "procedures": frozenset({"applicants", "author", "created_by"}),
     "bornes": frozenset({"author", "closed_by"}),  # borne_version: never served in step with the public points
     "localites": frozenset({"author", "closed_by"}),  # localite_version: the public points carry neither
+    # council sessions: who planned them, who put an item on the agenda, the attendees (names, parties)
+    "sessions": frozenset({"created_by", "added_by", "name", "party_id"}),
 }
 
 # Officers' free text, per collection: the motives, descriptions and observations land officers write
@@ -51,6 +53,7 @@ FREE_TEXT_FIELDS: dict[str, frozenset[str]] = {
     "payments": frozenset({"reason"}),  # payment (why it was cancelled)
     "disputes": frozenset({"description"}),  # dispute (the grounds)
     "dispute_steps": frozenset({"note", "outcome"}),  # dispute_step
+    "session_items": frozenset({"reason"}),  # session_item (the motive of a refusal or a deferral)
 }
 
 # Names refused in every public parameter, whatever the collection (compared case-, accent- and

@@ -42,9 +42,11 @@ def note(where: str) -> str:
 # placed here or in sifc.personal.
 TABLES = {"parcels": "parcel_version", "parties": "party_version", "rights": "rrr_version",
           "procedures": "tenure_procedure", "procedure_steps": "procedure_step", "sources": "source_document",
-          "source_files": "source_file", "mutations": "parcel_mutation", "bornes": "borne_version"}
+          "source_files": "source_file", "mutations": "parcel_mutation", "bornes": "borne_version",
+          "disputes": "dispute", "dispute_steps": "dispute_step", "session_items": "session_item"}
 AUTHORS = {"author", "closed_by", "created_by"}  # user names: personal (provenance), never public
 NOT_FREE_TEXT = {
+    "session_item": {"commune_code", "decision"},  # granted, refused, deferred
     "parcel_version": {"nicad", "nicad_status", "commune_code", "section", "local_number", "source_id", "land_use",
                        "tenure_regime", "action"},  # codes and the register's public attributes
     "party_version": {"kind", "group_type", "commune_code", "action"},
@@ -55,8 +57,11 @@ NOT_FREE_TEXT = {
     "source_file": {"media_type", "sha256", "commune_code"},
     "parcel_mutation": {"operation", "commune_code", "details"},  # details: counts the service writes
     "borne_version": {"code", "label", "commune_code", "source_id", "survey_method", "action"},  # label: B12
+    "dispute": {"kind", "commune_code", "origin"},  # origin: ids of an overlap or a claim
+    "dispute_step": {"step", "commune_code", "court_reference"},  # court_reference: a case number
 }
-PERSONAL_COLUMNS = {"party_version": PERSONAL_FIELDS["parties"], "tenure_procedure": {"applicants"}}
+PERSONAL_COLUMNS = {"party_version": PERSONAL_FIELDS["parties"], "tenure_procedure": {"applicants"},
+                    "session_item": {"added_by"}}
 
 
 def test_every_text_column_of_the_register_is_classified(db):
@@ -119,6 +124,15 @@ def world(client, db, admin_headers) -> dict[str, Any]:
     _ok(client.post(f"/procedures/{procedure.json()['id']}/steps",
                     headers={**admin, "If-Match": surveyed.headers["ETag"]},
                     json={"step": "refused", "occurred_on": day(10), "reason": note("refusal")}), 200)
+    # A council session that refused the request, with an officer's motive (as its deliberation writes it).
+    council = uuid.uuid4()
+    db.execute(text("""INSERT INTO council_session (id, commune_code, kind, held_on, state, created_by)
+                       VALUES (:id, :c, 'commission_domaniale', current_date, 'agenda_closed', 'tests')"""),
+               {"id": council, "c": BARGNY})
+    db.execute(text("""INSERT INTO session_item (session_id, procedure_id, commune_code, position, decision, reason,
+                                                 added_by)
+                       VALUES (:s, :p, :c, 1, 'refused', :reason, 'tests')"""),
+               {"s": council, "p": procedure.json()["id"], "c": BARGNY, "reason": note("session motive")})
     plan = _ok(client.post("/sources", headers=admin, json={
         "kind": "plan", "document_date": day(5), "commune_code": BARGNY}))["id"]
     halves = [{"type": "Feature", "geometry": mapping(box(x + 80 + dx, y, x + 100 + dx, y + 20)), "properties": {}}
@@ -154,6 +168,7 @@ def world(client, db, admin_headers) -> dict[str, Any]:
         VALUES (:code, 'extrait_deliberation', 'procedure', :id, :commune, CAST(:summary AS jsonb), true, 'd',
                 'tests', 'seal-test')"""), {"code": document, "id": procedure.json()["id"], "commune": BARGNY,
                                             "summary": json.dumps({"procedure": {"purpose": note("document")}})})
+    dispute = _dispute_with_notes(client, admin, parcel(200)["id"], source)
     served = _ok(client.post("/bornes", params=CRS, headers=admin, json={
         "type": "Feature", "geometry": {"type": "Point", "coordinates": [x - 25, y - 20]},
         "properties": {"precision_m": 0.05, "label": "B2", "source": note("borne source 2"),
@@ -162,7 +177,21 @@ def world(client, db, admin_headers) -> dict[str, Any]:
             "bornes": [served["id"], borne["id"]],
             "document": document,
             "source": source, "right": right.json()["id"], "procedure": procedure.json()["id"],
-            "nicad_of": main["properties"].get("nicad"), "origin": (x, y)}
+            "nicad_of": main["properties"].get("nicad"), "origin": (x, y), "dispute": dispute,
+            "session": str(council)}
+
+
+def _dispute_with_notes(client, admin: dict[str, str], parcel_id: str, source: str) -> str:
+    """A dispute of Bargny, resolved and closed, with a note in its grounds, a step's note and its outcome."""
+    opened = client.post("/disputes", headers=admin, json={
+        "commune_code": BARGNY, "kind": "limites", "parcel_ids": [parcel_id], "opened_on": day(9),
+        "source_ids": [source], "description": note("dispute grounds")})
+    resolved = client.post(f"/disputes/{_ok(opened)['id']}/steps", headers={**admin, "If-Match": opened.headers["ETag"]},
+                           json={"step": "resolved", "occurred_on": day(8), "note": note("dispute step")})
+    _ok(client.post(f"/disputes/{opened.json()['id']}/close", headers={**admin, "If-Match": _ok(resolved, 200) and
+                                                                       resolved.headers["ETag"]},
+                    json={"closed_on": day(7), "outcome": note("dispute outcome")}), 200)
+    return str(opened.json()["id"])
 
 
 def _lon_lat(db, x: float, y: float) -> tuple[float, float]:
@@ -189,7 +218,10 @@ def _public_urls(client, db, world: dict[str, Any]) -> list[str]:
         "party_id": [world["party"]], "procedure_id": [world["procedure"]], "source_id": [world["source"]],
         "code": [BARGNY, world["document"]], "level": ["commune"], "collection_id": ["parcels", "bornes"],
         "collection": ["parcels", "bornes"], "borne_id": world["bornes"],
-        "nicad": ["0104040100001"], "file_id": [str(uuid.uuid4())]}
+        "nicad": ["0104040100001"], "file_id": [str(uuid.uuid4())], "dispute_id": [world["dispute"]],
+        "session_id": [world["session"]]}
+    # Campaigns and claims serve no public answer at all (401/403): any id is enough to crawl them.
+    values.update({k: [str(uuid.uuid4())] for k in ("campaign_id", "claim_id", "period_id")})
     values.update({k: [v] for k, v in _tile(lon, lat, 16).items()})
     query = {"lon": str(lon), "lat": str(lat), "distance": "200", "limit": "1000",
              "bbox": f"{lon - 0.01},{lat - 0.01},{lon + 0.01},{lat + 0.01}"}
@@ -243,7 +275,8 @@ def test_a_reader_of_the_commune_reads_the_free_text(client, db, world):
         f"/parcels/{retired}/versions": "retired", f"/parcels/{main}/history": "refusal",
         f"/parcels/{split}/lineage": "split", f"/rights/{world['right']}/versions": "right update",
         f"/parties/{world['party']}/versions": "party update", f"/procedures/{world['procedure']}": "purpose",
-        f"/sources/{world['source']}": "source",
+        f"/sources/{world['source']}": "source", f"/disputes/{world['dispute']}": "dispute grounds",
+        f"/sessions/{world['session']}": "session motive",
     }
     for url, where in reads.items():
         response = client.get(url, headers=reader)

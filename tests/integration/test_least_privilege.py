@@ -298,10 +298,15 @@ EXPECTED_WRITES = {
     ("refresh_token", "INSERT"),
     # federation: a pole's own sign of life (sifc serve, sifc node beat; the owner guard allows only its row)
     ("federation_heartbeat", "INSERT"),
-    # tracking codes of the récépissé: issued, and revoked by a reprint (migration 0026)
-    ("tracking_code", "INSERT"),
+    # campaigns, display periods and claims (migration 0024): rows added, states moved by column
+    ("campaign", "INSERT"), ("campaign_parcel", "INSERT"), ("display_period", "INSERT"), ("claim", "INSERT"),
     # fees (migration 0025): schedules, assessments and payments appended; the receipt counter taken
     ("fee_schedule", "INSERT"), ("procedure_fee", "INSERT"), ("payment", "INSERT"), ("receipt_counter", "INSERT"),
+    # tracking codes of the récépissé: issued, and revoked by a reprint (migration 0026)
+    ("tracking_code", "INSERT"),
+    # council sessions (migration 0020): a session, its agenda (an item taken off before it closes), attendees
+    ("council_session", "INSERT"), ("session_item", "INSERT"), ("session_item", "DELETE"),
+    ("session_attendee", "INSERT"),
 }
 EXPECTED_COLUMN_UPDATES = {
     "parcel_version": {"valid_to", "closed_by", "close_reason"},
@@ -315,8 +320,15 @@ EXPECTED_COLUMN_UPDATES = {
     "api_key": {"last_used_at"},
     "refresh_token": {"used_at", "revoked_at"},
     "federation_heartbeat": {"beat_at"},
-    "tracking_code": {"revoked_at"},
+    "campaign": {"state", "updated_at"},
+    "campaign_parcel": {"procedure_id"},
+    "display_period": {"closed_at", "closed_by"},
+    "claim": {"state", "resolved_on", "resolution_reason", "resolved_by", "dispute_id"},
     "receipt_counter": {"last_number"},
+    "tracking_code": {"revoked_at"},
+    "council_session": {"state", "revision", "deliberation_number", "deliberated_on", "deliberation_source_id",
+                        "minutes_source_ids", "members_present", "quorum_met"},
+    "session_item": {"position", "decision", "reason", "votes_for", "votes_against", "abstentions", "step_seq"},
     "import_job": {"status", "stage", "progress_done", "progress_total", "attempts", "worker", "error", "report",
                    "issues_gz", "rejects_gpkg", "batch_id", "started_at", "updated_at", "finished_at"},
 }
