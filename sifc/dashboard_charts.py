@@ -133,6 +133,8 @@ def _summary_rows(dashboard: dict[str, Any], lang: str) -> list[tuple[str, str]]
         (label("coverage", lang), _percent(nicad["coverage"], lang)),
         (label("procedures_total", lang), f"{procedures['total']} ({procedures['in_progress']})"),
         (label("conflicts", lang, tolerance=_number(conflicts["tolerance_m2"], lang, 2)), pairs),
+        *([(label("women_share", lang), _percent(dashboard["gender"]["total"]["women_share"], lang))]
+          if "gender" in dashboard else []),
     ]
 
 

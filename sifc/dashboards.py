@@ -16,6 +16,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from sifc.errors import NotFound
+from sifc.localites import indicators
 from sifc.models import PROCEDURE_STEPS
 from sifc.parcels.quality import NOISE_M2
 from sifc.tracking import deadlines
@@ -183,6 +184,7 @@ def get(session: Session, *, level: str, code: str, tolerance_m2: float = NOISE_
     medians = _median_days(session, codes)
     procedures.update(overdue=sum(overdue.values()), median_days=medians.get("", []))
     conflicts = _conflicts(session, codes, total["parcels"], tolerance_m2)
+    gender = indicators.summary(session, codes)  # share of women among holders, small counts withheld (ADR 0005 §3)
     dashboard: dict[str, Any] = {
         "level": level, "code": code, "name": name,
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -196,6 +198,7 @@ def get(session: Session, *, level: str, code: str, tolerance_m2: float = NOISE_
         "procedures": {k: v for k, v in procedures.items() if not k.startswith("_")},
         "imports": _imports(session, codes),
         "conflicts": {k: v for k, v in conflicts.items() if not k.startswith("_")},
+        "gender": gender,
     }
     if level == "pole":
         names = {m["code"]: m["name"] for m in members}
@@ -205,5 +208,7 @@ def get(session: Session, *, level: str, code: str, tolerance_m2: float = NOISE_
             "procedures": procedures["_per_commune"].get(row["value"], 0),
             "overdue": overdue.get(row["value"], 0), "median_days": medians.get(row["value"], []),
             "conflicts": conflicts["_per_commune"].get(row["value"], 0) if conflicts["computed"] else None,
+            "women_share": next((g["women_share"] for g in gender["communes"] if g["commune_code"] == row["value"]),
+                                None),
         } for row in sorted(parcels.get("commune", []), key=lambda r: r["value"])]
     return dashboard

@@ -39,7 +39,7 @@ from sifc.crs import STORAGE_SRID
 from sifc.db import act_as
 from sifc.imports.formats import BornePoint
 from sifc.imports.parcels import ParcelImportOptions, import_parcels
-from sifc.settings import Settings
+from sifc.settings import REPO_DATA_DIR, Settings
 from sifc.tenure import parties, procedures, rights, sources
 
 DEMO_FILE = "sifc-demo-parcelles.gpkg"
@@ -81,6 +81,7 @@ class DemoOutcome:
     sources: int = 0
     rights: int = 0
     procedures: int = 0
+    localites: int = 0
 
 
 @dataclass
@@ -360,5 +361,18 @@ def load_demo(session: Session) -> DemoOutcome | None:
                               author=DEMO_AUTHOR, file_name=DEMO_FILE)
     summary = ", ".join(f"{code} : {count}" for code, count in report.communes.items())
     tenure = load_tenure(session, report.batch_id) if report.batch_id else _Tenure()
+    localites = load_localites(session)
     return DemoOutcome(accepted=report.accepted, communes=summary, parties=tenure.parties, sources=tenure.sources,
-                       rights=tenure.rights, procedures=tenure.procedures)
+                       rights=tenure.rights, procedures=tenure.procedures, localites=localites)
+
+
+def load_localites(session: Session) -> int:
+    """The pilot communes' OpenStreetMap localités (real data, ODbL: ``data/senegal/localites_pilotes.gpkg``).
+
+    Idempotent on the OSM node; returns how many were added.
+    """
+    from sifc.localites import service as localites
+
+    report = localites.load_osm(session, path=REPO_DATA_DIR / "senegal" / "localites_pilotes.gpkg",
+                                communes=sorted(PILOTS), by=None, author=DEMO_AUTHOR)
+    return int(report["created"])
