@@ -135,7 +135,7 @@ def bordereau_facts(session: Session, *, commune_code: str, date_from: date, dat
         FROM payment y JOIN tenure_procedure p ON p.id = y.procedure_id
         LEFT JOIN payment c ON c.id = y.cancels_payment_id
         WHERE y.commune_code = :commune AND y.paid_on BETWEEN :from AND :to
-        ORDER BY y.paid_on, y.receipt_year NULLS LAST, y.receipt_number NULLS LAST, y.recorded_at, y.id"""),
+        ORDER BY y.paid_on, y.recorded_at, y.receipt_number NULLS LAST, y.id"""),
         {"commune": commune_code, "from": date_from, "to": date_to}).mappings().all()
     lines = [{"payment_id": str(r["id"]), "paid_on": r["paid_on"].isoformat(), "amount": int(r["amount"]),
               "method": r["method"], "file_number": r["reference"] or str(r["procedure_id"]), "kind": r["kind"],

@@ -29,7 +29,7 @@ import orjson
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from sifc import bounds, journal
+from sifc import bounds, fees, journal
 from sifc.auth import audit
 from sifc.auth.principal import Action, Principal, require
 from sifc.errors import Conflict, InvalidInput, NotFound
@@ -190,6 +190,7 @@ def register(session: Session, *, data: ProcedureInput, by: Principal | None, au
                    parcel_id=pid, commune_code=parcel.commune_code,
                    after=_get(session, str(procedure_id), personal=True))
     tracking.issue(session, procedure_id=str(procedure_id), by=by, author=author)  # the récépissé's code (§8)
+    fees.assess(session, procedure_id=str(procedure_id), by=by, author=author)  # the fee due, if a schedule (§7)
     return str(procedure_id)
 
 
@@ -391,6 +392,7 @@ def record_step(session: Session, *, procedure_id: str, step: StepInput, by: Pri
     sources = sources_of(session, step.source_ids, commune_code=parcel.commune_code, by=by)
     if step.step not in ("refused", "deferred"):
         refuse_if_frozen(session, parcel.parcel_id)
+        fees.require_paid(session, procedure_id=str(procedure), step=step.step, on=step.occurred_on)  # §7
         present = {s["kind"] for s in sources}
         for needed in _required_sources(session, kind=head["kind"], step=step.step,
                                         commune_code=parcel.commune_code, on=step.occurred_on):
