@@ -29,6 +29,7 @@ from cli.localites import indicators_app, localites_app
 from cli.node import node_app
 from cli.parcels import parcels_app
 from cli.serve import serve, worker
+from cli.sessions import session_app
 from cli.territories import territories_app
 from sifc.errors import SifcError
 from sifc.i18n import translate
@@ -51,6 +52,7 @@ app.add_typer(node_app, name="node")
 app.add_typer(localites_app, name="localites")
 app.add_typer(indicators_app, name="indicators")
 app.add_typer(dispute_app, name="dispute")
+app.add_typer(session_app, name="session")
 app.add_typer(campaign_app, name="campaign")
 app.add_typer(claim_app, name="claim")
 

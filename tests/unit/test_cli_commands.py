@@ -31,6 +31,7 @@ COMMANDS = {
     "localites": {"load", "list", "add", "move", "rename", "retire"},
     "indicators": {"refresh"},
     "dispute": {"open", "step", "close", "show", "list"},
+    "session": {"create", "agenda", "add", "remove", "attendee", "close", "deliberate", "show", "list"},
     "campaign": {"create", "add", "display", "close", "show"},
     "claim": {"record", "resolve", "list"},
 }
