@@ -11,16 +11,22 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 import orjson
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from api.bounded import ProcedureDate, StepDate
 from api.deps import PrincipalDep, SessionDep, allow
 from api.preconditions import PRECONDITION_RESPONSES, IfMatch, etag, expected
+from api.problems import language
 from api.schemas.records import Open
 from sifc.auth.principal import Action, Principal
 from sifc.commission import campaigns, claims, display
+from sifc.documents import jobs as document_jobs
+
+# A close registers one procedure per parcel in one transaction: up to this many parcels it runs in the
+# request (its report in the answer); beyond, as a documents job (202, followed on /document-jobs/{id}).
+CLOSE_INLINE_MAX = 300
 
 router = APIRouter(tags=["Campagnes et réclamations"])
 Writer = Annotated[Principal, allow(Action.WRITE_TENURE)]
@@ -156,11 +162,39 @@ def open_display(campaign_id: Id, body: PeriodIn, session: SessionDep, principal
     return answer(found, status=201)
 
 
+def _job(session: SessionDep, request: Request, principal: Principal, *, builder: str, params: dict[str, Any],
+         commune: str) -> Response:
+    job_id = document_jobs.submit(session, builder=builder, params=params, commune_code=commune, by=principal,
+                                  author=principal.name, lang=language(request))
+    found = document_jobs.get(session, job_id=document_jobs.parse_id(job_id), by=principal)
+    location = request.app.state.settings.public_base + request.app.url_path_for("get_document_job", job_id=job_id)
+    return answer({"id": job_id, "status": found["status"], "builder": builder, "links": {"self": location}},
+                  status=202, location=location)
+
+
 @router.post("/campaigns/{campaign_id}/display-periods/{period_id}/close",
              summary="Clore l'affichage : une procédure de régularisation par parcelle sans réclamation ouverte")
-def close_display(campaign_id: Id, period_id: Id, body: CloseIn, session: SessionDep, principal: Writer) -> Response:
+def close_display(campaign_id: Id, period_id: Id, body: CloseIn, request: Request, session: SessionDep,
+                  principal: Writer) -> Response:
+    """Jusqu'à 300 parcelles, la clôture se fait dans la requête (rapport : inscrites, en attente et pourquoi) ;
+    au-delà, elle passe par une tâche `display_close` (202, suivie sur `Location`)."""
+    count = campaigns.parcel_count(session, campaign_id=campaign_id)
+    if count > CLOSE_INLINE_MAX:
+        commune = campaigns.commune_of(session, campaign_id=campaign_id) or ""
+        return _job(session, request, principal, builder="display_close", commune=commune, params={
+            "campaign_id": campaign_id, "period_id": period_id, "closed_on": body.closed_on.isoformat()})
     return answer(display.close_period(session, campaign_id=campaign_id, period_id=period_id,
                                        closed_on=body.closed_on, by=principal, author=principal.name))
+
+
+@router.post("/campaigns/{campaign_id}/display-documents", status_code=202,
+             summary="Imprimer l'affichage public (tâche : carte et liste par localité, chaque feuille scellée)")
+def print_display(campaign_id: Id, request: Request, session: SessionDep, principal: Writer) -> Response:
+    """Les noms des détenteurs présumés ne sont imprimés que si le réglage `display_shows_names` de la commune
+    le prévoit à la date d'impression ; chaque feuille est un document `affichage_public` vérifiable."""
+    commune = campaigns.reader_commune(session, campaign_id=campaign_id, reader=principal)
+    return _job(session, request, principal, builder="campaign_display", commune=commune,
+                params={"campaign_id": campaign_id})
 
 
 @router.post("/campaigns/{campaign_id}/register",

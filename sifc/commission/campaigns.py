@@ -158,6 +158,16 @@ def commune_of(session: Session, *, campaign_id: str) -> str | None:
     return session.execute(text("SELECT commune_code FROM campaign WHERE id = :id"), {"id": cid}).scalar()
 
 
+def parcel_count(session: Session, *, campaign_id: str) -> int:
+    """How many parcels a campaign lists (0 for an unknown one)."""
+    try:
+        cid = uuid.UUID(str(campaign_id))
+    except ValueError:
+        return 0
+    return int(session.execute(text("SELECT count(*) FROM campaign_parcel WHERE campaign_id = :id"),
+                               {"id": cid}).scalar() or 0)
+
+
 def reader_commune(session: Session, *, campaign_id: str, reader: Principal) -> str:
     """The campaign's commune once ``reader`` may read personal data there (401, 403; 404 unknown)."""
     return require_reader(reader, commune_of(session, campaign_id=campaign_id),

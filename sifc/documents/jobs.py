@@ -70,7 +70,7 @@ from sifc.settings import Settings
 KIND = "documents"
 STAGES = ("building", "writing")
 # Modules whose import registers builders; the worker and the API import them before running a job.
-BUILDER_MODULES = ("sifc.documents.session_batch",)
+BUILDER_MODULES = ("sifc.documents.session_batch", "sifc.commission.display_documents",)
 PDF_NAME = "documents.pdf"
 ZIP_NAME = "documents.zip"
 PARAMS_MAX_BYTES = 64 * 1024

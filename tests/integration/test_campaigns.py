@@ -191,3 +191,38 @@ def test_refusals_change_nothing(client, db, admin_headers, story):
     no_claimant = _claim(client, admin_headers, story["parcels"][0], day(1))
     assert no_claimant.status_code == 422
     assert db.execute(text("SELECT count(*) FROM claim")).scalar() == 0
+
+
+@pytest.mark.parametrize("shows", [True, False])
+def test_the_printed_display_names_holders_only_when_the_commune_says_so(client, db, settings, admin_headers, story,
+                                                                       shows):
+    import io
+    import zipfile
+
+    from pypdf import PdfReader
+
+    from sifc.documents import jobs
+
+    set_rules(db, BARGNY, on=date.today() - timedelta(days=1), display_shows_names=shows)
+    campaign = _campaign(client, admin_headers, story)
+    queued = client.post(f"/campaigns/{campaign}/display-documents", headers=admin_headers)
+    assert queued.status_code == 202, queued.text
+    before = db.execute(text("SELECT count(*) FROM access_audit WHERE subject_kind = 'campaign'")).scalar()
+    outcome = jobs.run_now(db, job_id=queued.json()["id"], settings=settings)
+    assert outcome["report"]["documents"] == 1
+    with zipfile.ZipFile(jobs.output(settings, queued.json()["id"]) / jobs.ZIP_NAME) as archive:
+        [name] = archive.namelist()
+        pdf = archive.read(name)
+    printed = "".join(page.extract_text() or "" for page in PdfReader(io.BytesIO(pdf)).pages)
+    assert "01040401" in printed  # the NICADs are listed
+    assert (HOLDER in printed) is shows
+    verified = client.post("/documents/verify", files={"file": (name, io.BytesIO(pdf), "application/pdf")})
+    assert verified.status_code == 200 and verified.json()["authentic"] is True, verified.text
+    code = str(PdfReader(io.BytesIO(pdf)).metadata["/SIFCCode"])
+    by_code = client.get(f"/documents/verify/{code}")  # anyone, with the code alone: the register's summary
+    assert by_code.json()["authentic"] is True and HOLDER not in by_code.text
+    row = db.execute(text("SELECT kind, personal FROM issued_document WHERE subject_id = :id"),
+                     {"id": campaign}).one()
+    assert row == ("affichage_public", shows)
+    after = db.execute(text("SELECT count(*) FROM access_audit WHERE subject_kind = 'campaign'")).scalar()
+    assert after - before == (1 if shows else 0)
