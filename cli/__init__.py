@@ -23,6 +23,7 @@ from cli.db import db_app
 from cli.demo import demo_app
 from cli.disputes import dispute_app
 from cli.exports import export_app
+from cli.fees import fees_app
 from cli.field import field_app
 from cli.imports import import_app
 from cli.localites import indicators_app, localites_app
@@ -55,6 +56,7 @@ app.add_typer(dispute_app, name="dispute")
 app.add_typer(session_app, name="session")
 app.add_typer(campaign_app, name="campaign")
 app.add_typer(claim_app, name="claim")
+app.add_typer(fees_app, name="fees")
 
 
 @app.callback()

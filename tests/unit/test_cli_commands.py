@@ -34,6 +34,7 @@ COMMANDS = {
     "session": {"create", "agenda", "add", "remove", "attendee", "close", "deliberate", "show", "list"},
     "campaign": {"create", "add", "display", "close", "show"},
     "claim": {"record", "resolve", "list"},
+    "fees": {"schedule", "pay", "cancel", "bordereau"},
 }
 
 
