@@ -132,6 +132,7 @@ def _summary_rows(dashboard: dict[str, Any], lang: str) -> list[tuple[str, str]]
         (label("with_nicad", lang), str(nicad["with_nicad"])),
         (label("coverage", lang), _percent(nicad["coverage"], lang)),
         (label("procedures_total", lang), f"{procedures['total']} ({procedures['in_progress']})"),
+        (label("overdue", lang), str(procedures.get("overdue", 0))),
         (label("conflicts", lang, tolerance=_number(conflicts["tolerance_m2"], lang, 2)), pairs),
         *([(label("women_share", lang), _percent(dashboard["gender"]["total"]["women_share"], lang))]
           if "gender" in dashboard else []),
@@ -196,6 +197,11 @@ def pdf(dashboard: dict[str, Any], lang: str = "fr", *, now: datetime | None = N
     procedures = [[label("state", lang), label("procedures_unit", lang).capitalize()]] + [
         [label(f"state.{s['state']}", lang), s["procedures"]] for s in dashboard["procedures"]["by_state"]]
     story += [Paragraph(label("procedures", lang), head), _table(procedures, [half, 3.8 * cm])]
+    if dashboard["procedures"].get("median_days"):  # ADR 0005 §8: the median time of each step
+        medians = [[label("step", lang), label("days", lang), label("transitions", lang)]] + [
+            [label(f"state.{m['step']}", lang), _number(m["median_days"], lang), m["transitions"]]
+            for m in dashboard["procedures"]["median_days"]]
+        story += [Paragraph(label("median_days", lang), head), _table(medians, [half, 3.8 * cm, 3.8 * cm])]
     if dashboard["imports"]:
         imports = [[label("month", lang), label("batches", lang), label("versions", lang)]] + [
             [i["month"], i["batches"], i["parcel_versions"]] for i in dashboard["imports"]]

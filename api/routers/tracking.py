@@ -64,7 +64,7 @@ class TrackedOut(BaseModel):
 
 
 class OverdueOut(BaseModel):
-    file: str = Field(description="`procedure` ou `claim`.")
+    file: str = Field(description="`procedure`, `claim` (réclamation) ou `dispute` (litige).")
     id: str
     commune_code: str
     kind: str

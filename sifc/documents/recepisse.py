@@ -24,7 +24,7 @@ from sifc.tracking import codes
 from sifc.versioning import parse_id
 
 KIND = "recepisse"
-TRACK_PAGE = "/app/pages/suivi"
+TRACK_PAGE = "/app/pages/suivi.html"
 TRACK_API = "/suivi"
 
 

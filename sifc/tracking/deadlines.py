@@ -175,10 +175,36 @@ def overdue_claims(session: Session, *, communes: Collection[str], today: date |
     return sorted(found, key=lambda f: (-f["days_late"], f["id"]))
 
 
+def overdue_disputes(session: Session, *, communes: Collection[str], today: date | None = None
+                     ) -> list[dict[str, Any]]:
+    """The open disputes past ``target_days["dispute"][state]`` days in their current state: ids and dates only."""
+    today = today or date.today()
+    if not _table_exists(session, "dispute_step"):
+        return []
+    targets = Targets(session)
+    found = []
+    for row in session.execute(text("""
+            SELECT d.id, d.commune_code, d.kind, last.step, last.occurred_on
+            FROM dispute d CROSS JOIN LATERAL (SELECT step, occurred_on FROM dispute_step
+                                               WHERE dispute_id = d.id ORDER BY seq DESC LIMIT 1) last
+            WHERE d.commune_code = ANY(CAST(:communes AS text[])) AND last.step <> 'closed' ORDER BY d.id"""),
+            {"communes": list(communes)}).mappings():
+        days = targets.days(commune_code=row["commune_code"], on=row["occurred_on"], kind="dispute", step=row["step"])
+        if days is None:
+            continue
+        deadline = Deadline("next", row["occurred_on"], days, row["occurred_on"] + timedelta(days=days), today)
+        if deadline.overdue:
+            found.append({"file": "dispute", "id": str(row["id"]), "commune_code": row["commune_code"],
+                          "kind": row["kind"], "step": row["step"], "since": row["occurred_on"].isoformat(),
+                          **deadline.as_json(), "next_step": None})
+    return sorted(found, key=lambda f: (-f["days_late"], f["id"]))
+
+
 def overdue(session: Session, *, communes: Collection[str], today: date | None = None) -> list[dict[str, Any]]:
-    """Every overdue file of ``communes``: procedures, then claims (and disputes once their register exists)."""
+    """Every overdue file of ``communes``: procedures, claims, then disputes."""
     return [*overdue_procedures(session, communes=communes, today=today),
-            *overdue_claims(session, communes=communes, today=today)]
+            *overdue_claims(session, communes=communes, today=today),
+            *overdue_disputes(session, communes=communes, today=today)]
 
 
 def overdue_counts(session: Session, *, communes: Collection[str], today: date | None = None) -> dict[str, int]:
