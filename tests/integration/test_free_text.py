@@ -43,6 +43,7 @@ def note(where: str) -> str:
 TABLES = {"parcels": "parcel_version", "parties": "party_version", "rights": "rrr_version",
           "procedures": "tenure_procedure", "procedure_steps": "procedure_step", "sources": "source_document",
           "source_files": "source_file", "mutations": "parcel_mutation", "bornes": "borne_version",
+          "localites": "localite_version",
           "disputes": "dispute", "dispute_steps": "dispute_step", "session_items": "session_item"}
 AUTHORS = {"author", "closed_by", "created_by"}  # user names: personal (provenance), never public
 NOT_FREE_TEXT = {
@@ -57,6 +58,7 @@ NOT_FREE_TEXT = {
     "source_file": {"media_type", "sha256", "commune_code"},
     "parcel_mutation": {"operation", "commune_code", "details"},  # details: counts the service writes
     "borne_version": {"code", "label", "commune_code", "source_id", "survey_method", "action"},  # label: B12
+    "localite_version": {"name", "name_search", "kind", "origin", "commune_code", "action"},  # a place's public name
     "dispute": {"kind", "commune_code", "origin"},  # origin: ids of an overlap or a claim
     "dispute_step": {"step", "commune_code", "court_reference"},  # court_reference: a case number
 }
@@ -145,11 +147,15 @@ def world(client, db, admin_headers) -> dict[str, Any]:
         "type": "Feature", "geometry": {"type": "Point", "coordinates": [x - 20, y - 20]},
         "properties": {"precision_m": 0.05, "label": "B1", "source": note("borne source"),
                        "reason": note("borne reason")}}))
+    localite = _ok(client.post("/localites", params=CRS, headers=admin, json={
+        "type": "Feature", "geometry": {"type": "Point", "coordinates": [x - 30, y - 30]},
+        "properties": {"name": "Quartier Zq", "kind": "quartier", "reason": note("localite reason")}}))
     # The service writes the closing reasons of parties, rights and bornes itself ("remplacée par la version 2"):
     # close one version of each with an officer's note, as a closing write may.
     for table, key, object_id in (("party_version", "party_id", party.json()["id"]),
                                   ("rrr_version", "rrr_id", right.json()["id"]),
-                                  ("borne_version", "borne_id", borne["id"])):
+                                  ("borne_version", "borne_id", borne["id"]),
+                                  ("localite_version", "localite_id", localite["id"])):
         version = db.execute(text(f"SELECT version FROM {table} WHERE {key} = :id AND valid_to IS NULL"),
                              {"id": object_id}).scalar()
         act_as(db, "tests")  # a version is closed in the name of the transaction's actor
@@ -178,7 +184,7 @@ def world(client, db, admin_headers) -> dict[str, Any]:
             "document": document,
             "source": source, "right": right.json()["id"], "procedure": procedure.json()["id"],
             "nicad_of": main["properties"].get("nicad"), "origin": (x, y), "dispute": dispute,
-            "session": str(council)}
+            "session": str(council), "localite": localite["id"]}
 
 
 def _dispute_with_notes(client, admin: dict[str, str], parcel_id: str, source: str) -> str:
@@ -219,7 +225,7 @@ def _public_urls(client, db, world: dict[str, Any]) -> list[str]:
         "code": [BARGNY, world["document"]], "level": ["commune"], "collection_id": ["parcels", "bornes"],
         "collection": ["parcels", "bornes"], "borne_id": world["bornes"],
         "nicad": ["0104040100001"], "file_id": [str(uuid.uuid4())], "dispute_id": [world["dispute"]],
-        "session_id": [world["session"]]}
+        "session_id": [world["session"]], "localite_id": [world["localite"]]}
     # Campaigns and claims serve no public answer at all (401/403): any id is enough to crawl them.
     values.update({k: [str(uuid.uuid4())] for k in ("campaign_id", "claim_id", "period_id")})
     values.update({k: [v] for k, v in _tile(lon, lat, 16).items()})
@@ -277,6 +283,7 @@ def test_a_reader_of_the_commune_reads_the_free_text(client, db, world):
         f"/parties/{world['party']}/versions": "party update", f"/procedures/{world['procedure']}": "purpose",
         f"/sources/{world['source']}": "source", f"/disputes/{world['dispute']}": "dispute grounds",
         f"/sessions/{world['session']}": "session motive",
+        f"/localites/{world['localite']}/history": "localite reason",
     }
     for url, where in reads.items():
         response = client.get(url, headers=reader)

@@ -26,6 +26,7 @@ from sifc.auth.principal import ANONYMOUS, Principal
 from sifc.db import act_as
 from sifc.documents import fiche, procedure_documents, registre
 from sifc.errors import Forbidden, NotFound, Unauthorized
+from sifc.localites import service as localites
 from sifc.parcels import service as parcels
 from sifc.tenure import parties, procedures, rights, sources
 from tests.conftest import api_key
@@ -69,7 +70,7 @@ def world(db, readers) -> dict[str, str]:
         geometry=mapping(square(x + 900, y + 900, 30)), input_crs=32628,
         values={"nicad": NICAD, "land_use": "habitation"}, reason="levé"), author=agent.name, by=agent)
     party = parties.create(db, data=parties.PartyInput({
-        "kind": "natural_person", "name": "Diouf", "given_names": "Awa", "id_number": "SYN-DIO-1",
+        "kind": "natural_person", "name": "Diouf", "given_names": "Awa", "id_number": "SYN-DIO-1", "sex": "F",
         "commune_code": BARGNY}), by=agent, author=agent.name)
     procedure = procedures.register(db, data=procedures.ProcedureInput(
         parcel_id=parcel, applicants=[{"party_id": party, "share": "1"}], registered_on=_ago(30),
@@ -94,7 +95,9 @@ def world(db, readers) -> dict[str, str]:
     attached = sources.attach(db, source_id=source, file_name="acte.pdf", content=PDF, max_bytes=10_000, by=agent,
                               author=agent.name)
     return {"parcel": parcel, "corrected": corrected, "party": party, "procedure": procedure, "rrr": done["rrr_id"], "source": source,
-            "file": attached["id"]}
+            "file": attached["id"], "localite": localites.create(db, data=localites.LocaliteInput(
+                geometry={"type": "Point", "coordinates": [x + 950, y + 950]}, input_crs=32628,
+                values={"name": "Quartier Diouf", "kind": "quartier"}, reason="placé"), by=agent, author=agent.name)}
 
 
 def _seal(settings) -> keyring.SigningKey:
@@ -169,6 +172,8 @@ READS = [
         db, kind="certificat_affectation", procedure_id=w["procedure"], reader=r, lang="fr", seal_key=_seal(s),
         verify_url="https://sifc.test/v", issued_by=r.name), "procedure", "procedure"),
 ]
+READS.append(Read("localites.history", lambda db, s, w, r: localites.history(db, localite_id=w["localite"], reader=r),
+                  "localite", "localite", _versions_author))
 IDS = [read.name for read in READS]
 
 

@@ -231,6 +231,8 @@ def test_no_public_answer_names_a_party(client, db, demo):
     "filter=" + quote("given_names = 'Awa'"),
     "filter=" + quote("holders IS NOT NULL"),
     "filter=" + quote("contact LIKE '%exemple.invalid'"),
+    "filter=" + quote("sex = 'F'"),  # a person's sex: aggregated indicators only (ADR 0005 §3)
+    "sortby=sexe",
     "sortby=holders",
     "sortby=name",
     "sortby=-id_number",
