@@ -33,6 +33,9 @@ def import_parcels_command(
     rejects: Annotated[Path | None, typer.Option(
         help="GeoPackage des entités rejetées (défaut : NOM_rejets.gpkg).")] = None,
     user: Annotated[str | None, typer.Option(help="Auteur enregistré du lot.")] = None,
+    campaign: Annotated[str | None, typer.Option(help=(
+        "Campagne systématique (ouverte) : les parcelles s'y ajoutent avec les détenteurs présumés que nomme le "
+        "fichier (holder_name, holder_given_names, holder_id_number, holder_sex)."))] = None,
 ) -> None:
     """Importe les parcelles d'un fichier : tout ou rien, avec rapport et entités rejetées."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
@@ -49,7 +52,7 @@ def import_parcels_command(
         commune=commune, crs=crs, layer=layer, mapping=read_mapping_file(mapping) if mapping else None,
         encoding=encoding, dry_run=dry_run, on_invalid=on_invalid,  # type: ignore[arg-type]
         overlap_tolerance_m2=overlap_tolerance_m2, overlap_tolerance_ratio=overlap_tolerance_ratio,
-        area_tolerance_ratio=area_tolerance)
+        area_tolerance_ratio=area_tolerance, campaign=campaign)
     if user:
         options.author = user
     settings = State.settings()

@@ -279,18 +279,44 @@ def _insert_parcels(session: Session, campaign: Any, wanted: list[tuple[Any, str
     return {"added": added, "already": len(wanted) - added}
 
 
-def add_imported(session: Session, *, campaign_id: str, batch_id: str,
-                 holders: dict[str, list[dict[str, Any]]], by: Principal | None, author: str) -> dict[str, int]:
-    """The parcels an import wrote for a campaign, with the presumed holders the survey file named.
+SEX_WORDS = {"f": "F", "femme": "F", "feminin": "F", "féminin": "F", "m": "M", "h": "M", "homme": "M",
+             "masculin": "M"}
 
-    ``holders`` maps a parcel id to its presumed holders (parties the import created, as applicants are).
+
+def add_imported(session: Session, *, campaign_id: str, batch_id: str, holders: dict[str, dict[str, Any]],
+                 by: Principal | None, author: str) -> dict[str, int]:
+    """The parcels an import wrote for a campaign, each with the presumed holder its survey line names.
+
+    ``holders`` maps a parcel id to the file's values (``name``, ``given_names``, ``id_number``,
+    ``sex``); a line with a name becomes a party of the campaign's commune, as an applicant is
+    registered (:func:`sifc.tenure.parties.create`); a line without one leaves the parcel without
+    presumed holder (it will wait at the close).
     """
+    from sifc.tenure import parties
+
     campaign = _locked(session, campaign_id, by)
     if campaign.state != "open":
         raise Conflict("campaign.not_open", state=campaign.state)
     batch = uuid.UUID(str(batch_id))
-    wanted = [(uuid.UUID(p), orjson.dumps(h).decode(), "import_batch", batch) for p, h in holders.items()]
+    wanted = []
+    for parcel_id, found in holders.items():
+        presumed = []
+        if (found.get("name") or "").strip():
+            sex = SEX_WORDS.get(str(found.get("sex") or "").strip().lower())
+            party = parties.create(session, data=parties.PartyInput({
+                "kind": "natural_person", "name": found["name"].strip(), "given_names": found.get("given_names"),
+                "id_number": found.get("id_number"), "sex": sex, "commune_code": campaign.commune_code},
+                f"campagne {campaign.id}"), by=by, author=author)
+            presumed = [{"party_id": str(party), "share": "1/1"}]
+        wanted.append((uuid.UUID(parcel_id), orjson.dumps(presumed).decode(), "import_batch", batch))
     return _insert_parcels(session, campaign, wanted, by=by, author=author)
+
+
+def check_importable(session: Session, *, campaign_id: str, by: Principal | None) -> None:
+    """Refuse an import for a campaign that does not exist, is out of ``by``'s scope or is no longer open."""
+    campaign = _locked(session, campaign_id, by)
+    if campaign.state != "open":
+        raise Conflict("campaign.not_open", state=campaign.state)
 
 
 def parcels(session: Session, *, campaign_id: str, reader: Principal) -> list[dict[str, Any]]:

@@ -17,6 +17,9 @@ import yaml
 from sifc.errors import ImportRejected
 
 TARGETS = ("nicad", "section", "local_number", "declared_area", "land_use", "tenure_regime", "source_id")
+# The presumed holder a systematic survey names for a parcel (ADR 0005 §5): read only for a campaign's
+# import (``--campaign``), each becoming a party as an applicant is; never a parcel attribute.
+HOLDER_TARGETS = ("holder_name", "holder_given_names", "holder_id_number", "holder_sex")
 GUESSES: dict[str, tuple[str, ...]] = {
     "nicad": ("nicad", "num_nicad", "num_parcel", "num_parc", "numparcel", "num_parcelle", "nicad_parc"),
     "section": ("section", "sect", "num_section"),
@@ -29,6 +32,11 @@ GUESSES: dict[str, tuple[str, ...]] = {
     "tenure_regime": ("regime", "regime_fon", "regime_foncier", "statut_fon", "tenure", "tenure_regime"),
     "source_id": ("source_id", "src_id", "id", "identifiant", "objectid", "fid", "gid", "id_parcel",
                   "inspireid_localid", "localid", "handle"),
+    # PROCASEF-like survey tables: the surveyed occupant's identity.
+    "holder_name": ("nom", "nom_detenteur", "nom_occupant", "holder_name", "surname"),
+    "holder_given_names": ("prenom", "prenoms", "prenom_detenteur", "holder_given_names", "given_names"),
+    "holder_id_number": ("cni", "nin", "num_cni", "numero_cni", "holder_id_number", "id_number"),
+    "holder_sex": ("sexe", "genre", "holder_sex", "sex"),
 }
 
 
@@ -43,22 +51,30 @@ def read_mapping_file(path: Path) -> dict[str, str]:
     if not isinstance(data, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in data.items()):
         raise ImportRejected("mapping.bad_file", path=str(path),
                              reason="attendu : un dictionnaire « champ: colonne »")
-    unknown = sorted(set(data) - set(TARGETS))
+    unknown = sorted(set(data) - set(TARGETS) - set(HOLDER_TARGETS))
     if unknown:
-        raise ImportRejected("mapping.unknown_target", fields=", ".join(unknown), targets=", ".join(TARGETS))
+        raise ImportRejected("mapping.unknown_target", fields=", ".join(unknown),
+                             targets=", ".join((*TARGETS, *HOLDER_TARGETS)))
     return data
 
 
-def resolve(columns: list[str], given: dict[str, str] | None) -> dict[str, str]:
-    """Mapping for a file with ``columns``: the given one (checked), completed by guesses."""
+def resolve(columns: list[str], given: dict[str, str] | None, *, holders: bool = False) -> dict[str, str]:
+    """Mapping for a file with ``columns``: the given one (checked), completed by guesses.
+
+    ``holders``: a campaign's import, which also reads the presumed holder (:data:`HOLDER_TARGETS`);
+    elsewhere naming a holder target is refused, so that no identity is read without a campaign.
+    """
     given = given or {}
+    named = sorted(set(given) & set(HOLDER_TARGETS))
+    if named and not holders:
+        raise ImportRejected("campaign.holder_targets", fields=", ".join(named))
     missing = sorted(v for v in given.values() if v not in columns)
     if missing:
         raise ImportRejected("mapping.missing_column", columns=", ".join(missing), fields=", ".join(columns))
     resolved = dict(given)
     lowered = {c.lower(): c for c in columns}
     used = set(resolved.values())
-    for target in TARGETS:
+    for target in (*TARGETS, *(HOLDER_TARGETS if holders else ())):
         if target in resolved:
             continue
         for guess in GUESSES[target]:

@@ -117,6 +117,7 @@ class ParcelImportOptions:
     chunk_size: int = 20_000
     actor_kind: str = "cli"  # who submitted it, for the write audit: cli, user or api_key
     actor_role: str = "administrateur"
+    campaign: str | None = None  # a systematic campaign's import: its presumed holders are read (ADR 0005 §5)
 
 
 def _default_author() -> str:
@@ -874,10 +875,14 @@ def import_parcels(session: Session, path: Path, options: ParcelImportOptions, *
                                    "date": previous["created_at"].isoformat()}
         return report
     commune = _resolve_commune(session, options.commune) if options.commune else None
+    if options.campaign:  # refused before reading the file: no such campaign, out of scope, no longer open
+        from sifc.commission import campaigns
+
+        campaigns.check_importable(session, campaign_id=options.campaign, by=_campaign_actor(options))
     session.execute(text("SET LOCAL jit = off"))  # JIT compiles longer than these queries run
     timings = report.timings
     with open_source(path, layer=options.layer, crs=options.crs, encoding=options.encoding) as info:
-        columns = field_mapping.resolve(info.fields, options.mapping)
+        columns = field_mapping.resolve(info.fields, options.mapping, holders=bool(options.campaign))
         report.format, report.layer, report.geometry_type = info.fmt, info.layer, info.geometry_type
         report.crs, report.crs_origin = f"EPSG:{info.srid}", info.crs_origin
         report.encoding, report.encoding_origin = info.encoding, info.encoding_origin
@@ -909,12 +914,34 @@ def import_parcels(session: Session, path: Path, options: ParcelImportOptions, *
         mark = clock()
         notify("inserting", 0, report.accepted)
         _insert(session, report, options, commune)
+        if options.campaign and report.batch_id:
+            _campaign_holders(session, features, options, report.batch_id)
         if points and report.batch_id:
             bornes.store_imported(session, points, srid=points_srid, batch_id=uuid.UUID(report.batch_id),
                                   author=options.author, file_name=report.file, commune=commune)
         timings["commit"] += clock() - mark
     notify("checked", report.read, report.read)
     return report
+
+
+def _campaign_actor(options: ParcelImportOptions) -> Principal:
+    """Who imports for a campaign: the console's operator (the option is the command line's only)."""
+    return Principal(kind=options.actor_kind, role=options.actor_role, name=options.author,  # type: ignore[arg-type]
+                     everywhere=True)
+
+
+def _campaign_holders(session: Session, features: _Features, options: ParcelImportOptions, batch_id: str) -> None:
+    """A campaign's import: every accepted feature's parcel joins the campaign with the holder its line names."""
+    from sifc.commission import campaigns
+
+    values = {target.removeprefix("holder_"): pa.chunked_array(features.mapped[target], type=pa.string()).to_pylist()
+              for target in field_mapping.HOLDER_TARGETS if target in features.mapped}
+    rows = _sql(session, """SELECT ord, CASE WHEN change = 'new' THEN parcel_id ELSE match_id END FROM stage_parcel
+                            WHERE status = 'accepted' ORDER BY ord""").all()
+    actor = _campaign_actor(options)
+    campaigns.add_imported(session, campaign_id=str(options.campaign), batch_id=batch_id,
+                           holders={str(parcel): {k: v[ord_] for k, v in values.items()} for ord_, parcel in rows},
+                           by=actor, author=options.author)
 
 
 def _extent(geoms: np.ndarray) -> tuple[float, float, float, float] | None:

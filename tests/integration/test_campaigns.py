@@ -9,6 +9,7 @@ day refused, personal data (presumed holders, claimants, grounds) only to reader
 
 from __future__ import annotations
 
+import uuid
 from datetime import date, timedelta
 from typing import Any
 
@@ -226,3 +227,33 @@ def test_the_printed_display_names_holders_only_when_the_commune_says_so(client,
     assert row == ("affichage_public", shows)
     after = db.execute(text("SELECT count(*) FROM access_audit WHERE subject_kind = 'campaign'")).scalar()
     assert after - before == (1 if shows else 0)
+
+
+def test_a_campaign_import_takes_the_presumed_holders_from_the_survey_file(client, db, admin_headers, tmp_path):
+    from sifc.errors import ImportRejected, SifcError
+    from sifc.imports.parcels import ParcelImportOptions, import_parcels
+    from tests.integration.fixtures import write
+
+    x, y = bargny_origin(db)
+    x, y = x - 250, y + 250
+    rows = [{"nicad": f"01040401{80000 + i}", "nom": f"{HOLDER}{i}" if i < 2 else None, "prenom": "Fatou",
+             "sexe": "Femme" if i == 0 else "H", "geometry": square(x + 30 * i, y)} for i in range(3)]
+    path = write(tmp_path, rows)
+    sw, ne = _lon_lat(db, x - 5, y - 5), _lon_lat(db, x + 100, y + 25)
+    campaign = _ok(client.post("/campaigns", headers=admin_headers, json={
+        "commune_code": BARGNY, "name": "Levé de Minam", "area": {"kind": "bbox", "bbox": [*sw, *ne]}}), 201)["id"]
+    # The holder columns are read only for a campaign: named without one, the import is refused.
+    with pytest.raises(ImportRejected):
+        import_parcels(db, path, ParcelImportOptions(commune=BARGNY, mapping={"holder_name": "nom"}, author="tests"))
+    with pytest.raises(SifcError):  # an unknown campaign is refused before the file is read
+        import_parcels(db, path, ParcelImportOptions(commune=BARGNY, campaign=str(uuid.uuid4()), author="tests"))
+    report = import_parcels(db, path, ParcelImportOptions(commune=BARGNY, campaign=campaign, author="tests"))
+    assert report.accepted == 3 and report.mapping["holder_name"] == "nom" and report.mapping["holder_sex"] == "sexe"
+    listed = _ok(client.get(f"/campaigns/{campaign}/parcels", headers=admin_headers))
+    assert len(listed) == 3 and {p["origin"] for p in listed} == {"import_batch"}
+    named = sorted(h["name"] for p in listed for h in p["presumed_holders"])
+    assert named == [f"Fatou {HOLDER}0", f"Fatou {HOLDER}1"]  # the third line names nobody: no presumed holder
+    sexes = db.execute(text("SELECT sex FROM party_version WHERE name LIKE :n AND valid_to IS NULL ORDER BY name"),
+                       {"n": f"{HOLDER}%"}).scalars().all()
+    assert sexes == ["F", "M"]
+    assert HOLDER not in client.get(f"/parcels/{listed[0]['parcel_id']}").text  # never a parcel attribute
