@@ -247,9 +247,11 @@ def list_for(session: Session, *, commune_code: str, reader: Principal, state: s
         WHERE d.commune_code = :commune AND (CAST(:state AS text) IS NULL OR last.step = :state)
         ORDER BY d.opened_on DESC, d.created_at DESC, d.id LIMIT :limit OFFSET :offset"""),
         {"commune": commune_code, "state": state, "limit": limit, "offset": offset}).mappings().all()
+    late = _overdue_ids(session, commune_code) if rows else None
     found = [{"id": str(r["id"]), "kind": r["kind"], "opened_on": r["opened_on"].isoformat(), "state": r["state"],
               "since": r["since"].isoformat(), "version": r["version"], "parcel_ids": list(r["parcel_ids"]),
-              "nicads": list(r["nicads"]), "overdue": _overdue(session, commune_code, r)} for r in rows]
+              "nicads": list(r["nicads"]),
+              "overdue": None if late is None else str(r["id"]) in late} for r in rows]
     audit.record_many(session, reader, service=f"{__name__}.list_for", subject_kind="dispute",
                       subjects=[(d["id"], commune_code) for d in found])
     return found
@@ -259,23 +261,20 @@ def _commune_exists(session: Session, code: str) -> bool:
     return session.execute(text("SELECT 1 FROM commune WHERE code = :c"), {"c": code}).first() is not None
 
 
-def _overdue(session: Session, commune_code: str, row: Any) -> bool | None:
-    """Whether the dispute's current state is past its target days (``target_days.dispute``); None if unknown.
+def _overdue_ids(session: Session, commune_code: str) -> set[str] | None:
+    """The commune's disputes past their target days in their current state (``target_days.dispute``).
 
-    The deadlines are the tracking slice's (:mod:`sifc.tracking.deadlines`); without it, or without
-    a target for the state, nothing is said.
+    The deadlines are the tracking slice's (:func:`sifc.tracking.deadlines.overdue_disputes`); None
+    when that is not there, so the list says nothing rather than something wrong.
     """
-    if row["state"] == "closed":
-        return False
     try:
         deadlines = importlib.import_module("sifc.tracking.deadlines")
     except ImportError:
         return None
-    check = getattr(deadlines, "dispute_overdue", None)
+    check = getattr(deadlines, "overdue_disputes", None)
     if check is None:
         return None
-    result = check(session, commune_code=commune_code, state=row["state"], since=row["since"])
-    return None if result is None else bool(result)
+    return {str(item["id"]) for item in check(session, communes=[commune_code])}
 
 
 def _writable(session: Session, dispute_id: str, by: Principal | None, expected_version: int | None

@@ -232,3 +232,13 @@ def test_the_command_line_refuses_in_one_line(settings):
         done = CliRunner().invoke(app, ["--lang", "fr", *args])
         assert done.exit_code != 0
         assert isinstance(done.exception, Exception) and words in str(done.exception.message("fr"))
+
+
+def test_the_list_says_which_disputes_are_overdue(client, db, officer, world):
+    from tests.helpers_rules import set_rules
+
+    dispute = _ok(_open(client, officer, world))  # declared five days ago
+    reader = {"X-API-Key": api_key(db, role="lecteur", scope=(f"commune:{BARGNY}",), name="lecteur bargny")}
+    set_rules(db, BARGNY, on=__import__("datetime").date(2000, 1, 2), target_days={"dispute": {"declared": 3}})
+    listed = _ok(client.get("/disputes", headers=reader, params={"commune_code": BARGNY}), 200)["disputes"]
+    assert [(d["id"], d["overdue"]) for d in listed] == [(dispute["id"], True)]
