@@ -23,6 +23,7 @@ from sifc.bornes import service as bornes
 from sifc.crs import STORAGE_SRID
 from sifc.db import Statement
 from sifc.errors import InvalidInput, NotFound
+from sifc.localites import service as localites
 from sifc.ogc_filter import feature_condition
 from sifc.parcels import selection as parcel_selection
 from sifc.personal import refuse as refuse_personal
@@ -104,6 +105,12 @@ COLLECTIONS: dict[str, Collection] = {
         table="borne", key="t.borne_id", fields={name: column.replace("b.", "t.", 1)
                                                  for name, column in bornes.PUBLIC_FIELDS.items()},
         exact_count=False, queryables=bornes.QUERYABLES, key_type="uuid"),
+    "localites": Collection(
+        id="localites", title="Localités", description="Localités en vigueur (villages, quartiers, hameaux…) : nom, "
+        "type, origine. Points d'origine osm : " + localites.ATTRIBUTION + ".",
+        table="localite", key="t.localite_id", fields={name: column.replace("l.", "t.", 1)
+                                                       for name, column in localites.PUBLIC_FIELDS.items()},
+        exact_count=False, queryables=localites.QUERYABLES, key_type="uuid"),
 }
 
 

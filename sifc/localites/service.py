@@ -59,6 +59,12 @@ PUBLIC_FIELDS: dict[str, str] = {
 }
 """The public attributes of a localité: name → SQL over ``l`` (fixed text, never user input)."""
 
+QUERYABLES: dict[str, tuple[str, str]] = {
+    **{c: (f"t.{c}", "string") for c in ("name", "kind", "origin", "commune_code")},
+    "osm_node_id": ("t.osm_node_id", "integer"), "geometry": ("t.geom", "geometry"),
+}
+"""What an OGC filter on the ``localites`` collection may name: name → (SQL over ``t``, JSON type)."""
+
 PERSONAL_COLUMNS = {"author": "l.author", "reason": "l.reason", "closed_by": "l.closed_by",
                     "close_reason": "l.close_reason"}
 assert set(PERSONAL_COLUMNS) == PERSONAL_FIELDS["localites"] | FREE_TEXT_FIELDS["localites"]

@@ -148,3 +148,16 @@ def test_an_unreadable_file_is_one_clear_error(db, tmp_path: Path):
     with pytest.raises(InvalidInput):
         service.load_osm(db, path=tmp_path / "absent.gpkg", by=None, author="tests")
 
+
+
+def test_the_ogc_collection_serves_the_public_fields_and_filters_on_them(client, db):
+    service.load_osm(db, path=PILOTS, communes=["SN1303-mont-rolland"], by=None, author="tests")
+    items = client.get("/ogc/collections/localites/items", params={"commune_code": "SN1303-mont-rolland",
+                                                                     "limit": 100})
+    assert items.status_code == 200, items.text
+    features = items.json()["features"]
+    assert len(features) == 10 and all("author" not in f["properties"] for f in features)
+    filtered = client.get("/ogc/collections/localites/items", params={"filter": "name = 'Ndiaye Bop'"})
+    assert [f["properties"]["kind"] for f in filtered.json()["features"]] == ["village"]
+    assert "OpenStreetMap" in client.get("/ogc/collections/localites").json()["description"]
+    assert client.get("/ogc/collections/localites/items", params={"author": "x"}).status_code == 400

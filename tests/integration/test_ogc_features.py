@@ -19,7 +19,8 @@ def test_landing_page_and_conformance(client):
 def test_collections_are_described_with_their_extent(client):
     collections = client.get("/ogc/collections").json()["collections"]
     ids = [c["id"] for c in collections]
-    assert ids == ["poles", "regions", "departments", "arrondissements", "communes", "parcels", "bornes"]
+    assert ids == ["poles", "regions", "departments", "arrondissements", "communes", "parcels", "bornes",
+                   "localites"]
     communes = client.get("/ogc/collections/communes").json()
     minx, miny, maxx, maxy = communes["extent"]["spatial"]["bbox"][0]
     assert -17.6 < minx < -17.4 and 12.2 < miny < 12.4 and -11.5 < maxx < -11.2 and 16.6 < maxy < 16.8  # Senegal
