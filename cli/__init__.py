@@ -22,6 +22,7 @@ from cli.common import State, err, refusal, say
 from cli.db import db_app
 from cli.demo import demo_app
 from cli.disputes import dispute_app
+from cli.documents import documents_app
 from cli.exports import export_app
 from cli.fees import fees_app
 from cli.field import field_app
@@ -50,6 +51,7 @@ app.add_typer(admin_app, name="admin")
 app.add_typer(parcels_app, name="parcels")
 app.add_typer(field_app, name="field")
 app.add_typer(node_app, name="node")
+app.add_typer(documents_app, name="documents")
 app.add_typer(localites_app, name="localites")
 app.add_typer(indicators_app, name="indicators")
 app.add_typer(dispute_app, name="dispute")

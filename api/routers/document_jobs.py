@@ -17,10 +17,11 @@ from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel, Field
 
 from api.deps import SessionDep, SettingsDep, allow
+from api.problems import language
 from api.responses import binary
 from api.schemas.records import ImportFailure, Open
 from sifc.auth.principal import Action, Principal
-from sifc.documents import jobs
+from sifc.documents import jobs, session_batch
 
 
 class DocumentJobLinks(BaseModel):
@@ -78,6 +79,21 @@ def _public(job: dict[str, Any], request: Request) -> dict[str, Any]:
     from api.routers.imports import job_error_in
 
     return job_error_in(job, request)
+
+
+@router.post("/sessions/{session_id}/documents", status_code=202, response_model=DocumentJobOut,
+             summary="Imprimer les documents d'une session délibérée (tâche : extraits, certificats, registre)",
+             responses={202: {"content": {"application/json": {"example": JOB_EXAMPLE}}},
+                        409: {"description": "La session n'est pas encore délibérée."}})
+def print_session_documents(session_id: Id, request: Request, session: SessionDep, principal: Writer) -> Response:
+    """Met en file la construction des documents : pour chaque procédure accordée, l'extrait de délibération
+    et le certificat d'affectation (une fois la procédure notifiée), puis le registre de la session ; un PDF
+    unique et un zip d'un PDF par document. Suivez la tâche sur `Location`.
+    """
+    job_id = session_batch.submit_session(session, session_id=session_id, by=principal, author=principal.name,
+                                          lang=language(request))
+    body = _public(jobs.get(session, job_id=jobs.parse_id(job_id), by=principal), request)
+    return _json(body, 202, headers={"Location": body["links"]["self"]})
 
 
 @router.get("/document-jobs/{job_id}", name="get_document_job", response_model=DocumentJobOut,

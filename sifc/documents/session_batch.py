@@ -144,9 +144,10 @@ def _register(session: Session, council: dict[str, Any], items: list[dict[str, A
     lang = progress.lang
     commune = {"code": council["commune_code"], "name": _commune_name(session, council["commune_code"])}
     facts = {**verification.new_header("registre_session", lang), "commune": commune,
-             "session": {"id": str(council["id"]), "kind": council.get("kind"),
+             "session": {"id": str(council["id"]), "kind": council.get("kind"), "reference": council.get("reference"),
                          "held_on": _iso(council.get("held_on")),
-                         "deliberation_number": council.get("deliberation_number")},
+                         "deliberation_number": council.get("deliberation_number"),
+                         "deliberated_on": _iso(council.get("deliberated_on"))},
              "items": [{"position": i["position"], "procedure_id": str(i["procedure_id"]), "reference": i["reference"],
                         "kind": i["kind"], "nicad": i["nicad"], "decision": i["decision"],
                         "documents": numbers.get(str(i["procedure_id"]), [])} for i in items]}
@@ -184,8 +185,9 @@ def _register_story(facts: dict[str, Any], frame: layout.Frame) -> list[Any]:
                   + layout.escape(label("number", lang, number=facts["number"])), style["small"]),
         Spacer(1, 6),
         layout.facts([(label("commune", lang), f"{facts['commune']['name']} ({facts['commune']['code']})"),
-                      (label("session", lang), council["held_on"]),
-                      (label("deliberation", lang), council["deliberation_number"])]),
+                      (label("session", lang), " — ".join(v for v in (council["reference"], council["held_on"]) if v)),
+                      (label("deliberation", lang), " — ".join(v for v in (council["deliberation_number"],
+                                                                           council["deliberated_on"]) if v))]),
         Spacer(1, 6),
         layout.table(rows, [50, 140, 110, 90, 80]),
         *layout.code_block(frame),

@@ -381,6 +381,7 @@ def _requests(world: dict[str, Any], role: str) -> dict[tuple[str, str], Callabl
                                                                                    json={"starts_on": today}),
         ("POST", "/campaigns/{campaign_id}/display-periods/{period_id}/close"): lambda c, p, h: c.post(
             p, headers=h, json={"closed_on": today}),
+        ("POST", "/campaigns/{campaign_id}/display-documents"): lambda c, p, h: c.post(p, headers=h),
         ("POST", "/campaigns/{campaign_id}/register"): lambda c, p, h: c.post(p, headers=h, json={"closed_on": today}),
         ("GET", "/claims"): lambda c, p, h: c.get(p, headers=h, params={"commune_code": BARGNY}),
         ("POST", "/claims"): lambda c, p, h: c.post(p, headers=h, json={

@@ -28,6 +28,7 @@ COMMANDS = {
     "parcels": {"split", "lotissement", "merge", "correct", "lineage"},
     "field": {"package", "list", "lost", "reassign", "return"},
     "node": {"init", "subscribe", "status", "resync", "resume", "pause", "pieces", "demo", "beat", "migrate"},
+    "documents": {"batch", "status", "purge"},
     "localites": {"load", "list", "add", "move", "rename", "retire"},
     "indicators": {"refresh"},
     "dispute": {"open", "step", "close", "show", "list"},
