@@ -39,7 +39,7 @@ from sifc.crs import STORAGE_SRID
 from sifc.db import act_as
 from sifc.imports.formats import BornePoint
 from sifc.imports.parcels import ParcelImportOptions, import_parcels
-from sifc.settings import REPO_DATA_DIR, Settings
+from sifc.settings import REPO_DATA_DIR
 from sifc.tenure import parties, procedures, rights, sources
 
 DEMO_FILE = "sifc-demo-parcelles.gpkg"
@@ -58,7 +58,21 @@ TENURES = [("domaine national", 75), ("titre foncier", 15), ("bail", 10)]
 # --- tenure records -------------------------------------------------------------------------
 DEMO_AUTHOR = "sifc-demo"
 DEMO_PRINCIPAL = Principal(kind="cli", role="administrateur", name=DEMO_AUTHOR, everywhere=True)
-THRESHOLDS_HA: tuple[float, float] = Settings.model_fields["approval_thresholds_ha"].default
+# The pilots' settings for the demo (ADR 0005 §1): synthetic values citing the demo source, written as
+# commune rows so that the demo never rests on an unsourced environment value.
+DEMO_RULES: dict[str, Any] = {
+    "approval_thresholds_ha": [10.0, 50.0],
+    "desaffectation_notice_days": 30,
+    "required_sources": {kind: {"surveyed": ["proces_verbal"], "deliberated": ["deliberation"],
+                                "approved": ["approbation"]} for kind in ("affectation", "reaffectation_heritiers")}
+    | {kind: {"deliberated": ["deliberation"], "approved": ["approbation"]}
+       for kind in ("desaffectation", "regularisation")},
+    # A session deliberates with three members present (commission) or half the members in office (council).
+    "session_quorum": {"commission_domaniale": {"kind": "count", "value": 3},
+                       "conseil_municipal": {"kind": "fraction", "value": 0.5}},
+}
+THRESHOLDS_HA: tuple[float, float] = (DEMO_RULES["approval_thresholds_ha"][0], DEMO_RULES["approval_thresholds_ha"][1])
+RULES_FROM = date(2000, 1, 1)
 GIVEN_NAMES = ("Awa", "Moussa", "Fatou", "Mamadou", "Aminata", "Ousmane", "Khady", "Ibrahima", "Mariama", "Cheikh",
                "Ndeye", "Abdoulaye", "Astou", "Babacar", "Coumba", "Modou")
 FAMILY_NAMES = ("Diop", "Ndiaye", "Fall", "Sarr", "Faye", "Gueye", "Diallo", "Mbaye", "Cissé", "Diouf", "Thiam",
@@ -209,7 +223,7 @@ def _step(session: Session, procedure_id: str, step: str, day: date, source_ids:
           **extra: Any) -> dict[str, Any]:
     return procedures.advance(session, procedure_id=procedure_id, step=procedures.StepInput(
         step=step, occurred_on=_past(day), source_ids=source_ids or [], **extra), expected_version=None,
-        thresholds_ha=THRESHOLDS_HA, by=DEMO_PRINCIPAL, author=DEMO_AUTHOR)
+        by=DEMO_PRINCIPAL, author=DEMO_AUTHOR)
 
 
 def _right(session: Session, done: _Tenure, parcel: Any, kind: str, day: date, source_ids: list[str],
@@ -347,6 +361,7 @@ def load_demo(session: Session) -> DemoOutcome | None:
     act_as(session, DEMO_AUTHOR)
     if already_loaded(session):
         return None
+    load_rules(session)
     records = [p for code, centre in PILOTS.items() for p in _parcels_for(session, code, centre)]
     frame = gpd.GeoDataFrame(records, geometry="geometry", crs=STORAGE_SRID)
     with tempfile.TemporaryDirectory(prefix="sifc-demo-") as folder:
@@ -364,6 +379,22 @@ def load_demo(session: Session) -> DemoOutcome | None:
     localites = load_localites(session)
     return DemoOutcome(accepted=report.accepted, communes=summary, parties=tenure.parties, sources=tenure.sources,
                        rights=tenure.rights, procedures=tenure.procedures, localites=localites)
+
+
+def load_rules(session: Session) -> None:
+    """The pilots' settings (``DEMO_RULES``), from 2000, citing the demo's synthetic source."""
+    from sifc.rules import service as rules
+
+    for code in sorted(PILOTS):
+        for key, value in DEMO_RULES.items():
+            if not _has_commune_row(session, code, key):
+                rules.set(session, commune_code=code, key=key, value=value, valid_from=RULES_FROM,
+                          source=rules.DEMO_SOURCE, by=None, author=DEMO_AUTHOR)
+
+
+def _has_commune_row(session: Session, code: str, key: str) -> bool:
+    return bool(session.execute(text("SELECT 1 FROM commune_setting WHERE commune_code = :c AND key = :k LIMIT 1"),
+                                {"c": code, "k": key}).scalar())
 
 
 def load_localites(session: Session) -> int:

@@ -27,6 +27,7 @@ from sifc import keyring, provision
 from sifc.db import SessionReader, make_engine, transaction
 from sifc.settings import Settings
 from sifc.territories.loader import load_reference
+from tests.helpers_rules import seed_pilots
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -98,6 +99,7 @@ def engine(settings: Settings) -> Iterator[Engine]:
     service_engine = make_engine(settings.db_url, application_name="sifc-tests")
     with transaction(service_engine) as session:
         load_reference(session, settings.data_dir)
+        seed_pilots(session)  # the pilots' tenure rules (ADR 0005 §1), as the demo sets them
     yield service_engine
     service_engine.dispose()
 
@@ -178,6 +180,7 @@ def template_db(settings: Settings, engine: Engine) -> Iterator[str]:
     loader_engine = make_engine(template.db_url)
     with transaction(loader_engine) as session:
         load_reference(session, template.data_dir)
+        seed_pilots(session)
     loader_engine.dispose()
     yield name
     provision.drop_database(settings.admin_url, name)

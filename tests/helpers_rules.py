@@ -9,15 +9,13 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
+from sifc.demo import DEMO_RULES
 from sifc.rules import service as rules
 
-# The values the procedure's tests rely on (the shape of today's practice; synthetic).
-TENURE_RULES: dict[str, Any] = {
-    "approval_thresholds_ha": [10.0, 50.0],
-    "desaffectation_notice_days": 30,
-    "required_sources": {"affectation": {"surveyed": ["proces_verbal"], "deliberated": ["deliberation"],
-                                         "approved": ["approbation"]}},
-}
+# The values the procedure's tests rely on: the demo's (synthetic), set for the pilots by the test database's
+# fixtures (tests/conftest.py) so that every test finds the tenure rules it always had.
+TENURE_RULES: dict[str, Any] = DEMO_RULES
+PILOT_COMMUNES = ("SN0104-bargny", "SN1301-sandiara", "SN1303-mont-rolland")
 
 
 def set_rules(session_or_conn: Any, commune_code: str, on: date = date(2000, 1, 1), **values: Any) -> None:
@@ -25,3 +23,9 @@ def set_rules(session_or_conn: Any, commune_code: str, on: date = date(2000, 1, 
     for key, value in values.items():
         rules.set(session_or_conn, commune_code=commune_code, key=key, value=value, valid_from=on,
                   source=rules.DEMO_SOURCE, by=None, author="tests")
+
+
+def seed_pilots(session_or_conn: Any) -> None:
+    """The tenure rules (``TENURE_RULES``) for the pilot communes, as the demo sets them."""
+    for code in PILOT_COMMUNES:
+        set_rules(session_or_conn, code, **TENURE_RULES)

@@ -259,12 +259,12 @@ def update_right(rrr_id: Id, body: RightPatch, session: SessionDep, principal: W
 
 @router.post("/rights/{rrr_id}/end", response_model=RightOut, responses=PRECONDITION_RESPONSES,
              summary="Mettre fin à un droit (désaffectation, décès, mainlevée d'un litige…)")
-def end_right(rrr_id: Id, body: RightEnd, session: SessionDep, settings: SettingsDep, principal: Writer,
+def end_right(rrr_id: Id, body: RightEnd, session: SessionDep, principal: Writer,
               if_match: IfMatch = None) -> Response:
     version = expected(if_match, "rrr", rrr_id)
     rights.end(session, rrr_id=rrr_id, end_date=body.end_date, cause=body.cause, source_ids=body.source_ids,
-               reason=body.reason, notice_date=body.notice_date, notice_days=settings.desaffectation_notice_days,
-               expected_version=version, by=principal, author=principal.name)
+               reason=body.reason, notice_date=body.notice_date, expected_version=version, by=principal,
+               author=principal.name)
     found = rights.as_written(session, rrr_id=rrr_id, by=principal)
     return answer(found, tag=etag("rrr", found["id"], found["version"]))
 
@@ -326,14 +326,14 @@ def get_procedure(procedure_id: Id, session: SessionDep, principal: PrincipalDep
 
 @router.post("/procedures/{procedure_id}/steps", response_model=ProcedureOut, responses=PRECONDITION_RESPONSES,
              summary="Inscrire l'étape suivante (constat, délibération, approbation, notification), un ajournement ou un refus")
-def advance_procedure(procedure_id: Id, body: StepIn, session: SessionDep, settings: SettingsDep, principal: Writer,
+def advance_procedure(procedure_id: Id, body: StepIn, session: SessionDep, principal: Writer,
                       if_match: IfMatch = None) -> Response:
     """La notification achève la procédure et crée l'affectation ; un refus la clôt sans droit."""
     version = expected(if_match, "procedure", procedure_id)
     step = procedures.StepInput(step=body.step, occurred_on=body.occurred_on, source_ids=body.source_ids,
                                 details=body.details, reason=body.reason)
     found = procedures.advance(session, procedure_id=procedure_id, step=step, expected_version=version,
-                               thresholds_ha=settings.approval_thresholds_ha, by=principal, author=principal.name)
+                               by=principal, author=principal.name)
     found = with_deadline(session, found)
     return answer(found, tag=etag("procedure", found["id"], found["version"]))
 

@@ -533,8 +533,7 @@ class Applier:
         try:
             with self.session.begin_nested():
                 procedures.advance(self.session, procedure_id=open_ones[0], step=step, expected_version=None,
-                                   thresholds_ha=self.settings.approval_thresholds_ha, by=self.by,
-                                   author=self.author)
+                                   by=self.by, author=self.author)
         except SifcError as error:
             self._warn("parcels", fid, "field.step_refused", reason=error.message("en" if self.lang == "en" else "fr"))
             return

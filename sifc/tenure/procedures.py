@@ -34,6 +34,7 @@ from sifc.auth import audit
 from sifc.auth.principal import Action, Principal, require
 from sifc.errors import Conflict, InvalidInput, NotFound
 from sifc.personal import FREE_TEXT_FIELDS, require_reader
+from sifc.rules import service as rules
 from sifc.tenure import rights
 from sifc.tenure.common import Share as Holder
 from sifc.tenure.common import authorise, current_parcel, shares, sources_of
@@ -52,8 +53,7 @@ KINDS = tuple(KIND_STEPS)
 ENDING = ("notified", "refused")  # the steps that close a procedure
 # Without a procedure_kinds setting, a commune registers what SIFC always did: affectations (no legal value implied).
 DEFAULT_KINDS = ["affectation"]
-# The document each step rests on (a source of that kind among the step's sources).
-REQUIRED_SOURCE = {"surveyed": "proces_verbal", "deliberated": "deliberation", "approved": "approbation"}
+# The documents each step rests on are the commune's setting ``required_sources`` (ADR 0005 §1).
 FOLLOWABLE_CAUSES = ("deces", "dissolution")
 
 
@@ -351,17 +351,22 @@ def _check_step(kind: str, step: StepInput, steps: list[Any]) -> None:
 
 
 def _required_sources(session: Session, *, kind: str, step: str, commune_code: str, on: date) -> list[str]:
-    """The source kinds a step rests on: the commune's ``required_sources``, else the documents SIFC always asked."""
-    configured = _setting(session, commune_code=commune_code, key="required_sources", on=on)
-    if configured is None:
-        needed = REQUIRED_SOURCE.get(step)
-        return [needed] if needed else []
+    """The source kinds a step rests on: the commune's ``required_sources`` in force.
+
+    409 when unset: no text fixes them nationally, so SIFC does not guess (``sifc settings carry-over``
+    writes what it used to ask).
+    """
+    configured = rules.in_force(session, commune_code=commune_code, key="required_sources", on=on)
     return list((configured.get(kind) or {}).get(step) or [])
 
 
 def advance(session: Session, *, procedure_id: str, step: StepInput, expected_version: int | None,
-            thresholds_ha: tuple[float, float], by: Principal | None, author: str) -> dict[str, Any]:
-    """Record the next step, a deferral or a refusal; the notification has the kind's effect (grant, end)."""
+            thresholds_ha: tuple[float, float] | None = None, by: Principal | None, author: str) -> dict[str, Any]:
+    """Record the next step, a deferral or a refusal; the notification has the kind's effect (grant, end).
+
+    The approving authority's thresholds are the commune's ``approval_thresholds_ha`` in force on the
+    step's date; ``thresholds_ha`` overrides them (tests of the rule itself).
+    """
     procedure = parse_id(procedure_id, key="procedure.not_found", kind="procédure")
     head, steps = _load(session, procedure)
     authorise(session, by, head["commune_code"])
@@ -424,17 +429,12 @@ def record_step(session: Session, *, procedure_id: str, step: StepInput, by: Pri
 
 
 def _thresholds(session: Session, commune_code: str, on: date) -> tuple[float, float]:
-    from sifc.settings import get_settings
-
-    found = _setting(session, commune_code=commune_code, key="approval_thresholds_ha", on=on)
-    return (float(found[0]), float(found[1])) if found else get_settings().approval_thresholds_ha
+    found = rules.in_force(session, commune_code=commune_code, key="approval_thresholds_ha", on=on)
+    return float(found[0]), float(found[1])
 
 
 def _notice_days(session: Session, commune_code: str, on: date) -> int:
-    from sifc.settings import get_settings
-
-    found = _setting(session, commune_code=commune_code, key="desaffectation_notice_days", on=on)
-    return int(found) if found is not None else get_settings().desaffectation_notice_days
+    return int(rules.in_force(session, commune_code=commune_code, key="desaffectation_notice_days", on=on))
 
 
 def check_expected_again(expected: int | None, current: int) -> None:

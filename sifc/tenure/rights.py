@@ -30,6 +30,7 @@ from sifc.auth.principal import Action, Principal
 from sifc.errors import Conflict, InvalidInput, NotFound
 from sifc.models import RRR_TYPES
 from sifc.personal import FREE_TEXT_FIELDS, may_reveal
+from sifc.rules import service as rules
 from sifc.tenure.common import ParcelState, Share, authorise, current_parcel, shares, sources_of
 from sifc.versioning import check_expected, close_version, parcel_communes, parse_id, refuse_if_frozen
 
@@ -370,9 +371,13 @@ def update(session: Session, *, rrr_id: str, changes: dict[str, Any], reason: st
 
 
 def end(session: Session, *, rrr_id: str, end_date: date, cause: str, source_ids: list[str], reason: str | None,
-        notice_date: date | None, notice_days: int, expected_version: int | None, by: Principal | None,
-        author: str) -> int:
-    """End a right (désaffectation, death, lifting of a litige…): a new version with its end date and cause."""
+        notice_date: date | None, notice_days: int | None = None, expected_version: int | None,
+        by: Principal | None, author: str) -> int:
+    """End a right (désaffectation, death, lifting of a litige…): a new version with its end date and cause.
+
+    A désaffectation takes effect no sooner than ``notice_days`` after the notice; without it, the
+    commune's ``desaffectation_notice_days`` in force on the notice's date (ADR 0005 §1; 409 if unset).
+    """
     if cause not in END_CAUSES:
         raise InvalidInput("rrr.bad_end_cause", cause=cause, causes=", ".join(END_CAUSES))
     if not reason:
@@ -397,6 +402,9 @@ def end(session: Session, *, rrr_id: str, end_date: date, cause: str, source_ids
             raise InvalidInput("rrr.desaffectation_needs_deliberation")
         if notice_date is None:
             raise InvalidInput("rrr.desaffectation_needs_notice")
+        if notice_days is None:
+            notice_days = int(rules.in_force(session, commune_code=parcel.commune_code,
+                                             key="desaffectation_notice_days", on=notice_date))
         if end_date < notice_date + timedelta(days=notice_days):
             raise InvalidInput("rrr.notice_too_short", days=notice_days, notice=notice_date.isoformat())
     values = {**dict(row), "end_date": end_date, "end_cause": cause, "notice_date": notice_date,

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import text
 
 from sifc.auth import scopes, users
-from sifc.demo import DEMO_AUTHOR, PILOTS, THRESHOLDS_HA, load_demo
+from sifc.demo import DEMO_AUTHOR, DEMO_RULES, PILOTS, THRESHOLDS_HA, load_demo
 from sifc.tenure import procedures
 from tests.conftest import api_key
 
@@ -60,9 +60,10 @@ def test_the_demo_holds_synthetic_tenure_records_in_every_pilot_commune(db, demo
     # Everything the demo wrote is flagged synthetic, and every write is in the write audit.
     for table in ("party_version", "source_document", "rrr_version", "tenure_procedure"):
         assert db.execute(text(f"SELECT count(*) FROM {table} WHERE NOT synthetic")).scalar() == 0, table
-    # (the reference data loaded before the demo is in the write audit too, under its own actor)
-    assert db.execute(text("SELECT count(*) FROM write_audit WHERE actor <> :a AND object_kind <> "
-                           "'territorial_reference'"), {"a": DEMO_AUTHOR}).scalar() == 0
+    # (the reference data and the pilots' settings loaded before the demo are in the write audit too, under
+    # their own actor: the test database's fixtures)
+    assert db.execute(text("SELECT count(*) FROM write_audit WHERE actor <> :a AND object_kind NOT IN "
+                           "('territorial_reference', 'commune_setting')"), {"a": DEMO_AUTHOR}).scalar() == 0
     written = dict(db.execute(text("SELECT object_kind, count(*) FROM write_audit WHERE actor = :a "
                                    "GROUP BY object_kind"), {"a": DEMO_AUTHOR}).all())
     assert written["party"] == demo.parties and written["source"] == demo.sources
@@ -120,8 +121,8 @@ def test_each_step_rests_on_its_documents(db, demo):
             assert row["reference"] and row["council_session"].startswith("Session")
         if row["kind"] == "approbation":
             assert row["authority"] == procedures.required_authority(row["area_m2"], THRESHOLDS_HA)
-    for step, kind in procedures.REQUIRED_SOURCE.items():
-        assert kind in by_step[step], step
+    for step, kinds in DEMO_RULES["required_sources"]["affectation"].items():
+        assert set(kinds) <= by_step[step], step
     assert by_step["refused"] == {"proces_verbal"}
 
 
