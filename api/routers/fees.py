@@ -34,6 +34,120 @@ Kind = Literal["affectation", "desaffectation", "reaffectation_heritiers", "regu
 PDF_RESPONSE = binary({"application/pdf": "Document PDF scellé (code de vérification imprimé)"})
 
 
+class ScheduleOut(BaseModel):
+    """Un barème (public) ; `recorded_by` seulement dans la réponse à son auteur."""
+
+    id: str
+    commune_code: str
+    procedure_kind: str
+    valid_from: date
+    valid_to: date | None
+    rule: dict[str, Any]
+    deliberation_source_id: str
+    deliberation_reference: str | None
+    deliberation_date: date | None
+    recorded_at: str
+    recorded_by: str | None = None
+
+
+class PaymentOut(BaseModel):
+    """Un paiement, ou l'annulation d'un paiement (montant négatif) ; auteur et motif aux lecteurs seulement."""
+
+    id: str
+    procedure_id: str
+    commune_code: str
+    amount: int
+    method: str
+    mobile_reference: str | None
+    paid_on: date
+    quittance_number: str | None
+    receipt_year: int | None
+    receipt_number: int | None
+    receipt: str | None = Field(description="Le numéro imprimé : 2026-000012.")
+    cancels_payment_id: str | None
+    cancelled_by: str | None
+    recorded_at: str
+    recorded_by: str | None = None
+    reason: str | None = None
+    receipt_url: str | None = None
+
+
+class FeeOut(BaseModel):
+    """La redevance d'un dossier, calculée à l'enregistrement selon le barème alors en vigueur."""
+
+    amount: int
+    area_m2: float
+    assessed_on: date
+    schedule_id: str
+    rule: dict[str, Any]
+    deliberation_reference: str | None
+    deliberation_date: date | None
+
+
+class FileRefOut(BaseModel):
+    """Le dossier : numéro, type, état, NICAD de la parcelle (rien de personnel)."""
+
+    id: str
+    reference: str | None
+    kind: str
+    commune_code: str
+    state: str | None
+    nicad: str | None
+    registered_on: date | None
+
+
+class FileFeesOut(BaseModel):
+    """Redevance, paiements et reste à payer d'un dossier ; `required_before` : l'étape qui attend le paiement."""
+
+    procedure: FileRefOut
+    fee: FeeOut | None
+    paid: int
+    balance: int
+    required_before: str | None
+    payments: list[PaymentOut]
+
+
+class FeeFileOut(BaseModel):
+    """Un dossier de la commune avec sa redevance (recherche du régisseur)."""
+
+    procedure_id: str
+    reference: str | None
+    kind: str
+    nicad: str | None
+    amount: int
+    paid: int
+    balance: int
+
+
+class BordereauLineOut(BaseModel):
+    """Une ligne du bordereau : un paiement ou une annulation de la période."""
+
+    payment_id: str
+    paid_on: date
+    amount: int
+    method: str
+    file_number: str
+    kind: str
+    voucher: str | None
+    cancellation: bool
+
+
+class BordereauOut(BaseModel):
+    """Le bordereau de versement d'une période : lignes et totaux par mode (annulations déduites)."""
+
+    document: str
+    number: str
+    issued_at: str
+    commune: dict[str, str]
+    period: dict[str, date]
+    lines: list[BordereauLineOut]
+    totals: dict[str, int]
+    total: int
+    count: int
+    cancellations: int
+    currency: str
+
+
 def _json(body: Any, *, status: int = 200, location: str | None = None) -> Response:
     headers = {"Location": location} if location else {}
     return Response(orjson.dumps(body), status_code=status, media_type="application/json", headers=headers)
@@ -72,14 +186,16 @@ class CancelIn(BaseModel):
     on: StepDate | None = None
 
 
-@router.get("/fee-schedules", summary="Barèmes des redevances d'une commune (publics)")
+@router.get("/fee-schedules", responses={200: {"model": list[ScheduleOut]}},
+            summary="Barèmes des redevances d'une commune (publics)")
 def list_schedules(session: SessionDep, commune_code: Annotated[str, Query(max_length=100)],
                    procedure_kind: Kind | None = None, on: date | None = None) -> Response:
     """Par type de procédure et par date ; `on` ne garde que les barèmes en vigueur ce jour-là."""
     return _json(schedules.list_(session, commune_code=commune_code, procedure_kind=procedure_kind, on=on))
 
 
-@router.post("/fee-schedules", status_code=201, summary="Enregistrer un barème (délibération citée)")
+@router.post("/fee-schedules", status_code=201, responses={201: {"model": ScheduleOut}},
+             summary="Enregistrer un barème (délibération citée)")
 def create_schedule(body: ScheduleIn, session: SessionDep, principal: Officer) -> Response:
     """Agent foncier ou administrateur de la commune ; ajout seulement (nouvelle délibération : nouveau barème)."""
     data = schedules.ScheduleInput(**body.model_dump())
@@ -87,13 +203,15 @@ def create_schedule(body: ScheduleIn, session: SessionDep, principal: Officer) -
     return _json(written, status=201, location=f"/fee-schedules?commune_code={body.commune_code}")
 
 
-@router.get("/procedures/{procedure_id}/fees", summary="Redevance d'un dossier, paiements et reste à payer")
+@router.get("/procedures/{procedure_id}/fees", responses={200: {"model": FileFeesOut}},
+            summary="Redevance d'un dossier, paiements et reste à payer")
 def procedure_fees(procedure_id: Id, session: SessionDep, principal: PrincipalDep) -> Response:
     """Régisseur ou lecteur de données personnelles de la commune ; auteurs et motifs aux seconds (journalisé)."""
     return _json(service.balance(session, procedure_id=procedure_id, reader=principal))
 
 
-@router.get("/communes/{code}/fees", summary="Dossiers d'une commune avec leur redevance (recherche du régisseur)")
+@router.get("/communes/{code}/fees", responses={200: {"model": list[FeeFileOut]}},
+            summary="Dossiers d'une commune avec leur redevance (recherche du régisseur)")
 def commune_fees(code: CommuneCode, session: SessionDep, principal: PrincipalDep,
                  number: Annotated[str | None, Query(max_length=100, description="Début du numéro du dossier")] = None,
                  unpaid: bool = False) -> Response:
@@ -101,7 +219,8 @@ def commune_fees(code: CommuneCode, session: SessionDep, principal: PrincipalDep
     return _json(service.files(session, commune_code=code, number=number, unpaid=unpaid, reader=principal))
 
 
-@router.post("/payments", status_code=201, summary="Enregistrer un paiement (régisseur)")
+@router.post("/payments", status_code=201, responses={201: {"model": PaymentOut}},
+             summary="Enregistrer un paiement (régisseur)")
 def record_payment(body: PaymentIn, session: SessionDep, principal: Collector) -> Response:
     """Mode de reçu de la commune : quittance papier (numéro exigé) ou reçu SIFC numéroté sans trou."""
     data = service.PaymentInput(**body.model_dump())
@@ -111,7 +230,8 @@ def record_payment(body: PaymentIn, session: SessionDep, principal: Collector) -
     return _json(written, status=201, location=f"/procedures/{written['procedure_id']}/fees")
 
 
-@router.post("/payments/{payment_id}/cancel", status_code=201, summary="Annuler un paiement (nouvel enregistrement)")
+@router.post("/payments/{payment_id}/cancel", status_code=201, responses={201: {"model": PaymentOut}},
+             summary="Annuler un paiement (nouvel enregistrement)")
 def cancel_payment(payment_id: Id, body: CancelIn, session: SessionDep, principal: Collector) -> Response:
     """Le reçu garde son numéro ; l'annulation porte le montant opposé et son motif."""
     written = service.cancel(session, payment_id=payment_id, reason=body.reason, on=body.on, by=principal,
@@ -130,8 +250,9 @@ def payment_receipt(payment_id: Id, request: Request, session: SessionDep, setti
 
 
 @router.get("/communes/{code}/bordereau", response_class=Response,
-            responses=binary({"application/json": "Les paiements de la période et les totaux par mode",
-                              "application/pdf": "Le bordereau de versement (PDF scellé)"}),
+            responses={200: {"model": BordereauOut, "description": "Les paiements de la période et les totaux par "
+                             "mode ; avec format=pdf, le bordereau de versement (PDF scellé)",
+                             "content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}}}}},
             summary="Bordereau de versement au receveur municipal")
 def bordereau(code: CommuneCode, request: Request, session: SessionDep, settings: SettingsDep, principal: Collector,
               date_from: Annotated[date, Query(alias="from")], date_to: Annotated[date, Query(alias="to")],

@@ -101,14 +101,19 @@ def create(session: Session, *, data: ScheduleInput, by: Principal | None, autho
         VALUES (:id, :commune, :kind, :from, :to, CAST(:rule AS jsonb), :source, :author)"""),
         {"id": schedule_id, "commune": data.commune_code, "kind": data.procedure_kind, "from": data.valid_from,
          "to": data.valid_to, "rule": orjson.dumps(rule).decode(), "source": source, "author": author})
-    written = get(session, schedule_id=str(schedule_id), personal=True)
+    written = _get(session, schedule_id=str(schedule_id), personal=True)
     journal.record(session, by, author=author, operation="fee_schedule.create", object_kind="fee_schedule",
                    object_id=schedule_id, commune_code=data.commune_code, after=written)
     return written
 
 
-def get(session: Session, *, schedule_id: str, personal: bool = False) -> dict[str, Any]:
-    """One schedule (public fields; ``personal`` adds who recorded it, for its writer's answer)."""
+def get(session: Session, *, schedule_id: str) -> dict[str, Any]:
+    """One schedule, public fields only (who recorded it is not)."""
+    return _get(session, schedule_id=schedule_id, personal=False)
+
+
+def _get(session: Session, *, schedule_id: str, personal: bool) -> dict[str, Any]:
+    """One schedule; ``personal`` adds who recorded it, for its writer's answer."""
     try:
         sid = uuid.UUID(str(schedule_id))
     except ValueError as error:

@@ -220,7 +220,7 @@ def pay(session: Session, *, data: PaymentInput, by: Principal | None, author: s
         {"id": payment_id, "commune": head["commune_code"], "procedure": head["id"], "amount": data.amount,
          "method": data.method, "mobile": (data.mobile_reference or "").strip() or None, "on": data.paid_on,
          "quittance": quittance, "year": year, "number": number, "author": author})
-    written = get_payment(session, payment_id=str(payment_id), personal=True)
+    written = _get_payment(session, payment_id=str(payment_id), personal=True)
     journal.record(session, by, author=author, operation="payment.record", object_kind="payment",
                    object_id=payment_id, parcel_id=head["parcel_id"], commune_code=head["commune_code"],
                    after=written)
@@ -257,10 +257,10 @@ def cancel(session: Session, *, payment_id: str, reason: str, on: date | None = 
         {"id": cancellation_id, "commune": original["commune_code"], "procedure": original["procedure_id"],
          "amount": -int(original["amount"]), "method": original["method"], "mobile": original["mobile_reference"],
          "on": when, "cancels": original["id"], "reason": motive, "author": author})
-    written = get_payment(session, payment_id=str(cancellation_id), personal=True)
+    written = _get_payment(session, payment_id=str(cancellation_id), personal=True)
     journal.record(session, by, author=author, operation="payment.cancel", object_kind="payment",
                    object_id=cancellation_id, commune_code=original["commune_code"],
-                   before=get_payment(session, payment_id=str(original["id"]), personal=True), after=written)
+                   before=_get_payment(session, payment_id=str(original["id"]), personal=True), after=written)
     return written
 
 
@@ -293,7 +293,7 @@ def _payment_json(row: Any, *, personal: bool) -> dict[str, Any]:
     return body
 
 
-def get_payment(session: Session, *, payment_id: str, personal: bool = False) -> dict[str, Any]:
+def _get_payment(session: Session, *, payment_id: str, personal: bool = False) -> dict[str, Any]:
     """One payment (no reader check: for the services and their writers)."""
     row = _payment_row(session, payment_id)
     return _payment_json(row, personal=personal)
