@@ -559,6 +559,7 @@ tenure_procedure = Table(
     ForeignKeyConstraint(["commune_code"], ["commune.code"]),
 )
 Index("ix_tenure_procedure_parcel_id", tenure_procedure.c.parcel_id)
+Index("ix_tenure_procedure_reference", tenure_procedure.c.reference)  # the file number tracked (0026)
 
 procedure_step = Table(
     "procedure_step",

@@ -13,6 +13,7 @@ migration only adds the codes.
   replica identity (migration 0016). Its hash replicates: the national node answers a tracking
   request too. No personal column.
 - The service role may read and insert codes and set ``revoked_at`` only.
+- ``ix_tenure_procedure_reference``: the file number a visitor types is the request's reference.
 
 Federation order: additive (a new table; ``sifc node migrate`` adds it to the publications).
 
@@ -49,6 +50,8 @@ def upgrade() -> None:
         CONSTRAINT ck_tracking_code_revoked CHECK (revoked_at IS NULL OR revoked_at >= issued_at)
     )""")
     op.execute("CREATE INDEX ix_tracking_code_procedure_id ON tracking_code (procedure_id)")
+    # The file number a visitor types is a request's reference (or its id, the primary key).
+    op.execute("CREATE INDEX ix_tenure_procedure_reference ON tenure_procedure (reference)")
     op.execute("CREATE UNIQUE INDEX uq_tracking_code_active ON tracking_code (procedure_id) "
                "WHERE revoked_at IS NULL")
     op.execute("CREATE TRIGGER sifc_20_owner_guard BEFORE INSERT OR UPDATE OR DELETE ON tracking_code "
@@ -65,3 +68,4 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.execute("DROP TABLE IF EXISTS tracking_code")
+    op.execute("DROP INDEX IF EXISTS ix_tenure_procedure_reference")

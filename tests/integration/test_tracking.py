@@ -16,6 +16,7 @@ import pytest
 from shapely.geometry import mapping
 from sqlalchemy import text
 
+from sifc.models import DISPUTE_KINDS
 from sifc.tracking import codes
 from tests.conftest import api_key
 from tests.helpers_rules import TENURE_RULES, set_rules
@@ -206,3 +207,34 @@ def test_codes_are_crockford_base32_of_80_random_bits():
     assert codes.normalise("oooo iiii llll 0000") == "0000111111110000"
     assert codes.normalise("ABCD") is None and codes.normalise("U" * 16) is None
     assert codes.grouped("ABCDEFGHJKMNPQRS") == "ABCD-EFGH-JKMN-PQRS"
+
+
+def test_claims_and_disputes_are_overdue_from_claim_days_and_target_days(client, db, officer):
+    from sifc.commission import claims, disputes
+
+    x, y = bargny_origin(db)
+    parcels = []
+    for dx in (0, 60):
+        made = client.post("/parcels", params={"crs": "EPSG:32628"}, headers=officer, json={
+            "type": "Feature", "geometry": mapping(square(x + 1200 + dx, y + 900, 25)), "properties": {"reason": "l"}})
+        assert made.status_code == 201, made.text
+        parcels.append(made.json()["id"])
+    claim_id = claims.record(db, data=claims.ClaimInput(parcel_id=parcels[0], grounds=PURPOSE,
+                                                        received_on=date.fromisoformat(day(40)), claimant_name=NAME),
+                             by=None, author="tests")
+    source = client.post("/sources", headers=officer, json={"kind": "proces_verbal", "document_date": day(50),
+                                                             "commune_code": BARGNY}).json()["id"]
+    dispute_id = disputes.open(db, data=disputes.DisputeInput(
+        commune_code=BARGNY, kind=DISPUTE_KINDS[0],
+        parcel_ids=[parcels[1]], opened_on=date.fromisoformat(day(50)), source_ids=[source], description=OBSERVATION),
+        by=None, author="tests")
+    listed = client.get(f"/communes/{BARGNY}/overdue", headers=officer).json()["files"]
+    assert not {claim_id, dispute_id} & {f["id"] for f in listed}  # no claim_days, no dispute target: no deadline
+    set_rules(db, BARGNY, claim_days=15, target_days={"dispute": {"declared": 20}})
+    answer = client.get(f"/communes/{BARGNY}/overdue", headers=officer)
+    files = {f["id"]: f for f in answer.json()["files"]}
+    assert files[claim_id]["file"] == "claim" and files[claim_id]["days_late"] == 25
+    assert files[dispute_id]["file"] == "dispute" and files[dispute_id]["step"] == "declared"
+    assert files[dispute_id]["days_late"] == 30
+    for secret in (NAME, PURPOSE, OBSERVATION):
+        assert secret not in answer.text
