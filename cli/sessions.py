@@ -8,7 +8,7 @@ audit. Deliberating is all or nothing: one French line says why nothing was reco
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import orjson
 import typer
@@ -34,7 +34,7 @@ def _version(session: object, session_id: str) -> int:
     return int(sessions.as_written(session, session_id=session_id, by=operator())["version"])  # type: ignore[arg-type]
 
 
-def _decisions(values: list[str]) -> list[object]:
+def _decisions(values: list[str]) -> list[Any]:
     """``ID:granted``, ``ID:refused:motif`` or ``ID:deferred:motif``."""
     from sifc.commission import sessions
 
@@ -153,7 +153,7 @@ def deliberate_command(
 
     by = operator().via("CLI", "sifc session deliberate")
     data = sessions.DeliberationInput(number=number, deliberated_on=_day(on), source_id=source,
-                                      decisions=_decisions(decision), minutes_source_ids=minutes or [])  # type: ignore[arg-type]
+                                      decisions=_decisions(decision), minutes_source_ids=minutes or [])
     with database(actor=by.name) as session:
         found = sessions.deliberate(session, session_id=session_id, data=data,
                                     expected_version=_version(session, session_id), by=by, author=by.name)

@@ -180,7 +180,8 @@ def register(session: Session, *, data: ProcedureInput, by: Principal | None, au
                                       synthetic, created_by)
         VALUES (:id, :kind, :reference, :parcel, :commune, CAST(:applicants AS jsonb), :purpose, :follows,
                 :synthetic, :author)"""),
-        {"id": procedure_id, "kind": data.kind, "reference": data.reference, "parcel": pid, "commune": parcel.commune_code,
+        {"id": procedure_id, "kind": data.kind, "reference": data.reference, "parcel": pid,
+         "commune": parcel.commune_code,
          "applicants": orjson.dumps([a.as_row() for a in applicants]).decode(), "purpose": data.purpose,
          "follows": predecessor, "synthetic": synthetic, "author": author})
     _insert_step(session, procedure_id, 1, StepInput("registered", data.registered_on,

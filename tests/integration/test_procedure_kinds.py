@@ -13,8 +13,11 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
 from sifc.rules import service as rules
+from tests.integration import test_tenure
 from tests.integration.fixtures import day
-from tests.integration.test_tenure import BARGNY, _complete, _party, _register, _source, _step, parcel  # noqa: F401
+from tests.integration.test_tenure import BARGNY, _complete, _party, _register, _source, _step
+
+parcel = test_tenure.parcel  # its fixture, found by pytest under this name
 
 SYNTHETIC = "Démo SIFC — valeur fictive, à remplacer par la délibération de la commune"
 
