@@ -117,3 +117,56 @@ def test_a_job_whose_worker_died_is_reaped(node_engine, node):
     with transaction(node_engine) as session:
         job = jobs.get(session, job_id=uuid.UUID(job_id), by=console)
     assert job["status"] == "failed" and job["error"]["key"] == "import_job.worker_lost"
+
+
+def test_sifc_documents_batch_at_the_console_and_with_wait_for_the_worker(node_engine, node, tmp_path):
+    """A deliberated session of a committed database; its batch built by the console, then by ``sifc worker``."""
+    import subprocess
+
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from tests.conftest import env_for
+    from tests.e2e.helpers import SIFC, assert_one_clean_line, create_key, run_cli
+    from tests.helpers_rules import seed_pilots, set_rules
+    from tests.integration.test_document_jobs import deliberated_session
+    from tests.integration.test_sessions import QUORUM
+
+    with transaction(node_engine) as session:
+        seed_pilots(session)
+        set_rules(session, BARGNY, session_quorum=QUORUM)
+    officer = create_key(node, "agent_foncier", f"commune:{BARGNY}")
+    env = {**env_for(node), "SIFC_UPLOAD_DIR": str(node.upload_dir)}
+    with TestClient(create_app(node)) as client, transaction(node_engine) as session:
+        council, _procedures = deliberated_session(client, session, officer, 2)
+        session.rollback()  # the helper's own writes (its rules) are already committed above
+
+    refused = run_cli(node, "documents", "batch", "--session", str(uuid.uuid4()), env=env)
+    assert_one_clean_line(refused)
+    assert "Aucune session" in refused.stderr
+
+    done = run_cli(node, "documents", "batch", "--session", council.id, "--output", str(tmp_path / "out"), env=env)
+    assert done.returncode == 0, done.stderr
+    assert "5 document(s), 5 page(s)" in done.stdout, done.stdout
+    assert sorted(p.suffix for p in (tmp_path / "out").iterdir()) == [".pdf", ".zip"]
+
+    waiting = subprocess.Popen([*SIFC, "documents", "batch", "--session", council.id, "--wait", "--timeout", "120"],
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for _ in range(60):  # the job queued, then the worker runs it
+            with transaction(node_engine) as session:
+                queued = session.execute(text("SELECT count(*) FROM import_job WHERE kind = 'documents' "
+                                              "AND status = 'queued' AND options ->> 'builder' = 'session_batch'"
+                                              )).scalar()
+            if queued:
+                break
+            import time
+
+            time.sleep(0.5)
+        ran = run_cli(node, "worker", "--once", env=env)
+        assert ran.returncode == 0, ran.stderr
+        out, err = waiting.communicate(timeout=120)
+    finally:
+        waiting.kill()
+    assert waiting.returncode == 0, err
+    assert "en file" in out and "5 document(s), 5 page(s)" in out, out
