@@ -8,7 +8,7 @@ const LAYERS = ["poles", "regions", "departments", "communes", "parcels"];
 const LAYER_GROUPS = {
   basemap: ["basemap"], poles: ["poles-line"], regions: ["regions-line", "departments-line"],
   communes: ["communes-fill", "communes-line"], provisional: ["communes-provisional"],
-  parcels: ["parcels-fill", "parcels-line"],
+  parcels: ["parcels-fill", "parcels-line"], localites: ["localites-points"],
 };
 const PARCEL_MIN_ZOOM = 14;
 // A field return's statuses on the map (the legend's keys in app.css use the same colours).
@@ -143,6 +143,8 @@ function groupOf(layerId) {
 function mapStyle(config) {
   const sources = Object.fromEntries(LAYERS.map((c) => [c, tileSource(c)]));
   ["selection", "query", "overlaps", "rejects", "field-preview", "sketch"].forEach((s) => { sources[s] = geojsonSource(); });
+  // Localités: read per commune in view; the OSM attribution shows while the layer is drawn (from LOCALITE_MIN_ZOOM).
+  sources.localites = {...geojsonSource(), attribution: OSM_ATTRIBUTION};
   const layers = [
     {id: "background", type: "background", paint: {"background-color": "#f4f1ea"}},
     ...basemapLayers(config.basemap, sources),
@@ -165,6 +167,8 @@ function mapStyle(config) {
      paint: {"fill-color": "#e9c88a", "fill-opacity": 0.6}},
     {id: "parcels-line", type: "line", source: "parcels", "source-layer": "parcels", minzoom: PARCEL_MIN_ZOOM,
      paint: {"line-color": "#8a4b08", "line-width": 0.8}},
+    {id: "localites-points", type: "circle", source: "localites", minzoom: LOCALITE_MIN_ZOOM,
+     paint: {"circle-radius": 4, "circle-color": "#c2185b", "circle-stroke-color": "#fff", "circle-stroke-width": 1}},
     {id: "query-fill", type: "fill", source: "query", paint: {"fill-color": "#1f78b4", "fill-opacity": 0.45}},
     {id: "overlaps-fill", type: "fill", source: "overlaps", paint: {"fill-color": "#e00000", "fill-opacity": 0.6}},
     {id: "overlaps-line", type: "line", source: "overlaps", paint: {"line-color": "#e00000", "line-width": 2}},
@@ -201,6 +205,7 @@ function setGroupVisible(group, visible) {
   if (visible) state.hidden.delete(group); else state.hidden.add(group);
   localStorage.setItem("sifc.hidden", JSON.stringify([...state.hidden]));
   if (group === "communes") refreshLabels();
+  if (group === "localites") refreshLocalites();
 }
 
 function bindLegend(config) {
@@ -220,6 +225,7 @@ function createMap(config) {
   map.on("click", onMapClick);
   map.on("moveend", refreshLabels);
   map.on("idle", refreshLabels);
+  map.on("moveend", refreshLocalites);
   map.on("mousemove", "parcels-fill", () => { map.getCanvas().style.cursor = "pointer"; });
   map.on("mouseleave", "parcels-fill", () => { map.getCanvas().style.cursor = ""; });
   return map;
@@ -274,6 +280,38 @@ function refreshLabels() {
     const node = el("div", {class: "commune-label", "data-code": p.code}, p.name);
     if (p.boundary_status === "provisional") node.append(el("div", {class: "provisional"}, `(${t("label.provisional")})`));
     state.labels.push(new maplibregl.Marker({element: node}).setLngLat(labelPoint(features)).addTo(map));
+  });
+}
+
+// ---- localités (villages, quartiers): points from the communes in view, labelled where they help ---------
+const LOCALITE_MIN_ZOOM = 11;
+const LOCALITE_LABEL_ZOOM = 13;
+const OSM_ATTRIBUTION = "© les contributeurs d'OpenStreetMap, ODbL 1.0";
+const localites = {byCommune: {}, labels: []};
+
+async function refreshLocalites() {
+  const map = window.sifc && window.sifc.map;
+  if (!map || !map.getSource("localites")) return;
+  localites.labels.forEach((m) => m.remove());
+  localites.labels = [];
+  if (map.getZoom() < LOCALITE_MIN_ZOOM || state.hidden.has("localites")) return;
+  const communes = state.hidden.has("communes") ? map.querySourceFeatures("communes", {sourceLayer: "communes"})
+    : map.queryRenderedFeatures({layers: ["communes-fill"]});
+  const codes = [...new Set(communes.map((f) => f.properties.code))];
+  await Promise.all(codes.slice(0, 12).filter((c) => !(c in localites.byCommune)).map(async (code) => {
+    localites.byCommune[code] = [];
+    const result = await api(`/communes/${encodeURIComponent(code)}/localites`);
+    if (result.ok && result.body && result.body.features) localites.byCommune[code] = result.body.features;
+  }));
+  const features = codes.flatMap((c) => localites.byCommune[c] || []);
+  setData("localites", features);
+  if (map.getZoom() < LOCALITE_LABEL_ZOOM) return;
+  const view = map.getBounds();
+  features.filter((f) => view.contains(f.geometry.coordinates)).slice(0, 200).forEach((f) => {
+    const href = `/app/pages/localites.html?commune=${encodeURIComponent(f.properties.commune_code)}&id=${f.id}`;
+    const node = el("a", {class: "localite-label", href, "data-id": f.id, title: f.properties.kind}, f.properties.name);
+    localites.labels.push(new maplibregl.Marker({element: node, anchor: "top", offset: [0, 4]})
+      .setLngLat(f.geometry.coordinates).addTo(map));
   });
 }
 
