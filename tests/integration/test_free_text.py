@@ -44,7 +44,8 @@ TABLES = {"parcels": "parcel_version", "parties": "party_version", "rights": "rr
           "procedures": "tenure_procedure", "procedure_steps": "procedure_step", "sources": "source_document",
           "source_files": "source_file", "mutations": "parcel_mutation", "bornes": "borne_version",
           "localites": "localite_version",
-          "disputes": "dispute", "dispute_steps": "dispute_step", "session_items": "session_item"}
+          "disputes": "dispute", "dispute_steps": "dispute_step", "session_items": "session_item",
+          "payments": "payment"}
 AUTHORS = {"author", "closed_by", "created_by"}  # user names: personal (provenance), never public
 NOT_FREE_TEXT = {
     "session_item": {"commune_code", "decision"},  # granted, refused, deferred
@@ -61,9 +62,11 @@ NOT_FREE_TEXT = {
     "localite_version": {"name", "name_search", "kind", "origin", "commune_code", "action"},  # a place's public name
     "dispute": {"kind", "commune_code", "origin"},  # origin: ids of an overlap or a claim
     "dispute_step": {"step", "commune_code", "court_reference"},  # court_reference: a case number
+    # an operator's transaction reference and the Treasury's quittance number: what a receipt prints
+    "payment": {"commune_code", "method", "mobile_reference", "quittance_number"},
 }
 PERSONAL_COLUMNS = {"party_version": PERSONAL_FIELDS["parties"], "tenure_procedure": {"applicants"},
-                    "session_item": {"added_by"}}
+                    "session_item": {"added_by"}, "payment": {"recorded_by"}}
 
 
 def test_every_text_column_of_the_register_is_classified(db):
@@ -175,6 +178,7 @@ def world(client, db, admin_headers) -> dict[str, Any]:
                 'tests', 'seal-test')"""), {"code": document, "id": procedure.json()["id"], "commune": BARGNY,
                                             "summary": json.dumps({"procedure": {"purpose": note("document")}})})
     dispute = _dispute_with_notes(client, admin, parcel(200)["id"], source)
+    fees = _payment_with_a_note(client, db, admin, parcel(250)["id"], party.json()["id"])
     served = _ok(client.post("/bornes", params=CRS, headers=admin, json={
         "type": "Feature", "geometry": {"type": "Point", "coordinates": [x - 25, y - 20]},
         "properties": {"precision_m": 0.05, "label": "B2", "source": note("borne source 2"),
@@ -184,7 +188,26 @@ def world(client, db, admin_headers) -> dict[str, Any]:
             "document": document,
             "source": source, "right": right.json()["id"], "procedure": procedure.json()["id"],
             "nicad_of": main["properties"].get("nicad"), "origin": (x, y), "dispute": dispute,
-            "session": str(council), "localite": localite["id"]}
+            "session": str(council), "localite": localite["id"], **fees}
+
+
+def _payment_with_a_note(client, db, admin: dict[str, str], parcel_id: str, party_id: str) -> dict[str, str]:
+    """A request with a fee (a synthetic schedule), paid on a paper quittance, the payment cancelled with a note."""
+    from tests.helpers_rules import set_rules
+
+    set_rules(db, BARGNY, receipt_mode="quittance_papier")
+    deliberation = _ok(client.post("/sources", headers=admin, json={
+        "kind": "deliberation", "document_date": day(60), "commune_code": BARGNY, "reference": "DEL-FT",
+        "council_session": "séance"}))["id"]
+    _ok(client.post("/fee-schedules", headers=admin, json={
+        "commune_code": BARGNY, "procedure_kind": "affectation", "valid_from": "2000-01-01",
+        "rule": {"kind": "fixed", "amount": 5000}, "deliberation_source_id": deliberation}))
+    procedure = _ok(client.post("/procedures", headers=admin, json={
+        "parcel_id": parcel_id, "applicants": [{"party_id": party_id}], "registered_on": day(3)}))["id"]
+    payment = _ok(client.post("/payments", headers=admin, json={
+        "procedure_id": procedure, "amount": 5000, "method": "cash", "paid_on": day(2), "quittance_number": "Q-FT-1"}))
+    _ok(client.post(f"/payments/{payment['id']}/cancel", headers=admin, json={"reason": note("payment cancel")}))
+    return {"fee_procedure": procedure, "payment": payment["id"]}
 
 
 def _dispute_with_notes(client, admin: dict[str, str], parcel_id: str, source: str) -> str:
@@ -225,7 +248,8 @@ def _public_urls(client, db, world: dict[str, Any]) -> list[str]:
         "code": [BARGNY, world["document"]], "level": ["commune"], "collection_id": ["parcels", "bornes"],
         "collection": ["parcels", "bornes"], "borne_id": world["bornes"],
         "nicad": ["0104040100001"], "file_id": [str(uuid.uuid4())], "dispute_id": [world["dispute"]],
-        "session_id": [world["session"]], "localite_id": [world["localite"]]}
+        "session_id": [world["session"]], "localite_id": [world["localite"]],
+        "payment_id": [world["payment"]]}
     # Campaigns and claims serve no public answer at all (401/403): any id is enough to crawl them.
     values.update({k: [str(uuid.uuid4())] for k in ("campaign_id", "claim_id", "period_id")})
     values.update({k: [v] for k, v in _tile(lon, lat, 16).items()})
@@ -284,6 +308,7 @@ def test_a_reader_of_the_commune_reads_the_free_text(client, db, world):
         f"/sources/{world['source']}": "source", f"/disputes/{world['dispute']}": "dispute grounds",
         f"/sessions/{world['session']}": "session motive",
         f"/localites/{world['localite']}/history": "localite reason",
+        f"/procedures/{world['fee_procedure']}/fees": "payment cancel",
     }
     for url, where in reads.items():
         response = client.get(url, headers=reader)

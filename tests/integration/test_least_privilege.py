@@ -289,6 +289,8 @@ EXPECTED_WRITES = {
     ("tenure_procedure", "INSERT"), ("procedure_step", "INSERT"), ("parcel_mutation", "INSERT"),
     ("parcel_lineage", "INSERT"), ("issued_document", "INSERT"), ("import_job", "INSERT"),
     ("borne_version", "INSERT"),
+    # localités (versions, closed in the actor's name) and the gender indicators (one row per commune, replaced)
+    ("localite_version", "INSERT"), ("tenure_indicator", "INSERT"),
     # field packages: the record of what was issued, the returns, photos attached to parcels
     ("field_package", "INSERT"), ("field_package_item", "INSERT"), ("field_return", "INSERT"),
     ("parcel_source", "INSERT"),
@@ -307,12 +309,16 @@ EXPECTED_WRITES = {
     # council sessions (migration 0020): a session, its agenda (an item taken off before it closes), attendees
     ("council_session", "INSERT"), ("session_item", "INSERT"), ("session_item", "DELETE"),
     ("session_attendee", "INSERT"),
+    # the disputes register (migration 0022): append-only, its state is its last step
+    ("dispute", "INSERT"), ("dispute_parcel", "INSERT"), ("dispute_party", "INSERT"), ("dispute_step", "INSERT"),
 }
 EXPECTED_COLUMN_UPDATES = {
     "parcel_version": {"valid_to", "closed_by", "close_reason"},
     "party_version": {"valid_to", "closed_by", "close_reason"},
     "rrr_version": {"valid_to", "closed_by", "close_reason"},
     "borne_version": {"valid_to", "closed_by", "close_reason"},
+    "localite_version": {"valid_to", "closed_by", "close_reason"},
+    "tenure_indicator": {"computed_at", "min_count", "holders", "women", "men", "unrecorded", "entities", "withheld"},
     "field_package": {"status", "issued_to", "item_count", "zip_bytes", "zip_sha256", "returned_at", "closed_at",
                       "closed_by", "close_reason"},
     "field_package_item": {"base_version", "fingerprint"},
