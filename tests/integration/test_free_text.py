@@ -153,6 +153,8 @@ def world(client, db, admin_headers) -> dict[str, Any]:
     localite = _ok(client.post("/localites", params=CRS, headers=admin, json={
         "type": "Feature", "geometry": {"type": "Point", "coordinates": [x - 30, y - 30]},
         "properties": {"name": "Quartier Zq", "kind": "quartier", "reason": note("localite reason")}}))
+    dispute = _dispute_with_notes(client, admin, parcel(200)["id"], source)
+    fees = _payment_with_a_note(client, db, admin, parcel(250)["id"], party.json()["id"])
     # The service writes the closing reasons of parties, rights and bornes itself ("remplacée par la version 2"):
     # close one version of each with an officer's note, as a closing write may.
     for table, key, object_id in (("party_version", "party_id", party.json()["id"]),
@@ -177,8 +179,6 @@ def world(client, db, admin_headers) -> dict[str, Any]:
         VALUES (:code, 'extrait_deliberation', 'procedure', :id, :commune, CAST(:summary AS jsonb), true, 'd',
                 'tests', 'seal-test')"""), {"code": document, "id": procedure.json()["id"], "commune": BARGNY,
                                             "summary": json.dumps({"procedure": {"purpose": note("document")}})})
-    dispute = _dispute_with_notes(client, admin, parcel(200)["id"], source)
-    fees = _payment_with_a_note(client, db, admin, parcel(250)["id"], party.json()["id"])
     served = _ok(client.post("/bornes", params=CRS, headers=admin, json={
         "type": "Feature", "geometry": {"type": "Point", "coordinates": [x - 25, y - 20]},
         "properties": {"precision_m": 0.05, "label": "B2", "source": note("borne source 2"),
