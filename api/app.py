@@ -28,6 +28,7 @@ from api.routers import (
     mutations,
     ogc,
     parcels,
+    rules,
     sessions,
     spatial,
     tenure,
@@ -110,6 +111,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(tracking.router)
     app.include_router(campaigns.router)
     app.include_router(fees.router)
+    app.include_router(rules.router)
     app.include_router(web.router)  # last: the web application at /
     document_body_limits(app, settings)  # a 413 on every request body, with its limit
     openapi_links.install(app)  # links between operations and request examples, in one table

@@ -32,6 +32,7 @@ from cli.node import node_app
 from cli.parcels import parcels_app
 from cli.serve import serve, worker
 from cli.sessions import session_app
+from cli.settings_cmd import settings_app
 from cli.territories import territories_app
 from sifc.errors import SifcError
 from sifc.i18n import translate
@@ -59,6 +60,7 @@ app.add_typer(session_app, name="session")
 app.add_typer(campaign_app, name="campaign")
 app.add_typer(claim_app, name="claim")
 app.add_typer(fees_app, name="fees")
+app.add_typer(settings_app, name="settings")
 
 
 @app.callback()

@@ -193,7 +193,7 @@ def _path_values(world: dict[str, Any]) -> dict[str, str]:
             "party_id": world["party"], "source_id": world["source"], "file_id": world["file"], "rrr_id": world["rrr"],
             "procedure_id": world["procedure"], "borne_id": world["borne"], "payment_id": world["payment"], "dispute_id": world["dispute"], "session_id": world["session"], "reference": world["procedure"],
             "package_id": world["package"], "localite_id": world["localite"],
-            "campaign_id": world["campaign"], "claim_id": world["claim"], "period_id": "0" * 8 + "-0000-4000-8000-" + "0" * 12}
+            "campaign_id": world["campaign"], "claim_id": world["claim"], "setting_key": "display_days", "period_id": "0" * 8 + "-0000-4000-8000-" + "0" * 12}
 
 
 TERRITORY_CODES = {"poles": "pole", "regions": "region", "departments": "department",
@@ -413,6 +413,9 @@ def _requests(world: dict[str, Any], role: str) -> dict[tuple[str, str], Callabl
             f"/payments/{pay(c, national).json()['id']}/cancel", headers=h, json={"reason": "erreur de saisie"}),
         ("GET", "/communes/{code}/bordereau"): lambda c, p, h: c.get(p, headers=h, params={"from": today,
                                                                                         "to": today}),
+        # --- commune settings: a new dated row (append-only), citing a source
+        ("POST", "/communes/{code}/settings/{setting_key}"): lambda c, p, h: c.post(p, headers=h, json={
+            "value": 15, "valid_from": today, "source": "Délibération de la matrice"}),
         # --- localités: a write on an existing one sends its If-Match; each retirement retires one of its own
         ("POST", "/localites"): lambda c, p, h: c.post(p, params={"crs": "EPSG:32628"}, headers=h, json={
             "type": "Feature", "geometry": {"type": "Point", "coordinates": [x + offset, y - 650]},

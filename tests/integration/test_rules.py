@@ -106,3 +106,56 @@ def test_the_defaults_load_idempotently_and_every_default_is_cited(db, settings)
     for entry in defaults.read(settings.data_dir / defaults.FILE):
         assert entry["source"] and entry["docs_anchor"].startswith("docs/commune-settings.md#")
         assert entry["key"] in keys.names()
+
+
+def test_over_http_the_values_are_public_and_a_land_officer_sets_one(client, db, officer):
+    body = {"value": 21, "valid_from": "2024-03-01", "source": "Délibération n° 2024-07 du 1er mars 2024"}
+    assert client.post(f"/communes/{BARGNY}/settings/display_days", json=body).status_code == 401
+    written = client.post(f"/communes/{BARGNY}/settings/display_days", headers=officer, json=body)
+    assert written.status_code == 201, written.text
+    assert client.post(f"/communes/{SANDIARA}/settings/display_days", headers=officer, json=body).status_code == 403
+    bad = client.post(f"/communes/{BARGNY}/settings/display_days", headers=officer, json={**body, "value": "x"})
+    assert bad.status_code == 422 and "display_days" in bad.json()["detail"]
+    unknown = client.post(f"/communes/{BARGNY}/settings/no_such", headers=officer, json=body)
+    assert unknown.status_code == 404
+    found = client.get(f"/communes/{BARGNY}/settings", params={"on": "2024-06-01"}).json()
+    by_key = {row["key"]: row for row in found["settings"]}
+    assert set(by_key) == set(keys.names())
+    assert by_key["display_days"]["value"] == 21 and by_key["display_days"]["origin"] == "commune"
+    assert by_key["display_days"]["source"].startswith("Délibération n° 2024-07")
+    assert by_key["display_days"]["schema"]["type"] == "integer"
+    unset = {row["key"]: row for row in client.get(f"/communes/{MISSIRAH}/settings").json()["settings"]}
+    assert unset["claim_days"]["origin"] == "none" and unset["claim_days"]["value"] is None
+    assert "agent bargny" not in client.get(f"/communes/{BARGNY}/settings").text
+    public = client.get(f"/communes/{BARGNY}/settings/display_days/history").json()
+    assert public["commune"][-1]["set_by"] is None
+    private = client.get(f"/communes/{BARGNY}/settings/display_days/history", headers=officer).json()
+    assert private["commune"][-1]["set_by"].endswith("agent bargny")
+    assert client.get("/communes/SN0000-x/settings").status_code == 404
+
+
+def test_a_procedure_step_refuses_when_its_documents_are_not_configured(db):
+    from sifc.tenure import procedures
+
+    with pytest.raises(Conflict) as refused:
+        procedures._required_sources(db, kind="affectation", step="surveyed", commune_code=MISSIRAH,
+                                     on=date(2024, 1, 1))
+    assert refused.value.params["key"] == "required_sources"
+    assert procedures._required_sources(db, kind="affectation", step="surveyed", commune_code=BARGNY,
+                                        on=date(2024, 1, 1)) == ["proces_verbal"]
+
+
+def test_carry_over_writes_the_legacy_values_once_citing_a_source_to_replace(db, settings):
+    from sifc.rules import carry_over
+
+    written = carry_over.carry_over(db, settings=settings, communes=[MISSIRAH], by=None, author="tests")
+    carried = {row["key"]: row for row in written}
+    assert set(carried) <= {"approval_thresholds_ha", "desaffectation_notice_days", "required_sources"}
+    assert "desaffectation_notice_days" in carried and "required_sources" in carried
+    assert all(row["source"].startswith("reprise de SIFC_") and "(source à citer)" in row["source"]
+               for row in written)
+    if settings.approval_thresholds_ha == (10.0, 50.0):
+        assert "approval_thresholds_ha" not in carried  # the cited national default already says it
+    assert carry_over.carry_over(db, settings=settings, communes=[MISSIRAH], by=None, author="tests") == []
+    assert rules.in_force(db, commune_code=MISSIRAH, key="required_sources", on=date(2024, 1, 1))[
+        "affectation"]["approved"] == ["approbation"]

@@ -36,6 +36,7 @@ COMMANDS = {
     "campaign": {"create", "add", "display", "close", "show"},
     "claim": {"record", "resolve", "list"},
     "fees": {"schedule", "pay", "cancel", "bordereau"},
+    "settings": {"show", "set", "history", "carry-over"},
 }
 
 
