@@ -362,7 +362,8 @@ def require_paid(session: Session, *, procedure_id: str, step: str, on: date | N
         return
     left = int(fee["amount"]) - _paid(session, head["id"])
     if left > 0:
-        raise Conflict("fees.unpaid", step=step, due=left, amount=int(fee["amount"]))
+        raise Conflict("fees.unpaid", step=step, due=left, amount=int(fee["amount"]),
+                       file=head["reference"] or str(head["id"]))
 
 
 # --- the régisseur's search ------------------------------------------------------------------------
