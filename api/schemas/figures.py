@@ -109,6 +109,42 @@ class PoleCommuneOut(BaseModel):
     conflicts: int | None = Field(description="null quand les chevauchements ne sont pas recherchés.")
     overdue: int = 0
     median_days: list[StepMedianOut] = []
+    women_share: float | None = Field(default=None, description="Part des femmes parmi les titulaires ; null si "
+                                                                "non publiée (petits effectifs, seuil non fixé).")
+
+
+class GenderCommuneOut(BaseModel):
+    """A commune's holders of current affectations by sex (``tenure_indicator``); small counts withheld."""
+
+    commune_code: str
+    computed_at: datetime
+    holders: int
+    women: int | None
+    men: int | None
+    unrecorded: int | None = Field(description="Personnes dont le sexe n'est pas renseigné.")
+    entities: int | None = Field(description="Groupements et personnes morales.")
+    min_count: int | None = Field(description="Le seuil des petits effectifs (réglage gender_min_count).")
+    withheld: Literal["setting_missing", "small_counts", "no_holders"] | None
+    women_share: float | None
+
+
+class GenderTotalOut(BaseModel):
+    """The published communes together."""
+
+    women: int | None
+    men: int | None
+    women_share: float | None
+    communes_published: int
+    communes_computed: int
+    communes: int
+
+
+class GenderOut(BaseModel):
+    """Gender indicators of tenure (ADR 0005 §3): aggregates only, never a person."""
+
+    indicator: Literal["holders_by_sex"]
+    communes: list[GenderCommuneOut]
+    total: GenderTotalOut
 
 
 class DashboardOut(BaseModel):
@@ -126,6 +162,7 @@ class DashboardOut(BaseModel):
     imports: list[ImportMonthOut]
     conflicts: ConflictsOut
     communes: list[PoleCommuneOut] | None = Field(default=None, description="Pour un pôle seulement.")
+    gender: GenderOut | None = None
 
 
 UnitStatistics = Annotated[dict[str, Any], documented_as(UnitStatisticsOut)]
