@@ -9,7 +9,7 @@ records nothing.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -36,6 +36,60 @@ def answer(body: Any, *, status: int = 200, location: str | None = None) -> Resp
     if location:
         headers["Location"] = location
     return Response(orjson.dumps(body), status_code=status, media_type=JSON, headers=headers)
+
+
+class SessionItemOut(BaseModel):
+    procedure_id: str
+    position: int
+    kind: str
+    reference: str | None = None
+    parcel_id: str
+    decision: str | None = Field(default=None, description="granted, refused ou deferred, une fois délibérée.")
+    reason: str | None = Field(default=None, description="Motif d'un refus ou d'un ajournement (personnel).")
+    votes_for: int | None = None
+    votes_against: int | None = None
+    abstentions: int | None = None
+    step_seq: int | None = Field(default=None, description="Le numéro de l'étape inscrite à la procédure.")
+    added_by: str | None = Field(default=None, description="Qui l'a inscrite (personnel).")
+
+
+class AttendeeOut(BaseModel):
+    seq: int
+    party_id: str | None = None
+    name: str | None = Field(default=None, description="Nom (personnel).")
+    capacity: str
+    present: bool
+    added_by: str | None = None
+
+
+class SessionSummaryOut(BaseModel):
+    """Une session, sans noms ni motifs."""
+
+    id: str
+    commune_code: str
+    kind: str
+    held_on: date
+    reference: str | None = None
+    members_in_office: int | None = None
+    state: str = Field(description="planned, agenda_closed ou deliberated.")
+    version: int = Field(description="La révision de la session (son ETag).")
+    item_count: int
+    deliberation_number: str | None = None
+    deliberated_on: date | None = None
+    deliberation_source_id: str | None = None
+    minutes_source_ids: list[str] = []
+    members_present: int | None = None
+    quorum_met: bool | None = None
+    synthetic: bool = False
+
+
+class SessionOut(SessionSummaryOut):
+    """Une session, son ordre du jour, ses décisions et ses participants (données personnelles)."""
+
+    created_by: str | None = None
+    created_at: datetime
+    items: list[SessionItemOut] = []
+    attendees: list[AttendeeOut] = []
 
 
 class SessionIn(BaseModel):
@@ -80,7 +134,8 @@ class DeliberationIn(BaseModel):
     decisions: list[DecisionIn] = Field(min_length=1, max_length=500)
 
 
-@router.post("/sessions", status_code=201, summary="Prévoir une session du conseil ou de la commission domaniale")
+@router.post("/sessions", status_code=201, response_model=SessionOut,
+             summary="Prévoir une session du conseil ou de la commission domaniale")
 def create_session(body: SessionIn, session: SessionDep, principal: Writer) -> Response:
     session_id = sessions.create(session, data=sessions.SessionInput(
         commune_code=body.commune_code, kind=body.kind, held_on=body.held_on, reference=body.reference,
@@ -89,19 +144,21 @@ def create_session(body: SessionIn, session: SessionDep, principal: Writer) -> R
     return answer(found, status=201, location=f"/sessions/{session_id}")
 
 
-@router.get("/sessions", summary="Les sessions d'une commune (sans noms ni motifs)")
+@router.get("/sessions", response_model=list[SessionSummaryOut],
+            summary="Les sessions d'une commune (sans noms ni motifs)")
 def list_sessions(session: SessionDep, principal: PrincipalDep,
                   commune_code: Annotated[str, Query(max_length=100)]) -> Response:
     body = sessions.list_sessions(session, commune_code=commune_code, reader=principal)
     return Response(orjson.dumps(body), media_type=JSON)
 
 
-@router.get("/sessions/{session_id}", summary="Une session : ordre du jour, décisions, participants")
+@router.get("/sessions/{session_id}", response_model=SessionOut,
+            summary="Une session : ordre du jour, décisions, participants")
 def get_session(session_id: Id, session: SessionDep, principal: PrincipalDep) -> Response:
     return answer(sessions.get(session, session_id=session_id, reader=principal))
 
 
-@router.put("/sessions/{session_id}/agenda", responses=PRECONDITION_RESPONSES,
+@router.put("/sessions/{session_id}/agenda", response_model=SessionOut, responses=PRECONDITION_RESPONSES,
             summary="Fixer l'ordre du jour d'une session en préparation")
 def set_agenda(session_id: Id, body: AgendaIn, session: SessionDep, principal: Writer,
                if_match: IfMatch = None) -> Response:
@@ -110,7 +167,7 @@ def set_agenda(session_id: Id, body: AgendaIn, session: SessionDep, principal: W
                                       expected_version=version, by=principal, author=principal.name))
 
 
-@router.post("/sessions/{session_id}/agenda", responses=PRECONDITION_RESPONSES,
+@router.post("/sessions/{session_id}/agenda", response_model=SessionOut, responses=PRECONDITION_RESPONSES,
              summary="Inscrire une procédure à l'ordre du jour")
 def add_item(session_id: Id, body: ItemIn, session: SessionDep, principal: Writer,
              if_match: IfMatch = None) -> Response:
@@ -119,7 +176,8 @@ def add_item(session_id: Id, body: ItemIn, session: SessionDep, principal: Write
                                     expected_version=version, by=principal, author=principal.name))
 
 
-@router.delete("/sessions/{session_id}/agenda/{procedure_id}", responses=PRECONDITION_RESPONSES,
+@router.delete("/sessions/{session_id}/agenda/{procedure_id}", response_model=SessionOut,
+               responses=PRECONDITION_RESPONSES,
                summary="Retirer une procédure de l'ordre du jour")
 def remove_item(session_id: Id, procedure_id: Id, session: SessionDep, principal: Writer,
                 if_match: IfMatch = None) -> Response:
@@ -128,7 +186,7 @@ def remove_item(session_id: Id, procedure_id: Id, session: SessionDep, principal
                                        expected_version=version, by=principal, author=principal.name))
 
 
-@router.post("/sessions/{session_id}/attendees", responses=PRECONDITION_RESPONSES,
+@router.post("/sessions/{session_id}/attendees", response_model=SessionOut, responses=PRECONDITION_RESPONSES,
              summary="Inscrire un participant (partie ou nom), présent ou excusé")
 def add_attendee(session_id: Id, body: AttendeeIn, session: SessionDep, principal: Writer,
                  if_match: IfMatch = None) -> Response:
@@ -139,7 +197,7 @@ def add_attendee(session_id: Id, body: AttendeeIn, session: SessionDep, principa
                                         by=principal, author=principal.name))
 
 
-@router.post("/sessions/{session_id}/close-agenda", responses=PRECONDITION_RESPONSES,
+@router.post("/sessions/{session_id}/close-agenda", response_model=SessionOut, responses=PRECONDITION_RESPONSES,
              summary="Fermer l'ordre du jour : la liste ne change plus")
 def close_agenda(session_id: Id, session: SessionDep, principal: Writer, if_match: IfMatch = None) -> Response:
     version = expected(if_match, "session", session_id)
@@ -147,7 +205,7 @@ def close_agenda(session_id: Id, session: SessionDep, principal: Writer, if_matc
                                         author=principal.name))
 
 
-@router.post("/sessions/{session_id}/deliberate", responses=PRECONDITION_RESPONSES,
+@router.post("/sessions/{session_id}/deliberate", response_model=SessionOut, responses=PRECONDITION_RESPONSES,
              summary="Délibérer toute la session en une fois, sous une seule délibération")
 def deliberate(session_id: Id, body: DeliberationIn, session: SessionDep, principal: Writer,
                if_match: IfMatch = None) -> Response:
