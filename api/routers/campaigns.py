@@ -53,6 +53,65 @@ class CampaignOut(Open):
     state: str
 
 
+class CampaignParcelOut(Open):
+    """A parcel of a campaign: its public facts, its presumed holders (named in scope), claims, procedure."""
+
+    parcel_id: str
+    nicad: str | None = None
+    origin: str
+    procedure_id: str | None = None
+    open_claims: int
+    presumed_holders: list[dict[str, Any]] = Field(default_factory=list, description="Données personnelles.")
+
+
+class AddedOut(Open):
+    """How many parcels joined the campaign, and how many were in it already."""
+
+    added: int
+    already: int
+
+
+class PeriodOut(Open):
+    """A display period: its dates (``ends_on`` from ``display_days`` in force on ``starts_on``)."""
+
+    id: str
+    campaign_id: str
+    starts_on: str
+    ends_on: str
+    display_days: int
+    closed: bool
+
+
+class ReadyOut(Open):
+    """The procedures registered, and the parcels that wait with why (claim_open, disputed, no_presumed_holder…)."""
+
+    registered: list[dict[str, str]]
+    waiting: list[dict[str, str]]
+
+
+class JobQueuedOut(Open):
+    """A documents job queued: follow it on ``links.self`` (``/document-jobs/{id}``)."""
+
+    id: str
+    status: str
+    builder: str
+    links: dict[str, str]
+
+
+class ClaimOut(Open):
+    """A claim (réclamation, opposition): claimant, grounds and resolution are personal."""
+
+    id: str
+    commune_code: str
+    parcel_id: str
+    kind: str
+    state: str
+    received_on: str
+    version: int
+    claimant_name: str | None = Field(default=None, description="Données personnelles.")
+    grounds: str | None = Field(default=None, description="Données personnelles.")
+
+
 class AreaIn(BaseModel):
     kind: Literal["localite", "section", "bbox"]
     localite_id: str | None = Field(default=None, max_length=64)
@@ -140,13 +199,15 @@ def get_campaign(campaign_id: Id, session: SessionDep, principal: PrincipalDep) 
     return answer(campaigns.get(session, campaign_id=campaign_id, reader=principal))
 
 
-@router.get("/campaigns/{campaign_id}/parcels", summary="Les parcelles d'une campagne et leurs détenteurs présumés")
+@router.get("/campaigns/{campaign_id}/parcels", response_model=list[CampaignParcelOut],
+            summary="Les parcelles d'une campagne et leurs détenteurs présumés")
 def campaign_parcels(campaign_id: Id, session: SessionDep, principal: PrincipalDep) -> Response:
     """Détenteurs présumés : données personnelles, lecteurs du périmètre seulement, chaque lecture journalisée."""
     return answer(campaigns.parcels(session, campaign_id=campaign_id, reader=principal))
 
 
-@router.post("/campaigns/{campaign_id}/parcels", summary="Ajouter des parcelles à une campagne ouverte")
+@router.post("/campaigns/{campaign_id}/parcels", response_model=AddedOut,
+             summary="Ajouter des parcelles à une campagne ouverte")
 def add_campaign_parcels(campaign_id: Id, body: ParcelsIn, session: SessionDep, principal: Writer) -> Response:
     data = campaigns.ParcelsInput(source=body.source, batch_id=body.batch_id,
                                   parcels=[p.model_dump() for p in body.parcels])
@@ -154,7 +215,7 @@ def add_campaign_parcels(campaign_id: Id, body: ParcelsIn, session: SessionDep, 
                                         author=principal.name))
 
 
-@router.post("/campaigns/{campaign_id}/display-periods", status_code=201,
+@router.post("/campaigns/{campaign_id}/display-periods", status_code=201, response_model=PeriodOut,
              summary="Ouvrir l'affichage public (durée : réglage display_days de la commune)")
 def open_display(campaign_id: Id, body: PeriodIn, session: SessionDep, principal: Writer) -> Response:
     found = display.open_period(session, campaign_id=campaign_id, starts_on=body.starts_on,
@@ -173,6 +234,7 @@ def _job(session: SessionDep, request: Request, principal: Principal, *, builder
 
 
 @router.post("/campaigns/{campaign_id}/display-periods/{period_id}/close",
+             response_model=PeriodOut | JobQueuedOut,
              summary="Clore l'affichage : une procédure de régularisation par parcelle sans réclamation ouverte")
 def close_display(campaign_id: Id, period_id: Id, body: CloseIn, request: Request, session: SessionDep,
                   principal: Writer) -> Response:
@@ -187,7 +249,7 @@ def close_display(campaign_id: Id, period_id: Id, body: CloseIn, request: Reques
                                        closed_on=body.closed_on, by=principal, author=principal.name))
 
 
-@router.post("/campaigns/{campaign_id}/display-documents", status_code=202,
+@router.post("/campaigns/{campaign_id}/display-documents", status_code=202, response_model=JobQueuedOut,
              summary="Imprimer l'affichage public (tâche : carte et liste par localité, chaque feuille scellée)")
 def print_display(campaign_id: Id, request: Request, session: SessionDep, principal: Writer) -> Response:
     """Les noms des détenteurs présumés ne sont imprimés que si le réglage `display_shows_names` de la commune
@@ -197,7 +259,7 @@ def print_display(campaign_id: Id, request: Request, session: SessionDep, princi
                 params={"campaign_id": campaign_id})
 
 
-@router.post("/campaigns/{campaign_id}/register",
+@router.post("/campaigns/{campaign_id}/register", response_model=ReadyOut,
              summary="Inscrire les parcelles en attente dont les réclamations sont résolues")
 def register_ready(campaign_id: Id, body: CloseIn, session: SessionDep, principal: Writer) -> Response:
     return answer(display.register_ready(session, campaign_id=campaign_id, registered_on=body.closed_on,
@@ -206,7 +268,8 @@ def register_ready(campaign_id: Id, body: CloseIn, session: SessionDep, principa
 
 # --- claims -----------------------------------------------------------------------------------
 
-@router.post("/claims", status_code=201, summary="Enregistrer une réclamation ou une opposition")
+@router.post("/claims", status_code=201, response_model=ClaimOut,
+             summary="Enregistrer une réclamation ou une opposition")
 def record_claim(body: ClaimIn, session: SessionDep, principal: Writer) -> Response:
     data = claims.ClaimInput(parcel_id=body.parcel_id, grounds=body.grounds, received_on=body.received_on,
                              kind=body.kind, claimant_party_id=body.claimant_party_id,
@@ -216,7 +279,7 @@ def record_claim(body: ClaimIn, session: SessionDep, principal: Writer) -> Respo
     return answer(found, status=201, tag=etag("claim", claim_id, found["version"]), location=f"/claims/{claim_id}")
 
 
-@router.get("/claims", summary="Les réclamations d'une commune ou d'une campagne")
+@router.get("/claims", response_model=list[ClaimOut], summary="Les réclamations d'une commune ou d'une campagne")
 def list_claims(session: SessionDep, principal: PrincipalDep,
                 commune_code: Annotated[str | None, Query(max_length=100)] = None,
                 campaign_id: Annotated[str | None, Query(max_length=64)] = None,
@@ -226,13 +289,13 @@ def list_claims(session: SessionDep, principal: PrincipalDep,
                                state=state))
 
 
-@router.get("/claims/{claim_id}", summary="Une réclamation")
+@router.get("/claims/{claim_id}", response_model=ClaimOut, summary="Une réclamation")
 def get_claim(claim_id: Id, session: SessionDep, principal: PrincipalDep) -> Response:
     found = claims.get(session, claim_id=claim_id, reader=principal)
     return answer(found, tag=etag("claim", found["id"], found["version"]))
 
 
-@router.post("/claims/{claim_id}/resolve", responses=PRECONDITION_RESPONSES,
+@router.post("/claims/{claim_id}/resolve", response_model=ClaimOut, responses=PRECONDITION_RESPONSES,
              summary="Résoudre une réclamation : acceptée, rejetée (motif) ou portée en litige")
 def resolve_claim(claim_id: Id, body: ResolutionIn, session: SessionDep, principal: Writer,
                   if_match: IfMatch = None) -> Response:

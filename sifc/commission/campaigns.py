@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from sifc import journal
 from sifc.auth import audit
 from sifc.auth.principal import Action, Principal
+from sifc.crs import STORAGE_SRID
 from sifc.errors import Conflict, InvalidInput, NotFound
 from sifc.personal import require_reader
 from sifc.tenure.common import authorise, shares
@@ -68,43 +69,43 @@ def _commune_exists(session: Session, code: str) -> None:
         raise NotFound("campaign.unknown_commune", commune=str(code)[:64])
 
 
-def _area_sql(session: Session, commune: str, area: AreaInput) -> tuple[str, dict[str, Any]]:
-    """The SQL expression of the area (EPSG:32628 MULTIPOLYGON) and its parameters."""
+def _area(session: Session, commune: str, area: AreaInput) -> bytes | None:
+    """The area as EWKB in the storage CRS (a MULTIPOLYGON), computed by the database; None if empty."""
     if area.kind == "bbox":
         box = area.bbox or []
         if len(box) != 4 or not (box[0] < box[2] and box[1] < box[3]):
             raise InvalidInput("campaign.bad_bbox")
-        return ("ST_Multi(ST_Transform(ST_MakeEnvelope(:x1, :y1, :x2, :y2, 4326), 32628))",
-                {"x1": box[0], "y1": box[1], "x2": box[2], "y2": box[3]})
-    if area.kind == "section":
+        found = session.execute(text("""
+            SELECT ST_AsEWKB(ST_Multi(ST_Transform(ST_MakeEnvelope(:x1, :y1, :x2, :y2, 4326), :srid)))"""),
+            {"x1": box[0], "y1": box[1], "x2": box[2], "y2": box[3], "srid": STORAGE_SRID}).scalar()
+    elif area.kind == "section":
         if not (area.section or "").strip():
             raise InvalidInput("campaign.section_required")
         found = session.execute(text("""
-            SELECT count(*) FROM parcel_version WHERE valid_to IS NULL AND commune_code = :c AND section = :s"""),
+            SELECT ST_AsEWKB(ST_Multi(ST_Buffer(ST_Union(geom), 1))) FROM parcel_version
+            WHERE valid_to IS NULL AND commune_code = :c AND section = :s"""),
             {"c": commune, "s": area.section}).scalar()
-        if not found:
+        if found is None:
             raise InvalidInput("campaign.empty_section", section=str(area.section)[:64])
-        return ("""(SELECT ST_Multi(ST_Buffer(ST_Union(geom), 1)) FROM parcel_version
-                    WHERE valid_to IS NULL AND commune_code = :c AND section = :s)""",
-                {"c": commune, "s": area.section})
-    if area.kind == "localite":
-        return _localite_area(session, commune, area)
-    raise InvalidInput("campaign.bad_area_kind", kind=str(area.kind)[:32], kinds=", ".join(AREA_KINDS))
+    elif area.kind == "localite":
+        found = _localite_area(session, commune, area)
+    else:
+        raise InvalidInput("campaign.bad_area_kind", kind=str(area.kind)[:32], kinds=", ".join(AREA_KINDS))
+    return bytes(found) if found is not None else None
 
 
-def _localite_area(session: Session, commune: str, area: AreaInput) -> tuple[str, dict[str, Any]]:
+def _localite_area(session: Session, commune: str, area: AreaInput) -> Any:
     """A localité's current place buffered by the officer's radius (the localités register, ADR 0005 §3)."""
     if not area.radius_m or not 0 < area.radius_m <= 20_000:
         raise InvalidInput("campaign.radius_required")
     localite = parse_id(area.localite_id, key="campaign.localite_not_found", kind="localité")
-    if session.execute(text("SELECT to_regclass('localite_version')")).scalar() is None:
+    found = session.execute(text("""
+        SELECT ST_AsEWKB(ST_Multi(ST_Buffer(geom, :r))) FROM localite_version
+        WHERE localite_id = :l AND valid_to IS NULL AND commune_code = :c"""),
+        {"l": localite, "c": commune, "r": area.radius_m}).scalar()
+    if found is None:
         raise NotFound("campaign.localite_not_found", id=str(localite))
-    where = "localite_id = :l AND valid_to IS NULL AND commune_code = :c"
-    if not session.execute(text(f"SELECT 1 FROM localite_version WHERE {where}"),
-                           {"l": localite, "c": commune}).scalar():
-        raise NotFound("campaign.localite_not_found", id=str(localite))
-    return (f"(SELECT ST_Multi(ST_Buffer(geom, :r)) FROM localite_version WHERE {where})",
-            {"l": localite, "c": commune, "r": area.radius_m})
+    return found
 
 
 def create(session: Session, *, data: CampaignInput, by: Principal | None, author: str) -> str:
@@ -114,16 +115,17 @@ def create(session: Session, *, data: CampaignInput, by: Principal | None, autho
         raise InvalidInput("campaign.name_required")
     _commune_exists(session, data.commune_code)
     authorise(session, by, data.commune_code)
-    expression, params = _area_sql(session, data.commune_code, data.area)
+    area = _area(session, data.commune_code, data.area)
     campaign_id = uuid.uuid4()
-    inserted = session.execute(text(f"""
+    inserted = session.execute(text("""
         INSERT INTO campaign (id, commune_code, name, area, area_kind, localite_id, section, created_by)
         SELECT :id, :c, :name, a.geom, :kind, :localite, :section, :author
-        FROM (SELECT {expression} AS geom) a, commune m
-        WHERE m.code = :c AND a.geom IS NOT NULL AND ST_Intersects(a.geom, m.geom)"""),  # type: ignore[attr-defined]
-        {**params, "id": campaign_id, "c": data.commune_code, "name": name, "kind": data.area.kind,
+        FROM (SELECT ST_GeomFromEWKB(:area) AS geom) a, commune m
+        WHERE m.code = :c AND a.geom IS NOT NULL AND ST_Intersects(a.geom, m.geom)"""),
+        {"area": area, "id": campaign_id, "c": data.commune_code, "name": name, "kind": data.area.kind,
          "localite": data.area.localite_id if data.area.kind == "localite" else None,
-         "section": data.area.section if data.area.kind == "section" else None, "author": author}).rowcount
+         "section": data.area.section if data.area.kind == "section" else None,
+         "author": author}).rowcount  # type: ignore[attr-defined]
     if not inserted:
         raise InvalidInput("campaign.area_outside", commune=data.commune_code)
     journal.record(session, by, author=author, operation="campaign.create", object_kind="campaign",

@@ -9,18 +9,33 @@ gets no list. Same browser, server and helpers as ``test_web_map.py``.
 from __future__ import annotations
 
 import json
+import urllib.parse
+import urllib.request
 from datetime import date, timedelta
 
 from sqlalchemy import text
 
 from sifc.db import make_engine, make_sessionmaker
 from tests.e2e.helpers import get
-from tests.e2e.slow_clients import test_web_disputes as web_disputes
 from tests.e2e.slow_clients import test_web_map as web_map
 
 browser_context = web_map.browser_context
 server = web_map.server
 BARGNY = "SN0104-bargny"
+
+
+def _sign_in(page, server: str, username: str) -> str:
+    """Sign in as the map page does (its token kept in the tab's sessionStorage, which every page reads)."""
+    body = urllib.parse.urlencode({"username": username, "password": web_map.PASSWORD}).encode()
+    request = urllib.request.Request(f"{server}/auth/token", data=body, method="POST",
+                                     headers={"Content-Type": "application/x-www-form-urlencoded"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        token = json.loads(response.read())["access_token"]
+    page.goto(f"{server}/app/pages/campagnes.html")
+    page.evaluate("([token, user]) => { sessionStorage.clear(); localStorage.clear(); "
+                  "sessionStorage.setItem('sifc.token', token); sessionStorage.setItem('sifc.user', user); }",
+                  [token, username])
+    return str(token)
 
 
 def _rules(settings) -> None:
@@ -64,7 +79,7 @@ def _campaign(server: str, token: str) -> tuple[str, str]:
 def test_an_officer_displays_a_campaign_records_and_resolves_a_claim_then_closes(browser_context, server, fresh_db):
     _rules(fresh_db)
     with web_map._watched(browser_context, server) as page:
-        token = web_disputes._sign_in(page, server, "agent.bargny")
+        token = _sign_in(page, server, "agent.bargny")
         campaign, parcel = _campaign(server, token)
         page.goto(f"{server}/app/pages/campagnes.html?commune={BARGNY}")
         page.wait_for_function("() => !document.getElementById('list').hidden")
