@@ -34,6 +34,7 @@ from cli.serve import serve, worker
 from cli.sessions import session_app
 from cli.settings_cmd import settings_app
 from cli.territories import territories_app
+from cli.tracking import tracking_app
 from sifc.errors import SifcError
 from sifc.i18n import translate
 
@@ -61,6 +62,7 @@ app.add_typer(campaign_app, name="campaign")
 app.add_typer(claim_app, name="claim")
 app.add_typer(fees_app, name="fees")
 app.add_typer(settings_app, name="settings")
+app.add_typer(tracking_app, name="tracking")
 
 
 @app.callback()

@@ -70,6 +70,12 @@ DEMO_RULES: dict[str, Any] = {
     # A session deliberates with three members present (commission) or half the members in office (council).
     "session_quorum": {"commission_domaniale": {"kind": "count", "value": 3},
                        "conseil_municipal": {"kind": "fraction", "value": 0.5}},
+    # Target days per step (ADR 0005 §8), fictitious like every demo value: some demo files show as overdue.
+    "target_days": {kind: {"surveyed": 30, "deliberated": 90, "approved": 60, "notified": 30}
+                    for kind in ("affectation", "reaffectation_heritiers")}
+    | {kind: {"deliberated": 90, "approved": 60, "notified": 30} for kind in ("desaffectation", "regularisation")}
+    | {"dispute": {"declared": 30, "mediation": 60}},
+    "claim_days": 30,
 }
 THRESHOLDS_HA: tuple[float, float] = (DEMO_RULES["approval_thresholds_ha"][0], DEMO_RULES["approval_thresholds_ha"][1])
 RULES_FROM = date(2000, 1, 1)

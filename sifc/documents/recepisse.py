@@ -76,6 +76,13 @@ def build(session: Session, *, procedure_id: str, by: Principal | None, author: 
 
     ``by`` must write tenure in the procedure's commune (403); 404 for an unknown procedure.
     """
+    return build_with_code(session, procedure_id=procedure_id, by=by, author=author, lang=lang, seal_key=seal_key,
+                           verify_url=verify_url, base_url=base_url)[0]
+
+
+def build_with_code(session: Session, *, procedure_id: str, by: Principal | None, author: str, lang: str,
+                    seal_key: SigningKey, verify_url: str, base_url: str) -> tuple[bytes, str]:
+    """:func:`build`, and the tracking code it printed (for a console that shows it once)."""
     facts = _content(session, procedure_id=procedure_id, lang=lang)
     tracking_code = codes.issue(session, procedure_id=facts["procedure"]["id"], by=by, author=author)
     codes.issued_now(session, facts["procedure"]["id"])  # printed here, not handed over again
@@ -87,4 +94,4 @@ def build(session: Session, *, procedure_id: str, by: Principal | None, author: 
 
     summary = {k: v for k, v in facts.items() if k not in ("lang", "format")}
     issued = Issue(KIND, "procedure", facts["procedure"]["id"], facts["commune"]["code"], summary, False, author)
-    return layout.issue(session, seal_key=seal_key, content=facts, issued=issued, build=pdf, title=title)
+    return layout.issue(session, seal_key=seal_key, content=facts, issued=issued, build=pdf, title=title), tracking_code

@@ -84,10 +84,10 @@ def issue(session: Session, *, procedure_id: str, by: Principal | None, author: 
         VALUES (:id, :procedure, :commune, :digest)"""),
         {"id": code_id, "procedure": pid, "commune": head.commune_code, "digest": digest(code)})
     # The journal keeps which code row replaced which, never the code nor its hash.
-    journal.record(session, by, author=author, operation="tracking.issue", object_kind="procedure", object_id=pid,
-                   parcel_id=head.parcel_id, commune_code=head.commune_code,
-                   before={"tracking_code_ids": [str(r) for r in revoked]} if revoked else None,
-                   after={"tracking_code_id": str(code_id)})
+    journal.record(session, by, author=author, operation="tracking.issue", object_kind="tracking_code",
+                   object_id=code_id, parcel_id=head.parcel_id, commune_code=head.commune_code,
+                   before={"revoked": [str(r) for r in revoked]} if revoked else None,
+                   after={"id": str(code_id), "procedure_id": str(pid)})
     session.info.setdefault(_ISSUED, {})[str(pid)] = grouped(code)
     return grouped(code)
 

@@ -63,7 +63,10 @@ def test_the_code_is_shown_once_and_tracks_the_steps_and_dates_only(client, db, 
                         {"id": procedure["id"]}).scalar_one()
     assert stored == hashlib.sha256(code.replace("-", "").encode()).hexdigest()
     journal = db.execute(text("SELECT string_agg(coalesce(after::text, ''), ' ') FROM write_audit "
-                              "WHERE object_id = :id"), {"id": procedure["id"]}).scalar()
+                              "WHERE object_id = :id OR after ->> 'procedure_id' = :id"),
+                         {"id": procedure["id"]}).scalar()
+    assert "tracking_code" in db.execute(text("SELECT string_agg(object_kind, ' ') FROM write_audit "
+                                              "WHERE after ->> 'procedure_id' = :id"), {"id": procedure["id"]}).scalar()
     assert code.replace("-", "") not in journal.replace("-", "") and stored not in journal
     again = client.get(f"/procedures/{procedure['id']}", headers=officer).json()
     assert again.get("tracking_code") is None  # shown once
@@ -152,7 +155,8 @@ def test_a_printed_recepisse_verifies_and_its_new_code_revokes_the_old(client, d
 
 def test_overdue_comes_from_target_days_in_force_and_is_listed(client, db, officer):
     late = _register(client, db, officer, reference="DEM-RETARD")
-    # Without a target: no deadline, never overdue.
+    # Without a target for the awaited step: no deadline, never overdue.
+    set_rules(db, BARGNY, target_days={"affectation": {"deliberated": 5}})
     answer = client.get(f"/procedures/{late['id']}", headers=officer).json()
     assert (answer["deadline"], answer["due_on"], answer["overdue"]) == ("none", None, False)
     set_rules(db, BARGNY, target_days={"affectation": {"surveyed": 10}})
@@ -228,8 +232,9 @@ def test_claims_and_disputes_are_overdue_from_claim_days_and_target_days(client,
         commune_code=BARGNY, kind=DISPUTE_KINDS[0],
         parcel_ids=[parcels[1]], opened_on=date.fromisoformat(day(50)), source_ids=[source], description=OBSERVATION),
         by=None, author="tests")
+    set_rules(db, BARGNY, target_days={"dispute": {"mediation": 5}})  # no target for a declared dispute
     listed = client.get(f"/communes/{BARGNY}/overdue", headers=officer).json()["files"]
-    assert not {claim_id, dispute_id} & {f["id"] for f in listed}  # no claim_days, no dispute target: no deadline
+    assert dispute_id not in {f["id"] for f in listed}
     set_rules(db, BARGNY, claim_days=15, target_days={"dispute": {"declared": 20}})
     answer = client.get(f"/communes/{BARGNY}/overdue", headers=officer)
     files = {f["id"]: f for f in answer.json()["files"]}

@@ -37,6 +37,7 @@ COMMANDS = {
     "claim": {"record", "resolve", "list"},
     "fees": {"schedule", "pay", "cancel", "bordereau"},
     "settings": {"show", "set", "history", "carry-over"},
+    "tracking": {"recepisse", "overdue"},
 }
 
 

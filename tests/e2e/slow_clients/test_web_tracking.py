@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -17,7 +18,7 @@ from sifc.db import make_engine, transaction
 from sifc.settings import Settings
 from sifc.tracking import codes
 from tests.conftest import REPO
-from tests.e2e.helpers import free_port, run_cli, start_server
+from tests.e2e.helpers import free_port, get, run_cli, start_server
 from tests.e2e.slow_clients import test_web_map as web_map
 
 browser_context = web_map.browser_context
@@ -25,7 +26,7 @@ _watched = web_map._watched
 
 
 @pytest.fixture(scope="module")
-def tracked(fresh_db: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+def tracked(fresh_db: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     built = subprocess.run(["bash", "scripts/web.sh"], cwd=REPO, capture_output=True, text=True,
                            stdin=subprocess.DEVNULL, timeout=600, check=False)
     assert built.returncode == 0, built.stderr
@@ -43,7 +44,8 @@ def tracked(fresh_db: Settings, tmp_path_factory: pytest.TempPathFactory) -> Ite
     engine.dispose()
     port = free_port()
     process = start_server(fresh_db, port, tmp_path_factory.mktemp("tracking") / "server.log")
-    yield {"server": f"http://127.0.0.1:{port}", "reference": row["reference"], "code": code,
+    yield {"server": f"http://127.0.0.1:{port}", "reference": row["reference"], "code": code, "id": str(row["id"]),
+           "settings": fresh_db,
            "applicant": row["applicant"], "steps": str(row["steps"])}
     process.terminate()
     process.wait(timeout=30)
@@ -78,3 +80,18 @@ def test_an_anonymous_visitor_reads_the_steps_and_dates_of_a_file(browser_contex
         page.click("#track button[type=submit]")
         page.wait_for_selector("#result:not([hidden])")
         assert "Request registered" in page.inner_text("#steps")
+
+
+def test_the_console_prints_a_recepisse_with_a_new_code_and_lists_overdue_files(tracked, tmp_path):
+    settings, server = tracked["settings"], tracked["server"]
+    target = tmp_path / "recepisse.pdf"
+    printed = run_cli(settings, "tracking", "recepisse", tracked["id"], "--out", str(target))
+    assert printed.returncode == 0, printed.stderr
+    code = printed.stdout.strip().rsplit(" ", 1)[-1]
+    assert target.read_bytes().startswith(b"%PDF-") and len(code.replace("-", "")) == 16
+    assert get(f"{server}/suivi/{tracked['reference']}/{code}")[0] == 200
+    assert get(f"{server}/suivi/{tracked['reference']}/{tracked['code']}")[0] == 404  # the earlier code, revoked
+    listed = run_cli(settings, "tracking", "overdue", "SN0104-bargny")
+    assert listed.returncode == 0, listed.stderr
+    unknown = run_cli(settings, "tracking", "overdue", "SN9999-nulle-part")
+    assert unknown.returncode != 0 and len(unknown.stderr.strip().splitlines()) == 1, unknown.stderr
