@@ -56,6 +56,10 @@ def open_period(session: Session, *, campaign_id: str, starts_on: date, localite
     if not session.execute(text("SELECT 1 FROM campaign_parcel WHERE campaign_id = :id LIMIT 1"), {"id": cid}).scalar():
         raise Conflict("campaign.empty")
     localite = parse_id(localite_id, key="campaign.localite_not_found", kind="localité") if localite_id else None
+    if localite is not None and not session.execute(text("""
+            SELECT 1 FROM localite_version WHERE localite_id = :l AND valid_to IS NULL AND commune_code = :c"""),
+            {"l": localite, "c": campaign.commune_code}).scalar():
+        raise NotFound("campaign.localite_not_found", id=str(localite))
     days = _display_days(session, commune_code=campaign.commune_code, on=starts_on)
     if days <= 0:
         raise InvalidInput("display.bad_days", days=days)
