@@ -78,6 +78,19 @@ DEMO_RULES: dict[str, Any] = {
     "claim_days": 30,
 }
 THRESHOLDS_HA: tuple[float, float] = (DEMO_RULES["approval_thresholds_ha"][0], DEMO_RULES["approval_thresholds_ha"][1])
+# The commission's settings the demo adds for the story of docs/commission.md (« Rejouer l'histoire complète »):
+# written after the demo's own requests, and kept out of DEMO_RULES, which every test database gets (a test of
+# a missing receipt_mode or of a kind not opened relies on their absence). As fictitious as the others.
+DEMO_COMMISSION_RULES: dict[str, Any] = {
+    "procedure_kinds": ["affectation", "regularisation"],
+    "display_days": 15,
+    "display_shows_names": False,
+    "receipt_mode": "recu_pdf",
+    "fees_required_before": {"affectation": "deliberated", "regularisation": "deliberated"},
+}
+# Fictitious fixed fees (XOF) per procedure kind, from the demo's délibération on fees (no amount is a default).
+DEMO_FEES: dict[str, int] = {"affectation": 25000, "regularisation": 15000}
+DEMO_FEES_FROM = date(2025, 1, 1)
 RULES_FROM = date(2000, 1, 1)
 GIVEN_NAMES = ("Awa", "Moussa", "Fatou", "Mamadou", "Aminata", "Ousmane", "Khady", "Ibrahima", "Mariama", "Cheikh",
                "Ndeye", "Abdoulaye", "Astou", "Babacar", "Coumba", "Modou")
@@ -382,9 +395,11 @@ def load_demo(session: Session) -> DemoOutcome | None:
                               author=DEMO_AUTHOR, file_name=DEMO_FILE)
     summary = ", ".join(f"{code} : {count}" for code, count in report.communes.items())
     tenure = load_tenure(session, report.batch_id) if report.batch_id else _Tenure()
+    fee_sources = load_commission(session)
     localites = load_localites(session)
-    return DemoOutcome(accepted=report.accepted, communes=summary, parties=tenure.parties, sources=tenure.sources,
-                       rights=tenure.rights, procedures=tenure.procedures, localites=localites)
+    return DemoOutcome(accepted=report.accepted, communes=summary, parties=tenure.parties,
+                       sources=tenure.sources + fee_sources, rights=tenure.rights,
+                       procedures=tenure.procedures, localites=localites)
 
 
 def load_rules(session: Session) -> None:
@@ -396,6 +411,33 @@ def load_rules(session: Session) -> None:
             if not _has_commune_row(session, code, key):
                 rules.set(session, commune_code=code, key=key, value=value, valid_from=RULES_FROM,
                           source=rules.DEMO_SOURCE, by=None, author=DEMO_AUTHOR)
+
+
+def load_commission(session: Session) -> int:
+    """The pilots' commission settings (``DEMO_COMMISSION_RULES``) and fee schedules (``DEMO_FEES``).
+
+    After the demo's own requests, which therefore owe nothing (a fee is assessed at registration only).
+    Returns the number of sources written (one délibération on fees per commune).
+    """
+    from sifc.fees import schedules
+    from sifc.rules import service as rules
+
+    written = _Tenure()
+    for index, code in enumerate(sorted(PILOTS)):
+        for key, value in DEMO_COMMISSION_RULES.items():
+            if not _has_commune_row(session, code, key):
+                rules.set(session, commune_code=code, key=key, value=value, valid_from=RULES_FROM,
+                          source=rules.DEMO_SOURCE, by=None, author=DEMO_AUTHOR)
+        deliberation = _source(session, written, code, "deliberation", DEMO_FEES_FROM - timedelta(days=20),
+                               f"DEL-{DEMO_FEES_FROM.year - 1}-{90 + index:03d}",
+                               council_session=_session_name(DEMO_FEES_FROM - timedelta(days=20)),
+                               description="Délibération fixant les redevances foncières (démonstration)")
+        for kind, amount in DEMO_FEES.items():
+            schedules.create(session, data=schedules.ScheduleInput(
+                commune_code=code, procedure_kind=kind, valid_from=DEMO_FEES_FROM,
+                rule={"kind": "fixed", "amount": amount}, deliberation_source_id=deliberation),
+                by=None, author=DEMO_AUTHOR)
+    return written.sources
 
 
 def _has_commune_row(session: Session, code: str, key: str) -> bool:
