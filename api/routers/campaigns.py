@@ -127,14 +127,14 @@ class CampaignIn(BaseModel):
     area: AreaIn
 
 
-class HolderIn(BaseModel):
+class PresumedHolderIn(BaseModel):
     party_id: str = Field(max_length=64)
     share: str = Field(default="1", max_length=32)
 
 
 class ParcelIn(BaseModel):
     parcel_id: str = Field(max_length=64)
-    presumed_holders: list[HolderIn] = Field(default_factory=list, max_length=50)
+    presumed_holders: list[PresumedHolderIn] = Field(default_factory=list, max_length=50)
 
 
 class ParcelsIn(BaseModel):
@@ -164,7 +164,7 @@ class ClaimIn(BaseModel):
     source_ids: list[str] = Field(default_factory=list, max_length=20)
 
 
-class DisputeIn(BaseModel):
+class ClaimDisputeIn(BaseModel):
     kind: str = Field(default="autre", max_length=32, description="Nature du litige (limites, succession…).")
     source_ids: list[str] = Field(default_factory=list, max_length=20, description=(
         "Sources du litige, en plus de celles de la réclamation (plainte, procès-verbal)."))
@@ -174,7 +174,7 @@ class ResolutionIn(BaseModel):
     decision: Literal["accepted", "rejected", "disputed"]
     resolved_on: StepDate
     reason: str | None = Field(default=None, max_length=1000, description="Motif (obligatoire pour un rejet).")
-    dispute: DisputeIn = Field(default_factory=DisputeIn)
+    dispute: ClaimDisputeIn = Field(default_factory=ClaimDisputeIn)
 
 
 # --- campaigns --------------------------------------------------------------------------------
