@@ -1302,8 +1302,8 @@ payment = Table(
                     "amount"),
     CheckConstraint("(method = 'mobile_money') = (mobile_reference IS NOT NULL) "
                     "AND (mobile_reference IS NULL OR btrim(mobile_reference) <> '')", "mobile_reference"),
-    CheckConstraint("(receipt_year IS NULL) = (receipt_number IS NULL) AND (receipt_number IS NULL OR receipt_number > 0)",
-                    "receipt"),
+    CheckConstraint("(receipt_year IS NULL) = (receipt_number IS NULL) "
+                    "AND (receipt_number IS NULL OR receipt_number > 0)", "receipt"),
     CheckConstraint("(cancels_payment_id IS NULL AND num_nonnulls(quittance_number, receipt_number) = 1) "
                     "OR (cancels_payment_id IS NOT NULL AND quittance_number IS NULL AND receipt_number IS NULL)",
                     "voucher"),

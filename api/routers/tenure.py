@@ -304,7 +304,7 @@ def with_deadline(session: Any, found: dict[str, Any]) -> dict[str, Any]:
 
 
 @router.post("/procedures", response_model=ProcedureOut, status_code=201,
-             summary="Enregistrer une demande (affectation, désaffectation, réaffectation aux héritiers, régularisation)")
+             summary="Enregistrer une demande (affectation, désaffectation, réaffectation, régularisation)")
 def register_procedure(body: ProcedureIn, session: SessionDep, principal: Writer) -> Response:
     data = procedures.ProcedureInput(parcel_id=body.parcel_id, applicants=[a.model_dump() for a in body.applicants],
                                      registered_on=body.registered_on, purpose=body.purpose, reference=body.reference,
@@ -325,7 +325,7 @@ def get_procedure(procedure_id: Id, session: SessionDep, principal: PrincipalDep
 
 
 @router.post("/procedures/{procedure_id}/steps", response_model=ProcedureOut, responses=PRECONDITION_RESPONSES,
-             summary="Inscrire l'étape suivante (constat, délibération, approbation, notification), un ajournement ou un refus")
+             summary="Inscrire l'étape suivante, un ajournement ou un refus")
 def advance_procedure(procedure_id: Id, body: StepIn, session: SessionDep, principal: Writer,
                       if_match: IfMatch = None) -> Response:
     """La notification achève la procédure et crée l'affectation ; un refus la clôt sans droit."""
