@@ -8,7 +8,8 @@ public view; counts per commune belong to the dashboards).
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Path, Query
@@ -18,6 +19,7 @@ from pydantic import BaseModel, Field
 from api.bounded import RightStart
 from api.deps import PrincipalDep, SessionDep, allow
 from api.preconditions import PRECONDITION_RESPONSES, IfMatch, etag, expected
+from api.schemas.records import Open
 from sifc.auth.principal import Action, Principal
 from sifc.commission import disputes
 
@@ -35,6 +37,79 @@ def answer(body: object, *, status: int = 200, tag: str | None = None, location:
     if location:
         headers["Location"] = location
     return Response(orjson.dumps(body), status_code=status, media_type="application/json", headers=headers)
+
+
+class DisputeParcelOut(Open):
+    """A parcel of the dispute and its ``litige`` restriction (``lifted_on`` once lifted by the closing)."""
+
+    parcel_id: str
+    nicad: str | None = None
+    rrr_id: str
+    lifted_on: date | None = None
+
+
+class DisputePartyOut(Open):
+    """A party to the dispute and its role; named only to a reader of personal data in its commune."""
+
+    party_id: str
+    role: str
+    name: str | None = Field(default=None, description="Nom (personnel).")
+
+
+class DisputeStepOut(Open):
+    """A dated step of the dispute: declared, mediation, resolved, sent_to_court, closed."""
+
+    seq: int
+    step: str
+    occurred_on: date
+    source_ids: list[str] = []
+    court_reference: str | None = None
+    author: str | None = Field(default=None, description="Qui l'a inscrite (personnel).")
+    recorded_at: datetime
+    note: str | None = Field(default=None, description="Observations (personnel).")
+    outcome: str | None = Field(default=None, description="L'issue, à la clôture (personnel).")
+
+
+class DisputeOut(Open):
+    """A dispute: its parcels, parties, steps and outcome (données personnelles, lecture journalisée)."""
+
+    id: str
+    commune_code: str
+    kind: str
+    opened_on: date
+    state: str = Field(description="declared, mediation, resolved, sent_to_court ou closed.")
+    version: int = Field(description="Le nombre d'étapes du litige (son ETag).")
+    source_ids: list[str] = []
+    origin: dict[str, Any] = Field(default_factory=dict, description="Les identifiants d'un chevauchement.")
+    created_by: str | None = Field(default=None, description="Qui l'a ouvert (personnel).")
+    created_at: datetime
+    description: str | None = Field(default=None, description="Les motifs (personnel).")
+    parcels: list[DisputeParcelOut] = []
+    parties: list[DisputePartyOut] = []
+    steps: list[DisputeStepOut] = []
+
+
+class DisputeSummaryOut(Open):
+    """A dispute in its commune's list: kind, state, dates, parcels; no name, no free text."""
+
+    id: str
+    kind: str
+    opened_on: date
+    state: str
+    since: date = Field(description="La date de sa dernière étape.")
+    version: int
+    parcel_ids: list[str] = []
+    nicads: list[str] = []
+    overdue: bool | None = Field(default=None, description="Au-delà des délais cibles de la commune.")
+
+
+class DisputeListOut(Open):
+    """A page of a commune's disputes, newest first."""
+
+    commune_code: str
+    limit: int
+    offset: int
+    disputes: list[DisputeSummaryOut]
 
 
 class PartyRoleIn(BaseModel):
@@ -85,7 +160,8 @@ def _written(session: SessionDep, dispute_id: str, principal: Principal, *, stat
                   location=f"/disputes/{dispute_id}" if status == 201 else None)
 
 
-@router.post("/disputes", status_code=201, summary="Ouvrir un litige (la parcelle est gelée jusqu'à sa mainlevée)")
+@router.post("/disputes", status_code=201, response_model=DisputeOut,
+             summary="Ouvrir un litige (la parcelle est gelée jusqu'à sa mainlevée)")
 def open_dispute(body: DisputeIn, session: SessionDep, principal: Writer) -> Response:
     """Chaque parcelle reçoit une restriction `litige` ; toutes sont de la commune du litige."""
     data = disputes.DisputeInput(commune_code=body.commune_code, kind=body.kind, parcel_ids=body.parcel_ids,
@@ -95,7 +171,7 @@ def open_dispute(body: DisputeIn, session: SessionDep, principal: Writer) -> Res
     return _written(session, dispute_id, principal, status=201)
 
 
-@router.post("/disputes/from-overlap", status_code=201,
+@router.post("/disputes/from-overlap", status_code=201, response_model=DisputeOut,
              summary="Ouvrir un litige sur les parcelles d'un chevauchement (retour de terrain, registre)")
 def dispute_from_overlap(body: OverlapIn, session: SessionDep, principal: Writer) -> Response:
     dispute_id = disputes.from_overlap(
@@ -105,7 +181,7 @@ def dispute_from_overlap(body: OverlapIn, session: SessionDep, principal: Writer
     return _written(session, dispute_id, principal, status=201)
 
 
-@router.get("/disputes", summary="Les litiges d'une commune (état, dates, parcelles)")
+@router.get("/disputes", response_model=DisputeListOut, summary="Les litiges d'une commune (état, dates, parcelles)")
 def list_disputes(session: SessionDep, principal: PrincipalDep,
                   commune_code: Annotated[str, Query(max_length=100)],
                   state: Annotated[Literal["declared", "mediation", "resolved", "sent_to_court", "closed"] | None,
@@ -117,13 +193,14 @@ def list_disputes(session: SessionDep, principal: PrincipalDep,
     return answer({"commune_code": commune_code, "limit": limit, "offset": offset, "disputes": found})
 
 
-@router.get("/disputes/{dispute_id}", summary="Un litige : parcelles, parties, étapes, issue")
+@router.get("/disputes/{dispute_id}", response_model=DisputeOut,
+            summary="Un litige : parcelles, parties, étapes, issue")
 def get_dispute(dispute_id: Id, session: SessionDep, principal: PrincipalDep) -> Response:
     found = disputes.get(session, dispute_id=dispute_id, reader=principal)
     return answer(found, tag=etag("dispute", found["id"], found["version"]))
 
 
-@router.post("/disputes/{dispute_id}/steps", responses=PRECONDITION_RESPONSES,
+@router.post("/disputes/{dispute_id}/steps", response_model=DisputeOut, responses=PRECONDITION_RESPONSES,
              summary="Inscrire l'étape suivante : médiation, résolu, porté devant le tribunal")
 def dispute_step(dispute_id: Id, body: DisputeStepIn, session: SessionDep, principal: Writer,
                  if_match: IfMatch = None) -> Response:
@@ -134,7 +211,7 @@ def dispute_step(dispute_id: Id, body: DisputeStepIn, session: SessionDep, princ
     return answer(found, tag=etag("dispute", found["id"], found["version"]))
 
 
-@router.post("/disputes/{dispute_id}/close", responses=PRECONDITION_RESPONSES,
+@router.post("/disputes/{dispute_id}/close", response_model=DisputeOut, responses=PRECONDITION_RESPONSES,
              summary="Clore un litige : son issue, et la mainlevée de chaque restriction « litige »")
 def close_dispute(dispute_id: Id, body: DisputeCloseIn, session: SessionDep, principal: Writer,
                   if_match: IfMatch = None) -> Response:
