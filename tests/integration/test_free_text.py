@@ -179,6 +179,13 @@ def world(client, db, admin_headers) -> dict[str, Any]:
         VALUES (:code, 'extrait_deliberation', 'procedure', :id, :commune, CAST(:summary AS jsonb), true, 'd',
                 'tests', 'seal-test')"""), {"code": document, "id": procedure.json()["id"], "commune": BARGNY,
                                             "summary": json.dumps({"procedure": {"purpose": note("document")}})})
+    # A documents job of the commune (officers only: no public answer, crawled all the same).
+    from sifc.auth.principal import Principal
+    from sifc.documents import jobs
+
+    document_job = jobs.submit(db, builder="procedure_batch", params={"procedure_ids": [procedure.json()["id"]]},
+                               commune_code=BARGNY, author="tests",
+                               by=Principal(kind="cli", role="administrateur", name="tests", everywhere=True))
     served = _ok(client.post("/bornes", params=CRS, headers=admin, json={
         "type": "Feature", "geometry": {"type": "Point", "coordinates": [x - 25, y - 20]},
         "properties": {"precision_m": 0.05, "label": "B2", "source": note("borne source 2"),
@@ -188,7 +195,9 @@ def world(client, db, admin_headers) -> dict[str, Any]:
             "document": document,
             "source": source, "right": right.json()["id"], "procedure": procedure.json()["id"],
             "nicad_of": main["properties"].get("nicad"), "origin": (x, y), "dispute": dispute,
-            "session": str(council), "localite": localite["id"], **fees}
+            "session": str(council), "localite": localite["id"], "document_job": document_job,
+            # the récépissé's code given at registration: the file (no reference: its id) tracked publicly
+            "tracking": procedure.json()["tracking_code"], **fees}
 
 
 def _payment_with_a_note(client, db, admin: dict[str, str], parcel_id: str, party_id: str) -> dict[str, str]:
@@ -245,11 +254,12 @@ def _public_urls(client, db, world: dict[str, Any]) -> list[str]:
     values: dict[str, list[str]] = {
         "parcel_id": world["parcels"], "feature_id": [*world["parcels"], *world["bornes"]], "rrr_id": [world["right"]],
         "party_id": [world["party"]], "procedure_id": [world["procedure"]], "source_id": [world["source"]],
-        "code": [BARGNY, world["document"]], "level": ["commune"], "collection_id": ["parcels", "bornes"],
+        "code": [BARGNY, world["document"], world["tracking"]], "level": ["commune"], "collection_id": ["parcels", "bornes"],
         "collection": ["parcels", "bornes"], "borne_id": world["bornes"],
         "nicad": ["0104040100001"], "file_id": [str(uuid.uuid4())], "dispute_id": [world["dispute"]],
         "session_id": [world["session"]], "localite_id": [world["localite"]],
-        "payment_id": [world["payment"]]}
+        "payment_id": [world["payment"]], "job_id": [world["document_job"]], "reference": [world["procedure"]],
+        "setting_key": ["receipt_mode", "display_days"]}
     # Campaigns and claims serve no public answer at all (401/403): any id is enough to crawl them.
     values.update({k: [str(uuid.uuid4())] for k in ("campaign_id", "claim_id", "period_id")})
     values.update({k: [v] for k, v in _tile(lon, lat, 16).items()})
@@ -295,6 +305,9 @@ def test_no_public_route_serves_officers_free_text(client, db, world):
     assert f"/bornes/{world['bornes'][0]}" in served and any(u.startswith("/tiles/bornes/16/") for u in served)
     assert "/exports/parcels" in served and any(u.startswith("/tiles/parcels/16/") for u in served)
     assert f"/documents/verify/{world['document']}" in served
+    assert f"/suivi/{world['procedure']}/{world['tracking']}" in served
+    assert f"/communes/{BARGNY}/settings/receipt_mode/history" in served
+    assert f"/document-jobs/{world['document_job']}" in {url.split("?")[0] for url in urls}
 
 
 def test_a_reader_of_the_commune_reads_the_free_text(client, db, world):

@@ -283,6 +283,10 @@ EXPECTED_WRITES = {
     ("department", "INSERT"), ("department", "UPDATE"), ("arrondissement", "INSERT"), ("arrondissement", "UPDATE"),
     ("commune", "INSERT"), ("commune", "UPDATE"), ("commune_alias", "INSERT"), ("commune_alias", "UPDATE"),
     ("boundary_version", "INSERT"), ("territory_piece", "INSERT"), ("territory_piece", "DELETE"),
+    # the national defaults of the commune settings, upserted by the same loader (migration 0018)
+    ("setting_default", "INSERT"), ("setting_default", "UPDATE"),
+    # a commune's own settings (migration 0018): append-only, a change is a new row
+    ("commune_setting", "INSERT"),
     # the registry: versions are added, and closed in the actor's name only
     ("import_batch", "INSERT"), ("parcel_version", "INSERT"), ("party_version", "INSERT"),
     ("rrr_version", "INSERT"), ("rrr_holder", "INSERT"), ("source_document", "INSERT"), ("source_file", "INSERT"),

@@ -116,12 +116,13 @@ def test_a_land_officer_takes_a_request_to_an_affectation(client, db, officer, p
         "registered", "surveyed", "deliberated", "approved", "notified"]
     assert history["rights"][0]["holders"][0]["name"] == "Ndiaye"
 
-    # Every step is in the write audit, with its author.
+    # Every step is in the write audit, with its author (the registration also issued the récépissé's
+    # tracking code, a write of its own).
     operations = db.execute(text("SELECT operation, actor FROM write_audit WHERE parcel_id = :p ORDER BY id"),
                             {"p": parcel["id"]}).all()
-    assert [o for o, _ in operations] == ["parcel.create", "procedure.register", "procedure.surveyed",
-                                          "procedure.deliberated", "procedure.approved", "rrr.create.affectation",
-                                          "procedure.notified"]
+    assert [o for o, _ in operations] == ["parcel.create", "procedure.register", "tracking.issue",
+                                          "procedure.surveyed", "procedure.deliberated", "procedure.approved",
+                                          "rrr.create.affectation", "procedure.notified"]
     assert {a.split(" ", 1)[1] for o, a in operations if o != "parcel.create"} == {"agent bargny"}
     audit = client.get(f"/parcels/{parcel['id']}/audit", headers=officer).json()["entries"]
     assert audit[0]["operation"] == "procedure.notified" and audit[0]["before"]["state"] == "approved"
