@@ -332,7 +332,7 @@ def test_bornes_are_served_without_their_authors(client, db, tmp_path):
     for response in (created, page, items, one, client.get(f"/bornes/{bid}")):
         assert "Zqxdiop" not in response.text and "agent bargny" not in response.text
         assert "author" not in response.text
-    assert client.get("/ogc/collections").json()["collections"][-1]["id"] == "bornes"
+    assert "bornes" in {c["id"] for c in client.get("/ogc/collections").json()["collections"]}
     # A change needs the ETag and a reason; an anonymous write is refused; a refusal writes nothing.
     stale = client.patch(f"/bornes/{bid}", headers={**officer, "If-Match": '"9-abc"'},
                          json={"type": "Feature", "geometry": None, "properties": {"label": "B8", "reason": "x"}})
