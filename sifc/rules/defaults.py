@@ -45,6 +45,10 @@ def load(session: Session, data_dir: Path) -> int:
     path = data_dir / FILE
     if not path.is_file():
         return 0
+    # A database still before migration 0018 (the migration tests load the reference into older schemas) has
+    # no defaults to hold: the reference loads without them, as it did then.
+    if session.execute(text("SELECT to_regclass('setting_default')")).scalar() is None:
+        return 0
     changed = 0
     for entry in read(path):
         result = session.execute(text("""

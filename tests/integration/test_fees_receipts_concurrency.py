@@ -4,7 +4,7 @@ Real connections (one per thread, the service's role), committed data: each paym
 next number with ``INSERT … ON CONFLICT DO UPDATE … RETURNING`` on ``receipt_counter`` in its own
 transaction; a payment rolled back while holding the row gives its number back to the next one. The
 payments go to three files, so that they queue on the counter row and not only on one file's lock. The
-year (2019) and the place (a far corner of Sandiara) are this test's own; it removes what it wrote.
+year (2019) and the place (a far corner of Sandiara) are this test's own, in a database of its own.
 """
 
 from __future__ import annotations
@@ -43,9 +43,22 @@ def _origin(session) -> tuple[float, float]:
 
 
 @pytest.fixture
-def files(engine, admin_engine) -> Iterator[dict[str, Any]]:
-    """Three files of Sandiara with a fee of 1 000 000 F, receipts numbered by SIFC; removed afterwards."""
+def files(fresh_db) -> Iterator[dict[str, Any]]:
+    """Three files of Sandiara with a fee of 1 000 000 F, receipts numbered by SIFC, in a database of their own.
+
+    The payments are committed by real connections: a database of the module's own (dropped afterwards) keeps
+    them, and their journal, out of the database the other tests share.
+    """
     made: dict[str, Any] = {"parcels": [], "procedures": []}
+    engine = make_engine(fresh_db.db_url)
+    try:
+        _make(engine, made)
+    finally:
+        engine.dispose()
+    yield made
+
+
+def _make(engine, made: dict[str, Any]) -> None:
     with transaction(engine) as session:
         set_rules(session, SANDIARA, on=date(YEAR, 1, 1), receipt_mode="recu_pdf")
         source = sources.create(session, data=sources.SourceInput(
@@ -68,33 +81,10 @@ def files(engine, admin_engine) -> Iterator[dict[str, Any]]:
             made["procedures"].append(procedures.register(session, data=procedures.ProcedureInput(
                 parcel_id=made["parcels"][-1], applicants=[{"party_id": str(party), "share": "1"}],
                 registered_on=date(YEAR, 2, 1), reference=f"FEES-CC-{index}"), by=None, author=AUTHOR))
-    yield made
-    _remove(admin_engine, made)
 
 
-def _remove(admin_engine, made: dict[str, Any]) -> None:
-    with admin_engine.begin() as conn:
-        conn.execute(text("SET LOCAL session_replication_role = replica"))  # past the append-only guards
-        for column, ids in (("procedure_id", made["procedures"]), ("parcel_id", made["parcels"])):
-            tables = conn.execute(text("""
-                SELECT c.table_name FROM information_schema.columns c
-                JOIN information_schema.tables t USING (table_schema, table_name)
-                WHERE c.table_schema = 'public' AND c.column_name = :column AND t.table_type = 'BASE TABLE'"""),
-                {"column": column}).scalars().all()
-            for table in sorted(tables, key=lambda name: name == "tenure_procedure"):
-                conn.execute(text(f'DELETE FROM "{table}" WHERE {column} = ANY(CAST(:ids AS uuid[]))'), {"ids": ids})
-        conn.execute(text("DELETE FROM tenure_procedure WHERE id = ANY(CAST(:ids AS uuid[]))"),
-                     {"ids": made["procedures"]})
-        conn.execute(text("DELETE FROM receipt_counter WHERE commune_code = :c AND year = :y"),
-                     {"c": SANDIARA, "y": YEAR})
-        conn.execute(text("DELETE FROM fee_schedule WHERE id = :id"), {"id": made["schedule"]})
-        conn.execute(text("DELETE FROM source_document WHERE id = :id"), {"id": str(made["source"])})
-        conn.execute(text("DELETE FROM party_version WHERE party_id = :id"), {"id": str(made["party"])})
-        conn.execute(text("DELETE FROM commune_setting WHERE commune_code = :c AND set_by = 'tests'"), {"c": SANDIARA})
-
-
-def test_twenty_concurrent_payments_and_one_rolled_back_leave_receipts_1_to_20(settings, files):
-    engine = make_engine(settings.db_url, pool_size=THREADS + 1, application_name="sifc-tests-receipts")
+def test_twenty_concurrent_payments_and_one_rolled_back_leave_receipts_1_to_20(fresh_db, files):
+    engine = make_engine(fresh_db.db_url, pool_size=THREADS + 1, application_name="sifc-tests-receipts")
     start = threading.Barrier(THREADS + 1)
     taken = threading.Event()
 
@@ -126,7 +116,7 @@ def test_twenty_concurrent_payments_and_one_rolled_back_leave_receipts_1_to_20(s
     finally:
         engine.dispose()
     assert numbers == list(range(1, THREADS + 1))
-    reader = make_engine(settings.db_url, pool_size=1)
+    reader = make_engine(fresh_db.db_url, pool_size=1)
     try:
         with transaction(reader) as session:
             stored = session.execute(text("""
