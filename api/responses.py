@@ -4,12 +4,23 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, WithJsonSchema
 
 GEOJSON = "application/geo+json"
 # A file's bytes, as OpenAPI 3.1 documents a body that is not JSON.
 BINARY_SCHEMA: dict[str, Any] = {"type": "string", "format": "binary"}
+
+
+def answer(body: object, *, status: int = 200, tag: str | None = None, location: str | None = None) -> Response:
+    """A record as JSON bytes (orjson), with its ETag and its Location when it has them."""
+    headers = {}
+    if tag:
+        headers["ETag"] = tag
+    if location:
+        headers["Location"] = location
+    return Response(orjson.dumps(body), status_code=status, media_type="application/json", headers=headers)
 
 
 class GeoJSONResponse(JSONResponse):

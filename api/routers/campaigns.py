@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-import orjson
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
@@ -19,6 +18,7 @@ from api.bounded import ProcedureDate, StepDate
 from api.deps import PrincipalDep, SessionDep, allow
 from api.preconditions import PRECONDITION_RESPONSES, IfMatch, etag, expected
 from api.problems import language
+from api.responses import answer
 from api.schemas.records import Open
 from sifc.auth.principal import Action, Principal
 from sifc.commission import campaigns, claims, display
@@ -34,14 +34,6 @@ Id = Annotated[str, Path(max_length=64)]
 JSON = "application/json"
 
 
-def answer(body: Any, *, status: int = 200, tag: str | None = None, location: str | None = None) -> Response:
-    """JSON bytes with the record's ETag and Location, when it has them."""
-    headers = {}
-    if tag:
-        headers["ETag"] = tag
-    if location:
-        headers["Location"] = location
-    return Response(orjson.dumps(body), status_code=status, media_type=JSON, headers=headers)
 
 
 class CampaignOut(Open):

@@ -11,7 +11,6 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-import orjson
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
@@ -19,6 +18,7 @@ from pydantic import BaseModel, Field
 from api.bounded import RightStart
 from api.deps import PrincipalDep, SessionDep, allow
 from api.preconditions import PRECONDITION_RESPONSES, IfMatch, etag, expected
+from api.responses import answer
 from api.schemas.records import Open
 from sifc.auth.principal import Action, Principal
 from sifc.commission import disputes
@@ -29,14 +29,6 @@ Id = Annotated[str, Path(max_length=64)]
 Kind = Literal["limites", "succession", "double_affectation", "occupation", "autre"]
 
 
-def answer(body: object, *, status: int = 200, tag: str | None = None, location: str | None = None) -> Response:
-    """JSON bytes with the dispute's ETag."""
-    headers = {}
-    if tag:
-        headers["ETag"] = tag
-    if location:
-        headers["Location"] = location
-    return Response(orjson.dumps(body), status_code=status, media_type="application/json", headers=headers)
 
 
 class DisputeParcelOut(Open):

@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 from api.bounded import CarryIndex, DeclaredArea, MutationDate
 from api.deps import PrincipalDep, SessionDep, allow
 from api.preconditions import PRECONDITION_RESPONSES, IfMatch, etag, expected, version_from_etag
-from api.routers.tenure import answer
+from api.responses import answer
 from api.schemas.records import LineageOut, MutationResultOut
 from sifc import mutations
 from sifc.auth.principal import Action, Principal

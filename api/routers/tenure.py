@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-import orjson
 from fastapi import APIRouter, File, Path, Query, UploadFile
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
@@ -28,7 +27,7 @@ from api.bounded import (
 from api.deps import PrincipalDep, SessionDep, SettingsDep, allow
 from api.preconditions import PRECONDITION_RESPONSES, IfMatch, etag, expected
 from api.preconditions import AtParam as At
-from api.responses import binary
+from api.responses import answer, binary
 from api.schemas.records import (
     SOURCE_FILE_TYPES,
     ParcelAuditOut,
@@ -55,14 +54,6 @@ Id = Annotated[str, Path(max_length=64)]
 JSON = "application/json"
 
 
-def answer(body: Any, *, status: int = 200, tag: str | None = None, location: str | None = None) -> Response:
-    """JSON bytes (orjson) with the record's ETag."""
-    headers = {}
-    if tag:
-        headers["ETag"] = tag
-    if location:
-        headers["Location"] = location
-    return Response(orjson.dumps(body), status_code=status, media_type=JSON, headers=headers)
 
 
 # --- parties -------------------------------------------------------------------------------
