@@ -66,7 +66,27 @@ STATEFUL = settings(max_examples=SCENARIOS, stateful_step_count=12, deadline=Non
                     suppress_health_check=list(HealthCheck), phases=[Phase.generate])
 
 # Operations no generated request of a role can answer with a 2xx, and why (kept minimal).
-UNREACHABLE: dict[tuple[str, str], str] = {}
+_CAMPAIGN = "a campaign's workflow (parcels with presumed holders, an open display period): no steering yet"
+_SESSION = "a session's workflow (agenda of eligible procedures, attendees, quorum, deliberation): no steering yet"
+_FEES = "a fee schedule citing a deliberation, then a procedure assessed and paid: no steering yet"
+_DISPUTE = "a dispute's bodies (parties, steps, outcome, an overlap job): no steering yet"
+UNREACHABLE: dict[tuple[str, str], str] = {
+    **{("POST", f"/campaigns/{{campaign_id}}/{end}"): _CAMPAIGN for end in (
+        "display-documents", "display-periods", "display-periods/{period_id}/close", "parcels", "register")},
+    ("GET", "/claims/{claim_id}"): "a claim needs an open display period of a campaign: " + _CAMPAIGN,
+    ("POST", "/claims"): "needs an open display period of a campaign: " + _CAMPAIGN,
+    ("POST", "/claims/{claim_id}/resolve"): "needs a claim: " + _CAMPAIGN,
+    **{(method, f"/sessions/{{session_id}}/{end}"): _SESSION for method, end in (
+        ("PUT", "agenda"), ("POST", "agenda"), ("DELETE", "agenda/{procedure_id}"), ("POST", "attendees"),
+        ("POST", "close-agenda"), ("POST", "deliberate"), ("POST", "documents"))},
+    **{("GET", f"/document-jobs/{{job_id}}{end}"): "a job printing a deliberated session's documents: " + _SESSION
+       for end in ("", "/pdf", "/zip")},
+    ("POST", "/fee-schedules"): _FEES, ("POST", "/payments"): _FEES, ("POST", "/payments/{payment_id}/cancel"): _FEES,
+    ("GET", "/payments/{payment_id}/receipt.pdf"): _FEES, ("GET", "/procedures/{procedure_id}/fees"): _FEES,
+    ("GET", "/communes/{code}/bordereau"): "a period of payments (query) of a commune that collected: " + _FEES,
+    **{("POST", f"/disputes{end}"): _DISPUTE for end in ("", "/from-overlap", "/{dispute_id}/steps",
+                                                          "/{dispute_id}/close")},
+}
 
 # Writes on the current version of a record: (its id's name, the path that reads it, for its ETag).
 WRITES_ON_CURRENT = {
@@ -77,6 +97,11 @@ WRITES_ON_CURRENT = {
     "/parcels/{parcel_id}": ("parcel_id", "/parcels/{parcel_id}"),
     "/bornes/{borne_id}": ("borne_id", "/bornes/{borne_id}"),
     "/bornes/{borne_id}/retire": ("borne_id", "/bornes/{borne_id}"),
+    "/localites/{localite_id}": ("localite_id", "/localites/{localite_id}"),
+    "/claims/{claim_id}/resolve": ("claim_id", "/claims/{claim_id}"),
+    **{f"/disputes/{{dispute_id}}/{end}": ("dispute_id", "/disputes/{dispute_id}") for end in ("steps", "close")},
+    **{f"/sessions/{{session_id}}/{end}": ("session_id", "/sessions/{session_id}")
+       for end in ("agenda", "agenda/{procedure_id}", "attendees", "close-agenda", "deliberate")},
 }
 
 # A part of Bargny with no demonstration parcel: new parcels go on a grid of 21 m squares there.
@@ -139,6 +164,7 @@ class Steering:
         self.procedures: list[str] = []  # created by this run, to take their next step
         self.rights: list[str] = []  # created by this run, to change and end
         self.bornes: list[str] = []  # created by this run, to change and retire
+        self.localites: list[str] = []  # created by this run, to change and delete
         self.packages: list[str] = []  # checked out by this run's role and still open, to return, lose, hand over
         self.zips: dict[str, bytes] = {}  # each package's zip as downloaded, the file a return sends back
         self.calls: Counter[str] = Counter()
@@ -235,13 +261,15 @@ class Steering:
                 params["rrr_id"] = self.rights[0] if self.rights else NOWHERE
             if params.get("borne_id") == self.known["path"]["/bornes/{borne_id}"]["borne_id"]:
                 params["borne_id"] = self.bornes[0] if self.bornes else NOWHERE
+            if params.get("localite_id") == self.known["path"].get("/localites/{localite_id}", {}).get("localite_id"):
+                params["localite_id"] = self.localites[0] if self.localites else NOWHERE
             if params.get("package_id") == self.known["path"]["/field/packages/{package_id}"]["package_id"]:
                 params["package_id"] = self.packages[0] if self.packages else NOWHERE
             case.path_parameters = params
         if path in WRITES_ON_CURRENT:
             kind, resource = WRITES_ON_CURRENT[path]
             pool = {"rrr_id": self.rights, "procedure_id": self.procedures, "borne_id": self.bornes,
-                    "parcel_id": [square.id for square in self.squares]}.get(kind, [])
+                    "localite_id": self.localites, "parcel_id": [square.id for square in self.squares]}.get(kind, [])
             if pool and self.chance(0.6):
                 case.path_parameters = params = {**params, kind: self.random.choice(pool)}
             if kind in params and self.chance(0.8):  # read before writing: the current version's ETag
@@ -325,6 +353,23 @@ class Steering:
         elif path == "/field/packages/{package_id}/reassign" and self.chance(0.6):
             if self.take_package(case) is not None:
                 case.body = {"to": self.known["usernames"]["agent_foncier"], "reason": "changement d'équipe"}
+        elif (method, path) == ("POST", "/communes/{code}/settings/{setting_key}") and self.chance(0.6):
+            case.path_parameters = {"code": BARGNY, "setting_key": "claim_days"}  # the demonstration's value again
+            case.body = {"value": 30, "valid_from": TODAY, "source": "délibération n° 7 du conseil municipal"}
+        elif (method, path) == ("POST", "/localites") and self.chance(0.8):
+            corner = self.new_square()["coordinates"][0][0]
+            case.body = {"type": "Feature", "geometry": {"type": "Point", "coordinates": corner},
+                         "properties": {"name": f"Keur {self.role} {self.calls[case.operation.label]}",
+                                        "kind": "hameau", "commune_code": BARGNY}}
+        elif (method, path) == ("PATCH", "/localites/{localite_id}") and self.chance(0.6):
+            name = f"Keur {self.role} {self.calls[case.operation.label]} bis"
+            case.body = {"type": "Feature", "geometry": None, "properties": {"name": name, "reason": "nom en usage"}}
+        elif (method, path) == ("POST", "/sessions") and self.chance(0.6):
+            case.body = {"commune_code": BARGNY, "kind": "commission_domaniale", "held_on": TODAY,
+                         "reference": f"session {self.role} {self.calls[case.operation.label]}"}
+        elif (method, path) == ("POST", "/campaigns") and self.chance(0.6):
+            case.body = {"commune_code": BARGNY, "name": f"campagne {self.role} {self.calls[case.operation.label]}",
+                         "area": {"kind": "bbox", "bbox": FIELD_AREA["bbox"]}}
         elif path == "/auth/token" and self.chance(0.5):
             case.body = {"username": self.known["usernames"].get(self.role, "st.lecteur"), "password": PASSWORD}
 
@@ -355,6 +400,11 @@ class Steering:
             self.rights.append(body["id"])
         elif (method, path) == ("POST", "/bornes") and isinstance(body, dict):
             self.bornes.append(body["id"])
+        elif (method, path) == ("POST", "/localites") and isinstance(body, dict):
+            self.localites.append(body["id"])
+        elif (method, path) == ("DELETE", "/localites/{localite_id}"):
+            if case.path_parameters["localite_id"] in self.localites:
+                self.localites.remove(case.path_parameters["localite_id"])
         elif (method, path) == ("POST", "/field/packages") and isinstance(body, dict):
             self.packages.append(body["id"])
         elif path.startswith("/field/packages/{package_id}/") and method == "POST":
@@ -388,10 +438,10 @@ def _machine(schema: Any, steering: Steering, outcome: Outcome) -> type:
 
 
 CREATIONS = ("POST /parcels", "POST /parties", "POST /sources", "POST /imports", "POST /parcels/{parcel_id}/rights",
-             "POST /procedures", "POST /bornes", "POST /field/packages")
+             "POST /procedures", "POST /bornes", "POST /field/packages", "POST /localites")
 LAST = ("POST /parcels/{parcel_id}/retire", "POST /rights/{rrr_id}/end", "POST /parcels/merge",
         "POST /bornes/{borne_id}/retire", "POST /field/packages/{package_id}/lost",
-        "POST /field/packages/{package_id}/reassign")
+        "POST /field/packages/{package_id}/reassign", "DELETE /localites/{localite_id}")
 
 
 def _order(operation: Any) -> tuple[int, int]:
@@ -488,6 +538,17 @@ def _field_return_with_rejects(base: str, admin: dict[str, str], folder: Path) -
     return str(package["id"]), str(job["id"])
 
 
+def _registration(base: str, admin: dict[str, str], party: str) -> dict[str, str]:
+    """A request the administrator registered on a new parcel: its file number and the récépissé's tracking code."""
+    feature = {"type": "Feature", "properties": {"reason": "levé"},
+               "geometry": _square(-17.2110, 14.7110, -17.2108, 14.7112)}
+    parcel = _post(base, "/parcels", admin, json.dumps(feature).encode(), "application/json")
+    body = {"parcel_id": parcel["id"], "registered_on": TODAY, "purpose": "habitation",
+            "applicants": [{"party_id": party, "share": "1"}]}
+    made = _post(base, "/procedures", admin, json.dumps(body).encode(), "application/json")
+    return {"reference": str(made.get("reference") or made["id"]), "code": str(made["tracking_code"])}
+
+
 def _known(base: str, settings: Any, admin: dict[str, str], folder: Path) -> dict[str, Any]:
     """Ids of the demonstration data of Bargny (read as the superuser) and a few made by the administrator."""
     engine = create_engine(settings.admin_url, poolclass=NullPool)
@@ -506,6 +567,15 @@ def _known(base: str, settings: Any, admin: dict[str, str], folder: Path) -> dic
         nicad = one("SELECT nicad FROM parcel WHERE commune_code = :c AND valid_to IS NULL AND nicad IS NOT NULL "
                     "ORDER BY nicad LIMIT 1")
         borne = one("SELECT borne_id FROM borne WHERE commune_code = :c ORDER BY borne_id LIMIT 1")
+        # the records of the newer routes the demonstration holds (None where it holds none)
+        newer = {name: conn.execute(text(sql), {"c": BARGNY}).scalar() for name, sql in (
+            ("localite_id", "SELECT localite_id FROM localite_version WHERE commune_code = :c ORDER BY localite_id"),
+            ("campaign_id", "SELECT id FROM campaign WHERE commune_code = :c ORDER BY id"),
+            ("claim_id", "SELECT id FROM claim WHERE commune_code = :c ORDER BY id"),
+            ("dispute_id", "SELECT id FROM dispute WHERE commune_code = :c ORDER BY id"),
+            ("session_id", "SELECT id FROM council_session WHERE commune_code = :c ORDER BY id"),
+            ("payment_id", "SELECT id FROM payment WHERE commune_code = :c ORDER BY id"),
+            ("fee_procedure", "SELECT procedure_id FROM procedure_fee WHERE commune_code = :c ORDER BY 1"))}
     engine.dispose()
     attached = _post(base, f"/sources/{source}/files", admin, *_multipart("file", "pv.pdf", PDF, "application/pdf"))
     status, _, fiche = get(f"{base}/parcels/{rights_parcel}/fiche.pdf", timeout=60)
@@ -570,11 +640,39 @@ def _known(base: str, settings: Any, admin: dict[str, str], folder: Path) -> dic
     for suffix in ("", "/items", "/queryables", "/sortables"):
         path[f"/ogc/collections/{{collection_id}}{suffix}"] = {"collection_id": "parcels"}
     path["/sources/{source_id}/files"] = {"source_id": source}
+    made = {"campaign_id": ("/campaigns", {"commune_code": BARGNY, "name": "campagne du parcours",
+                                           "area": {"kind": "bbox", "bbox": FIELD_AREA["bbox"]}}),
+            "session_id": ("/sessions", {"commune_code": BARGNY, "kind": "commission_domaniale", "held_on": TODAY,
+                                         "reference": "session du parcours"}),
+            "dispute_id": ("/disputes", {"commune_code": BARGNY, "kind": "limites", "parcel_ids": [str(rights_parcel)],
+                                         "opened_on": TODAY, "source_ids": [source]})}
+    for name, (route, body) in made.items():  # made by the administrator where the demonstration has none
+        if newer[name] is None:
+            try:
+                newer[name] = _post(base, route, admin, json.dumps(body).encode(), "application/json")["id"]
+            except urllib.error.HTTPError as refused:  # left unsteered: the coverage check names the route
+                print(f"{route}: {refused.code} {refused.read()[:300]!r}")
+    for suffix in ("fees", "overdue", "bordereau", "settings", "localites"):
+        path[f"/communes/{{code}}/{suffix}"] = {"code": BARGNY}
+    path["/communes/{code}/settings/{setting_key}/history"] = {"code": BARGNY, "setting_key": "claim_days"}
+    for name, routes in (("localite_id", ("/localites/{localite_id}", "/localites/{localite_id}/history")),
+                         ("campaign_id", ("/campaigns/{campaign_id}", "/campaigns/{campaign_id}/parcels")),
+                         ("claim_id", ("/claims/{claim_id}",)), ("dispute_id", ("/disputes/{dispute_id}",)),
+                         ("session_id", ("/sessions/{session_id}",)),
+                         ("payment_id", ("/payments/{payment_id}/receipt.pdf",))):
+        if newer[name] is not None:
+            path.update({route: {name: str(newer[name])} for route in routes})
+    if newer["fee_procedure"] is not None:
+        path["/procedures/{procedure_id}/fees"] = {"procedure_id": str(newer["fee_procedure"])}
+    path["/procedures/{procedure_id}/recepisse.pdf"] = {"procedure_id": notified}
+    path["/suivi/{reference}/{code}"] = _registration(base, admin, party)
     path["/parties/{party_id}"] = {"party_id": party}
     point = {"lon": -17.2283, "lat": 14.6933}
     query = {"/locate": point, "/parcels/at": point, "/parcels/near": {**point, "distance": 100},
              "/parcels/nearest": {**point, "k": 3}, "/parcels/in-bbox": {"bbox": "-17.2290,14.6920,-17.2270,14.6940"},
-             "/ogc/collections/{collection_id}/items": {"limit": 10}}
+             "/ogc/collections/{collection_id}/items": {"limit": 10},
+             **{route: {"commune_code": BARGNY} for route in ("/fee-schedules", "/campaigns", "/claims", "/disputes",
+                                                               "/sessions")}}
     return {"path": path, "query": query, "parcel": parcel, "party": party, "source": source, "survey": survey,
             "fiche": fiche}
 
