@@ -25,6 +25,11 @@ const state = {
   hidden: new Set(readJson(localStorage.getItem("sifc.hidden"), [])),
 };
 
+// The map starts below the bar, which wraps onto more lines on a narrow screen or with a long user name.
+const bar = document.getElementById("bar");
+new ResizeObserver(() => document.documentElement.style.setProperty("--bar-height", `${bar.offsetHeight}px`))
+  .observe(bar);
+
 function readJson(text, fallback) {
   try { return text ? JSON.parse(text) : fallback; } catch { return fallback; }
 }

@@ -48,7 +48,7 @@ def _count(settings, sql: str) -> int:
 
 def test_gdal_lists_the_collections(server):
     layers = [row[0] for row in pyogrio.list_layers(f"OAPIF:{server}/ogc")]
-    assert sorted(layers) == ["arrondissements", "bornes", "communes", "departments", "parcels", "poles", "regions"]
+    assert sorted(layers) == COLLECTIONS
 
 
 def test_gdal_reads_every_parcel_exactly_once_across_pages(server, fresh_db):
@@ -94,9 +94,9 @@ def test_gdal_case_insensitive_like_reaches_the_server(server, server_log, fresh
 
 
 # OWSLib, the Python client of OGC web services, reads every collection.
-COLLECTIONS = ["arrondissements", "bornes", "communes", "departments", "parcels", "poles", "regions"]
+COLLECTIONS = ["arrondissements", "bornes", "communes", "departments", "localites", "parcels", "poles", "regions"]
 TABLES = {"arrondissements": "arrondissement", "bornes": "borne", "communes": "commune", "departments": "department",
-          "parcels": "parcel", "poles": "pole", "regions": "region"}
+          "localites": "localite", "parcels": "parcel", "poles": "pole", "regions": "region"}
 
 
 def _gdal_tool(*args: str) -> subprocess.CompletedProcess[str]:
