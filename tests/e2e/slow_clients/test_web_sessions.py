@@ -76,6 +76,9 @@ def _surveyed(server: str, token: str, parcel: str, n: int) -> dict:
 def test_an_officer_deliberates_a_session_from_the_page(browser_context, server):
     with web_map._watched(browser_context, server) as page:
         token = _sign_in(page, server, "agent.bargny")
+        # The demo makes fees due before the deliberation; this page's story is the session's, not the régie's.
+        web_map._call(server, "POST", f"/communes/{BARGNY}/settings/fees_required_before", token, {
+            "value": {}, "valid_from": date.today().isoformat(), "source": "test : aucune redevance avant la séance"})
         procedures = [_surveyed(server, token, parcel, n)
                       for n, parcel in enumerate(_free_parcels(server, token, 2))]
         deliberation, _ = web_map._call(server, "POST", "/sources", token, {
