@@ -30,7 +30,7 @@ def test_the_map_labels_the_localites_and_credits_openstreetmap(page, server):
     web_map._shot(page, "localites")
     page.uncheck("#legend [data-layer-group=localites]")
     page.wait_for_function("() => document.querySelectorAll('.localite-label').length === 0")
-    assert web_map._rendered(page, "localites-points") == 0
+    assert page.evaluate("window.sifc.map.getLayoutProperty('localites-points', 'visibility')") == "none"
     page.check("#legend [data-layer-group=localites]")
 
 
