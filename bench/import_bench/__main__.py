@@ -18,6 +18,11 @@ def _dataset_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--data-dir", type=Path, default=BENCH / "data", help="where datasets are generated")
     parser.add_argument("--regenerate", action="store_true", help="write the dataset again even if it exists")
+    parser.add_argument("--per-commune", type=int, metavar="K",
+                        help="at most K parcels per commune, Dialacoto first, then the communes of its region, pole "
+                             "and country by area (beyond the two million Dialacoto holds); read from the template")
+    parser.add_argument("--format", choices=("shp", "gpkg"), default="shp",
+                        help="shapefile (default) or GeoPackage (beyond a shapefile's 2 GB)")
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -67,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         except Exception:  # no server: the generator falls back to a circle inside the commune
             url = None
         dataset = generate(args.data_dir, parcels=args.parcels, defect_rate=args.defect_rate, seed=args.seed,
-                           admin_url=url, force=args.regenerate)
+                           admin_url=url, force=args.regenerate, per_commune=args.per_commune, fmt=args.format)
         print(dataset.shapefile)
         return 0
     if args.command == "profile":

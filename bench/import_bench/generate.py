@@ -14,6 +14,14 @@ Defects are injected at a stated rate, split evenly among four kinds, each in a 
 own so that no two defects touch the same parcel or neighbouring parcels (their expected
 outcomes cannot interact). The ground truth (kind, features involved, expected outcome of each)
 is written beside the shapefile.
+
+Beyond what one commune holds (Dialacoto takes about two million parcels), ``per_commune``
+fills communes one after the other, ``per_commune`` parcels each: Dialacoto first, then the
+other communes of its region, of its pole, then of the country, each group by area descending
+(communes too small for their share are skipped). Each commune is laid out as above, with its
+own random stream, its own defects and its own NICAD prefix, and written as soon as it is made,
+so the generator's memory is bounded by one commune's share, not by the file: ten million
+parcels go into a GeoPackage (a shapefile stops at 2 GB) through one Arrow stream.
 """
 
 from __future__ import annotations
@@ -21,9 +29,12 @@ from __future__ import annotations
 import csv
 import json
 import math
+import shutil
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import shapely
@@ -53,6 +64,10 @@ IGNORED_WARNINGS = ("provisional_commune",)  # every parcel of Dialacoto carries
 
 CRS_WKT_EPSG = "EPSG:32628"
 
+# Output formats: GDAL driver and suffix. The shapefile stays the default of the sizes measured so far.
+FORMATS = {"shp": ("ESRI Shapefile", ".shp"), "gpkg": ("GPKG", ".gpkg")}
+STREAM_BATCH = 50_000  # features per Arrow batch handed to GDAL
+
 
 @dataclass
 class Expected:
@@ -74,9 +89,11 @@ class Defect:
     features: list[Expected]
 
 
-def dataset_name(parcels: int, defect_rate: float, seed: int, commune: str = COMMUNE_CODE) -> str:
+def dataset_name(parcels: int, defect_rate: float, seed: int, commune: str = COMMUNE_CODE,
+                 per_commune: int | None = None, fmt: str = "shp") -> str:
     """File stem of a dataset: its parameters, so a cached file is reused only when they match."""
-    return f"parcelles_{parcels}_r{defect_rate:g}_s{seed}" + ("" if commune == COMMUNE_CODE else f"_{commune}")
+    return (f"parcelles_{parcels}_r{defect_rate:g}_s{seed}" + ("" if commune == COMMUNE_CODE else f"_{commune}")
+            + ("" if per_commune is None else f"_k{per_commune}") + ("" if fmt == "shp" else f"_{fmt}"))
 
 
 def nicad_prefix(commune: str) -> str:
@@ -101,29 +118,87 @@ def commune_polygon(admin_url: str | None, code: str = COMMUNE_CODE):
     return shapely.from_wkb(bytes(row[0])), row[1]
 
 
+def commune_order(admin_url: str, first: str = COMMUNE_CODE) -> list[tuple[str, str, float]]:
+    """Communes with a boundary, as ``per_commune`` fills them: (code, boundary status, area in m²).
+
+    ``first``, then the other communes of its region, then of its pole, then the rest of the
+    country; each group by area descending, then by code (so the order never depends on the
+    database's own).
+    """
+    import psycopg
+
+    with psycopg.connect(admin_url, connect_timeout=5) as conn:
+        return [(code, status, float(area)) for code, status, area in conn.execute("""
+            WITH home AS (SELECT c.region_code, r.pole_code FROM commune c JOIN region r ON r.code = c.region_code
+                          WHERE c.code = %(first)s)
+            SELECT c.code, c.boundary_status, ST_Area(c.geom)
+            FROM commune c JOIN region r ON r.code = c.region_code CROSS JOIN home
+            WHERE c.geom IS NOT NULL
+            ORDER BY c.code = %(first)s DESC, c.region_code = home.region_code DESC,
+                     r.pole_code = home.pole_code DESC, ST_Area(c.geom) DESC, c.code""", {"first": first})]
+
+
+def _grid_inside(polygon, centre: tuple[float, float], half: int):
+    """Block origins of a (2 half + 1)² grid around ``centre``, and which lie inside ``polygon`` with the margin."""
+    pitch_x, pitch_y = BLOCK_WIDTH + STREET, BLOCK_HEIGHT + STREET
+    cols, rows = np.meshgrid(np.arange(-half, half + 1), np.arange(-half, half + 1))
+    ox = centre[0] + cols.ravel() * pitch_x - BLOCK_WIDTH / 2
+    oy = centre[1] + rows.ravel() * pitch_y - BLOCK_HEIGHT / 2
+    boxes = shapely.box(ox - BOUNDARY_MARGIN, oy - BOUNDARY_MARGIN,
+                        ox + BLOCK_WIDTH + BOUNDARY_MARGIN, oy + BLOCK_HEIGHT + BOUNDARY_MARGIN)
+    return cols, rows, ox, oy, shapely.contains(polygon, boxes)
+
+
+def _first_half(needed: int) -> int:
+    """Half-width (in blocks) of a grid whose inscribed disc holds ``needed`` blocks with room to spare."""
+    pitch_x, pitch_y = BLOCK_WIDTH + STREET, BLOCK_HEIGHT + STREET
+    return math.ceil(math.sqrt(needed * 1.5 * pitch_x * pitch_y / math.pi) / min(pitch_x, pitch_y)) + 2
+
+
+def _inscribed_centre(polygon) -> tuple[float, float]:
+    circle = shapely.maximum_inscribed_circle(polygon, tolerance=10.0)
+    return tuple(shapely.get_coordinates(circle)[0])
+
+
 def _block_origins(needed: int, polygon) -> tuple[np.ndarray, np.ndarray, tuple[float, float]]:
     """South-west corners of ``needed`` blocks inside ``polygon``, in grid (row, column) order."""
     if polygon is None:
         centre = FALLBACK_CENTRE
         polygon = shapely.Point(centre).buffer(FALLBACK_RADIUS, quad_segs=64)
     else:
-        circle = shapely.maximum_inscribed_circle(polygon, tolerance=10.0)
-        centre = tuple(shapely.get_coordinates(circle)[0])
+        centre = _inscribed_centre(polygon)
     shapely.prepare(polygon)
-    pitch_x, pitch_y = BLOCK_WIDTH + STREET, BLOCK_HEIGHT + STREET
-    half = math.ceil(math.sqrt(needed * 1.5 * pitch_x * pitch_y / math.pi) / min(pitch_x, pitch_y)) + 2
+    half = _first_half(needed)
     while True:
-        cols, rows = np.meshgrid(np.arange(-half, half + 1), np.arange(-half, half + 1))
-        ox = centre[0] + cols.ravel() * pitch_x - BLOCK_WIDTH / 2
-        oy = centre[1] + rows.ravel() * pitch_y - BLOCK_HEIGHT / 2
-        boxes = shapely.box(ox - BOUNDARY_MARGIN, oy - BOUNDARY_MARGIN,
-                            ox + BLOCK_WIDTH + BOUNDARY_MARGIN, oy + BLOCK_HEIGHT + BOUNDARY_MARGIN)
-        inside = shapely.contains(polygon, boxes)
+        cols, rows, ox, oy, inside = _grid_inside(polygon, centre, half)
         if inside.sum() >= needed or half > 2000:
             break
         half *= 2
     if inside.sum() < needed:
         raise SystemExit(f"the commune has room for {inside.sum()} blocks only, {needed} needed")
+    return _nearest(needed, centre, cols, rows, ox, oy, inside)
+
+
+def _commune_blocks(needed: int, polygon) -> tuple[np.ndarray, np.ndarray, tuple[float, float]] | None:
+    """As ``_block_origins``, the grid never growing beyond the commune's extent; None when it has no room."""
+    centre = _inscribed_centre(polygon)
+    shapely.prepare(polygon)
+    min_x, min_y, max_x, max_y = polygon.bounds
+    reach = math.ceil(max(abs(min_x - centre[0]), abs(max_x - centre[0]), abs(min_y - centre[1]),
+                          abs(max_y - centre[1])) / min(BLOCK_WIDTH + STREET, BLOCK_HEIGHT + STREET)) + 1
+    half = min(_first_half(needed), reach)
+    while True:
+        cols, rows, ox, oy, inside = _grid_inside(polygon, centre, half)
+        if inside.sum() >= needed:
+            return _nearest(needed, centre, cols, rows, ox, oy, inside)
+        if half >= reach:
+            return None
+        half = min(half * 2, reach)
+
+
+def _nearest(needed: int, centre: tuple[float, float], cols: np.ndarray, rows: np.ndarray, ox: np.ndarray,
+             oy: np.ndarray, inside: np.ndarray) -> tuple[np.ndarray, np.ndarray, tuple[float, float]]:
+    """The ``needed`` inside blocks nearest to ``centre``, in grid (row, column) order."""
     candidates = np.flatnonzero(inside)
     distance = np.hypot(ox[candidates] + BLOCK_WIDTH / 2 - centre[0], oy[candidates] + BLOCK_HEIGHT / 2 - centre[1])
     chosen = candidates[np.argsort(distance, kind="stable")[:needed]]
@@ -156,12 +231,16 @@ def _ring_area(rings: np.ndarray) -> np.ndarray:
     return np.abs(np.sum(x[:, :-1] * y[:, 1:] - x[:, 1:] * y[:, :-1], axis=1)) / 2
 
 
-def _nicads(count: int, seed: int, prefix: str = "12040") -> np.ndarray:
-    """``count`` distinct 16-digit NICADs that look scattered: an affine map modulo 10^11."""
+def _nicads(count: int, seed: int, prefix: str = "12040", start: int = 0) -> np.ndarray:
+    """``count`` distinct 16-digit NICADs that look scattered: an affine map modulo 10^11.
+
+    ``start``: the index of the first one; communes sharing a prefix (those of one department) take
+    successive ranges of indexes, so their NICADs stay distinct.
+    """
     modulus = 10**11
     step = 7_919_000_003  # odd and not a multiple of 5: coprime with 10^11, so the map is a bijection
     offset = (seed * 2_654_435_761) % modulus
-    numbers = (np.arange(count, dtype=np.int64) * step + offset) % modulus
+    numbers = (np.arange(start, start + count, dtype=np.int64) * step + offset) % modulus
     return np.array([f"{prefix}{n:011d}" for n in numbers.tolist()], dtype=object)
 
 
@@ -174,45 +253,46 @@ def _defect_counts(total: int) -> dict[str, int]:
 class Dataset:
     """Paths and parameters of a generated dataset."""
 
-    shapefile: Path
+    shapefile: Path  # the data file: a shapefile, or a GeoPackage when generated with fmt="gpkg"
     truth_json: Path
     truth_csv: Path
     parcels: int
     features: int
     defects: dict[str, int]
     seconds: float = 0.0
+    communes: list[str] = field(default_factory=list)
+
+    @property
+    def file(self) -> Path:
+        """The data file, whatever its format."""
+        return self.shapefile
 
 
-def generate(out_dir: Path, *, parcels: int, defect_rate: float = 0.005, seed: int = 42, jitter: float = 0.4,
-             admin_url: str | None = None, force: bool = False, log=print, commune: str = COMMUNE_CODE) -> Dataset:
-    """Write the shapefile and its ground truth into ``out_dir`` (reused when already there).
+@dataclass
+class _Share:
+    """One commune's part of the file: its features in file order and its defects (positions within it)."""
 
-    ``commune``: the commune every parcel lies in (default Dialacoto); another one must be readable
-    from ``admin_url`` (no fallback circle), and its NICADs start with its own digits.
-    """
-    stem = dataset_name(parcels, defect_rate, seed, commune)
-    shp, truth_json, truth_csv = out_dir / f"{stem}.shp", out_dir / f"{stem}.truth.json", out_dir / f"{stem}.truth.csv"
-    if truth_json.exists() and shp.exists() and not force:
-        meta = json.loads(truth_json.read_text())
-        return Dataset(shp, truth_json, truth_csv, parcels, meta["features"], meta["defect_counts"])
-    started = time.perf_counter()
-    rng = np.random.default_rng(seed)
-    counts = _defect_counts(round(defect_rate * parcels))
-    blocks_needed = math.ceil(parcels / PARCELS_PER_BLOCK)
+    geoms: np.ndarray
+    fields: dict[str, np.ndarray]
+    defects: list[Defect]
+    counts: dict[str, int]
+    centre: tuple[float, float]
+
+
+def _check_room(parcels: int, counts: dict[str, int], defect_rate: float) -> None:
     defect_blocks = counts["overlap_copy"] + counts["sliver"] + counts["bowtie"] + 2 * counts["nicad_duplicate"]
     full_blocks = parcels // PARCELS_PER_BLOCK
     if defect_blocks > full_blocks:
         raise SystemExit(f"defect rate {defect_rate} needs {defect_blocks} blocks (one per defect, two per "
                          f"duplicated NICAD); {parcels} parcels have {full_blocks} (rate ≤ 0.02)")
 
-    found = commune_polygon(admin_url, commune)
-    polygon, status = found if found else (None, None)
-    if polygon is None and commune != COMMUNE_CODE:
-        raise SystemExit(f"commune {commune} not readable from the database")
-    if polygon is None:
-        log(f"commune {COMMUNE_CODE} not readable from the database: a circle of {FALLBACK_RADIUS:.0f} m "
-            f"around {FALLBACK_CENTRE} is used")
-    ox, oy, centre = _block_origins(blocks_needed, polygon)
+
+def _share(parcels: int, counts: dict[str, int], ox: np.ndarray, oy: np.ndarray, centre: tuple[float, float],
+           rng: np.random.Generator, *, jitter: float, seed: int, prefix: str, nicad_start: int) -> _Share:
+    """Lay out ``parcels`` parcels on the blocks ``ox``, ``oy``, inject the defects, shuffle the extras in."""
+    blocks_needed = math.ceil(parcels / PARCELS_PER_BLOCK)
+    defect_blocks = counts["overlap_copy"] + counts["sliver"] + counts["bowtie"] + 2 * counts["nicad_duplicate"]
+    full_blocks = parcels // PARCELS_PER_BLOCK
     gx, gy = _corner_grids(ox, oy, jitter, rng)
     rings = _parcel_rings(gx, gy)[:parcels]  # the last block may be partial
     true_area = _ring_area(rings)
@@ -262,7 +342,7 @@ def generate(out_dir: Path, *, parcels: int, defect_rate: float = 0.005, seed: i
     extra_use = rng.choice(np.array(LAND_USES, dtype=object), size=len(extra_geoms), p=LAND_USE_WEIGHTS)
     extras = len(extra_geoms)
     total = parcels + extras
-    nicad = _nicads(total, seed, nicad_prefix(commune))
+    nicad = _nicads(total, seed, prefix, nicad_start)
     # Duplicated NICADs: the second parcel of each pair takes the first one's NICAD.
     nicad[dup_pairs[:, 1]] = nicad[dup_pairs[:, 0]]
 
@@ -301,32 +381,170 @@ def generate(out_dir: Path, *, parcels: int, defect_rate: float = 0.005, seed: i
             Expected(int(position[first]), "nicad_holder", "rejected", ["nicad_conflict"]),
             Expected(int(position[second]), "nicad_copier", "rejected", ["nicad_conflict"]))
     defects.sort(key=lambda d: min(f.feature for f in d.features))
-    for number_, defect in enumerate(defects):
-        defect.id = number_
+    return _Share(all_geoms, fields, defects, counts, centre)
 
+
+def generate(out_dir: Path, *, parcels: int, defect_rate: float = 0.005, seed: int = 42, jitter: float = 0.4,
+             admin_url: str | None = None, force: bool = False, log=print, commune: str = COMMUNE_CODE,
+             per_commune: int | None = None, fmt: str = "shp") -> Dataset:
+    """Write the file and its ground truth into ``out_dir`` (reused when already there).
+
+    ``commune``: the commune every parcel lies in (default Dialacoto); another one must be readable
+    from ``admin_url`` (no fallback circle), and its NICADs start with its own digits.
+    ``per_commune``: at most that many parcels per commune, ``commune`` first, then the communes
+    ``commune_order`` gives (read from ``admin_url``, which is then required); written commune by
+    commune. ``fmt``: ``shp`` (ESRI Shapefile, the default) or ``gpkg`` (GeoPackage, for files
+    beyond a shapefile's 2 GB). Without ``per_commune``, the features are the same in either format.
+    """
+    if fmt not in FORMATS:
+        raise SystemExit(f"unknown format {fmt!r} (known: {', '.join(FORMATS)})")
+    if per_commune is not None and per_commune < PARCELS_PER_BLOCK:
+        raise SystemExit(f"per_commune must be at least {PARCELS_PER_BLOCK} (one block)")
+    stem = dataset_name(parcels, defect_rate, seed, commune, per_commune, fmt)
+    path = out_dir / f"{stem}{FORMATS[fmt][1]}"
+    truth_json, truth_csv = out_dir / f"{stem}.truth.json", out_dir / f"{stem}.truth.csv"
+    if truth_json.exists() and path.exists() and not force:
+        meta = json.loads(truth_json.read_text())
+        return Dataset(path, truth_json, truth_csv, parcels, meta["features"], meta["defect_counts"],
+                       communes=[c["code"] for c in meta.get("communes", [])] or [meta["commune"]])
+    started = time.perf_counter()
+    if per_commune is None:
+        shares, placement = _single_commune(parcels, defect_rate, seed, jitter, admin_url, commune, log)
+    else:
+        shares, placement = _commune_by_commune(parcels, per_commune, defect_rate, seed, jitter, admin_url, commune,
+                                                log)
     out_dir.mkdir(parents=True, exist_ok=True)
-    _write_shapefile(shp, all_geoms, fields)
-    meta = {
-        "file": shp.name, "crs": CRS_WKT_EPSG, "seed": seed, "parcels": parcels, "extra_features": extras,
+    defects: list[Defect] = []
+    communes: list[dict[str, Any]] = []
+
+    def shares_in_file_order() -> Iterator[_Share]:
+        offset = 0
+        for code, status, share in shares:
+            for defect in share.defects:
+                defect.id = len(defects)
+                for f in defect.features:
+                    f.feature += offset
+                defects.append(defect)
+            features = len(share.geoms)
+            communes.append({"code": code, "boundary_status": status, "first_feature": offset, "features": features,
+                             "parcels": features - share.counts["overlap_copy"] - share.counts["sliver"],
+                             "defect_counts": share.counts,
+                             "layout_centre": [round(share.centre[0], 3), round(share.centre[1], 3)]})
+            offset += features
+            yield share
+
+    if per_commune is None and fmt == "shp":
+        share = next(shares_in_file_order())
+        _write_shapefile(path, share.geoms, share.fields)
+    else:
+        _write_stream(path, fmt, shares_in_file_order())
+    counts = {kind: sum(c["defect_counts"][kind] for c in communes) for kind in KINDS}
+    total = sum(c["features"] for c in communes)
+    first = communes[0]
+    meta: dict[str, Any] = {
+        "file": path.name, "crs": CRS_WKT_EPSG, "seed": seed, "parcels": parcels, "extra_features": total - parcels,
         "features": total, "defect_rate": defect_rate, "defect_counts": counts, "jitter_m": jitter,
-        "commune": commune, "commune_boundary_status": status,
-        "placement": "database commune polygon" if polygon is not None else "fallback circle",
-        "layout_centre": [round(centre[0], 3), round(centre[1], 3)],
+        "commune": commune, "commune_boundary_status": first["boundary_status"],
+        "placement": placement, "layout_centre": first["layout_centre"],
         "ignored_warnings": list(IGNORED_WARNINGS),
         "expectation_default": "accepted, no reason, no warning other than the ignored ones",
-        "defects": [asdict(d) for d in defects],
     }
+    if per_commune is None:
+        meta["defects"] = [asdict(d) for d in defects]
+    else:
+        code_at = np.array([c["first_feature"] for c in communes])
+        meta["per_commune"] = per_commune
+        meta["communes"] = communes
+        meta["defects"] = [{**asdict(d), "commune": communes[int(np.searchsorted(code_at, d.features[0].feature,
+                                                                                  side="right")) - 1]["code"]}
+                           for d in defects]
+    if fmt != "shp":
+        meta["format"] = fmt
     truth_json.write_text(json.dumps(meta, ensure_ascii=False, indent=1))
-    with truth_csv.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["defect", "kind", "feature", "role", "status", "reasons", "warnings"])
-        for defect in defects:
-            for f in defect.features:
-                writer.writerow([defect.id, defect.kind, f.feature, f.role, f.status, ";".join(f.reasons),
-                                 ";".join(f.warnings)])
+    _write_truth_csv(truth_csv, meta["defects"], with_commune=per_commune is not None)
     seconds = time.perf_counter() - started
-    log(f"generated {shp} ({total} features, defects {counts}) in {seconds:.1f} s")
-    return Dataset(shp, truth_json, truth_csv, parcels, total, counts, seconds)
+    log(f"generated {path} ({total} features in {len(communes)} commune(s), defects {counts}) in {seconds:.1f} s")
+    return Dataset(path, truth_json, truth_csv, parcels, total, counts, seconds, [c["code"] for c in communes])
+
+
+Shares = Iterator[tuple[str, str | None, _Share]]
+
+
+def _single_commune(parcels: int, defect_rate: float, seed: int, jitter: float, admin_url: str | None, commune: str,
+                    log) -> tuple[Shares, str]:
+    """Every parcel in ``commune``, one random stream: the layout of the files measured so far."""
+    rng = np.random.default_rng(seed)
+    counts = _defect_counts(round(defect_rate * parcels))
+    _check_room(parcels, counts, defect_rate)
+    found = commune_polygon(admin_url, commune)
+    polygon, status = found if found else (None, None)
+    if polygon is None and commune != COMMUNE_CODE:
+        raise SystemExit(f"commune {commune} not readable from the database")
+    if polygon is None:
+        log(f"commune {COMMUNE_CODE} not readable from the database: a circle of {FALLBACK_RADIUS:.0f} m "
+            f"around {FALLBACK_CENTRE} is used")
+    ox, oy, centre = _block_origins(math.ceil(parcels / PARCELS_PER_BLOCK), polygon)
+    share = _share(parcels, counts, ox, oy, centre, rng, jitter=jitter, seed=seed, prefix=nicad_prefix(commune),
+                   nicad_start=0)
+    return iter([(commune, status, share)]), "database commune polygon" if polygon is not None else "fallback circle"
+
+
+def _commune_by_commune(parcels: int, per_commune: int, defect_rate: float, seed: int, jitter: float,
+                        admin_url: str | None, first: str, log) -> tuple[Shares, str]:
+    """``per_commune`` parcels in each commune of ``commune_order``, made one commune at a time.
+
+    Each commune has its own random stream (``seed`` and its rank), its own defects (the rate
+    applied to its share) and its own NICAD prefix; NICADs are numbered across the file, so two
+    communes of one department never share one. A commune without room for its share is skipped.
+    """
+    if not admin_url:
+        raise SystemExit("per-commune generation reads the communes from the database: none reachable")
+    order = commune_order(admin_url, first)
+    if not order or order[0][0] != first:
+        raise SystemExit(f"commune {first} not readable from the database")
+    pitch_area = (BLOCK_WIDTH + STREET) * (BLOCK_HEIGHT + STREET)
+
+    def shares() -> Shares:
+        left, features, rank = parcels, 0, 0
+        for code, status, area in order:
+            if left == 0:
+                return
+            share_parcels = min(per_commune, left)
+            needed = math.ceil(share_parcels / PARCELS_PER_BLOCK)
+            if area < needed * pitch_area:
+                continue  # too small by its area alone
+            counts = _defect_counts(round(defect_rate * share_parcels))
+            _check_room(share_parcels, counts, defect_rate)
+            found = commune_polygon(admin_url, code)
+            placed = _commune_blocks(needed, found[0]) if found else None
+            if placed is None:
+                log(f"commune {code} has no room for {share_parcels} parcels: skipped")
+                continue
+            ox, oy, centre = placed
+            rng = np.random.default_rng([seed, rank])
+            share = _share(share_parcels, counts, ox, oy, centre, rng, jitter=jitter, seed=seed,
+                           prefix=nicad_prefix(code), nicad_start=features)
+            rank += 1
+            left -= share_parcels
+            features += len(share.geoms)
+            log(f"  {code}: {share_parcels} parcels ({parcels - left}/{parcels})")
+            yield code, status, share
+        if left:
+            raise SystemExit(f"the communes hold {parcels - left} parcels of {per_commune} each, {parcels} asked")
+
+    return shares(), "database commune polygons, per commune"
+
+
+def _write_truth_csv(path: Path, defects: list[dict[str, Any]], *, with_commune: bool) -> None:
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["defect", "kind", "feature", "role", "status", "reasons", "warnings"]
+                        + (["commune"] if with_commune else []))
+        for defect in defects:
+            for f in defect["features"]:
+                writer.writerow([defect["id"], defect["kind"], f["feature"], f["role"], f["status"],
+                                 ";".join(f["reasons"]), ";".join(f["warnings"])]
+                                + ([defect["commune"]] if with_commune else []))
 
 
 def _write_shapefile(path: Path, geometries: np.ndarray, fields: dict[str, np.ndarray]) -> None:
@@ -339,3 +557,40 @@ def _write_shapefile(path: Path, geometries: np.ndarray, fields: dict[str, np.nd
     write(path, shapely.to_wkb(geometries), list(fields.values()), list(fields.keys()),
           driver="ESRI Shapefile", geometry_type="Polygon", crs=CRS_WKT_EPSG, encoding="UTF-8",
           layer_options={"RESIZE": "YES"})  # narrow text fields, as GIS tools write them
+
+
+def _write_stream(path: Path, fmt: str, shares: Iterator[_Share]) -> None:
+    """Write the shares as they are made, through one Arrow stream (one GDAL session, bounded memory).
+
+    Written in a scratch directory and moved into place at the end, so an interrupted run never
+    leaves a file that looks complete. The GeoPackage's spatial index is built by GDAL at the end.
+    """
+    import pyarrow as pa
+    from pyogrio.raw import write_arrow
+
+    schema = pa.schema([("geometry", pa.binary()), ("NICAD", pa.string()), ("SECTION", pa.string()),
+                        ("NUMERO", pa.int32()), ("SUPERFICIE", pa.float64()), ("USAGE", pa.string())])
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        for share in shares:
+            for start in range(0, len(share.geoms), STREAM_BATCH):
+                part = slice(start, start + STREAM_BATCH)
+                yield pa.record_batch([pa.array(shapely.to_wkb(share.geoms[part]), pa.binary()),
+                                       *(pa.array(share.fields[name][part], schema.field(name).type)
+                                         for name in schema.names[1:])], schema=schema)
+
+    scratch = path.parent / f".partial-{path.stem}"
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir(parents=True)
+    driver = FORMATS[fmt][0]
+    write_arrow(pa.RecordBatchReader.from_batches(schema, batches()), scratch / path.name, layer=path.stem,
+                driver=driver, geometry_name="geometry", geometry_type="Polygon", crs=CRS_WKT_EPSG,
+                **({"encoding": "UTF-8", "layer_options": {"RESIZE": "YES"}} if fmt == "shp"
+                   # GeoPackage 1.3, which GDAL reads without a warning from 3.3 on (the system's ogr2ogr may be old)
+                   else {"dataset_options": {"VERSION": "1.3"}}))
+    for part in path.parent.glob(f"{path.stem}.*"):
+        if part.suffix.lower() in (".shp", ".shx", ".dbf", ".prj", ".cpg", ".gpkg", ".gpkg-wal", ".gpkg-shm"):
+            part.unlink()
+    for part in scratch.iterdir():
+        part.rename(path.parent / part.name)
+    scratch.rmdir()

@@ -251,8 +251,8 @@ def main(args) -> int:
     server = Server.from_environment()
     server.ensure_template(log=lambda m: print(m, file=sys.stderr))
     dataset = generate(args.data_dir, parcels=args.parcels, defect_rate=args.defect_rate, seed=args.seed,
-                       admin_url=server.url(TEMPLATE), force=args.regenerate,
-                       log=lambda m: print(m, file=sys.stderr))
+                       admin_url=server.url(TEMPLATE), force=args.regenerate, per_commune=args.per_commune,
+                       fmt=args.format, log=lambda m: print(m, file=sys.stderr))
     truth = json.loads(dataset.truth_json.read_text())
     with tempfile.TemporaryDirectory(prefix="sifc-bench-profile-") as folder:
         work = Path(folder)

@@ -341,7 +341,8 @@ def main(args) -> int:
             revisions[method] = (revision, template)
     server.ensure_plain()
     dataset = generate(args.data_dir, parcels=args.parcels, defect_rate=args.defect_rate, seed=args.seed,
-                       admin_url=server.url(TEMPLATE), force=args.regenerate, log=log)
+                       admin_url=server.url(TEMPLATE), force=args.regenerate, log=log, per_commune=args.per_commune,
+                       fmt=args.format)
     truth = json.loads(dataset.truth_json.read_text())
     started = dt.datetime.now(dt.UTC)
     work = args.work_dir / f"{dataset.shapefile.stem}-{started:%Y%m%d-%H%M%S}"
