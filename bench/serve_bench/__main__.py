@@ -14,6 +14,12 @@ DEFAULT_TILE_PROPERTIES = ("parcel_id,version,nicad,nicad_status,commune_code,se
 def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.serve_bench", description=__doc__)
     parser.add_argument("--parcels", type=int, default=1_000_000, help="generated parcels loaded with sifc import")
+    parser.add_argument("--scales", metavar="N,N",
+                        help="serve several registry sizes in one run, alternating (e.g. 1000000,10000000): one "
+                             "database sifc_bench_serve_<N> each, loaded one commune file at a time; "
+                             "replaces --parcels")
+    parser.add_argument("--per-commune", type=int, default=200_000,
+                        help="with --scales: parcels per commune (one generated file and one import each)")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--cases", default="items,at,tiles", help="comma-separated subset of items,at,tiles")
     parser.add_argument("--rounds", type=int, default=3, help="timed rounds per side, alternating")
@@ -53,6 +59,10 @@ def main(argv: list[str] | None = None) -> int:
 
         args.case = args.profile
         return profile_main(args)
+    if args.scales:
+        from bench.serve_bench.scales import main as scales_main
+
+        return scales_main(args)
     from bench.serve_bench.runner import main as run_main
 
     return run_main(args)

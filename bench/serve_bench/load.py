@@ -37,6 +37,7 @@ class Result:
     mean_ms: float | None = None
     bytes_per_request: float | None = None
     cpu_ms_per_request: float | None = None  # the service process's CPU time (user + system) per request
+    scale: int | None = None  # the parcels of the database served (--scales)
 
 
 def ensure_tool(command: str, package: str, log=print) -> str:
