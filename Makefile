@@ -1,5 +1,5 @@
 # The two commands of the README. Everything else is in scripts/.
-.PHONY: run test test-fast test-federation lint lock bench-import bench-serve bench-refactor bench-field bench-federation
+.PHONY: run test test-fast test-federation lint lock bench-import bench-serve bench-refactor bench-field bench-federation bench-10m
 
 run:
 	bash scripts/run.sh
@@ -33,6 +33,12 @@ lock:
 BENCH_ARGS ?= --parcels 200000 --runs 3
 bench-import:
 	bash bench/import_bench/run.sh $(BENCH_ARGS)
+
+# Ten million parcels from a GeoPackage (bench/README.md, "make bench-10m"): sifc import and ogr2ogr once each, the
+# peak memory of the whole process tree and of the PostgreSQL backends serving it; checks the free disk first.
+# make bench-10m BENCH_10M_ARGS="--parcels 1000000"
+bench-10m:
+	bash bench/import_bench/run.sh big $(BENCH_10M_ARGS)
 
 # Field packages benchmark (bench/README.md): a package of 20,000 parcels against ogr2ogr -f GPKG, a return of
 # 2,000 edits against sifc import; make bench-field BENCH_FIELD_ARGS="--runs 1"

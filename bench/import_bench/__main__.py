@@ -1,4 +1,7 @@
-"""``python -m bench.import_bench [run|generate|profile] …`` (``run`` when no command is given)."""
+"""``python -m bench.import_bench [run|generate|profile|big] …`` (``run`` when no command is given).
+
+``big`` is ``make bench-10m``: ten million parcels, one run of ogr2ogr and one of sifc import (``big.py``).
+"""
 
 from __future__ import annotations
 
@@ -44,6 +47,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
                      help="drop and rebuild sifc_bench_template (after a migration was edited in place)")
     run.add_argument("--enforce-targets", action="store_true",
                      help="exit 3 when a performance target of the issue is missed")
+    run.add_argument("--sample-memory", action="store_true",
+                     help="every 0.2 s, sample the memory of each run's whole process tree and of the PostgreSQL "
+                          "backends serving it (RSS and PSS); an extra column")
 
     generate = commands.add_parser("generate", help="write the shapefile and its ground truth only")
     _dataset_options(generate)
@@ -61,7 +67,12 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["big"]:
+        from bench.import_bench.big import main as big_main
+
+        return big_main(argv[1:])
+    args = parse(argv)
     if args.command == "generate":
         from bench.import_bench.databases import TEMPLATE, Server
         from bench.import_bench.generate import generate

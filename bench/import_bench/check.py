@@ -100,3 +100,17 @@ def compare(report: dict[str, Any], truth: dict[str, Any]) -> CheckResult:
         if defects_ok.get(defect["id"]):
             result.by_kind[defect["kind"]]["found"] += 1
     return result
+
+
+def compare_rejects(rejected: dict[int, str], truth: dict[str, Any], result: CheckResult) -> None:
+    """Add to ``result`` the differences between the rejects file and the truth.
+
+    ``rejected``: feature → status (``sifc_feature``, ``sifc_status`` of the rejects GeoPackage). Every
+    feature the truth expects rejected must be in it, and no other: with ``compare``, every feature's
+    outcome is then checked twice, by the report and by the rejects file.
+    """
+    want = {f["feature"] for d in truth["defects"] for f in d["features"] if f["status"] != "accepted"}
+    for feature in sorted(want - rejected.keys()):
+        result.differences.append(f"feature {feature}: expected rejected, missing from the rejects file")
+    for feature in sorted(rejected.keys() - want):
+        result.differences.append(f"feature {feature}: in the rejects file ({rejected[feature]}), no defect injected")

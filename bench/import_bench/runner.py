@@ -25,10 +25,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.import_bench.check import compare
+from bench.import_bench.check import compare, compare_rejects
 from bench.import_bench.databases import PLAIN, REPO, RUN, TEMPLATE, Server
 from bench.import_bench.generate import Dataset, generate
-from bench.import_bench.measure import Measurement, measure
+from bench.import_bench.measure import Measurement, Sampler, measure, measure_sampled
 from bench.revision import Revision, materialise, migration_differences
 
 METHODS = ("ogr2ogr", "sifc", "geopandas")
@@ -59,6 +59,10 @@ class Run:
     timings: dict[str, float] | None = None
     check: dict[str, Any] | None = None
     error: str | None = None
+    # With sampling: peaks of the whole process tree and of the PostgreSQL backends serving it (Sampler.as_dict)
+    memory: dict[str, Any] | None = None
+    # Bytes the load left on the server: the table or database it grew, the WAL it wrote
+    sizes: dict[str, int] | None = None
 
 
 @dataclass
@@ -72,6 +76,12 @@ class Context:
     sifc: str = field(default_factory=lambda: str(REPO / ".venv" / "bin" / "sifc"))
     # Other revisions of our code by method name (``sifc@REF``), each with the template it built.
     revisions: dict[str, tuple[Revision, str]] = field(default_factory=dict)
+    # Sample the memory of each run's process tree and of its database's backends (measure.Sampler)
+    sample: bool = False
+    period: float = 0.2  # seconds between samples
+    # Where the loads go: another invocation (``big``) may use databases of its own
+    run_database: str = RUN
+    plain: str = PLAIN
 
 
 def ensure_ogr2ogr() -> str:
@@ -108,57 +118,107 @@ def _checkpoint(server: Server) -> None:
         conn.execute("CHECKPOINT")
 
 
+def _wal_lsn(server: Server) -> int:
+    with server.admin() as conn:
+        return int(conn.execute("SELECT pg_current_wal_lsn() - '0/0'::pg_lsn").fetchone()[0])
+
+
+def _database_bytes(server: Server, database: str) -> int:
+    with server.admin() as conn:
+        return int(conn.execute("SELECT pg_database_size(%s)", (database,)).fetchone()[0])
+
+
+def _measure(ctx: Context, command: list[str], *, env: dict[str, str] | None, cwd: Path, logs: Path,
+             database: str) -> tuple[Measurement, dict[str, Any] | None, dict[str, int]]:
+    """The run, its memory peaks when sampled, and what it grew on the server (database, WAL)."""
+    before, wal = _database_bytes(ctx.server, database), _wal_lsn(ctx.server)
+    sampler = Sampler(ctx.server.url("postgres"), database, ctx.period, database_bytes=before) if ctx.sample else None
+    if sampler is None:
+        m = measure(command, env=env, cwd=cwd, logs=logs)
+    else:
+        m = measure_sampled(command, env=env, cwd=cwd, logs=logs, sampler=sampler)
+    sizes = {"database_grew": _database_bytes(ctx.server, database) - before, "wal": _wal_lsn(ctx.server) - wal}
+    if sampler is not None and sampler.database_bytes_peak:
+        sizes["database_peak_grew"] = sampler.database_bytes_peak - before
+    return m, (sampler.as_dict() if sampler else None), sizes
+
+
+def _rejected(path: Path) -> dict[int, str] | None:
+    """Feature → status of the rejects GeoPackage, None when there is none (nothing rejected)."""
+    if not path.exists():
+        return None
+    from pyogrio import read_arrow
+
+    _, table = read_arrow(path, columns=["sifc_feature", "sifc_status"], read_geometry=False)
+    return dict(zip(table["sifc_feature"].to_pylist(), table["sifc_status"].to_pylist(), strict=True))
+
+
 def run_ogr2ogr(ctx: Context, number: int) -> Run:
     table = f"bench_ogr_{number}"
-    ctx.server.drop_table(PLAIN, table)
+    ctx.server.drop_table(ctx.plain, table)
     _checkpoint(ctx.server)
-    command = [ensure_ogr2ogr(), "-f", "PostgreSQL", ctx.server.ogr_connection(PLAIN), str(ctx.dataset.shapefile),
+    command = [ensure_ogr2ogr(), "-f", "PostgreSQL", ctx.server.ogr_connection(ctx.plain),
+               str(ctx.dataset.shapefile),
                "-nln", table, "-nlt", "PROMOTE_TO_MULTI", "-lco", "GEOMETRY_NAME=geom", "-lco", "SPATIAL_INDEX=GIST",
                "--config", "PG_USE_COPY", "YES", "-overwrite"]
-    run = _record("ogr2ogr", number, measure(command, env=None, cwd=REPO, logs=ctx.work / f"ogr2ogr_{number}"))
-    run.rows = _count_rows(ctx.server, PLAIN, table)
-    ctx.server.drop_table(PLAIN, table)
+    m, run_memory, sizes = _measure(ctx, command, env=None, cwd=REPO, logs=ctx.work / f"ogr2ogr_{number}",
+                                    database=ctx.plain)
+    run = _record("ogr2ogr", number, m)
+    run.memory, run.sizes = run_memory, sizes
+    run.rows = _count_rows(ctx.server, ctx.plain, table)
+    ctx.server.drop_table(ctx.plain, table)
     return run
 
 
 def run_geopandas(ctx: Context, number: int) -> Run:
     table = f"bench_gpd_{number}"
-    ctx.server.drop_table(PLAIN, table)
+    ctx.server.drop_table(ctx.plain, table)
     _checkpoint(ctx.server)
     command = [ctx.python, "-m", "bench.import_bench.gpd_load", str(ctx.dataset.shapefile),
-               ctx.server.sqlalchemy_url(PLAIN), table]
-    run = _record("geopandas", number, measure(command, env=None, cwd=REPO, logs=ctx.work / f"geopandas_{number}"))
-    run.rows = _count_rows(ctx.server, PLAIN, table)
-    ctx.server.drop_table(PLAIN, table)
+               ctx.server.sqlalchemy_url(ctx.plain), table]
+    m, run_memory, sizes = _measure(ctx, command, env=None, cwd=REPO, logs=ctx.work / f"geopandas_{number}",
+                                    database=ctx.plain)
+    run = _record("geopandas", number, m)
+    run.memory, run.sizes = run_memory, sizes
+    run.rows = _count_rows(ctx.server, ctx.plain, table)
+    ctx.server.drop_table(ctx.plain, table)
     return run
 
 
 def run_sifc(ctx: Context, number: int, method: str = "sifc") -> Run:
     revision, template = ctx.revisions.get(method, (None, TEMPLATE))
-    ctx.server.clone(template, RUN)
+    ctx.server.clone(template, ctx.run_database)
     _checkpoint(ctx.server)
     stem = method.replace("@", "_at_")
     report = ctx.work / f"{stem}_{number}.report.json"
     report.unlink(missing_ok=True)
+    rejects = ctx.work / f"{stem}_{number}_rejets.gpkg"
+    rejects.unlink(missing_ok=True)
     arguments = ["import", "parcels", str(ctx.dataset.shapefile), "--report", str(report),
-                 "--rejects", str(ctx.work / f"{stem}_{number}_rejets.gpkg")]
-    env = ctx.server.sifc_environment(RUN)
+                 "--rejects", str(rejects)]
+    env = ctx.server.sifc_environment(ctx.run_database)
     if revision is None:
         command, cwd = [ctx.sifc, *arguments], REPO
     else:
         command, cwd, env = revision.command(*arguments), revision.tree, revision.environment(env)
-    run = _record(method, number, measure(command, env=env, cwd=cwd, logs=ctx.work / f"{stem}_{number}"))
-    run.rows = _count_rows(ctx.server, RUN, "parcel_version")
+    m, run_memory, sizes = _measure(ctx, command, env=env, cwd=cwd, logs=ctx.work / f"{stem}_{number}",
+                                    database=ctx.run_database)
+    run = _record(method, number, m)
+    run.memory, run.sizes = run_memory, sizes
+    run.rows = _count_rows(ctx.server, ctx.run_database, "parcel_version")
     if report.exists():
         data = json.loads(report.read_bytes())
         timings = data.get("timings")
         run.timings = {k: float(v) for k, v in timings.items()} if isinstance(timings, dict) else None
-        run.check = compare(data, ctx.truth).as_dict()
+        checked = compare(data, ctx.truth)
+        compare_rejects(_rejected(rejects) or {}, ctx.truth, checked)
+        run.check = checked.as_dict()
         if not ctx.keep:
             report.unlink()
+            rejects.unlink(missing_ok=True)
     elif run.error is None:
         run.error = "no report written"
-    ctx.server.drop(RUN)
+    ctx.server.drop(ctx.run_database)
     return run
 
 
@@ -256,19 +316,34 @@ def _fmt(value: float | None, pattern: str = "{:.2f}") -> str:
     return "–" if value is None else pattern.format(value)
 
 
+def _memory_cell(runs: list[dict[str, Any]], method: str) -> str:
+    """Medians of the sampled peaks: the process tree, then the backends' RSS and PSS."""
+    sampled = [r["memory"] for r in runs if r["method"] == method and r.get("memory") and r["returncode"] == 0]
+    if not sampled:
+        return "–"
+
+    def median_of(key: str) -> float | None:
+        return _median([v[key] for v in sampled if v.get(key) is not None])
+
+    return (f"{_fmt(median_of('tree_rss_peak_mib'), '{:.0f}')} / {_fmt(median_of('backends_rss_peak_mib'), '{:.0f}')}"
+            f" ({_fmt(median_of('backends_pss_peak_mib'), '{:.0f}')})")
+
+
 def render_markdown(result: dict[str, Any]) -> str:
     s = result["summary"]
     d = result["dataset"]
+    sampled = any(r.get("memory") for r in result["runs"])
     lines = [f"# Import benchmark — {d['parcels']:,} parcels ({d['features']:,} features)", "",
              f"{result['started']} · {result['runs_per_method']} alternating runs per method · "
              f"defects {d['defect_counts']} (rate {d['defect_rate']}) · seed {d['seed']}", "",
-             "| method | median wall (s) | runs (s) | median peak RSS (MiB) | median CPU (s) |",
-             "|---|---|---|---|---|"]
+             "| method | median wall (s) | runs (s) | median peak RSS (MiB) | median CPU (s) |"
+             + (" process tree / its PostgreSQL backends, peak RSS (PSS) (MiB) |" if sampled else ""),
+             "|---|---|---|---|---|" + ("---|" if sampled else "")]
     for method, m in s["median"].items():
         walls = ", ".join(f"{r['wall_s']:.2f}" + ("" if r["returncode"] == 0 else "✗")
                           for r in result["runs"] if r["method"] == method)
         lines.append(f"| {method} | {_fmt(m['wall_s'])} | {walls} | {_fmt(m['max_rss_mib'], '{:.0f}')} | "
-                     f"{_fmt(m.get('cpu_s'))} |")
+                     f"{_fmt(m.get('cpu_s'))} |" + (f" {_memory_cell(result['runs'], method)} |" if sampled else ""))
     lines += ["", "| ratio of medians | value |", "|---|---|"]
     lines += [f"| {k} | {v:.2f} |" for k, v in s["ratios"].items()]
     lines += [f"| {k} | {_fmt(v)} |" if "CPU" in k else f"| {k}, median of the runs' ratios (run by run) | {_fmt(v)} |"
@@ -347,7 +422,7 @@ def main(args) -> int:
     started = dt.datetime.now(dt.UTC)
     work = args.work_dir / f"{dataset.shapefile.stem}-{started:%Y%m%d-%H%M%S}"
     work.mkdir(parents=True, exist_ok=True)
-    ctx = Context(server, dataset, truth, work, args.keep, revisions=revisions)
+    ctx = Context(server, dataset, truth, work, args.keep, revisions=revisions, sample=args.sample_memory)
     # The CLI's fixed cost (interpreter start, imports), part of every sifc wall time below.
     startup = measure([ctx.sifc, "--help"], env=None, cwd=REPO, logs=work / "sifc_startup").wall_s
     startups = {"sifc": startup}
