@@ -6,7 +6,9 @@ init``), and the national node subscribes to both. Thiès imports a GeoPackage o
 ``sifc import parcels``; Dakar records a parcel of Bargny, a party and a split over its own API. At the
 national node every pole-owned table then holds, for each pole's communes, the same rows as the pole over
 the published columns (counts and md5 in key order), the personal columns NULL (default policy), and
-``sifc node status --json`` shows both subscriptions streaming.
+``sifc node status --json`` shows both subscriptions streaming. A first load of 3,000 parcels at Thiès, then a
+re-import with moved, changed and new parcels, reach the national node complete (counts and an md5 over every
+version's id, state, NICAD and geometry).
 
 Through each node's own app (``TestClient`` over its database): a write into Sandiara is refused at the national
 node and at Dakar (403 ``federation.not-owner`` naming Thiès from the replicated directory; SF403 from the
@@ -490,3 +492,87 @@ def test_a_document_sealed_at_thies_verifies_at_the_national_node_and_by_its_sea
     at_dakar = verify(dakar, pdf)
     assert (at_dakar["authentic"], at_dakar["sealed_by_node"], at_dakar["verified_by"]) == (
         True, "thies", "seal"), at_dakar
+
+
+# --- a pole's first load of a commune, then a re-import with changes, complete at the national node ------------
+
+LOAD_COLUMNS, LOAD_ROWS, LOAD_PITCH = 60, 50, 25.0  # 3,000 parcels of 20 m, 5 m apart
+
+
+def _free_sandiara_area(thies: Node, width: float, height: float) -> tuple[float, float]:
+    """The south-west corner of a ``width`` × ``height`` m area of Sandiara, 100 m inside it, no parcel near."""
+    row = thies.sql("""
+        SELECT x, y FROM commune c,
+             LATERAL (SELECT ST_XMin(c.geom) + i * 1000 AS x, ST_YMin(c.geom) + j * 1000 AS y
+                      FROM generate_series(0, 30) i, generate_series(0, 30) j) s
+        WHERE c.code = :c AND ST_Covers(ST_Buffer(c.geom, -100), ST_MakeEnvelope(x, y, x + :w, y + :h, 32628))
+          AND NOT EXISTS (SELECT 1 FROM parcel_version v
+                          WHERE ST_DWithin(v.geom, ST_MakeEnvelope(x, y, x + :w, y + :h, 32628), 200))
+        ORDER BY y DESC, x LIMIT 1""", c=SANDIARA, w=width, h=height)
+    assert row, "no free area in Sandiara"
+    return float(row[0][0]), float(row[0][1])
+
+
+def _load_file(path, squares: list[tuple[str, Any, str]]):
+    """A shapefile of (NICAD, shape, use) rows, as a surveyor's tool writes it (EPSG:32628)."""
+    import numpy as np
+    import shapely
+    from pyogrio.raw import write
+
+    write(path, shapely.to_wkb(np.array([s[1] for s in squares], dtype=object)),
+          [np.array([s[0] for s in squares], dtype=object), np.array([s[2] for s in squares], dtype=object)],
+          ["NICAD", "USAGE"], driver="ESRI Shapefile", geometry_type="Polygon", crs="EPSG:32628", encoding="UTF-8")
+    return path
+
+
+def _registry_sum(node: Node, communes: list[str]) -> tuple[int, int, str]:
+    """Versions, current ones, and an md5 of every version's id, number, state, NICAD and geometry (EWKB)."""
+    row = node.sql("""
+        SELECT count(*), count(*) FILTER (WHERE valid_to IS NULL),
+               md5(coalesce(string_agg(concat_ws('|', parcel_id, version, valid_to IS NULL, nicad, nicad_status,
+                                                 land_use, encode(ST_AsEWKB(geom), 'hex')),
+                                       ';' ORDER BY parcel_id, version), ''))
+        FROM parcel_version WHERE commune_code = ANY(:c)""", c=communes)[0]
+    return int(row[0]), int(row[1]), str(row[2])
+
+
+def test_a_poles_first_load_and_its_reimport_arrive_complete_at_the_national_node(federation_nodes, tmp_path):
+    national, thies = federation_nodes["national"], federation_nodes["thies"]
+    communes = _communes(national, "THS")
+    x, y = _free_sandiara_area(thies, LOAD_COLUMNS * LOAD_PITCH, (LOAD_ROWS + 2) * LOAD_PITCH)
+
+    def at(i: int, dx: float = 0.0):
+        column, row = i % LOAD_COLUMNS, i // LOAD_COLUMNS
+        x0, y0 = x + column * LOAD_PITCH + dx, y + row * LOAD_PITCH
+        return box(x0, y0, x0 + 20, y0 + 20)
+
+    total = LOAD_COLUMNS * LOAD_ROWS
+    nicads = [f"13010104{i:05d}" for i in range(total)]
+    before = _registry_sum(thies, communes)
+    first = _load_file(tmp_path / "premier_chargement.shp", [(n, at(i), "habitation") for i, n in enumerate(nicads)])
+    thies.run("import", "parcels", str(first), "--commune", SANDIARA, "--user", "agent-thies")
+    loaded = _registry_sum(thies, communes)
+    assert loaded[:2] == (before[0] + total, before[1] + total)
+    wait_until(lambda: _registry_sum(national, communes) == loaded, timeout=120,
+               what="the first load at the national node")
+
+    # A re-import: 100 parcels moved 5 cm, 100 with another use, 500 as they were, a row of new ones beside.
+    moved, renamed, same = range(0, 100), range(100, 200), range(200, 700)
+    second = _load_file(tmp_path / "reprise.shp",
+                        [(nicads[i], at(i, 0.05), "habitation") for i in moved]
+                        + [(nicads[i], at(i), "commerce") for i in renamed]
+                        + [(nicads[i], at(i), "habitation") for i in same]
+                        + [(f"13010105{k:05d}", at(total + k), "habitation") for k in range(LOAD_COLUMNS)])
+    thies.run("import", "parcels", str(second), "--commune", SANDIARA, "--user", "agent-thies")
+    changed = len(moved) + len(renamed)
+    reloaded = _registry_sum(thies, communes)
+    assert reloaded[:2] == (loaded[0] + changed + LOAD_COLUMNS, loaded[1] + LOAD_COLUMNS)
+    wait_until(lambda: _registry_sum(national, communes) == reloaded, timeout=120,
+               what="the re-import at the national node")
+    # One current version per parcel there too, and every other table of the pole's communes identical.
+    assert national.scalar("""
+        SELECT count(*) FROM (SELECT parcel_id FROM parcel_version WHERE commune_code = ANY(:c)
+                              GROUP BY parcel_id HAVING count(*) FILTER (WHERE valid_to IS NULL) <> 1) t""",
+                           c=communes) == 0
+    wait_until(lambda: not _differences(thies, national, communes), timeout=60,
+               what="the pole's tables at the national node")
