@@ -1,5 +1,5 @@
 # The two commands of the README. Everything else is in scripts/.
-.PHONY: run test test-fast test-federation lint lock bench-import bench-serve bench-refactor bench-field bench-federation bench-10m
+.PHONY: run test test-fast test-federation lint lock bench-import bench-serve bench-refactor bench-field bench-federation bench-10m bench-scale
 
 run:
 	bash scripts/run.sh
@@ -57,6 +57,14 @@ bench-federation:
 BENCH_SERVE_ARGS ?= --rounds 3 --duration 20
 bench-serve:
 	bash bench/serve_bench/run.sh $(BENCH_SERVE_ARGS)
+
+# Everything but serving at two registry sizes (bench/README.md, "bench/scale_bench"): a commune's export, a pole's
+# dashboards, a commune's overlaps, backup and restore, timed at each size, with each one's growth exponent.
+# The databases are bench-serve's for --scales (loaded one commune file at a time when missing).
+# make bench-scale BENCH_SCALE_ARGS="--scales 200000,1000000 --per-commune 100000"
+BENCH_SCALE_ARGS ?= --scales 1000000,10000000
+bench-scale:
+	bash bench/scale_bench/run.sh $(BENCH_SCALE_ARGS)
 
 # A refactor changes no speed: import and serving, the working tree against the commit it started from, each in
 # one invocation of alternating runs, ratios of medians (bench/README.md, "Refactor check against a revision").
