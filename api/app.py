@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api import access_log, openapi_links, problems
+from api.fast_path import PointLookup
 from api.middleware import BodyLimit, DataAge, PublicHost, RefuseNul, SecurityHeaders, document_body_limits
 from api.routers import (
     admin,
@@ -80,7 +81,9 @@ def create_app(settings: Settings) -> FastAPI:
     access_log.install()
 
     # The last added runs first: headers on every answer, then the Host, then the body's size; at the
-    # national node, the age of each pole's data on every read.
+    # national node, the age of each pole's data on every read; innermost, the point lookup's plain
+    # queries answered without the routing (api.fast_path).
+    app.add_middleware(PointLookup)
     app.add_middleware(DataAge)
     app.add_middleware(RefuseNul)
     app.add_middleware(BodyLimit, settings=settings)
