@@ -203,10 +203,10 @@ def ensure_scale(server: Server, *, parcels: int, per_commune: int, seed: int, d
         log(f"{database}: {parcels:,} parcels in {len(communes)} communes already loaded (kept)")
         return Loaded(dataset, parcels, True, None, database, loads)
     files = _scale_files(url, communes, per_commune=per_commune, seed=seed, data_dir=data_dir, log=log)
-    for number, (code, dataset) in enumerate(zip(communes, files, strict=True)):
+    for number, (code, file) in enumerate(zip(communes, files, strict=True)):
         if number < len(loads):
             continue
-        seconds, report = _import(sifc, env, dataset, data_dir, log)
+        seconds, report = _import(sifc, env, file, data_dir, log)
         accepted = report.get("accepted")
         if accepted != per_commune:
             raise SystemExit(f"{database}: {code}: {accepted} parcels accepted, {per_commune} expected")
