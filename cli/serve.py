@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from cli.common import State, err, out, say
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from sifc.settings import Settings
 
 
 def serve(
@@ -16,13 +21,13 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port d'écoute.")] = None,
     import_workers: Annotated[int | None, typer.Option(
         help="Processus d'import à lancer avec le service (0 : aucun).")] = None,
+    workers: Annotated[int | None, typer.Option(
+        min=1, max=32, help="Processus HTTP partageant le port (1 par défaut ; SIFC_WORKERS).")] = None,
 ) -> None:
     """Sert l'API (documentation OpenAPI sur /docs) et lance le(s) processus d'import."""
-    import gc
-
     import uvicorn
 
-    from api.app import create_app
+    from cli.http_protocol import CoalescingHttpToolsProtocol
     from sifc import keyring
     from sifc.federation.heartbeat import HeartbeatTask
     from sifc.imports.supervisor import WorkerSupervisor
@@ -40,18 +45,41 @@ def serve(
     # beat writes nothing. A failed beat is logged, never raised: the service goes on.
     heartbeat = HeartbeatTask(settings.db_url)
     heartbeat.start()
-    application = create_app(settings)
+    processes = settings.workers if workers is None else workers
+    # A response's head leaves with its body, in one send (cli.http_protocol).
+    options: dict[str, Any] = {"host": settings.host, "port": settings.port, "log_level": "info",
+                               "http": CoalescingHttpToolsProtocol,
+                               "proxy_headers": settings.forwarded_allow_ips is not None,
+                               "forwarded_allow_ips": settings.forwarded_allow_ips}
+    try:
+        if processes == 1:
+            uvicorn.run(worker_app(settings), **options)
+        else:
+            # Each worker is a new interpreter (spawned) that builds its app from the environment: the address
+            # chosen here goes with it, so its settings (the public URL's default among them) are these.
+            os.environ.update(SIFC_HOST=settings.host, SIFC_PORT=str(settings.port))
+            uvicorn.run("cli.serve:worker_app", factory=True, workers=processes, **options)
+    finally:
+        heartbeat.stop()
+        supervisor.stop()
+
+
+def worker_app(settings: Settings | None = None) -> FastAPI:
+    """The app one HTTP process serves: ``settings``, or read from the environment (uvicorn's factory).
+
+    Only the app: the import workers, the heartbeat and the signing keys belong to the parent
+    (:func:`serve`), once per node whatever the number of HTTP processes.
+    """
+    import gc
+
+    from api.app import create_app
+
+    application = create_app(settings or State.settings())
     # Everything imported so far (pandas, pyproj, shapely…) lives as long as the process: frozen, it is
     # no longer walked by each full garbage collection, whose pauses were the long tail of fast requests.
     gc.collect()
     gc.freeze()
-    try:
-        uvicorn.run(application, host=settings.host, port=settings.port,
-                    log_level="info", proxy_headers=settings.forwarded_allow_ips is not None,
-                    forwarded_allow_ips=settings.forwarded_allow_ips)
-    finally:
-        heartbeat.stop()
-        supervisor.stop()
+    return application
 
 
 def worker(

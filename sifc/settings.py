@@ -110,6 +110,11 @@ class Settings(BaseSettings):
                              description="Where uploaded files wait for (and stay after) their import job.")
     max_upload_bytes: int = 512 * 1024**2
     import_workers: int = Field(default=1, ge=0, description="Import worker processes started by `sifc serve`.")
+    workers: int = Field(default=1, ge=1, le=32, description=(
+        "HTTP worker processes of `sifc serve`, sharing its port (uvicorn's workers). Each has its own database "
+        "pools (pool_size each) and its own in-memory rate limits: N workers allow up to N times each per-client "
+        "rate of a limit kept in memory (docs/limits.md). The import workers, the heartbeat and the signing keys "
+        "stay with the parent process, once per node."))
     worker_poll_seconds: float = 0.5
     field_package_default_days: int = Field(default=30, ge=1, description=(
         "Days a field package stays open when its request names no expiry."))

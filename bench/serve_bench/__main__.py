@@ -46,6 +46,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
                         help="also serve our API as git revision REF (or an existing source tree's path) has it, "
                              "side sifc@REF in the same rounds, e.g. the commit a refactor started from; "
                              "alone: sides sifc,sifc@REF")
+    parser.add_argument("--sifc-workers", type=int, default=1, metavar="N",
+                        help="also serve our API with N HTTP processes (sifc serve --workers N), side sifc-wN, "
+                             "in the same rounds as sifc (one process)")
     parser.add_argument("--profile", choices=("items", "at", "tiles"),
                         help="instead of the benchmark: sample our service with py-spy under this case's load")
     parser.add_argument("--top", type=int, default=30, help="functions listed by --profile")

@@ -87,11 +87,12 @@ class Service:
 
 
 def sifc(service_url: str, admin_url: str, *, pool_size: int, work: Path, revision: Revision | None = None,
-         name: str | None = None, env: dict[str, str] | None = None) -> Service:
+         name: str | None = None, env: dict[str, str] | None = None, workers: int = 1) -> Service:
     """Our service, from the working tree or, with ``revision``, from that revision's worktree.
 
     ``name`` (default ``sifc`` or the revision's label) names its log and key file; ``env`` adds variables
-    (a federation node's ``SIFC_NODE_ID``).
+    (a federation node's ``SIFC_NODE_ID``); ``workers``: HTTP processes (``sifc serve --workers``), each
+    with a pool of ``pool_size``.
     """
     name = name or ("sifc" if revision is None else revision.label)
     stem = name.replace("@", "_at_")
@@ -99,6 +100,8 @@ def sifc(service_url: str, admin_url: str, *, pool_size: int, work: Path, revisi
                SIFC_POOL_SIZE=str(pool_size), SIFC_IMPORT_WORKERS="0", SIFC_ENVIRONMENT="development",
                SIFC_KEY_FILE=str((work / f"{stem}-keys" / "signing-keys.json").resolve()), **(env or {}))
     arguments = ["serve", "--host", "127.0.0.1", "--import-workers", "0"]
+    if workers > 1:
+        arguments += ["--workers", str(workers)]
     if revision is None:
         return Service(name, [str(REPO / ".venv" / "bin" / "sifc"), *arguments], env, "/health", work / f"{stem}.log")
     return Service(name, revision.command(*arguments), revision.environment(env), "/health", work / f"{stem}.log",
