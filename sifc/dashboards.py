@@ -153,11 +153,15 @@ def _conflicts(session: Session, communes: list[str], parcels: int, tolerance_m2
             "area_m2": 0.0, "truncated": False, "_per_commune": {}}
     if not base["computed"] or parcels == 0:
         return base
+    # The unit's parcels are read first, through the communes' index: under the LIMIT, the planner
+    # would scan the whole registry for them.
     rows = session.execute(text("""
-        WITH pairs AS (
+        WITH unit AS MATERIALIZED (
+            SELECT parcel_id, commune_code, geom FROM parcel WHERE commune_code = ANY(CAST(:communes AS text[]))
+        ), pairs AS (
             SELECT a.commune_code, overlap_area(a.geom, b.geom) AS area
-            FROM parcel a JOIN parcel b ON b.geom && a.geom AND b.parcel_id > a.parcel_id
-            WHERE a.commune_code = ANY(CAST(:communes AS text[])) AND overlap_area(a.geom, b.geom) > :tolerance
+            FROM unit a JOIN parcel b ON b.geom && a.geom AND b.parcel_id > a.parcel_id
+            WHERE overlap_area(a.geom, b.geom) > :tolerance
             LIMIT :cap
         )
         SELECT commune_code, count(*) AS n, sum(area) AS area FROM pairs GROUP BY 1

@@ -275,6 +275,9 @@ def _batches(session: Session, selection: Selection, columns: str, batch_size: i
     A batch is let go before the next one is read (unlike ``Result.partitions``), so only one
     is held at a time when the consumer drops it too.
     """
+    # An export reads every row it selects: the plan is chosen for all of them, not for the first 10 %
+    # (a cursor's default), which walked every current parcel in id order to find one commune's.
+    session.execute(text("SET LOCAL cursor_tuple_fraction = 1"))
     result = session.execute(
         text(f"SELECT {columns} FROM {layer.view} t WHERE {selection.where} ORDER BY {layer.key}"),
         selection.params, execution_options={"stream_results": True, "max_row_buffer": batch_size})
