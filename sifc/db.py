@@ -156,10 +156,17 @@ class PoolReader:
         them, so the API answers alike on both paths (503 database unavailable, 400 bad value…).
         """
         try:
-            async with self.pool.connection() as conn:
+            # getconn/putconn rather than pool.connection(): the latter also enters the connection's own
+            # context, whose commit takes the connection's lock for nothing on an autocommit connection
+            # (about 15 µs of a point lookup's 100 µs of client work). putconn still checks the connection:
+            # a broken one, or one left in a query (a cancelled request), is replaced.
+            conn = await self.pool.getconn()
+            try:
                 # Binary results: a tile's bytea arrives as it is, not as hex text to decode.
                 cursor = await conn.execute(pyformat(statement.sql), statement.params, binary=True)
                 found = await cursor.fetchone()
+            finally:
+                await self.pool.putconn(conn)
         except psycopg.Error as error:
             raise DBAPIError.instance(statement.sql, statement.params, error, psycopg.Error) from error
         if found is None:
