@@ -298,6 +298,18 @@ def check_nicads(nicads: pa.ChunkedArray, geoms: np.ndarray, codes: np.ndarray, 
     groups: dict[str, list[int]] = {}
     for o in np.flatnonzero(repeated).tolist():
         groups.setdefault(nicads[o].as_py(), []).append(o)
+    resolve_repeated(groups, geoms, verdicts)
+    nicad_form_warnings(nicads, codes, territory, verdicts, standard_lengths=standard_lengths,
+                        prefix_length=prefix_length)
+
+
+def resolve_repeated(groups: dict[str, list[int]], geoms: np.ndarray, verdicts: Verdicts) -> None:
+    """Features sharing a NICAD (``groups``: NICAD → features, in file order, each with a shape).
+
+    An exact copy of an earlier pending feature is imported once (``duplicate``); a pending feature
+    whose NICAD another feature (pending or refused for another reason) carries on another shape is
+    refused with it (``nicad_conflict``).
+    """
     conflicts: list[int] = []
     for ords in groups.values():
         pending = {o for o in ords if verdicts.status[o] == "pending"}
@@ -310,6 +322,11 @@ def check_nicads(nicads: pa.ChunkedArray, geoms: np.ndarray, codes: np.ndarray, 
                     and not shapely.equals(geoms[p], geoms[o]) for p in ords):
                 conflicts.append(o)
     verdicts.reject(np.asarray(conflicts, dtype=np.int64), "nicad_conflict")
+
+
+def nicad_form_warnings(nicads: Any, codes: np.ndarray, territory: Territory, verdicts: Verdicts, *,
+                        standard_lengths: tuple[int, ...], prefix_length: int) -> None:
+    """Warnings on the form of the pending features' NICADs: length, prefix other than the commune's code."""
     has_nicad = ~np.asarray(pc.is_null(nicads).to_numpy(zero_copy_only=False), dtype=bool)
     live = verdicts.pending & has_nicad
     lengths = np.asarray(pc.fill_null(pc.utf8_length(nicads), 0).to_numpy(zero_copy_only=False))

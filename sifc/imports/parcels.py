@@ -21,6 +21,7 @@ batch commits whole or not at all. A refusal of the whole file raises
 
 from __future__ import annotations
 
+import copy
 import functools
 import getpass
 import hashlib
@@ -81,6 +82,8 @@ WARNINGS = frozenset({
     "nicad_nonstandard", "nicad_prefix", "provisional_commune", "straddles_communes", "sliver"
 })
 SLIVER_MEAN_WIDTH_M = 0.5
+# Geometry types a parcel file may not hold, by GEOS type id, for the refusal of the whole file.
+GEOMETRY_NAMES = {1: "Point", 2: "LineString", 4: "MultiPoint", 5: "MultiLineString", 7: "GeometryCollection"}
 # Column of a converted file (DXF, bornes) carrying a feature-level refusal found while converting.
 PRE_REJECT_FIELD = "sifc_reject"
 # What is noted on the file as a whole: their words are the msgids ``import.note.<code>`` of the catalogues.
@@ -439,9 +442,8 @@ def _validate(session: Session, info: SourceInfo, features: _Features, options: 
         report.invalid += checked["invalid"]
     pa.default_memory_pool().release_unused()  # the geometries as read are gone: give their memory back
     if kinds:
-        names = {1: "Point", 2: "LineString", 4: "MultiPoint", 5: "MultiLineString", 7: "GeometryCollection"}
         raise ImportRejected("import.not_polygons", found=", ".join(
-            sorted(names.get(k, str(k)).upper() for k in kinds)))
+            sorted(GEOMETRY_NAMES.get(k, str(k)).upper() for k in kinds)))
     geoms = np.concatenate(chunks) if chunks else np.empty(0, dtype=object)
     areas = np.nan_to_num(shapely.area(geoms))
     codes = locate(geoms, areas, _territory(session, geoms), verdicts, commune=commune,
@@ -453,26 +455,35 @@ def _validate(session: Session, info: SourceInfo, features: _Features, options: 
     # Searched while the features are copied to the database (not while the checks above hold memory).
     pairs = pool.submit(overlapping_pairs, geoms, areas, verdicts.pending.copy(),
                         tolerance_m2=options.overlap_tolerance_m2, tolerance_ratio=options.overlap_tolerance_ratio)
-    # Warnings of the parcels that will be imported (removed again if the registry refuses one).
+    declared = area_warnings(geoms, areas, np.concatenate(features.declared) if features.declared else np.empty(0),
+                             "declared_area" in features.mapped, verdicts, options)
+    extras = {"geoms": geoms, "areas": areas, "codes": codes, "declared": declared}
+    return verdicts, extras, pairs
+
+
+def area_warnings(geoms: np.ndarray, areas: np.ndarray, declared: np.ndarray, has_declared: bool,
+                  verdicts: Verdicts | Any, options: ParcelImportOptions) -> np.ndarray:
+    """Warnings of the parcels that will be imported: slivers, declared areas; returns the declared areas kept.
+
+    (Removed again if the registry refuses one.) A declared area beyond the country's (or infinite) is not a
+    surveyor's number: stored as unknown (NULL), as a missing one is (sifc.bounds; the database refuses it).
+    """
     live = verdicts.pending
     perimeters = np.nan_to_num(shapely.length(geoms))
     verdicts.warn(live & (areas * 2 < SLIVER_MEAN_WIDTH_M * perimeters), "sliver")
-    declared = np.concatenate(features.declared) if features.declared else np.empty(0)
-    if "declared_area" in features.mapped:
-        missing = np.isnan(declared) | (np.nan_to_num(declared) <= 0)
-        verdicts.warn(live & missing, "declared_area_missing")
-        # Beyond the country's area (or infinite): not a surveyor's number; stored as unknown (NULL),
-        # as a missing one is (sifc.bounds; the database refuses it).
-        area = bounds.bound("parcel.declared_area_m2")
-        beyond = ~np.isnan(declared) & ~missing & ~(declared <= area.high)
-        verdicts.warn(live & beyond, "declared_area_out_of_bounds")
-        declared = np.where(missing | beyond, np.nan, declared)
-        missing |= beyond
-        with np.errstate(divide="ignore", invalid="ignore"):
-            off = np.abs(areas - declared) / declared > options.area_tolerance_ratio
-        verdicts.warn(live & ~missing & np.nan_to_num(off, nan=0).astype(bool), "area_mismatch")
-    extras = {"geoms": geoms, "areas": areas, "codes": codes, "declared": declared}
-    return verdicts, extras, pairs
+    if not has_declared:
+        return declared
+    missing = np.isnan(declared) | (np.nan_to_num(declared) <= 0)
+    verdicts.warn(live & missing, "declared_area_missing")
+    area = bounds.bound("parcel.declared_area_m2")
+    beyond = ~np.isnan(declared) & ~missing & ~(declared <= area.high)
+    verdicts.warn(live & beyond, "declared_area_out_of_bounds")
+    declared = np.where(missing | beyond, np.nan, declared)
+    missing |= beyond
+    with np.errstate(divide="ignore", invalid="ignore"):
+        off = np.abs(areas - declared) / declared > options.area_tolerance_ratio
+    verdicts.warn(live & ~missing & np.nan_to_num(off, nan=0).astype(bool), "area_mismatch")
+    return declared
 
 
 def _territory_cache(session: Session) -> Territory:
@@ -485,8 +496,7 @@ def _territory_cache(session: Session) -> Territory:
 def _copy_stage(session: Session, info: SourceInfo, features: _Features, verdicts: Verdicts,
                 extras: dict[str, Any], notify: Progress) -> None:
     """COPY the checked features (binary), batch by batch, into the temporary staging table."""
-    session.execute(text("DROP TABLE IF EXISTS stage_parcel"))
-    session.execute(text(STAGE_DDL))
+    create_stage(session)
     n = features.count
     geoms, areas, codes, declared = (extras[k] for k in ("geoms", "areas", "codes", "declared"))
     accepted = verdicts.status == "pending"
@@ -528,6 +538,12 @@ def _copy_stage(session: Session, info: SourceInfo, features: _Features, verdict
     session.execute(text("SET LOCAL default_statistics_target = 10"))
     session.execute(text("ANALYZE stage_parcel"))
     session.execute(text("RESET default_statistics_target"))
+
+
+def create_stage(session: Session) -> None:
+    """The import's temporary staging table, empty (dropped at the end of the transaction)."""
+    session.execute(text("DROP TABLE IF EXISTS stage_parcel"))
+    session.execute(text(STAGE_DDL))
 
 
 def time_ordered_ids(count: int, prefix: bytes, start: int) -> list[bytes]:
@@ -887,6 +903,25 @@ def import_parcels(session: Session, path: Path, options: ParcelImportOptions, *
         report.crs, report.crs_origin = f"EPSG:{info.srid}", info.crs_origin
         report.encoding, report.encoding_origin = info.encoding, info.encoding_origin
         report.mapping, report.attributes, report.file_notes = columns, len(info.fields), list(info.notes)
+        from sifc.imports import stream  # it builds on this module's pieces
+
+        box = stream.extent(info)
+        if box is not None and stream.eligible(session, info, options, box):
+            # A first load: streamed straight into the registry (ADR 0006).
+            before = copy.deepcopy(report)
+            try:
+                with session.begin_nested():
+                    stream.load(session, info, columns, options, commune, report, box, notify, timings, clock)
+                    stream.keep_rejected_sources(session, info)
+                notify("checked", report.read, report.read)
+                return report
+            except Exception as error:  # SQLAlchemy's, or the driver's own from a copy
+                # Should PostGIS's GEOS judge a shape invalid that shapely's did not, the staged path
+                # applies PostGIS's own repair (and reports it) rather than the whole import failing.
+                if not stream.violated(error, "ck_parcel_version_geom_valid"):
+                    raise
+                report = before
+                timings = report.timings
         features = _read(info, columns, options, notify)
         points, points_srid = list(info.points), info.srid
         report.read = features.count

@@ -287,8 +287,9 @@ EXPECTED_WRITES = {
     ("setting_default", "INSERT"), ("setting_default", "UPDATE"),
     # a commune's own settings (migration 0018): append-only, a change is a new row
     ("commune_setting", "INSERT"),
-    # the registry: versions are added, and closed in the actor's name only
-    ("import_batch", "INSERT"), ("parcel_version", "INSERT"), ("party_version", "INSERT"),
+    # the registry: versions are added, and closed in the actor's name only; an uncommitted import
+    # withdraws its own refused versions (the guard of migration 0027 refuses every other delete)
+    ("import_batch", "INSERT"), ("parcel_version", "INSERT"), ("parcel_version", "DELETE"), ("party_version", "INSERT"),
     ("rrr_version", "INSERT"), ("rrr_holder", "INSERT"), ("source_document", "INSERT"), ("source_file", "INSERT"),
     ("tenure_procedure", "INSERT"), ("procedure_step", "INSERT"), ("parcel_mutation", "INSERT"),
     ("parcel_lineage", "INSERT"), ("issued_document", "INSERT"), ("import_job", "INSERT"),
@@ -339,6 +340,8 @@ EXPECTED_COLUMN_UPDATES = {
     "council_session": {"state", "revision", "deliberation_number", "deliberated_on", "deliberation_source_id",
                         "minutes_source_ids", "members_present", "quorum_met"},
     "session_item": {"position", "decision", "reason", "votes_for", "votes_against", "abstentions", "step_seq"},
+    # a batch is completed after its rows, and only while its transaction runs (import_batch_sealed)
+    "import_batch": {"counts", "report", "commune_code"},
     "import_job": {"status", "stage", "progress_done", "progress_total", "attempts", "worker", "error", "report",
                    "issues_gz", "rejects_gpkg", "batch_id", "started_at", "updated_at", "finished_at"},
 }
