@@ -71,11 +71,11 @@ def plain_query(query: bytes) -> tuple[float, float, CrsName] | None:
 def _reader(app: Any) -> Reader | None:
     """The reader the route would be given: the app's read pool, or a test's plain override of ``get_reader``.
 
-    ``None`` (FastAPI's path, then) for an override that needs dependencies of its own.
+    ``None`` (FastAPI's path, then) for an override that needs dependencies of its own, or no pool yet.
     """
     override = app.dependency_overrides.get(get_reader)
-    if override is None:
-        reader: Reader = app.state.reader
+    if override is None:  # no pool before the lifespan opened it: FastAPI's path answers as it would
+        reader: Reader | None = getattr(app.state, "reader", None)
         return reader
     if inspect.iscoroutinefunction(override) or inspect.signature(override).parameters:
         return None
