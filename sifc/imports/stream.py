@@ -463,8 +463,34 @@ def _ord(parcel_id: uuid.UUID) -> int:
     return int.from_bytes(parcel_id.bytes[12:], "big")
 
 
+def _tiles(session: Session, x0: float, y0: float, x1: float, y1: float, side: float) -> Iterator[tuple[float, ...]]:
+    """Tiles of a grid over the box holding current parcels, those with more than 2 x TILE_PARCELS quartered.
+
+    A first load's extent held no current parcel before it (``eligible``): what the registry's spatial
+    index finds there now is the batch's own.
+    """
+    count = text(f"""SELECT count(*) FROM parcel_version
+                     WHERE valid_to IS NULL AND geom && ST_MakeEnvelope(:x0, :y0, :x1, :y1, {STORAGE_SRID})""")
+    stack = [(float(tx), float(ty), float(tx + side), float(ty + side))
+             for tx in np.arange(x0, x1 + side, side) for ty in np.arange(y0, y1 + side, side)]
+    while stack:
+        tile = stack.pop()
+        n = session.execute(count, dict(zip(("x0", "y0", "x1", "y1"), tile, strict=True))).scalar() or 0
+        if n < 2:
+            continue
+        if n > 2 * TILE_PARCELS and tile[2] - tile[0] > 100.0:
+            mx, my = (tile[0] + tile[2]) / 2, (tile[1] + tile[3]) / 2
+            stack += [(tile[0], tile[1], mx, my), (mx, tile[1], tile[2], my), (tile[0], my, mx, tile[3]),
+                      (mx, my, tile[2], tile[3])]
+            continue
+        yield tile
+
+
 def _overlaps_in_registry(session: Session, batch_id: uuid.UUID, options: Any, count: int) -> np.ndarray:
-    """The batch's overlapping pairs (ords), searched tile by tile in the registry's spatial index."""
+    """The batch's overlapping pairs (ords), searched tile by tile in the registry's spatial index.
+
+    Memory is bounded by a tile (at most about 2 x TILE_PARCELS parcels), not by the file.
+    """
     box = session.execute(text("""
         SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e)
         FROM (SELECT ST_Extent(geom) AS e FROM parcel_version WHERE batch_id = :b AND valid_to IS NULL) x
@@ -475,25 +501,24 @@ def _overlaps_in_registry(session: Session, batch_id: uuid.UUID, options: Any, c
     # Square tiles holding about TILE_PARCELS parcels were they spread evenly; the empty ones cost one probe.
     side = max(math.sqrt((x1 - x0) * (y1 - y0) * TILE_PARCELS / count), 500.0)
     found = []
-    for tx in np.arange(x0, x1 + side, side):
-        for ty in np.arange(y0, y1 + side, side):
-            rows = session.execute(text(f"""
-                SELECT parcel_id, ST_AsBinary(geom) FROM parcel_version
-                WHERE valid_to IS NULL AND batch_id = :b
-                  AND geom && ST_MakeEnvelope(:x0, :y0, :x1, :y1, {STORAGE_SRID})
-            """), {"b": batch_id, "x0": float(tx), "y0": float(ty), "x1": float(tx + side),
-                   "y1": float(ty + side)}).all()
-            if len(rows) < 2:
-                continue
-            ords = np.array([_ord(r[0]) for r in rows], dtype=np.int64)
-            geoms = shapely.from_wkb([bytes(r[1]) for r in rows])
-            tile = overlapping_pairs(geoms, shapely.area(geoms), np.ones(len(rows), dtype=bool),
-                                     tolerance_m2=options.overlap_tolerance_m2,
-                                     tolerance_ratio=options.overlap_tolerance_ratio)
-            if len(tile):
-                found.append(np.sort(ords[tile], axis=1))
-    pairs: np.ndarray = np.unique(np.concatenate(found), axis=0) if found else np.zeros((0, 2), dtype=np.int64)
-    return pairs
+    for tile in _tiles(session, x0, y0, x1, y1, side):
+        rows = session.execute(text(f"""
+            SELECT parcel_id, ST_AsBinary(geom), batch_id = :b FROM parcel_version
+            WHERE valid_to IS NULL AND geom && ST_MakeEnvelope(:x0, :y0, :x1, :y1, {STORAGE_SRID})
+        """), {"b": batch_id, **dict(zip(("x0", "y0", "x1", "y1"), tile, strict=True))}).all()
+        rows = [r for r in rows if r[2]]
+        if len(rows) < 2:
+            continue
+        ords = np.array([_ord(r[0]) for r in rows], dtype=np.int64)
+        geoms = shapely.from_wkb([bytes(r[1]) for r in rows])
+        del rows
+        pairs = overlapping_pairs(geoms, shapely.area(geoms), np.ones(len(geoms), dtype=bool),
+                                  tolerance_m2=options.overlap_tolerance_m2,
+                                  tolerance_ratio=options.overlap_tolerance_ratio)
+        if len(pairs):
+            found.append(np.sort(ords[pairs], axis=1))
+    result: np.ndarray = np.unique(np.concatenate(found), axis=0) if found else np.zeros((0, 2), dtype=np.int64)
+    return result
 
 
 def _withdraw(session: Session, batch_id: uuid.UUID, ids: list[bytes], ords: list[int], reason: str) -> None:

@@ -246,6 +246,19 @@ def _to_storage_wkb(geometry: dict[str, Any], input_crs: int) -> bytes:
     return wkb
 
 
+def _check_commune(session: Session, ewkb: str, commune: str, tolerances: Tolerances) -> None:
+    """A shape (storage EWKB, hex) given a commune: the commune exists and holds it, within the tolerance."""
+    row = session.execute(text("""
+        SELECT ST_Area(g) - coalesce(overlap_area(c.geom, g), 0), ST_Area(g)
+        FROM commune c, (SELECT CAST(:g AS geometry) AS g) s WHERE c.code = :c
+    """), {"g": ewkb, "c": commune}).one_or_none()
+    if row is None:
+        raise InvalidInput("parcel.unknown_commune", commune=commune)
+    outside, area = row
+    if outside > max(tolerances.outside_m2, tolerances.outside_ratio * area):
+        raise InvalidInput("parcel.outside_commune", commune=commune, m2=round(outside, 1))
+
+
 def _checked_geometry(session: Session, wkb: bytes, input_crs: int, *, exclude: uuid.UUID | None,
                       commune: str | None, tolerances: Tolerances, by: Principal | None = None,
                       also: Iterable[str] = (), permission: Action = Action.WRITE_PARCELS) -> tuple[str, str]:
@@ -269,13 +282,7 @@ def _checked_geometry(session: Session, wkb: bytes, input_crs: int, *, exclude: 
         raise InvalidInput("parcel.outside_senegal")
     tol = {"m2": tolerances.outside_m2, "ratio": tolerances.outside_ratio, "area": row.area, "g": row.ewkb}
     if commune:
-        outside = session.execute(text(f"""
-            SELECT :area - coalesce(overlap_area(c.geom, {geom_sql}), 0) FROM commune c WHERE c.code = :c
-        """), {**tol, "c": commune}).scalar()
-        if outside is None:
-            raise InvalidInput("parcel.unknown_commune", commune=commune)
-        if outside > max(tolerances.outside_m2, tolerances.outside_ratio * row.area):
-            raise InvalidInput("parcel.outside_commune", commune=commune, m2=round(outside, 1))
+        _check_commune(session, row.ewkb, commune, tolerances)
     else:
         commune = session.execute(text(f"""
             SELECT c.code FROM commune c WHERE c.geom && {geom_sql} AND ST_Intersects(c.geom, {geom_sql})
@@ -432,6 +439,9 @@ def update(session: Session, *, parcel_id: str, data: ParcelInput, author: str,
             ewkb = current["ewkb"]  # the stored shape, not its reprojected copy
         values["commune_code"] = commune
     _authorize(session, by, [current["commune_code"], values["commune_code"]], permission)
+    if data.geometry is None and values["commune_code"] != current["commune_code"]:
+        # A new commune for the same shape: checked as it would be with the shape given.
+        _check_commune(session, current["ewkb"], str(values["commune_code"]), tolerances)
     if shape_changed and "nicad" not in changes:
         values["nicad"] = None  # the old NICAD stays on the old version
         values["nicad_status"] = nicad_rules.STATUS_TO_REASSIGN

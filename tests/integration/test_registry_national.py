@@ -419,9 +419,6 @@ def test_a_parcel_moved_into_another_commune_is_read_in_one_commune_at_every_ins
              400, "ogc.unknown_parameter")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "sifc.parcels.service.update takes a commune_code given without a geometry as it is: a parcel of Bargny "
-    "becomes Sandiara's (200) with its shape still in Bargny, and an unknown code reaches the foreign key (500)"))
 @pytest.mark.parametrize(("commune", "key"), [(SANDIARA, "parcel.outside_commune"),
                                               ("SN0104-nowhere", "parcel.unknown_commune")])
 def test_a_new_commune_without_a_new_shape_is_checked_against_the_parcels_shape(db, client, admin_headers, commune,
