@@ -122,6 +122,8 @@ class _Chunk:
     fids: list[int]
     held: np.ndarray  # features whose NICAD is repeated in the file: judged at the end
     counts: dict[str, int] = field(default_factory=dict)
+    head: bytes = b""  # the first 12 bytes of the chunk's new ids (time-ordered)
+    encoded: tuple[tuple[bytes, int], tuple[bytes, int]] | None = None  # its copies, made by the reader
 
 
 @dataclass
@@ -219,9 +221,9 @@ class _Reader(threading.Thread):
 
     DONE = object()
 
-    def __init__(self, chunks: Iterator[_Chunk], *, bound: int, keep_shapes: bool) -> None:
+    def __init__(self, chunks: Iterator[_Chunk], *, bound: int, keep_shapes: bool, writer: _Writer) -> None:
         super().__init__(name="sifc-import-reader", daemon=True)
-        self.chunks = chunks
+        self.chunks, self.writer = chunks, writer
         self.queue: queue.Queue[Any] = queue.Queue(maxsize=bound)
         self.keep_shapes = keep_shapes
         self.shapes: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # pending (ords, shapes, areas)
@@ -235,6 +237,8 @@ class _Reader(threading.Thread):
                 if self.keep_shapes:
                     live = np.flatnonzero(chunk.verdicts.pending)
                     self.shapes.append((live + chunk.offset, chunk.geoms[live], chunk.areas[live]))
+                chunk.head = pipeline.time_ordered_ids(1, self.writer.prefix, 0)[0][:12]
+                chunk.encoded = self.writer.encode(chunk)  # while the writer copies the previous chunk
                 self._put(chunk)
             self._put(self.DONE)
         except BaseException as error:  # handed to the writer, which raises it in the caller's thread
@@ -306,9 +310,9 @@ class _Writer:
         head = self.heads[bisect.bisect_right(self.heads, (ord_, b"\xff" * 12)) - 1][1]
         return head + ord_.to_bytes(4, "big")
 
-    def _ids(self, ords: np.ndarray) -> pa.Array:
-        """The ids of the features ``ords`` (all of the current chunk) as uuid texts."""
-        head = self.heads[-1][1].hex()
+    def _ids(self, head_bytes: bytes, ords: np.ndarray) -> pa.Array:
+        """The ids of the features ``ords`` (all of one chunk, whose ids start with ``head_bytes``) as texts."""
+        head = head_bytes.hex()
         text_head = f"{head[:8]}-{head[8:12]}-{head[12:16]}-{head[16:20]}-{head[20:24]}"
         return pa.array([f"{text_head}{o:08x}" for o in ords.tolist()], type=pa.string())
 
@@ -324,7 +328,7 @@ class _Writer:
         names = {"null": "null_geometries", "empty": "empty_geometries", "invalid": "invalid"}
         for key, value in chunk.counts.items():
             setattr(self.report, names[key], getattr(self.report, names[key]) + value)
-        self.heads.append((chunk.offset, pipeline.time_ordered_ids(1, self.prefix, 0)[0][:12]))
+        self.heads.append((chunk.offset, chunk.head))
         for i in np.flatnonzero(chunk.held).tolist():  # judged with their namesakes at the end
             self.held.ords.append(chunk.offset + i)
             self.held.nicads.append(str(chunk.nicads[i]))
@@ -332,25 +336,37 @@ class _Writer:
             self.held.status.append(str(verdicts.status[i]))
             if verdicts.status[i] == "pending":
                 self.held.warnings[chunk.offset + i] = verdicts.codes(verdicts.warnings, i, i + 1)[0]
-                self.held.chunks[chunk.offset + i] = (_one(chunk, i), self.heads[-1][1])
-        accepted = verdicts.pending & ~chunk.held
+                self.held.chunks[chunk.offset + i] = (_one(chunk, i), chunk.head)
+        versions, stage = chunk.encoded or self.encode(chunk)
         try:
             # A NICAD current elsewhere is rare in a first load: the registry's unique index finds it, then
             # the chunk's NICADs are looked up and the chunk copied again without them.
             with self.raw.transaction():  # a savepoint of the driver's, around the copy only
-                self._copy(VERSION_COPY, self._versions(chunk, np.flatnonzero(accepted)))
+                self._copy(VERSION_COPY, versions)
         except Exception as error:  # the driver's own error (the copy runs on its connection)
             if not violated(error, "uq_parcel_version_current_nicad"):
                 raise
+            accepted = verdicts.pending & ~chunk.held
             taken = self._taken([n for n in (chunk.nicads[i] for i in np.flatnonzero(accepted)) if n is not None])
             verdicts.reject(np.array([accepted[i] and chunk.nicads[i] in taken for i in range(chunk.size)],
                                      dtype=bool), "nicad_taken")
-            accepted = verdicts.pending & ~chunk.held
-            self._copy(VERSION_COPY, self._versions(chunk, np.flatnonzero(accepted)))
-        staged = np.flatnonzero(~(chunk.held & verdicts.pending))  # held pending ones: once judged
-        self._copy(STAGE_COPY, self._stage(chunk, staged, verdicts, staged, accepted[staged]))
+            versions, stage = self.encode(chunk)
+            self._copy(VERSION_COPY, versions)
+        self._copy(STAGE_COPY, stage)
 
-    def _versions(self, chunk: _Chunk, index: np.ndarray) -> pa.Table:
+    def encode(self, chunk: _Chunk) -> tuple[tuple[bytes, int], tuple[bytes, int]]:
+        """The chunk's copies (registry rows, verdicts) as CSV, with their row counts.
+
+        Made by the reader thread ahead of the writer; made again by the writer if the registry refused a NICAD.
+        """
+        verdicts = chunk.verdicts
+        accepted = verdicts.pending & ~chunk.held
+        versions = self._versions(chunk, np.flatnonzero(accepted), chunk.head)
+        staged = np.flatnonzero(~(chunk.held & verdicts.pending))  # held pending ones: once judged
+        stage = self._stage(chunk, staged, verdicts, staged, accepted[staged], chunk.head)
+        return (_csv(versions), versions.num_rows), (_csv(stage), stage.num_rows)
+
+    def _versions(self, chunk: _Chunk, index: np.ndarray, head: bytes) -> pa.Table:
         """The chunk's features ``index`` as registry rows, in VERSION_COPY's columns."""
         n = len(index)
         take = pa.array(index, type=pa.int64())
@@ -358,7 +374,7 @@ class _Writer:
         cols = {k: v.take(take) for k, v in chunk.columns.items()}
         declared = chunk.declared[index]
         return pa.table({
-            "parcel_id": self._ids(chunk.offset + index), "version": pa.repeat(1, n),
+            "parcel_id": self._ids(head, chunk.offset + index), "version": pa.repeat(1, n),
             "nicad": nicads,
             "nicad_status": pc.if_else(pc.is_null(nicads), pa.scalar("absent"), pa.scalar("attribue")),
             "commune_code": pa.array(chunk.codes[index], type=pa.string()),
@@ -370,17 +386,16 @@ class _Writer:
             "author": pa.repeat(self.options.author, n), "reason": pa.repeat(self.reason, n),
         })
 
-    def _copy(self, statement: str, table: pa.Table) -> None:
-        if table.num_rows == 0:
+    def _copy(self, statement: str, data: tuple[bytes, int]) -> None:
+        if data[1] == 0:
             return
-        data = _csv(table)
         with self.raw.cursor() as cursor, cursor.copy(statement) as copy:
-            copy.write(data)
+            copy.write(data[0])
         if statement is VERSION_COPY:
-            self.written += table.num_rows
+            self.written += data[1]
 
     def _stage(self, chunk: _Chunk, index: np.ndarray, verdicts: Verdicts, local: np.ndarray,
-               accepted: np.ndarray) -> pa.Table:
+               accepted: np.ndarray, head: bytes) -> pa.Table:
         """Each feature's verdict (no shape: accepted ones are in the registry), as the staged path keeps it.
 
         ``index``: the features in the chunk; ``local``: their positions in ``verdicts``.
@@ -393,7 +408,7 @@ class _Writer:
         declared = chunk.declared[index]
         areas = chunk.areas[index]
         present = ~shapely.is_missing(chunk.geoms[index])
-        ids = self._ids(chunk.offset + index)
+        ids = self._ids(head, chunk.offset + index)
         return pa.table({
             "ord": pa.array(chunk.offset + index, type=pa.int64()),
             "nicad_raw": cols["nicad"], "nicad": chunk.nicad_array.take(take),
@@ -433,17 +448,17 @@ class _Writer:
         for local, ord_ in enumerate(self.held.ords):
             if ord_ not in self.held.chunks:
                 continue  # refused when read: listed then
-            one, head = self.held.chunks[ord_]
-            self.heads.append((ord_, head))  # the id it would have had in its chunk
+            one, head = self.held.chunks[ord_]  # with the id it would have had in its chunk
             kept = verdicts.status[local] == "pending"
             if kept:
-                versions.append(self._versions(one, np.array([0])))
-            stage.append(self._stage(one, np.array([0]), verdicts, np.array([local]), np.array([kept])))
-            self.heads.pop()
+                versions.append(self._versions(one, np.array([0]), head))
+            stage.append(self._stage(one, np.array([0]), verdicts, np.array([local]), np.array([kept]), head))
         if versions:
-            self._copy(VERSION_COPY, pa.concat_tables(versions))
+            table = pa.concat_tables(versions)
+            self._copy(VERSION_COPY, (_csv(table), table.num_rows))
         if stage:
-            self._copy(STAGE_COPY, pa.concat_tables(stage))
+            table = pa.concat_tables(stage)
+            self._copy(STAGE_COPY, (_csv(table), table.num_rows))
 
 
 def _territory(session: Session, box: tuple[float, float, float, float]) -> Territory:
@@ -553,9 +568,9 @@ def load(session: Session, info: SourceInfo, columns: dict[str, str], options: A
     """), {"id": batch_id, "file": report.file, "sha": report.sha256, "options": orjson.dumps(report.options).decode(),
            "author": options.author, "synthetic": options.synthetic, "commune": batch_commune})
     keep_shapes = info.features <= IN_MEMORY_OVERLAPS
-    reader = _Reader(_chunks(info, columns, options, territory, commune, repeated),
-                     bound=0 if keep_shapes else 2, keep_shapes=keep_shapes)
     writer = _Writer(session, batch_id, options, report)
+    reader = _Reader(_chunks(info, columns, options, territory, commune, repeated),
+                     bound=0 if keep_shapes else 2, keep_shapes=keep_shapes, writer=writer)
     timings["read"] += clock() - started
     mark = clock()
     pool_future = None
