@@ -208,12 +208,17 @@ def _chunks(info: SourceInfo, columns: dict[str, str], options: Any, territory: 
 
 
 def _one(chunk: _Chunk, i: int) -> _Chunk:
-    """Feature ``i`` of ``chunk`` as a chunk of its own (kept while its namesakes are read)."""
-    return _Chunk(offset=chunk.offset + i, size=1, verdicts=Verdicts(1), geoms=chunk.geoms[i:i + 1],
-                  areas=chunk.areas[i:i + 1], codes=chunk.codes[i:i + 1], declared=chunk.declared[i:i + 1],
-                  columns={k: v[i:i + 1] for k, v in chunk.columns.items()}, nicads=chunk.nicads[i:i + 1],
-                  nicad_array=chunk.nicad_array[i:i + 1],
-                  fids=chunk.fids[i:i + 1], held=chunk.held[i:i + 1])
+    """Feature ``i`` of ``chunk`` as a chunk of its own (kept while its namesakes are read).
+
+    Copies, not views: a numpy or Arrow slice would keep the whole chunk (its shapes, its record batch)
+    alive until the end, and the file with it.
+    """
+    one = pa.array([i], type=pa.int64())
+    return _Chunk(offset=chunk.offset + i, size=1, verdicts=Verdicts(1), geoms=chunk.geoms[i:i + 1].copy(),
+                  areas=chunk.areas[i:i + 1].copy(), codes=chunk.codes[i:i + 1].copy(),
+                  declared=chunk.declared[i:i + 1].copy(),
+                  columns={k: v.take(one) for k, v in chunk.columns.items()}, nicads=chunk.nicads[i:i + 1],
+                  nicad_array=chunk.nicad_array.take(one), fids=chunk.fids[i:i + 1], held=chunk.held[i:i + 1].copy())
 
 
 class _Reader(threading.Thread):
