@@ -69,6 +69,12 @@ def _loads(loaded: database.Loaded) -> dict[str, Any]:
             "last_s": seconds[-1], "total_s": round(sum(seconds), 1), "each": loaded.loads}
 
 
+def _fraction(sides: dict[str, Any]) -> float | None:
+    """Our service's rate over pgbench's on the same statement, in one case at one size."""
+    ours, database = sides.get("sifc"), sides.get("pgbench")
+    return ours["rate"] / database["rate"] if ours and database and ours["rate"] and database["rate"] else None
+
+
 def summarize_scales(results: list[load.Result], scales: list[int]) -> dict[str, Any]:
     """Per scale, the one-scale summary (sides, ratios, the serving targets); then each larger scale
     against the smallest, per case and side, and the targets of the issue."""
@@ -97,7 +103,7 @@ def summarize_scales(results: list[load.Result], scales: list[int]) -> dict[str,
                 targets.append({"case": case, "what": f"sifc p99, {key}", "value": ours["p99_ms"],
                                 "maximum": MAX_SLOWDOWN, "ok": ours["p99_ms"] <= MAX_SLOWDOWN})
             # The same fraction of pgbench at both scales: the fraction at N over the fraction at the base.
-            fractions = [per_scale[m]["ratios"].get(f"{case}: sifc/pgbench") for m in (n, base)]
+            fractions = [_fraction(per_scale[m]["sides"].get(case, {})) for m in (n, base)]
             if None not in fractions:
                 growth.setdefault(key, {}).setdefault(case, {})["fraction_of_pgbench"] = fractions[0] / fractions[1]
         for t in per_scale[n]["targets"]:  # the serving targets (TiPg, pgbench, the point's p99) at N
@@ -182,7 +188,11 @@ def render_markdown(result: dict[str, Any]) -> str:
 
 @contextlib.contextmanager
 def _up(service: servers.Service | None) -> Iterator[None]:
-    """``service`` running for the block (started and stopped around it); nothing when None."""
+    """``service`` running for the block (started and stopped around it); nothing when None.
+
+    A service started for each load opens its connections during the first second of it (16 connects, a
+    few tens of milliseconds), at every size alike.
+    """
     if service is None:
         yield
         return
@@ -242,18 +252,16 @@ def main(args) -> int:
     checks: dict[str, Any] = {}
     sql: dict[str, dict[str, Any]] = {}
     try:
-        # TiPg holds its whole pool open (min = max); two scales of every service at once would take more
-        # connections than the server allows beside pgbench: each TiPg is up only for its own loads and checks.
-        for label, service in services.items():
-            if not label.startswith("tipg/"):
-                service.start()
+        # Every service keeps the connections it opened (TiPg its whole pool, min = max): four of them at once
+        # and pgbench would take more than the server's 100 beside other users, so each service runs only for
+        # its own loads and checks, started before and stopped after.
         for n in scales:
-            if "tiles" in cases and not tiles_available(services[_label("sifc", n)].base, prepared[n][1]):
-                log(f"the tile route does not answer at {n:,}: the tiles case is skipped")
-                cases.remove("tiles")
-        for n in scales:
-            bases = {side: services[_label(side, n)].base for side in ("sifc", "tipg") if _label(side, n) in services}
-            with _up(services.get(_label("tipg", n))):
+            sifc, tipg = services[_label("sifc", n)], services.get(_label("tipg", n))
+            with _up(sifc), _up(tipg):
+                if "tiles" in cases and not tiles_available(sifc.base, prepared[n][1]):
+                    log(f"the tile route does not answer at {n:,}: the tiles case is skipped")
+                    cases.remove("tiles")
+                bases = {"sifc": sifc.base, **({"tipg": tipg.base} if tipg else {})}
                 checks[str(n)] = check_bodies(bases, paths[n], prepared[n][1], cases)
             for problem in checks[str(n)]["problems"]:
                 log(f"CHECK at {n:,}: {problem}")
@@ -285,7 +293,7 @@ def main(args) -> int:
                                       connections=args.connections, threads=args.threads,
                                       log_dir=work / str(n) / "pgbench")
             else:
-                with _up(services[label] if side == "tipg" else None):
+                with _up(services[label]):
                     result = wrk_side(services[label], work / str(n) / f"{case}.{side}.paths", case=case, side=side,
                                       number=number, duration=duration, args=args)
             result.side, result.scale = side, n
