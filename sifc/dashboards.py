@@ -125,17 +125,18 @@ def _median_days(session: Session, communes: list[str]) -> dict[str, list[dict[s
 def _imports(session: Session, communes: list[str]) -> list[dict[str, Any]]:
     """Import batches per month (UTC, which is Dakar's time) that wrote parcel versions in the communes.
 
-    A batch is not tied to a commune: ``parcel_versions`` counts its versions in these communes
-    (through ``ix_parcel_version_batch``), ``accepted`` is the batch's whole count of accepted
-    features, all communes of the file together.
+    A batch is not tied to a commune: ``parcel_versions`` counts the versions it wrote in these communes,
+    as its report counts them per commune (new and changed parcels: what the batch wrote, read from the
+    batch row rather than from its versions, which at national scale are millions); ``accepted`` is the
+    batch's whole count of accepted features, all communes of the file together.
     """
     rows = session.execute(text("""
         SELECT to_char(date_trunc('month', b.created_at AT TIME ZONE 'UTC'), 'YYYY-MM') AS month,
                count(*) AS batches, sum(n.versions) AS versions,
                sum(coalesce((b.counts ->> 'accepted')::bigint, 0)) AS accepted
         FROM import_batch b
-        CROSS JOIN LATERAL (SELECT count(*) AS versions FROM parcel_version v
-                            WHERE v.batch_id = b.id AND v.commune_code = ANY(CAST(:communes AS text[]))) n
+        CROSS JOIN LATERAL (SELECT coalesce(sum((b.report -> 'communes' ->> c)::bigint), 0) AS versions
+                            FROM unnest(CAST(:communes AS text[])) c) n
         WHERE n.versions > 0
         GROUP BY 1 ORDER BY 1"""), {"communes": communes}).mappings().all()
     return [{"month": r["month"], "batches": int(r["batches"]), "parcel_versions": int(r["versions"]),
