@@ -135,7 +135,7 @@ class _Held:
     geoms: list[Any] = field(default_factory=list)
     status: list[str] = field(default_factory=list)
     warnings: dict[int, tuple[str, ...]] = field(default_factory=dict)  # pending ones: their warnings
-    chunks: dict[int, tuple[_Chunk, bytes]] = field(default_factory=dict)  # pending ones: data, and their id's head
+    chunks: dict[int, tuple[Any, ...]] = field(default_factory=dict)  # pending ones: their values (_kept)
 
 
 def _hashes(values: pa.Array) -> np.ndarray:
@@ -207,18 +207,29 @@ def _chunks(info: SourceInfo, columns: dict[str, str], options: Any, territory: 
             offset += size
 
 
-def _one(chunk: _Chunk, i: int) -> _Chunk:
-    """Feature ``i`` of ``chunk`` as a chunk of its own (kept while its namesakes are read).
+def _kept(chunk: _Chunk, i: int) -> tuple[Any, ...]:
+    """Feature ``i`` of ``chunk`` as plain values, kept while its namesakes are read (see :func:`_one`).
 
-    Copies, not views: a numpy or Arrow slice would keep the whole chunk (its shapes, its record batch)
-    alive until the end, and the file with it.
+    Plain values, not slices: a numpy or Arrow slice would keep the whole chunk (its shapes, its record
+    batch) alive to the end, and the file with it; a chunk of one per feature weighs kilobytes.
     """
-    one = pa.array([i], type=pa.int64())
-    return _Chunk(offset=chunk.offset + i, size=1, verdicts=Verdicts(1), geoms=chunk.geoms[i:i + 1].copy(),
-                  areas=chunk.areas[i:i + 1].copy(), codes=chunk.codes[i:i + 1].copy(),
-                  declared=chunk.declared[i:i + 1].copy(),
-                  columns={k: v.take(one) for k, v in chunk.columns.items()}, nicads=chunk.nicads[i:i + 1],
-                  nicad_array=chunk.nicad_array.take(one), fids=chunk.fids[i:i + 1], held=chunk.held[i:i + 1].copy())
+    return (chunk.offset + i, {k: v[i].as_py() for k, v in chunk.columns.items()}, chunk.nicads[i],
+            chunk.geoms[i], float(chunk.areas[i]), chunk.codes[i], float(chunk.declared[i]), chunk.fids[i],
+            chunk.head)
+
+
+def _one(kept: tuple[Any, ...]) -> _Chunk:
+    """A kept feature as a chunk of its own, to be written like any other."""
+    offset, columns, nicad, geom, area, code, declared, fid, head = kept
+    geoms = np.empty(1, dtype=object)
+    geoms[0] = geom
+    codes = np.empty(1, dtype=object)
+    codes[0] = code
+    return _Chunk(offset=offset, size=1, verdicts=Verdicts(1), geoms=geoms, areas=np.array([area]), codes=codes,
+                  declared=np.array([declared]),
+                  columns={k: pa.array([v], type=pa.string()) for k, v in columns.items()},
+                  nicads=[nicad], nicad_array=pa.array([nicad], type=pa.string()), fids=[fid],
+                  held=np.ones(1, dtype=bool), head=head)
 
 
 class _Reader(threading.Thread):
@@ -341,7 +352,7 @@ class _Writer:
             self.held.status.append(str(verdicts.status[i]))
             if verdicts.status[i] == "pending":
                 self.held.warnings[chunk.offset + i] = verdicts.codes(verdicts.warnings, i, i + 1)[0]
-                self.held.chunks[chunk.offset + i] = (_one(chunk, i), chunk.head)
+                self.held.chunks[chunk.offset + i] = _kept(chunk, i)
         versions, stage = chunk.encoded or self.encode(chunk)
         try:
             # A NICAD current elsewhere is rare in a first load: the registry's unique index finds it, then
@@ -453,7 +464,8 @@ class _Writer:
         for local, ord_ in enumerate(self.held.ords):
             if ord_ not in self.held.chunks:
                 continue  # refused when read: listed then
-            one, head = self.held.chunks[ord_]  # with the id it would have had in its chunk
+            one = _one(self.held.chunks[ord_])
+            head = one.head  # the id it would have had in its chunk
             kept = verdicts.status[local] == "pending"
             if kept:
                 versions.append(self._versions(one, np.array([0]), head))
