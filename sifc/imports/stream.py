@@ -7,10 +7,10 @@ files); it flows:
 
 - a **reader thread** reads a chunk, runs every check of the file on it (:mod:`sifc.imports.checks`:
   geometry, reprojection, location, NICAD form, areas) and hands it over;
-- the **caller's thread** ``COPY``-es the chunk's accepted parcels straight into ``parcel_version`` (final
-  rows; a NICAD current elsewhere is found by the registry's unique index, and that chunk copied again
-  without it) and every feature's verdict into the temporary ``stage_parcel``, while the reader checks the
-  next chunk and PostgreSQL indexes this one on the other core.
+- the **caller's thread** asks the registry which of the chunk's NICADs are current elsewhere, then
+  ``COPY``-es the chunk's accepted parcels straight into ``parcel_version`` (final rows) and every
+  feature's verdict into the temporary ``stage_parcel``, while the reader checks the next chunk and
+  PostgreSQL indexes this one on the other core.
 
 What needs the whole file is kept small: the NICADs repeated in the file are found first, from the NICAD
 column alone (64-bit hashes), and those features wait until the end, where they are judged together as
@@ -353,27 +353,21 @@ class _Writer:
             if verdicts.status[i] == "pending":
                 self.held.warnings[chunk.offset + i] = verdicts.codes(verdicts.warnings, i, i + 1)[0]
                 self.held.chunks[chunk.offset + i] = _kept(chunk, i)
-        versions, stage = chunk.encoded or self.encode(chunk)
-        try:
-            # A NICAD current elsewhere is rare in a first load: the registry's unique index finds it, then
-            # the chunk's NICADs are looked up and the chunk copied again without them.
-            with self.raw.transaction():  # a savepoint of the driver's, around the copy only
-                self._copy(VERSION_COPY, versions)
-        except Exception as error:  # the driver's own error (the copy runs on its connection)
-            if not violated(error, "uq_parcel_version_current_nicad"):
-                raise
-            accepted = verdicts.pending & ~chunk.held
-            taken = self._taken([n for n in (chunk.nicads[i] for i in np.flatnonzero(accepted)) if n is not None])
+        # A NICAD current elsewhere (one index probe each; a savepoint per chunk to let the unique index find
+        # them instead held memory in the server to the end of the transaction: 2 GB at ten million parcels).
+        accepted = verdicts.pending & ~chunk.held
+        taken = self._taken([n for n in (chunk.nicads[i] for i in np.flatnonzero(accepted)) if n is not None])
+        if taken:
             verdicts.reject(np.array([accepted[i] and chunk.nicads[i] in taken for i in range(chunk.size)],
                                      dtype=bool), "nicad_taken")
-            versions, stage = self.encode(chunk)
-            self._copy(VERSION_COPY, versions)
+        versions, stage = chunk.encoded if chunk.encoded and not taken else self.encode(chunk)
+        self._copy(VERSION_COPY, versions)
         self._copy(STAGE_COPY, stage)
 
     def encode(self, chunk: _Chunk) -> tuple[tuple[bytes, int], tuple[bytes, int]]:
         """The chunk's copies (registry rows, verdicts) as CSV, with their row counts.
 
-        Made by the reader thread ahead of the writer; made again by the writer if the registry refused a NICAD.
+        Made by the reader thread ahead of the writer; made again by the writer if the registry holds a NICAD.
         """
         verdicts = chunk.verdicts
         accepted = verdicts.pending & ~chunk.held
