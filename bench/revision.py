@@ -139,3 +139,9 @@ def migration_differences(revision: Revision) -> list[str]:
 
 if __name__ == "__main__":  # python -m bench.revision REF: check out and verify only
     print(materialise(sys.argv[1], REPO / "bench" / "work"))
+
+
+def code_line(git: dict) -> str:
+    """A result's "Code:" line: the commit, and the files changed beside it when the tree was not clean."""
+    changed = git.get("uncommitted") or []
+    return f"Code: {git['commit'][:10]}" + (f" + uncommitted changes in {', '.join(changed)}" if changed else "")

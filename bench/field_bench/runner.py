@@ -35,6 +35,7 @@ from bench.field_bench.data import FIELD_TEMPLATE, OFFICER, FieldDataset, datase
 from bench.import_bench.databases import REPO, TEMPLATE, Server
 from bench.import_bench.measure import Measurement, measure
 from bench.import_bench.runner import ensure_ogr2ogr
+from bench.revision import code_line
 
 RUN = "sifc_bench_field_run"
 RETURN_TEMPLATE = "sifc_bench_field_return_template"
@@ -307,9 +308,7 @@ def render_markdown(result: dict[str, Any]) -> str:
               f"the start {', '.join(f'{x:.1f}' for x in env['machine']['load_average'])}; PostgreSQL "
               f"{env['versions']['postgresql']}; {env['versions']['ogr2ogr']}; pyogrio's GDAL "
               f"{env['versions']['pyogrio_gdal']}.",
-              f"Code: {env['git']['commit'][:10]}"
-              + (f" + uncommitted changes in {', '.join(env['git']['uncommitted'])}" if env["git"]["uncommitted"]
-                 else ""), ""]
+              code_line(env["git"]), ""]
     return "\n".join(lines)
 
 

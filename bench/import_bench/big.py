@@ -42,7 +42,7 @@ from bench.import_bench.runner import (
     run_ogr2ogr,
     run_sifc,
 )
-from bench.revision import materialise
+from bench.revision import code_line, materialise
 
 BENCH = Path(__file__).resolve().parents[1]
 RUN_DATABASE = "sifc_bench_big_run"
@@ -253,9 +253,7 @@ def render_markdown(result: dict[str, Any]) -> str:
     env = result["environment"]
     lines += ["", f"Machine: {env['machine']['cpus']} CPUs, {env['machine']['memory_gib']} GiB; "
               f"PostgreSQL {env['versions']['postgresql']}; {env['versions']['ogr2ogr']}.",
-              f"Code: {env['git']['commit'][:10]}" + (
-                  f" + uncommitted changes in {', '.join(env['git']['uncommitted'])}"
-                  if env["git"]["uncommitted"] else ""), ""]
+              code_line(env["git"]), ""]
     return "\n".join(lines)
 
 

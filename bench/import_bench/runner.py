@@ -29,7 +29,7 @@ from bench.import_bench.check import compare, compare_rejects
 from bench.import_bench.databases import PLAIN, REPO, RUN, TEMPLATE, Server
 from bench.import_bench.generate import Dataset, generate
 from bench.import_bench.measure import Measurement, Sampler, measure, measure_sampled
-from bench.revision import Revision, materialise, migration_differences
+from bench.revision import Revision, code_line, materialise, migration_differences
 
 METHODS = ("ogr2ogr", "sifc", "geopandas")
 REVISION_PREFIX = "sifc@"
@@ -384,9 +384,7 @@ def render_markdown(result: dict[str, Any]) -> str:
     lines += ["", f"Machine: {env['machine']['cpus']} CPUs, {env['machine']['memory_gib']} GiB; "
               f"PostgreSQL {env['versions']['postgresql']}; {env['versions']['ogr2ogr']}; "
               f"shapely {env['versions']['shapely']} (GEOS {env['versions']['geos']}).",
-              f"Code: {env['git']['commit'][:10]}" + (
-                  f" + uncommitted changes in {', '.join(env['git']['uncommitted'])}"
-                  if env["git"]["uncommitted"] else "")]
+              code_line(env["git"])]
     for label, rev in result.get("revisions", {}).items():
         lines.append(f"{label}: {rev['commit'][:10]} from `{rev['tree']}`, its own template "
                      f"`{rev['template']}`; migration files differing from the working tree's: "

@@ -41,6 +41,7 @@ from typing import Any
 import psycopg
 
 from bench.import_bench.databases import REPO, Server
+from bench.revision import code_line
 from bench.serve_bench import database, servers
 from bench.serve_bench.runner import _git
 
@@ -265,9 +266,7 @@ def render_markdown(result: dict[str, Any]) -> str:
     env = result["environment"]
     lines += ["", f"Machine: {env['cpus']} CPUs, shared with other jobs; PostgreSQL "
               f"{result['versions']['postgresql']}, PostGIS {result['versions']['postgis']}.",
-              f"Code: {result['git']['commit'][:10]}" + (
-                  f" + uncommitted changes in {', '.join(result['git']['uncommitted'])}"
-                  if result["git"]["uncommitted"] else ""), ""]
+              code_line(result["git"]), ""]
     return "\n".join(lines)
 
 

@@ -24,7 +24,7 @@ from typing import Any
 import psycopg
 
 from bench.import_bench.databases import REPO, Server
-from bench.revision import materialise, migration_differences
+from bench.revision import code_line, materialise, migration_differences
 from bench.serve_bench import database, load, servers
 from bench.serve_bench import inputs as inputs_module
 from bench.serve_bench.capture import capture
@@ -305,9 +305,7 @@ def render_markdown(result: dict[str, Any]) -> str:
     env = result["environment"]
     lines += ["", f"Machine: {env['cpus']} CPUs, shared with other jobs (alternating rounds spread their load); "
               f"PostgreSQL {result['versions']['postgresql']}.",
-              f"Code: {result['git']['commit'][:10]}" + (
-                  f" + uncommitted changes in {', '.join(result['git']['uncommitted'])}"
-                  if result["git"]["uncommitted"] else ""), ""]
+              code_line(result["git"]), ""]
     return "\n".join(lines)
 
 

@@ -27,6 +27,7 @@ from typing import Any
 import psycopg
 
 from bench.import_bench.databases import Server
+from bench.revision import code_line
 from bench.serve_bench import database, load, servers
 from bench.serve_bench import inputs as inputs_module
 from bench.serve_bench.capture import capture
@@ -180,9 +181,7 @@ def render_markdown(result: dict[str, Any]) -> str:
     env = result["environment"]
     lines += ["", f"Machine: {env['cpus']} CPUs, shared with other jobs (alternating rounds spread their load); "
               f"PostgreSQL {result['versions']['postgresql']}.",
-              f"Code: {result['git']['commit'][:10]}" + (
-                  f" + uncommitted changes in {', '.join(result['git']['uncommitted'])}"
-                  if result["git"]["uncommitted"] else ""), ""]
+              code_line(result["git"]), ""]
     return "\n".join(lines)
 
 
