@@ -1,5 +1,5 @@
 # The two commands of the README. Everything else is in scripts/.
-.PHONY: run test test-fast test-federation lint lock bench-import bench-serve bench-refactor bench-field bench-federation bench-10m bench-scale
+.PHONY: run test test-fast test-federation lint lock bench-import bench-serve bench-refactor bench-field bench-federation bench-10m bench-scale bench-registry
 
 run:
 	bash scripts/run.sh
@@ -39,6 +39,11 @@ bench-import:
 # make bench-10m BENCH_10M_ARGS="--parcels 1000000"
 bench-10m:
 	bash bench/import_bench/run.sh big $(BENCH_10M_ARGS)
+
+# The registry's share of a first load at 200,000 parcels, and a partitioned registry's floor, beside ogr2ogr
+# (bench/README.md, "make bench-registry"): make bench-registry BENCH_REGISTRY_ARGS="--runs 1"
+bench-registry:
+	bash bench/import_bench/run.sh registry $(BENCH_REGISTRY_ARGS)
 
 # Field packages benchmark (bench/README.md): a package of 20,000 parcels against ogr2ogr -f GPKG, a return of
 # 2,000 edits against sifc import; make bench-field BENCH_FIELD_ARGS="--runs 1"

@@ -1,6 +1,8 @@
 """``python -m bench.import_bench [run|generate|profile|big] …`` (``run`` when no command is given).
 
 ``big`` is ``make bench-10m``: ten million parcels, one run of ogr2ogr and one of sifc import (``big.py``).
+``registry`` is ``make bench-registry``: the registry's share of a first load, and a partitioned registry's
+floor (``registry.py``).
 """
 
 from __future__ import annotations
@@ -72,6 +74,10 @@ def main(argv: list[str] | None = None) -> int:
         from bench.import_bench.big import main as big_main
 
         return big_main(argv[1:])
+    if argv[:1] == ["registry"]:
+        from bench.import_bench.registry import main as registry_main
+
+        return registry_main(argv[1:])
     args = parse(argv)
     if args.command == "generate":
         from bench.import_bench.databases import TEMPLATE, Server
