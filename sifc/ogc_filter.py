@@ -26,6 +26,11 @@ SPATIAL = {ast.GeometryIntersects: "ST_Intersects", ast.GeometryWithin: "ST_With
            ast.GeometryContains: "ST_Contains", ast.GeometryDisjoint: "ST_Disjoint",
            ast.GeometryTouches: "ST_Touches", ast.GeometryOverlaps: "ST_Overlaps",
            ast.GeometryCrosses: "ST_Crosses", ast.GeometryEquals: "ST_Equals"}
+# Predicates that imply the two boxes meet and that PostGIS plans through ``~``/``@``/``~=``, which it estimates at
+# a flat 0.1 % of the rows (10,000 of a national registry: a parallel, JIT-compiled plan for a handful of parcels).
+# ``&&`` beside them is estimated from the column's statistics. ST_Intersects already expands to ``&&``.
+BOXES_MEET = (ast.GeometryWithin, ast.GeometryContains, ast.GeometryEquals, ast.GeometryTouches,
+              ast.GeometryOverlaps, ast.GeometryCrosses)
 MAX_FILTER_LENGTH = 20_000
 MAX_DWITHIN_M = 10_000
 METRES = ("m", "meter", "meters", "metre", "metres")
@@ -136,7 +141,10 @@ class SqlFilter:
             expression, _ = self._attribute(node.lhs)
             return f"({expression} IS {'NOT ' if node.not_ else ''}NULL)"
         if kind in SPATIAL:
-            return f"{SPATIAL[kind]}({self._geometry(node.lhs)}, {self._geometry(node.rhs)})"
+            a, b = self._geometry(node.lhs), self._geometry(node.rhs)
+            if kind in BOXES_MEET:  # see BOXES_MEET
+                return f"({a} && {b} AND {SPATIAL[kind]}({a}, {b}))"
+            return f"{SPATIAL[kind]}({a}, {b})"
         if kind is ast.DistanceWithin:  # ECQL's DWITHIN(a, b, distance, units)
             units = str(node.units).lower() if node.units is not None else "meters"
             return self._function(ast.Function("s_dwithin", [node.lhs, node.rhs, node.distance, units]))

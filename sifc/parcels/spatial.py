@@ -89,8 +89,17 @@ def at_point(session: Session, *, lon: float, lat: float, crs: int = 4326) -> by
 
 def at_point_statement(*, lon: float, lat: float, crs: int = 4326) -> Statement:
     """The statement of :func:`at_point` (one text value), for the read pool of ``GET /parcels/at``."""
-    params = _point(lon, lat)
-    return _collection_statement(f"ST_Covers(p.geom, {_point_sql(lon, lat)})", params, crs=crs)
+    return _collection_statement(covers(_point_sql(lon, lat)), _point(lon, lat), crs=crs)
+
+
+def covers(point: str) -> str:
+    """The condition "the parcel ``p`` covers ``point``" (an SQL expression of one point), as the index is used.
+
+    ``&&`` beside ST_Covers: PostGIS estimates ``~`` (what ST_Covers expands to) at a flat 0.1 % of the rows,
+    ``&&`` from the column's statistics (about one row). With ST_Covers alone, at 10,000,000 parcels the point
+    was planned for 10,000 rows: a parallel scan with JIT compilation, 100 ms where 0.1 ms do (bench/README.md).
+    """
+    return f"p.geom && {point} AND ST_Covers(p.geom, {point})"
 
 
 def refuse_detailed(geometry: Any, limit: int = MAX_VERTICES) -> Any:

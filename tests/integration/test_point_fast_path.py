@@ -8,9 +8,12 @@ parcels either way, checked here on the same points.
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from pyproj import Transformer
 from shapely.geometry import box
+from sqlalchemy import text
 from sqlalchemy.exc import DataError, OperationalError
 
 import api.routers.spatial as spatial_routes
@@ -123,8 +126,8 @@ def test_direct_point_finds_what_the_clipped_point_finds(db, grid, place):
     lon, lat = TO_WGS84.transform(x + PLACES[place][0], y + PLACES[place][1])
     params = {"lon": lon, "lat": lat}
     for crs in (4326, 32628):
-        clipped = spatial._collection_statement(f"ST_Covers(p.geom, {spatial.POINT_SQL})", params, crs=crs)
-        direct = spatial._collection_statement(f"ST_Covers(p.geom, {spatial.DIRECT_POINT_SQL})", params, crs=crs)
+        clipped = spatial._collection_statement(spatial.covers(spatial.POINT_SQL), params, crs=crs)
+        direct = spatial._collection_statement(spatial.covers(spatial.DIRECT_POINT_SQL), params, crs=crs)
         assert clipped.row(db) == direct.row(db)
         assert spatial.at_point_statement(lon=lon, lat=lat, crs=crs).sql == direct.sql
 
@@ -134,8 +137,28 @@ def test_domain_edges_take_the_clipped_form_outside_only(db):
     for lon, lat in [(west, south), (east, north), (west, north), (east, south)]:  # on the edge: inside
         assert spatial.DIRECT_POINT_SQL in spatial.at_point_statement(lon=lon, lat=lat).sql
         params = {"lon": lon, "lat": lat}
-        clipped = spatial._collection_statement(f"ST_Covers(p.geom, {spatial.POINT_SQL})", params, crs=4326)
+        clipped = spatial._collection_statement(spatial.covers(spatial.POINT_SQL), params, crs=4326)
         assert spatial.at_point_statement(lon=lon, lat=lat).row(db) == clipped.row(db)
     for lon, lat in [(west - 1e-9, 14.0), (east + 1e-9, 14.0), (-15.0, south - 1e-9), (-15.0, north + 1e-9),
                      (100.0, 0.0)]:
         assert spatial.POINT_SQL in spatial.at_point_statement(lon=lon, lat=lat).sql
+
+
+def test_the_point_is_planned_from_the_shapes_statistics(db, grid):
+    """The point's condition holds ``&&`` beside ST_Covers (``~`` for the index): the planner then estimates its rows
+    from the column's statistics (about one) rather than PostGIS's flat 0.1 % for ``~``, which at 10,000,000
+    parcels planned a point for 10,000 rows (a parallel scan, JIT: 100 ms instead of 0.1 ms)."""
+    x, y = grid
+    lon, lat = TO_WGS84.transform(x + PLACES["inside"][0], y + PLACES["inside"][1])
+    statement = spatial.at_point_statement(lon=lon, lat=lat)
+    db.execute(text("ANALYZE parcel_version"))
+    plan = db.execute(text("EXPLAIN (FORMAT JSON) " + statement.sql), statement.params).scalar_one()
+    conditions = []
+
+    def walk(node):
+        conditions.extend(node.get(k, "") for k in ("Index Cond", "Recheck Cond", "Filter"))
+        for child in node.get("Plans", []):
+            walk(child)
+
+    walk(plan[0]["Plan"])
+    assert any("&&" in c for c in conditions), json.dumps(plan)[:3000]
