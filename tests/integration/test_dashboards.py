@@ -193,3 +193,17 @@ def test_many_values_are_summed_into_one_others_bar():
     names = [tick.get_text() for tick in land_use.get_yticklabels()]
     assert len(names) == dashboard_charts.MAX_BARS and names[-1] == f"autres ({30 - dashboard_charts.MAX_BARS + 1})"
     assert dashboard_charts.pdf(figures, "en").startswith(b"%PDF")
+
+
+def test_conflicts_are_counted_under_a_parallel_plan(db, demo):
+    """``overlap_area`` opens a subtransaction (its EXCEPTION block): no parallel plan may call it (migration
+    0028). At 10,000,000 parcels a commune's conflicts were planned in parallel and failed with « cannot start
+    subtransactions during a parallel operation »; here every plan is forced parallel where it can be."""
+    for setting in ("parallel_setup_cost = 0", "parallel_tuple_cost = 0", "min_parallel_table_scan_size = 0",
+                    "force_parallel_mode = on"):
+        db.execute(text(f"SET LOCAL {setting}"))
+    area = db.execute(text("""
+        SELECT sum(overlap_area(ST_Buffer(ST_MakePoint(i, 0), 1), ST_Buffer(ST_MakePoint(i + 1, 0), 1)))
+        FROM generate_series(1, 50) i""")).scalar_one()
+    assert area == pytest.approx(50 * 1.228, rel=0.02)  # two unit discs one radius apart share 1.228 m²
+    assert dashboards.get(db, level="commune", code=BARGNY)["conflicts"]["pairs"] == 0
