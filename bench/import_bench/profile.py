@@ -173,21 +173,12 @@ def _instrument() -> None:
                 setattr(module, name, wrapped[id(value)])
 
 
-def _import_once(server: Server, shapefile: Path, work: Path, *, explain: bool) -> tuple[Profile, dict, float]:
-    """Run ``sifc import parcels`` in this process on a fresh database; return the profile and report."""
+def run_cli(arguments: list[str]) -> None:
+    """``sifc ARGUMENTS`` in this process, its summary silenced; a non-zero exit is raised."""
     import cli
 
-    server.clone(TEMPLATE, RUN)
-    os.environ.update({k: v for k, v in server.sifc_environment(RUN).items()
-                       if k in ("SIFC_DATABASE_URL", "SIFC_ADMIN_DATABASE_URL")})
-    profile = Profile(explain=explain)
-    _instrument()
-    _ACTIVE.append(profile)
-    report = work / "profile.report.json"
     argv = sys.argv
-    sys.argv = ["sifc", "import", "parcels", str(shapefile), "--report", str(report),
-                "--rejects", str(work / "profile_rejets.gpkg")]
-    started = time.perf_counter()
+    sys.argv = ["sifc", *arguments]
     try:
         with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):  # the CLI's summary
             cli.main()
@@ -196,6 +187,22 @@ def _import_once(server: Server, shapefile: Path, work: Path, *, explain: bool) 
             raise
     finally:
         sys.argv = argv
+
+
+def _import_once(server: Server, shapefile: Path, work: Path, *, explain: bool) -> tuple[Profile, dict, float]:
+    """Run ``sifc import parcels`` in this process on a fresh database; return the profile and report."""
+    server.clone(TEMPLATE, RUN)
+    os.environ.update({k: v for k, v in server.sifc_environment(RUN).items()
+                       if k in ("SIFC_DATABASE_URL", "SIFC_ADMIN_DATABASE_URL")})
+    profile = Profile(explain=explain)
+    _instrument()
+    _ACTIVE.append(profile)
+    report = work / "profile.report.json"
+    started = time.perf_counter()
+    try:
+        run_cli(["import", "parcels", str(shapefile), "--report", str(report),
+                 "--rejects", str(work / "profile_rejets.gpkg")])
+    finally:
         wall = time.perf_counter() - started
         _ACTIVE.pop()
         server.drop(RUN)

@@ -31,7 +31,6 @@ first load, overlapped with the reader as today, could bring the whole import wi
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime as dt
 import json
 import os
@@ -47,6 +46,7 @@ from psycopg import sql
 
 from bench.import_bench.databases import RUN, TEMPLATE, Server
 from bench.import_bench.generate import generate
+from bench.import_bench.profile import run_cli
 from bench.import_bench.runner import Context, _checkpoint, _environment, _git, ensure_ogr2ogr, log, run_ogr2ogr
 from bench.revision import code_line
 
@@ -124,26 +124,17 @@ def _instrument() -> None:
 
 
 def _import_in_process(server: Server, database: str, file: Path, work: Path) -> tuple[float, dict[str, float], dict]:
-    import cli
-
     os.environ.update({k: v for k, v in server.sifc_environment(database).items()
                        if k in ("SIFC_DATABASE_URL", "SIFC_ADMIN_DATABASE_URL")})
     _instrument()
     parts = _Parts()
     _PARTS.append(parts)
     report = work / "registry.report.json"
-    argv = sys.argv
-    sys.argv = ["sifc", "import", "parcels", str(file), "--report", str(report),
-                "--rejects", str(work / "registry_rejets.gpkg")]
     started, cpu, process = time.perf_counter(), time.thread_time(), time.process_time()
     try:
-        with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):
-            cli.main()
-    except SystemExit as leaving:
-        if leaving.code not in (0, None):
-            raise
+        run_cli(["import", "parcels", str(file), "--report", str(report),
+                 "--rejects", str(work / "registry_rejets.gpkg")])
     finally:
-        sys.argv = argv
         wall = time.perf_counter() - started
         parts.values["main_thread_cpu_s"] = time.thread_time() - cpu
         parts.values["process_cpu_s"] = time.process_time() - process
