@@ -1,10 +1,10 @@
 """``make bench-registry``: what a first load costs the registry today, and what a partitioned one would.
 
-Issue 21's target 1 (a first load of a commune within 2 × ogr2ogr at 200,000 parcels) is missed
-because the rows go into ``parcel_version``, which carries every index, a validity CHECK and two
-generated columns. The design the issue proposes, a registry partitioned by commune, would fill a
-fresh partition, index it once and attach it. Before building it (ADR 0006, "Not decided yet"),
-this measures its floor on the same rows, in one run, alternating, beside the anchor:
+A first load of a commune is far slower than ogr2ogr on the same file (the target was 2 × at 200,000
+parcels), largely because its rows go into ``parcel_version``, which carries every index, a validity
+CHECK and two generated columns. A registry partitioned by commune would fill a fresh partition, index
+it once and attach it. Before building one, this measures its floor on the same rows, in one run,
+alternating, beside the anchor (the figures and the decision: ADR 0006, bench/README.md):
 
 - ``ogr2ogr``: the anchor, run exactly as ``bench/import_bench`` runs it;
 - ``sifc``: ``sifc import parcels`` in this process, on a fresh database, with its parts timed —

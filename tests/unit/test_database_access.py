@@ -89,7 +89,7 @@ INTERPOLATION_ALLOWED: list[tuple[str, str, str]] = [
     ("sifc/bornes/service.py", "_feature_sql()", "the fixed public columns of PUBLIC_FIELDS; an SRID via int()"),
     ("sifc/localites/service.py", "_feature_sql()",
      "the fixed public columns of PUBLIC_FIELDS, personal ones from PERSONAL_COLUMNS; an SRID via int()"),
-    ("sifc/parcels/spatial.py", "_properties() _point_sql() where order extra extra_select",
+    ("sifc/parcels/spatial.py", "_properties() _point_sql() point where order extra extra_select",
      "fragments the module's own functions write, with bound values (:lon, :wkb, :distance)"),
     ("sifc/territories/loader.py", "geom_changed() old new level",
      "column expressions written in code; a level, one of the fixed names the loader walks"),
