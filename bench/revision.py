@@ -145,3 +145,11 @@ def code_line(git: dict) -> str:
     """A result's "Code:" line: the commit, and the files changed beside it when the tree was not clean."""
     changed = git.get("uncommitted") or []
     return f"Code: {git['commit'][:10]}" + (f" + uncommitted changes in {', '.join(changed)}" if changed else "")
+
+
+def write_results(directory: Path, stem: str, result: dict, markdown: str) -> Path:
+    """A benchmark's result as ``STEM.json`` and ``STEM.md`` in ``directory`` (made if missing); the .md's path."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / f"{stem}.json").write_text(json.dumps(result, ensure_ascii=False, indent=1))
+    (directory / f"{stem}.md").write_text(markdown)
+    return directory / f"{stem}.md"

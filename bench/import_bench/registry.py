@@ -48,7 +48,7 @@ from bench.import_bench.databases import RUN, TEMPLATE, Server
 from bench.import_bench.generate import generate
 from bench.import_bench.profile import run_cli
 from bench.import_bench.runner import Context, _checkpoint, _environment, _git, ensure_ogr2ogr, log, run_ogr2ogr
-from bench.revision import code_line
+from bench.revision import code_line, write_results
 
 BENCH = Path(__file__).resolve().parents[1]
 SOURCE = "sifc_bench_registry_source"
@@ -340,11 +340,8 @@ def main(argv: list[str]) -> int:
               "runs": runs, "summary": summarize(runs, methods)}
     markdown = render(result)
     print(markdown)
-    args.results_dir.mkdir(parents=True, exist_ok=True)
-    stem = f"registry-{dataset.parcels}-{started:%Y%m%d-%H%M%S}"
-    (args.results_dir / f"{stem}.json").write_text(json.dumps(result, ensure_ascii=False, indent=1))
-    (args.results_dir / f"{stem}.md").write_text(markdown)
-    log(f"written {args.results_dir / stem}.md")
+    written = write_results(args.results_dir, f"registry-{dataset.parcels}-{started:%Y%m%d-%H%M%S}", result, markdown)
+    log(f"written {written}")
     return 0
 
 

@@ -29,7 +29,7 @@ from bench.import_bench.check import compare, compare_rejects
 from bench.import_bench.databases import PLAIN, REPO, RUN, TEMPLATE, Server
 from bench.import_bench.generate import Dataset, generate
 from bench.import_bench.measure import Measurement, Sampler, measure, measure_sampled
-from bench.revision import Revision, code_line, materialise, migration_differences
+from bench.revision import Revision, code_line, materialise, migration_differences, write_results
 
 METHODS = ("ogr2ogr", "sifc", "geopandas")
 REVISION_PREFIX = "sifc@"
@@ -465,11 +465,8 @@ def main(args) -> int:
               "summary": summarize(runs, methods, dataset.parcels)}
     markdown = render_markdown(result)
     print(markdown)
-    args.results_dir.mkdir(parents=True, exist_ok=True)
-    stem = f"import-{dataset.parcels}-{started:%Y%m%d-%H%M%S}"
-    (args.results_dir / f"{stem}.json").write_text(json.dumps(result, ensure_ascii=False, indent=1))
-    (args.results_dir / f"{stem}.md").write_text(markdown)
-    log(f"results: {args.results_dir / stem}.md / .json")
+    written = write_results(args.results_dir, f"import-{dataset.parcels}-{started:%Y%m%d-%H%M%S}", result, markdown)
+    log(f"results: {written} / .json")
     if not args.keep:
         shutil.rmtree(work, ignore_errors=True)
     summary = result["summary"]
