@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Second command of the README: provision a separate test database and run the whole suite.
+# `scripts/test.sh --setup-only` installs and provisions everything and runs no test (CI times the two apart).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -15,5 +16,6 @@ scripts/web.sh
 SIFC_FORCE_DB_NAME=1 with_database "${SIFC_TEST_DB_NAME:-sifc_test}"
 say "provisionnement de la base de test (${SIFC_DATABASE_URL##*/})"
 .venv/bin/sifc db provision
+if [ "${1:-}" = "--setup-only" ]; then exit 0; fi
 export SIFC_ENVIRONMENT=test
 exec .venv/bin/python -m pytest "$@"
