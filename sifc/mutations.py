@@ -168,14 +168,21 @@ def _check_cover(session: Session, parent: Parent, geoms: list[str]) -> None:
             100 * abs(union_area - parent.area_m2) / parent.area_m2, 3), tolerance=100 * COVER_TOLERANCE)
 
 
+# Whether any version, current or closed, ever held a NICAD: one lookup on each partial index (the current
+# NICADs, the closed ones). One condition over the whole history matches neither index's predicate and reads
+# every version of the registry: ten million rows for each child of a split at national scale.
+EVER_HELD = """
+    SELECT EXISTS (SELECT 1 FROM parcel_version WHERE nicad = :n AND valid_to IS NULL)
+        OR EXISTS (SELECT 1 FROM parcel_version WHERE nicad = :n AND valid_to IS NOT NULL)"""
+
+
 def _child_nicad(session: Session, value: Any, taken: set[str]) -> tuple[str | None, str]:
     """The NICAD a child gets: the one given (never held by any parcel before), else "à réattribuer"."""
     cleaned = nicad_rules.clean(value)
     if cleaned is None:
         return None, nicad_rules.STATUS_TO_REASSIGN
-    held = session.execute(text("SELECT parcel_id FROM parcel_version WHERE nicad = :n LIMIT 1"), {"n": cleaned}
-                           ).scalar()
-    if held is not None or cleaned in taken:
+    held = session.execute(text(EVER_HELD), {"n": cleaned}).scalar()
+    if held or cleaned in taken:
         raise Conflict("mutation.nicad_used", nicad=cleaned)
     taken.add(cleaned)
     return cleaned, nicad_rules.STATUS_ASSIGNED
