@@ -1,5 +1,5 @@
 # The two commands of the README. Everything else is in scripts/.
-.PHONY: run test test-fast test-federation lint lock bench-import bench-serve bench-refactor bench-field bench-federation bench-10m bench-scale bench-registry
+.PHONY: run test test-fast test-federation lint lock bench-import bench-serve bench-refactor bench-field bench-federation bench-10m bench-scale bench-registry bench-lookup
 
 run:
 	bash scripts/run.sh
@@ -44,6 +44,11 @@ bench-10m:
 # (bench/README.md, "make bench-registry"): make bench-registry BENCH_REGISTRY_ARGS="--runs 1"
 bench-registry:
 	bash bench/import_bench/run.sh registry $(BENCH_REGISTRY_ARGS)
+
+# A split's NICAD lookup in a registry of ten million versions, against one condition over all versions
+# (bench/README.md, "make bench-lookup"): make bench-lookup BENCH_LOOKUP_ARGS="--versions 1000000"
+bench-lookup:
+	bash bench/lookup_bench/run.sh $(BENCH_LOOKUP_ARGS)
 
 # Field packages benchmark (bench/README.md): a package of 20,000 parcels against ogr2ogr -f GPKG, a return of
 # 2,000 edits against sifc import; make bench-field BENCH_FIELD_ARGS="--runs 1"
