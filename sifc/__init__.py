@@ -1,3 +1,3 @@
 """SIFC — Système d'Information Foncière Communale (E-Territoire, Sénégal)."""
 
-__version__ = "0.7.0"
+__version__ = "0.7.1"
