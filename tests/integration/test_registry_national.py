@@ -245,7 +245,7 @@ def test_the_database_refuses_a_second_current_version_of_a_nicad_to_the_service
 def test_whether_a_nicad_was_ever_held_is_read_from_the_indexes_not_the_whole_history(db, taken):
     """A split's or a merge's child NICAD is looked up among current and closed versions alike: on the two
     partial indexes (current NICADs, closed ones), never by reading every version of the registry, which at
-    ten million parcels took seconds per child. One condition over all versions (``nicad = :n`` alone) matches
+    ten million parcels took about a second per child. One condition over all versions (``nicad = :n`` alone) matches
     no index's predicate and can only be a sequential scan, whatever it costs; on a table of a test's size the
     planner may prefer another partial index, so the test asks only that sequential scans, priced out, are
     not needed."""
